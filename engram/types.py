@@ -1,0 +1,145 @@
+"""Plain data types passed between the layers (loaders → chunker → pipeline → store → search)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SearchMode = Literal["hybrid", "keyword", "vector"]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A structural unit of a loaded document: a paragraph, list item, table row or heading.
+
+    ``start``/``end`` are character offsets into :attr:`LoadedDocument.text`.
+    """
+
+    start: int
+    end: int
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None  # 1-based page number (PDF)
+    is_heading: bool = False
+
+
+@dataclass(slots=True)
+class LoadedDocument:
+    """What a loader returns: the text of one document and the structure inside it."""
+
+    key: str  # stable identity within a collection (relative path, record id, ...)
+    text: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    blocks: list[Block] = field(default_factory=list)
+    source: str = ""  # where it came from (path, "stdin", ...)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSpan:
+    """One chunk produced by the chunker; offsets point into the document text."""
+
+    text: str
+    start: int
+    end: int
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    token_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    id: int
+    name: str
+    model_id: str
+    dimension: int
+    language: str
+    settings: dict[str, Any]
+    created_at: str
+    document_count: int = 0
+    chunk_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    id: int
+    collection: str
+    key: str
+    title: str
+    version: int
+    content_hash: str
+    metadata: dict[str, Any]
+    source: str
+    chunk_count: int
+    created_at: str
+    updated_at: str
+
+
+@dataclass(slots=True)
+class LegHit:
+    """Rank (1-based) and raw score of a chunk in one retrieval leg."""
+
+    rank: int
+    score: float
+
+
+@dataclass(slots=True)
+class SearchResult:
+    chunk_id: int
+    document_key: str
+    document_id: int
+    version: int
+    title: str
+    text: str
+    start: int
+    end: int
+    score: float
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    highlight: str = ""
+    explain: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id,
+            "document": self.document_key,
+            "document_id": self.document_id,
+            "version": self.version,
+            "title": self.title,
+            "text": self.text,
+            "span": [self.start, self.end],
+            "page": self.page,
+            "heading_path": list(self.heading_path),
+            "score": self.score,
+            "metadata": self.metadata,
+            "highlight": self.highlight,
+            "explain": self.explain,
+        }
+
+
+@dataclass(slots=True)
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "failed": self.failed,
+            "chunks_embedded": self.chunks_embedded,
+            "chunks_reused": self.chunks_reused,
+            "errors": [{"source": s, "reason": r} for s, r in self.errors],
+            "seconds": round(self.seconds, 3),
+            "model_seconds": round(self.model_seconds, 3),
+        }
