@@ -1,0 +1,62 @@
+"""Embedders and rerankers, resolved lazily by name.
+
+Importing this package loads neither onnxruntime nor tokenizers nor any hub client; each
+factory imports its backend module only when it is asked for one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from engram.providers.embedders.base import Embedder, EmbedKind
+from engram.providers.models import (
+    DEFAULT_EMBEDDER,
+    DEFAULT_RERANKER,
+    ResolvedModel,
+    known_names,
+    resolve_model,
+)
+from engram.providers.rerankers.base import Reranker
+
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "DEFAULT_RERANKER",
+    "EmbedKind",
+    "Embedder",
+    "Reranker",
+    "ResolvedModel",
+    "get_embedder",
+    "get_reranker",
+    "known_names",
+    "resolve_model",
+]
+
+_HASH = re.compile(r"hash(?:-(\d+))?")
+
+
+def get_embedder(name: str | os.PathLike[str] = DEFAULT_EMBEDDER, **opts: Any) -> Embedder:
+    """An embedder by name: ``"hash"`` / ``"hash-<dim>"`` for the model-free
+    :class:`~engram.providers.embedders.fake.HashEmbedder`; a known model name or a local
+    model directory for :class:`~engram.providers.embedders.onnx.OnnxEmbedder`. ``opts``
+    go to the constructor. Raises :class:`~engram.errors.ModelUnavailable` if not found."""
+    match = _HASH.fullmatch(os.fspath(name).strip().lower())
+    if match:
+        from engram.providers.embedders.fake import HashEmbedder
+
+        if match.group(1):
+            opts.setdefault("dimension", int(match.group(1)))
+        return HashEmbedder(**opts)
+    from engram.providers.embedders.onnx import OnnxEmbedder
+
+    return OnnxEmbedder(name, **opts)
+
+
+def get_reranker(name: str | os.PathLike[str] = DEFAULT_RERANKER, **opts: Any) -> Reranker:
+    """A cross-encoder reranker by known name or local model directory; ``opts`` (e.g.
+    ``max_length``, ``batch_size``) go to
+    :class:`~engram.providers.rerankers.onnx.OnnxCrossEncoder`."""
+    from engram.providers.rerankers.onnx import OnnxCrossEncoder
+
+    return OnnxCrossEncoder(name, **opts)

@@ -1,0 +1,99 @@
+"""``engram ingest``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..ingest.loaders import LoaderOptions
+from .main import Context, cli
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION")
+@click.option("--include", multiple=True, help="Glob of files to take from folders (repeatable).")
+@click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
+@click.option("--sync", is_flag=True, help="Mirror the given folders: delete documents no longer in them.")
+@click.option("--format", "stdin_format", default="txt", show_default=True, help="Format of stdin ('-').")
+@click.option("--id-field", help="Record id field for JSON/JSONL/CSV (default _id or id).")
+@click.option("--title-field", default="title", show_default=True)
+@click.option("--text-field", "text_fields", multiple=True, help="Record text field(s) (default text).")
+@click.option("--language", type=click.Choice(["auto", "en", "fr", "none"]), help="Keyword language of a new collection.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def ingest(
+    obj: Context,
+    paths: tuple[str, ...],
+    collection: str,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    sync: bool,
+    stdin_format: str,
+    id_field: str | None,
+    title_field: str,
+    text_fields: tuple[str, ...],
+    language: str | None,
+    as_json: bool,
+) -> None:
+    """Ingest files, folders (recursively) or '-' (stdin) into a collection.
+
+    Unchanged documents are skipped, changed ones become new versions, and only new chunk
+    texts are embedded.
+    """
+    options_kw: dict[str, object] = {"title_field": title_field}
+    if id_field:
+        options_kw["id_field"] = id_field
+    if text_fields:
+        options_kw["text_fields"] = text_fields
+    options = LoaderOptions(**options_kw)  # type: ignore[arg-type]
+    db = obj.db()
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]ingest[/]"),
+        BarColumn(),
+        TextColumn("{task.fields[docs]} docs ({task.fields[dps]:.0f}/s) · {task.fields[chunks]} chunks ({task.fields[cps]:.0f}/s)"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("ingest", total=None, docs=0, chunks=0, dps=0.0, cps=0.0)
+
+        def progress(docs: int, chunks: int) -> None:
+            elapsed = max(time.perf_counter() - started, 1e-6)
+            bar.update(task, docs=docs, chunks=chunks, dps=docs / elapsed, cps=chunks / elapsed)
+
+        report = db.ingest(
+            list(paths),
+            collection=collection,
+            include=include,
+            exclude=exclude,
+            sync=sync,
+            loader_options=options,
+            language=language,
+            stdin=sys.stdin.buffer,
+            stdin_format=stdin_format,
+            progress=progress,
+        )
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        total = report.added + report.updated + report.unchanged
+        rate = total / report.seconds if report.seconds else 0.0
+        click.echo(
+            f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged,"
+            f" {report.deleted} deleted, {report.failed} failed"
+            f" — {report.chunks_embedded} chunks embedded, {report.chunks_reused} reused,"
+            f" {report.seconds:.1f}s ({rate:.0f} docs/s)"
+        )
+        for source, reason in report.errors:
+            click.secho(f"  failed: {source}: {reason}", fg="yellow", err=True)
+    if report.failed and not (report.added or report.updated or report.unchanged):
+        raise SystemExit(1)

@@ -1,0 +1,103 @@
+"""Settings: one pydantic-settings class, every key with a default and help text.
+
+Values come from (highest first) explicit arguments, ``ENGRAM_*`` environment variables, a
+``.env`` file in the working directory, then the defaults below. Build one explicitly with
+``Settings(...)`` and pass it around; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Every engram setting. Environment variable: ``ENGRAM_<NAME>`` (upper case)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ENGRAM_", env_file=".env", extra="ignore", validate_assignment=True
+    )
+
+    data_dir: Path = Field(
+        Path(".engram"), description="Directory holding the SQLite database and vector indexes."
+    )
+    embedding_model: str = Field(
+        "bge-small-en-v1.5",
+        description="Embedding model: a known name, a local directory with model.onnx + "
+        "tokenizer.json, or 'hash' (a deterministic test embedder, no model).",
+    )
+    reranker_model: str = Field(
+        "ms-marco-minilm-l6", description="Cross-encoder used by --rerank (name or directory)."
+    )
+    rerank_candidates: int = Field(
+        20, ge=1, le=1000, description="How many fused results the cross-encoder rescores."
+    )
+    chunk_tokens: int = Field(
+        256, ge=16, le=8192, description="Maximum chunk size, in tokens of the embedding model."
+    )
+    chunk_overlap: int = Field(
+        32, ge=0, le=1024, description="Tokens shared by consecutive pieces of a long block."
+    )
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding call.")
+    language: Literal["auto", "en", "fr", "none"] = Field(
+        "auto",
+        description="Default keyword-analysis language of new collections (stemming and "
+        "stopwords); 'auto' detects it from the first documents ingested.",
+    )
+    fuzzy: bool = Field(
+        True, description="Expand query words absent from the index to close spellings."
+    )
+    fusion: Literal["convex", "rrf"] = Field(
+        "convex",
+        description="How hybrid search fuses its legs: 'convex' (weighted sum of "
+        "min-max-normalised scores) or 'rrf' (weighted reciprocal rank fusion).",
+    )
+    fusion_alpha: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weight of the vector leg in hybrid fusion (0..1)."
+    )
+    rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
+    candidates: int = Field(
+        100, ge=10, le=10000, description="Candidates each leg contributes to fusion."
+    )
+    exact_search_below: int = Field(
+        20000,
+        ge=0,
+        description="Collections with fewer vectors are searched exactly instead of by HNSW.",
+    )
+    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph connectivity (M).")
+    hnsw_ef_construction: int = Field(
+        128, ge=8, description="HNSW candidate list size while building."
+    )
+    hnsw_ef_search: int = Field(128, ge=8, description="HNSW candidate list size while searching.")
+    max_query_chars: int = Field(
+        4096, ge=16, description="Longest query accepted, in characters."
+    )
+
+    @classmethod
+    def build(cls, **overrides: Any) -> Settings:
+        """Build settings, turning validation errors into a ConfigError that names the key,
+        the bad value and where it came from."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return cls(**clean)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            origin = "argument" if key in clean else f"environment variable ENGRAM_{key.upper()}"
+            raise ConfigError(
+                f"invalid setting {key}={err.get('input')!r} (from {origin}): {err['msg']}",
+                hint=cls.model_fields[key].description if key in cls.model_fields else None,
+            ) from exc
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "engram.db"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "vectors"

@@ -1,0 +1,209 @@
+"""The library facade: ``engram.open(path)`` returns an :class:`Engram`."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .config import Settings
+from .errors import CollectionNotFound, InvalidInput, ModelMismatch
+from .ingest.items import items_from_paths, items_from_records
+from .ingest.loaders import LoaderOptions
+from .ingest.pipeline import IngestPipeline, Item, ProgressCallback
+from .providers import get_embedder, get_reranker
+from .providers.embedders.base import Embedder
+from .providers.rerankers.base import Reranker
+from .search.analyzer import detect_language
+from .search.ann import HnswParams
+from .search.searcher import Searcher, SearchRequest, SearchResponse
+from .store.base import DocumentVersion, Store, Where
+from .store.sqlite import SQLiteStore
+from .types import Collection, DocumentInfo, IngestReport, LoadedDocument, SearchMode
+
+DEFAULT_COLLECTION = "default"
+
+
+def open(  # noqa: A001 - mirrors sqlite3.connect / dbm.open
+    data_dir: str | Path | None = None, *, settings: Settings | None = None, **overrides: Any
+) -> Engram:
+    """Open (creating if needed) the engram data directory ``data_dir`` (default ``./.engram``).
+
+    ``overrides`` are setting names, e.g. ``engram.open(".engram", embedding_model="hash")``.
+    """
+    if settings is None:
+        settings = Settings.build(data_dir=data_dir, **overrides)
+    elif data_dir is not None or overrides:
+        settings = settings.model_copy(update={"data_dir": Path(data_dir or settings.data_dir), **overrides})
+    return Engram(settings)
+
+
+class Engram:
+    """An engram database: collections of documents, ingested, indexed and searchable."""
+
+    def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store: Store = store or SQLiteStore(
+            settings.db_path,
+            index_dir=settings.index_dir,
+            hnsw=HnswParams(
+                connectivity=settings.hnsw_m,
+                expansion_add=settings.hnsw_ef_construction,
+                expansion_search=settings.hnsw_ef_search,
+                exact_below=settings.exact_search_below,
+            ),
+        )
+        self._embedder: Embedder | None = None
+        self._reranker: Reranker | None = None
+        self._lock = threading.Lock()
+        self.searcher = Searcher(self.store, settings, self.embedder, self.reranker)
+
+    # -- models (loaded on first use) ---------------------------------------------------------
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                name = self.settings.embedding_model
+                opts = {} if name.startswith("hash") else {"batch_size": self.settings.embed_batch_size}
+                self._embedder = get_embedder(name, **opts)
+            return self._embedder
+
+    def reranker(self) -> Reranker:
+        with self._lock:
+            if self._reranker is None:
+                self._reranker = get_reranker(self.settings.reranker_model)
+            return self._reranker
+
+    # -- collections ---------------------------------------------------------------------------
+    def collections(self) -> list[Collection]:
+        return self.store.list_collections()
+
+    def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
+        return self.store.get_collection(name)
+
+    def delete_collection(self, name: str) -> None:
+        self.store.delete_collection(name)
+
+    def _collection_for_ingest(self, name: str, first_docs: list[LoadedDocument], language: str | None) -> Collection:
+        embedder = self.embedder()
+        try:
+            collection = self.store.get_collection(name)
+        except CollectionNotFound:
+            lang = language or self.settings.language
+            if lang == "auto":
+                lang = detect_language(d.title + "\n" + d.text for d in first_docs)
+            return self.store.create_collection(
+                name,
+                model_id=embedder.model_id,
+                dimension=embedder.dimension,
+                language=lang,
+                settings={"chunk_tokens": self.settings.chunk_tokens, "chunk_overlap": self.settings.chunk_overlap},
+            )
+        if collection.model_id != embedder.model_id or collection.dimension != embedder.dimension:
+            raise ModelMismatch(
+                f"collection {name!r} holds {collection.model_id!r} vectors ({collection.dimension}-d);"
+                f" the configured embedding model is {embedder.model_id!r} ({embedder.dimension}-d)",
+                hint=f"use --model {collection.model_id} (ENGRAM_EMBEDDING_MODEL), or ingest into"
+                " another collection (-c NAME) to use the new model",
+            )
+        return collection
+
+    # -- ingestion -----------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        sync: bool = False,
+        loader_options: LoaderOptions | None = None,
+        language: str | None = None,
+        stdin: BinaryIO | None = None,
+        stdin_format: str = "txt",
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        """Ingest files and folders (``"-"`` for stdin). With ``sync``, documents of the
+        collection that are not among them are deleted (mirror a folder)."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        if not paths:
+            raise InvalidInput("nothing to ingest", hint="pass files, folders or '-' for stdin")
+        items = items_from_paths(
+            paths, include=include, exclude=exclude, options=loader_options, stdin=stdin, stdin_format=stdin_format
+        )
+        return self._run(collection, items, sync=sync, language=language, progress=progress)
+
+    def add(
+        self,
+        documents: Iterable[Mapping[str, Any] | LoadedDocument],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        language: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        """Ingest documents given as ``{"id", "text", "title"?, "metadata"?}`` dicts."""
+        return self._run(collection, items_from_records(documents), sync=False, language=language, progress=progress)
+
+    def _run(
+        self, name: str, items: Iterable[Item], *, sync: bool, language: str | None, progress: ProgressCallback | None
+    ) -> IngestReport:
+        iterator = iter(items)
+        # Peek at the first documents: a new collection's language is detected from them.
+        head = list(itertools.islice(iterator, 64))
+        collection = self._collection_for_ingest(name, [d for d in head if isinstance(d, LoadedDocument)], language)
+        pipeline = IngestPipeline(self.store, self.settings, self.embedder())
+        return pipeline.run(collection, itertools.chain(head, iterator), sync=sync, progress=progress)
+
+    # -- documents -----------------------------------------------------------------------------
+    def documents(
+        self, collection: str = DEFAULT_COLLECTION, *, limit: int = 100, offset: int = 0, where: Where | None = None
+    ) -> list[DocumentInfo]:
+        return self.store.list_documents(self.collection(collection), limit=limit, offset=offset, where=where)
+
+    def document(self, key: str, collection: str = DEFAULT_COLLECTION) -> DocumentInfo:
+        return self.store.get_document(self.collection(collection), key)
+
+    def versions(self, key: str, collection: str = DEFAULT_COLLECTION) -> list[DocumentVersion]:
+        return self.store.document_versions(self.collection(collection), key)
+
+    def delete(self, keys: str | Sequence[str], *, collection: str = DEFAULT_COLLECTION) -> int:
+        """Delete documents by key from every index; returns how many existed."""
+        if isinstance(keys, str):
+            keys = [keys]
+        coll = self.collection(collection)
+        deleted = self.store.delete_documents(coll, list(keys))
+        self.store.sync()
+        return deleted
+
+    # -- search --------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        k: int = 10,
+        offset: int = 0,
+        mode: SearchMode = "hybrid",
+        where: Where | None = None,
+        rerank: bool = False,
+        highlight: bool = True,
+    ) -> SearchResponse:
+        """Search a collection; ``response.results`` holds the chunks, best first."""
+        request = SearchRequest(query, k=k, offset=offset, mode=mode, where=where, rerank=rerank, highlight=highlight)
+        self.searcher.validate(request)
+        return self.searcher.search(self.collection(collection), request)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        self.store.close()
+        for model in (self._embedder, self._reranker):
+            if model is not None:
+                model.close()
+
+    def __enter__(self) -> Engram:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,90 @@
+"""Turn what the user points at (files, folders, stdin, dicts) into pipeline items."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import EngramError, InvalidInput, LoaderError
+from ..types import LoadedDocument
+from .loaders import LoaderOptions, load_bytes, load_path
+from .pipeline import Failure, Item
+from .sources import iter_files
+
+
+def items_from_paths(
+    paths: Sequence[str | Path],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    options: LoaderOptions | None = None,
+    stdin: BinaryIO | None = None,
+    stdin_format: str = "txt",
+) -> Iterator[Item]:
+    """Documents from files and folders (recursively, filtered by globs); ``-`` reads stdin.
+
+    A path that does not exist or a file that fails to parse becomes a :class:`Failure`
+    naming the path and the reason; the rest go on.
+    """
+    for raw in paths:
+        if str(raw) == "-":
+            stream = stdin or sys.stdin.buffer
+            yield from _load(
+                lambda: load_bytes(stream.read(), fmt=stdin_format, key="stdin", options=options),
+                "stdin",
+                "stdin",
+            )
+            continue
+        path = Path(raw)
+        if not path.exists():
+            yield Failure(str(path), "no such file or directory")
+            continue
+        if path.is_dir():
+            for file, key in iter_files(path, include=include, exclude=exclude):
+                yield from _load(
+                    lambda f=file, k=key: load_path(f, key=k, options=options), str(file), key
+                )
+        else:
+            yield from _load(
+                lambda: load_path(path, key=path.name, options=options), str(path), path.name
+            )
+
+
+def _load(load: Any, source: str, key: str) -> Iterator[Item]:
+    try:
+        docs = load()
+    except (LoaderError, EngramError) as exc:
+        # A single-document file's key is known, so --sync will not delete its old version.
+        keys = (
+            () if Path(source).suffix.lower() in {".json", ".jsonl", ".ndjson", ".csv"} else (key,)
+        )
+        yield Failure(source, str(exc), keys)
+        return
+    yield from docs
+
+
+def items_from_records(records: Iterable[Mapping[str, Any] | LoadedDocument]) -> Iterator[Item]:
+    """Documents given as dicts ``{"id"|"key", "text", "title"?, "metadata"?}`` or LoadedDocument."""
+    for i, record in enumerate(records):
+        if isinstance(record, LoadedDocument):
+            yield record
+            continue
+        key = record.get("key") or record.get("id") or record.get("_id")
+        text = record.get("text")
+        if not key or not isinstance(text, str) or not text.strip():
+            raise InvalidInput(
+                f"record {i} needs a non-empty 'id' (or 'key') and 'text'",
+                hint="pass {'id': 'doc-1', 'text': '...', 'title': '...', 'metadata': {...}}",
+            )
+        metadata = record.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise InvalidInput(f"record {key!r}: metadata must be an object")
+        yield LoadedDocument(
+            key=str(key),
+            text=text,
+            title=str(record.get("title") or ""),
+            metadata=dict(metadata),
+            source=str(record.get("source") or ""),
+        )

@@ -1,0 +1,232 @@
+"""The ingestion pipeline: loaded documents → versioned, chunked, embedded, indexed.
+
+For each document: hash its content; skip it if the stored version has the same hash (no
+embedding work at all); otherwise chunk it, look every chunk up in the embedding cache (model +
+text hash), embed only the misses, and write the new version — chunks, keyword terms and
+vectors — in one transaction that also removes the old version's chunks. Documents are
+written in batches, one transaction per batch, so a crash loses at most the batch in flight
+and the next run picks up from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import Settings
+from ..errors import EngramError
+from ..providers.embedders.base import Embedder
+from ..search.analyzer import get_analyzer
+from ..store.base import ChunkWrite, DocumentWrite, Store
+from ..types import Collection, IngestReport, LoadedDocument
+from .chunking import chunk_document
+
+# Bumped whenever the way chunks are built or embedded changes, so stored documents are
+# re-processed instead of being judged unchanged.
+PIPELINE_VERSION = 1
+
+
+@dataclass(slots=True)
+class Failure:
+    """A source that could not be loaded: reported, never fatal to the batch."""
+
+    source: str
+    reason: str
+    keys: tuple[str, ...] = ()  # document keys it would have produced, if known
+
+
+Item = LoadedDocument | Failure
+ProgressCallback = Callable[[int, int], None]  # (documents done, chunks done)
+
+
+@dataclass(slots=True)
+class _Pending:
+    doc: LoadedDocument
+    content_hash: str
+    chunks: list[ChunkWrite] = field(default_factory=list)
+    embed_texts: dict[str, str] = field(default_factory=dict)  # text hash → text
+
+
+def content_hash(doc: LoadedDocument, settings: Settings) -> str:
+    payload = json.dumps(
+        [
+            PIPELINE_VERSION,
+            settings.chunk_tokens,
+            settings.chunk_overlap,
+            doc.title,
+            doc.text,
+            doc.metadata,
+        ],
+        ensure_ascii=False,
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def embedding_text(title: str, heading_path: tuple[str, ...], body: str) -> str:
+    """What is embedded and keyword-indexed for a chunk: its body under a short context line
+    (document title and section headings), so a chunk is findable by what it is about."""
+    context = " > ".join(p for p in (title, *heading_path) if p and p not in body[: len(p) + 2])
+    return f"{context}\n{body}" if context else body
+
+
+class IngestPipeline:
+    def __init__(self, store: Store, settings: Settings, embedder: Embedder) -> None:
+        self.store = store
+        self.settings = settings
+        self.embedder = embedder
+        # Enough chunks per transaction to amortise commits and keep the model batches full.
+        self.batch_chunks = max(settings.embed_batch_size * 8, 64)
+
+    def run(
+        self,
+        collection: Collection,
+        items: Iterable[Item],
+        *,
+        sync: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        """Ingest ``items``; with ``sync`` delete stored documents the items did not mention."""
+        report = IngestReport()
+        started = time.perf_counter()
+        existing = self.store.document_hashes(collection)
+        seen: set[str] = set()
+        failures: list[Failure] = []
+        pending: list[_Pending] = []
+        pending_chunks = docs_done = chunks_done = 0
+        analyzer = get_analyzer(collection.language)
+
+        for item in items:
+            if isinstance(item, Failure):
+                failures.append(item)
+                report.failed += 1
+                report.errors.append((item.source, item.reason))
+                seen.update(item.keys)
+                continue
+            doc = item
+            if doc.key in seen:
+                report.failed += 1
+                report.errors.append((doc.source or doc.key, f"duplicate document key {doc.key!r}"))
+                continue
+            seen.add(doc.key)
+            digest = content_hash(doc, self.settings)
+            if existing.get(doc.key) == digest:
+                report.unchanged += 1
+                docs_done += 1
+                continue
+            try:
+                entry = self._prepare(doc, digest, analyzer)
+            except EngramError as exc:
+                report.failed += 1
+                report.errors.append((doc.source or doc.key, exc.message))
+                continue
+            pending.append(entry)
+            pending_chunks += len(entry.chunks)
+            if pending_chunks >= self.batch_chunks:
+                chunks_done += self._flush(collection, pending, existing, report)
+                docs_done += len(pending)
+                pending, pending_chunks = [], 0
+            if progress:
+                progress(docs_done, chunks_done)
+        if pending:
+            chunks_done += self._flush(collection, pending, existing, report)
+            docs_done += len(pending)
+        if progress:
+            progress(docs_done, chunks_done)
+
+        if sync:
+            gone = sorted(set(existing) - seen)
+            unknown = [f for f in failures if not f.keys]
+            if gone and unknown:
+                # A source that failed to load may hold any of the "missing" documents:
+                # deleting them would lose data because of a parse error.
+                report.errors.append(
+                    (
+                        unknown[0].source,
+                        f"sync: {len(gone)} deletion(s) skipped because this source failed",
+                    )
+                )
+            elif gone:
+                report.deleted = self.store.delete_documents(collection, gone)
+        self.store.sync()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _prepare(self, doc: LoadedDocument, digest: str, analyzer) -> _Pending:  # type: ignore[no-untyped-def]
+        entry = _Pending(doc, digest)
+        spans = chunk_document(
+            doc,
+            self.embedder.token_offsets,
+            max_tokens=self.settings.chunk_tokens,
+            overlap_tokens=self.settings.chunk_overlap,
+        )
+        for ordinal, span in enumerate(spans):
+            full = embedding_text(doc.title, span.heading_path, span.text)
+            h = text_hash(full)
+            entry.embed_texts[h] = full
+            entry.chunks.append(
+                ChunkWrite(
+                    ordinal=ordinal,
+                    text=span.text,
+                    start=span.start,
+                    end=span.end,
+                    text_hash=h,
+                    terms=" ".join(analyzer.terms(full)),
+                    page=span.page,
+                    heading_path=span.heading_path,
+                )
+            )
+        return entry
+
+    def _flush(
+        self,
+        collection: Collection,
+        pending: list[_Pending],
+        existing: dict[str, str],
+        report: IngestReport,
+    ) -> int:
+        wanted: dict[str, str] = {}
+        for entry in pending:
+            wanted.update(entry.embed_texts)
+        cached = self.store.cached_embeddings(collection.model_id, wanted)
+        missing = [h for h in wanted if h not in cached]
+        t0 = time.perf_counter()
+        vectors = self._embed([wanted[h] for h in missing])
+        report.model_seconds += time.perf_counter() - t0
+        new = dict(zip(missing, vectors))
+        docs = [
+            DocumentWrite(
+                key=e.doc.key,
+                title=e.doc.title,
+                content_hash=e.content_hash,
+                chunks=e.chunks,
+                metadata=e.doc.metadata,
+                source=e.doc.source,
+            )
+            for e in pending
+        ]
+        self.store.write_documents(collection, docs, new)
+        for e in pending:
+            if e.doc.key in existing:
+                report.updated += 1
+            else:
+                report.added += 1
+            existing[e.doc.key] = e.content_hash
+        report.chunks_embedded += len(missing)
+        report.chunks_reused += len(wanted) - len(missing)
+        return sum(len(e.chunks) for e in pending)
+
+    def _embed(self, texts: list[str]) -> Iterator[np.ndarray]:
+        size = self.settings.embed_batch_size * 4  # the embedder sorts by length within a call
+        for i in range(0, len(texts), size):
+            yield from self.embedder.embed_batch(texts[i : i + size], kind="passage")

@@ -1,0 +1,107 @@
+"""Shared plumbing for ONNX providers: sessions, tokenizers, length-sorted padded batches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engram.errors import MissingDependency, ModelUnavailable
+
+if TYPE_CHECKING:  # imported lazily at run time: opening a database must not load them
+    import onnxruntime
+    import tokenizers
+
+
+def create_session(model_path: Path, *, threads: int | None = None) -> onnxruntime.InferenceSession:
+    """An onnxruntime CPU session tuned for one caller at a time on all cores."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise MissingDependency(
+            "onnxruntime is not installed", hint="pip install onnxruntime"
+        ) from exc
+    options = ort.SessionOptions()
+    # Throughput is bound by the model on small machines: give one run every core, and run
+    # graph nodes one after another (parallel branches barely exist in a BERT graph).
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: the optimizer's notices are noise to users
+    try:
+        return ort.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
+        raise ModelUnavailable(
+            f"could not load ONNX model {str(model_path)!r}: {exc}",
+            hint="check the file is a complete ONNX export (re-install the package shipping it)",
+            path=str(model_path),
+        ) from exc
+
+
+def load_tokenizer(tokenizer_path: Path, *, max_length: int | None) -> tokenizers.Tokenizer:
+    """A ``tokenizers.Tokenizer`` with truncation at ``max_length`` (None: off) and no padding.
+
+    Padding is always removed: some shipped tokenizer.json files pad to a fixed 512, which
+    would make every short text cost as much as a full window. Batches are padded by
+    :func:`pad_batch` to their own longest member instead.
+    """
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise MissingDependency(
+            "tokenizers is not installed", hint="pip install tokenizers"
+        ) from exc
+    try:
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    except Exception as exc:
+        raise ModelUnavailable(
+            f"could not load tokenizer {str(tokenizer_path)!r}: {exc}", path=str(tokenizer_path)
+        ) from exc
+    tokenizer.no_padding()
+    if max_length is None:
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
+    """Indices grouped into batches of similar length (longest first), to minimise padding."""
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def pad_batch(
+    encodings: Sequence[Any], input_names: Sequence[str], *, pad_id: int = 0
+) -> dict[str, np.ndarray]:
+    """Right-pad ``tokenizers.Encoding`` objects to the longest one, as int64 model inputs.
+
+    Only the inputs the graph declares are returned (some exports drop ``token_type_ids``).
+    """
+    width = max(len(e.ids) for e in encodings)
+    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for row, enc in enumerate(encodings):
+        n = len(enc.ids)
+        ids[row, :n] = enc.ids
+        mask[row, :n] = 1
+        types[row, :n] = enc.type_ids
+    arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return {name: arrays[name] for name in input_names}
+
+
+def pad_id(tokenizer: tokenizers.Tokenizer) -> int:
+    """The id of the tokenizer's padding token ([PAD] for BERT, <pad> for XLM-R)."""
+    for token in ("[PAD]", "<pad>"):
+        found = tokenizer.token_to_id(token)
+        if found is not None:
+            return found
+    return 0

@@ -1,0 +1,202 @@
+"""Local ONNX sentence embedders (bge-small-en-v1.5 by default) run with onnxruntime.
+
+How a model turns token states into one vector (pooling, instruction prefixes) lives in
+:data:`EMBEDDER_CONFIGS`, so another model is one table entry away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from engram.errors import InvalidInput, ModelUnavailable
+from engram.providers import _onnx
+from engram.providers.embedders.base import Embedder, EmbedKind
+from engram.providers.models import DEFAULT_EMBEDDER, ResolvedModel, resolve_model
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+Pooling = Literal["cls", "mean"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderConfig:
+    """How to use one embedding model: its stored id, size, pooling and instruction prefixes."""
+
+    model_id: str
+    dimension: int
+    pooling: Pooling
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    max_length: int = 512  # the model's window in tokens, special tokens included
+
+
+EMBEDDER_CONFIGS: dict[str, EmbedderConfig] = {
+    c.model_id: c
+    for c in [
+        # BAAI's reference (sentence-transformers 1_Pooling) uses the [CLS] state, normalised;
+        # the instruction is for short retrieval queries only, passages get none.
+        EmbedderConfig(
+            "bge-small-en-v1.5",
+            384,
+            "cls",
+            query_prefix="Represent this sentence for searching relevant passages: ",
+        ),
+        EmbedderConfig("all-minilm-l6-v2", 384, "mean"),
+        EmbedderConfig(
+            "e5-small-v2", 384, "mean", query_prefix="query: ", passage_prefix="passage: "
+        ),
+    ]
+}
+
+
+def config_for(resolved: ResolvedModel) -> EmbedderConfig:
+    """The table entry for a resolved model, or a mean-pooling default for an unknown
+    local directory (dimension read from its ``config.json``)."""
+    if resolved.name in EMBEDDER_CONFIGS:
+        return EMBEDDER_CONFIGS[resolved.name]
+    config_file = resolved.path / "config.json"
+    try:
+        dimension = int(json.loads(config_file.read_text(encoding="utf-8"))["hidden_size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelUnavailable(
+            f"cannot tell the embedding size of {str(resolved.path)!r}",
+            hint="add a config.json with hidden_size, or pass config=EmbedderConfig(...)",
+        ) from exc
+    return EmbedderConfig(model_id=resolved.name, dimension=dimension, pooling="mean")
+
+
+class OnnxEmbedder(Embedder):
+    """Sentence embeddings from a local ONNX export.
+
+    Resolving the model and loading its tokenizer happen at construction (milliseconds); the
+    onnxruntime session is created on the first :meth:`embed_batch`, so code that only needs
+    ``model_id``/``dimension``/``token_offsets`` never pays for loading the weights.
+
+    ``max_tokens`` is the content budget: the most tokens, as counted by :meth:`token_offsets`,
+    a passage may have before the model truncates it (the window minus special tokens and the
+    passage prefix). Longer inputs are truncated, not rejected.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = DEFAULT_EMBEDDER,
+        *,
+        config: EmbedderConfig | str | None = None,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        self.resolved = resolve_model(model, kind="embedder")
+        if isinstance(config, str):
+            config = EMBEDDER_CONFIGS[config]
+        self.config = config or config_for(self.resolved)
+        self.model_id = self.config.model_id
+        self.dimension = self.config.dimension
+        self.max_length = min(max_length or self.config.max_length, self.config.max_length)
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self._threads = threads
+        self._tokenizer = _onnx.load_tokenizer(
+            self.resolved.tokenizer_path, max_length=self.max_length
+        )
+        # A second instance without truncation: the chunker must see every token of a text.
+        self._plain_tokenizer = _onnx.load_tokenizer(self.resolved.tokenizer_path, max_length=None)
+        self._pad_id = _onnx.pad_id(self._tokenizer)
+        overhead = len(self._tokenizer.encode(self.config.passage_prefix).ids)
+        self.max_tokens = self.max_length - overhead
+        self._session: onnxruntime.InferenceSession | None = None
+        self._input_names: list[str] = []
+        self._output_name = ""
+        self._load_lock = threading.Lock()
+        # One run at a time: each run already uses every core, so concurrent runs would only
+        # oversubscribe the CPU.
+        self._run_lock = threading.Lock()
+
+    def embed_batch(self, texts: Sequence[str], *, kind: EmbedKind = "passage") -> np.ndarray:
+        """Embed ``texts`` (see :meth:`Embedder.embed_batch`). Texts are grouped by length
+        into batches of ``batch_size`` so little compute goes to padding; the result keeps the
+        input order."""
+        if isinstance(texts, str):
+            raise TypeError("embed_batch takes a sequence of texts, not one string")
+        if kind not in ("passage", "query"):
+            raise InvalidInput(f"kind must be 'passage' or 'query', got {kind!r}")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        prefix = self.config.query_prefix if kind == "query" else self.config.passage_prefix
+        encodings = self._tokenizer.encode_batch([prefix + t for t in texts])
+        session = self._ensure_session()
+        for idx in _onnx.length_batches([len(e.ids) for e in encodings], self.batch_size):
+            inputs = _onnx.pad_batch(
+                [encodings[i] for i in idx], self._input_names, pad_id=self._pad_id
+            )
+            with self._run_lock:
+                states = session.run([self._output_name], inputs)[0]
+            out[idx] = self._pool(states, inputs["attention_mask"])
+        return out
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of ``text``'s tokens, special tokens excluded, never truncated."""
+        return list(self._plain_tokenizer.encode(text, add_special_tokens=False).offsets)
+
+    def token_offsets_batch(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """:meth:`token_offsets` for many texts at once (tokenised in parallel)."""
+        encodings = self._plain_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [list(e.offsets) for e in encodings]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._plain_tokenizer.encode(text, add_special_tokens=False).ids)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the onnxruntime session has been created."""
+        return self._session is not None
+
+    def close(self) -> None:
+        """Drop the session; the next embedding call loads it again."""
+        with self._load_lock, self._run_lock:
+            self._session = None
+
+    def _ensure_session(self) -> onnxruntime.InferenceSession:
+        with self._load_lock:
+            if self._session is None:
+                session = _onnx.create_session(self.resolved.model_path, threads=self._threads)
+                self._input_names = [i.name for i in session.get_inputs()]
+                self._output_name = _pick_output(session, self.resolved)
+                self._session = session
+            return self._session
+
+    def _pool(self, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if states.ndim == 2:  # the export already pools (a "sentence_embedding" output)
+            vectors = states
+        elif self.config.pooling == "cls":
+            vectors = states[:, 0]
+        else:
+            weights = mask[:, :, None].astype(np.float32)
+            vectors = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        vectors = vectors.astype(np.float32, copy=False)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+    def __repr__(self) -> str:
+        return f"OnnxEmbedder({self.model_id!r}, source={self.resolved.source!r})"
+
+
+def _pick_output(session: onnxruntime.InferenceSession, resolved: ResolvedModel) -> str:
+    names = [o.name for o in session.get_outputs()]
+    for name in ("last_hidden_state", "token_embeddings", "sentence_embedding"):
+        if name in names:
+            return name
+    raise ModelUnavailable(
+        f"{str(resolved.model_path)!r} has no token-state output (outputs: {names})",
+        hint="export the model with a last_hidden_state output",
+    )

@@ -1,0 +1,105 @@
+"""Metadata filters: validation, and parsing of the CLI's ``--where`` expressions.
+
+The canonical form is a dict, as in Chroma and mem0: ``{"year": {"$gte": 2020},
+"lang": {"$in": ["en", "fr"]}, "author": {"$exists": True}, "kind": "paper"}``; fields are
+ANDed. Backends compile the normalised :class:`Condition` list to SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidInput
+
+OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$exists")
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+_CLI = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(>=|<=|!=|=|>|<)\s*(.*)$")
+_CLI_WORD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s+(in|exists|missing)\b\s*(.*)$", re.I)
+_SYMBOLS = {"=": "$eq", "!=": "$ne", ">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte"}
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    field: str
+    op: str
+    value: Any
+
+
+def normalize_where(where: dict[str, Any] | None) -> list[Condition]:
+    """Validate a filter dict and flatten it into conditions; raises InvalidInput."""
+    if not where:
+        return []
+    if not isinstance(where, dict):
+        raise InvalidInput("a filter must be an object mapping field names to conditions")
+    conditions = []
+    for field, spec in where.items():
+        if not isinstance(field, str) or not _FIELD.match(field):
+            raise InvalidInput(
+                f"invalid filter field {field!r}",
+                hint="field names use letters, digits, '_', '-' and '.' (for nested fields)",
+            )
+        ops = spec if isinstance(spec, dict) else {"$eq": spec}
+        if not ops:
+            raise InvalidInput(f"empty condition for filter field {field!r}")
+        for op, value in ops.items():
+            if op not in OPERATORS:
+                raise InvalidInput(
+                    f"unknown filter operator {op!r} on {field!r}",
+                    hint=f"use one of {', '.join(OPERATORS)}",
+                )
+            _check_value(field, op, value)
+            conditions.append(Condition(field, op, value))
+    return conditions
+
+
+def _check_value(field: str, op: str, value: Any) -> None:
+    scalar = (str, int, float, bool)
+    if op == "$exists":
+        if not isinstance(value, bool):
+            raise InvalidInput(f"$exists on {field!r} takes true or false, not {value!r}")
+    elif op == "$in":
+        if not isinstance(value, list) or not value or not all(isinstance(v, scalar) for v in value):
+            raise InvalidInput(f"$in on {field!r} takes a non-empty list of scalars")
+    elif op in ("$gt", "$gte", "$lt", "$lte"):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InvalidInput(f"{op} on {field!r} takes a number or an ISO date string")
+    elif not isinstance(value, scalar):
+        raise InvalidInput(f"{op} on {field!r} takes a scalar value, not {type(value).__name__}")
+
+
+def _scalar(text: str) -> Any:
+    """'2020' → 2020, 'true' → True, '"x"' → 'x', anything else stays a string."""
+    text = text.strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (str, int, float, bool)) else text
+
+
+def parse_where_args(args: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Parse CLI expressions: ``key=value``, ``key!=v``, ``year>=2020``, ``lang in en,fr``,
+    ``author exists``, ``author missing``."""
+    where: dict[str, dict[str, Any]] = {}
+    for arg in args:
+        word = _CLI_WORD.match(arg)
+        if word:
+            field, kind, rest = word[1], word[2].lower(), word[3]
+            if kind == "in":
+                values = [_scalar(v) for v in rest.split(",") if v.strip()]
+                where.setdefault(field, {})["$in"] = values
+            else:
+                where.setdefault(field, {})["$exists"] = kind == "exists"
+            continue
+        sym = _CLI.match(arg)
+        if not sym or not sym[3].strip():
+            raise InvalidInput(
+                f"cannot parse filter {arg!r}",
+                hint="write key=value, key!=value, key>=N, 'key in a,b' or 'key exists'",
+            )
+        where.setdefault(sym[1], {})[_SYMBOLS[sym[2]]] = _scalar(sym[3])
+    normalize_where(where)
+    return where

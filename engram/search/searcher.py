@@ -1,0 +1,214 @@
+"""Hybrid search: keyword leg + vector leg → fusion → optional cross-encoder → page of results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Settings
+from ..errors import InvalidInput, ModelMismatch, QueryTooLong
+from ..providers.embedders.base import Embedder
+from ..providers.rerankers.base import Reranker
+from ..store.base import Store, Where
+from ..types import Collection, SearchMode, SearchResult
+from .analyzer import get_analyzer
+from .filters import normalize_where
+from .fusion import Fused, fuse
+from .fuzzy import VocabularyCache, expand
+from .highlight import highlight
+
+MAX_K = 1000
+
+
+@dataclass(slots=True)
+class SearchRequest:
+    query: str
+    k: int = 10
+    offset: int = 0
+    mode: SearchMode = "hybrid"
+    where: Where | None = None
+    rerank: bool = False
+    highlight: bool = True
+
+
+@dataclass(slots=True)
+class SearchResponse:
+    results: list[SearchResult]
+    mode: SearchMode
+    next_offset: int | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    expansions: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": [r.to_dict() for r in self.results],
+            "count": len(self.results),
+            "mode": self.mode,
+            "next_offset": self.next_offset,
+            "timings_ms": self.timings_ms,
+            "expansions": self.expansions,
+        }
+
+
+class Searcher:
+    """Runs searches against one store; the embedder and reranker load on first use."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        embedder: Callable[[], Embedder],
+        reranker: Callable[[], Reranker],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._embedder = embedder
+        self._reranker = reranker
+        self._vocab = VocabularyCache()
+
+    def validate(self, req: SearchRequest) -> str:
+        query = (req.query or "").strip()
+        if not query:
+            raise InvalidInput("the query is empty", hint="pass some words to search for")
+        if len(query) > self.settings.max_query_chars:
+            raise QueryTooLong(
+                f"the query has {len(query):,} characters; the limit is {self.settings.max_query_chars:,}",
+                hint="shorten it, or raise ENGRAM_MAX_QUERY_CHARS",
+            )
+        if not 1 <= req.k <= MAX_K:
+            raise InvalidInput(f"k must be between 1 and {MAX_K}, not {req.k}")
+        if req.offset < 0:
+            raise InvalidInput(f"offset must be ≥ 0, not {req.offset}")
+        if req.mode not in ("hybrid", "keyword", "vector"):
+            raise InvalidInput(f"unknown mode {req.mode!r}", hint="use hybrid, keyword or vector")
+        normalize_where(req.where)
+        return query
+
+    def search(self, collection: Collection, req: SearchRequest) -> SearchResponse:
+        query = self.validate(req)
+        timings: dict[str, float] = {}
+        needed = req.offset + req.k
+        depth = max(self.settings.candidates, needed)
+        if req.rerank:
+            depth = max(depth, self.settings.rerank_candidates)
+
+        keyword: list[tuple[int, float]] = []
+        vector: list[tuple[int, float]] = []
+        expansions: dict[str, list[str]] = {}
+        analyzer = get_analyzer(collection.language)
+        terms = analyzer.query_terms(query)
+        if req.mode in ("hybrid", "keyword") and terms:
+            t0 = time.perf_counter()
+            search_terms = terms
+            if self.settings.fuzzy:
+                freqs = self.store.term_frequencies(collection, terms)
+                if any(freqs[t] == 0 for t in terms):
+                    vocab = self._vocab.get(
+                        collection.id,
+                        self.store.revision(collection),
+                        lambda: self.store.vocabulary(collection),
+                    )
+                    search_terms, expansions = expand(terms, freqs, vocab)
+            keyword = self.store.keyword_search(collection, search_terms, k=depth, where=req.where)
+            timings["keyword"] = _ms(t0)
+        if req.mode in ("hybrid", "vector"):
+            embedder = self._embedder()
+            if embedder.model_id != collection.model_id:
+                raise ModelMismatch(
+                    f"collection {collection.name!r} was embedded with {collection.model_id!r},"
+                    f" but the configured model is {embedder.model_id!r}",
+                    hint=f"set ENGRAM_EMBEDDING_MODEL={collection.model_id} (or --model), or"
+                    " re-ingest into a new collection with the new model",
+                )
+            t0 = time.perf_counter()
+            qvec = embedder.embed_query(query)
+            timings["embed"] = _ms(t0)
+            t0 = time.perf_counter()
+            vector = self.store.vector_search(collection, qvec, k=depth, where=req.where)
+            timings["vector"] = _ms(t0)
+
+        t0 = time.perf_counter()
+        if req.mode == "hybrid":
+            fused = fuse(
+                keyword,
+                vector,
+                method=self.settings.fusion,
+                alpha=self.settings.fusion_alpha,
+                rrf_k=self.settings.rrf_k,
+            )
+        else:
+            fused = fuse(keyword, [], method="convex", alpha=0.0) if req.mode == "keyword" else fuse(
+                [], vector, method="convex", alpha=1.0
+            )
+            for f in fused:  # a single leg keeps its own score
+                f.score = (f.keyword or f.vector).score  # type: ignore[union-attr]
+        timings["fusion"] = _ms(t0)
+
+        rerank_scores: dict[int, float] = {}
+        if req.rerank and fused:
+            t0 = time.perf_counter()
+            fused, rerank_scores = self._rerank(query, fused)
+            timings["rerank"] = _ms(t0)
+
+        t0 = time.perf_counter()
+        page = fused[req.offset : needed]
+        records = self.store.get_chunks([f.id for f in page])
+        query_terms = set(terms) | {t for near in expansions.values() for t in near}
+        results = []
+        for f in page:
+            rec = records.get(f.id)
+            if rec is None:  # deleted since ranking began
+                continue
+            results.append(
+                SearchResult(
+                    chunk_id=rec.id,
+                    document_key=rec.document_key,
+                    document_id=rec.document_id,
+                    version=rec.version,
+                    title=rec.title,
+                    text=rec.text,
+                    start=rec.start,
+                    end=rec.end,
+                    score=rerank_scores.get(f.id, f.score),
+                    heading_path=rec.heading_path,
+                    page=rec.page,
+                    metadata=rec.metadata,
+                    highlight=highlight(rec.text, query_terms, analyzer) if req.highlight else "",
+                    explain=_explain(f, req.mode, self.settings.fusion, rerank_scores.get(f.id)),
+                )
+            )
+        timings["fetch"] = _ms(t0)
+        more = len(fused) > needed
+        return SearchResponse(results, req.mode, needed if more else None, timings, expansions)
+
+    def _rerank(self, query: str, fused: list[Fused]) -> tuple[list[Fused], dict[int, float]]:
+        head = fused[: self.settings.rerank_candidates]
+        records = self.store.get_chunks([f.id for f in head])
+        head = [f for f in head if f.id in records]
+        passages = [_passage(records[f.id].title, records[f.id].text) for f in head]
+        scores = self._reranker().rerank(query, passages)
+        by_id = {f.id: s for f, s in zip(head, scores)}
+        head.sort(key=lambda f: -by_id[f.id])
+        return head + fused[self.settings.rerank_candidates :], by_id
+
+
+def _passage(title: str, text: str) -> str:
+    return f"{title}\n{text}" if title and not text.startswith(title) else text
+
+
+def _explain(f: Fused, mode: str, method: str, rerank: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "keyword": {"rank": f.keyword.rank, "score": round(f.keyword.score, 6)} if f.keyword else None,
+        "vector": {"rank": f.vector.rank, "score": round(f.vector.score, 6)} if f.vector else None,
+    }
+    if mode == "hybrid":
+        out["fused"] = {"method": method, "score": round(f.score, 6)}
+    if rerank is not None:
+        out["rerank"] = round(rerank, 6)
+    return out
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)

@@ -1,0 +1,509 @@
+"""The embedded backend: one SQLite file (WAL) plus derived HNSW index files beside it.
+
+SQLite holds everything; the keyword index is FTS5 (one table per collection, fed with the
+analyzer's terms), and vectors live in the ``embeddings`` table. Each collection's HNSW index
+(``vectors/<id>.usearch``) is rebuilt or caught up from ``vector_log`` whenever it is missing
+or behind, so losing it loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
+from ..search.ann import HnswParams, VectorIndex
+from ..types import Collection, DocumentInfo
+from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where
+from .migrations import check_applied, load_migrations
+from .sqlite_sql import check_fts_terms, compile_where, connect, translate
+
+_BATCH = 500  # parameters per IN (...) list, well below SQLite's limit
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class SQLiteStore(Store):
+    """Store in ``<data_dir>/engram.db``; ``path=":memory:"`` keeps everything in memory."""
+
+    def __init__(self, path: Path | str, *, index_dir: Path | None = None, hnsw: HnswParams | None = None) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.index_dir = index_dir  # None: indexes live in memory only
+        self.hnsw = hnsw or HnswParams()
+        self._write_lock = threading.RLock()
+        self._conn = connect(self.path)
+        self._indexes: dict[int, VectorIndex] = {}
+        self._index_lock = threading.Lock()
+        self._migrate()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with translate(), self._write_lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            applied = dict(self._conn.execute("SELECT version, sha256 FROM schema_migrations"))
+            for migration in check_applied(applied, load_migrations("sqlite")):
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    # executescript would COMMIT the open transaction first: run statements
+                    # one by one so a failing migration rolls back completely.
+                    for statement in _split_sql(migration.sql):
+                        self._conn.execute(statement)
+                    self._conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
+                        (migration.version, migration.name, migration.sha256, _now()),
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with translate():
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self.sync()
+        with translate():
+            self._conn.close()
+
+    # -- collections -------------------------------------------------------------------------
+    def _collection_from_row(self, row: tuple[Any, ...]) -> Collection:
+        cid, name, model_id, dim, lang, settings, created = row[:7]
+        return Collection(
+            id=cid,
+            name=name,
+            model_id=model_id,
+            dimension=dim,
+            language=lang,
+            settings=json.loads(settings),
+            created_at=created,
+            document_count=row[7],
+            chunk_count=row[8],
+        )
+
+    _COLLECTION_SQL = (
+        "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at,"
+        " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
+        " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id) FROM collections c"
+    )
+
+    def create_collection(
+        self, name: str, *, model_id: str, dimension: int, language: str, settings: dict[str, Any]
+    ) -> Collection:
+        with translate(), self._write_lock:
+            try:
+                cur = self._conn.execute(
+                    "INSERT INTO collections (name, model_id, dimension, language, settings,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, model_id, dimension, language, json.dumps(settings), _now()),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"collection {name!r} already exists") from exc
+            cid = cur.lastrowid
+            # One FTS5 table per collection: BM25 statistics are then the collection's own.
+            # Terms are pre-analyzed, so the tokenizer only splits on spaces.
+            self._conn.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{cid} USING fts5("
+                "terms, tokenize = 'unicode61 remove_diacritics 0')"
+            )
+            self._conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{cid}_vocab USING fts5vocab(fts_{cid}, row)")
+        return self.get_collection(name)
+
+    def get_collection(self, name: str) -> Collection:
+        rows = self._read(self._COLLECTION_SQL + " WHERE c.name = ?", (name,))
+        if not rows:
+            known = [c.name for c in self.list_collections()]
+            raise CollectionNotFound(
+                f"no collection named {name!r}",
+                hint=f"existing collections: {', '.join(known)}" if known else "ingest documents first",
+            )
+        return self._collection_from_row(rows[0])
+
+    def list_collections(self) -> list[Collection]:
+        return [self._collection_from_row(r) for r in self._read(self._COLLECTION_SQL + " ORDER BY c.name")]
+
+    def set_collection_language(self, name: str, language: str) -> None:
+        with translate(), self._write_lock:
+            self._conn.execute("UPDATE collections SET language = ? WHERE name = ?", (language, name))
+
+    def delete_collection(self, name: str) -> None:
+        collection = self.get_collection(name)
+        cid = collection.id
+        with translate(), self._write_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                hashes = [h for (h,) in self._conn.execute("SELECT DISTINCT text_hash FROM chunks WHERE collection_id = ?", (cid,))]
+                self._conn.execute("DELETE FROM chunks WHERE collection_id = ?", (cid,))
+                self._conn.execute("DELETE FROM collections WHERE id = ?", (cid,))
+                self._conn.execute(f"DROP TABLE IF EXISTS fts_{cid}_vocab")
+                self._conn.execute(f"DROP TABLE IF EXISTS fts_{cid}")
+                self._conn.execute("DELETE FROM vector_log WHERE collection_id = ?", (cid,))
+                self._conn.execute("DELETE FROM vector_index_state WHERE collection_id = ?", (cid,))
+                self._drop_orphan_embeddings(collection.model_id, hashes)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        with self._index_lock:
+            self._indexes.pop(cid, None)
+        if self.index_dir:
+            for suffix in (".usearch", ".json"):
+                (self.index_dir / f"{cid}{suffix}").unlink(missing_ok=True)
+
+    # -- documents ---------------------------------------------------------------------------
+    def document_hashes(self, collection: Collection) -> dict[str, str]:
+        return dict(self._read("SELECT key, content_hash FROM documents WHERE collection_id = ?", (collection.id,)))
+
+    def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for part in _chunks(list(set(hashes))):
+            rows = self._read(
+                f"SELECT text_hash FROM embeddings WHERE model_id = ? AND text_hash IN ({','.join('?' * len(part))})",
+                (model_id, *part),
+            )
+            found.update(h for (h,) in rows)
+        return found
+
+    def write_documents(
+        self, collection: Collection, documents: Sequence[DocumentWrite], embeddings: dict[str, np.ndarray]
+    ) -> list[tuple[str, int]]:
+        cid, now = collection.id, _now()
+        written: list[tuple[str, int]] = []
+        with translate(), self._write_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._put_embeddings(collection, embeddings)
+                for doc in documents:
+                    written.append((doc.key, self._write_one(cid, collection.model_id, doc, now)))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        self._catch_up(collection)
+        return written
+
+    def _put_embeddings(self, collection: Collection, embeddings: dict[str, np.ndarray]) -> None:
+        rows = []
+        for text_hash, vector in embeddings.items():
+            vec = np.asarray(vector, dtype=np.float32)
+            if vec.shape != (collection.dimension,):
+                raise InvalidInput(
+                    f"vector of shape {vec.shape} for a collection of dimension {collection.dimension}"
+                )
+            rows.append((collection.model_id, text_hash, vec.tobytes()))
+        self._conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)", rows)
+
+    def _write_one(self, cid: int, model_id: str, doc: DocumentWrite, now: str) -> int:
+        conn = self._conn
+        row = conn.execute("SELECT id, version FROM documents WHERE collection_id = ? AND key = ?", (cid, doc.key)).fetchone()
+        meta = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
+        if row:
+            doc_id, version = row[0], row[1] + 1
+            conn.execute(
+                "UPDATE documents SET title = ?, version = ?, content_hash = ?, metadata = ?,"
+                " source = ?, updated_at = ? WHERE id = ?",
+                (doc.title, version, doc.content_hash, meta, doc.source, now, doc_id),
+            )
+            old_hashes = self._remove_chunks(cid, [doc_id])
+        else:
+            version, old_hashes = 1, []
+            doc_id = conn.execute(
+                "INSERT INTO documents (collection_id, key, title, version, content_hash, metadata,"
+                " source, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                (cid, doc.key, doc.title, doc.content_hash, meta, doc.source, now, now),
+            ).lastrowid
+        conn.execute(
+            "INSERT INTO document_versions VALUES (?, ?, ?, ?, ?)",
+            (doc_id, version, doc.content_hash, len(doc.chunks), now),
+        )
+        for chunk in doc.chunks:
+            chunk_id = conn.execute(
+                "INSERT INTO chunks (collection_id, document_id, version, ordinal, text, start_char,"
+                " end_char, page, heading_path, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cid, doc_id, version, chunk.ordinal, chunk.text, chunk.start, chunk.end, chunk.page,
+                 json.dumps(list(chunk.heading_path), ensure_ascii=False), chunk.text_hash),
+            ).lastrowid
+            conn.execute(f"INSERT INTO fts_{cid} (rowid, terms) VALUES (?, ?)", (chunk_id, chunk.terms))
+            conn.execute("INSERT INTO vector_log (collection_id, chunk_id, op) VALUES (?, ?, 1)", (cid, chunk_id))
+        missing = {c.text_hash for c in doc.chunks} - self._present_hashes(model_id, {c.text_hash for c in doc.chunks})
+        if missing:
+            raise InvalidInput(f"document {doc.key!r} has {len(missing)} chunk(s) without an embedding")
+        self._drop_orphan_embeddings(model_id, old_hashes)
+        return version
+
+    def _present_hashes(self, model_id: str, hashes: set[str]) -> set[str]:
+        found: set[str] = set()
+        for part in _chunks(list(hashes)):
+            found.update(
+                h for (h,) in self._conn.execute(
+                    f"SELECT text_hash FROM embeddings WHERE model_id = ? AND text_hash IN ({','.join('?' * len(part))})",
+                    (model_id, *part),
+                )
+            )
+        return found
+
+    def _remove_chunks(self, cid: int, doc_ids: Sequence[int]) -> list[str]:
+        """Delete the chunks of documents from every index; returns their text hashes."""
+        hashes: list[str] = []
+        for part in _chunks(list(doc_ids)):
+            marks = ",".join("?" * len(part))
+            rows = self._conn.execute(f"SELECT id, text_hash FROM chunks WHERE document_id IN ({marks})", part).fetchall()
+            ids = [r[0] for r in rows]
+            hashes.extend(r[1] for r in rows)
+            for ids_part in _chunks(ids):
+                m = ",".join("?" * len(ids_part))
+                self._conn.execute(f"DELETE FROM fts_{cid} WHERE rowid IN ({m})", ids_part)
+                self._conn.execute(f"DELETE FROM chunks WHERE id IN ({m})", ids_part)
+            self._conn.executemany(
+                "INSERT INTO vector_log (collection_id, chunk_id, op) VALUES (?, ?, 0)", [(cid, i) for i in ids]
+            )
+        return hashes
+
+    def _drop_orphan_embeddings(self, model_id: str, hashes: Sequence[str]) -> None:
+        """Remove cached vectors no chunk uses any more (so deleted text leaves no trace)."""
+        for part in _chunks(list(set(hashes))):
+            marks = ",".join("?" * len(part))
+            self._conn.execute(
+                f"DELETE FROM embeddings WHERE model_id = ? AND text_hash IN ({marks})"
+                " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = embeddings.text_hash)",
+                (model_id, *part),
+            )
+
+    def delete_documents(self, collection: Collection, keys: Sequence[str]) -> int:
+        cid = collection.id
+        with translate(), self._write_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                doc_ids: list[int] = []
+                for part in _chunks(list(keys)):
+                    marks = ",".join("?" * len(part))
+                    doc_ids.extend(
+                        r[0] for r in self._conn.execute(
+                            f"SELECT id FROM documents WHERE collection_id = ? AND key IN ({marks})", (cid, *part)
+                        )
+                    )
+                hashes = self._remove_chunks(cid, doc_ids)
+                for part in _chunks(doc_ids):
+                    self._conn.execute(f"DELETE FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
+                self._drop_orphan_embeddings(collection.model_id, hashes)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        self._catch_up(collection)
+        return len(doc_ids)
+
+    _DOC_SQL = (
+        "SELECT d.id, d.key, d.title, d.version, d.content_hash, d.metadata, d.source,"
+        " (SELECT count(*) FROM chunks k WHERE k.document_id = d.id), d.created_at, d.updated_at"
+        " FROM documents d"
+    )
+
+    def _doc_from_row(self, collection: Collection, r: tuple[Any, ...]) -> DocumentInfo:
+        return DocumentInfo(
+            id=r[0], collection=collection.name, key=r[1], title=r[2], version=r[3], content_hash=r[4],
+            metadata=json.loads(r[5]), source=r[6], chunk_count=r[7], created_at=r[8], updated_at=r[9],
+        )
+
+    def list_documents(
+        self, collection: Collection, *, limit: int = 100, offset: int = 0, where: Where | None = None
+    ) -> list[DocumentInfo]:
+        cond, params = compile_where(where)
+        rows = self._read(
+            self._DOC_SQL + f" WHERE d.collection_id = ? AND {cond} ORDER BY d.key LIMIT ? OFFSET ?",
+            (collection.id, *params, limit, offset),
+        )
+        return [self._doc_from_row(collection, r) for r in rows]
+
+    def get_document(self, collection: Collection, key: str) -> DocumentInfo:
+        rows = self._read(self._DOC_SQL + " WHERE d.collection_id = ? AND d.key = ?", (collection.id, key))
+        if not rows:
+            raise DocumentNotFound(f"no document {key!r} in collection {collection.name!r}")
+        return self._doc_from_row(collection, rows[0])
+
+    def document_versions(self, collection: Collection, key: str) -> list[DocumentVersion]:
+        doc = self.get_document(collection, key)
+        rows = self._read(
+            "SELECT version, content_hash, chunk_count, created_at FROM document_versions"
+            " WHERE document_id = ? ORDER BY version",
+            (doc.id,),
+        )
+        return [DocumentVersion(*r) for r in rows]
+
+    # -- keyword leg -------------------------------------------------------------------------
+    def keyword_search(
+        self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
+        match = check_fts_terms(list(terms))
+        cid = collection.id
+        if where:
+            cond, params = compile_where(where)
+            sql = (
+                f"SELECT f.rowid, -bm25(fts_{cid}) FROM fts_{cid} f WHERE fts_{cid} MATCH ? AND f.rowid IN"
+                f" (SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
+                f"  WHERE c.collection_id = ? AND {cond}) ORDER BY rank LIMIT ?"
+            )
+            rows = self._read(sql, (match, cid, *params, k))
+        else:
+            rows = self._read(f"SELECT rowid, -bm25(fts_{cid}) FROM fts_{cid} WHERE fts_{cid} MATCH ? ORDER BY rank LIMIT ?", (match, k))
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def term_frequencies(self, collection: Collection, terms: Sequence[str]) -> dict[str, int]:
+        out = dict.fromkeys(terms, 0)
+        for part in _chunks(list(terms)):
+            rows = self._read(
+                f"SELECT term, doc FROM fts_{collection.id}_vocab WHERE term IN ({','.join('?' * len(part))})", part
+            )
+            out.update({t: int(d) for t, d in rows})
+        return out
+
+    def revision(self, collection: Collection) -> int:
+        # vector_log's AUTOINCREMENT counter moves on every chunk added or removed anywhere.
+        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'vector_log'")
+        return int(rows[0][0]) if rows else 0
+
+    def vocabulary(self, collection: Collection) -> list[str]:
+        return [t for (t,) in self._read(f"SELECT term FROM fts_{collection.id}_vocab")]
+
+    # -- vector leg --------------------------------------------------------------------------
+    def _index(self, collection: Collection) -> VectorIndex:
+        with self._index_lock:
+            index = self._indexes.get(collection.id)
+            if index is None:
+                path = (self.index_dir or Path("/nonexistent")) / f"{collection.id}.usearch"
+                index = VectorIndex(path, collection.dimension, self.hnsw)
+                if self.index_dir:
+                    index.load()
+                self._indexes[collection.id] = index
+        return index
+
+    def _catch_up(self, collection: Collection) -> VectorIndex:
+        """Replay vector_log entries newer than the index; rebuild if the log was pruned."""
+        index = self._index(collection)
+        cid = collection.id
+        state = self._read("SELECT pruned_seq FROM vector_index_state WHERE collection_id = ?", (cid,))
+        pruned = state[0][0] if state else 0
+        if index.seq < pruned:
+            index.reset()
+            if self.index_dir:
+                index.load()
+            if index.seq < pruned:
+                return self._rebuild(collection, index)
+        head = self._read("SELECT coalesce(max(seq), 0) FROM vector_log WHERE collection_id = ?", (cid,))[0][0]
+        if head <= index.seq:
+            return index
+        rows = self._read(
+            "SELECT l.seq, l.chunk_id, l.op, e.vector FROM vector_log l"
+            " LEFT JOIN chunks c ON c.id = l.chunk_id AND l.op = 1"
+            " LEFT JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
+            " WHERE l.collection_id = ? AND l.seq > ? AND l.seq <= ? ORDER BY l.seq",
+            (collection.model_id, cid, index.seq, head),
+        )
+        adds: dict[int, np.ndarray] = {}
+        removes: list[int] = []
+        for _seq, chunk_id, op, blob in rows:
+            if op == 1:
+                if blob is not None:  # None: the chunk was deleted again later in the log
+                    adds[chunk_id] = np.frombuffer(blob, dtype=np.float32)
+            else:
+                adds.pop(chunk_id, None)
+                removes.append(chunk_id)
+        index.apply(adds, removes, head)
+        return index
+
+    def _rebuild(self, collection: Collection, index: VectorIndex) -> VectorIndex:
+        head = self._read("SELECT coalesce(max(seq), 0) FROM vector_log WHERE collection_id = ?", (collection.id,))[0][0]
+        rows = self._read(
+            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
+            " WHERE c.collection_id = ?",
+            (collection.model_id, collection.id),
+        )
+        index.reset()
+        index.apply({cid: np.frombuffer(blob, dtype=np.float32) for cid, blob in rows}, [], head)
+        return index
+
+    def vector_search(
+        self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
+        vec = np.asarray(vector, dtype=np.float32)
+        if vec.shape != (collection.dimension,):
+            raise InvalidInput(f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}")
+        index = self._catch_up(collection)
+        allowed = None
+        if where:
+            cond, params = compile_where(where)
+            allowed = {
+                r[0] for r in self._read(
+                    f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = ? AND {cond}",
+                    (collection.id, *params),
+                )
+            }
+        return index.search(vec, k, allowed)
+
+    def get_vectors(self, collection: Collection, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        for part in _chunks(list(ids)):
+            rows = self._read(
+                "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
+                f" WHERE c.id IN ({','.join('?' * len(part))})",
+                (collection.model_id, *part),
+            )
+            out.update({cid: np.frombuffer(blob, dtype=np.float32) for cid, blob in rows})
+        return out
+
+    def get_chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        out: dict[int, ChunkRecord] = {}
+        for part in _chunks(list(ids)):
+            rows = self._read(
+                "SELECT c.id, c.document_id, d.key, c.version, d.title, c.text, c.start_char, c.end_char,"
+                " c.page, c.heading_path, d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
+                f" WHERE c.id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for r in rows:
+                out[r[0]] = ChunkRecord(
+                    id=r[0], document_id=r[1], document_key=r[2], version=r[3], title=r[4], text=r[5],
+                    start=r[6], end=r[7], page=r[8], heading_path=tuple(json.loads(r[9])), metadata=json.loads(r[10]),
+                )
+        return out
+
+    def sync(self) -> None:
+        """Save every index that changed and prune the log entries they now contain."""
+        if not self.index_dir:
+            return
+        with self._index_lock:
+            indexes = list(self._indexes.items())
+        for cid, index in indexes:
+            index.save()
+            with translate(), self._write_lock:
+                self._conn.execute(
+                    "INSERT INTO vector_index_state (collection_id, pruned_seq) VALUES (?, ?)"
+                    " ON CONFLICT (collection_id) DO UPDATE SET pruned_seq = max(pruned_seq, excluded.pruned_seq)",
+                    (cid, index.seq),
+                )
+                self._conn.execute("DELETE FROM vector_log WHERE collection_id = ? AND seq <= ?", (cid, index.seq))
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (our migrations contain no ';' inside literals)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
