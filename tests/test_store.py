@@ -1,0 +1,176 @@
+"""The store contract, run unchanged on every backend (see the ``store`` fixture)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engram.errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput, MigrationError
+from engram.providers.embedders.fake import HashEmbedder
+from engram.search.analyzer import get_analyzer
+from engram.store.base import ChunkWrite, DocumentWrite, Store
+from engram.store.sqlite import SQLiteStore
+from engram.types import Collection
+
+EMB = HashEmbedder(dimension=32)
+AN = get_analyzer("en")
+
+
+def make_doc(key: str, *texts: str, metadata: dict | None = None, title: str = "") -> tuple[DocumentWrite, dict]:
+    chunks, vectors = [], {}
+    pos = 0
+    for i, text in enumerate(texts):
+        h = hashlib.sha256(text.encode()).hexdigest()[:32]
+        chunks.append(ChunkWrite(i, text, pos, pos + len(text), h, " ".join(AN.terms(text))))
+        vectors[h] = EMB.embed_batch([text])[0]
+        pos += len(text) + 1
+    content = hashlib.sha256("|".join(texts).encode()).hexdigest()
+    return DocumentWrite(key, title or key, content, chunks, metadata or {}), vectors
+
+
+def put(store: Store, coll: Collection, key: str, *texts: str, **kw) -> None:
+    doc, vecs = make_doc(key, *texts, **kw)
+    store.write_documents(coll, [doc], vecs)
+
+
+@pytest.fixture
+def coll(store: Store) -> Collection:
+    return store.create_collection("c", model_id=EMB.model_id, dimension=32, language="en", settings={})
+
+
+def keys_of(store: Store, hits: list[tuple[int, float]]) -> list[str]:
+    records = store.get_chunks([i for i, _ in hits])
+    return [records[i].document_key for i, _ in hits]
+
+
+def test_collections_crud(store: Store) -> None:
+    c = store.create_collection("a", model_id="m", dimension=4, language="fr", settings={"x": 1})
+    assert (c.name, c.model_id, c.dimension, c.language, c.settings) == ("a", "m", 4, "fr", {"x": 1})
+    with pytest.raises(Conflict):
+        store.create_collection("a", model_id="m", dimension=4, language="en", settings={})
+    assert [x.name for x in store.list_collections()] == ["a"]
+    store.delete_collection("a")
+    with pytest.raises(CollectionNotFound):
+        store.get_collection("a")
+
+
+def test_write_search_and_fetch(store: Store, coll: Collection) -> None:
+    put(store, coll, "cats", "cats purr and sleep", "cats chase mice")
+    put(store, coll, "dogs", "dogs bark at the mailman")
+    hits = store.keyword_search(coll, ["cat"], k=10)
+    assert keys_of(store, hits) == ["cats", "cats"]
+    assert all(score > 0 for _, score in hits)
+    vec = EMB.embed_query("dogs bark")
+    assert keys_of(store, store.vector_search(coll, vec, k=1)) == ["dogs"]
+    doc = store.get_document(coll, "cats")
+    assert (doc.version, doc.chunk_count) == (1, 2)
+    assert store.get_collection("c").chunk_count == 3
+
+
+def test_new_version_replaces_chunks_everywhere(store: Store, coll: Collection) -> None:
+    put(store, coll, "d", "alpha beta")
+    put(store, coll, "d", "gamma delta")
+    assert store.keyword_search(coll, ["alpha"], k=10) == []
+    assert keys_of(store, store.keyword_search(coll, ["gamma"], k=10)) == ["d"]
+    hits = store.vector_search(coll, EMB.embed_query("alpha beta"), k=10)
+    texts = [r.text for r in store.get_chunks([i for i, _ in hits]).values()]
+    assert texts == ["gamma delta"]
+    assert [v.version for v in store.document_versions(coll, "d")] == [1, 2]
+    assert store.get_document(coll, "d").version == 2
+
+
+def test_delete_removes_every_trace(store: Store, coll: Collection) -> None:
+    put(store, coll, "a", "unique zebra text")
+    put(store, coll, "b", "other words here")
+    assert store.delete_documents(coll, ["a", "missing"]) == 1
+    assert store.keyword_search(coll, ["zebra"], k=10) == []
+    assert store.term_frequencies(coll, ["zebra"]) == {"zebra": 0}
+    hits = store.vector_search(coll, EMB.embed_query("unique zebra text"), k=10)
+    assert keys_of(store, hits) == ["b"]
+    h = hashlib.sha256(b"unique zebra text").hexdigest()[:32]
+    assert store.cached_embeddings(coll.model_id, [h]) == set()
+    with pytest.raises(DocumentNotFound):
+        store.get_document(coll, "a")
+
+
+def test_shared_chunk_text_keeps_its_embedding(store: Store, coll: Collection) -> None:
+    put(store, coll, "a", "shared sentence")
+    put(store, coll, "b", "shared sentence")
+    store.delete_documents(coll, ["a"])
+    h = hashlib.sha256(b"shared sentence").hexdigest()[:32]
+    assert store.cached_embeddings(coll.model_id, [h]) == {h}
+
+
+def test_missing_embedding_is_refused_atomically(store: Store, coll: Collection) -> None:
+    doc, _ = make_doc("x", "no vector for me")
+    with pytest.raises(InvalidInput):
+        store.write_documents(coll, [doc], {})
+    with pytest.raises(DocumentNotFound):
+        store.get_document(coll, "x")
+    assert store.keyword_search(coll, ["vector"], k=5) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({"year": 2021}, ["a"]),
+        ({"year": "2021"}, ["a"]),
+        ({"field": {"$ne": "physics"}}, ["b", "c"]),
+        ({"field": {"$in": ["physics", "biology"]}}, ["a", "b"]),
+        ({"year": {"$gte": 2020}}, ["a"]),
+        ({"year": {"$lt": 2021}}, ["b"]),
+        ({"date": {"$gte": "2024-01-01", "$lt": "2025-01-01"}}, ["c"]),
+        ({"field": {"$exists": False}}, ["c"]),
+        ({"field": {"$exists": True}, "year": {"$lte": 2019}}, ["b"]),
+        ({"tags.kind": "review"}, ["a"]),
+    ],
+)
+def test_filters(store: Store, coll: Collection, where: dict, expected: list[str]) -> None:
+    put(store, coll, "a", "common text one", metadata={"year": 2021, "field": "physics", "tags": {"kind": "review"}})
+    put(store, coll, "b", "common text two", metadata={"year": 2019, "field": "biology"})
+    put(store, coll, "c", "common text three", metadata={"date": "2024-05-01"})
+    kw = sorted(keys_of(store, store.keyword_search(coll, ["common"], k=10, where=where)))
+    vec = sorted(keys_of(store, store.vector_search(coll, EMB.embed_query("common text"), k=10, where=where)))
+    docs = sorted(d.key for d in store.list_documents(coll, where=where))
+    assert kw == vec == docs == expected
+
+
+def test_bad_vector_dimension(store: Store, coll: Collection) -> None:
+    with pytest.raises(InvalidInput):
+        store.vector_search(coll, np.ones(7, dtype=np.float32), k=3)
+    doc, _ = make_doc("x", "text")
+    with pytest.raises(InvalidInput):
+        store.write_documents(coll, [doc], {doc.chunks[0].text_hash: np.ones(5, dtype=np.float32)})
+
+
+def test_vector_index_catches_up_and_rebuilds(tmp_path: Path) -> None:
+    path, index_dir = tmp_path / "e.db", tmp_path / "vectors"
+    s1 = SQLiteStore(path, index_dir=index_dir)
+    c = s1.create_collection("c", model_id=EMB.model_id, dimension=32, language="en", settings={})
+    put(s1, c, "a", "apples and pears")
+    s1.close()  # saves the index file and prunes the log
+    s2 = SQLiteStore(path, index_dir=index_dir)
+    put(s2, c, "b", "bananas and kiwis")  # s2 appends to the log, and is killed without saving
+    s2._conn.close()
+    (index_dir / f"{c.id}.usearch").unlink()  # and the index file is lost too
+    s3 = SQLiteStore(path, index_dir=index_dir)
+    hits = s3.vector_search(c, EMB.embed_query("bananas and kiwis"), k=2)
+    assert sorted(keys_of(s3, hits)) == ["a", "b"]
+    s3.close()
+
+
+def test_migrations_are_recorded_and_hash_checked(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    SQLiteStore(path).close()
+    SQLiteStore(path).close()  # re-opening applies nothing twice
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1
+    conn.execute("UPDATE schema_migrations SET sha256 = 'tampered' WHERE version = 1")
+    conn.commit()
+    conn.close()
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        SQLiteStore(path)
