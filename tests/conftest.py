@@ -44,6 +44,10 @@ def corpus(tmp_path: Path) -> Path:
     (root / "sub").mkdir(parents=True)
     (root / "cats.md").write_text(
         "# Cats\n\nCats are small carnivorous mammals that purr and sleep a lot.\n\n"
+        + "They were domesticated thousands of years ago in the Near East, where they hunted"
+        " rodents in grain stores. Today cats live on every continent except Antarctica, and"
+        " house cats spend most of their day resting, grooming and watching birds through"
+        " windows. Their whiskers sense small changes in air currents.\n\n"
         "## Feeding\n\nFeed adult cats twice a day with high-protein food.\n"
     )
     (root / "dogs.txt").write_text("Dogs are loyal companions. They need daily walks and training.\n")

@@ -1,0 +1,151 @@
+"""Ingest → update → delete → sync, with no stale chunk left in either index."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import engram
+from engram.config import Settings
+
+
+def index_state(db: engram.Engram, collection: str = "default") -> dict[str, set[str]]:
+    """Which document keys each index can reach: keyword (FTS), vector (HNSW), table rows."""
+    coll = db.collection(collection)
+    store = db.store
+    kw_ids = [r[0] for r in store._read(f"SELECT rowid FROM fts_{coll.id}")]
+    vec_hits = store.vector_search(coll, db.embedder().embed_query("anything"), k=10_000)
+    keys = lambda ids: {r.document_key for r in store.get_chunks(ids).values()}  # noqa: E731
+    rows = store._read("SELECT count(*) FROM chunks WHERE collection_id = ?", (coll.id,))[0][0]
+    index = store._catch_up(coll)
+    assert len(kw_ids) == rows == len(index) == len(vec_hits), "an index holds a chunk the table does not"
+    return {"keyword": keys(kw_ids), "vector": keys([i for i, _ in vec_hits])}
+
+
+def test_ingest_update_delete_sync(db: engram.Engram, corpus: Path) -> None:
+    first = db.ingest(corpus)
+    assert (first.added, first.failed) == (5, 0)
+    assert first.chunks_embedded > 0
+    keys = {"cats.md", "dogs.txt", "sub/birds.html", "r1", "r2"}
+    assert index_state(db) == {"keyword": keys, "vector": keys}
+
+    again = db.ingest(corpus)
+    assert (again.unchanged, again.added, again.updated, again.chunks_embedded) == (5, 0, 0, 0)
+
+    # Change one paragraph of a two-chunk document: one new version, only the changed chunk
+    # is embedded, and the old text is unreachable from both indexes.
+    cats = corpus / "cats.md"
+    cats.write_text(cats.read_text().replace("twice a day", "three times a day with wet food"))
+    upd = db.ingest(corpus)
+    assert (upd.updated, upd.unchanged) == (1, 4)
+    assert db.document("cats.md").version == 2
+    assert [v.version for v in db.versions("cats.md")] == [1, 2]
+    assert upd.chunks_embedded >= 1 and upd.chunks_reused >= 1
+    assert db.search("twice", mode="keyword").results == []
+    assert db.search("wet food", mode="keyword").results[0].document_key == "cats.md"
+
+    (corpus / "dogs.txt").unlink()
+    plain = db.ingest(corpus)  # without --sync nothing is deleted
+    assert plain.deleted == 0 and db.document("dogs.txt")
+    synced = db.ingest(corpus, sync=True)
+    assert synced.deleted == 1
+    keys.discard("dogs.txt")
+    assert index_state(db) == {"keyword": keys, "vector": keys}
+    assert db.search("loyal companions", mode="keyword").results == []
+
+    assert db.delete(["r1", "nope"]) == 1
+    keys.discard("r1")
+    assert index_state(db) == {"keyword": keys, "vector": keys}
+    conn = sqlite3.connect(db.settings.db_path)
+    orphans = conn.execute(
+        "SELECT count(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = e.text_hash)"
+    ).fetchone()[0]
+    assert orphans == 0, "a deleted document left its vectors behind"
+    conn.close()
+
+
+def test_sync_keeps_documents_whose_file_fails_to_parse(db: engram.Engram, corpus: Path) -> None:
+    db.ingest(corpus)
+    (corpus / "dogs.txt").write_bytes(b"\x00\x01\x02 binary garbage \xff\xfe" * 50)
+    report = db.ingest(corpus, sync=True)
+    assert report.failed == 1 and report.deleted == 0
+    assert "dogs.txt" in report.errors[0][0]
+    assert db.document("dogs.txt").version == 1  # the last good version is still searchable
+    assert db.search("loyal", mode="keyword").results[0].document_key == "dogs.txt"
+
+
+def test_sigkill_mid_ingest_leaves_a_consistent_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    corpus = tmp_path / "big.jsonl"
+    with corpus.open("w") as fh:
+        for i in range(3000):
+            fh.write(f'{{"_id": "d{i}", "title": "doc {i}", "text": "word{i} common text number {i} of the corpus"}}\n')
+    script = textwrap.dedent(
+        f"""
+        import time, engram
+        from engram.providers.embedders.fake import HashEmbedder
+        slow = HashEmbedder.embed_batch
+        def embed(self, texts, kind="passage"):
+            time.sleep(0.2)  # a slow model, so the kill lands mid-ingest
+            return slow(self, texts, kind=kind)
+        HashEmbedder.embed_batch = embed
+        db = engram.open({str(data)!r}, embedding_model="hash", embed_batch_size=16)
+        db.ingest({str(corpus)!r})
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    db_path = data / "engram.db"
+    deadline = time.time() + 60
+    committed = 0
+    while time.time() < deadline and committed < 300:
+        time.sleep(0.1)
+        if db_path.exists():
+            try:
+                with sqlite3.connect(db_path, timeout=1) as conn:
+                    committed = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < committed < 3000, "the kill should land mid-ingest"
+
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    docs = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    # Every committed document is whole: its chunks and keyword rows are all there.
+    assert conn.execute(
+        "SELECT count(*) FROM documents d WHERE (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)"
+        " != (SELECT chunk_count FROM document_versions v WHERE v.document_id = d.id AND v.version = d.version)"
+    ).fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM fts_1").fetchone()[0] == conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    conn.close()
+
+    with engram.open(data, embedding_model="hash") as db:
+        report = db.ingest(corpus)
+        assert report.unchanged == docs and report.added == 3000 - docs and report.failed == 0
+        assert db.collection().document_count == 3000
+        index_state(db)  # vector index caught up with every chunk, none extra
+        assert db.search("word2999", mode="keyword").results[0].document_key == "d2999"
+
+
+def test_language_detection_for_new_collections(tmp_path: Path) -> None:
+    with engram.open(tmp_path, embedding_model="hash") as db:
+        db.add([{"id": "fr", "text": "Les salariés peuvent travailler à distance, après accord de leur responsable."}], collection="fr")
+        db.add([{"id": "en", "text": "Employees can work remotely after their manager agrees."}], collection="en")
+        assert db.collection("fr").language == "fr"
+        assert db.collection("en").language == "en"
+        # Accent folding + French stemming: "salarie" (no accent, singular) finds "salariés".
+        assert db.search("salarie", collection="fr", mode="keyword").results[0].document_key == "fr"
+
+
+def test_settings_from_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ENGRAM_DATA_DIR", str(tmp_path / "env-dir"))
+    monkeypatch.setenv("ENGRAM_CHUNK_TOKENS", "99")
+    s = Settings.build()
+    assert s.data_dir == tmp_path / "env-dir" and s.chunk_tokens == 99
