@@ -165,6 +165,21 @@ def test_truncating_tokenizer_is_handled() -> None:
     assert chunks[-1].text.endswith("S59 w59x0 w59x1 w59x2 w59x3.")
 
 
+def test_precomputed_offsets_are_used() -> None:
+    doc = LoadedDocument(key="k", text=" ".join(sentences(10)))
+    calls: list[str] = []
+
+    def counting(text: str) -> list[tuple[int, int]]:
+        calls.append(text)
+        return ws_offsets(text)
+
+    expected = chunk_document(doc, ws_offsets, max_tokens=12, overlap_tokens=3)
+    got = chunk_document(
+        doc, counting, max_tokens=12, overlap_tokens=3, offsets=ws_offsets(doc.text)
+    )
+    assert got == expected and calls == []
+
+
 @pytest.mark.parametrize(("max_tokens", "overlap"), [(0, 0), (10, 10), (10, -1)])
 def test_invalid_sizes(max_tokens: int, overlap: int) -> None:
     with pytest.raises(ConfigError):

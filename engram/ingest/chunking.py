@@ -79,16 +79,24 @@ def _is_abbreviation(text: str, start: int, dot: int, next_char: int) -> bool:
 class _Tokens:
     """Token start offsets of a whole text, so any span is counted with two bisections."""
 
-    def __init__(self, text: str, token_offsets: TokenOffsets) -> None:
+    def __init__(
+        self,
+        text: str,
+        token_offsets: TokenOffsets,
+        precomputed: list[tuple[int, int]] | None = None,
+    ) -> None:
         self.text = text
         starts: list[int] = []
         pos = 0
         # Loop in case the tokenizer truncates: carry on from the last token while words remain.
         while True:
-            offsets = token_offsets(text[pos:] if pos else text)
+            if precomputed is not None:
+                offsets, precomputed = precomputed, None
+            else:
+                offsets = token_offsets(text[pos:] if pos else text)
             if not offsets:
                 break
-            starts.extend(s + pos for s, _ in offsets)
+            starts.extend([s + pos for s, _ in offsets] if pos else [s for s, _ in offsets])
             last = offsets[-1][1] + pos
             if last <= pos or not _WORD.search(text, last):
                 break
@@ -264,12 +272,14 @@ def chunk_document(
     *,
     max_tokens: int = 256,
     overlap_tokens: int = 32,
+    offsets: list[tuple[int, int]] | None = None,
 ) -> list[ChunkSpan]:
     """Split ``doc`` into chunks of at most ``max_tokens`` tokens as counted by
     ``token_offsets`` (an embedder's :meth:`~engram.providers.embedders.base.Embedder.token_offsets`).
 
     Each chunk carries the heading path and page of its first block. A document without
     blocks is treated as one block. Deterministic: the same input gives the same chunks.
+    ``offsets`` may pass ``token_offsets(doc.text)`` already computed (by a batched call).
     """
     if max_tokens < 1:
         raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}")
@@ -283,7 +293,7 @@ def chunk_document(
     blocks = _clean_blocks(doc)
     if not blocks:
         return []
-    tokens = _Tokens(text, token_offsets)
+    tokens = _Tokens(text, token_offsets, offsets)
     packer = _Packer(tokens, blocks, max_tokens, overlap_tokens)
     for seg in _segments(text, blocks, tokens, max_tokens, overlap_tokens):
         packer.add(seg)

@@ -1,0 +1,114 @@
+"""Bad input gets a clear error and loses nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import engram
+from engram.errors import CollectionNotFound, ConfigError, InvalidInput, ModelMismatch, QueryTooLong
+from engram.search.filters import parse_where_args
+
+
+@pytest.fixture
+def filled(db: engram.Engram, corpus: Path) -> engram.Engram:
+    db.ingest(corpus)
+    return db
+
+
+def _intact(db: engram.Engram, documents: int = 5) -> None:
+    assert db.collection().document_count == documents
+    assert db.search("parrots", mode="keyword").results[0].document_key == "sub/birds.html"
+
+
+def test_missing_file_is_reported_not_fatal(filled: engram.Engram, corpus: Path, tmp_path: Path) -> None:
+    report = filled.ingest([tmp_path / "nope.txt", corpus / "dogs.txt"])
+    assert report.failed == 1 and report.unchanged == 1
+    assert report.errors == [(str(tmp_path / "nope.txt"), "no such file or directory")]
+    _intact(filled)
+
+
+def test_corrupt_and_garbage_files(filled: engram.Engram, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.pdf").write_bytes(b"%PDF-1.4\n this is not really a pdf \x00\x01")
+    (bad / "noise.txt").write_bytes(bytes(range(256)) * 100)
+    (bad / "empty.md").write_text("   \n\n")
+    (bad / "good.txt").write_text("A perfectly good document about volcanoes.")
+    report = filled.ingest(bad, collection="default")
+    assert report.added == 1 and report.failed == 3
+    reasons = dict(report.errors)
+    assert set(reasons) == {str(bad / n) for n in ("broken.pdf", "noise.txt", "empty.md")}
+    assert all(reasons.values())
+    _intact(filled, documents=6)
+    assert filled.search("volcanoes", mode="keyword").results[0].document_key == "good.txt"
+
+
+@pytest.mark.parametrize(
+    ("query", "error", "text"),
+    [
+        ("", InvalidInput, "empty"),
+        ("   \n\t ", InvalidInput, "empty"),
+        ("x" * 1_000_000, QueryTooLong, "1,000,000 characters"),
+    ],
+)
+def test_bad_queries(filled: engram.Engram, query: str, error: type, text: str) -> None:
+    with pytest.raises(error, match=text) as info:
+        filled.search(query)
+    assert info.value.status in (413, 422)
+    _intact(filled)
+
+
+def test_bad_search_arguments(filled: engram.Engram) -> None:
+    with pytest.raises(InvalidInput, match="k must be"):
+        filled.search("cats", k=0)
+    with pytest.raises(InvalidInput, match="unknown mode"):
+        filled.search("cats", mode="semantic")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="operator"):
+        filled.search("cats", where={"year": {"$regex": "x"}})
+    with pytest.raises(CollectionNotFound, match="existing collections: default"):
+        filled.search("cats", collection="nope")
+
+
+def test_wrong_model_dimension_is_refused(settings, corpus: Path) -> None:
+    with engram.open(settings=settings) as db:
+        db.ingest(corpus)
+    other = settings.model_copy(update={"embedding_model": "hash-32"})
+    with engram.open(settings=other) as db:
+        with pytest.raises(ModelMismatch) as info:
+            db.ingest(corpus)
+        assert "hash-64" in info.value.message and "--model" in (info.value.hint or "")
+        with pytest.raises(ModelMismatch):
+            db.search("cats")
+        # Keyword search does not need the model and still works.
+        assert db.search("parrots", mode="keyword").results
+    with engram.open(settings=settings) as db:
+        _intact(db)
+
+
+def test_bad_settings_name_key_value_and_origin(monkeypatch) -> None:
+    with pytest.raises(ConfigError, match=r"chunk_tokens=3 \(from argument\)"):
+        engram.open(chunk_tokens=3)
+    monkeypatch.setenv("ENGRAM_FUSION_ALPHA", "7")
+    with pytest.raises(ConfigError, match="ENGRAM_FUSION_ALPHA"):
+        engram.Settings.build()
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (["kind=paper"], {"kind": {"$eq": "paper"}}),
+        (["year>=2020", "year<2024"], {"year": {"$gte": 2020, "$lt": 2024}}),
+        (["lang in en,fr"], {"lang": {"$in": ["en", "fr"]}}),
+        (["author exists"], {"author": {"$exists": True}}),
+        (["draft!=true"], {"draft": {"$ne": True}}),
+    ],
+)
+def test_cli_filter_syntax(args: list[str], where: dict) -> None:
+    assert parse_where_args(args) == where
+
+
+def test_unparseable_filter() -> None:
+    with pytest.raises(InvalidInput, match="cannot parse filter"):
+        parse_where_args(["just words"])
