@@ -31,7 +31,9 @@ def exact(base: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall(found: list[np.ndarray], truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)]))
+    return float(
+        np.mean([len(set(f.tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)])
+    )
 
 
 def timed_queries(search, q: np.ndarray) -> tuple[list[np.ndarray], dict[str, float]]:
@@ -41,7 +43,11 @@ def timed_queries(search, q: np.ndarray) -> tuple[list[np.ndarray], dict[str, fl
         out.append(np.asarray(search(v)))
         lat.append((time.perf_counter() - t0) * 1000)
     p = np.percentile(lat, [50, 95, 99])
-    return out, {"p50_ms": round(float(p[0]), 3), "p95_ms": round(float(p[1]), 3), "p99_ms": round(float(p[2]), 3)}
+    return out, {
+        "p50_ms": round(float(p[0]), 3),
+        "p95_ms": round(float(p[1]), 3),
+        "p99_ms": round(float(p[2]), 3),
+    }
 
 
 def main() -> None:
@@ -61,12 +67,25 @@ def main() -> None:
         from usearch.index import Index
 
         t0 = time.perf_counter()
-        idx = Index(ndim=args.dim, metric="cos", dtype="f32", connectivity=args.m,
-                    expansion_add=args.ef_construction, expansion_search=args.ef_search)
+        idx = Index(
+            ndim=args.dim,
+            metric="cos",
+            dtype="f32",
+            connectivity=args.m,
+            expansion_add=args.ef_construction,
+            expansion_search=args.ef_search,
+        )
         idx.add(np.arange(args.n), base)
         build = time.perf_counter() - t0
         found, lat = timed_queries(lambda v: idx.search(v, 10).keys, q)
-        rows.append({"lib": "usearch", "build_s": round(build, 1), "recall@10": round(recall(found, truth), 4), **lat})
+        rows.append(
+            {
+                "lib": "usearch",
+                "build_s": round(build, 1),
+                "recall@10": round(recall(found, truth), 4),
+                **lat,
+            }
+        )
     except ImportError:
         pass
     try:
@@ -79,7 +98,14 @@ def main() -> None:
         h.set_ef(args.ef_search)
         build = time.perf_counter() - t0
         found, lat = timed_queries(lambda v: h.knn_query(v, k=10)[0][0], q)
-        rows.append({"lib": "hnswlib", "build_s": round(build, 1), "recall@10": round(recall(found, truth), 4), **lat})
+        rows.append(
+            {
+                "lib": "hnswlib",
+                "build_s": round(build, 1),
+                "recall@10": round(recall(found, truth), 4),
+                **lat,
+            }
+        )
     except ImportError:
         pass
     try:
@@ -92,12 +118,21 @@ def main() -> None:
         f.hnsw.efSearch = args.ef_search
         build = time.perf_counter() - t0
         found, lat = timed_queries(lambda v: f.search(v[None, :], 10)[1][0], q)
-        rows.append({"lib": "faiss", "build_s": round(build, 1), "recall@10": round(recall(found, truth), 4), **lat})
+        rows.append(
+            {
+                "lib": "faiss",
+                "build_s": round(build, 1),
+                "recall@10": round(recall(found, truth), 4),
+                **lat,
+            }
+        )
     except ImportError:
         pass
     t0 = time.perf_counter()
     found, lat = timed_queries(lambda v: np.argpartition(-(base @ v), 10)[:10], q)
-    rows.append({"lib": "numpy-exact", "build_s": 0.0, "recall@10": round(recall(found, truth), 4), **lat})
+    rows.append(
+        {"lib": "numpy-exact", "build_s": 0.0, "recall@10": round(recall(found, truth), 4), **lat}
+    )
     print(f"n={args.n} dim={args.dim} M={args.m} efC={args.ef_construction} efS={args.ef_search}")
     for r in rows:
         print(json.dumps(r))

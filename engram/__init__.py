@@ -1,10 +1,10 @@
 """engram: a self-hosted memory and retrieval layer for AI agents and RAG chatbots.
 
-    import engram
-    db = engram.open("./.engram")
-    db.ingest("docs/")
-    for hit in db.search("how do I reset a password?").results:
-        print(hit.title, hit.score)
+import engram
+db = engram.open("./.engram")
+db.ingest("docs/")
+for hit in db.search("how do I reset a password?").results:
+    print(hit.title, hit.score)
 """
 
 from .config import Settings

@@ -74,9 +74,7 @@ class Settings(BaseSettings):
         128, ge=8, description="HNSW candidate list size while building."
     )
     hnsw_ef_search: int = Field(128, ge=8, description="HNSW candidate list size while searching.")
-    max_query_chars: int = Field(
-        4096, ge=16, description="Longest query accepted, in characters."
-    )
+    max_query_chars: int = Field(4096, ge=16, description="Longest query accepted, in characters.")
 
     @classmethod
     def build(cls, **overrides: Any) -> Settings:

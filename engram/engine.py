@@ -36,7 +36,9 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / dbm.open
     if settings is None:
         settings = Settings.build(data_dir=data_dir, **overrides)
     elif data_dir is not None or overrides:
-        settings = settings.model_copy(update={"data_dir": Path(data_dir or settings.data_dir), **overrides})
+        settings = settings.model_copy(
+            update={"data_dir": Path(data_dir or settings.data_dir), **overrides}
+        )
     return Engram(settings)
 
 
@@ -65,7 +67,11 @@ class Engram:
         with self._lock:
             if self._embedder is None:
                 name = self.settings.embedding_model
-                opts = {} if name.startswith("hash") else {"batch_size": self.settings.embed_batch_size}
+                opts = (
+                    {}
+                    if name.startswith("hash")
+                    else {"batch_size": self.settings.embed_batch_size}
+                )
                 self._embedder = get_embedder(name, **opts)
             return self._embedder
 
@@ -85,7 +91,9 @@ class Engram:
     def delete_collection(self, name: str) -> None:
         self.store.delete_collection(name)
 
-    def _collection_for_ingest(self, name: str, first_docs: list[LoadedDocument], language: str | None) -> Collection:
+    def _collection_for_ingest(
+        self, name: str, first_docs: list[LoadedDocument], language: str | None
+    ) -> Collection:
         embedder = self.embedder()
         try:
             collection = self.store.get_collection(name)
@@ -98,7 +106,10 @@ class Engram:
                 model_id=embedder.model_id,
                 dimension=embedder.dimension,
                 language=lang,
-                settings={"chunk_tokens": self.settings.chunk_tokens, "chunk_overlap": self.settings.chunk_overlap},
+                settings={
+                    "chunk_tokens": self.settings.chunk_tokens,
+                    "chunk_overlap": self.settings.chunk_overlap,
+                },
             )
         if collection.model_id != embedder.model_id or collection.dimension != embedder.dimension:
             raise ModelMismatch(
@@ -131,7 +142,12 @@ class Engram:
         if not paths:
             raise InvalidInput("nothing to ingest", hint="pass files, folders or '-' for stdin")
         items = items_from_paths(
-            paths, include=include, exclude=exclude, options=loader_options, stdin=stdin, stdin_format=stdin_format
+            paths,
+            include=include,
+            exclude=exclude,
+            options=loader_options,
+            stdin=stdin,
+            stdin_format=stdin_format,
         )
         return self._run(collection, items, sync=sync, language=language, progress=progress)
 
@@ -144,23 +160,46 @@ class Engram:
         progress: ProgressCallback | None = None,
     ) -> IngestReport:
         """Ingest documents given as ``{"id", "text", "title"?, "metadata"?}`` dicts."""
-        return self._run(collection, items_from_records(documents), sync=False, language=language, progress=progress)
+        return self._run(
+            collection,
+            items_from_records(documents),
+            sync=False,
+            language=language,
+            progress=progress,
+        )
 
     def _run(
-        self, name: str, items: Iterable[Item], *, sync: bool, language: str | None, progress: ProgressCallback | None
+        self,
+        name: str,
+        items: Iterable[Item],
+        *,
+        sync: bool,
+        language: str | None,
+        progress: ProgressCallback | None,
     ) -> IngestReport:
         iterator = iter(items)
         # Peek at the first documents: a new collection's language is detected from them.
         head = list(itertools.islice(iterator, 64))
-        collection = self._collection_for_ingest(name, [d for d in head if isinstance(d, LoadedDocument)], language)
+        collection = self._collection_for_ingest(
+            name, [d for d in head if isinstance(d, LoadedDocument)], language
+        )
         pipeline = IngestPipeline(self.store, self.settings, self.embedder())
-        return pipeline.run(collection, itertools.chain(head, iterator), sync=sync, progress=progress)
+        return pipeline.run(
+            collection, itertools.chain(head, iterator), sync=sync, progress=progress
+        )
 
     # -- documents -----------------------------------------------------------------------------
     def documents(
-        self, collection: str = DEFAULT_COLLECTION, *, limit: int = 100, offset: int = 0, where: Where | None = None
+        self,
+        collection: str = DEFAULT_COLLECTION,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        where: Where | None = None,
     ) -> list[DocumentInfo]:
-        return self.store.list_documents(self.collection(collection), limit=limit, offset=offset, where=where)
+        return self.store.list_documents(
+            self.collection(collection), limit=limit, offset=offset, where=where
+        )
 
     def document(self, key: str, collection: str = DEFAULT_COLLECTION) -> DocumentInfo:
         return self.store.get_document(self.collection(collection), key)
@@ -191,7 +230,9 @@ class Engram:
         highlight: bool = True,
     ) -> SearchResponse:
         """Search a collection; ``response.results`` holds the chunks, best first."""
-        request = SearchRequest(query, k=k, offset=offset, mode=mode, where=where, rerank=rerank, highlight=highlight)
+        request = SearchRequest(
+            query, k=k, offset=offset, mode=mode, where=where, rerank=rerank, highlight=highlight
+        )
         self.searcher.validate(request)
         return self.searcher.search(self.collection(collection), request)
 

@@ -56,62 +56,92 @@ class EngramError(Exception):
 
 
 class ConfigError(EngramError):
+    """A setting has a bad value."""
+
     status, code = 400, "invalid_config"
 
 
 class InvalidInput(EngramError):
+    """A request, query, filter or record is malformed."""
+
     status, code = 422, "invalid_input"
 
 
 class QueryTooLong(InvalidInput):
+    """The query exceeds ``max_query_chars``."""
+
     status, code = 413, "query_too_long"
 
 
 class UnsupportedFormat(InvalidInput):
+    """No loader handles this file type."""
+
     status, code = 415, "unsupported_format"
 
 
 class NotFound(EngramError):
+    """The named thing does not exist."""
+
     status, code = 404, "not_found"
 
 
 class CollectionNotFound(NotFound):
+    """No collection by that name."""
+
     code = "collection_not_found"
 
 
 class DocumentNotFound(NotFound):
+    """No document with that key in the collection."""
+
     code = "document_not_found"
 
 
 class Conflict(EngramError):
+    """The request conflicts with the current state."""
+
     status, code = 409, "conflict"
 
 
 class ModelMismatch(Conflict):
+    """The embedding model differs from the one the collection was built with."""
+
     code = "model_mismatch"
 
 
 class LoaderError(EngramError):
+    """A file could not be read or parsed."""
+
     status, code = 422, "loader_error"
 
 
 class ModelUnavailable(EngramError):
+    """A local model cannot be found or loaded."""
+
     status, code = 503, "model_unavailable"
 
 
 class MissingDependency(EngramError):
+    """An optional extra is not installed."""
+
     status, code = 500, "missing_dependency"
 
 
 class StoreError(EngramError):
+    """The database failed."""
+
     status, code = 500, "store_error"
 
 
 class StoreLocked(StoreError):
+    """Another process holds the database lock for too long."""
+
     status, code = 503, "store_locked"
 
 
 class MigrationError(StoreError):
+    """The database schema cannot be brought to this version."""
+
     code = "migration_error"
 
 

@@ -28,7 +28,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.build(data_dir=tmp_path / "data", embedding_model="hash", chunk_tokens=64, chunk_overlap=8)
+    return Settings.build(
+        data_dir=tmp_path / "data", embedding_model="hash", chunk_tokens=64, chunk_overlap=8
+    )
 
 
 @pytest.fixture
@@ -50,7 +52,9 @@ def corpus(tmp_path: Path) -> Path:
         " windows. Their whiskers sense small changes in air currents.\n\n"
         "## Feeding\n\nFeed adult cats twice a day with high-protein food.\n"
     )
-    (root / "dogs.txt").write_text("Dogs are loyal companions. They need daily walks and training.\n")
+    (root / "dogs.txt").write_text(
+        "Dogs are loyal companions. They need daily walks and training.\n"
+    )
     (root / "sub" / "birds.html").write_text(
         "<html><head><title>Birds</title></head><body><h1>Birds</h1>"
         "<p>Parrots can imitate human speech and live for decades.</p></body></html>"

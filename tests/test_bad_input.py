@@ -22,7 +22,9 @@ def _intact(db: engram.Engram, documents: int = 5) -> None:
     assert db.search("parrots", mode="keyword").results[0].document_key == "sub/birds.html"
 
 
-def test_missing_file_is_reported_not_fatal(filled: engram.Engram, corpus: Path, tmp_path: Path) -> None:
+def test_missing_file_is_reported_not_fatal(
+    filled: engram.Engram, corpus: Path, tmp_path: Path
+) -> None:
     report = filled.ingest([tmp_path / "nope.txt", corpus / "dogs.txt"])
     assert report.failed == 1 and report.unchanged == 1
     assert report.errors == [(str(tmp_path / "nope.txt"), "no such file or directory")]

@@ -15,6 +15,8 @@ import pytest
     ],
 )
 def test_native_import_order(order: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", order + "; print('ok')"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", order + "; print('ok')"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "ok"

@@ -24,7 +24,9 @@ def index_state(db: engram.Engram, collection: str = "default") -> dict[str, set
     keys = lambda ids: {r.document_key for r in store.get_chunks(ids).values()}  # noqa: E731
     rows = store._read("SELECT count(*) FROM chunks WHERE collection_id = ?", (coll.id,))[0][0]
     index = store._catch_up(coll)
-    assert len(kw_ids) == rows == len(index) == len(vec_hits), "an index holds a chunk the table does not"
+    assert len(kw_ids) == rows == len(index) == len(vec_hits), (
+        "an index holds a chunk the table does not"
+    )
     return {"keyword": keys(kw_ids), "vector": keys([i for i, _ in vec_hits])}
 
 
@@ -85,7 +87,9 @@ def test_sigkill_mid_ingest_leaves_a_consistent_store(tmp_path: Path) -> None:
     corpus = tmp_path / "big.jsonl"
     with corpus.open("w") as fh:
         for i in range(3000):
-            fh.write(f'{{"_id": "d{i}", "title": "doc {i}", "text": "word{i} common text number {i} of the corpus"}}\n')
+            fh.write(
+                f'{{"_id": "d{i}", "title": "doc {i}", "text": "word{i} common text number {i} of the corpus"}}\n'
+            )
     script = textwrap.dedent(
         f"""
         import time, engram
@@ -119,11 +123,17 @@ def test_sigkill_mid_ingest_leaves_a_consistent_store(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     docs = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
     # Every committed document is whole: its chunks and keyword rows are all there.
-    assert conn.execute(
-        "SELECT count(*) FROM documents d WHERE (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)"
-        " != (SELECT chunk_count FROM document_versions v WHERE v.document_id = d.id AND v.version = d.version)"
-    ).fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM fts_1").fetchone()[0] == conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM documents d WHERE (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)"
+            " != (SELECT chunk_count FROM document_versions v WHERE v.document_id = d.id AND v.version = d.version)"
+        ).fetchone()[0]
+        == 0
+    )
+    assert (
+        conn.execute("SELECT count(*) FROM fts_1").fetchone()[0]
+        == conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    )
     conn.close()
 
     with engram.open(data, embedding_model="hash") as db:
@@ -136,8 +146,19 @@ def test_sigkill_mid_ingest_leaves_a_consistent_store(tmp_path: Path) -> None:
 
 def test_language_detection_for_new_collections(tmp_path: Path) -> None:
     with engram.open(tmp_path, embedding_model="hash") as db:
-        db.add([{"id": "fr", "text": "Les salariés peuvent travailler à distance, après accord de leur responsable."}], collection="fr")
-        db.add([{"id": "en", "text": "Employees can work remotely after their manager agrees."}], collection="en")
+        db.add(
+            [
+                {
+                    "id": "fr",
+                    "text": "Les salariés peuvent travailler à distance, après accord de leur responsable.",
+                }
+            ],
+            collection="fr",
+        )
+        db.add(
+            [{"id": "en", "text": "Employees can work remotely after their manager agrees."}],
+            collection="en",
+        )
         assert db.collection("fr").language == "fr"
         assert db.collection("en").language == "en"
         # Accent folding + French stemming: "salarie" (no accent, singular) finds "salariés".

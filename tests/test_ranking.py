@@ -20,7 +20,9 @@ from engram.store.sqlite import SQLiteStore
 WORDS = [f"w{i}" for i in range(60)]
 
 
-def reference_bm25(docs: list[list[str]], query: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
+def reference_bm25(
+    docs: list[list[str]], query: list[str], k1: float = 1.2, b: float = 0.75
+) -> list[float]:
     """Okapi BM25 as written in Robertson & Zaragoza (2009), the formula FTS5 documents."""
     n = len(docs)
     avgdl = sum(map(len, docs)) / n
@@ -61,7 +63,9 @@ def test_fts5_bm25_matches_reference(seed: int) -> None:
         query = rng.sample(WORDS, rng.randint(1, 4))
         expected = reference_bm25(docs, query)
         hits = store.keyword_search(coll, query, k=len(docs))
-        keys = {cid: rec.document_key for cid, rec in store.get_chunks([c for c, _ in hits]).items()}
+        keys = {
+            cid: rec.document_key for cid, rec in store.get_chunks([c for c, _ in hits]).items()
+        }
         got = {keys[cid]: score for cid, score in hits}
         for i, score in enumerate(expected):
             assert got.get(f"d{i}", 0.0) == pytest.approx(score, rel=1e-9, abs=1e-9)
@@ -96,7 +100,9 @@ def test_exact_match_is_never_below_fuzzy(tmp_path: Path) -> None:
         assert {r.document_key for r in typo.results} == {"exact", "fuzzy-only"}
 
 
-Leg = st.lists(st.tuples(st.integers(0, 40), st.floats(-5, 5)), max_size=25, unique_by=lambda t: t[0])
+Leg = st.lists(
+    st.tuples(st.integers(0, 40), st.floats(-5, 5)), max_size=25, unique_by=lambda t: t[0]
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -136,7 +142,9 @@ def test_hnsw_recall_against_exact(tmp_path: Path) -> None:
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     index = VectorIndex(tmp_path / "i.usearch", dim, HnswParams(exact_below=0))
     index.apply({i: x[i] for i in range(n)}, [], seq=1)
-    queries = x[rng.choice(n, 200, replace=False)] + 0.1 * rng.normal(size=(200, dim)).astype(np.float32)
+    queries = x[rng.choice(n, 200, replace=False)] + 0.1 * rng.normal(size=(200, dim)).astype(
+        np.float32
+    )
     recalls = []
     for q in queries:
         approx = {k for k, _ in index.search(q, 10)}

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engram.errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput, MigrationError
+from engram.errors import (
+    CollectionNotFound,
+    Conflict,
+    DocumentNotFound,
+    InvalidInput,
+    MigrationError,
+)
 from engram.providers.embedders.fake import HashEmbedder
 from engram.search.analyzer import get_analyzer
 from engram.store.base import ChunkWrite, DocumentWrite, Store
@@ -20,7 +26,9 @@ EMB = HashEmbedder(dimension=32)
 AN = get_analyzer("en")
 
 
-def make_doc(key: str, *texts: str, metadata: dict | None = None, title: str = "") -> tuple[DocumentWrite, dict]:
+def make_doc(
+    key: str, *texts: str, metadata: dict | None = None, title: str = ""
+) -> tuple[DocumentWrite, dict]:
     chunks, vectors = [], {}
     pos = 0
     for i, text in enumerate(texts):
@@ -39,7 +47,9 @@ def put(store: Store, coll: Collection, key: str, *texts: str, **kw) -> None:
 
 @pytest.fixture
 def coll(store: Store) -> Collection:
-    return store.create_collection("c", model_id=EMB.model_id, dimension=32, language="en", settings={})
+    return store.create_collection(
+        "c", model_id=EMB.model_id, dimension=32, language="en", settings={}
+    )
 
 
 def keys_of(store: Store, hits: list[tuple[int, float]]) -> list[str]:
@@ -49,7 +59,13 @@ def keys_of(store: Store, hits: list[tuple[int, float]]) -> list[str]:
 
 def test_collections_crud(store: Store) -> None:
     c = store.create_collection("a", model_id="m", dimension=4, language="fr", settings={"x": 1})
-    assert (c.name, c.model_id, c.dimension, c.language, c.settings) == ("a", "m", 4, "fr", {"x": 1})
+    assert (c.name, c.model_id, c.dimension, c.language, c.settings) == (
+        "a",
+        "m",
+        4,
+        "fr",
+        {"x": 1},
+    )
     with pytest.raises(Conflict):
         store.create_collection("a", model_id="m", dimension=4, language="en", settings={})
     assert [x.name for x in store.list_collections()] == ["a"]
@@ -130,11 +146,19 @@ def test_missing_embedding_is_refused_atomically(store: Store, coll: Collection)
     ],
 )
 def test_filters(store: Store, coll: Collection, where: dict, expected: list[str]) -> None:
-    put(store, coll, "a", "common text one", metadata={"year": 2021, "field": "physics", "tags": {"kind": "review"}})
+    put(
+        store,
+        coll,
+        "a",
+        "common text one",
+        metadata={"year": 2021, "field": "physics", "tags": {"kind": "review"}},
+    )
     put(store, coll, "b", "common text two", metadata={"year": 2019, "field": "biology"})
     put(store, coll, "c", "common text three", metadata={"date": "2024-05-01"})
     kw = sorted(keys_of(store, store.keyword_search(coll, ["common"], k=10, where=where)))
-    vec = sorted(keys_of(store, store.vector_search(coll, EMB.embed_query("common text"), k=10, where=where)))
+    vec = sorted(
+        keys_of(store, store.vector_search(coll, EMB.embed_query("common text"), k=10, where=where))
+    )
     docs = sorted(d.key for d in store.list_documents(coll, where=where))
     assert kw == vec == docs == expected
 

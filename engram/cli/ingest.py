@@ -16,15 +16,27 @@ from .main import Context, cli
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION")
+@click.option(
+    "-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION"
+)
 @click.option("--include", multiple=True, help="Glob of files to take from folders (repeatable).")
 @click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
-@click.option("--sync", is_flag=True, help="Mirror the given folders: delete documents no longer in them.")
-@click.option("--format", "stdin_format", default="txt", show_default=True, help="Format of stdin ('-').")
+@click.option(
+    "--sync", is_flag=True, help="Mirror the given folders: delete documents no longer in them."
+)
+@click.option(
+    "--format", "stdin_format", default="txt", show_default=True, help="Format of stdin ('-')."
+)
 @click.option("--id-field", help="Record id field for JSON/JSONL/CSV (default _id or id).")
 @click.option("--title-field", default="title", show_default=True)
-@click.option("--text-field", "text_fields", multiple=True, help="Record text field(s) (default text).")
-@click.option("--language", type=click.Choice(["auto", "en", "fr", "none"]), help="Keyword language of a new collection.")
+@click.option(
+    "--text-field", "text_fields", multiple=True, help="Record text field(s) (default text)."
+)
+@click.option(
+    "--language",
+    type=click.Choice(["auto", "en", "fr", "none"]),
+    help="Keyword language of a new collection.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
 def ingest(
@@ -58,7 +70,9 @@ def ingest(
     with Progress(
         TextColumn("[bold]ingest[/]"),
         BarColumn(),
-        TextColumn("{task.fields[docs]} docs ({task.fields[dps]:.0f}/s) · {task.fields[chunks]} chunks ({task.fields[cps]:.0f}/s)"),
+        TextColumn(
+            "{task.fields[docs]} docs ({task.fields[dps]:.0f}/s) · {task.fields[chunks]} chunks ({task.fields[cps]:.0f}/s)"
+        ),
         TimeElapsedColumn(),
         console=console,
         transient=True,

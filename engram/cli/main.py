@@ -65,11 +65,7 @@ def cli(ctx: click.Context, data_dir: Path | None, model: str | None) -> None:
 
 
 def main() -> None:
-    from . import eval as _eval  # noqa: F401 - registers commands
-    from . import ingest as _ingest  # noqa: F401
-    from . import manage as _manage  # noqa: F401
-    from . import search as _search  # noqa: F401
-
+    """Console-script entry point (subcommands are registered by ``engram.cli``)."""
     cli(prog_name="engram")
 
 

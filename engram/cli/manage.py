@@ -30,15 +30,21 @@ def collections(obj: Context, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION")
+@click.option(
+    "-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION"
+)
 @click.option("--limit", default=50, show_default=True, type=int)
 @click.option("--offset", default=0, type=int)
 @click.option("--where", multiple=True, help="Metadata filter (see `engram search --help`).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def docs(obj: Context, collection: str, limit: int, offset: int, where: tuple[str, ...], as_json: bool) -> None:
+def docs(
+    obj: Context, collection: str, limit: int, offset: int, where: tuple[str, ...], as_json: bool
+) -> None:
     """List the documents of a collection."""
-    items = obj.db().documents(collection, limit=limit, offset=offset, where=parse_where_args(where) if where else None)
+    items = obj.db().documents(
+        collection, limit=limit, offset=offset, where=parse_where_args(where) if where else None
+    )
     if as_json:
         click.echo(json.dumps([asdict(d) for d in items], ensure_ascii=False))
         return
@@ -48,7 +54,9 @@ def docs(obj: Context, collection: str, limit: int, offset: int, where: tuple[st
 
 @cli.command()
 @click.argument("keys", nargs=-1)
-@click.option("-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION")
+@click.option(
+    "-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION"
+)
 @click.option("--all", "whole", is_flag=True, help="Delete the whole collection.")
 @click.pass_obj
 def delete(obj: Context, keys: tuple[str, ...], collection: str, whole: bool) -> None:

@@ -13,11 +13,22 @@ from .main import Context, cli
 
 @cli.command()
 @click.argument("query")
-@click.option("-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION")
-@click.option("-k", "--top-k", "k", default=10, show_default=True, type=int, help="Results to return.")
+@click.option(
+    "-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION"
+)
+@click.option(
+    "-k", "--top-k", "k", default=10, show_default=True, type=int, help="Results to return."
+)
 @click.option("--offset", default=0, type=int, help="Skip this many results (paging).")
-@click.option("--mode", type=click.Choice(["hybrid", "keyword", "vector"]), default="hybrid", show_default=True)
-@click.option("--rerank", is_flag=True, help="Rescore the top candidates with the local cross-encoder.")
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "keyword", "vector"]),
+    default="hybrid",
+    show_default=True,
+)
+@click.option(
+    "--rerank", is_flag=True, help="Rescore the top candidates with the local cross-encoder."
+)
 @click.option(
     "--where",
     multiple=True,
@@ -41,7 +52,13 @@ def search(
     """Search a collection."""
     filters = parse_where_args(where) if where else None
     response = obj.db().search(
-        query, collection=collection, k=k, offset=offset, mode=mode, where=filters, rerank=rerank  # type: ignore[arg-type]
+        query,
+        collection=collection,
+        k=k,
+        offset=offset,
+        mode=mode,
+        where=filters,
+        rerank=rerank,  # type: ignore[arg-type]
     )
     if as_json:
         click.echo(json.dumps(response.to_dict(), ensure_ascii=False))
@@ -53,9 +70,16 @@ def search(
         where_in = f" p.{r.page}" if r.page else ""
         section = f" § {' > '.join(r.heading_path)}" if r.heading_path else ""
         click.secho(f"{i}. {r.title or r.document_key}", bold=True, nl=False)
-        click.echo(f"  [{r.document_key} v{r.version}{where_in} chars {r.start}-{r.end}{section}]  score {r.score:.4f}")
+        click.echo(
+            f"  [{r.document_key} v{r.version}{where_in} chars {r.start}-{r.end}{section}]  score {r.score:.4f}"
+        )
         snippet = re.sub(r"\s+", " ", r.highlight or r.text[:240])
-        click.echo("   " + re.sub(r"<mark>(.*?)</mark>", lambda m: click.style(m[1], fg="yellow", bold=True), snippet))
+        click.echo(
+            "   "
+            + re.sub(
+                r"<mark>(.*?)</mark>", lambda m: click.style(m[1], fg="yellow", bold=True), snippet
+            )
+        )
         if explain:
             click.echo(f"   explain: {json.dumps(r.explain)}")
     timing = ", ".join(f"{name} {ms:.1f} ms" for name, ms in response.timings_ms.items())

@@ -46,7 +46,9 @@ def collection_name(dataset: BeirDataset, model_id: str) -> str:
     return f"eval-{dataset.name}-{model_id}"
 
 
-def prepare(db: Engram, dataset: BeirDataset, progress: Callable[[int, int], None] | None = None) -> IngestReport:
+def prepare(
+    db: Engram, dataset: BeirDataset, progress: Callable[[int, int], None] | None = None
+) -> IngestReport:
     """Ingest (or verify, at hash-check speed) the dataset's corpus into its collection."""
     name = collection_name(dataset, db.embedder().model_id)
     return db.add(dataset.iter_corpus(), collection=name, progress=progress)
@@ -74,7 +76,9 @@ def run_eval(
         embeds: list[float] = []
         for qid, text in queries:
             t0 = time.perf_counter()
-            response = db.search(text, collection=name, k=EVAL_DEPTH, mode=mode, rerank=rerank, highlight=False)
+            response = db.search(
+                text, collection=name, k=EVAL_DEPTH, mode=mode, rerank=rerank, highlight=False
+            )
             latencies.append((time.perf_counter() - t0) * 1000)
             embeds.append(response.timings_ms.get("embed", 0.0))
             scores: dict[str, float] = {}

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import EngramError, InvalidInput, LoaderError
+from ..errors import EngramError, InvalidInput
 from ..types import LoadedDocument
 from .loaders import LoaderOptions, load_bytes, load_path
 from .pipeline import Failure, Item
@@ -32,35 +32,26 @@ def items_from_paths(
         if str(raw) == "-":
             stream = stdin or sys.stdin.buffer
             yield from _load(
-                lambda: load_bytes(stream.read(), fmt=stdin_format, key="stdin", options=options),
-                "stdin",
-                "stdin",
+                load_bytes, stream.read(), "stdin", "stdin", fmt=stdin_format, options=options
             )
             continue
         path = Path(raw)
         if not path.exists():
             yield Failure(str(path), "no such file or directory")
-            continue
-        if path.is_dir():
+        elif path.is_dir():
             for file, key in iter_files(path, include=include, exclude=exclude):
-                yield from _load(
-                    lambda f=file, k=key: load_path(f, key=k, options=options), str(file), key
-                )
+                yield from _load(load_path, file, str(file), key, options=options)
         else:
-            yield from _load(
-                lambda: load_path(path, key=path.name, options=options), str(path), path.name
-            )
+            yield from _load(load_path, path, str(path), path.name, options=options)
 
 
-def _load(load: Any, source: str, key: str) -> Iterator[Item]:
+def _load(loader: Any, data: Any, source: str, key: str, **kwargs: Any) -> Iterator[Item]:
     try:
-        docs = load()
-    except (LoaderError, EngramError) as exc:
+        docs = loader(data, key=key, **kwargs)
+    except EngramError as exc:
         # A single-document file's key is known, so --sync will not delete its old version.
-        keys = (
-            () if Path(source).suffix.lower() in {".json", ".jsonl", ".ndjson", ".csv"} else (key,)
-        )
-        yield Failure(source, str(exc), keys)
+        records = Path(source).suffix.lower() in {".json", ".jsonl", ".ndjson", ".csv"}
+        yield Failure(source, str(exc), () if records else (key,))
         return
     yield from docs
 

@@ -46,9 +46,7 @@ class Analyzer:
             )
         self.language = language
         self.stopwords = BY_LANGUAGE[language]
-        stemmer = (
-            snowballstemmer.stemmer(_STEMMER_NAMES[language]) if language != "none" else None
-        )
+        stemmer = snowballstemmer.stemmer(_STEMMER_NAMES[language]) if language != "none" else None
         self._stem = lru_cache(maxsize=500_000)(stemmer.stemWord) if stemmer else (lambda w: w)
 
     def term(self, word: str) -> str | None:

@@ -122,12 +122,16 @@ class VectorIndex:
             matches = self._index.search(query, min(k, size), exact=use_exact)
         return [(int(key), 1.0 - float(d)) for key, d in zip(matches.keys, matches.distances)]
 
-    def _exact_subset(self, query: np.ndarray, k: int, allowed: set[int]) -> list[tuple[int, float]]:
+    def _exact_subset(
+        self, query: np.ndarray, k: int, allowed: set[int]
+    ) -> list[tuple[int, float]]:
         keys = [key for key in allowed if self._index.contains(key)]
         if not keys:
             return []
         with self._lock:
-            matrix = np.asarray(self._index.get(np.asarray(keys, dtype=np.uint64)), dtype=np.float32)
+            matrix = np.asarray(
+                self._index.get(np.asarray(keys, dtype=np.uint64)), dtype=np.float32
+            )
         sims = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query) + 1e-12)
         top = np.argsort(-sims)[:k]
         return [(int(keys[i]), float(sims[i])) for i in top]

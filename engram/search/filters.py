@@ -61,7 +61,11 @@ def _check_value(field: str, op: str, value: Any) -> None:
         if not isinstance(value, bool):
             raise InvalidInput(f"$exists on {field!r} takes true or false, not {value!r}")
     elif op == "$in":
-        if not isinstance(value, list) or not value or not all(isinstance(v, scalar) for v in value):
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, scalar) for v in value)
+        ):
             raise InvalidInput(f"$in on {field!r} takes a non-empty list of scalars")
     elif op in ("$gt", "$gte", "$lt", "$lte"):
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):

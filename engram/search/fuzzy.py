@@ -31,7 +31,11 @@ class Vocabulary:
 
     def neighbours(self, term: str) -> list[str]:
         edits = max_edits(term)
-        pool = [t for n in range(len(term) - edits, len(term) + edits + 1) for t in self.by_length.get(n, ())]
+        pool = [
+            t
+            for n in range(len(term) - edits, len(term) + edits + 1)
+            for t in self.by_length.get(n, ())
+        ]
         found = process.extract(
             term, pool, scorer=Levenshtein.distance, score_cutoff=edits, limit=MAX_EXPANSIONS
         )
@@ -56,7 +60,9 @@ class VocabularyCache:
         return vocab
 
 
-def expand(terms: list[str], doc_freqs: dict[str, int], vocab: Vocabulary) -> tuple[list[str], dict[str, list[str]]]:
+def expand(
+    terms: list[str], doc_freqs: dict[str, int], vocab: Vocabulary
+) -> tuple[list[str], dict[str, list[str]]]:
     """Terms to search: those found as typed plus neighbours of those found nowhere."""
     out: list[str] = []
     expansions: dict[str, list[str]] = {}

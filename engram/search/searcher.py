@@ -139,8 +139,10 @@ class Searcher:
                 rrf_k=self.settings.rrf_k,
             )
         else:
-            fused = fuse(keyword, [], method="convex", alpha=0.0) if req.mode == "keyword" else fuse(
-                [], vector, method="convex", alpha=1.0
+            fused = (
+                fuse(keyword, [], method="convex", alpha=0.0)
+                if req.mode == "keyword"
+                else fuse([], vector, method="convex", alpha=1.0)
             )
             for f in fused:  # a single leg keeps its own score
                 f.score = (f.keyword or f.vector).score  # type: ignore[union-attr]
@@ -200,7 +202,9 @@ def _passage(title: str, text: str) -> str:
 
 def _explain(f: Fused, mode: str, method: str, rerank: float | None) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "keyword": {"rank": f.keyword.rank, "score": round(f.keyword.score, 6)} if f.keyword else None,
+        "keyword": {"rank": f.keyword.rank, "score": round(f.keyword.score, 6)}
+        if f.keyword
+        else None,
         "vector": {"rank": f.vector.rank, "score": round(f.vector.score, 6)} if f.vector else None,
     }
     if mode == "hybrid":

@@ -121,7 +121,12 @@ class Store(ABC):
 
     @abstractmethod
     def list_documents(
-        self, collection: Collection, *, limit: int = 100, offset: int = 0, where: Where | None = None
+        self,
+        collection: Collection,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        where: Where | None = None,
     ) -> list[DocumentInfo]: ...
 
     @abstractmethod

@@ -40,7 +40,9 @@ def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
 class SQLiteStore(Store):
     """Store in ``<data_dir>/engram.db``; ``path=":memory:"`` keeps everything in memory."""
 
-    def __init__(self, path: Path | str, *, index_dir: Path | None = None, hnsw: HnswParams | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, index_dir: Path | None = None, hnsw: HnswParams | None = None
+    ) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +127,9 @@ class SQLiteStore(Store):
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{cid} USING fts5("
                 "terms, tokenize = 'unicode61 remove_diacritics 0')"
             )
-            self._conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{cid}_vocab USING fts5vocab(fts_{cid}, row)")
+            self._conn.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{cid}_vocab USING fts5vocab(fts_{cid}, row)"
+            )
         return self.get_collection(name)
 
     def get_collection(self, name: str) -> Collection:
@@ -134,16 +138,23 @@ class SQLiteStore(Store):
             known = [c.name for c in self.list_collections()]
             raise CollectionNotFound(
                 f"no collection named {name!r}",
-                hint=f"existing collections: {', '.join(known)}" if known else "ingest documents first",
+                hint=f"existing collections: {', '.join(known)}"
+                if known
+                else "ingest documents first",
             )
         return self._collection_from_row(rows[0])
 
     def list_collections(self) -> list[Collection]:
-        return [self._collection_from_row(r) for r in self._read(self._COLLECTION_SQL + " ORDER BY c.name")]
+        return [
+            self._collection_from_row(r)
+            for r in self._read(self._COLLECTION_SQL + " ORDER BY c.name")
+        ]
 
     def set_collection_language(self, name: str, language: str) -> None:
         with translate(), self._write_lock:
-            self._conn.execute("UPDATE collections SET language = ? WHERE name = ?", (language, name))
+            self._conn.execute(
+                "UPDATE collections SET language = ? WHERE name = ?", (language, name)
+            )
 
     def delete_collection(self, name: str) -> None:
         collection = self.get_collection(name)
@@ -151,7 +162,12 @@ class SQLiteStore(Store):
         with translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                hashes = [h for (h,) in self._conn.execute("SELECT DISTINCT text_hash FROM chunks WHERE collection_id = ?", (cid,))]
+                hashes = [
+                    h
+                    for (h,) in self._conn.execute(
+                        "SELECT DISTINCT text_hash FROM chunks WHERE collection_id = ?", (cid,)
+                    )
+                ]
                 self._conn.execute("DELETE FROM chunks WHERE collection_id = ?", (cid,))
                 self._conn.execute("DELETE FROM collections WHERE id = ?", (cid,))
                 self._conn.execute(f"DROP TABLE IF EXISTS fts_{cid}_vocab")
@@ -171,7 +187,11 @@ class SQLiteStore(Store):
 
     # -- documents ---------------------------------------------------------------------------
     def document_hashes(self, collection: Collection) -> dict[str, str]:
-        return dict(self._read("SELECT key, content_hash FROM documents WHERE collection_id = ?", (collection.id,)))
+        return dict(
+            self._read(
+                "SELECT key, content_hash FROM documents WHERE collection_id = ?", (collection.id,)
+            )
+        )
 
     def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:
         found: set[str] = set()
@@ -184,7 +204,10 @@ class SQLiteStore(Store):
         return found
 
     def write_documents(
-        self, collection: Collection, documents: Sequence[DocumentWrite], embeddings: dict[str, np.ndarray]
+        self,
+        collection: Collection,
+        documents: Sequence[DocumentWrite],
+        embeddings: dict[str, np.ndarray],
     ) -> list[tuple[str, int]]:
         cid, now = collection.id, _now()
         written: list[tuple[str, int]] = []
@@ -214,7 +237,9 @@ class SQLiteStore(Store):
 
     def _write_one(self, cid: int, model_id: str, doc: DocumentWrite, now: str) -> int:
         conn = self._conn
-        row = conn.execute("SELECT id, version FROM documents WHERE collection_id = ? AND key = ?", (cid, doc.key)).fetchone()
+        row = conn.execute(
+            "SELECT id, version FROM documents WHERE collection_id = ? AND key = ?", (cid, doc.key)
+        ).fetchone()
         meta = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
         if row:
             doc_id, version = row[0], row[1] + 1
@@ -239,14 +264,33 @@ class SQLiteStore(Store):
             chunk_id = conn.execute(
                 "INSERT INTO chunks (collection_id, document_id, version, ordinal, text, start_char,"
                 " end_char, page, heading_path, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (cid, doc_id, version, chunk.ordinal, chunk.text, chunk.start, chunk.end, chunk.page,
-                 json.dumps(list(chunk.heading_path), ensure_ascii=False), chunk.text_hash),
+                (
+                    cid,
+                    doc_id,
+                    version,
+                    chunk.ordinal,
+                    chunk.text,
+                    chunk.start,
+                    chunk.end,
+                    chunk.page,
+                    json.dumps(list(chunk.heading_path), ensure_ascii=False),
+                    chunk.text_hash,
+                ),
             ).lastrowid
-            conn.execute(f"INSERT INTO fts_{cid} (rowid, terms) VALUES (?, ?)", (chunk_id, chunk.terms))
-            conn.execute("INSERT INTO vector_log (collection_id, chunk_id, op) VALUES (?, ?, 1)", (cid, chunk_id))
-        missing = {c.text_hash for c in doc.chunks} - self._present_hashes(model_id, {c.text_hash for c in doc.chunks})
+            conn.execute(
+                f"INSERT INTO fts_{cid} (rowid, terms) VALUES (?, ?)", (chunk_id, chunk.terms)
+            )
+            conn.execute(
+                "INSERT INTO vector_log (collection_id, chunk_id, op) VALUES (?, ?, 1)",
+                (cid, chunk_id),
+            )
+        missing = {c.text_hash for c in doc.chunks} - self._present_hashes(
+            model_id, {c.text_hash for c in doc.chunks}
+        )
         if missing:
-            raise InvalidInput(f"document {doc.key!r} has {len(missing)} chunk(s) without an embedding")
+            raise InvalidInput(
+                f"document {doc.key!r} has {len(missing)} chunk(s) without an embedding"
+            )
         self._drop_orphan_embeddings(model_id, old_hashes)
         return version
 
@@ -254,7 +298,8 @@ class SQLiteStore(Store):
         found: set[str] = set()
         for part in _chunks(list(hashes)):
             found.update(
-                h for (h,) in self._conn.execute(
+                h
+                for (h,) in self._conn.execute(
                     f"SELECT text_hash FROM embeddings WHERE model_id = ? AND text_hash IN ({','.join('?' * len(part))})",
                     (model_id, *part),
                 )
@@ -266,7 +311,9 @@ class SQLiteStore(Store):
         hashes: list[str] = []
         for part in _chunks(list(doc_ids)):
             marks = ",".join("?" * len(part))
-            rows = self._conn.execute(f"SELECT id, text_hash FROM chunks WHERE document_id IN ({marks})", part).fetchall()
+            rows = self._conn.execute(
+                f"SELECT id, text_hash FROM chunks WHERE document_id IN ({marks})", part
+            ).fetchall()
             ids = [r[0] for r in rows]
             hashes.extend(r[1] for r in rows)
             for ids_part in _chunks(ids):
@@ -274,7 +321,8 @@ class SQLiteStore(Store):
                 self._conn.execute(f"DELETE FROM fts_{cid} WHERE rowid IN ({m})", ids_part)
                 self._conn.execute(f"DELETE FROM chunks WHERE id IN ({m})", ids_part)
             self._conn.executemany(
-                "INSERT INTO vector_log (collection_id, chunk_id, op) VALUES (?, ?, 0)", [(cid, i) for i in ids]
+                "INSERT INTO vector_log (collection_id, chunk_id, op) VALUES (?, ?, 0)",
+                [(cid, i) for i in ids],
             )
         return hashes
 
@@ -297,13 +345,17 @@ class SQLiteStore(Store):
                 for part in _chunks(list(keys)):
                     marks = ",".join("?" * len(part))
                     doc_ids.extend(
-                        r[0] for r in self._conn.execute(
-                            f"SELECT id FROM documents WHERE collection_id = ? AND key IN ({marks})", (cid, *part)
+                        r[0]
+                        for r in self._conn.execute(
+                            f"SELECT id FROM documents WHERE collection_id = ? AND key IN ({marks})",
+                            (cid, *part),
                         )
                     )
                 hashes = self._remove_chunks(cid, doc_ids)
                 for part in _chunks(doc_ids):
-                    self._conn.execute(f"DELETE FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
+                    self._conn.execute(
+                        f"DELETE FROM documents WHERE id IN ({','.join('?' * len(part))})", part
+                    )
                 self._drop_orphan_embeddings(collection.model_id, hashes)
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -320,22 +372,39 @@ class SQLiteStore(Store):
 
     def _doc_from_row(self, collection: Collection, r: tuple[Any, ...]) -> DocumentInfo:
         return DocumentInfo(
-            id=r[0], collection=collection.name, key=r[1], title=r[2], version=r[3], content_hash=r[4],
-            metadata=json.loads(r[5]), source=r[6], chunk_count=r[7], created_at=r[8], updated_at=r[9],
+            id=r[0],
+            collection=collection.name,
+            key=r[1],
+            title=r[2],
+            version=r[3],
+            content_hash=r[4],
+            metadata=json.loads(r[5]),
+            source=r[6],
+            chunk_count=r[7],
+            created_at=r[8],
+            updated_at=r[9],
         )
 
     def list_documents(
-        self, collection: Collection, *, limit: int = 100, offset: int = 0, where: Where | None = None
+        self,
+        collection: Collection,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        where: Where | None = None,
     ) -> list[DocumentInfo]:
         cond, params = compile_where(where)
         rows = self._read(
-            self._DOC_SQL + f" WHERE d.collection_id = ? AND {cond} ORDER BY d.key LIMIT ? OFFSET ?",
+            self._DOC_SQL
+            + f" WHERE d.collection_id = ? AND {cond} ORDER BY d.key LIMIT ? OFFSET ?",
             (collection.id, *params, limit, offset),
         )
         return [self._doc_from_row(collection, r) for r in rows]
 
     def get_document(self, collection: Collection, key: str) -> DocumentInfo:
-        rows = self._read(self._DOC_SQL + " WHERE d.collection_id = ? AND d.key = ?", (collection.id, key))
+        rows = self._read(
+            self._DOC_SQL + " WHERE d.collection_id = ? AND d.key = ?", (collection.id, key)
+        )
         if not rows:
             raise DocumentNotFound(f"no document {key!r} in collection {collection.name!r}")
         return self._doc_from_row(collection, rows[0])
@@ -364,14 +433,18 @@ class SQLiteStore(Store):
             )
             rows = self._read(sql, (match, cid, *params, k))
         else:
-            rows = self._read(f"SELECT rowid, -bm25(fts_{cid}) FROM fts_{cid} WHERE fts_{cid} MATCH ? ORDER BY rank LIMIT ?", (match, k))
+            rows = self._read(
+                f"SELECT rowid, -bm25(fts_{cid}) FROM fts_{cid} WHERE fts_{cid} MATCH ? ORDER BY rank LIMIT ?",
+                (match, k),
+            )
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def term_frequencies(self, collection: Collection, terms: Sequence[str]) -> dict[str, int]:
         out = dict.fromkeys(terms, 0)
         for part in _chunks(list(terms)):
             rows = self._read(
-                f"SELECT term, doc FROM fts_{collection.id}_vocab WHERE term IN ({','.join('?' * len(part))})", part
+                f"SELECT term, doc FROM fts_{collection.id}_vocab WHERE term IN ({','.join('?' * len(part))})",
+                part,
             )
             out.update({t: int(d) for t, d in rows})
         return out
@@ -400,7 +473,9 @@ class SQLiteStore(Store):
         """Replay vector_log entries newer than the index; rebuild if the log was pruned."""
         index = self._index(collection)
         cid = collection.id
-        state = self._read("SELECT pruned_seq FROM vector_index_state WHERE collection_id = ?", (cid,))
+        state = self._read(
+            "SELECT pruned_seq FROM vector_index_state WHERE collection_id = ?", (cid,)
+        )
         pruned = state[0][0] if state else 0
         if index.seq < pruned:
             index.reset()
@@ -408,7 +483,9 @@ class SQLiteStore(Store):
                 index.load()
             if index.seq < pruned:
                 return self._rebuild(collection, index)
-        head = self._read("SELECT coalesce(max(seq), 0) FROM vector_log WHERE collection_id = ?", (cid,))[0][0]
+        head = self._read(
+            "SELECT coalesce(max(seq), 0) FROM vector_log WHERE collection_id = ?", (cid,)
+        )[0][0]
         if head <= index.seq:
             return index
         rows = self._read(
@@ -431,7 +508,9 @@ class SQLiteStore(Store):
         return index
 
     def _rebuild(self, collection: Collection, index: VectorIndex) -> VectorIndex:
-        head = self._read("SELECT coalesce(max(seq), 0) FROM vector_log WHERE collection_id = ?", (collection.id,))[0][0]
+        head = self._read(
+            "SELECT coalesce(max(seq), 0) FROM vector_log WHERE collection_id = ?", (collection.id,)
+        )[0][0]
         rows = self._read(
             "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
             " WHERE c.collection_id = ?",
@@ -446,13 +525,16 @@ class SQLiteStore(Store):
     ) -> list[tuple[int, float]]:
         vec = np.asarray(vector, dtype=np.float32)
         if vec.shape != (collection.dimension,):
-            raise InvalidInput(f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}")
+            raise InvalidInput(
+                f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}"
+            )
         index = self._catch_up(collection)
         allowed = None
         if where:
             cond, params = compile_where(where)
             allowed = {
-                r[0] for r in self._read(
+                r[0]
+                for r in self._read(
                     f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = ? AND {cond}",
                     (collection.id, *params),
                 )
@@ -481,8 +563,17 @@ class SQLiteStore(Store):
             )
             for r in rows:
                 out[r[0]] = ChunkRecord(
-                    id=r[0], document_id=r[1], document_key=r[2], version=r[3], title=r[4], text=r[5],
-                    start=r[6], end=r[7], page=r[8], heading_path=tuple(json.loads(r[9])), metadata=json.loads(r[10]),
+                    id=r[0],
+                    document_id=r[1],
+                    document_key=r[2],
+                    version=r[3],
+                    title=r[4],
+                    text=r[5],
+                    start=r[6],
+                    end=r[7],
+                    page=r[8],
+                    heading_path=tuple(json.loads(r[9])),
+                    metadata=json.loads(r[10]),
                 )
         return out
 
@@ -500,7 +591,9 @@ class SQLiteStore(Store):
                     " ON CONFLICT (collection_id) DO UPDATE SET pruned_seq = max(pruned_seq, excluded.pruned_seq)",
                     (cid, index.seq),
                 )
-                self._conn.execute("DELETE FROM vector_log WHERE collection_id = ? AND seq <= ?", (cid, index.seq))
+                self._conn.execute(
+                    "DELETE FROM vector_log WHERE collection_id = ? AND seq <= ?", (cid, index.seq)
+                )
 
 
 def _split_sql(script: str) -> list[str]:

@@ -32,6 +32,10 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def _id_fields(options: LoaderOptions) -> tuple[str, ...]:
+    return (options.id_field,) if options.id_field else _ID_FIELDS
+
+
 def record_document(
     record: dict[str, Any],
     *,
@@ -48,7 +52,7 @@ def record_document(
     keeps the title as its text, so it stays searchable. ``labelled`` writes ``field: value``
     lines (used when every CSV column becomes text).
     """
-    id_fields = (options.id_field,) if options.id_field else _ID_FIELDS
+    id_fields = _id_fields(options)
     id_field = next((f for f in id_fields if _as_text(record.get(f))), None)
     doc_key = _as_text(record[id_field]) if id_field else f"{key}#{index}"
     title = _as_text(record.get(options.title_field))
@@ -105,7 +109,7 @@ def load_json(
         listed = next((value[k] for k in _LIST_KEYS if isinstance(value.get(k), list)), None)
         if listed is None:
             docs = _collect([(0, value)], key=key, source=source, options=options)
-            if not any(_as_text(value.get(f)) for f in (options.id_field, *_ID_FIELDS) if f):
+            if not any(_as_text(value.get(f)) for f in _id_fields(options)):
                 docs[0].key = key
             return docs
         value = listed

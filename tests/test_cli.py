@@ -1,0 +1,124 @@
+"""The CLI: exit codes and messages, in-process (CliRunner) and as a real console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engram.cli import cli
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("ENGRAM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ENGRAM_EMBEDDING_MODEL", "hash")
+    monkeypatch.setenv("ENGRAM_CHUNK_TOKENS", "64")
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def test_ingest_search_collections_docs_delete(run, corpus: Path) -> None:
+    res = run("ingest", str(corpus))
+    assert res.exit_code == 0, res.output
+    assert "5 added, 0 updated, 0 unchanged, 0 deleted, 0 failed" in res.output
+    res = run("ingest", str(corpus), "--json")
+    assert json.loads(res.output)["unchanged"] == 5
+
+    res = run("search", "parrots speech", "--json", "-k", "3")
+    data = json.loads(res.output)
+    assert data["data"][0]["document"] == "sub/birds.html"
+    assert data["data"][0]["explain"]["keyword"]["rank"] == 1
+    assert set(data["data"][0]) >= {"span", "version", "highlight", "heading_path", "page", "score"}
+
+    res = run("search", "qubits", "--where", "field=physics", "--mode", "keyword")
+    assert res.exit_code == 0 and "Quantum computing" in res.output
+    res = run("search", "qubits", "--where", "year<2020", "--mode", "keyword")
+    assert "No results." in res.output
+
+    res = run("collections")
+    assert "default: 5 documents" in res.output and "hash-64" in res.output
+    res = run("docs", "--json")
+    assert sorted(d["key"] for d in json.loads(res.output)) == [
+        "cats.md",
+        "dogs.txt",
+        "r1",
+        "r2",
+        "sub/birds.html",
+    ]
+
+    res = run("delete", "r1", "ghost")
+    assert res.exit_code == 0 and "Deleted 1 document(s); 1 not found." in res.output
+    res = run("delete", "ghost")
+    assert res.exit_code == 1
+    res = run("delete", "--all")
+    assert "Deleted collection 'default'" in res.output
+
+
+def test_stdin_ingest(run) -> None:
+    res = run(
+        "ingest", "-", "--format", "md", input="# Note\n\nThe boiler is serviced in October.\n"
+    )
+    assert res.exit_code == 0 and "1 added" in res.output
+    res = run("search", "boiler", "--mode", "keyword", "--json")
+    assert json.loads(res.output)["data"][0]["document"] == "stdin"
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (
+            ["search", "cats"],
+            "Error: no collection named 'default'",
+            "Hint: ingest documents first",
+        ),
+        (["search", "", "-c", "x"], "Error: the query is empty", "Hint:"),
+        (
+            ["search", "cats", "--where", "nonsense"],
+            "Error: cannot parse filter",
+            "Hint: write key=value",
+        ),
+    ],
+)
+def test_errors_are_one_line_with_a_hint(run, args, message, hint) -> None:
+    res = run(*args)
+    assert res.exit_code == 1
+    assert message in res.output and hint in res.output
+    assert "Traceback" not in res.output
+
+
+def test_ingest_of_only_failures_exits_nonzero(run, tmp_path: Path) -> None:
+    res = run("ingest", str(tmp_path / "missing.md"))
+    assert res.exit_code == 1
+    assert "no such file or directory" in res.output
+
+
+def test_bad_setting_from_environment(run, monkeypatch) -> None:
+    monkeypatch.setenv("ENGRAM_CHUNK_TOKENS", "nope")
+    res = run("collections")
+    assert res.exit_code == 1
+    assert "ENGRAM_CHUNK_TOKENS" in res.output
+
+
+def test_console_script_over_a_real_process(tmp_path: Path, corpus: Path) -> None:
+    env = {**os.environ, "ENGRAM_EMBEDDING_MODEL": "hash", "ENGRAM_DATA_DIR": str(tmp_path / "d")}
+    exe = Path(sys.executable).parent / "engram"
+    ok = subprocess.run([str(exe), "ingest", str(corpus)], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    found = subprocess.run(
+        [str(exe), "search", "loyal", "--json"], env=env, capture_output=True, text=True
+    )
+    assert json.loads(found.stdout)["data"][0]["document"] == "dogs.txt"
+    bad = subprocess.run(
+        [str(exe), "search", "x", "-c", "nope"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: no collection named 'nope'")
