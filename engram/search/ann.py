@@ -3,6 +3,11 @@
 The index is never the source of truth: it records the sequence number of the last change it
 contains, and its owner replays newer changes (or rebuilds it) when it is missing or behind.
 Small indexes, and filtered searches over few rows, are answered exactly.
+
+Deletions are tombstones filtered out of results, never usearch's ``remove``: in usearch 2.25
+saving an index after removing many keys corrupts the heap (tests/test_ranking.py keeps a
+regression test). When tombstones pass a quarter of the index, it is rebuilt from its own live
+vectors.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class VectorIndex:
         self.seq = 0
         self._lock = threading.RLock()
         self._index = self._new_index()
+        self._deleted: set[int] = set()
         self._dirty = False
 
     def _new_index(self) -> Index:
@@ -60,10 +66,16 @@ class VectorIndex:
                 return False
             index = self._new_index()
             index.load(str(self.path))
-        except (OSError, ValueError, RuntimeError):
+            deleted = {int(k) for k in meta.get("deleted", [])}
+        except (OSError, ValueError, RuntimeError, TypeError):
             return False  # missing or damaged: the owner rebuilds from the source of truth
         with self._lock:
-            self._index, self.seq, self._dirty = index, int(meta["seq"]), False
+            self._index, self.seq, self._deleted, self._dirty = (
+                index,
+                int(meta["seq"]),
+                deleted,
+                False,
+            )
         return True
 
     def save(self) -> None:
@@ -76,26 +88,27 @@ class VectorIndex:
             self._index.save(str(tmp))
             os.replace(tmp, self.path)
             meta_tmp = self._meta_path.with_suffix(".json.tmp")
-            meta_tmp.write_text(json.dumps({"seq": self.seq, "dimension": self.dimension}))
+            meta = {"seq": self.seq, "dimension": self.dimension, "deleted": sorted(self._deleted)}
+            meta_tmp.write_text(json.dumps(meta))
             os.replace(meta_tmp, self._meta_path)
             self._dirty = False
 
     def reset(self) -> None:
         with self._lock:
             self._index = self._new_index()
+            self._deleted = set()
             self.seq = 0
             self._dirty = True
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._index) - len(self._deleted)
 
     def apply(self, adds: dict[int, np.ndarray], removes: Sequence[int], seq: int) -> None:
         """Apply a batch of changes that brings the index up to ``seq``."""
         with self._lock:
-            if removes:
-                present = [k for k in removes if self._index.contains(k)]
-                if present:
-                    self._index.remove(np.asarray(present, dtype=np.uint64))
+            for key in removes:
+                if self._index.contains(key):
+                    self._deleted.add(int(key))
             if adds:
                 keys = np.fromiter(adds.keys(), dtype=np.uint64, count=len(adds))
                 fresh = ~np.asarray(self._index.contains(keys), dtype=bool).reshape(-1)
@@ -104,6 +117,19 @@ class VectorIndex:
                     self._index.add(keys[fresh], vectors[fresh])
             self.seq = max(self.seq, seq)
             self._dirty = True
+            if len(self._deleted) > 1000 and len(self._deleted) > len(self._index) // 4:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild from the live vectors, dropping tombstones."""
+        keys = np.asarray(
+            [int(k) for k in self._index.keys if int(k) not in self._deleted], dtype=np.uint64
+        )
+        vectors = np.asarray(self._index.get(keys), dtype=np.float32) if len(keys) else None
+        self._index = self._new_index()
+        if vectors is not None:
+            self._index.add(keys, vectors.reshape(len(keys), self.dimension))
+        self._deleted = set()
 
     def search(
         self, query: np.ndarray, k: int, allowed: set[int] | None = None, *, exact: bool = False
@@ -114,13 +140,19 @@ class VectorIndex:
             return []
         query = np.asarray(query, dtype=np.float32)
         if allowed is not None:
+            allowed = allowed - self._deleted
             if len(allowed) <= max(self.params.exact_below, 1000) or exact:
                 return self._exact_subset(query, k, allowed)
             return self._filtered_ann(query, k, allowed, size)
         use_exact = exact or size < self.params.exact_below
         with self._lock:
-            matches = self._index.search(query, min(k, size), exact=use_exact)
-        return [(int(key), 1.0 - float(d)) for key, d in zip(matches.keys, matches.distances)]
+            matches = self._index.search(query, min(k + len(self._deleted), size), exact=use_exact)
+            hits = [
+                (int(key), 1.0 - float(d))
+                for key, d in zip(matches.keys, matches.distances)
+                if int(key) not in self._deleted
+            ]
+        return hits[:k]
 
     def _exact_subset(
         self, query: np.ndarray, k: int, allowed: set[int]

@@ -1,9 +1,9 @@
-"""The embedded backend: one SQLite file (WAL) plus derived HNSW index files beside it.
+"""The embedded backend: one SQLite file (WAL) plus derived index files beside it.
 
-SQLite holds everything; the keyword index is FTS5 (one table per collection, fed with the
-analyzer's terms), and vectors live in the ``embeddings`` table. Each collection's HNSW index
-(``vectors/<id>.usearch``) is rebuilt or caught up from ``vector_log`` whenever it is missing
-or behind, so losing it loses nothing.
+SQLite holds everything: documents, chunks with their analyzed terms, and vectors in the
+``embeddings`` table. Each collection's BM25 and HNSW indexes (``indexes/<id>.bm25.npz``,
+``indexes/<id>.usearch``) are rebuilt or caught up from ``chunk_log`` whenever they are
+missing or behind, so losing them loses nothing.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
-from ..search.ann import HnswParams, VectorIndex
+from ..search.ann import HnswParams
 from ..types import Collection, DocumentInfo
 from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where
 from .migrations import check_applied, load_migrations
-from .sqlite_sql import check_fts_terms, compile_where, connect, translate
+from .derived import ChunkChange, DerivedIndexes
+from .sqlite_sql import compile_where, connect, translate
 
 _BATCH = 500  # parameters per IN (...) list, well below SQLite's limit
 
@@ -50,8 +51,8 @@ class SQLiteStore(Store):
         self.hnsw = hnsw or HnswParams()
         self._write_lock = threading.RLock()
         self._conn = connect(self.path)
-        self._indexes: dict[int, VectorIndex] = {}
-        self._index_lock = threading.Lock()
+        self._indexes: dict[int, DerivedIndexes] = {}
+        self._index_lock = threading.RLock()
         self._migrate()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -120,16 +121,7 @@ class SQLiteStore(Store):
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"collection {name!r} already exists") from exc
-            cid = cur.lastrowid
-            # One FTS5 table per collection: BM25 statistics are then the collection's own.
-            # Terms are pre-analyzed, so the tokenizer only splits on spaces.
-            self._conn.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{cid} USING fts5("
-                "terms, tokenize = 'unicode61 remove_diacritics 0')"
-            )
-            self._conn.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS fts_{cid}_vocab USING fts5vocab(fts_{cid}, row)"
-            )
+            del cur
         return self.get_collection(name)
 
     def get_collection(self, name: str) -> Collection:
@@ -170,20 +162,19 @@ class SQLiteStore(Store):
                 ]
                 self._conn.execute("DELETE FROM chunks WHERE collection_id = ?", (cid,))
                 self._conn.execute("DELETE FROM collections WHERE id = ?", (cid,))
-                self._conn.execute(f"DROP TABLE IF EXISTS fts_{cid}_vocab")
-                self._conn.execute(f"DROP TABLE IF EXISTS fts_{cid}")
-                self._conn.execute("DELETE FROM vector_log WHERE collection_id = ?", (cid,))
-                self._conn.execute("DELETE FROM vector_index_state WHERE collection_id = ?", (cid,))
+                self._conn.execute("DELETE FROM chunk_log WHERE collection_id = ?", (cid,))
+                self._conn.execute("DELETE FROM index_state WHERE collection_id = ?", (cid,))
                 self._drop_orphan_embeddings(collection.model_id, hashes)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
         with self._index_lock:
-            self._indexes.pop(cid, None)
+            indexes = self._indexes.pop(cid, None)
+        (indexes or DerivedIndexes(None, cid, collection.dimension, self.hnsw)).remove_files()
         if self.index_dir:
-            for suffix in (".usearch", ".json"):
-                (self.index_dir / f"{cid}{suffix}").unlink(missing_ok=True)
+            for name in (f"{cid}.usearch", f"{cid}.json", f"{cid}.bm25.npz"):
+                (self.index_dir / name).unlink(missing_ok=True)
 
     # -- documents ---------------------------------------------------------------------------
     def document_hashes(self, collection: Collection) -> dict[str, str]:
@@ -263,7 +254,7 @@ class SQLiteStore(Store):
         for chunk in doc.chunks:
             chunk_id = conn.execute(
                 "INSERT INTO chunks (collection_id, document_id, version, ordinal, text, start_char,"
-                " end_char, page, heading_path, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " end_char, page, heading_path, text_hash, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     cid,
                     doc_id,
@@ -275,13 +266,11 @@ class SQLiteStore(Store):
                     chunk.page,
                     json.dumps(list(chunk.heading_path), ensure_ascii=False),
                     chunk.text_hash,
+                    chunk.terms,
                 ),
             ).lastrowid
             conn.execute(
-                f"INSERT INTO fts_{cid} (rowid, terms) VALUES (?, ?)", (chunk_id, chunk.terms)
-            )
-            conn.execute(
-                "INSERT INTO vector_log (collection_id, chunk_id, op) VALUES (?, ?, 1)",
+                "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)",
                 (cid, chunk_id),
             )
         missing = {c.text_hash for c in doc.chunks} - self._present_hashes(
@@ -318,10 +307,9 @@ class SQLiteStore(Store):
             hashes.extend(r[1] for r in rows)
             for ids_part in _chunks(ids):
                 m = ",".join("?" * len(ids_part))
-                self._conn.execute(f"DELETE FROM fts_{cid} WHERE rowid IN ({m})", ids_part)
                 self._conn.execute(f"DELETE FROM chunks WHERE id IN ({m})", ids_part)
             self._conn.executemany(
-                "INSERT INTO vector_log (collection_id, chunk_id, op) VALUES (?, ?, 0)",
+                "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 0)",
                 [(cid, i) for i in ids],
             )
         return hashes
@@ -418,107 +406,107 @@ class SQLiteStore(Store):
         )
         return [DocumentVersion(*r) for r in rows]
 
-    # -- keyword leg -------------------------------------------------------------------------
-    def keyword_search(
-        self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None
-    ) -> list[tuple[int, float]]:
-        match = check_fts_terms(list(terms))
-        cid = collection.id
-        if where:
-            cond, params = compile_where(where)
-            sql = (
-                f"SELECT f.rowid, -bm25(fts_{cid}) FROM fts_{cid} f WHERE fts_{cid} MATCH ? AND f.rowid IN"
-                f" (SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
-                f"  WHERE c.collection_id = ? AND {cond}) ORDER BY rank LIMIT ?"
-            )
-            rows = self._read(sql, (match, cid, *params, k))
-        else:
-            rows = self._read(
-                f"SELECT rowid, -bm25(fts_{cid}) FROM fts_{cid} WHERE fts_{cid} MATCH ? ORDER BY rank LIMIT ?",
-                (match, k),
-            )
-        return [(int(r[0]), float(r[1])) for r in rows]
-
-    def term_frequencies(self, collection: Collection, terms: Sequence[str]) -> dict[str, int]:
-        out = dict.fromkeys(terms, 0)
-        for part in _chunks(list(terms)):
-            rows = self._read(
-                f"SELECT term, doc FROM fts_{collection.id}_vocab WHERE term IN ({','.join('?' * len(part))})",
-                part,
-            )
-            out.update({t: int(d) for t, d in rows})
-        return out
-
-    def revision(self, collection: Collection) -> int:
-        # vector_log's AUTOINCREMENT counter moves on every chunk added or removed anywhere.
-        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'vector_log'")
-        return int(rows[0][0]) if rows else 0
-
-    def vocabulary(self, collection: Collection) -> list[str]:
-        return [t for (t,) in self._read(f"SELECT term FROM fts_{collection.id}_vocab")]
-
-    # -- vector leg --------------------------------------------------------------------------
-    def _index(self, collection: Collection) -> VectorIndex:
+    # -- retrieval: derived indexes ----------------------------------------------------------
+    def _indexes_for(self, collection: Collection) -> DerivedIndexes:
         with self._index_lock:
-            index = self._indexes.get(collection.id)
-            if index is None:
-                path = (self.index_dir or Path("/nonexistent")) / f"{collection.id}.usearch"
-                index = VectorIndex(path, collection.dimension, self.hnsw)
-                if self.index_dir:
-                    index.load()
-                self._indexes[collection.id] = index
-        return index
+            indexes = self._indexes.get(collection.id)
+            if indexes is None:
+                indexes = DerivedIndexes(
+                    self.index_dir, collection.id, collection.dimension, self.hnsw
+                )
+                self._indexes[collection.id] = indexes
+        return indexes
 
-    def _catch_up(self, collection: Collection) -> VectorIndex:
-        """Replay vector_log entries newer than the index; rebuild if the log was pruned."""
-        index = self._index(collection)
+    def _catch_up(self, collection: Collection) -> DerivedIndexes:
+        """Replay chunk_log entries newer than the indexes; rebuild if the log was pruned."""
+        indexes = self._indexes_for(collection)
         cid = collection.id
-        state = self._read(
-            "SELECT pruned_seq FROM vector_index_state WHERE collection_id = ?", (cid,)
-        )
-        pruned = state[0][0] if state else 0
-        if index.seq < pruned:
-            index.reset()
-            if self.index_dir:
-                index.load()
-            if index.seq < pruned:
-                return self._rebuild(collection, index)
-        head = self._read(
-            "SELECT coalesce(max(seq), 0) FROM vector_log WHERE collection_id = ?", (cid,)
-        )[0][0]
-        if head <= index.seq:
-            return index
-        rows = self._read(
-            "SELECT l.seq, l.chunk_id, l.op, e.vector FROM vector_log l"
-            " LEFT JOIN chunks c ON c.id = l.chunk_id AND l.op = 1"
-            " LEFT JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
-            " WHERE l.collection_id = ? AND l.seq > ? AND l.seq <= ? ORDER BY l.seq",
-            (collection.model_id, cid, index.seq, head),
-        )
-        adds: dict[int, np.ndarray] = {}
-        removes: list[int] = []
-        for _seq, chunk_id, op, blob in rows:
-            if op == 1:
-                if blob is not None:  # None: the chunk was deleted again later in the log
-                    adds[chunk_id] = np.frombuffer(blob, dtype=np.float32)
-            else:
-                adds.pop(chunk_id, None)
-                removes.append(chunk_id)
-        index.apply(adds, removes, head)
-        return index
+        with self._index_lock:
+            state = self._read("SELECT pruned_seq FROM index_state WHERE collection_id = ?", (cid,))
+            pruned = state[0][0] if state else 0
+            if indexes.seq < pruned:
+                # Another process saved newer index files and pruned the log: reload them.
+                indexes = DerivedIndexes(self.index_dir, cid, collection.dimension, self.hnsw)
+                self._indexes[cid] = indexes
+                if indexes.seq < pruned:
+                    return self._rebuild(collection, indexes)
+            head = self._read(
+                "SELECT coalesce(max(seq), 0) FROM chunk_log WHERE collection_id = ?", (cid,)
+            )[0][0]
+            if head <= indexes.seq:
+                return indexes
+            rows = self._read(
+                "SELECT l.seq, l.chunk_id, l.op, c.terms, e.vector FROM chunk_log l"
+                " LEFT JOIN chunks c ON c.id = l.chunk_id AND l.op = 1"
+                " LEFT JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
+                " WHERE l.collection_id = ? AND l.seq > ? AND l.seq <= ? ORDER BY l.seq",
+                (collection.model_id, cid, indexes.seq, head),
+            )
+            indexes.apply(
+                [
+                    ChunkChange(
+                        seq,
+                        chunk_id,
+                        op == 1,
+                        terms,
+                        np.frombuffer(blob, dtype=np.float32) if blob is not None else None,
+                    )
+                    for seq, chunk_id, op, terms, blob in rows
+                ],
+                head,
+            )
+            return indexes
 
-    def _rebuild(self, collection: Collection, index: VectorIndex) -> VectorIndex:
+    def _rebuild(self, collection: Collection, indexes: DerivedIndexes) -> DerivedIndexes:
         head = self._read(
-            "SELECT coalesce(max(seq), 0) FROM vector_log WHERE collection_id = ?", (collection.id,)
+            "SELECT coalesce(max(seq), 0) FROM chunk_log WHERE collection_id = ?", (collection.id,)
         )[0][0]
         rows = self._read(
-            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
+            "SELECT c.id, c.terms, e.vector FROM chunks c"
+            " JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
             " WHERE c.collection_id = ?",
             (collection.model_id, collection.id),
         )
-        index.reset()
-        index.apply({cid: np.frombuffer(blob, dtype=np.float32) for cid, blob in rows}, [], head)
-        return index
+        indexes.reset()
+        indexes.apply(
+            [
+                ChunkChange(0, cid, True, terms, np.frombuffer(blob, dtype=np.float32))
+                for cid, terms, blob in rows
+            ],
+            head,
+        )
+        return indexes
+
+    def _allowed(self, collection: Collection, where: Where | None) -> set[int] | None:
+        if not where:
+            return None
+        cond, params = compile_where(where)
+        return {
+            r[0]
+            for r in self._read(
+                "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
+                f" WHERE c.collection_id = ? AND {cond}",
+                (collection.id, *params),
+            )
+        }
+
+    def keyword_search(
+        self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
+        indexes = self._catch_up(collection)
+        return indexes.keywords.search(terms, k, self._allowed(collection, where))
+
+    def term_frequencies(self, collection: Collection, terms: Sequence[str]) -> dict[str, int]:
+        keywords = self._catch_up(collection).keywords
+        return {t: keywords.doc_freq(t) for t in terms}
+
+    def revision(self, collection: Collection) -> int:
+        # chunk_log's AUTOINCREMENT counter moves on every chunk added or removed anywhere.
+        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'chunk_log'")
+        return int(rows[0][0]) if rows else 0
+
+    def vocabulary(self, collection: Collection) -> list[str]:
+        return self._catch_up(collection).keywords.vocabulary()
 
     def vector_search(
         self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
@@ -528,18 +516,8 @@ class SQLiteStore(Store):
             raise InvalidInput(
                 f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}"
             )
-        index = self._catch_up(collection)
-        allowed = None
-        if where:
-            cond, params = compile_where(where)
-            allowed = {
-                r[0]
-                for r in self._read(
-                    f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = ? AND {cond}",
-                    (collection.id, *params),
-                )
-            }
-        return index.search(vec, k, allowed)
+        indexes = self._catch_up(collection)
+        return indexes.vectors.search(vec, k, self._allowed(collection, where))
 
     def get_vectors(self, collection: Collection, ids: Sequence[int]) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}
@@ -582,17 +560,18 @@ class SQLiteStore(Store):
         if not self.index_dir:
             return
         with self._index_lock:
-            indexes = list(self._indexes.items())
-        for cid, index in indexes:
-            index.save()
+            items = list(self._indexes.items())
+        for cid, indexes in items:
+            indexes.save()
             with translate(), self._write_lock:
                 self._conn.execute(
-                    "INSERT INTO vector_index_state (collection_id, pruned_seq) VALUES (?, ?)"
-                    " ON CONFLICT (collection_id) DO UPDATE SET pruned_seq = max(pruned_seq, excluded.pruned_seq)",
-                    (cid, index.seq),
+                    "INSERT INTO index_state (collection_id, pruned_seq) VALUES (?, ?)"
+                    " ON CONFLICT (collection_id) DO UPDATE"
+                    " SET pruned_seq = max(pruned_seq, excluded.pruned_seq)",
+                    (cid, indexes.seq),
                 )
                 self._conn.execute(
-                    "DELETE FROM vector_log WHERE collection_id = ? AND seq <= ?", (cid, index.seq)
+                    "DELETE FROM chunk_log WHERE collection_id = ? AND seq <= ?", (cid, indexes.seq)
                 )
 
 

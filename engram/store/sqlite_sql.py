@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngramError, InvalidInput, StoreError, StoreLocked
+from ..errors import EngramError, StoreError, StoreLocked
 from ..search.filters import Condition, normalize_where
 from .base import Where
 
@@ -123,10 +123,3 @@ def _equal_forms(value: Any) -> list[Any]:
     if value in ("true", "false"):
         forms.append(int(value == "true"))
     return forms
-
-
-def check_fts_terms(terms: list[str]) -> str:
-    """An FTS5 MATCH expression ORing the given analyzed terms, each quoted."""
-    if not terms:
-        raise InvalidInput("no searchable words in the query")
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)

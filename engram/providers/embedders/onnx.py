@@ -96,6 +96,11 @@ class OnnxEmbedder(Embedder):
     ) -> None:
         self.resolved = resolve_model(model, kind="embedder")
         if isinstance(config, str):
+            if config not in EMBEDDER_CONFIGS:
+                raise InvalidInput(
+                    f"unknown embedder config {config!r}",
+                    hint=f"one of {', '.join(EMBEDDER_CONFIGS)}, or an EmbedderConfig",
+                )
             config = EMBEDDER_CONFIGS[config]
         self.config = config or config_for(self.resolved)
         self.model_id = self.config.model_id

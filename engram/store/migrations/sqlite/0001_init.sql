@@ -1,6 +1,6 @@
--- Collections, documents and their versions, chunks, the embedding cache and the vector change
--- log. Keyword indexes are FTS5 tables created per collection (fts_<collection id>) so that
--- BM25 statistics (N, average length, document frequencies) are those of the collection.
+-- Collections, documents and their versions, chunks (with their analyzed keyword terms), the
+-- embedding cache and the chunk change log. The BM25 and HNSW indexes are derived from these
+-- tables per collection (engram.store.derived) and can always be rebuilt from them.
 CREATE TABLE collections (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -45,7 +45,8 @@ CREATE TABLE chunks (
     end_char      INTEGER NOT NULL,
     page          INTEGER,
     heading_path  TEXT NOT NULL DEFAULT '[]',
-    text_hash     TEXT NOT NULL
+    text_hash     TEXT NOT NULL,
+    terms         TEXT NOT NULL  -- analyzed keyword terms, space separated
 );
 CREATE INDEX chunks_document ON chunks (document_id);
 CREATE INDEX chunks_collection ON chunks (collection_id);
@@ -60,18 +61,18 @@ CREATE TABLE embeddings (
     PRIMARY KEY (model_id, text_hash)
 ) WITHOUT ROWID;
 
--- Every chunk added to or removed from a collection, in commit order. The HNSW index files are
--- derived from SQLite: an index that is behind replays this log; pruned_seq marks how far the
--- log was pruned after an index file was saved.
-CREATE TABLE vector_log (
+-- Every chunk added to or removed from a collection, in commit order. The derived index files
+-- are behind when their saved seq is below the log's head: they replay the newer entries.
+-- pruned_seq marks how far the log was pruned after index files were saved.
+CREATE TABLE chunk_log (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     collection_id INTEGER NOT NULL,
     chunk_id      INTEGER NOT NULL,
     op            INTEGER NOT NULL  -- 1 add, 0 remove
 );
-CREATE INDEX vector_log_collection ON vector_log (collection_id, seq);
+CREATE INDEX chunk_log_collection ON chunk_log (collection_id, seq);
 
-CREATE TABLE vector_index_state (
+CREATE TABLE index_state (
     collection_id INTEGER PRIMARY KEY,
     pruned_seq    INTEGER NOT NULL DEFAULT 0
 );

@@ -1,0 +1,95 @@
+"""Search latency per mode at a given collection size, query embedding excluded.
+
+    python bench/bench_search.py --chunks 10000 100000 --queries 300
+
+Passages are built from SciFact sentences (so BM25 sees real term statistics: 3-6 random
+sentences each, one chunk per passage); vectors come from the deterministic hash embedder
+(384-d), i.e. synthetic, which is what the 100k-scale test allows. The query embedding is
+timed apart and excluded from the search latency (see --real-model to time it with bge).
+Prints one JSON line per (size, mode) and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import engram
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
+
+
+def sentences(corpus: Path) -> list[str]:
+    out = []
+    with corpus.open() as fh:
+        for line in fh:
+            text = json.loads(line)["text"]
+            out.extend(s for s in re.split(r"(?<=[.!?])\s+", text) if len(s) > 30)
+    return out
+
+
+def passages(pool: list[str], n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    return [{"id": f"p{i}", "text": " ".join(rng.sample(pool, rng.randint(3, 6)))} for i in range(n)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chunks", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--dataset", type=Path, default=DATA)
+    ap.add_argument("--data-dir", type=Path, default=None, help="reuse a directory (default: temp)")
+    args = ap.parse_args()
+
+    pool = sentences(args.dataset / "corpus.jsonl")
+    queries = [json.loads(line)["text"] for line in (args.dataset / "queries.jsonl").open()][: args.queries]
+    for size in args.chunks:
+        root = args.data_dir or Path(tempfile.mkdtemp(prefix="engram-bench-"))
+        with engram.open(root / f"n{size}", embedding_model="hash-384", chunk_tokens=512) as db:
+            t0 = time.perf_counter()
+            report = db.add(passages(pool, size), collection="bench")
+            ingest_s = time.perf_counter() - t0
+            assert db.collection("bench").chunk_count == size, db.collection("bench")
+            # Warm up: loads the HNSW index and the vocabulary, fills caches.
+            for q in queries[:20]:
+                db.search(q, collection="bench", mode="hybrid")
+            for mode in ("keyword", "vector", "hybrid"):
+                lat, embed = [], []
+                for q in queries:
+                    t = time.perf_counter()
+                    resp = db.search(q, collection="bench", mode=mode, k=10)
+                    total = (time.perf_counter() - t) * 1000
+                    e = resp.timings_ms.get("embed", 0.0)
+                    lat.append(total - e)
+                    embed.append(e)
+                p = np.percentile(lat, [50, 95, 99])
+                print(
+                    json.dumps(
+                        {
+                            "chunks": size,
+                            "mode": mode,
+                            "p50_ms": round(float(p[0]), 2),
+                            "p95_ms": round(float(p[1]), 2),
+                            "p99_ms": round(float(p[2]), 2),
+                            "hash_embed_p50_ms": round(float(np.median(embed)), 3),
+                            "ingest_s": round(ingest_s, 1),
+                            "added": report.added,
+                        }
+                    ),
+                    flush=True,
+                )
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mb": round(rss_mb, 1), "python": sys.version.split()[0]}))
+
+
+if __name__ == "__main__":
+    main()
