@@ -234,7 +234,7 @@ class Engram:
             query, k=k, offset=offset, mode=mode, where=where, rerank=rerank, highlight=highlight
         )
         self.searcher.validate(request)
-        return self.searcher.search(self.collection(collection), request)
+        return self.searcher.search(self.store.get_collection(collection, counts=False), request)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:

@@ -72,6 +72,20 @@ class Analyzer:
             if t:
                 yield t, match.start(), match.end()
 
+    def matching_spans(self, text: str, terms: set[str]) -> list[tuple[int, int]]:
+        """Spans of the words of ``text`` whose term is in ``terms``. Only words sharing their
+        first two letters with a term are stemmed (stemming rewrites endings, not starts), so
+        highlighting a chunk costs a few stems, not one per word."""
+        prefixes = {t[:2] for t in terms}
+        spans = []
+        for match in _WORD.finditer(text):
+            word = match.group()
+            if fold(word[:2])[:2] not in prefixes:
+                continue
+            if self.term(word) in terms:
+                spans.append((match.start(), match.end()))
+        return spans
+
     def query_terms(self, text: str) -> list[str]:
         """Distinct terms of a query, in order of first appearance."""
         return list(dict.fromkeys(self.terms(text)))

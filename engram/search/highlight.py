@@ -17,7 +17,7 @@ def highlight(
     """A snippet of about ``width`` characters around the densest cluster of matches, with
     matched words wrapped in tags. Words match when their analyzed term is a query term, so
     "regulations" is highlighted for the query "regulation"."""
-    spans = [(s, e) for term, s, e in analyzer.terms_with_spans(text) if term in query_terms]
+    spans = analyzer.matching_spans(text, query_terms)
     if not spans:
         snippet = text[:width]
         return snippet + ("…" if len(text) > width else "")

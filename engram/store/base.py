@@ -80,8 +80,9 @@ class Store(ABC):
     ) -> Collection: ...
 
     @abstractmethod
-    def get_collection(self, name: str) -> Collection:
-        """Raises CollectionNotFound."""
+    def get_collection(self, name: str, *, counts: bool = True) -> Collection:
+        """Raises CollectionNotFound. ``counts=False`` skips counting documents and chunks
+        (left at 0), for hot paths such as search."""
 
     @abstractmethod
     def list_collections(self) -> list[Collection]: ...

@@ -22,8 +22,8 @@ from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInpu
 from ..search.ann import HnswParams
 from ..types import Collection, DocumentInfo
 from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where
-from .migrations import check_applied, load_migrations
 from .derived import ChunkChange, DerivedIndexes
+from .migrations import check_applied, load_migrations
 from .sqlite_sql import compile_where, connect, translate
 
 _BATCH = 500  # parameters per IN (...) list, well below SQLite's limit
@@ -109,6 +109,11 @@ class SQLiteStore(Store):
         " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id) FROM collections c"
     )
 
+    _COLLECTION_SQL_LIGHT = (
+        "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at, 0, 0"
+        " FROM collections c"
+    )
+
     def create_collection(
         self, name: str, *, model_id: str, dimension: int, language: str, settings: dict[str, Any]
     ) -> Collection:
@@ -124,8 +129,9 @@ class SQLiteStore(Store):
             del cur
         return self.get_collection(name)
 
-    def get_collection(self, name: str) -> Collection:
-        rows = self._read(self._COLLECTION_SQL + " WHERE c.name = ?", (name,))
+    def get_collection(self, name: str, *, counts: bool = True) -> Collection:
+        sql = self._COLLECTION_SQL if counts else self._COLLECTION_SQL_LIGHT
+        rows = self._read(sql + " WHERE c.name = ?", (name,))
         if not rows:
             known = [c.name for c in self.list_collections()]
             raise CollectionNotFound(
