@@ -39,7 +39,9 @@ def sentences(corpus: Path) -> list[str]:
 
 def passages(pool: list[str], n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
-    return [{"id": f"p{i}", "text": " ".join(rng.sample(pool, rng.randint(3, 6)))} for i in range(n)]
+    return [
+        {"id": f"p{i}", "text": " ".join(rng.sample(pool, rng.randint(3, 6)))} for i in range(n)
+    ]
 
 
 def main() -> None:
@@ -51,7 +53,9 @@ def main() -> None:
     args = ap.parse_args()
 
     pool = sentences(args.dataset / "corpus.jsonl")
-    queries = [json.loads(line)["text"] for line in (args.dataset / "queries.jsonl").open()][: args.queries]
+    queries = [json.loads(line)["text"] for line in (args.dataset / "queries.jsonl").open()][
+        : args.queries
+    ]
     for size in args.chunks:
         root = args.data_dir or Path(tempfile.mkdtemp(prefix="engram-bench-"))
         with engram.open(root / f"n{size}", embedding_model="hash-384", chunk_tokens=512) as db:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..config import Settings
 from ..errors import InvalidInput, ModelMismatch, QueryTooLong
 from ..providers.embedders.base import Embedder
@@ -101,29 +103,11 @@ class Searcher:
         terms = analyzer.query_terms(query)
         if req.mode in ("hybrid", "keyword") and terms:
             t0 = time.perf_counter()
-            search_terms = terms
-            if self.settings.fuzzy:
-                freqs = self.store.term_frequencies(collection, terms)
-                if any(freqs[t] == 0 for t in terms):
-                    vocab = self._vocab.get(
-                        collection.id,
-                        self.store.revision(collection),
-                        lambda: self.store.vocabulary(collection),
-                    )
-                    search_terms, expansions = expand(terms, freqs, vocab)
-            keyword = self.store.keyword_search(collection, search_terms, k=depth, where=req.where)
+            keyword, expansions = self.keyword_leg(collection, terms, depth, req.where)
             timings["keyword"] = _ms(t0)
         if req.mode in ("hybrid", "vector"):
-            embedder = self._embedder()
-            if embedder.model_id != collection.model_id:
-                raise ModelMismatch(
-                    f"collection {collection.name!r} was embedded with {collection.model_id!r},"
-                    f" but the configured model is {embedder.model_id!r}",
-                    hint=f"set ENGRAM_EMBEDDING_MODEL={collection.model_id} (or --model), or"
-                    " re-ingest into a new collection with the new model",
-                )
             t0 = time.perf_counter()
-            qvec = embedder.embed_query(query)
+            qvec = self.embed_query(collection, query)
             timings["embed"] = _ms(t0)
             t0 = time.perf_counter()
             vector = self.store.vector_search(collection, qvec, k=depth, where=req.where)
@@ -184,6 +168,35 @@ class Searcher:
         timings["fetch"] = _ms(t0)
         more = len(fused) > needed
         return SearchResponse(results, req.mode, needed if more else None, timings, expansions)
+
+    def keyword_leg(
+        self, collection: Collection, terms: list[str], depth: int, where: Where | None = None
+    ) -> tuple[list[tuple[int, float]], dict[str, list[str]]]:
+        """BM25 candidates for analyzed ``terms``, with typo expansion of absent terms."""
+        expansions: dict[str, list[str]] = {}
+        search_terms = terms
+        if self.settings.fuzzy:
+            freqs = self.store.term_frequencies(collection, terms)
+            if any(freqs[t] == 0 for t in terms):
+                vocab = self._vocab.get(
+                    collection.id,
+                    self.store.revision(collection),
+                    lambda: self.store.vocabulary(collection),
+                )
+                search_terms, expansions = expand(terms, freqs, vocab)
+        return self.store.keyword_search(collection, search_terms, k=depth, where=where), expansions
+
+    def embed_query(self, collection: Collection, query: str) -> np.ndarray:
+        """The query vector, refusing a model other than the collection's."""
+        embedder = self._embedder()
+        if embedder.model_id != collection.model_id:
+            raise ModelMismatch(
+                f"collection {collection.name!r} was embedded with {collection.model_id!r},"
+                f" but the configured model is {embedder.model_id!r}",
+                hint=f"set ENGRAM_EMBEDDING_MODEL={collection.model_id} (or --model), or"
+                " re-ingest into a new collection with the new model",
+            )
+        return embedder.embed_query(query)
 
     def _rerank(self, query: str, fused: list[Fused]) -> tuple[list[Fused], dict[int, float]]:
         head = fused[: self.settings.rerank_candidates]
