@@ -1,4 +1,4 @@
-"""Native libraries must coexist whatever the import order (usearch 2.26 + onnxruntime crash)."""
+"""Native libraries must coexist whatever the import order (usearch 2.26 + onnxruntime crashed)."""
 
 import subprocess
 import sys
@@ -9,8 +9,8 @@ import pytest
 @pytest.mark.parametrize(
     "order",
     [
-        "import usearch.index; import onnxruntime",
-        "import onnxruntime; import usearch.index",
+        "import hnswlib; import onnxruntime",
+        "import onnxruntime; import hnswlib",
         "import engram; import engram.providers.embedders.onnx; import onnxruntime",
     ],
 )

@@ -160,7 +160,7 @@ def test_hnsw_recall_against_exact(tmp_path: Path) -> None:
     centers = rng.normal(size=(100, dim))
     x = (centers[rng.integers(0, 100, n)] + rng.normal(size=(n, dim))).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    index = VectorIndex(tmp_path / "i.usearch", dim, HnswParams(exact_below=0))
+    index = VectorIndex(tmp_path / "i.hnsw", dim, HnswParams(exact_below=0))
     index.apply({i: x[i] for i in range(n)}, [], seq=1)
     queries = x[rng.choice(n, 200, replace=False)] + 0.1 * rng.normal(size=(200, dim)).astype(
         np.float32
@@ -173,23 +173,23 @@ def test_hnsw_recall_against_exact(tmp_path: Path) -> None:
     assert np.mean(recalls) >= 0.95
     # The saved file round-trips with its watermark.
     index.save()
-    again = VectorIndex(tmp_path / "i.usearch", dim, HnswParams(exact_below=0))
+    again = VectorIndex(tmp_path / "i.hnsw", dim, HnswParams(exact_below=0))
     assert again.load() and again.seq == 1 and len(again) == n
 
 
 def test_vector_index_survives_mass_deletion_and_reload(tmp_path: Path) -> None:
-    """Regression: usearch 2.25 corrupts its heap when saving after removing many keys, so
-    deletions are tombstones; the index must still save, load and answer correctly."""
+    """Mass deletion (which corrupted usearch 2.25's heap on save) then compaction, save and
+    load: the index answers from live vectors only."""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 8)).astype(np.float32)
-    index = VectorIndex(tmp_path / "i.usearch", 8, HnswParams(exact_below=0))
+    index = VectorIndex(tmp_path / "i.hnsw", 8, HnswParams(exact_below=0))
     index.apply({i: x[i] for i in range(3000)}, [], seq=1)
     index.apply({}, list(range(0, 3000, 5)), seq=2)
     index.apply({}, [k for k in range(1, 1500) if k % 5], seq=3)  # triggers compaction
     live = [k for k in range(3000) if k % 5 and k >= 1500]
     assert len(index) == len(live)
     index.save()
-    again = VectorIndex(tmp_path / "i.usearch", 8, HnswParams(exact_below=0))
+    again = VectorIndex(tmp_path / "i.hnsw", 8, HnswParams(exact_below=0))
     assert again.load() and len(again) == len(live)
     hits = again.search(x[2001], 5)
     assert hits[0][0] == 2001 and all(k in set(live) for k, _ in hits)

@@ -31,7 +31,7 @@ class DerivedIndexes:
     ) -> None:
         base = directory / str(collection_id) if directory else None
         self.vectors = VectorIndex(
-            base.with_suffix(".usearch") if base else Path(f"/nonexistent/{collection_id}.usearch"),
+            base.with_suffix(".hnsw") if base else Path(f"/nonexistent/{collection_id}.hnsw"),
             dimension,
             hnsw,
         )

@@ -2,7 +2,7 @@
 
 SQLite holds everything: documents, chunks with their analyzed terms, and vectors in the
 ``embeddings`` table. Each collection's BM25 and HNSW indexes (``indexes/<id>.bm25.npz``,
-``indexes/<id>.usearch``) are rebuilt or caught up from ``chunk_log`` whenever they are
+``indexes/<id>.hnsw``) are rebuilt or caught up from ``chunk_log`` whenever they are
 missing or behind, so losing them loses nothing.
 """
 
@@ -179,7 +179,7 @@ class SQLiteStore(Store):
             indexes = self._indexes.pop(cid, None)
         (indexes or DerivedIndexes(None, cid, collection.dimension, self.hnsw)).remove_files()
         if self.index_dir:
-            for name in (f"{cid}.usearch", f"{cid}.json", f"{cid}.bm25.npz"):
+            for name in (f"{cid}.hnsw", f"{cid}.json", f"{cid}.bm25.npz"):
                 (self.index_dir / name).unlink(missing_ok=True)
 
     # -- documents ---------------------------------------------------------------------------
