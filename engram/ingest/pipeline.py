@@ -201,7 +201,7 @@ class IngestPipeline:
         cached = self.store.cached_embeddings(collection.model_id, wanted)
         missing = [h for h in wanted if h not in cached]
         t0 = time.perf_counter()
-        vectors = self._embed([wanted[h] for h in missing])
+        vectors = list(self._embed([wanted[h] for h in missing]))
         report.model_seconds += time.perf_counter() - t0
         new = dict(zip(missing, vectors))
         docs = [
