@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import engram
-from engram.eval.beir import iter_corpus
 from engram.ingest.chunking import chunk_document
+from engram.ingest.loaders import load_path
 from engram.ingest.pipeline import embedding_text
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
@@ -36,7 +36,8 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=1000, help="0 = all")
     ap.add_argument("--model", default="bge-small-en-v1.5")
     args = ap.parse_args()
-    docs = list(iter_corpus(args.dataset / "corpus.jsonl"))
+    corpus = args.dataset / "corpus.jsonl"
+    docs = load_path(corpus, key=corpus.name)
     if args.docs:
         docs = docs[: args.docs]
 

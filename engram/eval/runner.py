@@ -49,9 +49,10 @@ def collection_name(dataset: BeirDataset, model_id: str) -> str:
 def prepare(
     db: Engram, dataset: BeirDataset, progress: Callable[[int, int], None] | None = None
 ) -> IngestReport:
-    """Ingest (or verify, at hash-check speed) the dataset's corpus into its collection."""
+    """Ingest (or verify, at hash-check speed) the dataset's corpus into its collection, the
+    way ``engram ingest corpus.jsonl`` would: the evaluation measures the product's path."""
     name = collection_name(dataset, db.embedder().model_id)
-    return db.add(dataset.iter_corpus(), collection=name, progress=progress)
+    return db.ingest(dataset.corpus_path, collection=name, progress=progress)
 
 
 def run_eval(

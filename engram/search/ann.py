@@ -118,7 +118,9 @@ class VectorIndex:
                     self._index.mark_deleted(int(key))
                     self._live.discard(key)
                     self._deleted.add(int(key))
-            fresh = {k: v for k, v in adds.items() if k not in self._live and k not in self._deleted}
+            fresh = {
+                k: v for k, v in adds.items() if k not in self._live and k not in self._deleted
+            }
             if fresh:
                 needed = self._index.get_current_count() + len(fresh)
                 if needed > self._index.get_max_elements():
