@@ -4,8 +4,9 @@ variants offline on the same candidates.
     python bench/tune_fusion.py ../shared/datasets/scifact --data-dir /tmp/evaldata
 
 The dataset must already be ingested (``engram eval`` does it) in ``--data-dir``. Prints
-nDCG@10 for keyword, vector, convex fusion (min-max) over alpha, and weighted RRF over alpha
-and k, as JSON lines.
+nDCG@10 for keyword, vector, the two convex fusions (dbsf: mean ± 3σ normalisation; minmax)
+over alpha, and weighted RRF over alpha and k, as JSON lines. Use the same --depth as the
+default ``candidates`` setting so the numbers are those of ``engram eval``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--depth", type=int, default=100, help="candidates per leg")
+    ap.add_argument("--depth", type=int, default=150, help="candidates per leg")
     args = ap.parse_args()
     ds = load_beir(args.dataset)
     with open_db(args.data_dir) as db:
@@ -64,7 +65,8 @@ def main() -> None:
         return evaluate(run, ds.qrels, ks=(10,))["ndcg@10"]
 
     variants = [{"method": "keyword"}, {"method": "vector"}]
-    variants += [{"method": "convex", "alpha": a / 10} for a in range(1, 10)]
+    alphas = (0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+    variants += [{"method": m, "alpha": a} for m in ("dbsf", "minmax") for a in alphas]
     variants += [
         {"method": "rrf", "alpha": a / 10, "k": k} for a in (3, 5, 6, 7, 8) for k in (10, 60)
     ]

@@ -126,7 +126,7 @@ Leg = st.lists(
 
 
 @settings(max_examples=200, deadline=None)
-@given(Leg, Leg, st.floats(0, 1), st.sampled_from(["convex", "rrf"]))
+@given(Leg, Leg, st.floats(0, 1), st.sampled_from(["dbsf", "minmax", "rrf"]))
 def test_fusion_matches_brute_force(keyword, vector, alpha, method) -> None:
     keyword = sorted(keyword, key=lambda t: -t[1])
     vector = sorted(vector, key=lambda t: -t[1])
@@ -137,14 +137,18 @@ def test_fusion_matches_brute_force(keyword, vector, alpha, method) -> None:
     def norm(leg):
         if not leg:
             return {}
-        lo, hi = min(s for _, s in leg), max(s for _, s in leg)
+        scores = np.array([s for _, s in leg])
+        if method == "dbsf":
+            lo, hi = scores.mean() - 3 * scores.std(), scores.mean() + 3 * scores.std()
+        else:
+            lo, hi = scores.min(), scores.max()
         return {i: 1.0 if hi - lo < 1e-12 else (s - lo) / (hi - lo) for i, s in leg}
 
     kw_rank = {i: r for r, (i, _) in enumerate(keyword, 1)}
     vec_rank = {i: r for r, (i, _) in enumerate(vector, 1)}
     kn, vn = norm(keyword), norm(vector)
     for f in fused:
-        if method == "convex":
+        if method != "rrf":
             want = alpha * vn.get(f.id, 0) + (1 - alpha) * kn.get(f.id, 0)
         else:
             want = (alpha / (60 + vec_rank[f.id]) if f.id in vec_rank else 0) + (

@@ -1,11 +1,14 @@
 """Fusion of the keyword and vector legs into one ranking.
 
-Two methods, chosen by measurement (docs/benchmarks.md):
+Three methods; the default was chosen by measurement on four datasets (docs/benchmarks.md):
 
-* ``convex``: min-max normalise each leg's scores over its candidates, then
+* ``dbsf`` (default): distribution-based score fusion. Each leg's scores are normalised over
+  its candidates with the bounds mean ± 3 standard deviations, then combined as
   ``alpha * vector + (1 - alpha) * keyword``; a candidate missing from a leg gets 0 there.
-  Uses score magnitudes, so a strong dense match is not flattened into a rank.
-* ``rrf``: weighted reciprocal rank fusion, ``alpha / (k + rank_v) + (1 - alpha) / (k + rank_k)``.
+  Unlike min-max, one outlier score does not squash the rest of the leg.
+* ``minmax``: the same convex combination over min-max normalised scores.
+* ``rrf``: weighted reciprocal rank fusion, ``alpha / (k + rank_v) + (1 - alpha) / (k + rank_k)``;
+  ignores score magnitudes, which loses to the others when one leg is much stronger.
 """
 
 from __future__ import annotations
@@ -26,25 +29,31 @@ class Fused:
     vector: LegHit | None
 
 
-def _minmax(leg: Leg) -> dict[int, float]:
+def normalise(leg: Leg, method: str) -> dict[int, float]:
+    """Scores of one leg mapped to about [0, 1] (``minmax``: exactly; ``dbsf``: by mean ± 3σ)."""
     if not leg:
         return {}
     scores = [s for _, s in leg]
-    lo, hi = min(scores), max(scores)
+    if method == "dbsf":
+        mean = sum(scores) / len(scores)
+        std = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+        lo, hi = mean - 3 * std, mean + 3 * std
+    else:
+        lo, hi = min(scores), max(scores)
     if hi - lo < 1e-12:
         return {i: 1.0 for i, _ in leg}
     return {i: (s - lo) / (hi - lo) for i, s in leg}
 
 
 def fuse(
-    keyword: Leg, vector: Leg, *, method: str = "convex", alpha: float = 0.5, rrf_k: int = 60
+    keyword: Leg, vector: Leg, *, method: str = "dbsf", alpha: float = 0.85, rrf_k: int = 60
 ) -> list[Fused]:
     """Fuse two legs; returns every candidate, best first (ties broken by id for stability)."""
     kw_hits = {i: LegHit(rank, s) for rank, (i, s) in enumerate(keyword, 1)}
     vec_hits = {i: LegHit(rank, s) for rank, (i, s) in enumerate(vector, 1)}
     ids = list(dict.fromkeys([i for i, _ in vector] + [i for i, _ in keyword]))
-    if method == "convex":
-        kw_norm, vec_norm = _minmax(keyword), _minmax(vector)
+    if method in ("dbsf", "minmax"):
+        kw_norm, vec_norm = normalise(keyword, method), normalise(vector, method)
         scores = {i: alpha * vec_norm.get(i, 0.0) + (1 - alpha) * kw_norm.get(i, 0.0) for i in ids}
     elif method == "rrf":
         scores = {}

@@ -124,9 +124,9 @@ class Searcher:
             )
         else:
             fused = (
-                fuse(keyword, [], method="convex", alpha=0.0)
+                fuse(keyword, [], method="minmax", alpha=0.0)
                 if req.mode == "keyword"
-                else fuse([], vector, method="convex", alpha=1.0)
+                else fuse([], vector, method="minmax", alpha=1.0)
             )
             for f in fused:  # a single leg keeps its own score
                 f.score = (f.keyword or f.vector).score  # type: ignore[union-attr]
