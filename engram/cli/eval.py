@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import click
 
 from ..eval.runner import run_eval
+from ..types import SearchMode
 from .main import Context, cli
 
 SHOWN = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "p@5")
@@ -38,9 +40,9 @@ def eval_command(
     results = run_eval(
         obj.db(),
         dataset_dir,
-        modes=modes or ("hybrid", "keyword", "vector"),
+        modes=cast(tuple[SearchMode, ...], modes or ("hybrid", "keyword", "vector")),
         rerank=rerank,
-        limit=limit,  # type: ignore[arg-type]
+        limit=limit,
     )
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results]))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from typing import cast
 
 import click
 
 from ..search.filters import parse_where_args
+from ..types import SearchMode
 from .main import Context, cli
 
 
@@ -56,9 +58,9 @@ def search(
         collection=collection,
         k=k,
         offset=offset,
-        mode=mode,
+        mode=cast(SearchMode, mode),
         where=filters,
-        rerank=rerank,  # type: ignore[arg-type]
+        rerank=rerank,
     )
     if as_json:
         click.echo(json.dumps(response.to_dict(), ensure_ascii=False))

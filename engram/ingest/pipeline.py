@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Settings
 from ..errors import EngramError
 from ..providers.embedders.base import Embedder
-from ..search.analyzer import get_analyzer
+from ..search.analyzer import Analyzer, get_analyzer
 from ..store.base import ChunkWrite, DocumentWrite, Store
 from ..types import Collection, IngestReport, LoadedDocument
 from .chunking import chunk_document
@@ -162,7 +162,7 @@ class IngestPipeline:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _prepare(self, doc: LoadedDocument, digest: str, analyzer) -> _Pending:  # type: ignore[no-untyped-def]
+    def _prepare(self, doc: LoadedDocument, digest: str, analyzer: Analyzer) -> _Pending:
         entry = _Pending(doc, digest)
         spans = chunk_document(
             doc,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,7 +142,7 @@ class VectorIndex:
             index.add_items(np.asarray(self._index.get_items(keys), dtype=np.float32), keys)
         self._index, self._deleted = index, set()
 
-    def _vectors(self, keys: Sequence[int]) -> np.ndarray:
+    def _vectors(self, keys: Sequence[int] | np.ndarray) -> np.ndarray:
         matrix = np.asarray(self._index.get_items(list(keys)), dtype=np.float32)
         return matrix / (np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12)
 
@@ -172,7 +172,9 @@ class VectorIndex:
                 return _top(keys, matrix @ query, k)
             return self._ann(query, min(k, size), None)
 
-    def _ann(self, query: np.ndarray, k: int, keep) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
+    def _ann(
+        self, query: np.ndarray, k: int, keep: Callable[[int], bool] | None
+    ) -> list[tuple[int, float]]:
         # ef must be at least k for hnswlib to return k results.
         self._index.set_ef(max(self.params.expansion_search, k))
         labels, distances = self._index.knn_query(query, k=k, filter=keep)

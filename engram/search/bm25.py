@@ -222,7 +222,9 @@ class BM25Index:
             if self._dead:
                 self._compact()
             lengths = np.array([len(p) for p in self._postings], dtype=np.int64)
-            arrays = {
+            meta = {"format": _FORMAT, "seq": self.seq, "terms": self._terms}
+            arrays: dict[str, np.ndarray] = {
+                "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
                 "chunk_ids": self._chunk_ids[: self._slots],
                 "lengths": self._lengths[: self._slots],
                 "offsets": np.concatenate([[0], np.cumsum(lengths)]),
@@ -231,13 +233,10 @@ class BM25Index:
                 else np.zeros(0, np.int32),
                 "tfs": np.concatenate(self._tfs) if self._tfs else np.zeros(0, np.float32),
             }
-            meta = {"format": _FORMAT, "seq": self.seq, "terms": self._terms}
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp.npz")
             with open(tmp, "wb") as fh:
-                np.savez(
-                    fh, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays
-                )
+                np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub mistypes **kwds
             os.replace(tmp, self.path)
             self._dirty = False
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -49,7 +50,7 @@ class VocabularyCache:
         self._cache: dict[int, tuple[int, Vocabulary]] = {}
         self._lock = threading.Lock()
 
-    def get(self, collection_id: int, revision: int, load: callable) -> Vocabulary:  # type: ignore[valid-type]
+    def get(self, collection_id: int, revision: int, load: Callable[[], list[str]]) -> Vocabulary:
         with self._lock:
             hit = self._cache.get(collection_id)
             if hit and hit[0] == revision:
