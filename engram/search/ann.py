@@ -30,7 +30,7 @@ class HnswParams:
     connectivity: int = 16
     expansion_add: int = 128
     expansion_search: int = 128
-    exact_below: int = 20000
+    exact_below: int = 5000
 
 
 class VectorIndex:
