@@ -15,7 +15,6 @@ Overhead = pipeline time / raw model time - 1.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import resource
 import tempfile
@@ -60,8 +59,8 @@ def main() -> None:
         embedder.embed_batch(texts[:8])  # load the model outside the timings
         t0 = time.perf_counter()
         size = s.embed_batch_size * 4
-        for batch in itertools.batched(texts, size):
-            embedder.embed_batch(list(batch))
+        for i in range(0, len(texts), size):
+            embedder.embed_batch(texts[i : i + size])
         raw = time.perf_counter() - t0
 
     root = Path(tempfile.mkdtemp(prefix="engram-ingest-"))
