@@ -32,7 +32,8 @@ class Settings(BaseSettings):
         "tokenizer.json, or 'hash' (a deterministic test embedder, no model).",
     )
     reranker_model: str = Field(
-        "ms-marco-minilm-l6", description="Cross-encoder used by --rerank (name or directory)."
+        "ms-marco-minilm-l12-v2",
+        description="Cross-encoder used by --rerank (name or directory).",
     )
     rerank_candidates: int = Field(
         20, ge=1, le=1000, description="How many fused results the cross-encoder rescores."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -177,6 +178,7 @@ class Engram:
         language: str | None,
         progress: ProgressCallback | None,
     ) -> IngestReport:
+        started = time.perf_counter()
         iterator = iter(items)
         # Peek at the first documents: a new collection's language is detected from them.
         head = list(itertools.islice(iterator, 64))
@@ -184,9 +186,11 @@ class Engram:
             name, [d for d in head if isinstance(d, LoadedDocument)], language
         )
         pipeline = IngestPipeline(self.store, self.settings, self.embedder())
-        return pipeline.run(
+        report = pipeline.run(
             collection, itertools.chain(head, iterator), sync=sync, progress=progress
         )
+        report.seconds = time.perf_counter() - started  # parsing included
+        return report
 
     # -- documents -----------------------------------------------------------------------------
     def documents(
