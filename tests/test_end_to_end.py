@@ -52,3 +52,21 @@ def test_bundled_models_answer_real_questions(tmp_path: Path) -> None:
         assert top.document_key == "security.md" and "rotate" in top.text
         assert top.explain["rerank"] is not None and answer.timings_ms["rerank"] > 0
         assert "<mark>" in top.highlight
+
+
+def test_highlight_is_one_line_around_the_matches() -> None:
+    from engram.search.analyzer import get_analyzer
+    from engram.search.highlight import highlight
+
+    text = (
+        "Intro paragraph.\n\n"
+        + "filler words here " * 30
+        + "\n\nRotating   keys\nmatters: rotate often."
+    )
+    snippet = highlight(text, {"rotat"}, get_analyzer("en"), width=80)
+    assert "\n" not in snippet and "  " not in snippet
+    assert (
+        snippet.startswith("…")
+        and "<mark>Rotating</mark>" in snippet
+        and "<mark>rotate</mark>" in snippet
+    )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from .analyzer import Analyzer
+
+_SPACE = re.compile(r"\s+")
 
 
 def highlight(
@@ -14,12 +18,12 @@ def highlight(
     open_tag: str = "<mark>",
     close_tag: str = "</mark>",
 ) -> str:
-    """A snippet of about ``width`` characters around the densest cluster of matches, with
-    matched words wrapped in tags. Words match when their analyzed term is a query term, so
+    """A one-line snippet of about ``width`` characters around the densest cluster of
+    matches, with matched words wrapped in tags. Words match when their analyzed term is a query term, so
     "regulations" is highlighted for the query "regulation"."""
     spans = analyzer.matching_spans(text, query_terms)
     if not spans:
-        snippet = text[:width]
+        snippet = _SPACE.sub(" ", text[:width]).strip()
         return snippet + ("…" if len(text) > width else "")
     # Slide a window over match starts and keep the one covering the most matches.
     best_start, best_count, j = spans[0][0], 0, 0
@@ -42,4 +46,6 @@ def highlight(
         parts.append(f"{open_tag}{text[s:e]}{close_tag}")
         cursor = e
     parts.append(text[cursor:hi])
-    return ("…" if lo > 0 else "") + "".join(parts) + ("…" if hi < len(text) else "")
+    # One line: layout whitespace (paragraph breaks, indentation) means nothing in a snippet.
+    snippet = _SPACE.sub(" ", "".join(parts)).strip()
+    return ("…" if lo > 0 else "") + snippet + ("…" if hi < len(text) else "")
