@@ -198,3 +198,13 @@ def test_migrations_are_recorded_and_hash_checked(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(MigrationError, match="changed after it was applied"):
         SQLiteStore(path)
+
+
+def test_numeric_filters_accept_numbers_stored_as_text(store: Store, coll: Collection) -> None:
+    put(store, coll, "csv", "row text", metadata={"year": "2024"})
+    put(store, coll, "json", "row text", metadata={"year": 2019})
+    put(store, coll, "junk", "row text", metadata={"year": "n/a"})
+    found = lambda where: sorted(d.key for d in store.list_documents(coll, where=where))  # noqa: E731
+    assert found({"year": {"$gte": 2020}}) == ["csv"]
+    assert found({"year": {"$lt": 2020}}) == ["json"]
+    assert found({"year": {"$gt": 0}}) == ["csv", "json"]

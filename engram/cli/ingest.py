@@ -33,6 +33,12 @@ from .main import Context, cli
     "--text-field", "text_fields", multiple=True, help="Record text field(s) (default text)."
 )
 @click.option(
+    "--metadata-field",
+    "metadata_fields",
+    multiple=True,
+    help="Record field(s) kept as metadata (default: every other field).",
+)
+@click.option(
     "--language",
     type=click.Choice(["auto", "en", "fr", "none"]),
     help="Keyword language of a new collection.",
@@ -50,6 +56,7 @@ def ingest(
     id_field: str | None,
     title_field: str,
     text_fields: tuple[str, ...],
+    metadata_fields: tuple[str, ...],
     language: str | None,
     as_json: bool,
 ) -> None:
@@ -63,6 +70,8 @@ def ingest(
         options_kw["id_field"] = id_field
     if text_fields:
         options_kw["text_fields"] = text_fields
+    if metadata_fields:
+        options_kw["metadata_fields"] = metadata_fields
     options = LoaderOptions(**options_kw)  # type: ignore[arg-type]
     db = obj.db()
     console = Console(stderr=True)

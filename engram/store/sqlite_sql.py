@@ -99,11 +99,14 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
             path,
             cond.value,
         ]
-    return f"(json_type({alias}.metadata, ?) IN ('integer', 'real') AND {expr} {sym} ?)", [
-        path,
-        path,
-        cond.value,
-    ]
+    # Numbers compare numerically, including numbers stored as text (CSV metadata is text):
+    # a text value counts when it looks like a number, so "2024" >= 2020 but "n/a" never does.
+    numeric = (
+        f"(CASE WHEN json_type({alias}.metadata, ?) IN ('integer', 'real') THEN {expr}"
+        f" WHEN json_type({alias}.metadata, ?) = 'text' AND {expr} GLOB '*[0-9]*'"
+        f" AND NOT {expr} GLOB '*[^0-9.eE+-]*' THEN CAST({expr} AS REAL) END)"
+    )
+    return f"{numeric} {sym} ?", [path] * 6 + [cond.value]
 
 
 def _equal_forms(value: Any) -> list[Any]:
