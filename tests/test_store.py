@@ -208,3 +208,25 @@ def test_numeric_filters_accept_numbers_stored_as_text(store: Store, coll: Colle
     assert found({"year": {"$gte": 2020}}) == ["csv"]
     assert found({"year": {"$lt": 2020}}) == ["json"]
     assert found({"year": {"$gt": 0}}) == ["csv", "json"]
+
+
+def test_two_processes_share_one_data_directory(tmp_path: Path) -> None:
+    """A second handle whose indexes are behind a log another handle pruned reloads the
+    other's saved index files instead of missing the pruned changes."""
+    path, index_dir = tmp_path / "e.db", tmp_path / "idx"
+    writer = SQLiteStore(path, index_dir=index_dir)
+    coll = writer.create_collection(
+        "c", model_id=EMB.model_id, dimension=32, language="en", settings={}
+    )
+    put(writer, coll, "a", "alpha words")
+    reader = SQLiteStore(path, index_dir=index_dir)
+    assert keys_of(reader, reader.keyword_search(coll, ["alpha"], k=5)) == ["a"]  # reader at seq 1
+    put(writer, coll, "b", "beta words")
+    writer.delete_documents(coll, ["a"])
+    writer.sync()  # saves files and prunes the log past the reader's position
+    assert writer._read("SELECT count(*) FROM chunk_log")[0][0] == 0
+    assert keys_of(reader, reader.keyword_search(coll, ["word"], k=5)) == ["b"]
+    hits = reader.vector_search(coll, EMB.embed_query("beta words"), k=5)
+    assert keys_of(reader, hits) == ["b"]
+    writer.close()
+    reader.close()

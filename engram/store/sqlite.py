@@ -8,10 +8,11 @@ missing or behind, so losing them loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,19 @@ class SQLiteStore(Store):
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """A read transaction: every statement inside sees the same database state. Holds
+        this process's write lock, since the connection (and its transaction) is shared."""
+        with self._write_lock:
+            with translate():
+                self._conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                with translate():
+                    self._conn.execute("COMMIT")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with translate():
@@ -427,7 +441,9 @@ class SQLiteStore(Store):
         """Replay chunk_log entries newer than the indexes; rebuild if the log was pruned."""
         indexes = self._indexes_for(collection)
         cid = collection.id
-        with self._index_lock:
+        # One read snapshot for the state, the log head and the rows: another process may
+        # prune the log between two statements, and must not make us skip entries.
+        with self._index_lock, self._snapshot():
             state = self._read("SELECT pruned_seq FROM index_state WHERE collection_id = ?", (cid,))
             pruned = state[0][0] if state else 0
             if indexes.seq < pruned:
@@ -570,15 +586,22 @@ class SQLiteStore(Store):
         for cid, indexes in items:
             indexes.save()
             with translate(), self._write_lock:
-                self._conn.execute(
-                    "INSERT INTO index_state (collection_id, pruned_seq) VALUES (?, ?)"
-                    " ON CONFLICT (collection_id) DO UPDATE"
-                    " SET pruned_seq = max(pruned_seq, excluded.pruned_seq)",
-                    (cid, indexes.seq),
-                )
-                self._conn.execute(
-                    "DELETE FROM chunk_log WHERE collection_id = ? AND seq <= ?", (cid, indexes.seq)
-                )
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute(
+                        "INSERT INTO index_state (collection_id, pruned_seq) VALUES (?, ?)"
+                        " ON CONFLICT (collection_id) DO UPDATE"
+                        " SET pruned_seq = max(pruned_seq, excluded.pruned_seq)",
+                        (cid, indexes.seq),
+                    )
+                    self._conn.execute(
+                        "DELETE FROM chunk_log WHERE collection_id = ? AND seq <= ?",
+                        (cid, indexes.seq),
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
 
 
 def _split_sql(script: str) -> list[str]:
