@@ -25,6 +25,7 @@ from .store.sqlite import SQLiteStore
 from .types import Collection, DocumentInfo, IngestReport, LoadedDocument, SearchMode
 
 DEFAULT_COLLECTION = "default"
+DEFAULT_TENANT = "default"
 
 
 def open(  # noqa: A001 - mirrors sqlite3.connect / dbm.open
@@ -83,21 +84,25 @@ class Engram:
             return self._reranker
 
     # -- collections ---------------------------------------------------------------------------
-    def collections(self) -> list[Collection]:
-        return self.store.list_collections()
+    # Every collection-scoped method takes ``tenant``: collections are named within a tenant,
+    # and documents are only reachable through their collection.
+    def collections(self, *, tenant: str = DEFAULT_TENANT) -> list[Collection]:
+        return self.store.list_collections(tenant=tenant)
 
-    def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
-        return self.store.get_collection(name)
+    def collection(
+        self, name: str = DEFAULT_COLLECTION, *, tenant: str = DEFAULT_TENANT
+    ) -> Collection:
+        return self.store.get_collection(name, tenant=tenant)
 
-    def delete_collection(self, name: str) -> None:
-        self.store.delete_collection(name)
+    def delete_collection(self, name: str, *, tenant: str = DEFAULT_TENANT) -> None:
+        self.store.delete_collection(name, tenant=tenant)
 
     def _collection_for_ingest(
-        self, name: str, first_docs: list[LoadedDocument], language: str | None
+        self, name: str, first_docs: list[LoadedDocument], language: str | None, tenant: str
     ) -> Collection:
         embedder = self.embedder()
         try:
-            collection = self.store.get_collection(name)
+            collection = self.store.get_collection(name, tenant=tenant)
         except CollectionNotFound:
             lang = language or self.settings.language
             if lang == "auto":
@@ -111,6 +116,7 @@ class Engram:
                     "chunk_tokens": self.settings.chunk_tokens,
                     "chunk_overlap": self.settings.chunk_overlap,
                 },
+                tenant=tenant,
             )
         if collection.model_id != embedder.model_id or collection.dimension != embedder.dimension:
             raise ModelMismatch(
@@ -135,6 +141,7 @@ class Engram:
         stdin: BinaryIO | None = None,
         stdin_format: str = "txt",
         progress: ProgressCallback | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestReport:
         """Ingest files and folders (``"-"`` for stdin). With ``sync``, documents of the
         collection that are not among them are deleted (mirror a folder)."""
@@ -150,7 +157,9 @@ class Engram:
             stdin=stdin,
             stdin_format=stdin_format,
         )
-        return self._run(collection, items, sync=sync, language=language, progress=progress)
+        return self._run(
+            collection, items, sync=sync, language=language, progress=progress, tenant=tenant
+        )
 
     def add(
         self,
@@ -159,6 +168,7 @@ class Engram:
         collection: str = DEFAULT_COLLECTION,
         language: str | None = None,
         progress: ProgressCallback | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestReport:
         """Ingest documents given as ``{"id", "text", "title"?, "metadata"?}`` dicts."""
         return self._run(
@@ -167,6 +177,7 @@ class Engram:
             sync=False,
             language=language,
             progress=progress,
+            tenant=tenant,
         )
 
     def _run(
@@ -177,13 +188,14 @@ class Engram:
         sync: bool,
         language: str | None,
         progress: ProgressCallback | None,
+        tenant: str,
     ) -> IngestReport:
         started = time.perf_counter()
         iterator = iter(items)
         # Peek at the first documents: a new collection's language is detected from them.
         head = list(itertools.islice(iterator, 64))
         collection = self._collection_for_ingest(
-            name, [d for d in head if isinstance(d, LoadedDocument)], language
+            name, [d for d in head if isinstance(d, LoadedDocument)], language, tenant
         )
         pipeline = IngestPipeline(self.store, self.settings, self.embedder())
         report = pipeline.run(
@@ -200,22 +212,33 @@ class Engram:
         limit: int = 100,
         offset: int = 0,
         where: Where | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> list[DocumentInfo]:
         return self.store.list_documents(
-            self.collection(collection), limit=limit, offset=offset, where=where
+            self.collection(collection, tenant=tenant), limit=limit, offset=offset, where=where
         )
 
-    def document(self, key: str, collection: str = DEFAULT_COLLECTION) -> DocumentInfo:
-        return self.store.get_document(self.collection(collection), key)
+    def document(
+        self, key: str, collection: str = DEFAULT_COLLECTION, *, tenant: str = DEFAULT_TENANT
+    ) -> DocumentInfo:
+        return self.store.get_document(self.collection(collection, tenant=tenant), key)
 
-    def versions(self, key: str, collection: str = DEFAULT_COLLECTION) -> list[DocumentVersion]:
-        return self.store.document_versions(self.collection(collection), key)
+    def versions(
+        self, key: str, collection: str = DEFAULT_COLLECTION, *, tenant: str = DEFAULT_TENANT
+    ) -> list[DocumentVersion]:
+        return self.store.document_versions(self.collection(collection, tenant=tenant), key)
 
-    def delete(self, keys: str | Sequence[str], *, collection: str = DEFAULT_COLLECTION) -> int:
+    def delete(
+        self,
+        keys: str | Sequence[str],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        tenant: str = DEFAULT_TENANT,
+    ) -> int:
         """Delete documents by key from every index; returns how many existed."""
         if isinstance(keys, str):
             keys = [keys]
-        coll = self.collection(collection)
+        coll = self.collection(collection, tenant=tenant)
         deleted = self.store.delete_documents(coll, list(keys))
         self.store.sync()
         return deleted
@@ -232,13 +255,15 @@ class Engram:
         where: Where | None = None,
         rerank: bool = False,
         highlight: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> SearchResponse:
         """Search a collection; ``response.results`` holds the chunks, best first."""
         request = SearchRequest(
             query, k=k, offset=offset, mode=mode, where=where, rerank=rerank, highlight=highlight
         )
         self.searcher.validate(request)
-        return self.searcher.search(self.store.get_collection(collection, counts=False), request)
+        target = self.store.get_collection(collection, tenant=tenant, counts=False)
+        return self.searcher.search(target, request)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:

@@ -57,6 +57,7 @@ class Collection:
     created_at: str
     document_count: int = 0
     chunk_count: int = 0
+    tenant: str = "default"
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,3 +165,15 @@ def test_settings_from_environment(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ENGRAM_CHUNK_TOKENS", "99")
     s = Settings.build()
     assert s.data_dir == tmp_path / "env-dir" and s.chunk_tokens == 99
+
+
+def test_tenants_never_see_each_other(db: engram.Engram, corpus: Path) -> None:
+    db.ingest(corpus, tenant="acme")
+    db.add([{"id": "g1", "text": "globex quarterly numbers"}], tenant="globex")
+    assert db.search("parrots", tenant="acme", mode="keyword").results
+    assert [c.name for c in db.collections(tenant="globex")] == ["default"]
+    assert db.collection(tenant="globex").document_count == 1
+    assert db.search("parrots", tenant="globex", mode="keyword").results == []
+    assert db.search("quarterly", tenant="acme", mode="keyword").results == []
+    assert db.delete(["sub/birds.html"], tenant="globex") == 0
+    assert db.document("sub/birds.html", tenant="acme").version == 1

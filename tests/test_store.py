@@ -230,3 +230,25 @@ def test_two_processes_share_one_data_directory(tmp_path: Path) -> None:
     assert keys_of(reader, hits) == ["b"]
     writer.close()
     reader.close()
+
+
+def test_collections_are_scoped_by_tenant(store: Store) -> None:
+    a = store.create_collection(
+        "kb", model_id=EMB.model_id, dimension=32, language="en", settings={}, tenant="acme"
+    )
+    b = store.create_collection(
+        "kb", model_id=EMB.model_id, dimension=32, language="en", settings={}, tenant="globex"
+    )
+    assert a.id != b.id and (a.tenant, b.tenant) == ("acme", "globex")
+    put(store, a, "secret", "acme launch plans")
+    assert [c.name for c in store.list_collections(tenant="acme")] == ["kb"]
+    assert store.list_collections(tenant="initech") == []
+    with pytest.raises(CollectionNotFound):
+        store.get_collection("kb", tenant="initech")
+    other = store.get_collection("kb", tenant="globex")
+    assert store.keyword_search(other, ["launch"], k=5) == []
+    assert store.list_documents(other) == []
+    store.delete_collection("kb", tenant="globex")
+    assert keys_of(
+        store, store.keyword_search(store.get_collection("kb", tenant="acme"), ["launch"], k=5)
+    ) == ["secret"]

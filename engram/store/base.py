@@ -74,24 +74,32 @@ class Store(ABC):
     """Persistent state of one engram data directory or database."""
 
     # -- collections -------------------------------------------------------------------------
+    # Collections are named within a tenant. Every other method takes a Collection (obtained
+    # through a tenant-scoped lookup), so the tenant check happens once, here.
     @abstractmethod
     def create_collection(
-        self, name: str, *, model_id: str, dimension: int, language: str, settings: dict[str, Any]
+        self,
+        name: str,
+        *,
+        model_id: str,
+        dimension: int,
+        language: str,
+        settings: dict[str, Any],
+        tenant: str = "default",
     ) -> Collection: ...
 
     @abstractmethod
-    def get_collection(self, name: str, *, counts: bool = True) -> Collection:
+    def get_collection(
+        self, name: str, *, tenant: str = "default", counts: bool = True
+    ) -> Collection:
         """Raises CollectionNotFound. ``counts=False`` skips counting documents and chunks
         (left at 0), for hot paths such as search."""
 
     @abstractmethod
-    def list_collections(self) -> list[Collection]: ...
+    def list_collections(self, *, tenant: str = "default") -> list[Collection]: ...
 
     @abstractmethod
-    def set_collection_language(self, name: str, language: str) -> None: ...
-
-    @abstractmethod
-    def delete_collection(self, name: str) -> None:
+    def delete_collection(self, name: str, *, tenant: str = "default") -> None:
         """Remove the collection and every trace of its documents from every index."""
 
     # -- documents ---------------------------------------------------------------------------

@@ -107,6 +107,7 @@ class SQLiteStore(Store):
         cid, name, model_id, dim, lang, settings, created = row[:7]
         return Collection(
             id=cid,
+            tenant=row[9],
             name=name,
             model_id=model_id,
             dimension=dim,
@@ -120,34 +121,43 @@ class SQLiteStore(Store):
     _COLLECTION_SQL = (
         "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at,"
         " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
-        " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id) FROM collections c"
-    )
-
-    _COLLECTION_SQL_LIGHT = (
-        "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at, 0, 0"
+        " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id), c.tenant"
         " FROM collections c"
     )
 
+    _COLLECTION_SQL_LIGHT = (
+        "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at, 0, 0,"
+        " c.tenant FROM collections c"
+    )
+
     def create_collection(
-        self, name: str, *, model_id: str, dimension: int, language: str, settings: dict[str, Any]
+        self,
+        name: str,
+        *,
+        model_id: str,
+        dimension: int,
+        language: str,
+        settings: dict[str, Any],
+        tenant: str = "default",
     ) -> Collection:
         with translate(), self._write_lock:
             try:
-                cur = self._conn.execute(
-                    "INSERT INTO collections (name, model_id, dimension, language, settings,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (name, model_id, dimension, language, json.dumps(settings), _now()),
+                self._conn.execute(
+                    "INSERT INTO collections (tenant, name, model_id, dimension, language,"
+                    " settings, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (tenant, name, model_id, dimension, language, json.dumps(settings), _now()),
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"collection {name!r} already exists") from exc
-            del cur
-        return self.get_collection(name)
+        return self.get_collection(name, tenant=tenant)
 
-    def get_collection(self, name: str, *, counts: bool = True) -> Collection:
+    def get_collection(
+        self, name: str, *, tenant: str = "default", counts: bool = True
+    ) -> Collection:
         sql = self._COLLECTION_SQL if counts else self._COLLECTION_SQL_LIGHT
-        rows = self._read(sql + " WHERE c.name = ?", (name,))
+        rows = self._read(sql + " WHERE c.tenant = ? AND c.name = ?", (tenant, name))
         if not rows:
-            known = [c.name for c in self.list_collections()]
+            known = [c.name for c in self.list_collections(tenant=tenant)]
             raise CollectionNotFound(
                 f"no collection named {name!r}",
                 hint=f"existing collections: {', '.join(known)}"
@@ -156,20 +166,16 @@ class SQLiteStore(Store):
             )
         return self._collection_from_row(rows[0])
 
-    def list_collections(self) -> list[Collection]:
+    def list_collections(self, *, tenant: str = "default") -> list[Collection]:
         return [
             self._collection_from_row(r)
-            for r in self._read(self._COLLECTION_SQL + " ORDER BY c.name")
+            for r in self._read(
+                self._COLLECTION_SQL + " WHERE c.tenant = ? ORDER BY c.name", (tenant,)
+            )
         ]
 
-    def set_collection_language(self, name: str, language: str) -> None:
-        with translate(), self._write_lock:
-            self._conn.execute(
-                "UPDATE collections SET language = ? WHERE name = ?", (language, name)
-            )
-
-    def delete_collection(self, name: str) -> None:
-        collection = self.get_collection(name)
+    def delete_collection(self, name: str, *, tenant: str = "default") -> None:
+        collection = self.get_collection(name, tenant=tenant)
         cid = collection.id
         with translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")

@@ -1,14 +1,18 @@
 -- Collections, documents and their versions, chunks (with their analyzed keyword terms), the
 -- embedding cache and the chunk change log. The BM25 and HNSW indexes are derived from these
 -- tables per collection (engram.store.derived) and can always be rebuilt from them.
+-- Every collection belongs to a tenant; documents, chunks and vectors are reached only through
+-- their collection, so scoping the collection lookup scopes everything.
 CREATE TABLE collections (
     id          INTEGER PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
+    tenant      TEXT NOT NULL DEFAULT 'default',
+    name        TEXT NOT NULL,
     model_id    TEXT NOT NULL,
     dimension   INTEGER NOT NULL,
     language    TEXT NOT NULL,
     settings    TEXT NOT NULL DEFAULT '{}',
-    created_at  TEXT NOT NULL
+    created_at  TEXT NOT NULL,
+    UNIQUE (tenant, name)
 );
 
 CREATE TABLE documents (
