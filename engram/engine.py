@@ -6,14 +6,16 @@ import itertools
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .config import Settings
-from .errors import CollectionNotFound, InvalidInput, ModelMismatch
+from .errors import CollectionNotFound, InvalidInput, ModelMismatch, NotFound, Unauthorized
 from .ingest.items import items_from_paths, items_from_records
 from .ingest.loaders import LoaderOptions
 from .ingest.pipeline import IngestPipeline, Item, ProgressCallback
+from .keys import ApiKey, check_scopes, new_key, parse_key, secret_matches
 from .providers import get_embedder, get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
@@ -26,6 +28,10 @@ from .types import Collection, DocumentInfo, IngestReport, LoadedDocument, Searc
 
 DEFAULT_COLLECTION = "default"
 DEFAULT_TENANT = "default"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def open(  # noqa: A001 - mirrors sqlite3.connect / dbm.open
@@ -264,6 +270,39 @@ class Engram:
         self.searcher.validate(request)
         target = self.store.get_collection(collection, tenant=tenant, counts=False)
         return self.searcher.search(target, request)
+
+    # -- API keys ------------------------------------------------------------------------------
+    def create_key(
+        self, *, tenant: str = DEFAULT_TENANT, scopes: Sequence[str] = ("read",), name: str = ""
+    ) -> tuple[ApiKey, str]:
+        """Create an API key; returns the record and the full key, which is shown only once."""
+        key_id, full, secret_hash = new_key()
+        record = ApiKey(key_id, tenant, name, check_scopes(list(scopes)), _now())
+        self.store.create_api_key(record, secret_hash)
+        return record, full
+
+    def keys(self, *, tenant: str | None = None) -> list[ApiKey]:
+        return self.store.list_api_keys(tenant)
+
+    def revoke_key(self, key_id: str) -> None:
+        if not self.store.revoke_api_key(key_id):
+            raise NotFound(
+                f"no active API key {key_id!r}", hint="list keys with `engram keys list`"
+            )
+
+    def authenticate(self, presented: str) -> ApiKey:
+        """The active key matching ``presented``; raises Unauthorized otherwise. Not cached,
+        so a revoked key is refused on its very next use."""
+        try:
+            key_id, secret = parse_key(presented)
+        except InvalidInput as exc:
+            raise Unauthorized("malformed API key", hint=exc.hint) from exc
+        found = self.store.get_api_key(key_id)
+        if found is None or not secret_matches(secret, found[1]):
+            raise Unauthorized("invalid API key")
+        if not found[0].active:
+            raise Unauthorized("this API key was revoked")
+        return found[0]
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:

@@ -9,6 +9,8 @@ Python client all speak the same language::
     ├── InvalidInput (422, "invalid_input")            a request, query or filter is malformed
     │   ├── QueryTooLong (413, "query_too_long")
     │   └── UnsupportedFormat (415, "unsupported_format")
+    ├── Unauthorized (401, "unauthorized")             no valid credentials
+    ├── Forbidden (403, "forbidden")                   credentials lack the scope
     ├── NotFound (404, "not_found")
     │   ├── CollectionNotFound (404, "collection_not_found")
     │   └── DocumentNotFound (404, "document_not_found")
@@ -77,6 +79,18 @@ class UnsupportedFormat(InvalidInput):
     """No loader handles this file type."""
 
     status, code = 415, "unsupported_format"
+
+
+class Unauthorized(EngramError):
+    """No valid credentials were presented (missing, malformed, unknown or revoked key)."""
+
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(EngramError):
+    """The credentials are valid but lack the scope this operation needs."""
+
+    status, code = 403, "forbidden"
 
 
 class NotFound(EngramError):
@@ -153,6 +167,8 @@ ERRORS_BY_CODE: dict[str, type[EngramError]] = {
         InvalidInput,
         QueryTooLong,
         UnsupportedFormat,
+        Unauthorized,
+        Forbidden,
         NotFound,
         CollectionNotFound,
         DocumentNotFound,

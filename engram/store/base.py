@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..keys import ApiKey
 from ..types import Collection, DocumentInfo
 
 
@@ -178,6 +179,21 @@ class Store(ABC):
     @abstractmethod
     def get_vectors(self, collection: Collection, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """Stored vectors of the given chunks."""
+
+    # -- API keys ----------------------------------------------------------------------------
+    @abstractmethod
+    def create_api_key(self, key: ApiKey, secret_hash: str) -> None: ...
+
+    @abstractmethod
+    def get_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The key record and its secret hash, or None."""
+
+    @abstractmethod
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]: ...
+
+    @abstractmethod
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke at once; returns False if there is no such active key."""
 
     def sync(self) -> None:  # noqa: B027 - optional hook
         """Flush derived indexes (e.g. save HNSW files) so the next open starts fast."""

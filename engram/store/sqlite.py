@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
+from ..keys import ApiKey
 from ..search.ann import HnswParams
 from ..types import Collection, DocumentInfo
 from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where
@@ -582,6 +583,53 @@ class SQLiteStore(Store):
                     metadata=json.loads(r[10]),
                 )
         return out
+
+    # -- API keys ----------------------------------------------------------------------------
+    _KEY_SQL = "SELECT id, tenant, name, scopes, created_at, revoked_at, last_used_at FROM api_keys"
+
+    @staticmethod
+    def _key_from_row(r: tuple[Any, ...]) -> ApiKey:
+        return ApiKey(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6])
+
+    def create_api_key(self, key: ApiKey, secret_hash: str) -> None:
+        with translate(), self._write_lock:
+            self._conn.execute(
+                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    key.id,
+                    key.tenant,
+                    key.name,
+                    json.dumps(list(key.scopes)),
+                    secret_hash,
+                    key.created_at,
+                ),
+            )
+
+    def get_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        rows = self._read(
+            "SELECT id, tenant, name, scopes, created_at, revoked_at, last_used_at, secret_hash"
+            " FROM api_keys WHERE id = ?",
+            (key_id,),
+        )
+        return (self._key_from_row(rows[0]), rows[0][7]) if rows else None
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        if tenant is None:
+            rows = self._read(self._KEY_SQL + " ORDER BY created_at, id")
+        else:
+            rows = self._read(
+                self._KEY_SQL + " WHERE tenant = ? ORDER BY created_at, id", (tenant,)
+            )
+        return [self._key_from_row(r) for r in rows]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        with translate(), self._write_lock:
+            cur = self._conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (_now(), key_id),
+            )
+        return cur.rowcount == 1
 
     def sync(self) -> None:
         """Save every index that changed and prune the log entries they now contain."""

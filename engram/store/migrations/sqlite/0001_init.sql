@@ -80,3 +80,17 @@ CREATE TABLE index_state (
     collection_id INTEGER PRIMARY KEY,
     pruned_seq    INTEGER NOT NULL DEFAULT 0
 );
+
+-- API keys: only a SHA-256 of the secret is stored; the key id is public (it is part of the
+-- key) and is how a presented key is looked up.
+CREATE TABLE api_keys (
+    id            TEXT PRIMARY KEY,
+    tenant        TEXT NOT NULL,
+    name          TEXT NOT NULL DEFAULT '',
+    scopes        TEXT NOT NULL,
+    secret_hash   TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    revoked_at    TEXT,
+    last_used_at  TEXT
+);
+CREATE INDEX api_keys_tenant ON api_keys (tenant);
