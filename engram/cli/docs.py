@@ -48,7 +48,7 @@ def cli_markdown() -> str:
     for name in sorted(cli.list_commands(ctx)):
         command = cli.get_command(ctx, name)
         assert command is not None
-        sub = click.Context(command, info_name=f"engram {name}", parent=ctx, **_WIDTH)
+        sub = click.Context(command, info_name=name, parent=ctx, **_WIDTH)
         out += [f"## engram {name}", "", "```", command.get_help(sub), "```", ""]
     return "\n".join(out)
 

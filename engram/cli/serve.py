@@ -1,0 +1,84 @@
+"""``engram serve``: the HTTP API, with uvicorn."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+from pathlib import Path
+
+import click
+
+from .main import Context, cli
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="ENGRAM_HOST",
+    help="Interface to listen on; 0.0.0.0 exposes the API to the network.",
+)
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), envvar="ENGRAM_PORT"
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="ENGRAM_WORKERS",
+    help="Worker processes; each opens the data directory and loads the models.",
+)
+@click.option("--dev", is_flag=True, help="Reload on code changes and log at debug level.")
+@click.pass_obj
+def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
+    """Serve the HTTP API (reference at /docs, schema at /openapi.json)."""
+    import uvicorn
+
+    from ..server.app import create_app
+
+    settings = obj.settings()  # a bad setting fails here, with its hint, not in a worker
+    if dev and workers > 1:
+        raise click.UsageError("--dev reloads a single process: drop --workers")
+    if not _is_loopback(host):
+        click.secho(
+            f"Warning: listening on {host}: the API has no authentication yet, so anyone who"
+            " can reach this port can read and change every collection.",
+            fg="yellow",
+            err=True,
+        )
+    log_level = "debug" if dev else "info"
+    if workers == 1 and not dev:
+        uvicorn.run(
+            functools.partial(create_app, settings),
+            factory=True,
+            host=host,
+            port=port,
+            log_level=log_level,
+        )
+        return
+    # Worker and reloader processes import the app by name and build their own settings from
+    # the environment: hand them the options given on the command line.
+    os.environ["ENGRAM_DATA_DIR"] = str(Path(settings.data_dir).resolve())
+    os.environ["ENGRAM_EMBEDDING_MODEL"] = settings.embedding_model
+    uvicorn.run(
+        "engram.server.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=dev,
+        reload_dirs=[str(Path(__file__).resolve().parents[1])] if dev else None,
+        log_level=log_level,
+    )

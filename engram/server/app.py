@@ -1,0 +1,72 @@
+"""The HTTP API application: ``create_app(settings)`` → a FastAPI app serving ``/v1``.
+
+One :class:`~engram.engine.Engram` per process, opened when the app starts and closed when it
+stops. Route handlers are plain functions, so FastAPI runs them in its threadpool: embedding
+and search are CPU-bound and must not block the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from ..config import Settings
+from ..engine import Engram
+from .errors import UnexpectedErrorMiddleware, install_error_handlers
+from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
+from .routes import api_router
+
+DESCRIPTION = (
+    "Hybrid BM25 + vector search over your documents, with exact citations. Every error has "
+    'the body `{"error": {"code", "message", "hint"?, "details"?}}`.'
+)
+
+
+def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
+    """The API app for ``settings``. It opens its own :class:`Engram` at startup and closes
+    it at shutdown; a ``db`` passed in is used instead and left open (its owner closes it)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = db is None
+        app.state.db = db if db is not None else await run_in_threadpool(Engram, settings)
+        try:
+            yield
+        finally:
+            opened, app.state.db = app.state.db, None
+            if owned:
+                await run_in_threadpool(opened.close)
+
+    app = FastAPI(
+        title="engram",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    # The last middleware added runs first: the catch-all wraps the size limit.
+    app.add_middleware(RequestSizeLimitMiddleware, max_bytes=MAX_REQUEST_BYTES)
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.include_router(api_router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` (several workers, reload): settings come from
+    ``ENGRAM_*`` environment variables and ``.env``."""
+    return create_app(Settings.build())
+
+
+def _version() -> str:
+    try:
+        return version("engram")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"

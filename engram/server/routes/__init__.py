@@ -1,0 +1,28 @@
+"""The ``/v1`` API: one module per resource, gathered into :data:`api_router`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ..schemas import ErrorResponse
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error responses: all of them have the one error shape."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+def _build() -> APIRouter:
+    from . import collections, documents, files, health, search
+
+    # Every route may answer 500. Routes with parameters list 422 themselves, which also
+    # replaces FastAPI's default validation-error schema with the one error shape.
+    router = APIRouter(prefix="/v1", responses=error_responses(500))
+    for module in (collections, documents, files, search, health):
+        router.include_router(module.router)
+    return router
+
+
+api_router = _build()

@@ -1,0 +1,212 @@
+"""Request and response bodies of the HTTP API, in families per resource.
+
+``XCreate`` is what a client sends, ``XPublic`` what it gets back; lists are
+``{data, count, next_cursor}`` where ``count`` is the length of ``data`` and ``next_cursor``
+(opaque) fetches the next page, or is ``null`` on the last one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..search.searcher import MAX_K
+from ..types import IngestReport, SearchResult
+
+MAX_BATCH = 1000
+MAX_QUERY_CHARS = 4096
+MAX_SEARCH_OFFSET = 10_000  # deeper pages cost a search this many candidates deep
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- errors ----------------------------------------------------------------------------------
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable name, e.g. collection_not_found.")
+    message: str = Field(description="What went wrong, for a human.")
+    hint: str | None = Field(None, description="How to fix it, when known.")
+    details: dict[str, Any] | None = Field(None, description="Structured context.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorBody
+
+
+# -- collections -----------------------------------------------------------------------------
+class CollectionPublic(_Public):
+    name: str
+    model_id: str = Field(description="Embedding model the collection's vectors come from.")
+    dimension: int
+    language: str = Field(description="Keyword-analysis language (stemming, stopwords).")
+    settings: dict[str, Any]
+    created_at: str
+    document_count: int
+    chunk_count: int
+
+
+class CollectionList(BaseModel):
+    data: list[CollectionPublic]
+    count: int
+    next_cursor: str | None = None
+
+
+# -- documents -------------------------------------------------------------------------------
+class DocumentCreate(_Request):
+    id: str = Field(min_length=1, max_length=1024, description="Key, unique in the collection.")
+    text: str = Field(min_length=1)
+    title: str | None = None
+    metadata: dict[str, Any] | None = Field(None, description="Filterable with `where`.")
+
+    def to_record(self) -> dict[str, Any]:
+        """The record ``Engram.add`` takes."""
+        return self.model_dump(exclude_none=True)
+
+
+class DocumentBatchCreate(_Request):
+    documents: list[DocumentCreate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class DocumentPublic(_Public):
+    key: str
+    collection: str
+    title: str
+    version: int = Field(description="1 for the first ingest, +1 at each content change.")
+    content_hash: str
+    metadata: dict[str, Any]
+    source: str
+    chunk_count: int
+    created_at: str
+    updated_at: str
+
+
+class DocumentVersionPublic(_Public):
+    version: int
+    content_hash: str
+    chunk_count: int
+    created_at: str
+
+
+class DocumentDetail(DocumentPublic):
+    versions: list[DocumentVersionPublic] = Field(description="Every version, oldest first.")
+
+
+class DocumentList(BaseModel):
+    data: list[DocumentPublic]
+    count: int
+    next_cursor: str | None
+
+
+class IngestErrorPublic(BaseModel):
+    source: str
+    reason: str
+
+
+class IngestReportPublic(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    failed: int
+    chunks_embedded: int
+    chunks_reused: int
+    errors: list[IngestErrorPublic]
+    seconds: float
+    model_seconds: float
+
+    @classmethod
+    def of(cls, report: IngestReport) -> IngestReportPublic:
+        """The public form of an engine report."""
+        return cls.model_validate(report.to_dict())
+
+
+# -- search ----------------------------------------------------------------------------------
+class SearchRequest(_Request):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    collection: str = "default"
+    k: int = Field(10, ge=1, le=MAX_K, description="Results per page.")
+    offset: int = Field(0, ge=0, le=MAX_SEARCH_OFFSET, description="Results to skip.")
+    cursor: str | None = Field(
+        None, description="next_cursor of a previous response: the next page (replaces offset)."
+    )
+    mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
+    where: dict[str, Any] | None = Field(
+        None,
+        description='Metadata filter, e.g. {"year": {"$gte": 2020}, "lang": {"$in": ["en"]}}.',
+        examples=[{"team": "hr"}],
+    )
+    rerank: bool = Field(False, description="Rescore the top results with the cross-encoder.")
+    highlight: bool = Field(True, description="Mark query terms in each result's highlight.")
+
+
+class LegScore(BaseModel):
+    rank: int = Field(description="1-based rank in this leg.")
+    score: float
+
+
+class FusedScore(BaseModel):
+    method: str
+    score: float
+
+
+class Explain(BaseModel):
+    keyword: LegScore | None = None
+    vector: LegScore | None = None
+    fused: FusedScore | None = None
+    rerank: float | None = None
+
+
+class SearchHit(BaseModel):
+    chunk_id: int
+    document: str = Field(description="Key of the document the chunk belongs to.")
+    document_id: int
+    version: int
+    title: str
+    text: str
+    span: tuple[int, int] = Field(description="[start, end) character offsets in the document.")
+    page: int | None
+    heading_path: list[str]
+    score: float
+    metadata: dict[str, Any]
+    highlight: str
+    explain: Explain
+
+    @classmethod
+    def of(cls, result: SearchResult) -> SearchHit:
+        """The public form of an engine result."""
+        return cls.model_validate(result.to_dict())
+
+
+class SearchResponse(BaseModel):
+    data: list[SearchHit]
+    count: int
+    next_cursor: str | None
+    mode: Literal["hybrid", "keyword", "vector"]
+    timings_ms: dict[str, float]
+    expansions: dict[str, list[str]] = Field(
+        description="Query words absent from the index and the close spellings searched instead."
+    )
+
+
+# -- health ----------------------------------------------------------------------------------
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class CheckResult(BaseModel):
+    status: Literal["ok", "error"]
+    latency_ms: float
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    status: Literal["ok"] = "ok"
+    checks: dict[str, CheckResult]
