@@ -16,6 +16,7 @@ from .ingest.items import items_from_paths, items_from_records
 from .ingest.loaders import LoaderOptions
 from .ingest.pipeline import IngestPipeline, Item, ProgressCallback
 from .keys import ApiKey, check_scopes, new_key, parse_key, secret_matches
+from .memory import MemoryService
 from .providers import get_embedder, get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
@@ -67,6 +68,7 @@ class Engram:
         )
         self._embedder: Embedder | None = None
         self._reranker: Reranker | None = None
+        self._memory: MemoryService | None = None
         self._lock = threading.Lock()
         self.searcher = Searcher(self.store, settings, self.embedder, self.reranker)
 
@@ -270,6 +272,15 @@ class Engram:
         self.searcher.validate(request)
         target = self.store.get_collection(collection, tenant=tenant, counts=False)
         return self.searcher.search(target, request)
+
+    # -- conversations and memories ----------------------------------------------------------
+    @property
+    def memory(self) -> MemoryService:
+        """Conversations and long-term memories of users (see :mod:`engram.memory`)."""
+        with self._lock:
+            if self._memory is None:
+                self._memory = MemoryService(self.store, self.settings, self.embedder)
+            return self._memory
 
     # -- API keys ------------------------------------------------------------------------------
     def create_key(

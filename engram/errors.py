@@ -13,7 +13,9 @@ Python client all speak the same language::
     ├── Forbidden (403, "forbidden")                   credentials lack the scope
     ├── NotFound (404, "not_found")
     │   ├── CollectionNotFound (404, "collection_not_found")
-    │   └── DocumentNotFound (404, "document_not_found")
+    │   ├── DocumentNotFound (404, "document_not_found")
+    │   ├── ConversationNotFound (404, "conversation_not_found")
+    │   └── MemoryNotFound (404, "memory_not_found")
     ├── Conflict (409, "conflict")
     │   └── ModelMismatch (409, "model_mismatch")      embedder differs from the collection's
     ├── LoaderError (422, "loader_error")              a file could not be read or parsed
@@ -111,6 +113,18 @@ class DocumentNotFound(NotFound):
     code = "document_not_found"
 
 
+class ConversationNotFound(NotFound):
+    """No conversation with that id (for this tenant)."""
+
+    code = "conversation_not_found"
+
+
+class MemoryNotFound(NotFound):
+    """No memory with that id (for this tenant), or it was deleted."""
+
+    code = "memory_not_found"
+
+
 class Conflict(EngramError):
     """The request conflicts with the current state."""
 
@@ -172,6 +186,8 @@ ERRORS_BY_CODE: dict[str, type[EngramError]] = {
         NotFound,
         CollectionNotFound,
         DocumentNotFound,
+        ConversationNotFound,
+        MemoryNotFound,
         Conflict,
         ModelMismatch,
         LoaderError,

@@ -26,6 +26,7 @@ from ..types import Collection, DocumentInfo
 from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where
 from .derived import ChunkChange, DerivedIndexes
 from .migrations import check_applied, load_migrations
+from .sqlite_memory import SQLiteMemoryMixin
 from .sqlite_sql import compile_where, connect, translate
 
 _BATCH = 500  # parameters per IN (...) list, well below SQLite's limit
@@ -40,7 +41,7 @@ def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
         yield seq[i : i + size]
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteMemoryMixin, Store):
     """Store in ``<data_dir>/engram.db``; ``path=":memory:"`` keeps everything in memory."""
 
     def __init__(

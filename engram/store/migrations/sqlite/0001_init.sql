@@ -94,3 +94,59 @@ CREATE TABLE api_keys (
     last_used_at  TEXT
 );
 CREATE INDEX api_keys_tenant ON api_keys (tenant);
+
+-- Conversations and long-term memories of the users of a tenant (engram.memory). Every row is
+-- owned by one (tenant, user_id): lookups always filter on both, so a wrong tenant finds
+-- nothing, and erasing a user deletes exactly these rows.
+CREATE TABLE conversations (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL DEFAULT 'default',
+    user_id     TEXT NOT NULL,
+    title       TEXT,
+    metadata    TEXT NOT NULL DEFAULT '{}',
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX conversations_user ON conversations (tenant, user_id, updated_at);
+
+CREATE TABLE messages (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role            TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+    content         TEXT NOT NULL,
+    metadata        TEXT NOT NULL DEFAULT '{}',
+    created_at      TEXT NOT NULL
+);
+CREATE INDEX messages_conversation ON messages (conversation_id, id);
+
+-- content_hash is the SHA-256 of the normalised content (case-folded, whitespace collapsed):
+-- the exact-duplicate lookup. embedding is float32 bytes of model_id's vector. source says
+-- where a memory came from (a conversation or message id, or 'api'). A deleted memory keeps
+-- its row (deleted_at set) so that its history stays readable, until its user is erased.
+CREATE TABLE memories (
+    id            TEXT PRIMARY KEY,
+    tenant        TEXT NOT NULL DEFAULT 'default',
+    user_id       TEXT NOT NULL,
+    agent_id      TEXT,
+    content       TEXT NOT NULL,
+    metadata      TEXT NOT NULL DEFAULT '{}',
+    content_hash  TEXT NOT NULL,
+    embedding     BLOB NOT NULL,
+    model_id      TEXT NOT NULL,
+    source        TEXT NOT NULL DEFAULT 'api',
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    deleted_at    TEXT
+);
+CREATE INDEX memories_user ON memories (tenant, user_id, deleted_at);
+CREATE INDEX memories_hash ON memories (tenant, user_id, content_hash);
+
+CREATE TABLE memory_history (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    memory_id    TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+    event        TEXT NOT NULL CHECK (event IN ('add', 'update', 'delete', 'merge')),
+    old_content  TEXT,
+    new_content  TEXT,
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX memory_history_memory ON memory_history (memory_id, id);

@@ -1,0 +1,149 @@
+"""Records of the memory layer: conversations, their messages, memories and memory history.
+
+Plain frozen dataclasses shared by the store (which builds them from rows) and the
+:class:`~engram.memory.service.MemoryService` (which returns them); ``to_dict`` gives the
+JSON-able form used by exports and, later, the HTTP API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
+
+HistoryEvent = Literal["add", "update", "delete", "merge"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryScope:
+    """Whose memories a store query reads: one user of one tenant, narrowed by agent.
+
+    ``agent_id=None`` means every memory of the user, whatever agent wrote it, unless
+    ``exact_agent`` is set: then only memories with no agent. A given ``agent_id`` means that
+    agent's memories only. Deduplication uses exact scopes; search and list use loose ones.
+    """
+
+    tenant: str
+    user_id: str
+    agent_id: str | None = None
+    exact_agent: bool = False
+
+
+@dataclass(slots=True)
+class MemoryWrite:
+    """What the store writes for a new or changed memory: content, its vector, the rest."""
+
+    content: str
+    content_hash: str  # SHA-256 of the normalised content (the exact-duplicate key)
+    embedding: np.ndarray  # the model's unit vector of ``content``
+    model_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = "api"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A conversation of one user; its messages are read with ``messages()``."""
+
+    id: str
+    tenant: str
+    user_id: str
+    title: str | None
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str  # moves on every appended message
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of a conversation; ids increase in the order messages were appended."""
+
+    id: int
+    conversation_id: str
+    role: Role
+    content: str
+    metadata: dict[str, Any]
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRecord:
+    """A long-term memory of a user (optionally of one agent working for that user).
+
+    ``source`` is its provenance (a conversation or message id, or ``"api"``).
+    ``deduplicated`` is True only on the record returned by ``add`` when the new content was
+    merged into this existing memory instead of creating one.
+    """
+
+    id: str
+    tenant: str
+    user_id: str
+    agent_id: str | None
+    content: str
+    metadata: dict[str, Any]
+    source: str
+    model_id: str
+    created_at: str
+    updated_at: str
+    deleted_at: str | None = None
+    deduplicated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the embedding is not part of a record)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEvent:
+    """One entry of a memory's history: what changed, from which content to which."""
+
+    id: int
+    memory_id: str
+    event: HistoryEvent
+    old_content: str | None
+    new_content: str | None
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryHit:
+    """A memory found by search, with its fused score and each leg's (rank, score)."""
+
+    memory: MemoryRecord
+    score: float
+    explain: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form: the memory's fields plus ``score`` and ``explain``."""
+        return {**self.memory.to_dict(), "score": self.score, "explain": self.explain}
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """How many rows of each kind ``erase_user`` deleted."""
+
+    conversations: int = 0
+    messages: int = 0
+    memories: int = 0
+    memory_history: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-able form."""
+        return dataclasses.asdict(self)
