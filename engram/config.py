@@ -83,6 +83,19 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(128, ge=8, description="HNSW candidate list size while searching.")
     max_query_chars: int = Field(4096, ge=16, description="Longest query accepted, in characters.")
 
+    auth: Literal["api_key", "none"] = Field(
+        "api_key",
+        description="HTTP API authentication: 'api_key' (keys from `engram keys create`, sent as "
+        "'Authorization: Bearer <key>' or 'X-API-Key: <key>') or 'none' (every request acts "
+        "for the default tenant; `engram serve` accepts it on a loopback address only).",
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="Requests per minute allowed per API key (0: no limit)."
+    )
+    rate_limit_ip_per_minute: int = Field(
+        1200, ge=0, description="Requests per minute allowed per client IP address (0: no limit)."
+    )
+
     @classmethod
     def build(cls, **overrides: Any) -> Settings:
         """Build settings, turning validation errors into a ConfigError that names the key,

@@ -11,6 +11,7 @@ Python client all speak the same language::
     │   └── UnsupportedFormat (415, "unsupported_format")
     ├── Unauthorized (401, "unauthorized")             no valid credentials
     ├── Forbidden (403, "forbidden")                   credentials lack the scope
+    ├── RateLimited (429, "rate_limited")              too many requests; retry after a delay
     ├── NotFound (404, "not_found")
     │   ├── CollectionNotFound (404, "collection_not_found")
     │   ├── DocumentNotFound (404, "document_not_found")
@@ -95,6 +96,18 @@ class Forbidden(EngramError):
     status, code = 403, "forbidden"
 
 
+class RateLimited(EngramError):
+    """Too many requests from one key or address; ``retry_after`` says when to retry."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, **details: Any) -> None:
+        super().__init__(
+            message, hint=f"retry after {retry_after} s", retry_after=retry_after, **details
+        )
+        self.retry_after = retry_after
+
+
 class NotFound(EngramError):
     """The named thing does not exist."""
 
@@ -173,28 +186,27 @@ class MigrationError(StoreError):
     code = "migration_error"
 
 
-ERRORS_BY_CODE: dict[str, type[EngramError]] = {
-    cls.code: cls
-    for cls in [
-        EngramError,
-        ConfigError,
-        InvalidInput,
-        QueryTooLong,
-        UnsupportedFormat,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        CollectionNotFound,
-        DocumentNotFound,
-        ConversationNotFound,
-        MemoryNotFound,
-        Conflict,
-        ModelMismatch,
-        LoaderError,
-        ModelUnavailable,
-        MissingDependency,
-        StoreError,
-        StoreLocked,
-        MigrationError,
-    ]
-}
+_ALL: list[type[EngramError]] = [
+    EngramError,
+    ConfigError,
+    InvalidInput,
+    QueryTooLong,
+    UnsupportedFormat,
+    Unauthorized,
+    Forbidden,
+    RateLimited,
+    NotFound,
+    CollectionNotFound,
+    DocumentNotFound,
+    ConversationNotFound,
+    MemoryNotFound,
+    Conflict,
+    ModelMismatch,
+    LoaderError,
+    ModelUnavailable,
+    MissingDependency,
+    StoreError,
+    StoreLocked,
+    MigrationError,
+]
+ERRORS_BY_CODE: dict[str, type[EngramError]] = {cls.code: cls for cls in _ALL}

@@ -55,7 +55,8 @@ DOCS = [
 
 @pytest.fixture
 def server_settings(tmp_path: Path) -> Settings:
-    return Settings.build(data_dir=tmp_path, embedding_model="hash", chunk_tokens=64)
+    # Authentication is tested in tests/test_server_auth.py; here every request is trusted.
+    return Settings.build(data_dir=tmp_path, embedding_model="hash", chunk_tokens=64, auth="none")
 
 
 @pytest.fixture
@@ -330,9 +331,11 @@ def test_search_errors(client: TestClient) -> None:
 
 
 def test_model_mismatch_is_a_conflict(tmp_path: Path) -> None:
-    with TestClient(create_app(Settings.build(data_dir=tmp_path, embedding_model="hash"))) as c:
+    with TestClient(
+        create_app(Settings.build(data_dir=tmp_path, embedding_model="hash", auth="none"))
+    ) as c:
         add_all(c)
-    other = Settings.build(data_dir=tmp_path, embedding_model="hash-32")
+    other = Settings.build(data_dir=tmp_path, embedding_model="hash-32", auth="none")
     with TestClient(create_app(other)) as c:
         err = assert_error(
             c.post("/v1/search", json={"query": "vacation", "collection": "kb"}),
@@ -579,6 +582,9 @@ def uvicorn_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
     monkeypatch.setenv("ENGRAM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ENGRAM_EMBEDDING_MODEL", "hash")
+    # `serve` hands options to worker processes through the environment: setting the
+    # variable here makes monkeypatch restore it (to unset) after the test.
+    monkeypatch.setenv("ENGRAM_AUTH", "api_key")
     return calls
 
 
@@ -617,9 +623,14 @@ def test_serve_refusals_and_warnings(
     res = CliRunner().invoke(cli, ["serve", "--dev", "--workers", "2"])
     assert res.exit_code == 2 and "--dev reloads a single process" in res.output
 
-    res = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"])
-    assert res.exit_code == 0 and "no authentication" in res.output
+    res = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"])  # API keys: any address
+    assert res.exit_code == 0, res.output
     assert uvicorn_calls[-1]["host"] == "0.0.0.0"
+
+    count = len(uvicorn_calls)
+    res = CliRunner().invoke(cli, ["serve", "--dev", "--host", "0.0.0.0"])
+    assert res.exit_code == 2 and "without authentication: refused on 0.0.0.0" in res.output
+    assert len(uvicorn_calls) == count
 
     monkeypatch.setenv("ENGRAM_CHUNK_TOKENS", "1")
     count = len(uvicorn_calls)

@@ -40,7 +40,11 @@ def _is_loopback(host: str) -> bool:
     envvar="ENGRAM_WORKERS",
     help="Worker processes; each opens the data directory and loads the models.",
 )
-@click.option("--dev", is_flag=True, help="Reload on code changes and log at debug level.")
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="Development: no authentication (loopback only), reload on code changes, debug logs.",
+)
 @click.pass_obj
 def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
     """Serve the HTTP API (reference at /docs, schema at /openapi.json)."""
@@ -48,15 +52,14 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
 
     from ..server.app import create_app
 
-    settings = obj.settings()  # a bad setting fails here, with its hint, not in a worker
+    # A bad setting fails here, with its hint, not in a worker.
+    settings = obj.settings(auth="none") if dev else obj.settings()
     if dev and workers > 1:
         raise click.UsageError("--dev reloads a single process: drop --workers")
-    if not _is_loopback(host):
-        click.secho(
-            f"Warning: listening on {host}: the API has no authentication yet, so anyone who"
-            " can reach this port can read and change every collection.",
-            fg="yellow",
-            err=True,
+    if settings.auth == "none" and not _is_loopback(host):
+        raise click.UsageError(
+            f"ENGRAM_AUTH=none serves without authentication: refused on {host}."
+            " Bind a loopback address (127.0.0.1) or use API keys (`engram keys create`)."
         )
     log_level = "debug" if dev else "info"
     if workers == 1 and not dev:
@@ -72,6 +75,7 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
     # the environment: hand them the options given on the command line.
     os.environ["ENGRAM_DATA_DIR"] = str(Path(settings.data_dir).resolve())
     os.environ["ENGRAM_EMBEDDING_MODEL"] = settings.embedding_model
+    os.environ["ENGRAM_AUTH"] = settings.auth
     uvicorn.run(
         "engram.server.app:create_app_from_env",
         factory=True,

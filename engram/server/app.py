@@ -18,6 +18,7 @@ from ..config import Settings
 from ..engine import Engram
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
+from .ratelimit import RateLimiter
 from .routes import api_router
 
 DESCRIPTION = (
@@ -51,6 +52,14 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.key_limiter = (
+        RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    )
+    app.state.ip_limiter = (
+        RateLimiter(settings.rate_limit_ip_per_minute)
+        if settings.rate_limit_ip_per_minute
+        else None
+    )
     install_error_handlers(app)
     # The last middleware added runs first: the catch-all wraps the size limit.
     app.add_middleware(RequestSizeLimitMiddleware, max_bytes=MAX_REQUEST_BYTES)

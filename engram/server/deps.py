@@ -1,15 +1,26 @@
-"""Request dependencies, as ``Annotated`` aliases: ``db: DB``, ``principal: CurrentPrincipal``."""
+"""Request dependencies, as ``Annotated`` aliases: ``db: DB``, ``principal: Reader`` etc.
+
+Authentication and rate limiting happen here, once per request, before any route code runs:
+the caller's API key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``) becomes a
+:class:`Principal` — the tenant whose data it may touch and its scopes. Scopes are ordered,
+``read`` < ``write`` < ``admin``: each includes the ones before it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engram
+from ..errors import Forbidden, RateLimited, Unauthorized
+from .ratelimit import RateLimiter
 
 ALL_SCOPES = frozenset({"read", "write", "admin"})
+_IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
 
 
 async def get_db(request: Request) -> Engram:
@@ -32,13 +43,60 @@ class Principal:
     key_id: str | None = None
 
 
-async def get_principal() -> Principal:
-    """The caller of the current request.
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <key>'")
+        return value.strip()
+    return request.headers.get("x-api-key")
 
-    There is no authentication yet: every request acts for the ``default`` tenant with every
-    scope. Authentication replaces this one function (and only it).
-    """
-    return Principal(tenant="default", scopes=ALL_SCOPES)
+
+def _limit(limiter: RateLimiter | None, key: str, what: str) -> None:
+    if limiter is None:
+        return
+    decision = limiter.check(key)
+    if not decision.allowed:
+        raise RateLimited(
+            f"rate limit exceeded for this {what}", retry_after=int(decision.retry_after_header)
+        )
+
+
+async def get_principal(request: Request, db: DB) -> Principal:
+    """The caller of the current request; raises Unauthorized (401) or RateLimited (429)."""
+    state = request.app.state
+    client = request.client.host if request.client else "unknown"
+    _limit(getattr(state, "ip_limiter", None), f"ip:{client}", "address")
+    if state.settings.auth == "none":
+        return Principal(tenant="default", scopes=ALL_SCOPES)
+    presented = _presented_key(request)
+    if not presented:
+        raise Unauthorized(
+            "this API needs a key",
+            hint="send 'Authorization: Bearer <key>'; create one with `engram keys create`",
+        )
+    key = await run_in_threadpool(db.authenticate, presented)
+    _limit(getattr(state, "key_limiter", None), f"key:{key.id}", "API key")
+    return Principal(tenant=key.tenant, scopes=frozenset(key.scopes), key_id=key.id)
+
+
+def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting callers whose scopes include ``scope``."""
+
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        granted = set().union(*(_IMPLIED[s] for s in principal.scopes if s in _IMPLIED))
+        if scope not in granted:
+            raise Forbidden(
+                f"this operation needs the {scope!r} scope",
+                hint=f"use a key created with --scope {scope}",
+            )
+        return principal
+
+    return check
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+Reader = Annotated[Principal, Depends(require("read"))]
+Writer = Annotated[Principal, Depends(require("write"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

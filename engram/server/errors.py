@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import EngramError
+from ..errors import EngramError, RateLimited, Unauthorized
 
 logger = logging.getLogger("engram.server")
 
@@ -91,7 +91,12 @@ async def _engram_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EngramError)
     if exc.status >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
-    return error_response(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="engram"'
+    return error_response(exc, headers=headers or None)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -20,8 +20,10 @@ def _build() -> APIRouter:
     # Every route may answer 500. Routes with parameters list 422 themselves, which also
     # replaces FastAPI's default validation-error schema with the one error shape.
     router = APIRouter(prefix="/v1", responses=error_responses(500))
-    for module in (collections, documents, files, search, health):
-        router.include_router(module.router)
+    # Routes behind authentication may also answer 401, 403 and 429; health checks may not.
+    for module in (collections, documents, files, search):
+        router.include_router(module.router, responses=error_responses(401, 403, 429))
+    router.include_router(health.router)
     return router
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import DB, CurrentPrincipal
+from ..deps import DB, Admin, Reader
 from ..schemas import CollectionList, CollectionPublic
 from . import error_responses
 
@@ -12,7 +12,7 @@ router = APIRouter(tags=["collections"])
 
 
 @router.get("/collections", operation_id="listCollections")
-def list_collections(db: DB, principal: CurrentPrincipal) -> CollectionList:
+def list_collections(db: DB, principal: Reader) -> CollectionList:
     """Every collection of the caller's tenant, with its model, language and size."""
     items = db.collections(tenant=principal.tenant)
     return CollectionList(
@@ -23,7 +23,7 @@ def list_collections(db: DB, principal: CurrentPrincipal) -> CollectionList:
 @router.get(
     "/collections/{name}", operation_id="getCollection", responses=error_responses(404, 422)
 )
-def get_collection(name: str, db: DB, principal: CurrentPrincipal) -> CollectionPublic:
+def get_collection(name: str, db: DB, principal: Reader) -> CollectionPublic:
     """One collection."""
     return CollectionPublic.model_validate(db.collection(name, tenant=principal.tenant))
 
@@ -34,6 +34,6 @@ def get_collection(name: str, db: DB, principal: CurrentPrincipal) -> Collection
     status_code=204,
     responses=error_responses(404, 422),
 )
-def delete_collection(name: str, db: DB, principal: CurrentPrincipal) -> None:
+def delete_collection(name: str, db: DB, principal: Admin) -> None:
     """Delete a collection and every trace of its documents."""
     db.delete_collection(name, tenant=principal.tenant)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 from ...engine import Engram
 from ...errors import DocumentNotFound, InvalidInput
 from ...types import IngestReport
-from ..deps import DB, CurrentPrincipal
+from ..deps import DB, Reader, Writer
 from ..pagination import decode_cursor, encode_cursor
 from ..schemas import (
     DocumentBatchCreate,
@@ -50,7 +50,7 @@ def ingest(
     responses=ADDED_OR_NOT,
 )
 def create_document(
-    name: str, body: DocumentCreate, db: DB, principal: CurrentPrincipal, response: Response
+    name: str, body: DocumentCreate, db: DB, principal: Writer, response: Response
 ) -> IngestReportPublic:
     """Add one document, or a new version of it when its content changed.
 
@@ -71,7 +71,7 @@ def create_document(
     responses=ADDED_OR_NOT,
 )
 def create_documents(
-    name: str, body: DocumentBatchCreate, db: DB, principal: CurrentPrincipal, response: Response
+    name: str, body: DocumentBatchCreate, db: DB, principal: Writer, response: Response
 ) -> IngestReportPublic:
     """Add up to 1,000 documents at once. Documents that fail are listed in ``errors``; the
     others are ingested. 201 when at least one document is new, 200 otherwise."""
@@ -87,7 +87,7 @@ def create_documents(
 def list_documents(
     name: str,
     db: DB,
-    principal: CurrentPrincipal,
+    principal: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
     where: Annotated[
@@ -115,7 +115,7 @@ def list_documents(
     operation_id="getDocument",
     responses=error_responses(404, 422),
 )
-def get_document(name: str, key: Key, db: DB, principal: CurrentPrincipal) -> DocumentDetail:
+def get_document(name: str, key: Key, db: DB, principal: Reader) -> DocumentDetail:
     """One document, with the history of its versions."""
     info = db.document(key, collection=name, tenant=principal.tenant)
     versions = db.versions(key, collection=name, tenant=principal.tenant)
@@ -131,7 +131,7 @@ def get_document(name: str, key: Key, db: DB, principal: CurrentPrincipal) -> Do
     status_code=204,
     responses=error_responses(404, 422),
 )
-def delete_document(name: str, key: Key, db: DB, principal: CurrentPrincipal) -> None:
+def delete_document(name: str, key: Key, db: DB, principal: Writer) -> None:
     """Delete a document (every version) from every index."""
     if not db.delete([key], collection=name, tenant=principal.tenant):
         raise DocumentNotFound(

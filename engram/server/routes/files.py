@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from ...errors import UnsupportedFormat
 from ...ingest.loaders import load_bytes, supported_extensions
-from ..deps import DB, CurrentPrincipal
+from ..deps import DB, Writer
 from ..schemas import IngestReportPublic
 from . import error_responses
 from .documents import ADDED_OR_NOT, ingest
@@ -27,7 +27,7 @@ def upload_file(
     name: str,
     file: Annotated[UploadFile, File(description="The file (.txt .md .html .pdf .docx ...).")],
     db: DB,
-    principal: CurrentPrincipal,
+    principal: Writer,
     response: Response,
     key: Annotated[
         str | None, Form(max_length=1024, description="Document key (default: the file name).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ...errors import InvalidInput
-from ..deps import DB, CurrentPrincipal
+from ..deps import DB, Reader
 from ..pagination import decode_cursor, encode_cursor
 from ..schemas import MAX_SEARCH_OFFSET, SearchHit, SearchRequest, SearchResponse
 from . import error_responses
@@ -14,7 +14,7 @@ router = APIRouter(tags=["search"])
 
 
 @router.post("/search", operation_id="search", responses=error_responses(404, 409, 413, 422, 503))
-def search(body: SearchRequest, db: DB, principal: CurrentPrincipal) -> SearchResponse:
+def search(body: SearchRequest, db: DB, principal: Reader) -> SearchResponse:
     """Search a collection: results best first, each with its document, version, character
     span, page, heading path, score, highlight and the rank and score in each leg
     (``explain``). Pass ``next_cursor`` back as ``cursor`` for the next page."""
