@@ -501,6 +501,21 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "search",
         "health",
         "ready",
+        "addMemory",
+        "listMemories",
+        "searchMemories",
+        "getMemory",
+        "updateMemory",
+        "deleteMemory",
+        "memoryHistory",
+        "createConversation",
+        "listConversations",
+        "getConversation",
+        "deleteConversation",
+        "appendMessage",
+        "listMessages",
+        "exportUser",
+        "eraseUser",
     } == set(operation_ids)
     assert "HTTPValidationError" not in schema["components"]["schemas"]
 

@@ -92,25 +92,55 @@ def test_revoked_key_is_refused_at_once(client: TestClient, settings: Settings) 
     assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
 
 
-def _route_calls(client: TestClient) -> list[tuple[str, str, dict]]:
-    """Every authenticated /v1 route, aimed at acme's collection 'kb' and document 'd1'."""
+def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str, str, dict]]:
+    """Every authenticated route, aimed at acme's collection, document, memory, conversation
+    and user: (method, path template, concrete path, request kwargs)."""
+    bodies = {
+        ("POST", "/v1/collections/{name}/documents"): {"json": {"id": "d1", "text": "globex"}},
+        ("POST", "/v1/collections/{name}/documents:batch"): {
+            "json": {"documents": [{"id": "d1", "text": "globex"}]}
+        },
+        ("POST", "/v1/collections/{name}/files"): {
+            "files": {"file": ("d1.txt", b"globex", "text/plain")}
+        },
+        ("POST", "/v1/search"): {"json": {"query": "nightingale", "collection": "kb"}},
+        ("POST", "/v1/memories"): {"json": {"content": "globex memory", "user_id": "u1"}},
+        ("GET", "/v1/memories"): {"params": {"user_id": "u1"}},
+        ("POST", "/v1/memories/search"): {"json": {"query": "nightingale", "user_id": "u1"}},
+        ("PATCH", "/v1/memories/{memory_id}"): {"json": {"content": "globex rewrite"}},
+        ("POST", "/v1/conversations"): {"json": {"user_id": "u1"}},
+        ("GET", "/v1/conversations"): {"params": {"user_id": "u1"}},
+        ("POST", "/v1/conversations/{conversation_id}/messages"): {
+            "json": {"role": "user", "content": "globex"}
+        },
+    }
     calls = []
     for template, operations in client.get("/openapi.json").json()["paths"].items():
         if template in ("/v1/health", "/v1/ready"):
             continue
-        path = template.replace("{name}", "kb").replace("{key}", "d1")
+        path = template
+        for name, value in (
+            ("{name}", "kb"),
+            ("{key}", "d1"),
+            ("{memory_id}", ids["memory"]),
+            ("{conversation_id}", ids["conversation"]),
+            ("{user_id}", "u1"),
+        ):
+            path = path.replace(name, value)
         for method in (m.upper() for m in operations):
-            kwargs: dict = {}
-            if path.endswith("/documents") and method == "POST":
-                kwargs["json"] = {"id": "d1", "text": "globex overwrites"}
-            elif path.endswith(":batch"):
-                kwargs["json"] = {"documents": [{"id": "d1", "text": "globex overwrites"}]}
-            elif path.endswith("/files"):
-                kwargs["files"] = {"file": ("d1.txt", b"globex overwrites", "text/plain")}
-            elif path == "/v1/search":
-                kwargs["json"] = {"query": "nightingale", "collection": "kb"}
-            calls.append((method, path, kwargs))
+            calls.append((method, template, path, bodies.get((method, template), {})))
     return calls
+
+
+# What globex may see when it aims at acme's things: its own (empty) world, never acme's.
+CREATES = {
+    "/v1/collections/{name}/documents",
+    "/v1/collections/{name}/documents:batch",
+    "/v1/collections/{name}/files",
+    "/v1/memories",
+    "/v1/conversations",
+}
+EMPTY_LISTS = {"/v1/collections", "/v1/memories", "/v1/memories/search", "/v1/conversations"}
 
 
 def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> None:
@@ -121,31 +151,46 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
         ).status_code
         == 201
     )
-    calls = _route_calls(client)
-    assert {p for _, p, _ in calls} >= {
-        "/v1/collections",
-        "/v1/collections/kb",
-        "/v1/collections/kb/documents",
-        "/v1/search",
-    }
-    # Reads and deletes first (writes would create globex's own 'kb').
-    order = sorted(calls, key=lambda c: c[0] == "POST" and c[1] != "/v1/search")
-    for method, path, kwargs in order:
-        r = client.request(method, path, headers=globex, **kwargs)
-        assert "Nightingale" not in r.text, f"{method} {path} leaked acme's document"
-        if method == "GET" and path == "/v1/collections":
-            assert r.status_code == 200 and r.json()["data"] == []
-        elif method in ("GET", "DELETE") or path == "/v1/search":
-            assert r.status_code == 404, f"{method} {path} -> {r.status_code}"
-        else:
-            assert r.status_code in (200, 201), f"{method} {path} -> {r.status_code} {r.text}"
-    # Acme's document is untouched by everything globex did.
-    r = client.get("/v1/collections/kb/documents/d1", headers=acme)
-    assert r.status_code == 200 and r.json()["version"] == 1
-    hits = client.post(
-        "/v1/search",
-        json={"query": "globex overwrites", "collection": "kb", "mode": "keyword"},
+    memory = client.post(
+        "/v1/memories", json={"content": SECRET, "user_id": "u1"}, headers=acme
+    ).json()
+    conversation = client.post("/v1/conversations", json={"user_id": "u1"}, headers=acme).json()
+    client.post(
+        f"/v1/conversations/{conversation['id']}/messages",
+        json={"role": "user", "content": SECRET},
         headers=acme,
+    )
+    calls = _route_calls(client, {"memory": memory["id"], "conversation": conversation["id"]})
+    assert len(calls) >= 20
+    # Reads first, then deletes and erasure, then globex's own writes.
+    rank = {"GET": 0, "PATCH": 1, "DELETE": 2, "POST": 3}
+
+    def order(call: tuple[str, str, str, dict]) -> tuple[int, bool]:
+        method, template = call[0], call[1]
+        reads_only = template in ("/v1/search", "/v1/memories/search")
+        return (0 if reads_only else rank[method], template == "/v1/users/{user_id}")
+
+    for method, template, path, kwargs in sorted(calls, key=order):
+        r = client.request(method, path, headers=globex, **kwargs)
+        assert "Nightingale" not in r.text, f"{method} {path} leaked acme's data"
+        where = f"{method} {template} -> {r.status_code} {r.text[:200]}"
+        if template in EMPTY_LISTS and not (method == "POST" and template in CREATES):
+            assert r.status_code == 200 and r.json()["data"] == [], where
+        elif template == "/v1/users/{user_id}/export":
+            assert r.status_code == 200, where
+        elif template == "/v1/users/{user_id}":
+            assert r.status_code == 200 and set(r.json().values()) == {0}, where
+        elif method == "POST" and template in CREATES:
+            assert r.status_code in (200, 201), where
+        else:
+            assert r.status_code == 404, where
+    # Everything of acme's is intact.
+    assert client.get("/v1/collections/kb/documents/d1", headers=acme).json()["version"] == 1
+    assert client.get(f"/v1/memories/{memory['id']}", headers=acme).json()["content"] == SECRET
+    messages = client.get(f"/v1/conversations/{conversation['id']}/messages", headers=acme).json()
+    assert [m["content"] for m in messages["data"]] == [SECRET]
+    hits = client.post(
+        "/v1/search", json={"query": "globex", "collection": "kb", "mode": "keyword"}, headers=acme
     )
     assert hits.json()["data"] == []
 

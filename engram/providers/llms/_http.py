@@ -1,0 +1,195 @@
+"""HTTP plumbing shared by the chat providers: one client, bounded retries, error translation.
+
+A request is retried, with exponential backoff and jitter, when it could not connect or the
+server answered 429 or 5xx; never after another 4xx (the same request would fail the same way)
+and never once a streamed reply has started (its tokens are already out). Every httpx
+exception is translated in this module, so callers only ever see ``LLMError``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+import httpx
+
+from engram.errors import ConfigError
+from engram.providers.llms.base import LLM
+from engram.providers.llms.errors import protocol_error, status_error, translate
+
+# Failures where the request never reached the model, so sending it again is safe and cheap.
+_RETRY_EXCEPTIONS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+def _retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header in its delta-seconds form, if any."""
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class HTTPChatLLM(LLM):
+    """Base of the HTTP chat providers.
+
+    ``client`` (an ``httpx.Client``, left open on :meth:`close`) or ``transport`` may be
+    injected, for tests or to share a connection pool. ``timeout`` bounds each network wait
+    (connecting, sending, and every wait for the next piece of a reply); ``connect_timeout``
+    caps the connect phase so a dead host fails fast. ``retries`` extra attempts are made,
+    ``backoff * 2**attempt`` seconds apart (capped at ``max_backoff``); a ``Retry-After``
+    longer than ``max_backoff`` fails at once, so a fallback model can answer instead.
+    """
+
+    default_base_url = ""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        name: str = "llm",
+        client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not model.strip():
+            raise ConfigError(f"{name}: no model name given", hint="e.g. ollama:llama3.2")
+        if timeout <= 0 or connect_timeout <= 0 or retries < 0 or backoff < 0:
+            raise ConfigError(
+                f"{name}: timeouts must be > 0 and retries, backoff >= 0 "
+                f"(got timeout={timeout}, connect_timeout={connect_timeout}, "
+                f"retries={retries}, backoff={backoff})"
+            )
+        if client is not None and transport is not None:
+            raise ConfigError(f"{name}: pass either client or transport, not both")
+        url = _parse_base_url(base_url or self.default_base_url, name)
+        self.model = model
+        self.model_id = f"{name}:{model}"
+        self.base_url = str(url).rstrip("/")
+        self.timeout, self.connect_timeout = timeout, connect_timeout
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self._sleep = sleep
+        self._api_key = api_key or None
+        self._secrets = (self._api_key, url.password)
+        host = f"[{url.host}]" if ":" in url.host else url.host
+        port = f":{url.port}" if url.port else ""
+        # Shown in errors: no user:password, no query string (where some proxies put keys).
+        self.where = f"{name} model {model!r} at {url.scheme}://{host}{port}{url.path.rstrip('/')}"
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.Client(transport=transport)
+
+    def close(self) -> None:
+        """Close the HTTP client if this provider created it."""
+        if self._owns_client:
+            self._client.close()
+
+    def _headers(self, accept: str) -> dict[str, str]:
+        headers = {"Accept": accept}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _send(
+        self, path: str, payload: dict[str, Any], *, stream: bool, timeout: float | None
+    ) -> httpx.Response:
+        """POST ``payload`` as JSON, retrying what is worth retrying; returns a 2xx response
+        (unread if ``stream``: the caller must close it)."""
+        seconds = timeout or self.timeout
+        connect = min(self.connect_timeout, seconds)
+        request = self._client.build_request(
+            "POST",
+            self.base_url + path,
+            json=payload,
+            headers=self._headers("text/event-stream" if stream else "application/json"),
+            timeout=httpx.Timeout(seconds, connect=connect),
+        )
+        attempt = 0
+        while True:
+            try:
+                response = self._client.send(request, stream=stream)
+            except httpx.HTTPError as exc:
+                if attempt < self.retries and isinstance(exc, _RETRY_EXCEPTIONS):
+                    self._wait(attempt, None)
+                    attempt += 1
+                    continue
+                waited = connect if isinstance(exc, httpx.ConnectTimeout) else seconds
+                raise translate(
+                    exc, where=self.where, timeout=waited, secrets=self._secrets
+                ) from exc
+            if response.is_success:
+                return response
+            try:
+                response.read()  # the body holds the provider's explanation
+            except httpx.HTTPError:
+                pass  # the status alone still makes a useful error
+            finally:
+                response.close()
+            after = _retry_after(response)
+            if (
+                attempt < self.retries
+                and _retryable_status(response.status_code)
+                and (after is None or after <= self.max_backoff)
+            ):
+                self._wait(attempt, after)
+                attempt += 1
+                continue
+            raise status_error(response, where=self.where, secrets=self._secrets)
+
+    def _wait(self, attempt: int, retry_after: float | None) -> None:
+        # Jitter spreads out the retries of many concurrent requests after a shared outage.
+        delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
+        self._sleep(max(delay, retry_after or 0.0))
+
+    def _post_json(self, path: str, payload: dict[str, Any], timeout: float | None) -> Any:
+        response = self._send(path, payload, stream=False, timeout=timeout)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise self._protocol_error("the reply is not JSON") from exc
+
+    def _lines(
+        self, path: str, payload: dict[str, Any], timeout: float | None
+    ) -> Generator[str, None, None]:
+        """The lines of a streamed reply; the response is closed when the generator ends or
+        is closed, and a failure mid-stream is translated like any other."""
+        response = self._send(path, payload, stream=True, timeout=timeout)
+        try:
+            yield from response.iter_lines()
+        except httpx.HTTPError as exc:
+            raise translate(
+                exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets
+            ) from exc
+        finally:
+            response.close()
+
+    def _protocol_error(self, message: str, *, unavailable: bool = False) -> Exception:
+        return protocol_error(
+            message, where=self.where, secrets=self._secrets, unavailable=unavailable
+        )
+
+
+def _parse_base_url(base_url: str, name: str) -> httpx.URL:
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        # The URL itself is left out of the message: it may hold a user:password.
+        raise ConfigError(f"{name}: invalid base URL", hint="e.g. http://127.0.0.1:11434") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(
+            f"{name}: the base URL must be http(s)://host[:port][/path]",
+            hint="e.g. http://127.0.0.1:11434 or https://api.openai.com/v1",
+        )
+    return url

@@ -1,0 +1,122 @@
+"""``/v1/conversations`` and ``/v1/users/{user_id}``: conversations, their messages, and the
+export / erasure of everything a user owns."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from ..deps import DB, Admin, Reader, Writer
+from ..pagination import decode_cursor, encode_cursor
+from ..schemas_memory import (
+    ConversationCreate,
+    ConversationList,
+    ConversationPublic,
+    ErasurePublic,
+    MessageCreate,
+    MessageList,
+    MessagePublic,
+)
+from . import error_responses
+
+router = APIRouter(tags=["conversations"])
+
+
+@router.post(
+    "/conversations",
+    operation_id="createConversation",
+    status_code=201,
+    responses=error_responses(422),
+)
+def create_conversation(body: ConversationCreate, db: DB, principal: Writer) -> ConversationPublic:
+    conversation = db.memory.create_conversation(
+        body.user_id, title=body.title, metadata=body.metadata, tenant=principal.tenant
+    )
+    return ConversationPublic.model_validate(conversation)
+
+
+@router.get("/conversations", operation_id="listConversations", responses=error_responses(422))
+def list_conversations(
+    db: DB,
+    principal: Reader,
+    user_id: Annotated[str, Query(min_length=1, max_length=200)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> ConversationList:
+    offset = decode_cursor(cursor) if cursor else 0
+    items = db.memory.conversations(
+        user_id, limit=limit + 1, offset=offset, tenant=principal.tenant
+    )
+    more = len(items) > limit
+    data = [ConversationPublic.model_validate(c) for c in items[:limit]]
+    return ConversationList(
+        data=data, count=len(data), next_cursor=encode_cursor(offset + limit) if more else None
+    )
+
+
+@router.get(
+    "/conversations/{conversation_id}",
+    operation_id="getConversation",
+    responses=error_responses(404, 422),
+)
+def get_conversation(conversation_id: str, db: DB, principal: Reader) -> ConversationPublic:
+    return ConversationPublic.model_validate(
+        db.memory.conversation(conversation_id, tenant=principal.tenant)
+    )
+
+
+@router.delete(
+    "/conversations/{conversation_id}",
+    operation_id="deleteConversation",
+    status_code=204,
+    responses=error_responses(404, 422),
+)
+def delete_conversation(conversation_id: str, db: DB, principal: Writer) -> None:
+    db.memory.delete_conversation(conversation_id, tenant=principal.tenant)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    operation_id="appendMessage",
+    status_code=201,
+    responses=error_responses(404, 422),
+)
+def append_message(
+    conversation_id: str, body: MessageCreate, db: DB, principal: Writer
+) -> MessagePublic:
+    message = db.memory.append(
+        conversation_id, body.role, body.content, metadata=body.metadata, tenant=principal.tenant
+    )
+    return MessagePublic.model_validate(message)
+
+
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    operation_id="listMessages",
+    responses=error_responses(404, 422),
+)
+def list_messages(
+    conversation_id: str,
+    db: DB,
+    principal: Reader,
+    last: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+) -> MessageList:
+    """Messages oldest first; ``last=N`` keeps the N most recent."""
+    items = db.memory.messages(conversation_id, last=last, tenant=principal.tenant)
+    data = [MessagePublic.model_validate(m) for m in items]
+    return MessageList(data=data, count=len(data))
+
+
+@router.get("/users/{user_id}/export", operation_id="exportUser", responses=error_responses(422))
+def export_user(user_id: str, db: DB, principal: Admin) -> dict[str, Any]:
+    """Everything the user owns: conversations with messages, memories with history."""
+    return db.memory.export_user(user_id, tenant=principal.tenant)
+
+
+@router.delete("/users/{user_id}", operation_id="eraseUser", responses=error_responses(422))
+def erase_user(user_id: str, db: DB, principal: Admin) -> ErasurePublic:
+    """Erase everything the user owns (GDPR-style), returning what was deleted."""
+    return ErasurePublic.model_validate(
+        db.memory.erase_user(user_id, tenant=principal.tenant).to_dict()
+    )

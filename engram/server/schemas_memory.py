@@ -1,0 +1,125 @@
+"""API schemas of conversations, messages, memories and users (families as in schemas.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Text = Field(min_length=1, max_length=10_000)
+Id = Field(min_length=1, max_length=200)
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class MemoryCreate(BaseModel):
+    content: str = Text
+    user_id: str = Id
+    agent_id: str | None = Field(None, max_length=200)
+    metadata: dict[str, Any] | None = None
+
+
+class MemoryUpdate(BaseModel):
+    content: str = Text
+    metadata: dict[str, Any] | None = None
+
+
+class MemoryPublic(_Public):
+    id: str
+    user_id: str
+    agent_id: str | None
+    content: str
+    metadata: dict[str, Any]
+    source: str
+    model_id: str
+    created_at: str
+    updated_at: str
+    deleted_at: str | None = None
+    deduplicated: bool = False
+
+
+class MemoryList(BaseModel):
+    data: list[MemoryPublic]
+    count: int
+    next_cursor: str | None = None
+
+
+class MemorySearch(BaseModel):
+    query: str = Field(min_length=1, max_length=4096)
+    user_id: str = Id
+    agent_id: str | None = Field(None, max_length=200)
+    k: int = Field(10, ge=1, le=100)
+
+
+class MemoryHitPublic(MemoryPublic):
+    score: float
+    explain: dict[str, Any]
+
+
+class MemoryHits(BaseModel):
+    data: list[MemoryHitPublic]
+    count: int
+
+
+class MemoryEventPublic(_Public):
+    id: int
+    memory_id: str
+    event: str
+    old_content: str | None
+    new_content: str | None
+    created_at: str
+
+
+class MemoryHistory(BaseModel):
+    data: list[MemoryEventPublic]
+    count: int
+
+
+class ConversationCreate(BaseModel):
+    user_id: str = Id
+    title: str | None = Field(None, max_length=500)
+    metadata: dict[str, Any] | None = None
+
+
+class ConversationPublic(_Public):
+    id: str
+    user_id: str
+    title: str | None
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class ConversationList(BaseModel):
+    data: list[ConversationPublic]
+    count: int
+    next_cursor: str | None = None
+
+
+class MessageCreate(BaseModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = Text
+    metadata: dict[str, Any] | None = None
+
+
+class MessagePublic(_Public):
+    id: int
+    conversation_id: str
+    role: str
+    content: str
+    metadata: dict[str, Any]
+    created_at: str
+
+
+class MessageList(BaseModel):
+    data: list[MessagePublic]
+    count: int
+
+
+class ErasurePublic(BaseModel):
+    conversations: int
+    messages: int
+    memories: int
+    memory_history: int
