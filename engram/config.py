@@ -96,6 +96,28 @@ class Settings(BaseSettings):
         1200, ge=0, description="Requests per minute allowed per client IP address (0: no limit)."
     )
 
+    llm: str = Field(
+        "",
+        description="Chat models for /v1/chat, tried in order: comma-separated "
+        "PROVIDER:MODEL[@BASE_URL][#KEY_ENV] (providers: openai, deepseek, vllm, llamacpp, "
+        "ollama). Empty: answers are extractive, quoted from the passages.",
+    )
+    llm_timeout: float = Field(
+        60.0, gt=0, description="Seconds to wait for each piece of a model's reply."
+    )
+    llm_retries: int = Field(
+        2, ge=0, le=10, description="Extra attempts on connect errors, 5xx and 429."
+    )
+    llm_max_tokens: int = Field(1024, ge=1, description="Longest answer, in model tokens.")
+    answer_template: str | None = Field(
+        None,
+        description="System prompt for answers; must contain {passages}, may contain "
+        "{memories} and {question}. None: the built-in template.",
+    )
+    chat_history_messages: int = Field(
+        10, ge=0, le=200, description="Conversation messages /v1/chat puts before the question."
+    )
+
     @classmethod
     def build(cls, **overrides: Any) -> Settings:
         """Build settings, turning validation errors into a ConfigError that names the key,

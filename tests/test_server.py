@@ -499,6 +499,7 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "getDocument",
         "deleteDocument",
         "search",
+        "chat",
         "health",
         "ready",
         "addMemory",

@@ -104,6 +104,7 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
             "files": {"file": ("d1.txt", b"globex", "text/plain")}
         },
         ("POST", "/v1/search"): {"json": {"query": "nightingale", "collection": "kb"}},
+        ("POST", "/v1/chat"): {"json": {"question": "nightingale?", "collection": "kb"}},
         ("POST", "/v1/memories"): {"json": {"content": "globex memory", "user_id": "u1"}},
         ("GET", "/v1/memories"): {"params": {"user_id": "u1"}},
         ("POST", "/v1/memories/search"): {"json": {"query": "nightingale", "user_id": "u1"}},
@@ -167,7 +168,7 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
 
     def order(call: tuple[str, str, str, dict]) -> tuple[int, bool]:
         method, template = call[0], call[1]
-        reads_only = template in ("/v1/search", "/v1/memories/search")
+        reads_only = template in ("/v1/search", "/v1/memories/search", "/v1/chat")
         return (0 if reads_only else rank[method], template == "/v1/users/{user_id}")
 
     for method, template, path, kwargs in sorted(calls, key=order):

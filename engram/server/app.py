@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..config import Settings
 from ..engine import Engram
+from ..providers.llms import llm_chain
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
 from .ratelimit import RateLimiter
@@ -35,9 +36,17 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = db is None
         app.state.db = db if db is not None else await run_in_threadpool(Engram, settings)
+        # The answer model chain is built once; None means extractive answers.
+        app.state.llm = (
+            llm_chain(settings.llm, timeout=settings.llm_timeout, retries=settings.llm_retries)
+            if settings.llm
+            else None
+        )
         try:
             yield
         finally:
+            if app.state.llm is not None:
+                app.state.llm.close()
             opened, app.state.db = app.state.db, None
             if owned:
                 await run_in_threadpool(opened.close)

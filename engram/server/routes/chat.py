@@ -1,0 +1,132 @@
+"""``POST /v1/chat``: an answer from a collection, with citations, whole or streamed (SSE).
+
+The question is searched in the collection; the best passages, the last messages of the
+conversation and the user's most relevant memories go into the prompt of the configured
+model chain (``ENGRAM_LLM``), or into an extractive answer when no model is configured.
+With a ``conversation_id`` the question and the answer are appended to the conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from ...answers import answer, sse_format, stream_answer
+from ...engine import Engram
+from ...providers.llms import ChatMessage
+from ..deps import DB, Writer
+from . import error_responses
+
+router = APIRouter(tags=["chat"])
+
+
+class ChatRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=4096)
+    collection: str = "default"
+    conversation_id: str | None = None
+    user_id: str | None = Field(None, description="Whose long-term memories to use.")
+    k: int = Field(8, ge=1, le=50, description="Passages retrieved for the prompt.")
+    mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
+    where: dict[str, Any] | None = None
+    rerank: bool = False
+    stream: bool = False
+
+
+class CitationPublic(BaseModel):
+    n: int
+    document: str
+    version: int
+    span: list[int]
+    title: str
+    page: int | None = None
+
+
+class ChatResponse(BaseModel):
+    text: str
+    citations: list[CitationPublic]
+    model: str | None
+    extractive: bool
+
+
+@router.post(
+    "/chat",
+    operation_id="chat",
+    responses={
+        **error_responses(404, 409, 422, 502, 503),
+        200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream"},
+    },
+)
+def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
+    """Answer a question from a collection (plus conversation history and user memories)."""
+    settings = db.settings
+    tenant = principal.tenant
+    passages = db.search(
+        body.question,
+        collection=body.collection,
+        k=body.k,
+        mode=body.mode,
+        where=body.where,
+        rerank=body.rerank,
+        highlight=False,
+        tenant=tenant,
+    ).results
+    history: list[ChatMessage] = []
+    if body.conversation_id and settings.chat_history_messages:
+        for m in db.memory.messages(
+            body.conversation_id, last=settings.chat_history_messages, tenant=tenant
+        ):
+            if m.role in ("user", "assistant"):
+                history.append(ChatMessage(m.role, m.content))
+    memories = []
+    if body.user_id:
+        memories = [
+            h.memory.content
+            for h in db.memory.search(body.question, user_id=body.user_id, k=5, tenant=tenant)
+        ]
+    language = db.collection(body.collection, tenant=tenant).language
+    options: dict[str, Any] = {
+        "history": history,
+        "memories": memories,
+        "template": settings.answer_template,
+        "language": language if language in ("en", "fr") else "en",
+        "max_tokens": settings.llm_max_tokens,
+        "timeout": settings.llm_timeout,
+    }
+    llm = request.app.state.llm
+    if not body.stream:
+        result = answer(body.question, passages, llm, **options)
+        _remember(db, body, result.text, tenant)
+        return ChatResponse.model_validate(result.to_dict())
+    # Validation errors raise here, before the first byte, so they still get a 4xx.
+    events = stream_answer(body.question, passages, llm, **options)
+
+    def frames() -> Iterator[bytes]:
+        text: list[str] = []
+        ok = False
+        try:
+            for event in events:
+                if event.type == "token":
+                    text.append(event.data.get("text", ""))
+                elif event.type == "done":
+                    ok = bool(event.data.get("ok"))
+                yield sse_format(event)
+        finally:
+            events.close()
+        if ok:
+            _remember(db, body, "".join(text), tenant)
+
+    return StreamingResponse(
+        frames(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _remember(db: Engram, body: ChatRequest, reply: str, tenant: str) -> None:
+    if body.conversation_id:
+        db.memory.append(body.conversation_id, "user", body.question, tenant=tenant)
+        db.memory.append(body.conversation_id, "assistant", reply, tenant=tenant)

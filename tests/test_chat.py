@@ -1,0 +1,173 @@
+"""POST /v1/chat: extractive answers, a real OpenAI-compatible server (whole and streamed over
+SSE through a real socket), conversation memory, and a model that cannot be reached."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from test_llms import TOKENS, FakeServer, closed_port_url
+
+from engram.config import Settings
+from engram.server.app import create_app
+
+DOCS = [
+    {
+        "id": "keys",
+        "title": "API keys",
+        "text": "Rotate an API key every 90 days: create a new key, deploy it, revoke the old one.",
+    },
+    {"id": "leave", "title": "Leave", "text": "Employees get 25 days of paid vacation per year."},
+]
+
+
+def settings_for(tmp_path: Path, llm: str = "") -> Settings:
+    return Settings.build(
+        data_dir=tmp_path,
+        embedding_model="hash",
+        auth="none",
+        llm=llm,
+        llm_retries=0,
+        llm_timeout=5,
+    )
+
+
+@pytest.fixture
+def openai_server() -> Iterator[FakeServer]:
+    with FakeServer("openai") as server:
+        yield server
+
+
+def _seed(client: httpx.Client | TestClient) -> None:
+    r = client.post("/v1/collections/kb/documents:batch", json={"documents": DOCS})
+    assert r.status_code == 201, r.text
+
+
+def test_extractive_answer_without_a_model(tmp_path: Path) -> None:
+    with TestClient(create_app(settings_for(tmp_path))) as c:
+        _seed(c)
+        r = c.post(
+            "/v1/chat",
+            json={"question": "how often should I rotate an API key?", "collection": "kb"},
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["extractive"] is True and body["model"] is None
+        assert "90 days" in body["text"]
+        assert body["citations"][0]["document"] == "keys"
+        assert body["citations"][0]["span"][1] > 0
+
+
+def test_answer_from_an_openai_compatible_server(tmp_path: Path, openai_server: FakeServer) -> None:
+    spec = f"vllm:test-model@{openai_server.base_url}"
+    with TestClient(create_app(settings_for(tmp_path, spec))) as c:
+        _seed(c)
+        conv = c.post("/v1/conversations", json={"user_id": "u1"}).json()
+        c.post("/v1/memories", json={"content": "The user prefers short answers.", "user_id": "u1"})
+        r = c.post(
+            "/v1/chat",
+            json={
+                "question": "rotate api key?",
+                "collection": "kb",
+                "conversation_id": conv["id"],
+                "user_id": "u1",
+            },
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["text"] == "".join(TOKENS) and body["model"] == "vllm:test-model"
+        assert [c_["n"] for c_ in body["citations"]] == [1]  # the reply cites [1]
+        sent = openai_server.requests[-1].body
+        system = sent["messages"][0]["content"]
+        assert "Rotate an API key" in system and "prefers short answers" in system
+        messages = c.get(f"/v1/conversations/{conv['id']}/messages").json()["data"]
+        assert [m["role"] for m in messages] == ["user", "assistant"]
+        # The next turn carries the conversation so far.
+        c.post(
+            "/v1/chat",
+            json={"question": "and after that?", "collection": "kb", "conversation_id": conv["id"]},
+        )
+        roles = [m["role"] for m in openai_server.requests[-1].body["messages"]]
+        assert roles == ["system", "user", "assistant", "user"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live(tmp_path: Path, openai_server: FakeServer) -> Iterator[str]:
+    spec = f"vllm:test-model@{openai_server.base_url}, vllm:backup@{closed_port_url()}"
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings_for(tmp_path, spec)),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ws="none",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=20)
+
+
+def _events(response: httpx.Response) -> list[tuple[str, dict]]:
+    events, kind = [], None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            kind = line[len("event: ") :]
+        elif line.startswith("data: "):
+            events.append((kind, json.loads(line[len("data: ") :])))
+    return events
+
+
+def test_streamed_answer_over_sse(live: str) -> None:
+    with httpx.Client(base_url=live, timeout=30) as http:
+        _seed(http)
+        with http.stream(
+            "POST",
+            "/v1/chat",
+            json={"question": "rotate api key", "collection": "kb", "stream": True},
+        ) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            events = _events(r)
+    kinds = [k for k, _ in events]
+    assert kinds[-2:] == ["citations", "done"] and kinds.count("token") == len(TOKENS)
+    assert "".join(d["text"] for k, d in events if k == "token") == "".join(TOKENS)
+    assert events[-1][1]["ok"] is True
+
+
+def test_unreachable_model_gives_a_clean_error(tmp_path: Path) -> None:
+    with TestClient(create_app(settings_for(tmp_path, f"vllm:gone@{closed_port_url()}"))) as c:
+        _seed(c)
+        r = c.post("/v1/chat", json={"question": "rotate api key", "collection": "kb"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "llm_unavailable"
+        started = time.monotonic()
+        with c.stream(
+            "POST",
+            "/v1/chat",
+            json={"question": "rotate api key", "collection": "kb", "stream": True},
+        ) as s:
+            events = _events(s)  # type: ignore[arg-type]
+        assert time.monotonic() - started < 10
+        assert [k for k, _ in events] == ["error", "done"]
+        assert events[0][1]["code"] == "llm_unavailable" and events[1][1]["ok"] is False
