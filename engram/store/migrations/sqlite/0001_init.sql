@@ -150,3 +150,38 @@ CREATE TABLE memory_history (
     created_at   TEXT NOT NULL
 );
 CREATE INDEX memory_history_memory ON memory_history (memory_id, id);
+
+-- Analytics events recorded locally (search performed, result clicked, message sent, document
+-- ingested, answer rated), for GET /v1/admin/stats.
+CREATE TABLE events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    user_id     TEXT,
+    key_id      TEXT,
+    query       TEXT,
+    result_count INTEGER,
+    latency_ms  REAL,
+    data        TEXT NOT NULL DEFAULT '{}',
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX events_tenant_kind_time ON events (tenant, kind, created_at);
+
+-- Background jobs (large ingestion batches): claimed by a worker, resumed after a restart.
+CREATE TABLE jobs (
+    id           TEXT PRIMARY KEY,
+    tenant       TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    payload      TEXT NOT NULL,
+    progress     TEXT NOT NULL DEFAULT '{}',
+    result       TEXT,
+    error        TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    started_at   TEXT,
+    finished_at  TEXT
+);
+CREATE INDEX jobs_status ON jobs (status, created_at);
+CREATE INDEX jobs_tenant ON jobs (tenant, created_at);
