@@ -58,7 +58,10 @@ def main() -> None:
     ]
     for size in args.chunks:
         root = args.data_dir or Path(tempfile.mkdtemp(prefix="engram-bench-"))
-        with engram.open(root / f"n{size}", embedding_model="hash-384", chunk_tokens=512) as db:
+        # cache_size=0: every query is computed (the result cache would hide the search cost).
+        with engram.open(
+            root / f"n{size}", embedding_model="hash-384", chunk_tokens=512, cache_size=0
+        ) as db:
             t0 = time.perf_counter()
             report = db.add(passages(pool, size), collection="bench")
             ingest_s = time.perf_counter() - t0

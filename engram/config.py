@@ -118,6 +118,16 @@ class Settings(BaseSettings):
         10, ge=0, le=200, description="Conversation messages /v1/chat puts before the question."
     )
 
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://host:6379/0) for the shared query-embedding and "
+        "search-result caches; unset: in-process LRU caches.",
+    )
+    cache_size: int = Field(
+        1024, ge=0, description="Entries in each in-process cache (0 disables caching)."
+    )
+    cache_ttl: int = Field(600, ge=1, description="Seconds a Redis cache entry lives.")
+
     @classmethod
     def build(cls, **overrides: Any) -> Settings:
         """Build settings, turning validation errors into a ConfigError that names the key,

@@ -318,6 +318,8 @@ class Engram:
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         self.store.close()
+        self.searcher.embedding_cache.close()
+        self.searcher.result_cache.close()
         for model in (self._embedder, self._reranker):
             if model is not None:
                 model.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import cache_key, make_cache
 from ..config import Settings
 from ..errors import InvalidInput, ModelMismatch, QueryTooLong
 from ..providers.embedders.base import Embedder
@@ -42,6 +44,7 @@ class SearchResponse:
     next_offset: int | None
     timings_ms: dict[str, float] = field(default_factory=dict)
     expansions: dict[str, list[str]] = field(default_factory=dict)
+    cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class SearchResponse:
             "next_offset": self.next_offset,
             "timings_ms": self.timings_ms,
             "expansions": self.expansions,
+            "cached": self.cached,
         }
 
 
@@ -69,6 +73,15 @@ class Searcher:
         self._embedder = embedder
         self._reranker = reranker
         self._vocab = VocabularyCache()
+        self.embedding_cache = make_cache(
+            "embedding",
+            size=settings.cache_size,
+            redis_url=settings.redis_url,
+            ttl=settings.cache_ttl,
+        )
+        self.result_cache = make_cache(
+            "search", size=settings.cache_size, redis_url=settings.redis_url, ttl=settings.cache_ttl
+        )
 
     def validate(self, req: SearchRequest) -> str:
         query = (req.query or "").strip()
@@ -90,6 +103,28 @@ class Searcher:
 
     def search(self, collection: Collection, req: SearchRequest) -> SearchResponse:
         query = self.validate(req)
+        # The revision moves whenever the collection's chunks change: older entries are
+        # unreachable from then on, so a cached result is never stale.
+        key = cache_key(
+            collection.id,
+            self.store.revision(collection),
+            query,
+            req.k,
+            req.offset,
+            req.mode,
+            sorted((req.where or {}).items(), key=str),
+            req.rerank,
+            req.highlight,
+        )
+        t0 = time.perf_counter()
+        cached = self.result_cache.get(key)
+        if isinstance(cached, SearchResponse):
+            return dataclasses.replace(cached, timings_ms={"cache": _ms(t0)}, cached=True)
+        response = self._search(collection, req, query)
+        self.result_cache.set(key, response)
+        return response
+
+    def _search(self, collection: Collection, req: SearchRequest, query: str) -> SearchResponse:
         timings: dict[str, float] = {}
         needed = req.offset + req.k
         depth = max(self.settings.candidates, needed)
@@ -196,7 +231,12 @@ class Searcher:
                 hint=f"set ENGRAM_EMBEDDING_MODEL={collection.model_id} (or --model), or"
                 " re-ingest into a new collection with the new model",
             )
-        return embedder.embed_query(query)
+        key = cache_key(embedder.model_id, query)
+        vector = self.embedding_cache.get(key)
+        if vector is None:
+            vector = embedder.embed_query(query)
+            self.embedding_cache.set(key, vector)
+        return np.asarray(vector)
 
     def _rerank(self, query: str, fused: list[Fused]) -> tuple[list[Fused], dict[int, float]]:
         head = fused[: self.settings.rerank_candidates]
