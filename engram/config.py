@@ -89,6 +89,17 @@ class Settings(BaseSettings):
         "'Authorization: Bearer <key>' or 'X-API-Key: <key>') or 'none' (every request acts "
         "for the default tenant; `engram serve` accepts it on a loopback address only).",
     )
+    jwt_secret: str | None = Field(
+        None,
+        description="Shared secret (HS256) to accept JWT bearer tokens from an identity provider.",
+    )
+    jwt_jwks_url: str | None = Field(
+        None,
+        description="JWKS URL of an identity provider to accept RS256/ES256 JWT bearer tokens.",
+    )
+    jwt_issuer: str | None = Field(None, description="Required 'iss' claim of JWTs, if set.")
+    jwt_audience: str | None = Field(None, description="Required 'aud' claim of JWTs, if set.")
+    jwt_tenant_claim: str = Field("tenant", description="JWT claim naming the caller's tenant.")
     rate_limit_per_minute: int = Field(
         600, ge=0, description="Requests per minute allowed per API key (0: no limit)."
     )

@@ -207,3 +207,46 @@ def test_rate_limit_per_key(settings: Settings, keys: dict[str, str]) -> None:
         assert int(refused.headers["retry-after"]) >= 1
         # Another key has its own budget.
         assert c.get("/v1/collections", headers=auth(keys["acme_admin"])).status_code == 200
+
+
+def test_jwt_from_an_identity_provider(settings: Settings) -> None:
+    import time as _time
+
+    import jwt
+
+    secret = "a-shared-secret-of-at-least-32-bytes!"
+    idp = settings.model_copy(
+        update={"jwt_secret": secret, "jwt_issuer": "https://idp.example", "jwt_audience": "engram"}
+    )
+
+    def token(**claims: object) -> str:
+        base = {
+            "iss": "https://idp.example",
+            "aud": "engram",
+            "sub": "alice",
+            "tenant": "acme",
+            "scope": "read write",
+            "exp": int(_time.time()) + 60,
+        }
+        return jwt.encode({**base, **claims}, secret, algorithm="HS256")
+
+    with TestClient(create_app(idp)) as c:
+        ok = c.post(
+            "/v1/collections/kb/documents", json={"id": "d1", "text": SECRET}, headers=auth(token())
+        )
+        assert ok.status_code == 201, ok.text
+        assert c.get("/v1/collections", headers=auth(token(tenant="globex"))).json()["data"] == []
+        assert c.delete("/v1/collections/kb", headers=auth(token())).status_code == 403  # no admin
+        for bad in (
+            token(exp=int(_time.time()) - 10),
+            token(aud="other"),
+            token(iss="https://evil"),
+            jwt.encode(
+                {"tenant": "acme", "exp": int(_time.time()) + 60},
+                "wrong-secret-wrong-secret-wrong!!",
+                algorithm="HS256",
+            ),
+            token(tenant=None),
+        ):
+            r = c.get("/v1/collections", headers=auth(bad))
+            assert r.status_code == 401 and error_code(r) == "unauthorized", r.text

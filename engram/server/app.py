@@ -18,6 +18,7 @@ from ..config import Settings
 from ..engine import Engram
 from ..providers.llms import llm_chain
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
+from .jwt_auth import JwtVerifier
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
 from .ratelimit import RateLimiter
 from .routes import api_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     app.state.key_limiter = (
         RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     )
+    app.state.jwt = JwtVerifier(settings) if settings.jwt_secret or settings.jwt_jwks_url else None
     app.state.ip_limiter = (
         RateLimiter(settings.rate_limit_ip_per_minute)
         if settings.rate_limit_ip_per_minute

@@ -1,7 +1,8 @@
 """Request dependencies, as ``Annotated`` aliases: ``db: DB``, ``principal: Reader`` etc.
 
 Authentication and rate limiting happen here, once per request, before any route code runs:
-the caller's API key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``) becomes a
+the caller's API key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``), or a JWT from
+an identity provider when one is configured (engram.server.jwt_auth), becomes a
 :class:`Principal` — the tenant whose data it may touch and its scopes. Scopes are ordered,
 ``read`` < ``write`` < ``admin``: each includes the ones before it.
 """
@@ -76,6 +77,11 @@ async def get_principal(request: Request, db: DB) -> Principal:
             "this API needs a key",
             hint="send 'Authorization: Bearer <key>'; create one with `engram keys create`",
         )
+    verifier = getattr(state, "jwt", None)
+    if verifier is not None and not presented.startswith("egm_"):
+        tenant, scopes, subject = await run_in_threadpool(verifier.verify, presented)
+        _limit(getattr(state, "key_limiter", None), f"jwt:{tenant}:{subject}", "token")
+        return Principal(tenant=tenant, scopes=scopes, key_id=f"jwt:{subject}")
     key = await run_in_threadpool(db.authenticate, presented)
     _limit(getattr(state, "key_limiter", None), f"key:{key.id}", "API key")
     return Principal(tenant=key.tenant, scopes=frozenset(key.scopes), key_id=key.id)
