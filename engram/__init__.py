@@ -7,6 +7,9 @@ for hit in db.search("how do I reset a password?").results:
     print(hit.title, hit.score)
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from .config import Settings
 from .engine import Engram, open
 from .errors import (
@@ -20,13 +23,18 @@ from .errors import (
     ModelUnavailable,
     NotFound,
     QueryTooLong,
+    ServerUnavailable,
     StoreError,
     UnsupportedFormat,
 )
 from .search.searcher import SearchResponse
 from .types import Collection, DocumentInfo, IngestReport, SearchResult
 
+if _TYPE_CHECKING:
+    from .client import Client
+
 __all__ = [
+    "Client",
     "Collection",
     "CollectionNotFound",
     "ConfigError",
@@ -43,8 +51,22 @@ __all__ = [
     "QueryTooLong",
     "SearchResponse",
     "SearchResult",
+    "ServerUnavailable",
     "Settings",
     "StoreError",
     "UnsupportedFormat",
     "open",
 ]
+
+
+def __getattr__(name: str) -> _Any:
+    # The HTTP client imports httpx (~70 ms): only programs that use it pay for it.
+    if name == "Client":
+        from .client import Client
+
+        return Client
+    raise AttributeError(f"module 'engram' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"Client"})

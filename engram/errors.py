@@ -16,18 +16,22 @@ Python client all speak the same language::
     │   ├── CollectionNotFound (404, "collection_not_found")
     │   ├── DocumentNotFound (404, "document_not_found")
     │   ├── ConversationNotFound (404, "conversation_not_found")
-    │   └── MemoryNotFound (404, "memory_not_found")
+    │   ├── MemoryNotFound (404, "memory_not_found")
+    │   └── JobNotFound (404, "job_not_found")
     ├── Conflict (409, "conflict")
     │   └── ModelMismatch (409, "model_mismatch")      embedder differs from the collection's
     ├── LoaderError (422, "loader_error")              a file could not be read or parsed
     ├── ModelUnavailable (503, "model_unavailable")    a local model cannot be found or loaded
+    ├── ServerUnavailable (503, "server_unavailable")  the HTTP client cannot reach the server
     ├── MissingDependency (500, "missing_dependency")  an optional extra is not installed
     └── StoreError (500, "store_error")                the database failed
         ├── StoreLocked (503, "store_locked")
         └── MigrationError (500, "migration_error")
 
 Driver errors (``sqlite3``) are translated at one boundary, :func:`engram.store.sqlite.translate`,
-with ``raise ... from exc``.
+with ``raise ... from exc``; so are the network errors of the HTTP client (``httpx``), in
+:func:`engram.client.http.translate`. The client raises a server's error response back as the
+class above that its ``code`` names.
 """
 
 from __future__ import annotations
@@ -138,6 +142,12 @@ class MemoryNotFound(NotFound):
     code = "memory_not_found"
 
 
+class JobNotFound(NotFound):
+    """No background job with that id (for this tenant)."""
+
+    code = "job_not_found"
+
+
 class Conflict(EngramError):
     """The request conflicts with the current state."""
 
@@ -160,6 +170,12 @@ class ModelUnavailable(EngramError):
     """A local model cannot be found or loaded."""
 
     status, code = 503, "model_unavailable"
+
+
+class ServerUnavailable(EngramError):
+    """The HTTP client cannot reach the engram server: refused, unresolvable, dropped or slow."""
+
+    status, code = 503, "server_unavailable"
 
 
 class MissingDependency(EngramError):
@@ -200,10 +216,12 @@ _ALL: list[type[EngramError]] = [
     DocumentNotFound,
     ConversationNotFound,
     MemoryNotFound,
+    JobNotFound,
     Conflict,
     ModelMismatch,
     LoaderError,
     ModelUnavailable,
+    ServerUnavailable,
     MissingDependency,
     StoreError,
     StoreLocked,

@@ -433,9 +433,17 @@ def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/v1/health").json() == {"status": "ok"}
     res = client.get("/v1/ready")
     assert res.status_code == 200
+    assert res.json()["status"] == "ok"
     checks = res.json()["checks"]
-    assert set(checks) == {"store", "embedder"}
-    assert all(c["status"] == "ok" and c["latency_ms"] >= 0 for c in checks.values())
+    assert set(checks) == {"store", "embedder", "reranker", "llm", "redis"}
+    assert all(c["latency_ms"] >= 0 for c in checks.values())
+    assert {name: c["status"] for name, c in checks.items()} == {
+        "store": "ok",
+        "embedder": "ok",
+        "reranker": "ok",
+        "llm": "not_configured",
+        "redis": "not_configured",
+    }
 
 
 def test_not_ready_when_the_model_cannot_load(
@@ -517,6 +525,10 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "listMessages",
         "exportUser",
         "eraseUser",
+        "recordEvent",
+        "getStats",
+        "listJobs",
+        "getJob",
     } == set(operation_ids)
     assert "HTTPValidationError" not in schema["components"]["schemas"]
 

@@ -114,6 +114,7 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
         ("POST", "/v1/conversations/{conversation_id}/messages"): {
             "json": {"role": "user", "content": "globex"}
         },
+        ("POST", "/v1/events"): {"json": {"kind": "click", "document": "d1"}},
     }
     calls = []
     for template, operations in client.get("/openapi.json").json()["paths"].items():
@@ -126,6 +127,7 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
             ("{memory_id}", ids["memory"]),
             ("{conversation_id}", ids["conversation"]),
             ("{user_id}", "u1"),
+            ("{job_id}", ids["job"]),
         ):
             path = path.replace(name, value)
         for method in (m.upper() for m in operations):
@@ -141,7 +143,13 @@ CREATES = {
     "/v1/memories",
     "/v1/conversations",
 }
-EMPTY_LISTS = {"/v1/collections", "/v1/memories", "/v1/memories/search", "/v1/conversations"}
+EMPTY_LISTS = {
+    "/v1/collections",
+    "/v1/memories",
+    "/v1/memories/search",
+    "/v1/conversations",
+    "/v1/jobs",
+}
 
 
 def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> None:
@@ -161,7 +169,13 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
         json={"role": "user", "content": SECRET},
         headers=acme,
     )
-    calls = _route_calls(client, {"memory": memory["id"], "conversation": conversation["id"]})
+    job = client.post(
+        "/v1/collections/kb/documents:batch?async=true",
+        json={"documents": [{"id": "d2", "text": SECRET}]},
+        headers=acme,
+    ).json()
+    ids = {"memory": memory["id"], "conversation": conversation["id"], "job": job["job_id"]}
+    calls = _route_calls(client, ids)
     assert len(calls) >= 20
     # Reads first, then deletes and erasure, then globex's own writes.
     rank = {"GET": 0, "PATCH": 1, "DELETE": 2, "POST": 3}
@@ -183,6 +197,10 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
             assert r.status_code == 200 and set(r.json().values()) == {0}, where
         elif method == "POST" and template in CREATES:
             assert r.status_code in (200, 201), where
+        elif template == "/v1/admin/stats":  # globex's own usage: acme's message is not in it
+            assert r.status_code == 200 and "message" not in r.json()["counts"], where
+        elif template == "/v1/events":
+            assert r.status_code == 202, where
         else:
             assert r.status_code == 404, where
     # Everything of acme's is intact.
@@ -190,6 +208,7 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
     assert client.get(f"/v1/memories/{memory['id']}", headers=acme).json()["content"] == SECRET
     messages = client.get(f"/v1/conversations/{conversation['id']}/messages", headers=acme).json()
     assert [m["content"] for m in messages["data"]] == [SECRET]
+    assert client.get(f"/v1/jobs/{job['job_id']}", headers=acme).json()["job_id"] == job["job_id"]
     hits = client.post(
         "/v1/search", json={"query": "globex", "collection": "kb", "mode": "keyword"}, headers=acme
     )

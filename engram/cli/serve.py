@@ -51,6 +51,7 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
     import uvicorn
 
     from ..server.app import create_app
+    from ..server.logs import logging_config
 
     # A bad setting fails here, with its hint, not in a worker.
     settings = obj.settings(auth="none") if dev else obj.settings()
@@ -62,6 +63,9 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
             " Bind a loopback address (127.0.0.1) or use API keys (`engram keys create`)."
         )
     log_level = "debug" if dev else "info"
+    # JSON log lines in every process (uvicorn applies the config in each worker); the
+    # app's own access log (engram.access, with request ids) replaces uvicorn's.
+    log_config = logging_config(log_level)
     if workers == 1 and not dev:
         uvicorn.run(
             functools.partial(create_app, settings),
@@ -69,6 +73,8 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
             host=host,
             port=port,
             log_level=log_level,
+            log_config=log_config,
+            access_log=False,
         )
         return
     # Worker and reloader processes import the app by name and build their own settings from
@@ -85,4 +91,6 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
         reload=dev,
         reload_dirs=[str(Path(__file__).resolve().parents[1])] if dev else None,
         log_level=log_level,
+        log_config=log_config,
+        access_log=False,
     )

@@ -16,10 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from ..config import Settings
 from ..engine import Engram
+from ..jobs import JobWorker
 from ..providers.llms import llm_chain
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
 from .jwt_auth import JwtVerifier
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
+from .observability import install_observability
 from .ratelimit import RateLimiter
 from .routes import api_router
 
@@ -37,17 +39,22 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = db is None
         app.state.db = db if db is not None else await run_in_threadpool(Engram, settings)
+        app.state.observability.start(app.state.db)  # metrics, analytics events
         # The answer model chain is built once; None means extractive answers.
         app.state.llm = (
             llm_chain(settings.llm, timeout=settings.llm_timeout, retries=settings.llm_retries)
             if settings.llm
             else None
         )
+        app.state.jobs = JobWorker(app.state.db)  # background jobs (engram.jobs)
+        app.state.jobs.start()
         try:
             yield
         finally:
             if app.state.llm is not None:
                 app.state.llm.close()
+            await run_in_threadpool(app.state.jobs.stop)  # the running job is queued again
+            await run_in_threadpool(app.state.observability.stop)  # writes queued events
             opened, app.state.db = app.state.db, None
             if owned:
                 await run_in_threadpool(opened.close)
@@ -75,6 +82,8 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     # The last middleware added runs first: the catch-all wraps the size limit.
     app.add_middleware(RequestSizeLimitMiddleware, max_bytes=MAX_REQUEST_BYTES)
     app.add_middleware(UnexpectedErrorMiddleware)
+    # Outermost: request ids, metrics and the access log see every response, errors too.
+    install_observability(app)
     app.include_router(api_router)
     return app
 

@@ -70,7 +70,7 @@ async def get_principal(request: Request, db: DB) -> Principal:
     client = request.client.host if request.client else "unknown"
     _limit(getattr(state, "ip_limiter", None), f"ip:{client}", "address")
     if state.settings.auth == "none":
-        return Principal(tenant="default", scopes=ALL_SCOPES)
+        return _noted(Principal(tenant="default", scopes=ALL_SCOPES))
     presented = _presented_key(request)
     if not presented:
         raise Unauthorized(
@@ -81,10 +81,18 @@ async def get_principal(request: Request, db: DB) -> Principal:
     if verifier is not None and not presented.startswith("egm_"):
         tenant, scopes, subject = await run_in_threadpool(verifier.verify, presented)
         _limit(getattr(state, "key_limiter", None), f"jwt:{tenant}:{subject}", "token")
-        return Principal(tenant=tenant, scopes=scopes, key_id=f"jwt:{subject}")
+        return _noted(Principal(tenant=tenant, scopes=scopes, key_id=f"jwt:{subject}"))
     key = await run_in_threadpool(db.authenticate, presented)
     _limit(getattr(state, "key_limiter", None), f"key:{key.id}", "API key")
-    return Principal(tenant=key.tenant, scopes=frozenset(key.scopes), key_id=key.id)
+    return _noted(Principal(tenant=key.tenant, scopes=frozenset(key.scopes), key_id=key.id))
+
+
+def _noted(principal: Principal) -> Principal:
+    """Name the caller in the request's access-log line, then hand it on."""
+    from .observability import note_principal  # late: observability imports this module
+
+    note_principal(principal)
+    return principal
 
 
 def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:

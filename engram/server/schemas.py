@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..jobs.types import Job, JobStatus
 from ..search.searcher import MAX_K
 from ..types import IngestReport, SearchResult
 
@@ -128,6 +129,64 @@ class IngestReportPublic(BaseModel):
         return cls.model_validate(report.to_dict())
 
 
+# -- jobs ------------------------------------------------------------------------------------
+class JobProgress(BaseModel):
+    documents_done: int = Field(description="Documents written or found unchanged so far.")
+    documents_total: int
+    chunks_done: int = Field(description="Chunks written so far.")
+
+
+class JobPublic(BaseModel):
+    """A background job: a large batch being ingested. Poll it until its status is
+    ``succeeded`` (``result`` holds the ingestion report) or ``failed`` (see ``error``)."""
+
+    job_id: str
+    kind: str = Field(description="What the job does: ingest.batch.")
+    collection: str | None
+    status: JobStatus
+    progress: JobProgress
+    attempts: int = Field(description="Runs started so far; failed runs are retried.")
+    error: str | None = Field(
+        description="Why the job failed, or why the last run failed while it is retried."
+    )
+    errors: list[IngestErrorPublic] = Field(
+        description="Documents that could not be ingested (the job itself still succeeds)."
+    )
+    result: IngestReportPublic | None = Field(description="The report, once succeeded.")
+    created_at: str
+    updated_at: str = Field(description="Last change; refreshed while the job runs.")
+    started_at: str | None = Field(description="When the first run started.")
+    finished_at: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        """The public form of a stored job."""
+        result = IngestReportPublic.model_validate(job.result) if job.result else None
+        return cls(
+            job_id=job.id,
+            kind=job.kind,
+            collection=job.collection,
+            status=job.status,
+            progress=JobProgress.model_validate(
+                {"documents_done": 0, "documents_total": 0, "chunks_done": 0, **job.progress}
+            ),
+            attempts=job.attempts,
+            error=job.error,
+            errors=result.errors if result else [],
+            result=result,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
+class JobList(BaseModel):
+    data: list[JobPublic]
+    count: int
+    next_cursor: str | None
+
+
 # -- search ----------------------------------------------------------------------------------
 class SearchRequest(_Request):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
@@ -202,11 +261,13 @@ class Health(BaseModel):
 
 
 class CheckResult(BaseModel):
-    status: Literal["ok", "error"]
+    status: Literal["ok", "error", "not_configured"]
     latency_ms: float
     error: str | None = None
 
 
 class Readiness(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        "ok", description="degraded: an optional dependency (reranker, LLM, Redis) failed."
+    )
     checks: dict[str, CheckResult]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..jobs.types import Job, JobStatus
 from ..keys import ApiKey
 from ..memory.types import (
     Conversation,
@@ -78,6 +79,29 @@ class DocumentVersion:
     content_hash: str
     chunk_count: int
     created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventWrite:
+    """One analytics event for :meth:`Store.record_events` (a search, a click, a message...)."""
+
+    tenant: str
+    kind: str
+    user_id: str | None = None
+    key_id: str | None = None
+    query: str | None = None  # stored normalised (see normalise_query)
+    result_count: int | None = None
+    latency_ms: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None  # ISO 8601 UTC; None: now
+
+
+def normalise_query(query: str | None) -> str | None:
+    """The form a query is stored and counted in: lower case, whitespace collapsed, at most
+    1,000 characters, so "Vacation  days" and "vacation days" are one top query."""
+    if query is None:
+        return None
+    return " ".join(query.split()).lower()[:1000] or None
 
 
 # A metadata filter: {"field": value | {"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte": v,
@@ -337,6 +361,101 @@ class Store(ABC):
     def export_user(self, *, tenant: str, user_id: str) -> dict[str, Any]:
         """Everything the user owns as a JSON-able dict (vectors excepted): conversations
         with their messages, memories (deleted ones too) with their history."""
+
+    # == background jobs (engram.jobs) ========================================================
+    # A job belongs to a tenant: get_job and list_jobs take the tenant, and a job of another
+    # tenant raises JobNotFound exactly like a missing one. The worker-side methods (claim,
+    # progress, retry, finish, requeue, recover) serve every tenant. Their ``attempt`` is the
+    # job's ``attempts`` as this worker last saw it: a fencing token, so that a worker whose
+    # job was recovered and claimed again elsewhere changes nothing (the method returns False).
+    @abstractmethod
+    def create_job(
+        self,
+        job_id: str,
+        *,
+        tenant: str,
+        kind: str,
+        payload: dict[str, Any],
+        collection: str | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> Job:
+        """Queue a job (status 'queued', 0 attempts)."""
+
+    @abstractmethod
+    def get_job(self, job_id: str, *, tenant: str) -> Job:
+        """The job without its payload; raises JobNotFound."""
+
+    @abstractmethod
+    def list_jobs(
+        self, *, tenant: str, status: JobStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Job]:
+        """The tenant's jobs, newest first, without their payloads."""
+
+    @abstractmethod
+    def claim_job(self) -> Job | None:
+        """Atomically take the oldest queued job: it becomes 'running', its attempts grow by
+        one. Returns it with its payload, or None when nothing is queued."""
+
+    @abstractmethod
+    def touch_job(self, job_id: str) -> None:
+        """Refresh a running job's ``updated_at`` (the heartbeat that keeps its lease)."""
+
+    @abstractmethod
+    def set_job_progress(self, job_id: str, *, attempt: int, progress: dict[str, Any]) -> bool:
+        """Replace the progress of a running job (and refresh ``updated_at``)."""
+
+    @abstractmethod
+    def retry_job(self, job_id: str, *, attempt: int, error: str) -> bool:
+        """Record a failed run of a running job that will be tried again: attempts + 1."""
+
+    @abstractmethod
+    def finish_job(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        status: JobStatus,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """End a running job ('succeeded' or 'failed'), dropping its payload."""
+
+    @abstractmethod
+    def requeue_job(self, job_id: str, *, attempt: int) -> bool:
+        """Put a running job back in the queue, giving back the attempt (a graceful stop)."""
+
+    @abstractmethod
+    def recover_jobs(self, *, stale_before: str, max_attempts: int) -> tuple[int, int]:
+        """Jobs left 'running' by a dead process (``updated_at`` < ``stale_before``, an ISO
+        timestamp) go back to 'queued' if attempts < ``max_attempts``, else to 'failed'.
+        Returns (requeued, failed)."""
+
+    # == operations: analytics events and queue depth (engram.server) ========================
+    # Events are tenant-scoped like everything else: stats read one tenant's events only.
+    @abstractmethod
+    def record_events(self, events: Sequence[EventWrite]) -> None:
+        """Insert events in one transaction."""
+
+    def record_event(self, tenant: str, kind: str, **fields: Any) -> None:
+        """Insert one event; ``fields`` are those of :class:`EventWrite`."""
+        self.record_events([EventWrite(tenant, kind, **fields)])
+
+    @abstractmethod
+    def event_stats(self, tenant: str, since: str, until: str) -> dict[str, Any]:
+        """Statistics of the tenant's events with ``since <= created_at < until`` (ISO
+        timestamps): ``counts`` (by kind), ``queries_per_day`` ([{date, count}], searches),
+        ``search_latency_ms`` ({count, p50, p95}, nearest rank), ``zero_result_rate``
+        (searches with no result / searches; None without searches), ``top_queries``
+        ([{query, count}], the 10 most frequent normalised queries) and ``active_users``
+        ({total, daily: [{date, count}], monthly: [{month, count}]}: distinct user ids)."""
+
+    @abstractmethod
+    def delete_user_events(self, *, tenant: str, user_id: str) -> int:
+        """Delete every event of a user (erasure); returns how many there were."""
+
+    @abstractmethod
+    def pending_jobs(self) -> dict[str, int]:
+        """How many jobs of every tenant are ``queued`` and ``running``."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def sync(self) -> None:  # noqa: B027 - optional hook

@@ -26,6 +26,8 @@ from ..types import Collection, DocumentInfo
 from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where
 from .derived import ChunkChange, DerivedIndexes
 from .migrations import check_applied, load_migrations
+from .sqlite_events import SQLiteEventsMixin
+from .sqlite_jobs import SQLiteJobsMixin
 from .sqlite_memory import SQLiteMemoryMixin
 from .sqlite_sql import compile_where, connect, translate
 
@@ -41,7 +43,7 @@ def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
         yield seq[i : i + size]
 
 
-class SQLiteStore(SQLiteMemoryMixin, Store):
+class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
     """Store in ``<data_dir>/engram.db``; ``path=":memory:"`` keeps everything in memory."""
 
     def __init__(
@@ -488,8 +490,12 @@ class SQLiteStore(SQLiteMemoryMixin, Store):
             return indexes
 
     def _rebuild(self, collection: Collection, indexes: DerivedIndexes) -> DerivedIndexes:
+        # The rebuilt indexes hold everything up to the log's head; if the log was pruned
+        # empty, that point is the pruning mark, not 0 (or every open would rebuild again).
         head = self._read(
-            "SELECT coalesce(max(seq), 0) FROM chunk_log WHERE collection_id = ?", (collection.id,)
+            "SELECT max(coalesce((SELECT max(seq) FROM chunk_log WHERE collection_id = ?), 0),"
+            " coalesce((SELECT pruned_seq FROM index_state WHERE collection_id = ?), 0))",
+            (collection.id, collection.id),
         )[0][0]
         rows = self._read(
             "SELECT c.id, c.terms, e.vector FROM chunks c"

@@ -441,6 +441,8 @@ class SQLiteMemoryMixin:
                 memories = conn.execute(
                     "DELETE FROM memories WHERE tenant = ? AND user_id = ?", owner
                 ).rowcount
+                # Analytics events carry the user's questions: they go too.
+                conn.execute("DELETE FROM events WHERE tenant = ? AND user_id = ?", owner)
         finally:
             with translate(), self._write_lock:
                 self._conn.execute("PRAGMA secure_delete = OFF")

@@ -15,13 +15,36 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def _build() -> APIRouter:
-    from . import chat, collections, conversations, documents, files, health, memories, search
+    from . import (
+        admin,
+        chat,
+        collections,
+        conversations,
+        documents,
+        events,
+        files,
+        health,
+        jobs,
+        memories,
+        search,
+    )
 
     # Every route may answer 500. Routes with parameters list 422 themselves, which also
     # replaces FastAPI's default validation-error schema with the one error shape.
     router = APIRouter(prefix="/v1", responses=error_responses(500))
     # Routes behind authentication may also answer 401, 403 and 429; health checks may not.
-    for module in (collections, documents, files, search, chat, memories, conversations):
+    for module in (
+        collections,
+        documents,
+        files,
+        search,
+        chat,
+        memories,
+        conversations,
+        jobs,
+        events,
+        admin,
+    ):
         router.include_router(module.router, responses=error_responses(401, 403, 429))
     router.include_router(health.router)
     return router

@@ -19,6 +19,7 @@ from ...answers import answer, sse_format, stream_answer
 from ...engine import Engram
 from ...providers.llms import ChatMessage
 from ..deps import DB, Writer
+from ..observability import record_event
 from . import error_responses
 
 router = APIRouter(tags=["chat"])
@@ -74,6 +75,9 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
         highlight=False,
         tenant=tenant,
     ).results
+    record_event(
+        principal, "chat", user_id=body.user_id, query=body.question, result_count=len(passages)
+    )
     history: list[ChatMessage] = []
     if body.conversation_id and settings.chat_history_messages:
         for m in db.memory.messages(

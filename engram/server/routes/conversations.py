@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ..deps import DB, Admin, Reader, Writer
+from ..observability import record_event
 from ..pagination import decode_cursor, encode_cursor
 from ..schemas_memory import (
     ConversationCreate,
@@ -88,6 +89,8 @@ def append_message(
     message = db.memory.append(
         conversation_id, body.role, body.content, metadata=body.metadata, tenant=principal.tenant
     )
+    owner = db.memory.conversation(conversation_id, tenant=principal.tenant).user_id
+    record_event(principal, "message", user_id=owner, role=body.role)
     return MessagePublic.model_validate(message)
 
 

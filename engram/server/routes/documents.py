@@ -1,16 +1,25 @@
-"""``/v1/collections/{name}/documents``: add, list, read and delete documents."""
+"""``/v1/collections/{name}/documents``: add, list, read and delete documents.
+
+A batch of more than :data:`ASYNC_THRESHOLD` documents (or any batch with ``?async=true``) is
+not ingested during the request: it is queued as a background job (:mod:`engram.jobs`) and
+the answer is 202 with the job and a ``Location: /v1/jobs/{id}`` to poll. ``?async=false``
+keeps even a large batch synchronous.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from ...engine import Engram
 from ...errors import DocumentNotFound, InvalidInput
+from ...jobs import enqueue_batch
 from ...types import IngestReport
 from ..deps import DB, Reader, Writer
+from ..observability import observe_ingest
 from ..pagination import decode_cursor, encode_cursor
 from ..schemas import (
     DocumentBatchCreate,
@@ -20,6 +29,7 @@ from ..schemas import (
     DocumentPublic,
     DocumentVersionPublic,
     IngestReportPublic,
+    JobPublic,
 )
 from . import error_responses
 
@@ -33,12 +43,17 @@ ADDED_OR_NOT = {
     **error_responses(409, 413, 422),
 }
 
+# Batches larger than this run as a background job (202 + a job to poll) unless the caller
+# passes async=false: ingesting them can take longer than clients and proxies wait for.
+ASYNC_THRESHOLD = 100
+
 
 def ingest(
     db: Engram, records: list[Any], *, collection: str, tenant: str, response: Response
 ) -> IngestReportPublic:
     """Add records (dicts or loaded documents) and report; 201 when a document was added."""
     report: IngestReport = db.add(records, collection=collection, tenant=tenant)
+    observe_ingest(report, tenant=tenant)
     response.status_code = 201 if report.added else 200
     return IngestReportPublic.of(report)
 
@@ -68,15 +83,48 @@ def create_document(
     "/collections/{name}/documents:batch",
     operation_id="createDocuments",
     status_code=201,
-    responses=ADDED_OR_NOT,
+    response_model=IngestReportPublic,
+    responses={
+        **ADDED_OR_NOT,
+        202: {
+            "model": JobPublic,
+            "description": "Queued as a background job: poll the Location header (/v1/jobs/{id}).",
+        },
+    },
 )
 def create_documents(
-    name: str, body: DocumentBatchCreate, db: DB, principal: Writer, response: Response
-) -> IngestReportPublic:
+    name: str,
+    body: DocumentBatchCreate,
+    db: DB,
+    principal: Writer,
+    request: Request,
+    response: Response,
+    run_async: Annotated[
+        bool | None,
+        Query(
+            alias="async",
+            description=f"Run as a background job (202). Default: only batches of more than"
+            f" {ASYNC_THRESHOLD} documents.",
+        ),
+    ] = None,
+) -> IngestReportPublic | JSONResponse:
     """Add up to 1,000 documents at once. Documents that fail are listed in ``errors``; the
-    others are ingested. 201 when at least one document is new, 200 otherwise."""
+    others are ingested. 201 when at least one document is new, 200 otherwise; 202 with a job
+    when the batch runs in the background (large batches, or ``async=true``)."""
     records = [d.to_record() for d in body.documents]
-    return ingest(db, records, collection=name, tenant=principal.tenant, response=response)
+    if run_async is None:
+        run_async = len(records) > ASYNC_THRESHOLD
+    if not run_async:
+        return ingest(db, records, collection=name, tenant=principal.tenant, response=response)
+    job = enqueue_batch(db.store, records, collection=name, tenant=principal.tenant)
+    worker = getattr(request.app.state, "jobs", None)
+    if worker is not None:
+        worker.wake()
+    return JSONResponse(
+        JobPublic.of(job).model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/jobs/{job.id}"},
+    )
 
 
 @router.get(

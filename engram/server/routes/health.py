@@ -1,7 +1,12 @@
-"""``/v1/health`` (the process answers) and ``/v1/ready`` (it can serve requests)."""
+"""``/v1/health`` (the process answers) and ``/v1/ready`` (it can serve requests).
+
+Readiness requires the store and the embedding model; the reranker, the LLM endpoints and
+Redis are reported too, but their failure only makes the status ``degraded``: search
+without reranking, and extractive answers, still work."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -11,6 +16,8 @@ from fastapi import APIRouter
 
 from ...engine import Engram
 from ...errors import EngramError
+from ...providers.llms.probe import probe_llms
+from ...providers.models import resolve_model
 from ..deps import DB
 from ..errors import api_error
 from ..schemas import CheckResult, Health, Readiness
@@ -29,9 +36,14 @@ async def health() -> Health:
 @router.get("/ready", operation_id="ready", responses=error_responses(503))
 def ready(db: DB) -> Readiness:
     """Readiness: the database answers a query and the embedding model is loaded (loading
-    it on the first call). 503, with every check in ``details.checks``, if one fails."""
+    it on the first call). 503, with every check in ``details.checks``, if one fails.
+    Also reports whether the reranker's files resolve, the LLM endpoints answer (2 s
+    each) and Redis answers; their failure makes the status ``degraded``, not 503."""
     checks = {"store": _check(lambda: _ping_store(db)), "embedder": _check(db.embedder)}
     failed = [name for name, check in checks.items() if check.status != "ok"]
+    checks["reranker"] = _check(lambda: _reranker_path(db.settings.reranker_model))
+    checks["llm"] = _llm_check(db.settings.llm)
+    checks["redis"] = _redis_check(db)
     if failed:
         raise api_error(
             503,
@@ -40,12 +52,43 @@ def ready(db: DB) -> Readiness:
             hint="see details.checks; the server log has the cause",
             checks={name: check.model_dump() for name, check in checks.items()},
         )
-    return Readiness(checks=checks)
+    degraded = any(check.status == "error" for check in checks.values())
+    return Readiness(status="degraded" if degraded else "ok", checks=checks)
 
 
 def _ping_store(db: Engram) -> None:
     # An indexed point lookup: proves the database answers, costs the same at any size.
     db.store.cached_embeddings("readiness-probe", ["readiness-probe"])
+
+
+@functools.lru_cache(maxsize=8)
+def _reranker_path(name: str) -> str:
+    # Resolving finds the files without loading the model; a success is remembered, so a
+    # probe every few seconds does not walk the disk (or ask a model hub) each time.
+    return str(resolve_model(name, kind="reranker").path)
+
+
+def _llm_check(specs: str) -> CheckResult:
+    if not specs.strip():
+        return CheckResult(status="not_configured", latency_ms=0.0)
+    probes = probe_llms(specs, timeout=2.0)
+    down = [f"{p.name} ({p.url or 'bad spec'}): {p.error}" for p in probes if not p.ok]
+    latency = round(sum(p.latency_ms for p in probes), 3)
+    if down:
+        logger.warning("readiness: LLM endpoints unreachable: %s", "; ".join(down))
+        return CheckResult(
+            status="error", latency_ms=latency, error="unreachable: " + "; ".join(down)
+        )
+    return CheckResult(status="ok", latency_ms=latency)
+
+
+def _redis_check(db: Engram) -> CheckResult:
+    if not getattr(db.settings, "redis_url", None):
+        return CheckResult(status="not_configured", latency_ms=0.0)
+    ping = getattr(getattr(db.searcher, "result_cache", None), "ping", None)
+    if ping is None:
+        return CheckResult(status="error", latency_ms=0.0, error="the caches do not use Redis")
+    return _check(ping)
 
 
 def _check(probe: Callable[[], Any]) -> CheckResult:

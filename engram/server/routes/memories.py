@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from ..deps import DB, Reader, Writer
+from ..observability import record_event
 from ..pagination import decode_cursor, encode_cursor
 from ..schemas_memory import (
     MemoryCreate,
@@ -38,6 +39,7 @@ def add_memory(body: MemoryCreate, db: DB, principal: Writer, response: Response
         metadata=body.metadata,
         tenant=principal.tenant,
     )
+    record_event(principal, "memory", user_id=body.user_id, action="add")
     if record.deduplicated:
         response.status_code = 200
     return MemoryPublic.model_validate(record)
@@ -70,6 +72,7 @@ def search_memories(body: MemorySearch, db: DB, principal: Reader) -> MemoryHits
     hits = db.memory.search(
         body.query, user_id=body.user_id, agent_id=body.agent_id, k=body.k, tenant=principal.tenant
     )
+    record_event(principal, "memory", user_id=body.user_id, action="search", result_count=len(hits))
     data = [MemoryHitPublic.model_validate(h.to_dict()) for h in hits]
     return MemoryHits(data=data, count=len(data))
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from ...errors import InvalidInput
 from ..deps import DB, Reader
+from ..observability import observe_search
 from ..pagination import decode_cursor, encode_cursor
 from ..schemas import MAX_SEARCH_OFFSET, SearchHit, SearchRequest, SearchResponse
 from . import error_responses
@@ -36,6 +37,7 @@ def search(body: SearchRequest, db: DB, principal: Reader) -> SearchResponse:
         highlight=body.highlight,
         tenant=principal.tenant,
     )
+    observe_search(principal, body.query, result)  # metrics and the analytics event
     hits = [SearchHit.of(r) for r in result.results]
     # No cursor past the deepest page we would serve.
     next_offset = result.next_offset

@@ -167,11 +167,15 @@ CREATE TABLE events (
 );
 CREATE INDEX events_tenant_kind_time ON events (tenant, kind, created_at);
 
--- Background jobs (large ingestion batches): claimed by a worker, resumed after a restart.
+-- Background jobs (large ingestion batches): claimed by a worker, resumed after a restart
+-- (engram.jobs). payload holds the work (the documents) until the job finishes, then '{}'.
+-- updated_at is the running worker's heartbeat: a running job whose updated_at is older than
+-- the lease belongs to a dead process and is queued again.
 CREATE TABLE jobs (
     id           TEXT PRIMARY KEY,
     tenant       TEXT NOT NULL,
     kind         TEXT NOT NULL,
+    collection   TEXT,
     status       TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
     payload      TEXT NOT NULL,
     progress     TEXT NOT NULL DEFAULT '{}',

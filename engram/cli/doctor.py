@@ -1,0 +1,336 @@
+"""``engram doctor``: check the installation and the data directory, with a fix per failure.
+
+Read-only: the database is opened with ``mode=ro`` (no migration runs, nothing is written)
+and the index files are loaded, not rebuilt. Each check prints ✓ or ✗; a failed one also
+prints a hint, and the command then exits with status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..config import Settings
+from ..errors import EngramError
+from .main import Context, cli
+
+MIN_FREE_BYTES = 512 * 1024**2
+PROBE_SENTENCE = "engram doctor: does the embedding model work?"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+
+class CheckFailed(Exception):
+    def __init__(self, detail: str, hint: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.hint = detail, hint
+
+
+def _run(name: str, probe: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, probe())
+    except CheckFailed as exc:
+        return Check(name, False, exc.detail, exc.hint)
+    except EngramError as exc:
+        return Check(name, False, exc.message, exc.hint)
+    except Exception as exc:  # a doctor reports every failure, whatever its kind
+        return Check(name, False, f"{type(exc).__name__}: {exc}")
+
+
+def _ms(started: float) -> str:
+    return f"{(time.perf_counter() - started) * 1000:.0f} ms"
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+# -- the data directory ----------------------------------------------------------------------
+def check_data_dir(path: Path) -> str:
+    if not path.exists():
+        parent = _existing(path)
+        if not os.access(parent, os.W_OK):
+            raise CheckFailed(
+                f"{path} does not exist and {parent} is not writable",
+                hint="create the directory, or point --data-dir (ENGRAM_DATA_DIR) elsewhere",
+            )
+        return f"{path} does not exist yet: created at first use"
+    if not path.is_dir():
+        raise CheckFailed(
+            f"{path} is not a directory", hint="point --data-dir (ENGRAM_DATA_DIR) at a directory"
+        )
+    probe = path / f".engram-doctor-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CheckFailed(
+            f"{path} is not writable: {exc.strerror}",
+            hint=f"fix its permissions (chmod u+w {path}) or point --data-dir elsewhere",
+        ) from exc
+    return f"{path} is writable"
+
+
+def check_disk(path: Path) -> str:
+    usage = shutil.disk_usage(_existing(path))
+    free = f"{usage.free / 1024**3:.1f} GiB free of {usage.total / 1024**3:.1f} GiB"
+    if usage.free < MIN_FREE_BYTES:
+        raise CheckFailed(
+            free,
+            hint="free some space: SQLite needs room for its WAL, and index files are saved"
+            " beside the old ones before replacing them",
+        )
+    return free
+
+
+@contextmanager
+def _read_only(db_path: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(db_path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def check_database(db_path: Path) -> str:
+    from ..store.migrations import check_applied, load_migrations
+
+    if not db_path.exists():
+        return "no database yet: created at first use"
+    with _read_only(db_path) as conn:
+        try:
+            applied = dict(conn.execute("SELECT version, sha256 FROM schema_migrations"))
+            integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise CheckFailed(
+                f"cannot read {db_path}: {exc}",
+                hint="restore it from a backup, or point --data-dir elsewhere",
+            ) from exc
+    if integrity != "ok":
+        raise CheckFailed(
+            f"{db_path} is damaged: {integrity}",
+            hint="restore it from a backup (index files are rebuilt from it)",
+        )
+    pending = check_applied(applied, load_migrations("sqlite"))  # raises on a changed schema
+    detail = f"{db_path}: schema version {max(applied, default=0)}"
+    if pending:
+        detail += f", {len(pending)} migration(s) to apply at the next open"
+    return detail
+
+
+# -- models ----------------------------------------------------------------------------------
+def check_embedder(settings: Settings) -> str:
+    from ..providers import get_embedder
+
+    name = settings.embedding_model
+    opts = {} if name.startswith("hash") else {"batch_size": settings.embed_batch_size}
+    started = time.perf_counter()
+    embedder = get_embedder(name, **opts)
+    try:
+        loaded = _ms(started)
+        started = time.perf_counter()
+        vector = np.asarray(embedder.embed_query(PROBE_SENTENCE))
+        embedded = _ms(started)
+        if vector.shape != (embedder.dimension,) or not np.all(np.isfinite(vector)):
+            raise CheckFailed(
+                f"{embedder.model_id} returned a vector of shape {vector.shape},"
+                f" expected ({embedder.dimension},)",
+                hint="the model files are damaged or not an embedding model: reinstall them",
+            )
+        if not math.isclose(float(np.linalg.norm(vector)), 1.0, abs_tol=1e-3):
+            raise CheckFailed(
+                f"{embedder.model_id} returned a vector that is not of unit length",
+                hint="the model files are damaged or not an embedding model: reinstall them",
+            )
+        return (
+            f"{embedder.model_id} ({embedder.dimension}-d): loaded in {loaded},"
+            f" one sentence embedded in {embedded}"
+        )
+    finally:
+        embedder.close()
+
+
+def check_reranker(settings: Settings) -> str:
+    from ..providers import resolve_model
+
+    resolved = resolve_model(settings.reranker_model, kind="reranker")
+    return f"{resolved.name} ({resolved.source}: {resolved.path})"
+
+
+# -- collections and their index files -------------------------------------------------------
+def collection_checks(settings: Settings) -> list[Check]:
+    db_path = settings.db_path
+    if not db_path.exists():
+        return []
+    try:
+        with _read_only(db_path) as conn:
+            rows = conn.execute(
+                "SELECT id, tenant, name, model_id, dimension FROM collections"
+                " ORDER BY tenant, name"
+            ).fetchall()
+            chunks = dict(
+                conn.execute("SELECT collection_id, count(*) FROM chunks GROUP BY collection_id")
+            )
+            heads = dict(
+                conn.execute("SELECT collection_id, max(seq) FROM chunk_log GROUP BY collection_id")
+            )
+            pruned = dict(conn.execute("SELECT collection_id, pruned_seq FROM index_state"))
+    except sqlite3.DatabaseError as exc:
+        return [Check("collections", False, f"cannot list collections: {exc}")]
+    checks = []
+    for cid, tenant, name, model_id, dimension in rows:
+        label = f"collection {name}" if tenant == "default" else f"collection {tenant}/{name}"
+        counts = (chunks.get(cid, 0), heads.get(cid, 0), pruned.get(cid, 0))
+        probe = functools.partial(check_indexes, settings, cid, name, model_id, dimension, *counts)
+        checks.append(_run(label, probe))
+    return checks
+
+
+def check_indexes(
+    settings: Settings,
+    cid: int,
+    name: str,
+    model_id: str,
+    dimension: int,
+    chunks: int,
+    log_head: int,
+    pruned: int,
+) -> str:
+    """The index files of one collection against its rows: present, readable, saved at the
+    same point, not older than the pruned log, and (when no change awaits replay) holding
+    exactly one entry per chunk."""
+    from ..search.ann import HnswParams, VectorIndex
+    from ..search.bm25 import BM25Index
+
+    base = settings.index_dir / str(cid)
+    files = [base.with_suffix(".hnsw"), base.with_suffix(".json"), base.with_suffix(".bm25.npz")]
+    detail = f"{chunks} chunks, model {model_id}"
+    rebuild = (
+        f"delete {base}.* to have them rebuilt from the database at the next search"
+        f" (or run `engram search -c {name} ...` once)"
+    )
+    # Saving index files prunes the log up to what they hold: the head is the larger mark.
+    head = max(log_head, pruned)
+    missing = [f.name for f in files if not f.exists()]
+    if missing and chunks == 0 and head == 0:
+        return detail + ", no index yet"
+    if missing:
+        raise CheckFailed(
+            f"{detail}, but index file(s) missing: {', '.join(missing)}",
+            hint=f"they are rebuilt from the database at the next search of {name!r}"
+            f" (slow for a large collection): run `engram search -c {name} ...` once",
+        )
+    vectors = VectorIndex(files[0], dimension, HnswParams(connectivity=settings.hnsw_m))
+    keywords = BM25Index(files[2])
+    unreadable = [
+        f.name for f, index in ((files[0], vectors), (files[2], keywords)) if not index.load()
+    ]
+    if unreadable:
+        raise CheckFailed(f"{detail}, but unreadable: {', '.join(unreadable)}", hint=rebuild)
+    if vectors.seq != keywords.seq:
+        raise CheckFailed(
+            f"{detail}, but the vector and keyword indexes were saved at different points",
+            hint=rebuild,
+        )
+    if vectors.seq > head:
+        raise CheckFailed(
+            f"{detail}, but the index files hold changes up to {vectors.seq}, beyond the"
+            f" database's {head}: they belong to another database (or to a newer state of"
+            " this one, restored from a backup since)",
+            hint=rebuild,
+        )
+    if vectors.seq < pruned:
+        raise CheckFailed(
+            f"{detail}, but the index files hold changes up to {vectors.seq} while the"
+            f" database pruned its change log up to {pruned}: they are stale, and rebuilt"
+            " from the database whenever the collection is opened",
+            hint=rebuild,
+        )
+    if head > vectors.seq:
+        return detail + f", indexes {head - vectors.seq} change(s) behind (replayed at next use)"
+    if len(vectors) != chunks or len(keywords) != chunks:
+        raise CheckFailed(
+            f"{detail}, but the vector index holds {len(vectors)} and the keyword index"
+            f" {len(keywords)}",
+            hint=rebuild,
+        )
+    return detail + ", indexes complete"
+
+
+# -- chat models -----------------------------------------------------------------------------
+def llm_checks(settings: Settings) -> list[Check]:
+    from ..providers.llms.probe import probe_llms
+
+    if not settings.llm.strip():
+        return [Check("llm", True, "not configured: answers are extractive (ENGRAM_LLM)")]
+    return [
+        Check(f"llm {p.name}", True, f"{p.url} answered in {p.latency_ms:.0f} ms")
+        if p.ok
+        else Check(
+            f"llm {p.name}",
+            False,
+            f"{p.url or 'bad spec'}: {p.error}",
+            hint="start the model server or fix its URL in ENGRAM_LLM"
+            " (PROVIDER:MODEL[@BASE_URL][#KEY_ENV])",
+        )
+        for p in probe_llms(settings.llm, timeout=2.0)
+    ]
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check, in the order printed."""
+    return [
+        _run("data directory", lambda: check_data_dir(settings.data_dir)),
+        _run("disk space", lambda: check_disk(settings.data_dir)),
+        _run("database", lambda: check_database(settings.db_path)),
+        _run("embedding model", lambda: check_embedder(settings)),
+        _run("reranker", lambda: check_reranker(settings)),
+        *collection_checks(settings),
+        *llm_checks(settings),
+    ]
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per check.")
+@click.pass_obj
+def doctor(obj: Context, as_json: bool) -> None:
+    """Check the data directory, database, models, index files and LLM endpoints."""
+    checks = run_checks(obj.settings())
+    failed = [c for c in checks if not c.ok]
+    if as_json:
+        for check in checks:
+            click.echo(json.dumps(asdict(check), ensure_ascii=False))
+    else:
+        width = max(len(c.name) for c in checks)
+        for check in checks:
+            mark = click.style("✓", fg="green") if check.ok else click.style("✗", fg="red")
+            click.echo(f"{mark} {check.name:<{width}}  {check.detail}")
+            if check.hint:
+                click.echo(f"  {'':<{width}}  hint: {check.hint}")
+        click.echo(
+            f"{len(failed)} of {len(checks)} checks failed" if failed else "all checks passed"
+        )
+    if failed:
+        raise click.exceptions.Exit(1)

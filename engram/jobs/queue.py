@@ -1,0 +1,38 @@
+"""The submitting side of the job queue: job kinds, their payloads, and queueing one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .types import Job
+
+if TYPE_CHECKING:  # the store imports engram.jobs.types: no import cycle at run time
+    from ..store.base import Store
+
+# Ingest a batch of ``{"id", "text", "title"?, "metadata"?}`` records into ``collection``;
+# payload ``{"documents": [...]}``, result the IngestReport as a dict.
+INGEST_BATCH = "ingest.batch"
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex
+
+
+def initial_progress(total: int) -> dict[str, int]:
+    return {"documents_done": 0, "documents_total": total, "chunks_done": 0}
+
+
+def enqueue_batch(
+    store: Store, documents: Sequence[Mapping[str, Any]], *, collection: str, tenant: str
+) -> Job:
+    """Queue the ingestion of ``documents`` into ``collection``; a worker runs it."""
+    return store.create_job(
+        new_job_id(),
+        tenant=tenant,
+        kind=INGEST_BATCH,
+        collection=collection,
+        payload={"documents": [dict(d) for d in documents]},
+        progress=initial_progress(len(documents)),
+    )

@@ -1,0 +1,234 @@
+"""The running side of the job queue: :class:`JobWorker`, one thread per server process.
+
+The worker claims the oldest queued job, runs it, records progress (at most every
+``progress_interval`` seconds) and stores the result. A run that raises is retried with
+exponential backoff (``retry_delay`` × 1, 2, 4 …) until ``max_attempts`` runs have failed,
+then the job fails with the last error; errors that retrying cannot fix (an
+:class:`~engram.errors.EngramError` with a 4xx status, e.g. a collection built with another
+embedding model) fail it at once. Documents that fail to parse are not job failures: they are
+in the result's ``errors``, like a synchronous batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EngramError
+from .queue import INGEST_BATCH
+from .types import Job
+
+if TYPE_CHECKING:  # engram.engine imports the store, which imports engram.jobs.types
+    from ..engine import Engram
+
+logger = logging.getLogger("engram.jobs")
+
+
+class _Stopped(Exception):
+    """Raised from the progress callback when the worker is asked to stop mid-job."""
+
+
+class _PermanentFailure(Exception):
+    """A job that can never succeed (e.g. of an unknown kind): not retried."""
+
+
+class JobWorker:
+    """Runs queued jobs of ``db`` in a background thread: :meth:`start`, :meth:`stop`.
+
+    :meth:`run_once` runs one job in the calling thread (tests, scripts).
+    """
+
+    def __init__(
+        self,
+        db: Engram,
+        *,
+        max_attempts: int = 3,
+        retry_delay: float = 1.0,
+        poll_interval: float = 0.5,
+        lease_seconds: float = 60.0,
+        progress_interval: float = 0.5,
+    ) -> None:
+        self.db = db
+        self.store = db.store
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.progress_interval = progress_interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker thread; it first recovers jobs orphaned by a dead process."""
+        if self._thread is not None:
+            raise RuntimeError("the job worker is already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="engram-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop between jobs, or between document batches of the running job, which goes
+        back to the queue to resume later. Waits for the thread up to ``timeout`` seconds."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        """A job was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def recover(self) -> tuple[int, int]:
+        """Queue again the jobs left running by a dead process, or fail those that used up
+        their attempts; returns (requeued, failed)."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.lease_seconds)
+        requeued, failed = self.store.recover_jobs(
+            stale_before=cutoff.isoformat(timespec="microseconds"),
+            max_attempts=self.max_attempts,
+        )
+        if requeued or failed:
+            logger.warning("recovered interrupted jobs: %d requeued, %d failed", requeued, failed)
+        return requeued, failed
+
+    def _loop(self) -> None:
+        next_recovery = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_recovery:
+                    self.recover()
+                    next_recovery = time.monotonic() + self.lease_seconds / 2
+                if self.run_once() is not None:
+                    continue
+            except Exception:  # the worker outlives any one failure (e.g. a locked database)
+                logger.exception("job worker error; retrying in %.1f s", self.poll_interval)
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    # -- running jobs ------------------------------------------------------------------------
+    def run_once(self) -> Job | None:
+        """Claim and run the oldest queued job; returns its final state, or None if the queue
+        was empty."""
+        job = self.store.claim_job()
+        if job is None:
+            return None
+        heartbeat = _Heartbeat(self, job.id)
+        heartbeat.start()
+        try:
+            self._execute(job)
+        finally:
+            heartbeat.stop()
+        return self.store.get_job(job.id, tenant=job.tenant)
+
+    def _execute(self, job: Job) -> None:
+        attempt = job.attempts
+        while True:
+            progress = _Progress(self, job, attempt)
+            try:
+                result = self._run(job, progress)
+            except _Stopped:
+                self.store.requeue_job(job.id, attempt=attempt)
+                logger.info("job %s stopped; queued again", job.id)
+                return
+            except Exception as exc:
+                message = _describe(exc)
+                permanent = isinstance(exc, _PermanentFailure) or (
+                    isinstance(exc, EngramError) and exc.status < 500
+                )
+                if permanent or attempt >= self.max_attempts:
+                    logger.warning("job %s failed (attempt %d): %s", job.id, attempt, message)
+                    self.store.finish_job(job.id, attempt=attempt, status="failed", error=message)
+                    return
+                delay = self.retry_delay * 2 ** (attempt - 1)
+                logger.warning(
+                    "job %s attempt %d failed, retrying in %.1f s: %s",
+                    job.id,
+                    attempt,
+                    delay,
+                    message,
+                )
+                if not self.store.retry_job(job.id, attempt=attempt, error=message):
+                    return  # recovered and claimed elsewhere: not ours any more
+                attempt += 1
+                if self._stop.wait(delay):
+                    self.store.requeue_job(job.id, attempt=attempt)
+                    return
+                continue
+            progress.flush()
+            self.store.finish_job(job.id, attempt=attempt, status="succeeded", result=result)
+            return
+
+    def _run(self, job: Job, progress: _Progress) -> dict[str, Any]:
+        if job.kind != INGEST_BATCH:
+            raise _PermanentFailure(f"unknown job kind {job.kind!r}")
+        documents = (job.payload or {}).get("documents", [])
+        report = self.db.add(
+            documents,
+            collection=job.collection or "default",
+            tenant=job.tenant,
+            progress=progress,
+        )
+        return report.to_dict()
+
+
+class _Progress:
+    """The ingestion progress callback: records progress, and stops the run on request."""
+
+    def __init__(self, worker: JobWorker, job: Job, attempt: int) -> None:
+        self.worker, self.job, self.attempt = worker, job, attempt
+        self.total = int(job.progress.get("documents_total", 0))
+        self.documents = self.chunks = 0
+        self.written = time.monotonic()
+
+    def __call__(self, documents: int, chunks: int) -> None:
+        if self.worker._stop.is_set():
+            raise _Stopped
+        self.documents, self.chunks = documents, chunks
+        if time.monotonic() - self.written >= self.worker.progress_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        progress = {
+            "documents_done": self.documents,
+            "documents_total": self.total,
+            "chunks_done": self.chunks,
+        }
+        self.worker.store.set_job_progress(self.job.id, attempt=self.attempt, progress=progress)
+        self.written = time.monotonic()
+
+
+class _Heartbeat:
+    """Keeps a running job's lease fresh while one step (a long model call, a backoff) makes
+    no progress: without it another process would think the job orphaned."""
+
+    def __init__(self, worker: JobWorker, job_id: str) -> None:
+        self.store, self.job_id = worker.store, job_id
+        self.interval = max(worker.lease_seconds / 4, 0.05)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="engram-jobs-heartbeat")
+        self._thread.daemon = True
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                self.store.touch_job(self.job_id)
+            except Exception:  # a missed beat only shortens the lease
+                logger.exception("job %s heartbeat failed", self.job_id)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (EngramError, _PermanentFailure)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,157 @@
+"""Prometheus metrics of one app, exposed at ``GET /metrics``.
+
+Each app has its own :class:`~prometheus_client.CollectorRegistry`, so several apps in one
+process (tests, embedded servers) never share or clash. With ``engram serve --workers N``
+each worker exposes its own counters; scrape them through one address per worker or sum
+them in Prometheus.
+
+Requests are labelled by route *template* (``/v1/collections/{name}``), never by raw path,
+so the number of series stays bounded whatever clients send.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..types import IngestReport
+
+logger = logging.getLogger("engram.server")
+
+# Seconds: from a cached search (sub-millisecond) to a large upload or a slow answer.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# The keys of SearchResponse.timings_ms that become ``leg`` labels; others are ignored.
+SEARCH_LEGS = frozenset({"keyword", "vector", "embed", "fusion", "rerank", "fetch", "cache"})
+_OUTCOMES = ("added", "updated", "unchanged", "deleted", "failed")
+
+
+class Metrics:
+    """Every metric of one app, and the helpers that feed them."""
+
+    def __init__(self, pending_jobs: Callable[[], Mapping[str, int] | None] | None = None) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "engram_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "engram_http_request_duration_seconds",
+            "Time to answer an HTTP request (a streamed answer: until its last byte).",
+            ["method", "route", "status"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.search_leg_seconds = Histogram(
+            "engram_search_leg_seconds",
+            "Time spent in each stage of a search (keyword, vector, embed, fusion, rerank,"
+            " fetch; cache for a search answered from the result cache).",
+            ["leg"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.embed_seconds = Histogram(
+            "engram_embed_seconds",
+            "Embedding model time: one query (kind=query), or all the batches of one"
+            " ingestion request (kind=passage).",
+            ["kind"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.ingested_documents = Counter(
+            "engram_ingested_documents",
+            "Documents ingested, by outcome (added, updated, unchanged, deleted, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.ingested_chunks = Counter(
+            "engram_ingested_chunks",
+            "Chunks written by ingestion: embedded anew, or reusing a cached vector.",
+            ["source"],
+            registry=r,
+        )
+        self.cache_hits = Counter(
+            "engram_cache_hits", "Cache lookups that found an entry.", ["cache"], registry=r
+        )
+        self.cache_misses = Counter(
+            "engram_cache_misses", "Cache lookups that found nothing.", ["cache"], registry=r
+        )
+        self.events_dropped = Counter(
+            "engram_events_dropped",
+            "Analytics events dropped because the recorder's queue was full or failed.",
+            registry=r,
+        )
+        if pending_jobs is not None:
+            r.register(_JobQueueCollector(pending_jobs))
+
+    # -- feeding -----------------------------------------------------------------------------
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        labels = (method, route, str(status))
+        self.requests.labels(*labels).inc()
+        self.request_seconds.labels(*labels).observe(seconds)
+
+    def observe_search(self, timings_ms: Mapping[str, float]) -> None:
+        for leg, ms in timings_ms.items():
+            if leg in SEARCH_LEGS:
+                self.search_leg_seconds.labels(leg).observe(ms / 1000)
+        if "embed" in timings_ms:
+            self.embed_seconds.labels("query").observe(timings_ms["embed"] / 1000)
+
+    def observe_ingest(self, report: IngestReport) -> None:
+        for outcome in _OUTCOMES:
+            count = getattr(report, outcome)
+            if count:
+                self.ingested_documents.labels(outcome).inc(count)
+        if report.chunks_embedded:
+            self.ingested_chunks.labels("embedded").inc(report.chunks_embedded)
+        if report.chunks_reused:
+            self.ingested_chunks.labels("reused").inc(report.chunks_reused)
+        if report.chunks_embedded:
+            self.embed_seconds.labels("passage").observe(report.model_seconds)
+
+    def cache_hit(self, name: str) -> None:
+        """Count a hit of the cache ``name`` (e.g. ``"embedding"``, ``"search"``)."""
+        self.cache_hits.labels(name).inc()
+
+    def cache_miss(self, name: str) -> None:
+        """Count a miss of the cache ``name``."""
+        self.cache_misses.labels(name).inc()
+
+    def bind_caches(self, owner: Any) -> None:
+        """Count the hits and misses of the caches ``owner`` has (a Searcher's
+        ``embedding_cache`` and ``result_cache``), through their ``on_hit``/``on_miss``."""
+        for attr in ("embedding_cache", "result_cache"):
+            cache = getattr(owner, attr, None)
+            if cache is not None and hasattr(cache, "on_hit"):
+                cache.on_hit, cache.on_miss = self.cache_hit, self.cache_miss
+
+
+class _JobQueueCollector(Collector):
+    """``engram_job_queue_depth{status}``, read from the store at scrape time."""
+
+    def __init__(self, read: Callable[[], Mapping[str, int] | None]) -> None:
+        self._read = read
+
+    def describe(self) -> list[Metric]:
+        # Describing would call the store at registration, before the database is open.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "engram_job_queue_depth", "Background jobs queued or running.", labels=["status"]
+        )
+        try:
+            counts = self._read()
+        except Exception:  # a failing store must not break the whole scrape
+            logger.exception("reading the job queue depth failed")
+            counts = None
+        for status, count in (counts or {}).items():
+            family.add_metric([status], count)
+        yield family

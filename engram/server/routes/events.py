@@ -1,0 +1,28 @@
+"""``POST /v1/events``: feedback from clients (clicks on results, ratings of answers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..deps import Reader
+from ..observability import record_event
+from ..schemas_ops import EventAccepted, EventCreate
+from . import error_responses
+
+router = APIRouter(tags=["analytics"])
+
+
+@router.post("/events", operation_id="recordEvent", status_code=202, responses=error_responses(422))
+def create_event(body: EventCreate, principal: Reader) -> EventAccepted:
+    """Record that a result was clicked or an answer rated, for ``GET /v1/admin/stats``.
+    Accepted at once and written in the background."""
+    record_event(
+        principal,
+        body.kind,
+        user_id=body.user_id,
+        query=body.query,
+        document=body.document,
+        chunk_id=body.chunk_id,
+        rating=body.rating,
+    )
+    return EventAccepted()

@@ -1,0 +1,43 @@
+"""``/v1/jobs``: background jobs (large ingestion batches) of the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from ...jobs import JobStatus
+from ..deps import DB, Reader
+from ..pagination import decode_cursor, encode_cursor
+from ..schemas import JobList, JobPublic
+from . import error_responses
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.get("/jobs", operation_id="listJobs", responses=error_responses(422))
+def list_jobs(
+    db: DB,
+    principal: Reader,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> JobList:
+    """The tenant's jobs, newest first, a page at a time."""
+    offset = decode_cursor(cursor) if cursor else 0
+    # One more than asked tells whether a next page exists.
+    jobs = db.store.list_jobs(
+        tenant=principal.tenant, status=status, limit=limit + 1, offset=offset
+    )
+    page = jobs[:limit]
+    return JobList(
+        data=[JobPublic.of(j) for j in page],
+        count=len(page),
+        next_cursor=encode_cursor(offset + limit if len(jobs) > limit else None),
+    )
+
+
+@router.get("/jobs/{job_id}", operation_id="getJob", responses=error_responses(404, 422))
+def get_job(job_id: str, db: DB, principal: Reader) -> JobPublic:
+    """A job's status, progress, attempts and, once it has finished, its result or error."""
+    return JobPublic.of(db.store.get_job(job_id, tenant=principal.tenant))

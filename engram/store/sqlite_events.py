@@ -1,0 +1,150 @@
+"""SQLite implementation of the operations part of the store contract: analytics events
+(``events``) and the job-queue depth read by the metrics endpoint.
+
+A mixin of :class:`engram.store.sqlite.SQLiteStore`, sharing its connection, write lock and
+error translation. Statistics are computed in SQL over one tenant's events in a time window
+(the ``events_tenant_kind_time`` index serves every per-kind query); percentiles are
+nearest-rank, read with ``ORDER BY ... LIMIT 1 OFFSET`` so no column is loaded into Python.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .base import EventWrite, normalise_query
+from .sqlite_sql import translate
+
+_WINDOW = "tenant = ? AND created_at >= ? AND created_at < ?"
+TOP_QUERIES = 10
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class SQLiteEventsMixin:
+    """Analytics events in the store's SQLite file."""
+
+    # Provided by SQLiteStore.
+    _conn: sqlite3.Connection
+    _write_lock: threading.RLock
+
+    if TYPE_CHECKING:
+
+        def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def record_events(self, events: Sequence[EventWrite]) -> None:
+        if not events:
+            return
+        now = _now()
+        rows = [
+            (
+                e.tenant,
+                e.kind,
+                e.user_id,
+                e.key_id,
+                normalise_query(e.query),
+                e.result_count,
+                e.latency_ms,
+                json.dumps(e.data, ensure_ascii=False, sort_keys=True, default=str),
+                e.created_at or now,
+            )
+            for e in events
+        ]
+        with translate(), self._write_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO events (tenant, kind, user_id, key_id, query, result_count,"
+                    " latency_ms, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def delete_user_events(self, *, tenant: str, user_id: str) -> int:
+        with translate(), self._write_lock:
+            cur = self._conn.execute(
+                "DELETE FROM events WHERE tenant = ? AND user_id = ?", (tenant, user_id)
+            )
+        return int(cur.rowcount)
+
+    def event_stats(self, tenant: str, since: str, until: str) -> dict[str, Any]:
+        window = (tenant, since, until)
+        counts = dict(
+            self._read(f"SELECT kind, count(*) FROM events WHERE {_WINDOW} GROUP BY kind", window)
+        )
+        searches = f"{_WINDOW} AND kind = 'search'"
+        per_day = self._read(
+            "SELECT substr(created_at, 1, 10), count(*) FROM events"
+            f" WHERE {searches} GROUP BY 1 ORDER BY 1",
+            window,
+        )
+        with_count, zero = self._read(
+            "SELECT count(result_count), coalesce(sum(result_count = 0), 0) FROM events"
+            f" WHERE {searches}",
+            window,
+        )[0]
+        top = self._read(
+            f"SELECT query, count(*) AS n FROM events WHERE {searches} AND query IS NOT NULL"
+            " GROUP BY query ORDER BY n DESC, query LIMIT ?",
+            (*window, TOP_QUERIES),
+        )
+        users = f"{_WINDOW} AND user_id IS NOT NULL"
+        daily = self._read(
+            "SELECT substr(created_at, 1, 10), count(DISTINCT user_id) FROM events"
+            f" WHERE {users} GROUP BY 1 ORDER BY 1",
+            window,
+        )
+        monthly = self._read(
+            "SELECT substr(created_at, 1, 7), count(DISTINCT user_id) FROM events"
+            f" WHERE {users} GROUP BY 1 ORDER BY 1",
+            window,
+        )
+        total_users = self._read(
+            f"SELECT count(DISTINCT user_id) FROM events WHERE {users}", window
+        )[0][0]
+        return {
+            "counts": counts,
+            "queries_per_day": [{"date": d, "count": n} for d, n in per_day],
+            "search_latency_ms": self._latency_percentiles(searches, window),
+            "zero_result_rate": zero / with_count if with_count else None,
+            "top_queries": [{"query": q, "count": n} for q, n in top],
+            "active_users": {
+                "total": total_users,
+                "daily": [{"date": d, "count": n} for d, n in daily],
+                "monthly": [{"month": m, "count": n} for m, n in monthly],
+            },
+        }
+
+    def _latency_percentiles(
+        self, condition: str, window: tuple[str, str, str]
+    ) -> dict[str, float | int | None]:
+        where = f"{condition} AND latency_ms IS NOT NULL"
+        n = self._read(f"SELECT count(*) FROM events WHERE {where}", window)[0][0]
+        out: dict[str, float | int | None] = {"count": n}
+        for name, p in (("p50", 0.50), ("p95", 0.95)):
+            if not n:
+                out[name] = None
+                continue
+            rank = max(1, math.ceil(p * n))  # nearest rank, 1-based
+            out[name] = self._read(
+                f"SELECT latency_ms FROM events WHERE {where} ORDER BY latency_ms LIMIT 1 OFFSET ?",
+                (*window, rank - 1),
+            )[0][0]
+        return out
+
+    def pending_jobs(self) -> dict[str, int]:
+        rows = self._read(
+            "SELECT status, count(*) FROM jobs WHERE status IN ('queued', 'running')"
+            " GROUP BY status"
+        )
+        return {"queued": 0, "running": 0, **dict(rows)}

@@ -1,0 +1,142 @@
+"""``engram doctor``: every check passes on a healthy data directory; a broken part is named,
+with a hint, and the exit code is 1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import engram
+from engram.cli import cli
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ENGRAM_LLM", "ENGRAM_REDIS_URL", "ENGRAM_RERANKER_MODEL", "ENGRAM_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, corpus: Path) -> Path:
+    path = tmp_path / "data"
+    with engram.open(path, embedding_model="hash", chunk_tokens=64, chunk_overlap=8) as db:
+        db.ingest(corpus)
+        db.add([{"id": "n1", "text": "A note about acme."}], collection="notes", tenant="acme")
+    return path
+
+
+def doctor(data_dir: Path, *args: str, model: str = "hash") -> Result:
+    return CliRunner().invoke(cli, ["--data-dir", str(data_dir), "--model", model, "doctor", *args])
+
+
+def lines(result: Result) -> dict[str, str]:
+    """Check name → its output line, for the ✓/✗ lines."""
+    out = {}
+    for line in result.output.splitlines():
+        if line[:1] in ("✓", "✗"):
+            name = line[2:].split("  ")[0].strip()
+            out[name] = line
+    return out
+
+
+def test_healthy_data_directory(data_dir: Path) -> None:
+    result = doctor(data_dir)
+    assert result.exit_code == 0, result.output
+    found = lines(result)
+    assert set(found) == {
+        "data directory",
+        "disk space",
+        "database",
+        "embedding model",
+        "reranker",
+        "collection default",
+        "collection acme/notes",
+        "llm",
+    }
+    assert all(line.startswith("✓") for line in found.values()), result.output
+    assert "hash-64 (64-d)" in found["embedding model"] and " ms" in found["embedding model"]
+    assert "schema version 1" in found["database"]
+    assert "indexes complete" in found["collection default"]
+    assert "not configured" in found["llm"]
+    assert result.output.rstrip().endswith("all checks passed")
+    assert "hint:" not in result.output
+
+
+def test_fresh_install_passes_without_creating_anything(tmp_path: Path) -> None:
+    result = doctor(tmp_path / "new")
+    assert result.exit_code == 0, result.output
+    assert "created at first use" in lines(result)["data directory"]
+    assert not (tmp_path / "new").exists()
+
+
+def test_unknown_embedding_model_fails_with_a_hint(data_dir: Path) -> None:
+    result = doctor(data_dir, model="no-such-model")
+    assert result.exit_code == 1
+    found = lines(result)
+    assert found["embedding model"].startswith("✗")
+    assert "model 'no-such-model' not found" in found["embedding model"]
+    assert "hint: pass a directory containing model.onnx and tokenizer.json" in result.output
+    assert found["database"].startswith("✓") and found["collection default"].startswith("✓")
+    assert result.output.rstrip().endswith(f"1 of {len(found)} checks failed")
+
+
+def test_missing_index_file(data_dir: Path) -> None:
+    (data_dir / "indexes" / "1.bm25.npz").unlink()
+    result = doctor(data_dir)
+    assert result.exit_code == 1
+    line = lines(result)["collection default"]
+    assert line.startswith("✗") and "index file(s) missing: 1.bm25.npz" in line
+    assert "hint: they are rebuilt from the database" in result.output
+    assert "engram search -c default" in result.output
+    assert lines(result)["collection acme/notes"].startswith("✓")
+
+
+def test_index_counts_disagree_with_the_chunks(data_dir: Path) -> None:
+    # A chunk row lost behind the indexes' back.
+    with sqlite3.connect(data_dir / "engram.db") as conn:
+        conn.execute("DELETE FROM chunks WHERE id = (SELECT max(id) FROM chunks)")
+    result = doctor(data_dir)
+    assert result.exit_code == 1
+    line = lines(result)["collection acme/notes"]
+    assert "0 chunks" in line and "but the vector index holds 1" in line
+    assert f"delete {data_dir / 'indexes' / '2'}.*" in result.output
+
+
+def test_index_files_of_another_database(data_dir: Path) -> None:
+    other = data_dir.parent / "other"
+    with engram.open(other, embedding_model="hash") as db:
+        db.add([{"id": f"x{i}", "text": f"chunk number {i}"} for i in range(100)])
+    for suffix in (".hnsw", ".json", ".bm25.npz"):
+        (other / "indexes" / f"1{suffix}").replace(data_dir / "indexes" / f"1{suffix}")
+    result = doctor(data_dir)
+    assert result.exit_code == 1
+    line = lines(result)["collection default"]
+    assert "they belong to another database" in line, result.output
+
+
+def test_unreachable_llm_endpoint(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ENGRAM_LLM", f"ollama:llama3.2@http://user:pw@127.0.0.1:{port}")
+    result = doctor(data_dir)
+    assert result.exit_code == 1
+    line = lines(result)["llm ollama:llama3.2"]
+    assert line.startswith("✗") and f"http://127.0.0.1:{port}" in line
+    assert ":pw@" not in result.output
+    assert "hint: start the model server or fix its URL in ENGRAM_LLM" in result.output
+
+
+def test_json_output(data_dir: Path) -> None:
+    result = doctor(data_dir, "--json", model="no-such-model")
+    assert result.exit_code == 1
+    checks = [json.loads(line) for line in result.output.splitlines()]
+    assert {c["name"] for c in checks} >= {"database", "embedding model", "reranker"}
+    failed = [c for c in checks if not c["ok"]]
+    assert [c["name"] for c in failed] == ["embedding model"]
+    assert failed[0]["hint"] and set(failed[0]) == {"name", "ok", "detail", "hint"}
