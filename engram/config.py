@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(None, description="Required 'iss' claim of JWTs, if set.")
     jwt_audience: str | None = Field(None, description="Required 'aud' claim of JWTs, if set.")
     jwt_tenant_claim: str = Field("tenant", description="JWT claim naming the caller's tenant.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the HTTP API from a browser (CORS), e.g. "
+        '["https://app.example.com"]; none by default.',
+    )
     rate_limit_per_minute: int = Field(
         600, ge=0, description="Requests per minute allowed per API key (0: no limit)."
     )

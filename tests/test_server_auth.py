@@ -269,3 +269,24 @@ def test_jwt_from_an_identity_provider(settings: Settings) -> None:
         ):
             r = c.get("/v1/collections", headers=auth(bad))
             assert r.status_code == 401 and error_code(r) == "unauthorized", r.text
+
+
+def test_cors_only_from_the_allowlist(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as c:  # none by default
+        r = c.options(
+            "/v1/search",
+            headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in r.headers
+    allowed = settings.model_copy(update={"cors_origins": ["https://app.example.com"]})
+    with TestClient(create_app(allowed)) as c:
+        ok = c.options(
+            "/v1/search",
+            headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+        )
+        assert ok.headers["access-control-allow-origin"] == "https://app.example.com"
+        other = c.options(
+            "/v1/search",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in other.headers

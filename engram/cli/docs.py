@@ -20,7 +20,7 @@ def configuration_markdown() -> str:
         "| --- | --- | --- | --- |",
     ]
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
         lines.append(f"| `{name}` | `ENGRAM_{name.upper()}` | `{default}` | {field.description} |")
     return "\n".join(lines) + "\n"
 

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from ..config import Settings
@@ -82,6 +83,15 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     # The last middleware added runs first: the catch-all wraps the size limit.
     app.add_middleware(RequestSizeLimitMiddleware, max_bytes=MAX_REQUEST_BYTES)
     app.add_middleware(UnexpectedErrorMiddleware)
+    if settings.cors_origins:
+        # Browsers may call the API only from the listed origins; none by default.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", "Location"],
+        )
     # Outermost: request ids, metrics and the access log see every response, errors too.
     install_observability(app)
     app.include_router(api_router)
