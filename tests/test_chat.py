@@ -4,16 +4,14 @@ SSE through a real socket), conversation memory, and a model that cannot be reac
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
+from live import serve_app
 from test_llms import TOKENS, FakeServer, closed_port_url
 
 from engram.config import Settings
@@ -99,34 +97,11 @@ def test_answer_from_an_openai_compatible_server(tmp_path: Path, openai_server: 
         assert roles == ["system", "user", "assistant", "user"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live(tmp_path: Path, openai_server: FakeServer) -> Iterator[str]:
     spec = f"vllm:test-model@{openai_server.base_url}, vllm:backup@{closed_port_url()}"
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings_for(tmp_path, spec)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            ws="none",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serve_app(create_app(settings_for(tmp_path, spec))) as url:
+        yield url
 
 
 def _events(response: httpx.Response) -> list[tuple[str, dict]]:

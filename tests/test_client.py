@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from live import free_port, serve_app
 
 import engram
 from engram.client import RemoteSearchResponse
@@ -49,12 +47,6 @@ DOCS = [
 ]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server_settings(tmp_path: Path) -> Settings:
     return Settings.build(
@@ -73,21 +65,8 @@ def keys(server_settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 def live_server(server_settings: Settings, keys: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(server_settings), host="127.0.0.1", port=port, log_level="warning", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
-    assert not thread.is_alive()
+    with serve_app(create_app(server_settings)) as url:
+        yield url
 
 
 @pytest.fixture
@@ -333,7 +312,7 @@ def test_chat_whole_and_streamed(client: engram.Client) -> None:
 
 # -- network failures and the mapping --------------------------------------------------------
 def test_server_down_is_server_unavailable_quickly() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
     with engram.Client(url, timeout=5) as client:
         with pytest.raises(ServerUnavailable) as info:
