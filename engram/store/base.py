@@ -214,10 +214,6 @@ class Store(ABC):
     def get_chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
         """Chunks by id, joined with their document; ids that no longer exist are absent."""
 
-    @abstractmethod
-    def get_vectors(self, collection: Collection, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """Stored vectors of the given chunks."""
-
     # -- API keys ----------------------------------------------------------------------------
     @abstractmethod
     def create_api_key(self, key: ApiKey, secret_hash: str) -> None: ...

@@ -18,7 +18,6 @@ from ..search.bm25 import BM25Index
 
 @dataclass(slots=True)
 class ChunkChange:
-    seq: int
     chunk_id: int
     added: bool
     terms: str | None = None  # None for removals, or an add undone later in the log

@@ -215,14 +215,8 @@ class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
         )
 
     def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:
-        found: set[str] = set()
-        for part in _chunks(list(set(hashes))):
-            rows = self._read(
-                f"SELECT text_hash FROM embeddings WHERE model_id = ? AND text_hash IN ({','.join('?' * len(part))})",
-                (model_id, *part),
-            )
-            found.update(h for (h,) in rows)
-        return found
+        with translate():
+            return self._present_hashes(model_id, set(hashes))
 
     def write_documents(
         self,
@@ -468,7 +462,7 @@ class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
             if head <= indexes.seq:
                 return indexes
             rows = self._read(
-                "SELECT l.seq, l.chunk_id, l.op, c.terms, e.vector FROM chunk_log l"
+                "SELECT l.chunk_id, l.op, c.terms, e.vector FROM chunk_log l"
                 " LEFT JOIN chunks c ON c.id = l.chunk_id AND l.op = 1"
                 " LEFT JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
                 " WHERE l.collection_id = ? AND l.seq > ? AND l.seq <= ? ORDER BY l.seq",
@@ -477,13 +471,12 @@ class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
             indexes.apply(
                 [
                     ChunkChange(
-                        seq,
                         chunk_id,
                         op == 1,
                         terms,
                         np.frombuffer(blob, dtype=np.float32) if blob is not None else None,
                     )
-                    for seq, chunk_id, op, terms, blob in rows
+                    for chunk_id, op, terms, blob in rows
                 ],
                 head,
             )
@@ -506,7 +499,7 @@ class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
         indexes.reset()
         indexes.apply(
             [
-                ChunkChange(0, cid, True, terms, np.frombuffer(blob, dtype=np.float32))
+                ChunkChange(cid, True, terms, np.frombuffer(blob, dtype=np.float32))
                 for cid, terms, blob in rows
             ],
             head,
@@ -554,17 +547,6 @@ class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
             )
         indexes = self._catch_up(collection)
         return indexes.vectors.search(vec, k, self._allowed(collection, where))
-
-    def get_vectors(self, collection: Collection, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        out: dict[int, np.ndarray] = {}
-        for part in _chunks(list(ids)):
-            rows = self._read(
-                "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
-                f" WHERE c.id IN ({','.join('?' * len(part))})",
-                (collection.model_id, *part),
-            )
-            out.update({cid: np.frombuffer(blob, dtype=np.float32) for cid, blob in rows})
-        return out
 
     def get_chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
         out: dict[int, ChunkRecord] = {}
