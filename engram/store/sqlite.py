@@ -445,20 +445,21 @@ class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
         """Replay chunk_log entries newer than the indexes; rebuild if the log was pruned."""
         indexes = self._indexes_for(collection)
         cid = collection.id
-        # One read snapshot for the state, the log head and the rows: another process may
-        # prune the log between two statements, and must not make us skip entries.
+        # Hot path (every search): one statement, no lock, no transaction, when the indexes
+        # already hold everything the log and the pruning mark say exists.
+        head, pruned = self._log_position(cid)
+        if head <= indexes.seq and pruned <= indexes.seq:
+            return indexes
+        # One read snapshot for the position and the rows: another process may prune the log
+        # between two statements, and must not make us skip entries.
         with self._index_lock, self._snapshot():
-            state = self._read("SELECT pruned_seq FROM index_state WHERE collection_id = ?", (cid,))
-            pruned = state[0][0] if state else 0
+            head, pruned = self._log_position(cid)
             if indexes.seq < pruned:
                 # Another process saved newer index files and pruned the log: reload them.
                 indexes = DerivedIndexes(self.index_dir, cid, collection.dimension, self.hnsw)
                 self._indexes[cid] = indexes
                 if indexes.seq < pruned:
                     return self._rebuild(collection, indexes)
-            head = self._read(
-                "SELECT coalesce(max(seq), 0) FROM chunk_log WHERE collection_id = ?", (cid,)
-            )[0][0]
             if head <= indexes.seq:
                 return indexes
             rows = self._read(
@@ -482,14 +483,19 @@ class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
             )
             return indexes
 
+    def _log_position(self, cid: int) -> tuple[int, int]:
+        """(head of the chunk log, pruning mark) of a collection, read in one statement."""
+        row = self._read(
+            "SELECT coalesce((SELECT max(seq) FROM chunk_log WHERE collection_id = ?), 0),"
+            " coalesce((SELECT pruned_seq FROM index_state WHERE collection_id = ?), 0)",
+            (cid, cid),
+        )[0]
+        return int(row[0]), int(row[1])
+
     def _rebuild(self, collection: Collection, indexes: DerivedIndexes) -> DerivedIndexes:
         # The rebuilt indexes hold everything up to the log's head; if the log was pruned
         # empty, that point is the pruning mark, not 0 (or every open would rebuild again).
-        head = self._read(
-            "SELECT max(coalesce((SELECT max(seq) FROM chunk_log WHERE collection_id = ?), 0),"
-            " coalesce((SELECT pruned_seq FROM index_state WHERE collection_id = ?), 0))",
-            (collection.id, collection.id),
-        )[0][0]
+        head = max(self._log_position(collection.id))
         rows = self._read(
             "SELECT c.id, c.terms, e.vector FROM chunks c"
             " JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
