@@ -98,7 +98,6 @@ class IngestPipeline:
     ) -> IngestReport:
         """Ingest ``items``; with ``sync`` delete stored documents the items did not mention."""
         report = IngestReport()
-        started = time.perf_counter()
         existing = self.store.document_hashes(collection)
         seen: set[str] = set()
         failures: list[Failure] = []
@@ -159,7 +158,6 @@ class IngestPipeline:
             elif gone:
                 report.deleted = self.store.delete_documents(collection, gone)
         self.store.sync()
-        report.seconds = time.perf_counter() - started
         return report
 
     def _prepare(self, doc: LoadedDocument, digest: str, analyzer: Analyzer) -> _Pending:
