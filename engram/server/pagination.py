@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..errors import InvalidInput
+
+T = TypeVar("T")
 
 
 def encode_cursor(offset: int | None) -> str | None:
@@ -27,3 +31,13 @@ def decode_cursor(cursor: str) -> int:
             hint="pass the next_cursor of a previous response unchanged",
         )
     return int(text)
+
+
+def fetch_page(
+    fetch: Callable[[int, int], list[T]], cursor: str | None, limit: int
+) -> tuple[list[T], str | None]:
+    """One page of a list route: ``fetch(limit, offset)`` is asked for one row more than the
+    page, which tells whether a next page (and so a ``next_cursor``) exists."""
+    offset = decode_cursor(cursor) if cursor else 0
+    items = fetch(limit + 1, offset)
+    return items[:limit], encode_cursor(offset + limit if len(items) > limit else None)

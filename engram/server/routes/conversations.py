@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from ..deps import DB, Admin, Reader, Writer
 from ..observability import record_event
-from ..pagination import decode_cursor, encode_cursor
+from ..pagination import fetch_page
 from ..schemas_memory import (
     ConversationCreate,
     ConversationList,
@@ -45,15 +45,15 @@ def list_conversations(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> ConversationList:
-    offset = decode_cursor(cursor) if cursor else 0
-    items = db.memory.conversations(
-        user_id, limit=limit + 1, offset=offset, tenant=principal.tenant
+    page, next_cursor = fetch_page(
+        lambda n, offset: db.memory.conversations(
+            user_id, limit=n, offset=offset, tenant=principal.tenant
+        ),
+        cursor,
+        limit,
     )
-    more = len(items) > limit
-    data = [ConversationPublic.model_validate(c) for c in items[:limit]]
-    return ConversationList(
-        data=data, count=len(data), next_cursor=encode_cursor(offset + limit) if more else None
-    )
+    data = [ConversationPublic.model_validate(c) for c in page]
+    return ConversationList(data=data, count=len(data), next_cursor=next_cursor)
 
 
 @router.get(

@@ -20,7 +20,7 @@ from ...jobs import enqueue_batch
 from ...types import IngestReport
 from ..deps import DB, Reader, Writer
 from ..observability import observe_ingest
-from ..pagination import decode_cursor, encode_cursor
+from ..pagination import fetch_page
 from ..schemas import (
     DocumentBatchCreate,
     DocumentCreate,
@@ -144,17 +144,18 @@ def list_documents(
     ] = None,
 ) -> DocumentList:
     """The documents of a collection, in key order, a page at a time."""
-    offset = decode_cursor(cursor) if cursor else 0
-    # One more than asked tells whether a next page exists.
-    items = db.documents(
-        name, limit=limit + 1, offset=offset, where=parse_where(where), tenant=principal.tenant
+    filters = parse_where(where)
+    page, next_cursor = fetch_page(
+        lambda n, offset: db.documents(
+            name, limit=n, offset=offset, where=filters, tenant=principal.tenant
+        ),
+        cursor,
+        limit,
     )
-    more = len(items) > limit
-    page = items[:limit]
     return DocumentList(
         data=[DocumentPublic.model_validate(d) for d in page],
         count=len(page),
-        next_cursor=encode_cursor(offset + limit if more else None),
+        next_cursor=next_cursor,
     )
 
 

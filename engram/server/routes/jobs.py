@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from ...jobs import JobStatus
 from ..deps import DB, Reader
-from ..pagination import decode_cursor, encode_cursor
+from ..pagination import fetch_page
 from ..schemas import JobList, JobPublic
 from . import error_responses
 
@@ -24,17 +24,14 @@ def list_jobs(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> JobList:
     """The tenant's jobs, newest first, a page at a time."""
-    offset = decode_cursor(cursor) if cursor else 0
-    # One more than asked tells whether a next page exists.
-    jobs = db.store.list_jobs(
-        tenant=principal.tenant, status=status, limit=limit + 1, offset=offset
+    page, next_cursor = fetch_page(
+        lambda n, offset: db.store.list_jobs(
+            tenant=principal.tenant, status=status, limit=n, offset=offset
+        ),
+        cursor,
+        limit,
     )
-    page = jobs[:limit]
-    return JobList(
-        data=[JobPublic.of(j) for j in page],
-        count=len(page),
-        next_cursor=encode_cursor(offset + limit if len(jobs) > limit else None),
-    )
+    return JobList(data=[JobPublic.of(j) for j in page], count=len(page), next_cursor=next_cursor)
 
 
 @router.get("/jobs/{job_id}", operation_id="getJob", responses=error_responses(404, 422))

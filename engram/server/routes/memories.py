@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from ..deps import DB, Reader, Writer
 from ..observability import record_event
-from ..pagination import decode_cursor, encode_cursor
+from ..pagination import fetch_page
 from ..schemas_memory import (
     MemoryCreate,
     MemoryEventPublic,
@@ -55,15 +55,15 @@ def list_memories(
     cursor: str | None = None,
 ) -> MemoryList:
     """A user's live memories, newest first."""
-    offset = decode_cursor(cursor) if cursor else 0
-    items = db.memory.list(
-        user_id, agent_id=agent_id, limit=limit + 1, offset=offset, tenant=principal.tenant
+    page, next_cursor = fetch_page(
+        lambda n, offset: db.memory.list(
+            user_id, agent_id=agent_id, limit=n, offset=offset, tenant=principal.tenant
+        ),
+        cursor,
+        limit,
     )
-    more = len(items) > limit
-    data = [MemoryPublic.model_validate(m) for m in items[:limit]]
-    return MemoryList(
-        data=data, count=len(data), next_cursor=encode_cursor(offset + limit) if more else None
-    )
+    data = [MemoryPublic.model_validate(m) for m in page]
+    return MemoryList(data=data, count=len(data), next_cursor=next_cursor)
 
 
 @router.post("/memories/search", operation_id="searchMemories", responses=error_responses(409, 422))
