@@ -40,7 +40,9 @@ def main() -> None:
             vec = db.store.vector_search(coll, db.searcher.embed_query(coll, text), k=args.depth)
             legs[qid] = (kw, vec)
         ids = {i for kw, vec in legs.values() for i, _ in kw + vec}
-        doc_of = {cid: rec.document_key for cid, rec in db.store.get_chunks(sorted(ids)).items()}
+        doc_of = {
+            cid: rec.document_key for cid, rec in db.store.get_chunks(coll, sorted(ids)).items()
+        }
 
     def score(variant: dict) -> float:
         run = {}

@@ -26,6 +26,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path(".engram"), description="Directory holding the SQLite database and vector indexes."
     )
+    database_url: str | None = Field(
+        None,
+        pattern=r"^postgres(ql)?://",
+        description="PostgreSQL URL (postgresql://user:password@host:5432/dbname): keep "
+        "everything in PostgreSQL + pgvector instead of the SQLite file in data_dir, so several "
+        "engram processes and machines share one database. Needs the `postgres` extra and the "
+        "`vector` extension (CREATE EXTENSION vector, as a superuser).",
+    )
+    database_pool_size: int = Field(
+        10, ge=1, le=1000, description="Most PostgreSQL connections one engram process opens."
+    )
     embedding_model: str = Field(
         "bge-small-en-v1.5",
         description="Embedding model: a known name, a local directory with model.onnx + "
@@ -45,6 +56,22 @@ class Settings(BaseSettings):
         32, ge=0, le=1024, description="Tokens shared by consecutive pieces of a long block."
     )
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding call.")
+    query_threads: int = Field(
+        1,
+        ge=0,
+        le=256,
+        description="CPU threads of one query embedding (the search path); each process runs "
+        "one at a time. 1 suits a server with one worker per core; 0 shares the all-core "
+        "session of passage embedding.",
+    )
+    query_batch: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Most concurrent queries embedded in one model run. Above 1, batching "
+        "saves ≈ 15% of the CPU per query under load, but the int8 model's vector of a query "
+        "then depends slightly on the queries batched with it (cosine ≥ 0.988 measured).",
+    )
     language: Literal["auto", "en", "fr", "none"] = Field(
         "auto",
         description="Default keyword-analysis language of new collections (stemming and "

@@ -11,20 +11,26 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .config import Settings
-from .errors import CollectionNotFound, InvalidInput, ModelMismatch, NotFound, Unauthorized
+from .errors import (
+    CollectionNotFound,
+    Conflict,
+    InvalidInput,
+    ModelMismatch,
+    NotFound,
+    Unauthorized,
+)
 from .ingest.items import items_from_paths, items_from_records
 from .ingest.loaders import LoaderOptions
 from .ingest.pipeline import IngestPipeline, Item, ProgressCallback
-from .keys import ApiKey, check_scopes, new_key, parse_key, secret_matches
+from .keys import ApiKey, bump_revision, check_scopes, new_key, parse_key, secret_matches
 from .memory import MemoryService
 from .providers import get_embedder, get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
 from .search.analyzer import detect_language
-from .search.ann import HnswParams
 from .search.searcher import Searcher, SearchRequest, SearchResponse
+from .store import open_store
 from .store.base import DocumentVersion, Store, Where
-from .store.sqlite import SQLiteStore
 from .types import Collection, DocumentInfo, IngestReport, LoadedDocument, SearchMode
 
 DEFAULT_COLLECTION = "default"
@@ -56,16 +62,7 @@ class Engram:
 
     def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
         self.settings = settings
-        self.store: Store = store or SQLiteStore(
-            settings.db_path,
-            index_dir=settings.index_dir,
-            hnsw=HnswParams(
-                connectivity=settings.hnsw_m,
-                expansion_add=settings.hnsw_ef_construction,
-                expansion_search=settings.hnsw_ef_search,
-                exact_below=settings.exact_search_below,
-            ),
-        )
+        self.store: Store = store or open_store(settings)
         self._embedder: Embedder | None = None
         self._reranker: Reranker | None = None
         self._memory: MemoryService | None = None
@@ -80,7 +77,11 @@ class Engram:
                 opts = (
                     {}
                     if name.startswith("hash")
-                    else {"batch_size": self.settings.embed_batch_size}
+                    else {
+                        "batch_size": self.settings.embed_batch_size,
+                        "query_threads": self.settings.query_threads or None,
+                        "query_batch": self.settings.query_batch,
+                    }
                 )
                 self._embedder = get_embedder(name, **opts)
             return self._embedder
@@ -115,17 +116,22 @@ class Engram:
             lang = language or self.settings.language
             if lang == "auto":
                 lang = detect_language(d.title + "\n" + d.text for d in first_docs)
-            return self.store.create_collection(
-                name,
-                model_id=embedder.model_id,
-                dimension=embedder.dimension,
-                language=lang,
-                settings={
-                    "chunk_tokens": self.settings.chunk_tokens,
-                    "chunk_overlap": self.settings.chunk_overlap,
-                },
-                tenant=tenant,
-            )
+            try:
+                return self.store.create_collection(
+                    name,
+                    model_id=embedder.model_id,
+                    dimension=embedder.dimension,
+                    language=lang,
+                    settings={
+                        "chunk_tokens": self.settings.chunk_tokens,
+                        "chunk_overlap": self.settings.chunk_overlap,
+                    },
+                    tenant=tenant,
+                )
+            except Conflict:
+                # Created meanwhile by another process (e.g. concurrent job workers each
+                # ingesting a part of one batch): use that one, after the same model check.
+                collection = self.store.get_collection(name, tenant=tenant)
         if collection.model_id != embedder.model_id or collection.dimension != embedder.dimension:
             raise ModelMismatch(
                 f"collection {name!r} holds {collection.model_id!r} vectors ({collection.dimension}-d);"
@@ -300,6 +306,8 @@ class Engram:
             raise NotFound(
                 f"no active API key {key_id!r}", hint="list keys with `engram keys list`"
             )
+        # Servers remember verified keys for a few seconds: tell them to forget (engram.keys).
+        bump_revision(self.settings.data_dir)
 
     def authenticate(self, presented: str) -> ApiKey:
         """The active key matching ``presented``; raises Unauthorized otherwise. Not cached,

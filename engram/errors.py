@@ -28,8 +28,9 @@ Python client all speak the same language::
         ├── StoreLocked (503, "store_locked")
         └── MigrationError (500, "migration_error")
 
-Driver errors (``sqlite3``) are translated at one boundary, :func:`engram.store.sqlite.translate`,
-with ``raise ... from exc``; so are the network errors of the HTTP client (``httpx``), in
+Driver errors are translated at one boundary per driver, with ``raise ... from exc``:
+``sqlite3`` in :func:`engram.store.sqlite_sql.translate`, ``psycopg`` in
+:func:`engram.store.postgres_base.translate`; so are the network errors of the HTTP client (``httpx``), in
 :func:`engram.client.http.translate`. The client raises a server's error response back as the
 class above that its ``code`` names.
 """

@@ -1,9 +1,22 @@
-"""Shared fixtures. Contract tests take ``store`` (parametrized over every backend)."""
+"""Shared fixtures. Contract tests take ``store`` (parametrized over every backend).
+
+PostgreSQL: one server per session (``ENGRAM_TEST_DATABASE_URL``, a superuser URL, or else a
+throwaway ``pgserver`` instance), a template database migrated once, and a fresh database per
+test cloned from it (``pg_url``), owned by a role that is neither superuser nor BYPASSRLS so
+that row-level security applies as in production. Without psycopg/pgserver the postgres
+params are skipped, unless ``ENGRAM_REQUIRE_SERVICES=1`` (CI), where they fail.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
+import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
@@ -14,14 +27,136 @@ from engram.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO.parent / "shared" / "datasets"
+REQUIRE_SERVICES = os.environ.get("ENGRAM_REQUIRE_SERVICES") == "1"
 
 
-@pytest.fixture(params=["sqlite-memory", "sqlite-file"])
+# -- PostgreSQL ---------------------------------------------------------------------------------
+class PgCluster:
+    """A PostgreSQL server with a migrated template database and a non-superuser role."""
+
+    ROLE = "engram_test"
+    TEMPLATE = "engram_template"
+
+    def __init__(self, admin_url: str, server: Any = None) -> None:
+        import psycopg
+
+        self.admin_url = admin_url
+        self.server = server  # the pgserver handle when this session started the server
+        self._ids = itertools.count()
+        self.admin = psycopg.connect(admin_url, autocommit=True)
+        role = self.admin.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (self.ROLE,)
+        ).fetchone()
+        if role is None:
+            self.admin.execute(
+                f"CREATE ROLE {self.ROLE} LOGIN PASSWORD '{self.ROLE}' NOSUPERUSER NOBYPASSRLS"
+            )
+        self.drop(self.TEMPLATE)
+        self.admin.execute(f"CREATE DATABASE {self.TEMPLATE} OWNER {self.ROLE}")
+        with psycopg.connect(self.url(self.TEMPLATE, admin=True), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")  # needs the superuser
+        from engram.store.postgres import PostgresStore
+
+        PostgresStore(self.url(self.TEMPLATE), pool_size=1).close()  # migrate, as the owner
+
+    def url(self, dbname: str, *, admin: bool = False) -> str:
+        """URL of ``dbname`` on this server, as the test role (or the superuser)."""
+        parts = urlsplit(self.admin_url)
+        netloc = parts.netloc
+        if not admin:
+            host = netloc.rpartition("@")[2]
+            netloc = f"{self.ROLE}:{quote(self.ROLE)}@{host}"
+        return urlunsplit((parts.scheme, netloc, "/" + dbname, parts.query, ""))
+
+    def create(self, *, migrated: bool = True) -> str:
+        """A fresh database for the test role, cloned from the migrated template (or, with
+        ``migrated=False``, holding only the vector extension): its URL as the test role."""
+        import psycopg
+
+        name = f"engram_t{os.getpid()}_{next(self._ids)}"
+        template = self.TEMPLATE if migrated else "template1"
+        self.admin.execute(f"CREATE DATABASE {name} TEMPLATE {template} OWNER {self.ROLE}")
+        if not migrated:
+            with psycopg.connect(self.url(name, admin=True), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION vector")
+        return self.url(name)
+
+    def stop(self) -> None:
+        """Stop the server (only one this session started): every connection dies."""
+        import pgserver
+
+        assert self.server is not None
+        self.admin.close()
+        pgserver.pg_ctl(
+            ["-w", "stop", "-m", "fast"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def start(self) -> None:
+        import psycopg
+
+        self.server.ensure_postgres_running()
+        self.admin = psycopg.connect(self.admin_url, autocommit=True)
+
+    def drop(self, name: str) -> None:
+        self.admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def close(self) -> None:
+        self.drop(self.TEMPLATE)
+        self.admin.close()
+
+
+def _start_pgserver() -> Any:
+    """A throwaway PostgreSQL 16 + pgvector from the pgserver wheel (its handle). Its
+    data lives outside pytest's temporary directories (which a concurrent pytest session may
+    prune) and is deleted when the session ends."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+        server = pgserver.get_server(tempfile.mkdtemp(prefix="engram-pg-"), cleanup_mode="delete")
+    # Throwaway data: durability only costs time here.
+    for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+        server.psql(f"ALTER SYSTEM SET {setting} = off;")
+    server.psql("SELECT pg_reload_conf();")
+    return server
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+
+        url = os.environ.get("ENGRAM_TEST_DATABASE_URL")
+        server = None if url else _start_pgserver()
+        cluster = PgCluster(url or str(server.get_uri()), server)
+    except Exception as exc:  # missing packages, or no server could be started
+        if REQUIRE_SERVICES:
+            pytest.fail(f"PostgreSQL is required (ENGRAM_REQUIRE_SERVICES=1): {exc!r}")
+        pytest.skip(f"PostgreSQL unavailable: {exc!r}")
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """URL of a fresh, migrated database for this test, as a non-superuser owner."""
+    url = pg_cluster.create()
+    yield url
+    pg_cluster.drop(urlsplit(url).path.lstrip("/"))
+
+
+@pytest.fixture(params=["sqlite-memory", "sqlite-file", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s: Store
     if request.param == "sqlite-memory":
         s = SQLiteStore(":memory:")
-    else:
+    elif request.param == "sqlite-file":
         s = SQLiteStore(tmp_path / "engram.db", index_dir=tmp_path / "vectors")
+    else:
+        from engram.store.postgres import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("pg_url"), pool_size=4)
     yield s
     s.close()
 
@@ -33,8 +168,11 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def db(settings: Settings) -> Iterator[engram.Engram]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, settings: Settings) -> Iterator[engram.Engram]:
+    if request.param == "postgres":
+        # The test's `settings` point at the same database as `db`.
+        settings.database_url = request.getfixturevalue("pg_url")
     with engram.open(settings=settings) as database:
         yield database
 

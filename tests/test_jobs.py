@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +20,7 @@ from fastapi.testclient import TestClient
 
 import engram
 from engram.config import Settings
-from engram.errors import JobNotFound
+from engram.errors import CollectionNotFound, JobNotFound
 from engram.jobs import Job, JobWorker, enqueue_batch
 from engram.providers.embedders.fake import HashEmbedder
 from engram.server.app import create_app
@@ -46,9 +47,10 @@ def wait_until(predicate: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
     raise AssertionError("timed out")
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.build(data_dir=tmp_path, embedding_model="hash", auth="none")
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    return Settings.build(data_dir=tmp_path, embedding_model="hash", auth="none", database_url=url)
 
 
 @pytest.fixture
@@ -71,18 +73,30 @@ def poll(client: TestClient, job_id: str, headers: dict[str, str] | None = None)
     return wait_until(finished)
 
 
+def execute(db: engram.Engram, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run SQL on the job table with a connection of its own (``?`` placeholders), behind
+    the store's back: sqlite3, or psycopg as the system tenant (row-level security)."""
+    if db.settings.database_url:
+        import psycopg
+
+        with psycopg.connect(db.settings.database_url) as pg:
+            pg.execute("SELECT set_config('engram.tenant', '*', true)")
+            cur = pg.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall() if cur.description else []
+    with sqlite3.connect(db.settings.db_path) as conn:
+        rows = conn.execute(sql, params).fetchall()
+    conn.close()
+    return rows
+
+
 def set_row(db: engram.Engram, job_id: str, **values: Any) -> None:
     """Change a job row behind the store's back, as a crashed process would have left it."""
-    with sqlite3.connect(db.settings.db_path) as conn:
-        sets = ", ".join(f"{k} = ?" for k in values)
-        conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
-    conn.close()
+    sets = ", ".join(f"{k} = ?" for k in values)
+    execute(db, f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
 
 
 def payload_of(db: engram.Engram, job_id: str) -> str:
-    with sqlite3.connect(db.settings.db_path) as conn:
-        (payload,) = conn.execute("SELECT payload FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    conn.close()
+    [(payload,)] = execute(db, "SELECT CAST(payload AS TEXT) FROM jobs WHERE id = ?", (job_id,))
     return str(payload)
 
 
@@ -158,8 +172,8 @@ def test_list_jobs(client: TestClient) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "job_not_found"
 
 
-def test_jobs_are_tenant_scoped(tmp_path: Path) -> None:
-    settings = Settings.build(data_dir=tmp_path, embedding_model="hash")
+def test_jobs_are_tenant_scoped(settings: Settings) -> None:
+    settings = settings.model_copy(update={"auth": "api_key"})
     with engram.open(settings=settings) as db:
         acme = {"X-API-Key": db.create_key(tenant="acme", scopes=["write"])[1]}
         globex = {"X-API-Key": db.create_key(tenant="globex", scopes=["admin"])[1]}
@@ -361,7 +375,10 @@ def test_a_job_of_a_killed_process_resumes_without_duplicates(
     job = enqueue_batch(db.store, docs(total), collection="kb", tenant="default")
     script = tmp_path / "worker.py"
     script.write_text(WORKER_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(db.settings.data_dir)])
+    env = dict(os.environ)
+    if db.settings.database_url:
+        env["ENGRAM_DATABASE_URL"] = db.settings.database_url
+    proc = subprocess.Popen([sys.executable, str(script), str(db.settings.data_dir)], env=env)
     try:
         # Kill it once its first transaction is in, well before the last.
         wait_until(
@@ -385,6 +402,28 @@ def test_a_job_of_a_killed_process_resumes_without_duplicates(
     assert done.status == "succeeded" and done.attempts == 2
     assert done.result["unchanged"] == written and done.result["added"] == total - written
     assert versions(db) == {f"doc-{i}": 1 for i in range(total)}
+
+
+def test_a_collection_created_meanwhile_by_another_process_is_used(
+    db: engram.Engram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers ingesting parts of one batch may all find the collection missing and create
+    it at once: the losers of that race use the winner's collection instead of failing."""
+    real_get = db.store.get_collection
+    raced: list[str] = []
+
+    def get_collection(name: str, **kw: Any) -> Any:
+        if not raced:  # between this look and the create, another process creates it
+            raced.append(name)
+            with engram.open(settings=db.settings) as other:
+                other.add(docs(1), collection=name)
+            raise CollectionNotFound(f"no collection {name!r}")
+        return real_get(name, **kw)
+
+    monkeypatch.setattr(db.store, "get_collection", get_collection)
+    report = db.add(docs(3, start=1), collection="kb")
+    assert raced == ["kb"] and report.added == 3 and report.failed == 0
+    assert versions(db) == {f"doc-{i}": 1 for i in range(4)}
 
 
 def test_job_not_found_is_tenant_scoped(db: engram.Engram) -> None:

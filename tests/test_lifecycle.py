@@ -11,20 +11,33 @@ import textwrap
 import time
 from pathlib import Path
 
+from dbtools import raw_rows
+
 import engram
 from engram.config import Settings
+from engram.store.sqlite import SQLiteStore
 
 
 def index_state(db: engram.Engram, collection: str = "default") -> dict[str, set[str]]:
     """Which document keys each index can reach: keyword (BM25), vector (HNSW)."""
     coll = db.collection(collection)
     store = db.store
-    indexes = store._catch_up(coll)
-    kw_ids = list(indexes.keywords._slot_of)
     vec_hits = store.vector_search(coll, db.embedder().embed_query("anything"), k=10_000)
-    keys = lambda ids: {r.document_key for r in store.get_chunks(ids).values()}  # noqa: E731
-    rows = store._read("SELECT count(*) FROM chunks WHERE collection_id = ?", (coll.id,))[0][0]
-    sizes = (len(kw_ids), len(indexes.keywords), len(indexes.vectors), len(vec_hits))
+    keys = lambda ids: {r.document_key for r in store.get_chunks(coll, ids).values()}  # noqa: E731
+    rows = raw_rows(db, "SELECT count(*) FROM chunks WHERE collection_id = ?", (coll.id,))[0][0]
+    if isinstance(store, SQLiteStore):
+        indexes = store._catch_up(coll)
+        kw_ids = list(indexes.keywords._slot_of)
+        sizes = (len(kw_ids), len(indexes.keywords), len(indexes.vectors), len(vec_hits))
+    else:  # PostgreSQL: the postings table, and the BM25 statistics kept with the collection
+        kw_ids = [
+            i
+            for (i,) in raw_rows(
+                db, "SELECT DISTINCT chunk_id FROM postings WHERE collection_id = ?", (coll.id,)
+            )
+        ]
+        stats = raw_rows(db, "SELECT chunk_count FROM collections WHERE id = ?", (coll.id,))
+        sizes = (len(kw_ids), stats[0][0], len(vec_hits), len(vec_hits))
     assert sizes == (rows,) * 4, f"an index disagrees with the chunks table: {sizes} vs {rows}"
     return {"keyword": keys(kw_ids), "vector": keys([i for i, _ in vec_hits])}
 
@@ -63,12 +76,11 @@ def test_ingest_update_delete_sync(db: engram.Engram, corpus: Path) -> None:
     assert db.delete(["r1", "nope"]) == 1
     keys.discard("r1")
     assert index_state(db) == {"keyword": keys, "vector": keys}
-    conn = sqlite3.connect(db.settings.db_path)
-    orphans = conn.execute(
-        "SELECT count(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = e.text_hash)"
-    ).fetchone()[0]
+    orphans = raw_rows(
+        db,
+        "SELECT count(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = e.text_hash)",
+    )[0][0]
     assert orphans == 0, "a deleted document left its vectors behind"
-    conn.close()
 
 
 def test_sync_keeps_documents_whose_file_fails_to_parse(db: engram.Engram, corpus: Path) -> None:

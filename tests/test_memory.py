@@ -1,4 +1,4 @@
-"""Conversations and memories (``db.memory``) on every SQLite backend, with the hash embedder."""
+"""Conversations and memories (``db.memory``) on every backend, with the hash embedder."""
 
 from __future__ import annotations
 
@@ -24,16 +24,21 @@ from engram.memory.service import content_hash
 from engram.memory.types import MemoryWrite
 from engram.search.bm25 import BM25Index
 from engram.store.base import Store
+from engram.store.postgres import PostgresStore
 from engram.store.sqlite import SQLiteStore
 
 USER_TABLES = ("conversations", "messages", "memories", "memory_history")
 
 
-@pytest.fixture(params=["sqlite-memory", "sqlite-file"])
+@pytest.fixture(params=["sqlite-memory", "sqlite-file", "postgres"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[engram.Engram]:
     if request.param == "sqlite-memory":
         settings = engram.Settings.build(data_dir=tmp_path, embedding_model="hash")
         database = engram.Engram(settings, store=SQLiteStore(":memory:"))
+    elif request.param == "postgres":
+        database = engram.open(
+            tmp_path, embedding_model="hash", database_url=request.getfixturevalue("pg_url")
+        )
     else:
         database = engram.open(tmp_path, embedding_model="hash")
     yield database
@@ -46,8 +51,15 @@ def mem(db: engram.Engram) -> MemoryService:
 
 
 def table_rows(db: engram.Engram, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
-    """Read the tables directly with sqlite3 (a second connection when there is a file)."""
+    """Read the tables directly: with sqlite3 (a second connection when there is a file), or
+    with a connection of its own to PostgreSQL, as the system tenant (every tenant's rows)."""
     store = db.store
+    if isinstance(store, PostgresStore):
+        import psycopg
+
+        with psycopg.connect(store.url) as conn:
+            conn.execute("SELECT set_config('engram.tenant', '*', true)")
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()
     assert isinstance(store, SQLiteStore)
     if store.path == ":memory:":
         return store._conn.execute(sql, params).fetchall()

@@ -55,7 +55,8 @@ def _check_against_reference(store, coll, docs: dict[str, list[str]], rng: rando
         expected = reference_bm25(corpus, query)
         hits = store.keyword_search(coll, query, k=len(corpus))
         key_of = {
-            cid: rec.document_key for cid, rec in store.get_chunks([c for c, _ in hits]).items()
+            cid: rec.document_key
+            for cid, rec in store.get_chunks(coll, [c for c, _ in hits]).items()
         }
         got = {key_of[cid]: score for cid, score in hits}
         for key, score in zip(keys, expected):

@@ -52,8 +52,8 @@ def coll(store: Store) -> Collection:
     )
 
 
-def keys_of(store: Store, hits: list[tuple[int, float]]) -> list[str]:
-    records = store.get_chunks([i for i, _ in hits])
+def keys_of(store: Store, coll: Collection, hits: list[tuple[int, float]]) -> list[str]:
+    records = store.get_chunks(coll, [i for i, _ in hits])
     return [records[i].document_key for i, _ in hits]
 
 
@@ -78,10 +78,10 @@ def test_write_search_and_fetch(store: Store, coll: Collection) -> None:
     put(store, coll, "cats", "cats purr and sleep", "cats chase mice")
     put(store, coll, "dogs", "dogs bark at the mailman")
     hits = store.keyword_search(coll, ["cat"], k=10)
-    assert keys_of(store, hits) == ["cats", "cats"]
+    assert keys_of(store, coll, hits) == ["cats", "cats"]
     assert all(score > 0 for _, score in hits)
     vec = EMB.embed_query("dogs bark")
-    assert keys_of(store, store.vector_search(coll, vec, k=1)) == ["dogs"]
+    assert keys_of(store, coll, store.vector_search(coll, vec, k=1)) == ["dogs"]
     doc = store.get_document(coll, "cats")
     assert (doc.version, doc.chunk_count) == (1, 2)
     assert store.get_collection("c").chunk_count == 3
@@ -91,9 +91,9 @@ def test_new_version_replaces_chunks_everywhere(store: Store, coll: Collection) 
     put(store, coll, "d", "alpha beta")
     put(store, coll, "d", "gamma delta")
     assert store.keyword_search(coll, ["alpha"], k=10) == []
-    assert keys_of(store, store.keyword_search(coll, ["gamma"], k=10)) == ["d"]
+    assert keys_of(store, coll, store.keyword_search(coll, ["gamma"], k=10)) == ["d"]
     hits = store.vector_search(coll, EMB.embed_query("alpha beta"), k=10)
-    texts = [r.text for r in store.get_chunks([i for i, _ in hits]).values()]
+    texts = [r.text for r in store.get_chunks(coll, [i for i, _ in hits]).values()]
     assert texts == ["gamma delta"]
     assert [v.version for v in store.document_versions(coll, "d")] == [1, 2]
     assert store.get_document(coll, "d").version == 2
@@ -106,7 +106,7 @@ def test_delete_removes_every_trace(store: Store, coll: Collection) -> None:
     assert store.keyword_search(coll, ["zebra"], k=10) == []
     assert store.term_frequencies(coll, ["zebra"]) == {"zebra": 0}
     hits = store.vector_search(coll, EMB.embed_query("unique zebra text"), k=10)
-    assert keys_of(store, hits) == ["b"]
+    assert keys_of(store, coll, hits) == ["b"]
     h = hashlib.sha256(b"unique zebra text").hexdigest()[:32]
     assert store.cached_embeddings(coll.model_id, [h]) == set()
     with pytest.raises(DocumentNotFound):
@@ -155,9 +155,13 @@ def test_filters(store: Store, coll: Collection, where: dict, expected: list[str
     )
     put(store, coll, "b", "common text two", metadata={"year": 2019, "field": "biology"})
     put(store, coll, "c", "common text three", metadata={"date": "2024-05-01"})
-    kw = sorted(keys_of(store, store.keyword_search(coll, ["common"], k=10, where=where)))
+    kw = sorted(keys_of(store, coll, store.keyword_search(coll, ["common"], k=10, where=where)))
     vec = sorted(
-        keys_of(store, store.vector_search(coll, EMB.embed_query("common text"), k=10, where=where))
+        keys_of(
+            store,
+            coll,
+            store.vector_search(coll, EMB.embed_query("common text"), k=10, where=where),
+        )
     )
     docs = sorted(d.key for d in store.list_documents(coll, where=where))
     assert kw == vec == docs == expected
@@ -183,7 +187,7 @@ def test_vector_index_catches_up_and_rebuilds(tmp_path: Path) -> None:
     (index_dir / f"{c.id}.hnsw").unlink()  # and the index file is lost too
     s3 = SQLiteStore(path, index_dir=index_dir)
     hits = s3.vector_search(c, EMB.embed_query("bananas and kiwis"), k=2)
-    assert sorted(keys_of(s3, hits)) == ["a", "b"]
+    assert sorted(keys_of(s3, c, hits)) == ["a", "b"]
     s3.close()
 
 
@@ -220,14 +224,16 @@ def test_two_processes_share_one_data_directory(tmp_path: Path) -> None:
     )
     put(writer, coll, "a", "alpha words")
     reader = SQLiteStore(path, index_dir=index_dir)
-    assert keys_of(reader, reader.keyword_search(coll, ["alpha"], k=5)) == ["a"]  # reader at seq 1
+    assert keys_of(reader, coll, reader.keyword_search(coll, ["alpha"], k=5)) == [
+        "a"
+    ]  # reader at seq 1
     put(writer, coll, "b", "beta words")
     writer.delete_documents(coll, ["a"])
     writer.sync()  # saves files and prunes the log past the reader's position
     assert writer._read("SELECT count(*) FROM chunk_log")[0][0] == 0
-    assert keys_of(reader, reader.keyword_search(coll, ["word"], k=5)) == ["b"]
+    assert keys_of(reader, coll, reader.keyword_search(coll, ["word"], k=5)) == ["b"]
     hits = reader.vector_search(coll, EMB.embed_query("beta words"), k=5)
-    assert keys_of(reader, hits) == ["b"]
+    assert keys_of(reader, coll, hits) == ["b"]
     writer.close()
     reader.close()
 
@@ -249,6 +255,5 @@ def test_collections_are_scoped_by_tenant(store: Store) -> None:
     assert store.keyword_search(other, ["launch"], k=5) == []
     assert store.list_documents(other) == []
     store.delete_collection("kb", tenant="globex")
-    assert keys_of(
-        store, store.keyword_search(store.get_collection("kb", tenant="acme"), ["launch"], k=5)
-    ) == ["secret"]
+    acme = store.get_collection("kb", tenant="acme")
+    assert keys_of(store, acme, store.keyword_search(acme, ["launch"], k=5)) == ["secret"]

@@ -16,8 +16,12 @@ if TYPE_CHECKING:  # imported lazily at run time: opening a database must not lo
     import tokenizers
 
 
-def create_session(model_path: Path, *, threads: int | None = None) -> onnxruntime.InferenceSession:
-    """An onnxruntime CPU session tuned for one caller at a time on all cores."""
+def create_session(
+    model_path: Path, *, threads: int | None = None, spin: bool = True
+) -> onnxruntime.InferenceSession:
+    """An onnxruntime CPU session tuned for one caller at a time on all cores (``threads``:
+    fewer). ``spin=False`` stops idle worker threads from busy-waiting for the next run,
+    which burns CPU that concurrent requests need."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -32,6 +36,8 @@ def create_session(model_path: Path, *, threads: int | None = None) -> onnxrunti
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: the optimizer's notices are noise to users
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]

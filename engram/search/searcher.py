@@ -170,12 +170,12 @@ class Searcher:
         rerank_scores: dict[int, float] = {}
         if req.rerank and fused:
             t0 = time.perf_counter()
-            fused, rerank_scores = self._rerank(query, fused)
+            fused, rerank_scores = self._rerank(collection, query, fused)
             timings["rerank"] = _ms(t0)
 
         t0 = time.perf_counter()
         page = fused[req.offset : needed]
-        records = self.store.get_chunks([f.id for f in page])
+        records = self.store.get_chunks(collection, [f.id for f in page])
         query_terms = set(terms) | {t for near in expansions.values() for t in near}
         results = []
         for f in page:
@@ -238,9 +238,11 @@ class Searcher:
             self.embedding_cache.set(key, vector)
         return np.asarray(vector)
 
-    def _rerank(self, query: str, fused: list[Fused]) -> tuple[list[Fused], dict[int, float]]:
+    def _rerank(
+        self, collection: Collection, query: str, fused: list[Fused]
+    ) -> tuple[list[Fused], dict[int, float]]:
         head = fused[: self.settings.rerank_candidates]
-        records = self.store.get_chunks([f.id for f in head])
+        records = self.store.get_chunks(collection, [f.id for f in head])
         head = [f for f in head if f.id in records]
         passages = [_passage(records[f.id].title, records[f.id].text) for f in head]
         scores = self._reranker().rerank(query, passages)

@@ -18,12 +18,13 @@ from starlette.concurrency import run_in_threadpool
 from ..config import Settings
 from ..engine import Engram
 from ..jobs import JobWorker
+from ..keys import VerifiedKeys, revision_path
 from ..providers.llms import llm_chain
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
 from .jwt_auth import JwtVerifier
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
 from .observability import install_observability
-from .ratelimit import RateLimiter
+from .ratelimit import make_limiter
 from .routes import api_router
 
 DESCRIPTION = (
@@ -56,6 +57,9 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
                 app.state.llm.close()
             await run_in_threadpool(app.state.jobs.stop)  # the running job is queued again
             await run_in_threadpool(app.state.observability.stop)  # writes queued events
+            for limiter in (app.state.key_limiter, app.state.ip_limiter):
+                if limiter is not None:
+                    await limiter.aclose()
             opened, app.state.db = app.state.db, None
             if owned:
                 await run_in_threadpool(opened.close)
@@ -70,14 +74,14 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.key_limiter = (
-        RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    app.state.verified_keys = VerifiedKeys(revision_path(settings.data_dir))
+    # Shared by every process through Redis when ENGRAM_REDIS_URL is set (ratelimit_redis).
+    app.state.key_limiter = make_limiter(
+        settings.rate_limit_per_minute, redis_url=settings.redis_url, name="key"
     )
     app.state.jwt = JwtVerifier(settings) if settings.jwt_secret or settings.jwt_jwks_url else None
-    app.state.ip_limiter = (
-        RateLimiter(settings.rate_limit_ip_per_minute)
-        if settings.rate_limit_ip_per_minute
-        else None
+    app.state.ip_limiter = make_limiter(
+        settings.rate_limit_ip_per_minute, redis_url=settings.redis_url, name="ip"
     )
     install_error_handlers(app)
     # The last middleware added runs first: the catch-all wraps the size limit.

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engram
 from ..errors import Forbidden, RateLimited, Unauthorized
-from .ratelimit import RateLimiter
+from .ratelimit import Limiter
 
 ALL_SCOPES = frozenset({"read", "write", "admin"})
 _IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
@@ -54,10 +54,10 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-def _limit(limiter: RateLimiter | None, key: str, what: str) -> None:
+async def _limit(limiter: Limiter | None, key: str, what: str) -> None:
     if limiter is None:
         return
-    decision = limiter.check(key)
+    decision = await limiter.acheck(key)
     if not decision.allowed:
         raise RateLimited(
             f"rate limit exceeded for this {what}", retry_after=int(decision.retry_after_header)
@@ -68,7 +68,7 @@ async def get_principal(request: Request, db: DB) -> Principal:
     """The caller of the current request; raises Unauthorized (401) or RateLimited (429)."""
     state = request.app.state
     client = request.client.host if request.client else "unknown"
-    _limit(getattr(state, "ip_limiter", None), f"ip:{client}", "address")
+    await _limit(getattr(state, "ip_limiter", None), f"ip:{client}", "address")
     if state.settings.auth == "none":
         return _noted(Principal(tenant="default", scopes=ALL_SCOPES))
     presented = _presented_key(request)
@@ -80,10 +80,16 @@ async def get_principal(request: Request, db: DB) -> Principal:
     verifier = getattr(state, "jwt", None)
     if verifier is not None and not presented.startswith("egm_"):
         tenant, scopes, subject = await run_in_threadpool(verifier.verify, presented)
-        _limit(getattr(state, "key_limiter", None), f"jwt:{tenant}:{subject}", "token")
+        await _limit(getattr(state, "key_limiter", None), f"jwt:{tenant}:{subject}", "token")
         return _noted(Principal(tenant=tenant, scopes=scopes, key_id=f"jwt:{subject}"))
-    key = await run_in_threadpool(db.authenticate, presented)
-    _limit(getattr(state, "key_limiter", None), f"key:{key.id}", "API key")
+    # Keys verified in the last seconds need no database lookup; a revocation on this
+    # machine is seen at once (engram.keys.VerifiedKeys).
+    verified = state.verified_keys
+    key, stamp = verified.lookup(presented)
+    if key is None:
+        key = await run_in_threadpool(db.authenticate, presented)
+        verified.remember(presented, key, stamp)
+    await _limit(getattr(state, "key_limiter", None), f"key:{key.id}", "API key")
     return _noted(Principal(tenant=key.tenant, scopes=frozenset(key.scopes), key_id=key.id))
 
 

@@ -90,17 +90,30 @@ class Metrics:
         )
         if pending_jobs is not None:
             r.register(_JobQueueCollector(pending_jobs))
+        # Labelled children, looked up once per label set: ``labels()`` takes a lock and
+        # builds keys on every call, a visible cost at thousands of requests a second. The
+        # label sets are bounded (route templates, statuses, legs), so these maps are too.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._leg_children: dict[str, Any] = {}
 
     # -- feeding -----------------------------------------------------------------------------
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        labels = (method, route, str(status))
-        self.requests.labels(*labels).inc()
-        self.request_seconds.labels(*labels).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (method, route, str(status))
+            children = (self.requests.labels(*labels), self.request_seconds.labels(*labels))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_search(self, timings_ms: Mapping[str, float]) -> None:
         for leg, ms in timings_ms.items():
             if leg in SEARCH_LEGS:
-                self.search_leg_seconds.labels(leg).observe(ms / 1000)
+                child = self._leg_children.get(leg)
+                if child is None:
+                    child = self._leg_children[leg] = self.search_leg_seconds.labels(leg)
+                child.observe(ms / 1000)
         if "embed" in timings_ms:
             self.embed_seconds.labels("query").observe(timings_ms["embed"] / 1000)
 

@@ -1,10 +1,17 @@
-"""Rate limiting: a token bucket per client key (API key id or IP), in process.
+"""Rate limiting: a token bucket per client key (API key id, JWT subject or IP address).
 
 Each key may burst up to ``burst`` requests, refilled continuously at ``per_minute / 60`` per
 second. ``check`` answers in O(1) and tells a refused caller how long to wait (the value of the
-``Retry-After`` header). Buckets live in a bounded LRU map so a flood of distinct keys (for
-example spoofed IPs) cannot exhaust memory. With several server processes, each keeps its own
-buckets; a shared (Redis) limiter is the production road (issue 4).
+``Retry-After`` header).
+
+Two backends behind one small interface, :class:`Limiter`:
+
+- :class:`RateLimiter` — buckets in this process, in a bounded LRU map so a flood of distinct
+  keys (for example spoofed IPs) cannot exhaust memory. With several server processes each
+  keeps its own buckets: N workers allow N times the budget.
+- :class:`~engram.server.ratelimit_redis.RedisRateLimiter` — buckets in Redis, updated by one
+  atomic Lua script, so every process sharing the Redis shares one budget per key. Chosen by
+  :func:`make_limiter` when ``ENGRAM_REDIS_URL`` is set.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +36,30 @@ class Decision:
         return str(max(1, math.ceil(self.retry_after)))
 
 
-class RateLimiter:
+class Limiter(ABC):
+    """A token bucket per key: ``per_minute`` refill, ``burst`` capacity."""
+
+    def __init__(self, per_minute: int, *, burst: int | None = None) -> None:
+        if per_minute < 1:
+            raise ValueError("per_minute must be ≥ 1")
+        self.rate = per_minute / 60.0
+        self.burst = float(burst if burst is not None else per_minute)
+
+    @abstractmethod
+    def check(self, key: str, cost: float = 1.0) -> Decision:
+        """Take ``cost`` tokens from ``key``'s bucket if it has them."""
+
+    async def acheck(self, key: str, cost: float = 1.0) -> Decision:
+        """:meth:`check` for the event loop; backends doing I/O override it."""
+        return self.check(key, cost)
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (called at app shutdown)."""
+
+
+class RateLimiter(Limiter):
+    """Token buckets in this process."""
+
     def __init__(
         self,
         per_minute: int,
@@ -37,10 +68,7 @@ class RateLimiter:
         max_keys: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if per_minute < 1:
-            raise ValueError("per_minute must be ≥ 1")
-        self.rate = per_minute / 60.0
-        self.burst = float(burst if burst is not None else per_minute)
+        super().__init__(per_minute, burst=burst)
         self.max_keys = max_keys
         self._clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key → (tokens, t)
@@ -60,3 +88,16 @@ class RateLimiter:
             while len(self._buckets) > self.max_keys:
                 self._buckets.popitem(last=False)
         return decision
+
+
+def make_limiter(per_minute: int, *, redis_url: str | None, name: str) -> Limiter | None:
+    """The limiter for a setting: None when ``per_minute`` is 0 (no limit), shared through
+    Redis when ``redis_url`` is set, else in this process. ``name`` separates the budgets of
+    different limiters (``key``, ``ip``) in Redis."""
+    if not per_minute:
+        return None
+    if redis_url:
+        from .ratelimit_redis import RedisRateLimiter  # the redis package is an optional extra
+
+        return RedisRateLimiter(per_minute, url=redis_url, prefix=f"engram:ratelimit:{name}:")
+    return RateLimiter(per_minute)

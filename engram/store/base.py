@@ -11,10 +11,11 @@ section of :class:`Store`.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -102,6 +103,80 @@ def normalise_query(query: str | None) -> str | None:
     if query is None:
         return None
     return " ".join(query.split()).lower()[:1000] or None
+
+
+@dataclass(slots=True)
+class DocumentDump:
+    """A whole document as exported and imported (engram.transfer): its current version with
+    its chunks, and the history of its versions, timestamps preserved. No backend ids."""
+
+    key: str
+    title: str
+    version: int
+    content_hash: str
+    metadata: dict[str, Any]
+    source: str
+    created_at: str
+    updated_at: str
+    versions: list[DocumentVersion]
+    chunks: list[ChunkWrite]  # of the current version, by ordinal
+
+
+@dataclass(slots=True)
+class ConversationDump:
+    """A conversation with its messages (oldest first); message ids are not carried over."""
+
+    conversation: Conversation
+    messages: list[Message]
+
+
+@dataclass(slots=True)
+class MemoryDump:
+    """A memory (deleted ones too) with its vector and its history (oldest first)."""
+
+    record: MemoryRecord
+    content_hash: str
+    embedding: bytes  # float32, little-endian, of record.model_id
+    history: list[MemoryEvent]
+
+
+# What an import does with a conversation or memory whose id already exists for the tenant.
+OnConflict = Literal["error", "skip", "replace"]
+
+
+class StoreSnapshot(ABC):
+    """A consistent, read-only view of a store for export: every method reads the same state,
+    and the iterators stream (a collection is never held in memory whole). Orders are
+    bytewise (SQLite's BINARY collation, PostgreSQL's "C"), identical on every backend."""
+
+    @abstractmethod
+    def tenants(self) -> list[str]:
+        """Every tenant owning a collection, conversation, memory or event, sorted."""
+
+    @abstractmethod
+    def collections(self, tenant: str) -> list[Collection]:
+        """The tenant's collections by name, with their counts."""
+
+    @abstractmethod
+    def documents(self, collection: Collection) -> Iterator[DocumentDump]:
+        """Every document of the collection, by key."""
+
+    @abstractmethod
+    def embeddings(self, collection: Collection) -> Iterator[tuple[str, bytes]]:
+        """(text hash, float32 little-endian vector) of every distinct text hash the
+        collection's chunks use, for its model, by text hash."""
+
+    @abstractmethod
+    def conversations(self, tenant: str) -> Iterator[ConversationDump]:
+        """The tenant's conversations by id, each with its messages."""
+
+    @abstractmethod
+    def memories(self, tenant: str) -> Iterator[MemoryDump]:
+        """The tenant's memories (deleted ones too) by id, each with its history."""
+
+    @abstractmethod
+    def events(self, tenant: str) -> Iterator[EventWrite]:
+        """The tenant's analytics events, oldest first (ties in insertion order)."""
 
 
 # A metadata filter: {"field": value | {"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte": v,
@@ -211,8 +286,9 @@ class Store(ABC):
         """Nearest chunks by cosine similarity: (chunk id, similarity), best first."""
 
     @abstractmethod
-    def get_chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
-        """Chunks by id, joined with their document; ids that no longer exist are absent."""
+    def get_chunks(self, collection: Collection, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        """Chunks of ``collection`` by id, joined with their document; ids that no longer
+        exist (or belong to another collection) are absent."""
 
     # -- API keys ----------------------------------------------------------------------------
     @abstractmethod
@@ -452,6 +528,63 @@ class Store(ABC):
     @abstractmethod
     def pending_jobs(self) -> dict[str, int]:
         """How many jobs of every tenant are ``queued`` and ``running``."""
+
+    # == moving data (engram.transfer): export, import, backends side by side =================
+    # Bulk reads and writes that carry everything over (versions, timestamps, vectors, ids of
+    # conversations and memories) so that export -> import -> export is byte-identical on
+    # every backend (tests/test_transfer.py runs that round trip through each of them).
+    @abstractmethod
+    def snapshot(self) -> contextlib.AbstractContextManager[StoreSnapshot]:
+        """A consistent read-only view of the whole store, for export."""
+
+    @abstractmethod
+    def import_documents(
+        self,
+        collection: Collection,
+        documents: Sequence[DocumentDump],
+        embeddings: dict[str, np.ndarray],
+    ) -> None:
+        """Insert whole documents as they were exported (version, history, chunks with their
+        terms, timestamps) in one transaction. Keys must be new to the collection (else
+        Conflict); every chunk's text hash must be in ``embeddings`` or already cached for
+        the collection's model (else InvalidInput). Nothing is embedded."""
+
+    @abstractmethod
+    def rename_collection(
+        self,
+        collection: Collection,
+        name: str,
+        *,
+        swap: bool = False,
+        created_at: str | None = None,
+    ) -> Collection | None:
+        """Give ``collection`` the name ``name`` within its tenant, in one transaction (and
+        its creation time ``created_at`` when given). If ``name`` is taken: with ``swap``,
+        that collection takes ``collection``'s old name in the same transaction and is
+        returned (the caller deletes it); without, Conflict. Returns None otherwise."""
+
+    @contextlib.contextmanager
+    def bulk_load(self, collection: Collection) -> Iterator[None]:
+        """Around many writes into a collection nobody searches yet (an import's staging
+        copy): a backend may defer index maintenance to the end of the block, where one
+        bulk build is much cheaper than row-by-row upkeep (PostgreSQL's HNSW index)."""
+        yield
+
+    @abstractmethod
+    def import_conversations(
+        self, tenant: str, items: Sequence[ConversationDump], *, on_conflict: OnConflict
+    ) -> list[str]:
+        """Insert conversations with their messages (ids and timestamps kept) in one
+        transaction; returns the ids written. An id the tenant already has: Conflict
+        ("error"), left alone ("skip") or deleted with its messages first ("replace"). An id
+        of another tenant is always a Conflict."""
+
+    @abstractmethod
+    def import_memories(
+        self, tenant: str, items: Sequence[MemoryDump], *, on_conflict: OnConflict
+    ) -> list[str]:
+        """Insert memories with their vectors and history (ids and timestamps kept) in one
+        transaction; returns the ids written. Conflicts as in import_conversations."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def sync(self) -> None:  # noqa: B027 - optional hook

@@ -30,6 +30,7 @@ from .sqlite_events import SQLiteEventsMixin
 from .sqlite_jobs import SQLiteJobsMixin
 from .sqlite_memory import SQLiteMemoryMixin
 from .sqlite_sql import compile_where, connect, translate
+from .sqlite_transfer import SQLiteTransferMixin
 
 _BATCH = 500  # parameters per IN (...) list, well below SQLite's limit
 
@@ -43,7 +44,9 @@ def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
         yield seq[i : i + size]
 
 
-class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
+class SQLiteStore(
+    SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, SQLiteTransferMixin, Store
+):
     """Store in ``<data_dir>/engram.db``; ``path=":memory:"`` keeps everything in memory."""
 
     def __init__(
@@ -554,14 +557,14 @@ class SQLiteStore(SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, Store):
         indexes = self._catch_up(collection)
         return indexes.vectors.search(vec, k, self._allowed(collection, where))
 
-    def get_chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+    def get_chunks(self, collection: Collection, ids: Sequence[int]) -> dict[int, ChunkRecord]:
         out: dict[int, ChunkRecord] = {}
         for part in _chunks(list(ids)):
             rows = self._read(
                 "SELECT c.id, c.document_id, d.key, c.version, d.title, c.text, c.start_char, c.end_char,"
                 " c.page, c.heading_path, d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
-                f" WHERE c.id IN ({','.join('?' * len(part))})",
-                part,
+                f" WHERE c.collection_id = ? AND c.id IN ({','.join('?' * len(part))})",
+                (collection.id, *part),
             )
             for r in rows:
                 out[r[0]] = ChunkRecord(

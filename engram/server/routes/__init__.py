@@ -33,11 +33,12 @@ def _build() -> APIRouter:
     # replaces FastAPI's default validation-error schema with the one error shape.
     router = APIRouter(prefix="/v1", responses=error_responses(500))
     # Routes behind authentication may also answer 401, 403 and 429; health checks may not.
+    # Search first: routes are matched in order, and it is the route under load.
     for module in (
+        search,
         collections,
         documents,
         files,
-        search,
         chat,
         memories,
         conversations,

@@ -1,10 +1,25 @@
-"""``POST /v1/search``: hybrid, keyword or vector search of one collection."""
+"""``POST /v1/search``: hybrid, keyword or vector search of one collection.
+
+The response body is assembled from JSON pieces rather than validated and serialised through
+a response model on every request: the hits of a result served from the in-process result
+cache were already rendered once, and only ``timings_ms`` differs between two answers from
+the same cache entry. The body is the :class:`~engram.server.schemas.SearchResponse` schema
+byte for byte (``tests/test_server_fastpath.py`` checks it).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import threading
+from collections import OrderedDict
+from typing import Any
 
+from fastapi import APIRouter, Response
+from pydantic import TypeAdapter
+from pydantic_core import to_json
+
+from ...cache import LRUCache
 from ...errors import InvalidInput
+from ...search.searcher import SearchResponse as EngineResponse
 from ..deps import DB, Reader
 from ..observability import observe_search
 from ..pagination import decode_cursor, encode_cursor
@@ -13,9 +28,79 @@ from . import error_responses
 
 router = APIRouter(tags=["search"])
 
+RENDERED_ENTRIES = 1024
+_HITS: TypeAdapter[list[SearchHit]] = TypeAdapter(list[SearchHit])
 
-@router.post("/search", operation_id="search", responses=error_responses(404, 409, 413, 422, 503))
-def search(body: SearchRequest, db: DB, principal: Reader) -> SearchResponse:
+
+class _Rendered:
+    """Rendered bodies of cached results, by identity of the cached result list.
+
+    The in-process result cache hands out the same ``results`` list for every hit of one
+    entry; holding that list here keeps its ``id`` from being reused, and the ``is`` check
+    makes a stale id harmless. Results from Redis are new lists each time: always rendered.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[int, tuple[list[Any], bytes, bytes]] = OrderedDict()
+        self._lock = threading.Lock()  # routes run in the threadpool
+
+    def get(self, results: list[Any]) -> tuple[bytes, bytes] | None:
+        with self._lock:
+            entry = self._data.get(id(results))
+            if entry is None or entry[0] is not results:
+                return None
+            self._data.move_to_end(id(results))
+            return entry[1], entry[2]
+
+    def put(self, results: list[Any], head: bytes, tail: bytes) -> None:
+        with self._lock:
+            self._data[id(results)] = (results, head, tail)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+_rendered = _Rendered(RENDERED_ENTRIES)
+
+
+def render(result: EngineResponse, *, reuse: bool = True) -> bytes:
+    """The JSON body of ``result``: a :class:`SearchResponse`. ``reuse``: keep the rendered
+    hits of a cached result for its next hit (pointless when the cache is in Redis)."""
+    reuse = reuse and result.cached
+    parts = _rendered.get(result.results) if reuse else None
+    if parts is None:
+        hits = [SearchHit.of(r) for r in result.results]
+        # No cursor past the deepest page we would serve.
+        next_offset = result.next_offset
+        if next_offset is not None and next_offset > MAX_SEARCH_OFFSET:
+            next_offset = None
+        head = b"".join(
+            (
+                b'{"data":',
+                _HITS.dump_json(hits),
+                b',"count":',
+                str(len(hits)).encode(),
+                b',"next_cursor":',
+                to_json(encode_cursor(next_offset)),
+                b',"mode":',
+                to_json(result.mode),
+                b',"timings_ms":',
+            )
+        )
+        tail = b',"expansions":' + to_json(result.expansions) + b"}"
+        parts = head, tail
+        if reuse:
+            _rendered.put(result.results, head, tail)
+    return parts[0] + to_json(result.timings_ms) + parts[1]
+
+
+@router.post(
+    "/search",
+    operation_id="search",
+    response_model=SearchResponse,
+    responses=error_responses(404, 409, 413, 422, 503),
+)
+def search(body: SearchRequest, db: DB, principal: Reader) -> Response:
     """Search a collection: results best first, each with its document, version, character
     span, page, heading path, score, highlight and the rank and score in each leg
     (``explain``). Pass ``next_cursor`` back as ``cursor`` for the next page."""
@@ -38,16 +123,5 @@ def search(body: SearchRequest, db: DB, principal: Reader) -> SearchResponse:
         tenant=principal.tenant,
     )
     observe_search(principal, body.query, result)  # metrics and the analytics event
-    hits = [SearchHit.of(r) for r in result.results]
-    # No cursor past the deepest page we would serve.
-    next_offset = result.next_offset
-    if next_offset is not None and next_offset > MAX_SEARCH_OFFSET:
-        next_offset = None
-    return SearchResponse(
-        data=hits,
-        count=len(hits),
-        next_cursor=encode_cursor(next_offset),
-        mode=result.mode,
-        timings_ms=result.timings_ms,
-        expansions=result.expansions,
-    )
+    reuse = isinstance(db.searcher.result_cache, LRUCache)
+    return Response(render(result, reuse=reuse), media_type="application/json")

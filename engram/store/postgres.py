@@ -1,0 +1,844 @@
+"""The PostgreSQL backend: PostgreSQL + pgvector, for several engram processes on one database.
+
+Everything lives in tables (engram/store/migrations/postgres): BM25 is computed in SQL from a
+postings table and per-collection statistics that every write maintains in its transaction,
+with the same analyzed terms, k1, b, IDF and document length as engram.search.bm25, so scores
+equal the embedded backend's; vectors are searched by a pgvector HNSW index made per collection
+(a partial expression index, see create_collection), or exactly when a filter is given or the
+collection is small. Row-level security scopes every tenant-owned table (postgres_base).
+
+Round trips per search call: each store method is one transaction (pool check, tenant set-up,
+its statements, commit). keyword_search is one statement (statistics, IDF, scoring, filter,
+top k); vector_search two (the collection's size picks exact or HNSW, then the search).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
+from ..keys import ApiKey
+from ..search.ann import HnswParams
+from ..search.bm25 import K1, B
+from ..types import Collection, DocumentInfo
+from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where
+from .migrations import Migration
+from .postgres_base import (
+    SYSTEM,
+    PostgresBase,
+    iso,
+    require_psycopg,
+    translate,
+    vector_text,
+)
+from .postgres_events import PostgresEventsMixin
+from .postgres_jobs import PostgresJobsMixin
+from .postgres_memory import PostgresMemoryMixin
+from .postgres_sql import (
+    applied_migrations,
+    apply_migrations,
+    compile_where,
+    dumps,
+    redact,
+    sorted_keys,
+)
+from .postgres_transfer import PostgresTransferMixin
+
+log = logging.getLogger(__name__)
+
+HNSW_MAX_DIMENSION = 2000  # pgvector's limit for indexing `vector`; larger ones scan exactly
+HNSW_MAX_EF = 1000  # pgvector's largest hnsw.ef_search
+
+
+def _index_name(collection_id: int) -> sql.Identifier:
+    return sql.Identifier(f"chunks_vec_{collection_id}")
+
+
+class PostgresStore(
+    PostgresMemoryMixin,
+    PostgresJobsMixin,
+    PostgresEventsMixin,
+    PostgresTransferMixin,
+    PostgresBase,
+    Store,
+):
+    """Store in the PostgreSQL database at ``url`` (``postgresql://user:pass@host/db``).
+
+    Opening applies pending migrations. ``rls_enforced`` is False when the role is a
+    superuser or has BYPASSRLS, which skip row-level security (a warning is logged)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        hnsw: HnswParams | None = None,
+        pool_size: int = 10,
+        timeout: float = 10.0,
+        migrate: bool = True,
+    ) -> None:
+        require_psycopg()
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self.hnsw = hnsw or HnswParams()
+        self.applied: list[Migration] = []
+        with translate(), _connect(url, timeout) as conn:
+            if migrate:
+                self.applied = apply_migrations(conn)
+            role = conn.execute(
+                "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles"
+                " WHERE rolname = current_user"
+            ).fetchone()
+            conn.rollback()
+        self.role = str(role[0]) if role else "?"
+        self.rls_enforced = not (role and (role[1] or role[2]))
+        if not self.rls_enforced:
+            log.warning(
+                "PostgreSQL role %r is a superuser or has BYPASSRLS: row-level security does not"
+                " apply to it; connect as an ordinary role that owns the database",
+                self.role,
+            )
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, pool_size),
+            open=False,
+            configure=_configure,
+            check=ConnectionPool.check_connection,  # a restarted server costs no request
+            timeout=timeout,
+            kwargs={"connect_timeout": max(1, int(timeout)), "application_name": "engram"},
+            name="engram",
+        )
+        with translate():
+            self._pool.open(wait=True, timeout=timeout)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def migrations(self) -> list[tuple[int, str]]:
+        """(version, name) of every migration the database has."""
+        with translate(), _connect(self.url, 10.0) as conn:
+            return applied_migrations(conn)
+
+    # -- collections -------------------------------------------------------------------------
+    _COLLECTION_SQL = (
+        "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
+        " c.created_at, c.chunk_count,"
+        " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS document_count"
+        " FROM collections c"
+    )
+    _COLLECTION_SQL_LIGHT = (
+        "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
+        " c.created_at, 0 AS chunk_count, 0 AS document_count FROM collections c"
+    )
+
+    @staticmethod
+    def _collection(r: dict[str, Any]) -> Collection:
+        return Collection(
+            id=r["id"],
+            tenant=r["tenant"],
+            name=r["name"],
+            model_id=r["model_id"],
+            dimension=r["dimension"],
+            language=r["language"],
+            settings=r["settings"],
+            created_at=iso(r["created_at"], timespec="seconds") or "",
+            document_count=r["document_count"],
+            chunk_count=r["chunk_count"],
+        )
+
+    def create_collection(
+        self,
+        name: str,
+        *,
+        model_id: str,
+        dimension: int,
+        language: str,
+        settings: dict[str, Any],
+        tenant: str = "default",
+    ) -> Collection:
+        with self._tx(tenant) as cur:
+            try:
+                cur.execute(
+                    "INSERT INTO collections (tenant, name, model_id, dimension, language,"
+                    " settings) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                    (tenant, name, model_id, dimension, language, Jsonb(settings)),
+                )
+            except psycopg.errors.UniqueViolation as exc:
+                raise Conflict(f"collection {name!r} already exists") from exc
+            cid = _one(cur)["id"]
+            if dimension <= HNSW_MAX_DIMENSION:
+                # A partial expression index per collection: a `vector` column without a
+                # dimension cannot be indexed, a `vector(d)` expression can. The literal id
+                # in the predicate lets the planner match it to vector_search's query.
+                cur.execute(
+                    sql.SQL(
+                        "CREATE INDEX {} ON chunks USING hnsw ((embedding::vector({}))"
+                        " vector_cosine_ops) WITH (m = {}, ef_construction = {})"
+                        " WHERE collection_id = {}"
+                    ).format(
+                        _index_name(cid),
+                        sql.Literal(dimension),
+                        sql.Literal(self.hnsw.connectivity),
+                        sql.Literal(self.hnsw.expansion_add),
+                        sql.Literal(cid),
+                    )
+                )
+        return self.get_collection(name, tenant=tenant)
+
+    def get_collection(
+        self, name: str, *, tenant: str = "default", counts: bool = True
+    ) -> Collection:
+        query = self._COLLECTION_SQL if counts else self._COLLECTION_SQL_LIGHT
+        with self._tx(tenant) as cur:
+            cur.execute(query + " WHERE c.tenant = %s AND c.name = %s", (tenant, name))
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(
+                    "SELECT name FROM collections WHERE tenant = %s ORDER BY name", (tenant,)
+                )
+                known = [r["name"] for r in cur.fetchall()]
+        if row is None:
+            raise CollectionNotFound(
+                f"no collection named {name!r}",
+                hint=f"existing collections: {', '.join(known)}"
+                if known
+                else "ingest documents first",
+            )
+        return self._collection(row)
+
+    def list_collections(self, *, tenant: str = "default") -> list[Collection]:
+        with self._tx(tenant) as cur:
+            cur.execute(self._COLLECTION_SQL + " WHERE c.tenant = %s ORDER BY c.name", (tenant,))
+            return [self._collection(r) for r in cur.fetchall()]
+
+    def delete_collection(self, name: str, *, tenant: str = "default") -> None:
+        collection = self.get_collection(name, tenant=tenant, counts=False)
+        with self._tx(tenant) as cur:
+            if not self._lock(cur, collection):
+                return  # deleted meanwhile
+            cur.execute(
+                "SELECT DISTINCT text_hash FROM chunks WHERE collection_id = %s",
+                (collection.id,),
+            )
+            hashes = [r["text_hash"] for r in cur.fetchall()]
+            # Documents, versions, chunks, postings and vocabulary go by ON DELETE CASCADE.
+            cur.execute("DELETE FROM collections WHERE id = %s", (collection.id,))
+            self._drop_orphan_embeddings(cur, collection.model_id, hashes)
+        # Dropped after the commit, CONCURRENTLY: a plain DROP INDEX would lock the whole
+        # chunks table (every collection's searches) until the cascade above committed.
+        with translate(), self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute(
+                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                        _index_name(collection.id)
+                    )
+                )
+            finally:
+                conn.autocommit = False
+
+    # -- documents ---------------------------------------------------------------------------
+    def document_hashes(self, collection: Collection) -> dict[str, str]:
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                "SELECT key, content_hash FROM documents WHERE collection_id = %s",
+                (collection.id,),
+            )
+            return {r["key"]: r["content_hash"] for r in cur.fetchall()}
+
+    def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:
+        wanted = list(set(hashes))
+        if not wanted:
+            return set()
+        with self._tx(SYSTEM) as cur:  # the cache is shared by every tenant
+            cur.execute(
+                "SELECT text_hash FROM embeddings WHERE model_id = %s AND text_hash = ANY(%s)",
+                (model_id, wanted),
+            )
+            return {r["text_hash"] for r in cur.fetchall()}
+
+    def write_documents(
+        self,
+        collection: Collection,
+        documents: Sequence[DocumentWrite],
+        embeddings: dict[str, np.ndarray],
+    ) -> list[tuple[str, int]]:
+        hashes, vectors = [], []
+        for text_hash, vector in embeddings.items():
+            vec = np.asarray(vector, dtype=np.float32)
+            if vec.shape != (collection.dimension,):
+                raise InvalidInput(
+                    f"vector of shape {vec.shape} for a collection of dimension {collection.dimension}"
+                )
+            hashes.append(text_hash)
+            vectors.append(vector_text(vec))
+        written: list[tuple[str, int]] = []
+        with self._tx(collection.tenant) as cur:
+            if not self._lock(cur, collection):
+                raise CollectionNotFound(f"collection {collection.name!r} was deleted")
+            if hashes:
+                cur.execute(
+                    "INSERT INTO embeddings (model_id, text_hash, vector)"
+                    " SELECT %s, h, v::vector FROM unnest(%s::text[], %s::text[]) AS u(h, v)"
+                    " ON CONFLICT DO NOTHING",
+                    (collection.model_id, hashes, vectors),
+                )
+            needed = list({c.text_hash for d in documents for c in d.chunks})
+            if needed:
+                cur.execute(
+                    "SELECT text_hash FROM embeddings WHERE model_id = %s AND text_hash = ANY(%s)",
+                    (collection.model_id, needed),
+                )
+                present = {r["text_hash"] for r in cur.fetchall()}
+                for doc in documents:
+                    missing = {c.text_hash for c in doc.chunks} - present
+                    if missing:
+                        raise InvalidInput(
+                            f"document {doc.key!r} has {len(missing)} chunk(s) without an embedding"
+                        )
+            chunks = length = 0
+            old_hashes: list[str] = []
+            for batch in _unique_key_batches(documents):
+                done, delta = self._write_batch(cur, collection, batch)
+                written.extend(done)
+                chunks += delta[0]
+                length += delta[1]
+                old_hashes.extend(delta[2])
+            self._bump(cur, collection, chunks, length)
+            self._drop_orphan_embeddings(cur, collection.model_id, old_hashes)
+        return written
+
+    def _write_batch(
+        self, cur: psycopg.Cursor[dict[str, Any]], collection: Collection, docs: list[DocumentWrite]
+    ) -> tuple[list[tuple[str, int]], tuple[int, int, list[str]]]:
+        """Write documents with distinct keys; returns their (key, version) and the change of
+        (chunk count, total length) plus the text hashes of the chunks they replaced."""
+        cid, tenant = collection.id, collection.tenant
+        cur.execute(
+            "SELECT id FROM documents WHERE collection_id = %s AND key = ANY(%s) FOR UPDATE",
+            (cid, [d.key for d in docs]),
+        )
+        existing = [r["id"] for r in cur.fetchall()]
+        removed, removed_length, old_hashes = self._remove_chunks(cur, collection, existing)
+        cur.execute(
+            "INSERT INTO documents (tenant, collection_id, key, title, version, content_hash,"
+            " metadata, source, created_at, updated_at)"
+            " SELECT %s, %s, u.key, u.title, 1, u.hash, u.meta::jsonb, u.source, now(), now()"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+            " WITH ORDINALITY AS u(key, title, hash, meta, source, ord) ORDER BY u.ord"
+            " ON CONFLICT (collection_id, key) DO UPDATE SET title = excluded.title,"
+            " version = documents.version + 1, content_hash = excluded.content_hash,"
+            " metadata = excluded.metadata, source = excluded.source,"
+            " updated_at = excluded.updated_at"
+            " RETURNING id, key, version",
+            (
+                tenant,
+                cid,
+                [d.key for d in docs],
+                [d.title for d in docs],
+                [d.content_hash for d in docs],
+                [dumps(d.metadata) for d in docs],
+                [d.source for d in docs],
+            ),
+        )
+        ids = {r["key"]: (r["id"], r["version"]) for r in cur.fetchall()}
+        cur.execute(
+            "INSERT INTO document_versions (tenant, document_id, version, content_hash,"
+            " chunk_count, created_at)"
+            " SELECT %s, u.doc, u.version, u.hash, u.n, now()"
+            " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[]) AS u(doc, version, hash, n)",
+            (
+                tenant,
+                [ids[d.key][0] for d in docs],
+                [ids[d.key][1] for d in docs],
+                [d.content_hash for d in docs],
+                [len(d.chunks) for d in docs],
+            ),
+        )
+        rows: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                [
+                    "doc",
+                    "version",
+                    "ordinal",
+                    "text",
+                    "start",
+                    "end",
+                    "page",
+                    "heading",
+                    "hash",
+                    "terms",
+                    "length",
+                ]
+            )
+        }
+        for doc in docs:
+            doc_id, version = ids[doc.key]
+            for c in doc.chunks:
+                terms = c.terms.split()  # exactly BM25Index's split
+                for key, value in zip(
+                    rows,
+                    (
+                        doc_id,
+                        version,
+                        c.ordinal,
+                        c.text,
+                        c.start,
+                        c.end,
+                        c.page,
+                        dumps(list(c.heading_path)),
+                        c.text_hash,
+                        " ".join(terms),
+                        len(terms),
+                    ),
+                ):
+                    rows[key].append(value)
+        if rows["doc"]:
+            # Chunks (with their vector, copied from the cache), their postings and the
+            # vocabulary's document frequencies, in one statement. Vocabulary rows are
+            # upserted in term order (a fixed lock order).
+            cur.execute(
+                "WITH new AS ("
+                " INSERT INTO chunks (tenant, collection_id, document_id, version, ordinal, text,"
+                " start_char, end_char, page, heading_path, text_hash, terms, length, embedding)"
+                " SELECT %(tenant)s, %(cid)s, u.doc, u.version, u.ordinal, u.text, u.start_char,"
+                " u.end_char, u.page, u.heading::jsonb, u.hash, u.terms, u.length, e.vector"
+                " FROM unnest(%(doc)s::bigint[], %(version)s::int[], %(ordinal)s::int[],"
+                " %(text)s::text[], %(start)s::int[], %(end)s::int[], %(page)s::int[],"
+                " %(heading)s::text[], %(hash)s::text[], %(terms)s::text[], %(length)s::int[])"
+                " WITH ORDINALITY AS u(doc, version, ordinal, text, start_char, end_char, page,"
+                " heading, hash, terms, length, ord)"
+                " JOIN embeddings e ON e.model_id = %(model)s AND e.text_hash = u.hash"
+                " ORDER BY u.ord"
+                " RETURNING id, terms, length"
+                "), post AS ("
+                " INSERT INTO postings (tenant, collection_id, term, chunk_id, tf, length)"
+                " SELECT %(tenant)s, %(cid)s, t.term, new.id, count(*), new.length"
+                " FROM new, unnest(string_to_array(new.terms, ' ')) AS t(term)"
+                " GROUP BY new.id, new.length, t.term"
+                " RETURNING term"
+                ")"
+                " INSERT INTO vocabulary (tenant, collection_id, term, df)"
+                " SELECT %(tenant)s, %(cid)s, term, count(*) FROM post GROUP BY term ORDER BY term"
+                " ON CONFLICT (collection_id, term) DO UPDATE SET df = vocabulary.df + excluded.df",
+                {"tenant": tenant, "cid": cid, "model": collection.model_id, **rows},
+            )
+        added, added_length = len(rows["doc"]), sum(rows["length"])
+        return (
+            [(d.key, ids[d.key][1]) for d in docs],
+            (added - removed, added_length - removed_length, old_hashes),
+        )
+
+    def _remove_chunks(
+        self, cur: psycopg.Cursor[dict[str, Any]], collection: Collection, doc_ids: list[int]
+    ) -> tuple[int, int, list[str]]:
+        """Delete the chunks of documents with their postings and document frequencies;
+        returns (chunks removed, their total length, their text hashes)."""
+        if not doc_ids:
+            return 0, 0, []
+        cur.execute(
+            "WITH gone AS ("
+            " DELETE FROM chunks WHERE document_id = ANY(%(docs)s)"
+            " RETURNING id, terms, length, text_hash"
+            "), pairs AS ("
+            " SELECT DISTINCT g.id, t.term FROM gone g,"
+            " unnest(string_to_array(g.terms, ' ')) AS t(term)"
+            "), post AS ("
+            " DELETE FROM postings p USING pairs"
+            " WHERE p.collection_id = %(cid)s AND p.term = pairs.term AND p.chunk_id = pairs.id"
+            " RETURNING p.term"
+            "), voc AS ("
+            " UPDATE vocabulary v SET df = v.df - d.n"
+            " FROM (SELECT term, count(*) AS n FROM post GROUP BY term) AS d"
+            " WHERE v.collection_id = %(cid)s AND v.term = d.term"
+            " RETURNING v.term, v.df"
+            ")"
+            " SELECT (SELECT count(*) FROM gone) AS n,"
+            " (SELECT coalesce(sum(length), 0) FROM gone) AS length,"
+            " (SELECT coalesce(array_agg(text_hash), '{}') FROM gone) AS hashes,"
+            " (SELECT coalesce(array_agg(term), '{}') FROM voc WHERE df <= 0) AS empty",
+            {"docs": doc_ids, "cid": collection.id},
+        )
+        row = _one(cur)
+        if row["empty"]:
+            cur.execute(
+                "DELETE FROM vocabulary WHERE collection_id = %s AND term = ANY(%s) AND df <= 0",
+                (collection.id, row["empty"]),
+            )
+        return int(row["n"]), int(row["length"]), list(row["hashes"])
+
+    @staticmethod
+    def _lock(cur: psycopg.Cursor[dict[str, Any]], collection: Collection) -> bool:
+        """Lock the collection's row first: writers of one collection queue here, in one fixed
+        order, before touching the rows they share. False if the collection is gone."""
+        cur.execute("SELECT id FROM collections WHERE id = %s FOR UPDATE", (collection.id,))
+        return cur.fetchone() is not None
+
+    @staticmethod
+    def _bump(
+        cur: psycopg.Cursor[dict[str, Any]], collection: Collection, chunks: int, length: int
+    ) -> None:
+        cur.execute(
+            "UPDATE collections SET chunk_count = chunk_count + %s,"
+            " total_length = total_length + %s, revision = revision + 1 WHERE id = %s",
+            (chunks, length, collection.id),
+        )
+
+    @staticmethod
+    def _drop_orphan_embeddings(
+        cur: psycopg.Cursor[dict[str, Any]], model_id: str, hashes: Sequence[str]
+    ) -> None:
+        """Remove cached vectors no chunk uses any more (so deleted text leaves no trace).
+        Row-level security hides other tenants' chunks here, so a vector another tenant also
+        uses may go too: it is only a cache (their chunks keep their own copy)."""
+        if hashes:
+            cur.execute(
+                "DELETE FROM embeddings e WHERE e.model_id = %s AND e.text_hash = ANY(%s)"
+                " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = e.text_hash)",
+                (model_id, list(set(hashes))),
+            )
+
+    def delete_documents(self, collection: Collection, keys: Sequence[str]) -> int:
+        with self._tx(collection.tenant) as cur:
+            if not self._lock(cur, collection):
+                return 0
+            cur.execute(
+                "SELECT id FROM documents WHERE collection_id = %s AND key = ANY(%s)",
+                (collection.id, list(keys)),
+            )
+            doc_ids = [r["id"] for r in cur.fetchall()]
+            if not doc_ids:
+                return 0
+            removed, length, hashes = self._remove_chunks(cur, collection, doc_ids)
+            cur.execute("DELETE FROM documents WHERE id = ANY(%s)", (doc_ids,))
+            self._bump(cur, collection, -removed, -length)
+            self._drop_orphan_embeddings(cur, collection.model_id, hashes)
+        return len(doc_ids)
+
+    _DOC_SQL = (
+        "SELECT d.id, d.key, d.title, d.version, d.content_hash, d.metadata, d.source,"
+        " (SELECT count(*) FROM chunks k WHERE k.document_id = d.id) AS chunk_count,"
+        " d.created_at, d.updated_at FROM documents d"
+    )
+
+    @staticmethod
+    def _document(collection: Collection, r: dict[str, Any]) -> DocumentInfo:
+        return DocumentInfo(
+            id=r["id"],
+            collection=collection.name,
+            key=r["key"],
+            title=r["title"],
+            version=r["version"],
+            content_hash=r["content_hash"],
+            metadata=sorted_keys(r["metadata"]),
+            source=r["source"],
+            chunk_count=r["chunk_count"],
+            created_at=iso(r["created_at"], timespec="seconds") or "",
+            updated_at=iso(r["updated_at"], timespec="seconds") or "",
+        )
+
+    def list_documents(
+        self,
+        collection: Collection,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        where: Where | None = None,
+    ) -> list[DocumentInfo]:
+        cond, params = compile_where(where)
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                self._DOC_SQL
+                + f" WHERE d.collection_id = %s AND {cond} ORDER BY d.key LIMIT %s OFFSET %s",
+                (collection.id, *params, limit, offset),
+            )
+            return [self._document(collection, r) for r in cur.fetchall()]
+
+    def get_document(self, collection: Collection, key: str) -> DocumentInfo:
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                self._DOC_SQL + " WHERE d.collection_id = %s AND d.key = %s", (collection.id, key)
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise DocumentNotFound(f"no document {key!r} in collection {collection.name!r}")
+        return self._document(collection, row)
+
+    def document_versions(self, collection: Collection, key: str) -> list[DocumentVersion]:
+        doc = self.get_document(collection, key)
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                "SELECT version, content_hash, chunk_count, created_at FROM document_versions"
+                " WHERE document_id = %s ORDER BY version",
+                (doc.id,),
+            )
+            return [
+                DocumentVersion(
+                    r["version"],
+                    r["content_hash"],
+                    r["chunk_count"],
+                    iso(r["created_at"], timespec="seconds") or "",
+                )
+                for r in cur.fetchall()
+            ]
+
+    # -- retrieval ---------------------------------------------------------------------------
+    def keyword_search(
+        self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
+        wanted = list(dict.fromkeys(terms))
+        if not wanted or k <= 0:
+            return []
+        cond, params = compile_where(where)
+        allowed = (
+            " AND p.chunk_id IN (SELECT c.id FROM chunks c JOIN documents d"
+            f" ON d.id = c.document_id WHERE c.collection_id = %s AND {cond})"
+            if where
+            else ""
+        )
+        # Okapi BM25 exactly as engram.search.bm25: N and avgdl over live chunks, df from the
+        # vocabulary, idf = max(ln((N - df + 0.5) / (df + 0.5)), 1e-6), OR semantics. Per query
+        # term, q holds w = idf * (k1 + 1), c1 = k1 * (1 - b) and c2 = k1 * b / avgdl, so each
+        # posting costs w * tf / (tf + c1 + c2 * |D|): one pass over the terms' postings (an
+        # index-only scan) and a hash aggregate. MATERIALIZED keeps q from being inlined and
+        # its ln() recomputed for every posting.
+        query = (
+            "WITH q AS MATERIALIZED (SELECT v.term,"
+            " greatest(ln((c.chunk_count - v.df + 0.5::float8) / (v.df + 0.5::float8)), 1e-6::float8)"
+            " * %s::float8 AS w, %s::float8 AS c1,"
+            " %s::float8 * c.chunk_count / c.total_length AS c2"
+            " FROM collections c JOIN vocabulary v ON v.collection_id = c.id"
+            " WHERE c.id = %s AND c.total_length > 0 AND v.term = ANY(%s))"
+            " SELECT p.chunk_id AS id, sum(q.w * p.tf / (p.tf + q.c1 + q.c2 * p.length)) AS score"
+            " FROM q JOIN postings p ON p.collection_id = %s AND p.term = q.term"
+            f" WHERE TRUE{allowed}"
+            " GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %s"
+        )
+        cid = collection.id
+        args = [K1 + 1, K1 * (1 - B), K1 * B, cid, wanted, cid]
+        if where:
+            args += [cid, *params]
+        with self._tx(collection.tenant) as cur:
+            cur.execute(query, (*args, k))
+            return [(int(r["id"]), float(r["score"])) for r in cur.fetchall()]
+
+    def term_frequencies(self, collection: Collection, terms: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        if terms:
+            with self._tx(collection.tenant) as cur:
+                cur.execute(
+                    "SELECT term, df FROM vocabulary WHERE collection_id = %s AND term = ANY(%s)",
+                    (collection.id, list(set(terms))),
+                )
+                found = {r["term"]: int(r["df"]) for r in cur.fetchall()}
+        return {t: found.get(t, 0) for t in terms}
+
+    def revision(self, collection: Collection) -> int:
+        with self._tx(collection.tenant) as cur:
+            cur.execute("SELECT revision FROM collections WHERE id = %s", (collection.id,))
+            row = cur.fetchone()
+        return int(row["revision"]) if row else -1
+
+    def vocabulary(self, collection: Collection) -> list[str]:
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                "SELECT term FROM vocabulary WHERE collection_id = %s ORDER BY term",
+                (collection.id,),
+            )
+            return [r["term"] for r in cur.fetchall()]
+
+    def vector_search(
+        self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
+        vec = np.asarray(vector, dtype=np.float32)
+        if vec.shape != (collection.dimension,):
+            raise InvalidInput(
+                f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}"
+            )
+        if k <= 0:
+            return []
+        # pgvector returns at most ef_search (≤ 1000) rows from the index: a deeper k scans.
+        ef = max(self.hnsw.expansion_search, k)
+        with self._tx(
+            collection.tenant, settings={"hnsw.ef_search": str(min(ef, HNSW_MAX_EF))}
+        ) as cur:
+            exact = bool(where) or collection.dimension > HNSW_MAX_DIMENSION or k > HNSW_MAX_EF
+            if not exact:
+                # The collection's size picks the path; a large one also steers the planner
+                # to the HNSW index for this transaction, whatever its (possibly stale, right
+                # after a bulk ingest) statistics say: seq/bitmap scans and sorts are the
+                # alternatives, and set_config only runs when the CASE reaches it.
+                cur.execute(
+                    "SELECT chunk_count, CASE WHEN chunk_count >= %s THEN"
+                    " set_config('enable_seqscan', 'off', true)"
+                    " || set_config('enable_bitmapscan', 'off', true)"
+                    " || set_config('enable_sort', 'off', true) END AS steered"
+                    " FROM collections WHERE id = %s",
+                    (self.hnsw.exact_below, collection.id),
+                )
+                row = cur.fetchone()
+                exact = row is None or row["steered"] is None
+            if exact:
+                # Every matching row is scored: a filter never loses results to an index's
+                # post-filtering. The plain column (not the index's expression) keeps the
+                # planner off the HNSW index.
+                cond, params = compile_where(where)
+                cur.execute(
+                    "SELECT c.id, 1 - (c.embedding <=> %s::vector) AS sim FROM chunks c"
+                    " JOIN documents d ON d.id = c.document_id"
+                    f" WHERE c.collection_id = %s AND {cond}"
+                    " ORDER BY c.embedding <=> %s::vector, c.id LIMIT %s",
+                    (vector_text(vec), collection.id, *params, vector_text(vec), k),
+                )
+            else:
+                cur.execute(_ann_query(collection), (vector_text(vec), vector_text(vec), k))
+            hits = [(int(r["id"]), float(r["sim"])) for r in cur.fetchall()]
+        hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits
+
+    def get_chunks(self, collection: Collection, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        if not ids:
+            return {}
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                "SELECT c.id, c.document_id, d.key, c.version, d.title, c.text, c.start_char,"
+                " c.end_char, c.page, c.heading_path, d.metadata FROM chunks c"
+                " JOIN documents d ON d.id = c.document_id"
+                " WHERE c.id = ANY(%s) AND c.collection_id = %s",
+                (list(ids), collection.id),
+            )
+            rows = cur.fetchall()
+        return {
+            r["id"]: ChunkRecord(
+                id=r["id"],
+                document_id=r["document_id"],
+                document_key=r["key"],
+                version=r["version"],
+                title=r["title"],
+                text=r["text"],
+                start=r["start_char"],
+                end=r["end_char"],
+                page=r["page"],
+                heading_path=tuple(r["heading_path"]),
+                metadata=sorted_keys(r["metadata"]),
+            )
+            for r in rows
+        }
+
+    # -- API keys ----------------------------------------------------------------------------
+    _KEY_SQL = "SELECT id, tenant, name, scopes, created_at, revoked_at, last_used_at FROM api_keys"
+
+    @staticmethod
+    def _key(r: dict[str, Any]) -> ApiKey:
+        return ApiKey(
+            r["id"],
+            r["tenant"],
+            r["name"],
+            tuple(r["scopes"]),
+            iso(r["created_at"], timespec="seconds") or "",
+            iso(r["revoked_at"], timespec="seconds"),
+            iso(r["last_used_at"], timespec="seconds"),
+        )
+
+    def create_api_key(self, key: ApiKey, secret_hash: str) -> None:
+        with self._tx(key.tenant) as cur:
+            cur.execute(
+                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s::timestamptz)",
+                (
+                    key.id,
+                    key.tenant,
+                    key.name,
+                    Jsonb(list(key.scopes)),
+                    secret_hash,
+                    key.created_at,
+                ),
+            )
+
+    def get_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        with self._tx(SYSTEM) as cur:  # a presented key is looked up before its tenant is known
+            cur.execute(
+                self._KEY_SQL.replace(" FROM", ", secret_hash FROM") + " WHERE id = %s",
+                (key_id,),
+            )
+            row = cur.fetchone()
+        return (self._key(row), row["secret_hash"]) if row else None
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        with self._tx(SYSTEM if tenant is None else tenant) as cur:
+            if tenant is None:
+                cur.execute(self._KEY_SQL + " ORDER BY created_at, id")
+            else:
+                cur.execute(self._KEY_SQL + " WHERE tenant = %s ORDER BY created_at, id", (tenant,))
+            return [self._key(r) for r in cur.fetchall()]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        with self._tx(SYSTEM) as cur:
+            cur.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
+                (key_id,),
+            )
+            return cur.rowcount == 1
+
+
+def _ann_query(collection: Collection) -> sql.Composed:
+    """Nearest chunks by the collection's HNSW index: the same expression and literal
+    collection id as the partial index, so that the planner can use it. Parameters: the
+    vector (twice) and k."""
+    dim, cid = sql.Literal(collection.dimension), sql.Literal(collection.id)
+    return sql.SQL(
+        "SELECT id, 1 - (embedding::vector({dim}) <=> %s::vector({dim})) AS sim"
+        " FROM chunks WHERE collection_id = {cid}"
+        " ORDER BY embedding::vector({dim}) <=> %s::vector({dim}) LIMIT %s"
+    ).format(dim=dim, cid=cid)
+
+
+def _one(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
+    row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+def _unique_key_batches(documents: Sequence[DocumentWrite]) -> list[list[DocumentWrite]]:
+    """Consecutive runs of documents with distinct keys (a key written twice in one call
+    becomes two versions, in order, as on SQLite)."""
+    batches: list[list[DocumentWrite]] = [[]]
+    seen: set[str] = set()
+    for doc in documents:
+        if doc.key in seen:
+            batches.append([])
+            seen = set()
+        batches[-1].append(doc)
+        seen.add(doc.key)
+    return [b for b in batches if b]
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Every pooled connection works in UTC (date_trunc, day boundaries of statistics), and
+    without JIT compilation, which costs tens of milliseconds for queries (BM25 over many
+    postings) that run in a few."""
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute("SET jit = off")
+    conn.commit()
+
+
+def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
+    """A dedicated connection (migrations, role check), with a clear error when it fails."""
+    from ..errors import ServerUnavailable
+
+    try:
+        return psycopg.connect(url, connect_timeout=max(1, int(timeout)), application_name="engram")
+    except psycopg.OperationalError as exc:
+        raise ServerUnavailable(
+            f"cannot connect to PostgreSQL at {redact(url)}: {str(exc).strip()}",
+            hint="check ENGRAM_DATABASE_URL and that the server is running",
+        ) from exc

@@ -1,0 +1,144 @@
+"""Plumbing shared by the PostgreSQL store and its mixins: the pool, tenant-scoped
+transactions, error translation, timestamps and vectors.
+
+Every statement runs inside :meth:`PostgresBase._tx`, which sets ``engram.tenant`` for the
+transaction; the row-level-security policies of every tenant-owned table compare each row's
+``tenant`` column with it, so a query that forgets its ``WHERE tenant = ...`` still sees one
+tenant's rows only. :data:`SYSTEM` is the tenant value of the few operations that serve every
+tenant (claiming jobs, looking an API key up by id, migrations).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ..errors import (
+    Conflict,
+    EngramError,
+    InvalidInput,
+    MissingDependency,
+    ServerUnavailable,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "*"  # tenant value for system operations that cross tenants
+
+_INSTALL = 'pip install "engram[postgres]"'
+
+
+def require_psycopg() -> None:
+    """Fail with the install command when the ``postgres`` extra is missing."""
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependency(
+            "the PostgreSQL backend needs psycopg 3 and psycopg-pool", hint=_INSTALL
+        ) from exc
+
+
+def iso(
+    value: datetime | None, *, timespec: Literal["seconds", "microseconds"] = "microseconds"
+) -> str | None:
+    """A timestamp exactly as the SQLite backend stores it: ISO 8601 in UTC with ``+00:00``.
+    Collections, documents and API keys use ``timespec="seconds"``; memories, jobs and events
+    ``"microseconds"`` (see the ``_now()`` of each SQLite module)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec=timespec)
+
+
+def vector_text(vector: np.ndarray) -> str:
+    """pgvector's text form of a vector: ``[0.1,0.2,...]`` (float32 round-trips exactly)."""
+    vec = np.asarray(vector, dtype=np.float32).ravel()
+    return "[" + ",".join(repr(float(x)) for x in vec.tolist()) + "]"
+
+
+def parse_vector(text: str) -> np.ndarray:
+    """The inverse of :func:`vector_text` (pgvector returns ``vector`` columns as text)."""
+    return np.array(text.strip("[]").split(","), dtype=np.float32)
+
+
+@contextlib.contextmanager
+def translate() -> Iterator[None]:
+    """The one boundary where psycopg errors become engram errors."""
+    import psycopg
+    import psycopg_pool
+    from psycopg import errors as pgerr
+
+    try:
+        yield
+    except EngramError:
+        raise
+    except psycopg_pool.PoolTimeout as exc:
+        raise ServerUnavailable(
+            f"no PostgreSQL connection available: {exc}",
+            hint="check that the database is up and reachable (ENGRAM_DATABASE_URL)",
+        ) from exc
+    except pgerr.UniqueViolation as exc:
+        raise Conflict(f"already exists: {exc.diag.message_detail or exc}") from exc
+    except psycopg.DataError as exc:
+        nul = "NUL" in str(exc) or "\\u0000" in str(exc)
+        raise InvalidInput(
+            f"PostgreSQL refused a value: {str(exc).splitlines()[0]}",
+            hint="PostgreSQL cannot store NUL (\\x00) characters in text: remove them"
+            if nul
+            else None,
+        ) from exc
+    except pgerr.InsufficientPrivilege as exc:
+        raise StoreError(
+            f"PostgreSQL refused the operation: {exc}",
+            hint="row-level security or grants forbid it for this tenant or role",
+        ) from exc
+    except (pgerr.AdminShutdown, pgerr.CannotConnectNow, psycopg.OperationalError) as exc:
+        raise ServerUnavailable(
+            f"lost the connection to PostgreSQL: {exc}".strip(),
+            hint="the database restarted or is unreachable; retry the request",
+        ) from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"PostgreSQL error: {exc}") from exc
+
+
+class PostgresBase:
+    """Holds the connection pool; the store and its mixins run SQL through :meth:`_tx`."""
+
+    _pool: psycopg_pool.ConnectionPool[Any]
+
+    @contextlib.contextmanager
+    def _tx(
+        self, tenant: str, *, snapshot: bool = False, settings: dict[str, str] | None = None
+    ) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        """One transaction on a pooled connection; rows as dicts. ``engram.tenant`` (and any
+        ``settings``, e.g. ``hnsw.ef_search``) are set for this transaction only, so the
+        connection goes back to the pool unscoped. ``snapshot=True`` makes it a read-only
+        REPEATABLE READ transaction: every statement sees the same database state.
+
+        The pool checks a connection before handing it out and replaces it when the server
+        restarted, so a restart costs no request; a failure inside the transaction rolls it
+        back and surfaces as ServerUnavailable (nothing was committed: safe to retry)."""
+        from psycopg.rows import dict_row
+
+        names = [("engram.tenant", tenant), *(settings or {}).items()]
+        set_sql = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names)
+        params = [x for pair in names for x in pair]
+        with (
+            translate(),
+            self._pool.connection() as conn,
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
+            if snapshot:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cur.execute(set_sql, params)
+            yield cur

@@ -1,0 +1,147 @@
+"""PostgreSQL implementation of the analytics-events part of the store contract (``events``).
+
+A mixin of :class:`engram.store.postgres.PostgresStore`, returning exactly what
+:mod:`engram.store.sqlite_events` returns: the same windows (``since <= created_at <
+until``), days and months of the UTC timestamp, nearest-rank percentiles (``percentile_disc``
+is nearest rank: the ``ceil(p·n)``-th smallest value), top queries ranked by count then by
+query in byte order (``COLLATE "C"``, as SQLite compares text).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import InvalidInput
+from .base import EventWrite, normalise_query
+from .postgres_base import SYSTEM, PostgresBase
+
+_WINDOW = "tenant = %s AND created_at >= %s AND created_at < %s"
+_DAY = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+_MONTH = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')"
+TOP_QUERIES = 10
+
+# A bare year or year-month ("2024", "2024-03"): fromisoformat reads the rest.
+_PARTIAL = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+def _timestamp(value: str, name: str) -> datetime:
+    """An ISO 8601 bound or event time as an aware datetime (naive means UTC).
+
+    The SQLite backend compares the strings; a prefix such as ``"2024"`` or ``"2024-03"``
+    sorts before every timestamp it starts, i.e. it is the first instant of that year or
+    month, which is what it becomes here."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and _PARTIAL.match(text):
+        text = (text + "-01-01")[:10]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{name} must be an ISO 8601 timestamp, not {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class PostgresEventsMixin(PostgresBase):
+    """Analytics events in PostgreSQL."""
+
+    def record_events(self, events: Sequence[EventWrite]) -> None:
+        if not events:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            (
+                e.tenant,
+                e.kind,
+                e.user_id,
+                e.key_id,
+                normalise_query(e.query),
+                e.result_count,
+                e.latency_ms,
+                json.dumps(e.data, ensure_ascii=False, sort_keys=True, default=str),
+                _timestamp(e.created_at, "created_at") if e.created_at else now,
+            )
+            for e in events
+        ]
+        # A batch from the recorder may hold several tenants' events: one transaction
+        # either way, under the tenant itself when there is only one.
+        tenants = {e.tenant for e in events}
+        tenant = tenants.pop() if len(tenants) == 1 else SYSTEM
+        with self._tx(tenant) as cur:
+            cur.executemany(
+                "INSERT INTO events (tenant, kind, user_id, key_id, query, result_count,"
+                " latency_ms, data, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+                rows,
+            )
+
+    def delete_user_events(self, *, tenant: str, user_id: str) -> int:
+        with self._tx(tenant) as cur:
+            cur.execute("DELETE FROM events WHERE tenant = %s AND user_id = %s", (tenant, user_id))
+            return int(cur.rowcount)
+
+    def event_stats(self, tenant: str, since: str, until: str) -> dict[str, Any]:
+        window = (tenant, _timestamp(since, "since"), _timestamp(until, "until"))
+        searches = f"{_WINDOW} AND kind = 'search'"
+        users = f"{_WINDOW} AND user_id IS NOT NULL"
+        with self._tx(tenant) as cur:
+            cur.execute(
+                f"SELECT kind, count(*) AS n FROM events WHERE {_WINDOW}"
+                ' GROUP BY kind ORDER BY kind COLLATE "C"',
+                window,
+            )
+            counts = {r["kind"]: r["n"] for r in cur.fetchall()}
+            cur.execute(
+                f"SELECT {_DAY} AS day, count(*) AS n FROM events WHERE {searches}"
+                " GROUP BY 1 ORDER BY 1",
+                window,
+            )
+            per_day = [{"date": r["day"], "count": r["n"]} for r in cur.fetchall()]
+            cur.execute(
+                "SELECT count(result_count) AS with_count,"
+                " count(*) FILTER (WHERE result_count = 0) AS zero,"
+                " count(latency_ms) AS timed,"
+                " percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,"
+                " percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95"
+                f" FROM events WHERE {searches}",
+                window,
+            )
+            agg = cur.fetchone()
+            assert agg is not None
+            cur.execute(
+                f"SELECT query, count(*) AS n FROM events WHERE {searches}"
+                ' AND query IS NOT NULL GROUP BY query ORDER BY n DESC, query COLLATE "C"'
+                " LIMIT %s",
+                (*window, TOP_QUERIES),
+            )
+            top = [{"query": r["query"], "count": r["n"]} for r in cur.fetchall()]
+            cur.execute(
+                f"SELECT {_DAY} AS day, count(DISTINCT user_id) AS n FROM events"
+                f" WHERE {users} GROUP BY 1 ORDER BY 1",
+                window,
+            )
+            daily = [{"date": r["day"], "count": r["n"]} for r in cur.fetchall()]
+            cur.execute(
+                f"SELECT {_MONTH} AS month, count(DISTINCT user_id) AS n FROM events"
+                f" WHERE {users} GROUP BY 1 ORDER BY 1",
+                window,
+            )
+            monthly = [{"month": r["month"], "count": r["n"]} for r in cur.fetchall()]
+            cur.execute(f"SELECT count(DISTINCT user_id) AS n FROM events WHERE {users}", window)
+            total_users = cur.fetchone()
+            assert total_users is not None
+        with_count, zero = agg["with_count"], agg["zero"]
+        return {
+            "counts": counts,
+            "queries_per_day": per_day,
+            "search_latency_ms": {"count": agg["timed"], "p50": agg["p50"], "p95": agg["p95"]},
+            "zero_result_rate": zero / with_count if with_count else None,
+            "top_queries": top,
+            "active_users": {
+                "total": total_users["n"],
+                "daily": daily,
+                "monthly": monthly,
+            },
+        }

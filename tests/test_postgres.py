@@ -1,0 +1,457 @@
+"""PostgreSQL-only guarantees: row-level security, surviving a lost connection or a server
+restart, concurrent migrations, BM25 identical to the embedded backend, HNSW recall and use.
+
+The contract itself runs on PostgreSQL through the ``store`` and ``db`` fixtures."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from engram.cli import cli
+from engram.config import Settings
+from engram.errors import ConfigError, MigrationError, ServerUnavailable
+from engram.providers.embedders.fake import HashEmbedder
+from engram.search.ann import HnswParams
+from engram.store.base import ChunkWrite, DocumentWrite, Store
+from engram.store.sqlite import SQLiteStore
+from engram.types import Collection
+
+EMB = HashEmbedder(dimension=32)
+WORDS = [f"w{i}" for i in range(60)]
+
+
+def pg_store(url: str, **kw: Any) -> Store:
+    from engram.store.postgres import PostgresStore
+
+    return PostgresStore(url, pool_size=kw.pop("pool_size", 4), **kw)
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Any]:
+    s = pg_store(pg_url)
+    yield s
+    s.close()
+
+
+def document(key: str, *texts: str, metadata: dict[str, Any] | None = None) -> DocumentWrite:
+    chunks, pos = [], 0
+    for i, text in enumerate(texts):
+        h = hashlib.sha256(text.encode()).hexdigest()[:32]
+        chunks.append(ChunkWrite(i, text, pos, pos + len(text), h, text))
+        pos += len(text) + 1
+    content = hashlib.sha256("|".join(texts).encode()).hexdigest()
+    return DocumentWrite(key, key, content, chunks, metadata or {})
+
+
+def write(store: Store, coll: Collection, *docs: DocumentWrite) -> None:
+    vectors = {c.text_hash: EMB.embed_batch([c.text])[0] for d in docs for c in d.chunks}
+    store.write_documents(coll, list(docs), vectors)
+
+
+def new_collection(store: Store, name: str = "c", tenant: str = "default") -> Collection:
+    return store.create_collection(
+        name, model_id=EMB.model_id, dimension=32, language="none", settings={}, tenant=tenant
+    )
+
+
+def dbname(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url)
+
+
+# -- row-level security ----------------------------------------------------------------------
+TENANT_TABLES = (
+    "collections",
+    "documents",
+    "document_versions",
+    "chunks",
+    "postings",
+    "vocabulary",
+)
+
+
+def test_every_tenant_table_is_guarded_by_a_forced_policy(pg: Any, pg_url: str) -> None:
+    assert pg.rls_enforced, "the tests must run as a role that row-level security applies to"
+    with connect(pg_url) as conn:
+        tables = conn.execute(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,"
+            " (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)"
+            " FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant'"
+            " WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace"
+        ).fetchall()
+    names = {t[0] for t in tables}
+    assert {*TENANT_TABLES, "api_keys", "memories", "jobs", "events"} <= names
+    unguarded = [t[0] for t in tables if not (t[1] and t[2] and t[3] >= 1)]
+    assert unguarded == []
+
+
+def test_unscoped_queries_see_one_tenant_and_cannot_write_another(pg: Any, pg_url: str) -> None:
+    import psycopg
+
+    for tenant in ("acme", "globex"):
+        coll = new_collection(pg, "kb", tenant)
+        write(pg, coll, document(f"{tenant}-doc", f"{tenant} secret plans", "shared words"))
+    from engram.keys import ApiKey
+
+    pg.create_api_key(
+        ApiKey("0123456789ab", "acme", "k", ("read",), "2024-01-01T00:00:00+00:00"), "h"
+    )
+    pg.create_api_key(
+        ApiKey("ba9876543210", "globex", "k", ("read",), "2024-01-01T00:00:00+00:00"), "h"
+    )
+
+    with connect(pg_url) as conn:
+        for table in (*TENANT_TABLES, "api_keys"):
+            # No tenant set: nothing at all.
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+        conn.rollback()
+        with conn.transaction():
+            conn.execute("SELECT set_config('engram.tenant', 'acme', true)")
+            for table in (*TENANT_TABLES, "api_keys"):
+                # Deliberately unscoped: no WHERE tenant = ... anywhere.
+                tenants = {r[0] for r in conn.execute(f"SELECT tenant FROM {table}")}
+                assert tenants == {"acme"}, table
+            texts = {r[0] for r in conn.execute("SELECT text FROM chunks")}
+            assert texts == {"acme secret plans", "shared words"}
+        globex_collection = pg.get_collection("kb", tenant="globex").id
+        refused = pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security")
+        with refused, conn.transaction():
+            conn.execute("SELECT set_config('engram.tenant', 'acme', true)")
+            conn.execute(
+                "INSERT INTO documents (tenant, collection_id, key, version, content_hash,"
+                " created_at, updated_at) VALUES ('globex', %s, 'x', 1, 'h', now(), now())",
+                (globex_collection,),
+            )
+        refused = pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security")
+        with refused, conn.transaction():
+            conn.execute("SELECT set_config('engram.tenant', 'acme', true)")
+            conn.execute("UPDATE collections SET tenant = 'globex'")  # move rows out
+        with conn.transaction():
+            conn.execute("SELECT set_config('engram.tenant', 'acme', true)")
+            # Updating or deleting another tenant's rows silently touches nothing.
+            assert conn.execute("DELETE FROM chunks WHERE tenant = 'globex'").rowcount == 0
+    # globex is intact.
+    globex = pg.get_collection("kb", tenant="globex")
+    assert globex.chunk_count == 2 and pg.keyword_search(globex, ["globex"], k=5)
+
+
+def test_superuser_connection_is_reported(
+    pg_cluster: Any, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = pg_cluster.url(dbname(pg_url), admin=True)
+    with caplog.at_level(logging.WARNING, logger="engram.store.postgres"):
+        store = pg_store(admin, pool_size=1)
+    store.close()
+    assert not store.rls_enforced
+    assert "row-level security does not apply" in caplog.text
+
+
+# -- connections -----------------------------------------------------------------------------
+def test_a_killed_connection_does_not_break_the_next_call(pg: Any, pg_cluster: Any) -> None:
+    coll = new_collection(pg)
+    write(pg, coll, document("a", "alpha beta"))
+    name = dbname(pg.url)
+    killed = pg_cluster.admin.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+        (name,),
+    ).fetchone()[0]
+    assert killed >= 1  # the pool's idle connection(s)
+    assert [k for k, _ in pg.keyword_search(coll, ["alpha"], k=3)]  # no error: reconnected
+    write(pg, coll, document("b", "gamma"))
+    assert pg.get_collection("c").document_count == 2
+
+
+def test_server_restart_fails_fast_then_recovers(pg_cluster: Any, pg_url: str) -> None:
+    if pg_cluster.server is None:
+        pytest.skip("the server is external (ENGRAM_TEST_DATABASE_URL): not restarted")
+    store = pg_store(pg_url, pool_size=2, timeout=2.0)
+    try:
+        coll = new_collection(store)
+        write(store, coll, document("a", "alpha beta"))
+        pg_cluster.stop()
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(ServerUnavailable):
+                store.keyword_search(coll, ["alpha"], k=3)
+            assert time.monotonic() - t0 < 10, "a request got stuck while the server was down"
+        finally:
+            pg_cluster.start()
+        assert [k for k, _ in store.keyword_search(coll, ["alpha"], k=3)]
+        write(store, coll, document("b", "gamma"))
+    finally:
+        store.close()
+
+
+def test_unreachable_server_and_bad_url_are_clear_errors(tmp_path: Any) -> None:
+    with pytest.raises(ServerUnavailable, match="cannot connect to PostgreSQL"):
+        pg_store(f"postgresql://nobody:secret@/nodb?host={tmp_path}", timeout=1.0)
+    with pytest.raises(ConfigError, match="database_url"):
+        Settings.build(database_url="mysql://x")
+
+
+# -- migrations ------------------------------------------------------------------------------
+def test_concurrent_migrations_apply_once(pg_cluster: Any) -> None:
+    from engram.store.migrations import load_migrations
+
+    url = pg_cluster.create(migrated=False)
+    try:
+        barrier = threading.Barrier(4)
+        applied: list[list[str]] = []
+        errors: list[BaseException] = []
+
+        def open_one() -> None:
+            try:
+                barrier.wait()
+                store = pg_store(url, pool_size=1)
+                applied.append([m.name for m in store.applied])
+                store.close()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        names = [m.name for m in load_migrations("postgres")]
+        assert sorted(n for a in applied for n in a) == sorted(names)  # each applied once
+        with connect(url) as conn:
+            rows = conn.execute(
+                "SELECT version, count(*) FROM schema_migrations GROUP BY 1"
+            ).fetchall()
+            assert sorted(rows) == [(i + 1, 1) for i in range(len(names))]
+            conn.execute("UPDATE schema_migrations SET sha256 = 'tampered' WHERE version = 1")
+            conn.commit()
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            pg_store(url)
+    finally:
+        pg_cluster.drop(dbname(url))
+
+
+def test_migrate_command_reports_on_both_backends(pg_url: str, tmp_path: Any) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--data-dir", str(tmp_path / "d"), "migrate"])
+    assert first.exit_code == 0, first.output
+    assert "0001_init  applied now" in first.output and "sqlite database" in first.output
+    again = runner.invoke(cli, ["--data-dir", str(tmp_path / "d"), "migrate"])
+    assert "Up to date" in again.output and "applied now" not in again.output
+    pg = runner.invoke(cli, ["migrate"], env={"ENGRAM_DATABASE_URL": pg_url})
+    assert pg.exit_code == 0, pg.output
+    assert "postgres database" in pg.output and "engram_test:***@" in pg.output
+    assert "0001_init  already applied" in pg.output and "Up to date" in pg.output
+
+
+# -- BM25: identical to the embedded backend ---------------------------------------------------
+def test_keyword_scores_equal_the_embedded_backend(pg: Any) -> None:
+    rng = random.Random(7)
+    sqlite = SQLiteStore(":memory:")
+    stores = {"sqlite": sqlite, "postgres": pg}
+    colls = {name: new_collection(s) for name, s in stores.items()}
+
+    def random_text() -> str:
+        return " ".join(rng.choice(WORDS[: rng.randint(5, 60)]) for _ in range(rng.randint(0, 30)))
+
+    def apply(*docs: DocumentWrite) -> None:
+        for name, s in stores.items():
+            write(s, colls[name], *docs)
+
+    def delete(keys: list[str]) -> None:
+        assert len({s.delete_documents(colls[n], keys) for n, s in stores.items()}) == 1
+
+    def compare(where: dict[str, Any] | None = None) -> None:
+        for _ in range(15):
+            query = rng.sample(WORDS, rng.randint(1, 5))
+            results = {}
+            for name, s in stores.items():
+                hits = s.keyword_search(colls[name], query, k=200, where=where)
+                records = s.get_chunks(colls[name], [i for i, _ in hits])
+                results[name] = [
+                    ((records[i].document_key, records[i].start), score) for i, score in hits
+                ]
+            expected, got = results["sqlite"], results["postgres"]
+            assert dict(got) == pytest.approx(dict(expected), rel=1e-6, abs=1e-9)
+            # Same order, up to the float32 rounding of near-equal scores in the embedded index.
+            assert [s for _, s in got] == pytest.approx([s for _, s in expected], rel=1e-6)
+        for name in stores:
+            assert stores[name].term_frequencies(colls[name], WORDS) == sqlite.term_frequencies(
+                colls["sqlite"], WORDS
+            )
+        assert sorted(sqlite.vocabulary(colls["sqlite"])) == pg.vocabulary(colls["postgres"])
+
+    keys = [f"d{i}" for i in range(80)]
+    for key in keys:
+        apply(
+            document(
+                key,
+                *(random_text() for _ in range(rng.randint(1, 3))),
+                metadata={"n": int(key[1:])},
+            )
+        )
+    apply(document("empty", ""))  # a chunk without terms still counts in N and avgdl
+    compare()
+    delete(rng.sample(keys, 25) + ["missing"])
+    compare()
+    for key in rng.sample(keys, 15):  # new versions replace old chunks
+        apply(document(key, random_text(), metadata={"n": -1}))
+    apply(document("dup", "w1 w2"), document("dup", "w1 w1 w3"))  # twice in one call: v1, v2
+    compare()
+    compare(where={"n": {"$gte": 40}})
+    assert [v.version for v in pg.document_versions(colls["postgres"], "dup")] == [1, 2]
+    sqlite.close()
+
+
+def test_concurrent_writers_keep_the_statistics_exact(pg: Any, pg_url: str) -> None:
+    coll = new_collection(pg)
+    rng = random.Random(3)
+    texts = [" ".join(rng.choices(WORDS, k=12)) for _ in range(120)]
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(n, 120, 4):
+                write(pg, coll, document(f"k{i % 30}", texts[i]))  # keys collide across threads
+                if i % 7 == 0:
+                    pg.delete_documents(coll, [f"k{(i + 1) % 30}"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with connect(pg_url) as conn:
+        conn.execute("SELECT set_config('engram.tenant', '*', false)")
+        stats = conn.execute(
+            "SELECT chunk_count, total_length FROM collections WHERE id = %s", (coll.id,)
+        ).fetchone()
+        actual = conn.execute(
+            "SELECT count(*), coalesce(sum(length), 0) FROM chunks WHERE collection_id = %s",
+            (coll.id,),
+        ).fetchone()
+        assert stats == actual
+        bad_df = conn.execute(
+            "SELECT count(*) FROM vocabulary v FULL JOIN (SELECT term, count(*) AS n FROM postings"
+            " WHERE collection_id = %s GROUP BY term) p ON p.term = v.term"
+            " WHERE v.collection_id IS DISTINCT FROM %s OR v.df IS DISTINCT FROM p.n",
+            (coll.id, coll.id),
+        ).fetchone()[0]
+        assert bad_df == 0
+
+
+# -- vectors ---------------------------------------------------------------------------------
+def test_hnsw_index_is_used_and_recall_matches_exact(pg_url: str) -> None:
+    from engram.store.postgres import _ann_query
+    from engram.store.postgres_base import vector_text
+
+    store = pg_store(pg_url, hnsw=HnswParams(exact_below=100, expansion_add=64))
+    try:
+        coll = new_collection(store)
+        rng = np.random.default_rng(5)
+        centers = rng.normal(size=(20, 32))
+        docs, vectors = [], {}
+        for i in range(1500):
+            text = f"t{i}"
+            h = hashlib.sha256(text.encode()).hexdigest()[:32]
+            vectors[h] = (centers[i % 20] + 0.3 * rng.normal(size=32)).astype(np.float32)
+            docs.append(DocumentWrite(text, text, h, [ChunkWrite(0, text, 0, 2, h, text)]))
+        store.write_documents(coll, docs, vectors)
+        # The planner answers the ANN query from this collection's partial HNSW index.
+        query = rng.normal(size=32).astype(np.float32)
+        steer = {"enable_seqscan": "off", "enable_bitmapscan": "off", "enable_sort": "off"}
+        with store._tx("default", settings=steer) as cur:
+            cur.execute(
+                b"EXPLAIN " + _ann_query(coll).as_bytes(cur),
+                (vector_text(query), vector_text(query), 10),
+            )
+            plan = "\n".join(r["QUERY PLAN"] for r in cur.fetchall())
+        assert f"chunks_vec_{coll.id}" in plan, plan
+        # Recall of the index against exact search, and the same similarities.
+        matrix = np.stack(list(vectors.values()))
+        unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        recall = []
+        for _ in range(30):
+            q = (centers[rng.integers(20)] + 0.3 * rng.normal(size=32)).astype(np.float32)
+            hits = store.vector_search(coll, q, k=10)
+            # A filter (true of every chunk here) makes the search exact.
+            exact = store.vector_search(coll, q, k=10, where={"n": {"$exists": False}})
+            truth = unit @ (q / np.linalg.norm(q))
+            best = np.argsort(-truth)[:10]
+            assert [s for _, s in exact] == pytest.approx(truth[best].tolist(), abs=1e-5)
+            recall.append(len({i for i, _ in hits} & {i for i, _ in exact}) / 10)
+        assert np.mean(recall) >= 0.95, recall
+        store.delete_collection("c")
+        with connect(pg_url) as conn:
+            left = conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'chunks_vec_%'"
+            )
+            assert left.fetchall() == []
+    finally:
+        store.close()
+
+
+# -- end to end: the CLI on PostgreSQL ---------------------------------------------------------
+def test_cli_ingest_and_search_on_postgres(pg_url: str, corpus: Any, tmp_path: Any) -> None:
+    env = {"ENGRAM_DATABASE_URL": pg_url, "ENGRAM_EMBEDDING_MODEL": "hash"}
+    runner = CliRunner()
+    args = ["--data-dir", str(tmp_path / "unused")]
+    ingested = runner.invoke(cli, [*args, "ingest", str(corpus)], env=env)
+    assert ingested.exit_code == 0, ingested.output
+    found = runner.invoke(cli, [*args, "search", "purring cats", "--json"], env=env)
+    assert found.exit_code == 0, found.output
+    assert '"cats.md"' in found.output
+    assert not (tmp_path / "unused" / "engram.db").exists()  # nothing went to SQLite
+
+
+# -- driver errors -----------------------------------------------------------------------------
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda pg: pg.errors.UniqueViolation("duplicate key"), "Conflict"),
+        (lambda pg: pg.DataError("PostgreSQL text fields cannot contain NUL"), "InvalidInput"),
+        (lambda pg: pg.errors.InsufficientPrivilege("row-level security"), "StoreError"),
+        (lambda pg: pg.OperationalError("server closed the connection"), "ServerUnavailable"),
+        (lambda pg: pg.errors.AdminShutdown("terminating connection"), "ServerUnavailable"),
+        (lambda pg: pg.errors.SyntaxError("syntax error"), "StoreError"),
+    ],
+)
+def test_psycopg_errors_are_translated(make: Any, expected: str) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    import engram.errors
+    from engram.store.postgres_base import translate
+
+    with pytest.raises(getattr(engram.errors, expected)) as info, translate():
+        _raise(make(psycopg))
+    assert type(info.value) is getattr(engram.errors, expected)
+    assert isinstance(info.value.__cause__, psycopg.Error)
+
+
+def test_text_postgres_cannot_store_is_invalid_input(pg: Any) -> None:
+    from engram.errors import InvalidInput
+
+    coll = new_collection(pg)
+    with pytest.raises(InvalidInput, match="NUL"):
+        write(pg, coll, document("nul", "a\x00b"))
+    assert pg.get_collection("c").document_count == 0  # nothing half-written
