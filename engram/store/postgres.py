@@ -627,7 +627,9 @@ class PostgresStore(
         args = [K1 + 1, K1 * (1 - B), K1 * B, cid, wanted, cid]
         if where:
             args += [cid, *params]
-        with self._tx(collection.tenant) as cur:
+        # One hash-aggregate group per matching chunk: enough memory that a query matching
+        # most of a large collection is not spilled to disk.
+        with self._tx(collection.tenant, settings={"work_mem": "64MB"}) as cur:
             cur.execute(query, (*args, k))
             return [(int(r["id"]), float(r["score"])) for r in cur.fetchall()]
 
