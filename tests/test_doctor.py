@@ -139,4 +139,4 @@ def test_json_output(data_dir: Path) -> None:
     assert {c["name"] for c in checks} >= {"database", "embedding model", "reranker"}
     failed = [c for c in checks if not c["ok"]]
     assert [c["name"] for c in failed] == ["embedding model"]
-    assert failed[0]["hint"] and set(failed[0]) == {"name", "ok", "detail", "hint"}
+    assert failed[0]["hint"] and set(failed[0]) == {"name", "ok", "detail", "hint", "warning"}

@@ -1,8 +1,11 @@
 """``engram doctor``: check the installation and the data directory, with a fix per failure.
 
 Read-only: the database is opened with ``mode=ro`` (no migration runs, nothing is written)
-and the index files are loaded, not rebuilt. Each check prints ✓ or ✗; a failed one also
-prints a hint, and the command then exits with status 1.
+and the index files are loaded, not rebuilt. On PostgreSQL (``ENGRAM_DATABASE_URL``) one
+read-only connection reports the server, the schema against this code's migrations,
+pgvector and whether row-level security applies to the role (engram.pgstatus). Each check
+prints ✓, ! (a warning) or ✗; a warning or a failure also prints a hint, and a failure
+makes the command exit with status 1.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Check:
     ok: bool
     detail: str
     hint: str | None = None
+    warning: bool = False  # passed, but needs attention (see hint)
 
 
 class CheckFailed(Exception):
@@ -140,6 +144,48 @@ def check_database(db_path: Path) -> str:
     return detail
 
 
+def postgres_checks(settings: Settings) -> list[Check]:
+    """The PostgreSQL server, schema, pgvector and row-level security, from one probe."""
+    from ..pgstatus import PGVECTOR_HINT, RLS_HINT, url_status
+
+    url = settings.database_url or ""
+    try:
+        found = url_status(url)
+    except EngramError as exc:
+        return [Check("database", False, exc.message, exc.hint)]
+    except Exception as exc:  # a doctor reports every failure, whatever its kind
+        return [Check("database", False, f"{type(exc).__name__}: {exc}")]
+    from ..store.postgres_sql import redact  # psycopg is importable: the probe ran
+
+    rls = found.rls_bypass_reason()
+    return [
+        Check(
+            "database",
+            True,
+            f"{redact(url)}: PostgreSQL {found.server_version}, answered in"
+            f" {found.latency_ms:.0f} ms; {found.connections} of {found.max_connections}"
+            f" connections in use, up to {settings.database_pool_size} per engram process"
+            " (ENGRAM_DATABASE_POOL_SIZE)",
+        ),
+        Check("schema", found.schema_ok, found.schema_detail(), found.schema_hint),
+        Check(
+            "pgvector",
+            bool(found.pgvector),
+            f"version {found.pgvector}"
+            if found.pgvector
+            else f"not installed in database {found.database!r}",
+            None if found.pgvector else PGVECTOR_HINT,
+        ),
+        Check(
+            "row-level security",
+            True,
+            rls or f"applies to role {found.role!r}",
+            RLS_HINT if rls else None,
+            warning=rls is not None,
+        ),
+    ]
+
+
 # -- models ----------------------------------------------------------------------------------
 def check_embedder(settings: Settings) -> str:
     from ..providers import get_embedder
@@ -182,8 +228,8 @@ def check_reranker(settings: Settings) -> str:
 # -- collections and their index files -------------------------------------------------------
 def collection_checks(settings: Settings) -> list[Check]:
     db_path = settings.db_path
-    if not db_path.exists():
-        return []
+    if settings.database_url or not db_path.exists():
+        return []  # PostgreSQL has no index files: its indexes live in the database
     try:
         with _read_only(db_path) as conn:
             rows = conn.execute(
@@ -304,7 +350,11 @@ def run_checks(settings: Settings) -> list[Check]:
     return [
         _run("data directory", lambda: check_data_dir(settings.data_dir)),
         _run("disk space", lambda: check_disk(settings.data_dir)),
-        _run("database", lambda: check_database(settings.db_path)),
+        *(
+            postgres_checks(settings)
+            if settings.database_url
+            else [_run("database", lambda: check_database(settings.db_path))]
+        ),
         _run("embedding model", lambda: check_embedder(settings)),
         _run("reranker", lambda: check_reranker(settings)),
         *collection_checks(settings),
@@ -319,18 +369,25 @@ def doctor(obj: Context, as_json: bool) -> None:
     """Check the data directory, database, models, index files and LLM endpoints."""
     checks = run_checks(obj.settings())
     failed = [c for c in checks if not c.ok]
+    warned = [c for c in checks if c.ok and c.warning]
     if as_json:
         for check in checks:
             click.echo(json.dumps(asdict(check), ensure_ascii=False))
     else:
         width = max(len(c.name) for c in checks)
         for check in checks:
-            mark = click.style("✓", fg="green") if check.ok else click.style("✗", fg="red")
+            if not check.ok:
+                mark = click.style("✗", fg="red")
+            elif check.warning:
+                mark = click.style("!", fg="yellow")
+            else:
+                mark = click.style("✓", fg="green")
             click.echo(f"{mark} {check.name:<{width}}  {check.detail}")
             if check.hint:
                 click.echo(f"  {'':<{width}}  hint: {check.hint}")
-        click.echo(
-            f"{len(failed)} of {len(checks)} checks failed" if failed else "all checks passed"
-        )
+        summary = f"{len(failed)} of {len(checks)} checks failed" if failed else "all checks passed"
+        if warned:
+            summary += f", {len(warned)} warning{'s' if len(warned) > 1 else ''}"
+        click.echo(summary)
     if failed:
         raise click.exceptions.Exit(1)

@@ -33,7 +33,11 @@ _OUTCOMES = ("added", "updated", "unchanged", "deleted", "failed")
 class Metrics:
     """Every metric of one app, and the helpers that feed them."""
 
-    def __init__(self, pending_jobs: Callable[[], Mapping[str, int] | None] | None = None) -> None:
+    def __init__(
+        self,
+        pending_jobs: Callable[[], Mapping[str, int] | None] | None = None,
+        pool_stats: Callable[[], Mapping[str, int] | None] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -90,6 +94,8 @@ class Metrics:
         )
         if pending_jobs is not None:
             r.register(_JobQueueCollector(pending_jobs))
+        if pool_stats is not None:
+            r.register(_PoolCollector(pool_stats))
         # Labelled children, looked up once per label set: ``labels()`` takes a lock and
         # builds keys on every call, a visible cost at thousands of requests a second. The
         # label sets are bounded (route templates, statuses, legs), so these maps are too.
@@ -168,3 +174,42 @@ class _JobQueueCollector(Collector):
         for status, count in (counts or {}).items():
             family.add_metric([status], count)
         yield family
+
+
+class _PoolCollector(Collector):
+    """The database connection pool of this process (PostgreSQL), read at scrape time:
+    ``engram_db_pool_connections{state="in_use"|"idle"}``, ``engram_db_pool_max_connections``
+    and ``engram_db_pool_requests_waiting``. Nothing when the store has no pool (SQLite)."""
+
+    def __init__(self, read: Callable[[], Mapping[str, int] | None]) -> None:
+        self._read = read
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            stats = self._read()
+        except Exception:  # a failing pool must not break the whole scrape
+            logger.exception("reading the connection pool statistics failed")
+            stats = None
+        if not stats:
+            return
+        connections = GaugeMetricFamily(
+            "engram_db_pool_connections",
+            "Database connections this process holds open, in use by a request or idle.",
+            labels=["state"],
+        )
+        connections.add_metric(["in_use"], stats["pool_size"] - stats["pool_available"])
+        connections.add_metric(["idle"], stats["pool_available"])
+        yield connections
+        yield GaugeMetricFamily(
+            "engram_db_pool_max_connections",
+            "Most database connections this process opens (ENGRAM_DATABASE_POOL_SIZE).",
+            value=stats["pool_max"],
+        )
+        yield GaugeMetricFamily(
+            "engram_db_pool_requests_waiting",
+            "Requests waiting for a free database connection: the pool is too small.",
+            value=stats["requests_waiting"],
+        )

@@ -50,7 +50,7 @@ class Observability:
 
     def __init__(self) -> None:
         self._db: Engram | None = None
-        self.metrics = Metrics(pending_jobs=self._pending_jobs)
+        self.metrics = Metrics(pending_jobs=self._pending_jobs, pool_stats=self._pool_stats)
         self.events: EventRecorder | None = None
 
     def start(self, db: Engram) -> None:
@@ -75,6 +75,12 @@ class Observability:
     def _pending_jobs(self) -> dict[str, int] | None:
         db = self._db
         return db.store.pending_jobs() if db is not None else None
+
+    def _pool_stats(self) -> dict[str, int] | None:
+        from ..pgstatus import pool_stats  # imports nothing of psycopg
+
+        db = self._db
+        return pool_stats(db.store) if db is not None else None
 
 
 class ObservabilityMiddleware:

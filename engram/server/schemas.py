@@ -261,13 +261,21 @@ class Health(BaseModel):
 
 
 class CheckResult(BaseModel):
-    status: Literal["ok", "error", "not_configured"]
+    status: Literal["ok", "warning", "error", "not_configured"] = Field(
+        description="warning: works, but needs attention (see hint)."
+    )
     latency_ms: float
     error: str | None = None
+    hint: str | None = Field(default=None, description="How to fix an error or a warning.")
+    details: dict[str, Any] | None = Field(
+        default=None, description="What the check found (PostgreSQL: versions, role, pool usage)."
+    )
 
 
 class Readiness(BaseModel):
     status: Literal["ok", "degraded"] = Field(
-        "ok", description="degraded: an optional dependency (reranker, LLM, Redis) failed."
+        "ok",
+        description="degraded: an optional dependency (reranker, LLM, Redis) failed, or a"
+        " check warns (e.g. row-level security does not apply to the database role).",
     )
     checks: dict[str, CheckResult]
