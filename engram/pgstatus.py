@@ -14,12 +14,13 @@ migrates, never takes a lock another process could wait on, and touches no tenan
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import MigrationError, StoreError
-from .store.migrations import check_applied, load_migrations
+from .store.migrations import Migration, check_applied, load_migrations
 
 if TYPE_CHECKING:
     import psycopg
@@ -103,6 +104,11 @@ class PostgresStatus:
         return detail
 
 
+@functools.cache
+def _code_migrations() -> list[Migration]:
+    return load_migrations("postgres")  # files of the installed package: read them once
+
+
 def probe(
     cursor: psycopg.Cursor[dict[str, Any]], *, started: float | None = None
 ) -> PostgresStatus:
@@ -112,13 +118,13 @@ def probe(
     started = time.perf_counter() if started is None else started
     row = cursor.execute(_PROBE).fetchone()
     if row is None:  # pragma: no cover - current_user always has a pg_roles row
-        raise MigrationError("the connected role is missing from pg_roles")
+        raise StoreError("the connected role is missing from pg_roles")
     applied: dict[int, str] = {}
     if row["has_schema"]:
         rows = cursor.execute("SELECT version, sha256 FROM schema_migrations").fetchall()
         applied = {int(r["version"]): str(r["sha256"]) for r in rows}
     latency = (time.perf_counter() - started) * 1000
-    migrations = load_migrations("postgres")
+    migrations = _code_migrations()
     pending: tuple[str, ...] = ()
     error = hint = None
     try:
@@ -192,7 +198,8 @@ def url_status(url: str, *, timeout: float = 5.0) -> PostgresStatus:
 
 def pool_stats(store: Any) -> dict[str, int] | None:
     """The connection pool's gauges (see :data:`POOL_GAUGES`, plus ``pool_in_use``), or
-    None when the store has no psycopg pool (SQLite)."""
+    None when the store has no psycopg pool (SQLite). ``pool_size`` counts the connections
+    being opened too, so ``pool_in_use`` (size - available) includes them."""
     pool = getattr(store, "_pool", None)
     get_stats = getattr(pool, "get_stats", None)
     if get_stats is None:
