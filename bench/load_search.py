@@ -314,8 +314,8 @@ def run(
             # spreads connections over the workers unevenly), then the run asks for pages
             # (query, offset) never asked before: result-cache misses, embedding-cache hits,
             # and the same work as offset 0 (10 results of a 150-deep fusion).
-            warm = [body(q) for q in queries]
-            for _ in range(4 * workers):
+            for warm_pass in range(4 * workers):
+                warm = [body(q, offset=141 + warm_pass) for q in queries]  # result misses
                 warmed = open_loop(server.port, warm, key, rate=150, seconds=len(warm) / 150)
             extra["warm_last_pass_embedding_hit_share"] = warmed["embedding_cache_hit_share"]
             bodies = [body(q, offset=o) for o in range(1, 141) for q in queries]

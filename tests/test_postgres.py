@@ -455,3 +455,13 @@ def test_text_postgres_cannot_store_is_invalid_input(pg: Any) -> None:
     with pytest.raises(InvalidInput, match="NUL"):
         write(pg, coll, document("nul", "a\x00b"))
     assert pg.get_collection("c").document_count == 0  # nothing half-written
+
+
+def test_typo_expansion_does_not_depend_on_vocabulary_order() -> None:
+    """SQLite lists its vocabulary in insertion order, PostgreSQL sorted: with more neighbours
+    at one distance than are kept, both must keep the same ones."""
+    from engram.search.fuzzy import MAX_EXPANSIONS, Vocabulary
+
+    terms = ["walkd", "walke", "walka", "walkb", "walkc", "other"]
+    assert len(terms) - 1 > MAX_EXPANSIONS
+    assert Vocabulary(terms).neighbours("walkx") == Vocabulary(terms[::-1]).neighbours("walkx")

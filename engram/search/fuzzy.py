@@ -27,7 +27,9 @@ class Vocabulary:
 
     def __init__(self, terms: list[str]) -> None:
         self.by_length: dict[int, list[str]] = defaultdict(list)
-        for term in terms:
+        # Sorted: among more than MAX_EXPANSIONS neighbours at the same distance, the ones kept
+        # must not depend on the order a backend lists its vocabulary in.
+        for term in sorted(terms):
             self.by_length[len(term)].append(term)
 
     def neighbours(self, term: str) -> list[str]:
