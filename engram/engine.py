@@ -325,6 +325,7 @@ class Engram:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
+        self.searcher.close()
         self.store.close()
         self.searcher.embedding_cache.close()
         self.searcher.result_cache.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +75,10 @@ class Searcher:
         self._embedder = embedder
         self._reranker = reranker
         self._vocab = VocabularyCache()
+        # Hybrid legs run side by side when the store answers from another process
+        # (PostgreSQL): BM25 runs in the database while this process embeds the query.
+        self._legs: ThreadPoolExecutor | None = None
+        self._legs_lock = threading.Lock()
         self.embedding_cache = make_cache(
             "embedding",
             size=settings.cache_size,
@@ -136,17 +142,27 @@ class Searcher:
         expansions: dict[str, list[str]] = {}
         analyzer = get_analyzer(collection.language)
         terms = analyzer.query_terms(query)
+        pending: Future[tuple[list[tuple[int, float]], dict[str, list[str]], float]] | None = None
         if req.mode in ("hybrid", "keyword") and terms:
-            t0 = time.perf_counter()
-            keyword, expansions = self.keyword_leg(collection, terms, depth, req.where)
-            timings["keyword"] = _ms(t0)
+            if req.mode == "hybrid" and self.store.concurrent_reads:
+                pending = self._leg_pool().submit(
+                    self._timed_keyword_leg, collection, terms, depth, req.where
+                )
+            else:
+                keyword, expansions, timings["keyword"] = self._timed_keyword_leg(
+                    collection, terms, depth, req.where
+                )
         if req.mode in ("hybrid", "vector"):
-            t0 = time.perf_counter()
-            qvec = self.embed_query(collection, query)
-            timings["embed"] = _ms(t0)
-            t0 = time.perf_counter()
-            vector = self.store.vector_search(collection, qvec, k=depth, where=req.where)
-            timings["vector"] = _ms(t0)
+            try:
+                t0 = time.perf_counter()
+                qvec = self.embed_query(collection, query)
+                timings["embed"] = _ms(t0)
+                t0 = time.perf_counter()
+                vector = self.store.vector_search(collection, qvec, k=depth, where=req.where)
+                timings["vector"] = _ms(t0)
+            finally:
+                if pending is not None:  # never leave the keyword leg running unobserved
+                    keyword, expansions, timings["keyword"] = pending.result()
 
         t0 = time.perf_counter()
         if req.mode == "hybrid":
@@ -203,6 +219,23 @@ class Searcher:
         timings["fetch"] = _ms(t0)
         more = len(fused) > needed
         return SearchResponse(results, req.mode, needed if more else None, timings, expansions)
+
+    def _timed_keyword_leg(
+        self, collection: Collection, terms: list[str], depth: int, where: Where | None
+    ) -> tuple[list[tuple[int, float]], dict[str, list[str]], float]:
+        t0 = time.perf_counter()
+        hits, expansions = self.keyword_leg(collection, terms, depth, where)
+        return hits, expansions, _ms(t0)
+
+    def _leg_pool(self) -> ThreadPoolExecutor:
+        with self._legs_lock:
+            if self._legs is None:
+                self._legs = ThreadPoolExecutor(max_workers=8, thread_name_prefix="engram-leg")
+            return self._legs
+
+    def close(self) -> None:
+        if self._legs is not None:
+            self._legs.shutdown(wait=True)
 
     def keyword_leg(
         self, collection: Collection, terms: list[str], depth: int, where: Where | None = None

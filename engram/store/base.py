@@ -187,6 +187,10 @@ Where = dict[str, Any]
 class Store(ABC):
     """Persistent state of one engram data directory or database."""
 
+    # True when reads are answered by another process (a database server), so the searcher
+    # gains by running the keyword and vector legs of a hybrid search side by side.
+    concurrent_reads: bool = False
+
     # -- collections -------------------------------------------------------------------------
     # Collections are named within a tenant. Every other method takes a Collection (obtained
     # through a tenant-scoped lookup), so the tenant check happens once, here.
