@@ -9,6 +9,7 @@ Redis after ``ttl`` seconds).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import pickle
@@ -131,3 +132,42 @@ class RedisCache(Cache):
 
 def make_cache(name: str, *, size: int, redis_url: str | None, ttl: int) -> Cache:
     return RedisCache(name, redis_url, ttl) if redis_url else LRUCache(name, size)
+
+
+class LoopRedis:
+    """An asyncio Redis client for the event loop that is running: a client belongs to the
+    loop it first ran in, and an app may be served by more than one over its life (tests).
+    Shared by the server's users of Redis on the request path (rate limits, key revocation)."""
+
+    def __init__(self, url: str, *, timeout: float = 0.5) -> None:
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependency(
+                "ENGRAM_REDIS_URL is set but the redis package is not installed",
+                hint='pip install "engram[redis]"',
+            ) from exc
+        import redis
+
+        self.url = url
+        self.timeout = timeout
+        self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def client(self) -> Any:
+        """The ``redis.asyncio.Redis`` of the running loop."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            import redis.asyncio
+
+            self._client = redis.asyncio.Redis.from_url(
+                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+            )
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client, self._loop = self._client, None, None
+        if client is not None:
+            await client.aclose()

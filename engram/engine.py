@@ -307,7 +307,7 @@ class Engram:
                 f"no active API key {key_id!r}", hint="list keys with `engram keys list`"
             )
         # Servers remember verified keys for a few seconds: tell them to forget (engram.keys).
-        bump_revision(self.settings.data_dir)
+        bump_revision(self.settings.data_dir, redis_url=self.settings.redis_url)
 
     def authenticate(self, presented: str) -> ApiKey:
         """The active key matching ``presented``; raises Unauthorized otherwise. Not cached,

@@ -6,11 +6,12 @@ A slow password hash is not needed: the secret has 256 bits of entropy, so it ca
 guessed from its hash, and verification stays fast on every request.
 
 The HTTP server remembers keys it verified for a few seconds (:class:`VerifiedKeys`), so a
-request costs no database lookup. Revocation still takes effect at once on the machine:
+request costs no database lookup. Revocation still takes effect at once:
 :meth:`Engram.revoke_key <engram.engine.Engram.revoke_key>` replaces a stamp file in the data
-directory (:func:`bump_revision`), and every server process sharing that directory checks the
-stamp (one ``stat`` call) before trusting what it remembers. Processes on other machines (a
-shared PostgreSQL, no shared data directory) notice within the time-to-live.
+directory and, with Redis, a revision value there (:func:`bump_revision`); every server
+process checks both (one ``stat``, one ``GET``) before trusting what it remembers. Without
+Redis, servers on other machines (a shared PostgreSQL, no shared data directory) notice
+within the time-to-live.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import InvalidInput
 
@@ -85,28 +87,57 @@ def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 
 # -- revocation stamp and the server's verified-key memory ------------------------------------
-Stamp = tuple[int, int, int] | None
+# What a server compares before trusting a remembered key: the stamp file's (inode, mtime,
+# size) and, with Redis, the value of REDIS_REVISION_KEY. UNKNOWN: Redis did not answer.
+Stamp = tuple[Any, ...]
+UNKNOWN: Stamp = ("unknown",)
+REDIS_REVISION_KEY = "engram:keys:revision"
+REDIS_RETRY = 5.0  # seconds without asking Redis after it failed
+WARN_EVERY = 60.0
 
 
 def revision_path(data_dir: str | os.PathLike[str]) -> Path:
     return Path(data_dir) / REVISION_FILE
 
 
-def bump_revision(data_dir: str | os.PathLike[str]) -> None:
-    """Tell every process using ``data_dir`` that a key was revoked: the stamp file is
-    replaced (a new inode), which :class:`VerifiedKeys` notices on its next lookup. Best
-    effort: a failure is logged, and remembered keys then expire within the time-to-live."""
+def bump_revision(data_dir: str | os.PathLike[str], *, redis_url: str | None = None) -> None:
+    """Tell every server that a key was revoked: the stamp file in ``data_dir`` is replaced
+    (a new inode; the directory is created if need be), and with ``redis_url`` the Redis
+    revision gets a new random value, which servers on other hosts read. Best effort: a
+    failure is logged, and servers that missed it stop trusting the key within the TTL."""
     path = revision_path(data_dir)
     tmp = path.with_name(f".{REVISION_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(f"{time.time_ns()}\n", encoding="ascii")
         os.replace(tmp, path)
     except OSError as exc:
         logger.warning("could not write the key revocation stamp %s: %s", path, exc)
         tmp.unlink(missing_ok=True)
+    if redis_url:
+        try:
+            import redis
+        except ImportError:
+            logger.warning("ENGRAM_REDIS_URL is set but the redis package is not installed")
+            return
+        client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            # A random value, not a counter: a flushed database must not repeat an old one.
+            client.set(REDIS_REVISION_KEY, secrets.token_hex(8))
+        except (redis.RedisError, OSError) as exc:
+            logger.warning(
+                "could not publish the key revocation to Redis (%s): servers on other hosts"
+                " accept the key for up to %.0f s more",
+                exc,
+                VERIFIED_TTL,
+            )
+        finally:
+            client.close()
 
 
-def _stamp(path: Path) -> Stamp:
+def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
     try:
         st = os.stat(path)
     except OSError:
@@ -117,10 +148,12 @@ def _stamp(path: Path) -> Stamp:
 class VerifiedKeys:
     """API keys this process verified recently: presented key → record, for ``ttl`` seconds.
 
-    Every lookup first reads the revocation stamp of ``stamp_path`` (one ``stat``); when it
-    changed, everything remembered is forgotten. :meth:`lookup` returns the stamp it saw and
-    :meth:`remember` takes it back, so a verification that raced a revocation is never stored.
-    Only successful verifications are remembered: unknown keys always reach the database.
+    Before each lookup the server reads the revocation stamp (:meth:`stamp`: one ``stat`` of
+    ``stamp_path``, plus one Redis ``GET`` when ``redis_url`` is set); when it changed,
+    everything remembered is forgotten. :meth:`remember` takes the stamp read before the
+    verification, so a verification that raced a revocation is never stored. When Redis does
+    not answer, nothing is trusted (every key goes to the database) until it does. Only
+    successful verifications are remembered: unknown keys always reach the database.
     Not thread-safe: the server uses it from its event loop only.
     """
 
@@ -128,6 +161,7 @@ class VerifiedKeys:
         self,
         stamp_path: Path | None,
         *,
+        redis_url: str | None = None,
         ttl: float = VERIFIED_TTL,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
@@ -137,29 +171,61 @@ class VerifiedKeys:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, tuple[ApiKey, float]] = {}
-        self._seen: Stamp = _stamp(stamp_path) if stamp_path else None
+        self._seen: Stamp = UNKNOWN
+        self._redis: Any = None
+        if redis_url:
+            from .cache import LoopRedis
 
-    def lookup(self, presented: str) -> tuple[ApiKey | None, Stamp]:
-        """The remembered record of ``presented`` (None: verify it) and the current stamp."""
-        stamp = _stamp(self.stamp_path) if self.stamp_path else None
-        if stamp != self._seen:
+            self._redis = LoopRedis(redis_url)
+        self._redis_down_until = 0.0
+        self._warned_at = -WARN_EVERY
+
+    async def stamp(self) -> Stamp:
+        """The current revocation stamp (:data:`UNKNOWN` while Redis fails)."""
+        file = _file_stamp(self.stamp_path)
+        if self._redis is None:
+            return (file,)
+        now = time.monotonic()
+        if now < self._redis_down_until:
+            return UNKNOWN
+        try:
+            value = await self._redis.client().get(REDIS_REVISION_KEY)
+        except self._redis.errors as exc:
+            self._redis_down_until = now + REDIS_RETRY
+            if now - self._warned_at >= WARN_EVERY:
+                self._warned_at = now
+                logger.warning(
+                    "Redis is unreachable for key revocations (%s): verifying every API key"
+                    " against the database until it answers",
+                    exc,
+                )
+            return UNKNOWN
+        return (file, value)
+
+    def lookup(self, presented: str, stamp: Stamp) -> ApiKey | None:
+        """The remembered record of ``presented`` under ``stamp``; None: verify it."""
+        if stamp is UNKNOWN or stamp != self._seen:
             self._entries.clear()
             self._seen = stamp
         entry = self._entries.get(presented)
         if entry is None:
-            return None, stamp
+            return None
         if entry[1] <= self._clock():
             del self._entries[presented]
-            return None, stamp
-        return entry[0], stamp
+            return None
+        return entry[0]
 
     def remember(self, presented: str, key: ApiKey, stamp: Stamp) -> None:
-        """Remember ``key``, verified while the stamp was ``stamp`` (from :meth:`lookup`)."""
-        if stamp != self._seen or not self.ttl:
-            return  # a key was revoked meanwhile: this verification may predate it
+        """Remember ``key``, verified while the stamp was ``stamp`` (read before verifying)."""
+        if stamp is UNKNOWN or stamp != self._seen or not self.ttl:
+            return  # unknown, or a key was revoked meanwhile: the answer may predate it
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # crude but bounded; refills at one lookup per key
         self._entries[presented] = (key, self._clock() + self.ttl)
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
 
     def __len__(self) -> int:
         return len(self._entries)

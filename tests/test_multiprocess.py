@@ -306,12 +306,6 @@ def test_cli_key_works_on_both_servers_and_revocation_reaches_both(topology: Top
         assert _client(topology, name, unused).get("/v1/collections").status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="servers remember verified keys for VERIFIED_TTL seconds and only learn of a"
-    " revocation through a stamp file in their own data directory: a server on another host"
-    " (PostgreSQL + Redis shared, no shared directory) accepts a revoked key until then",
-)
 def test_revocation_is_refused_at_once_by_a_server_on_another_host(topology: Topology) -> None:
     key_id, key = _key(topology, "acme")
     s2 = _client(topology, "server2", key)
@@ -321,12 +315,6 @@ def test_revocation_is_refused_at_once_by_a_server_on_another_host(topology: Top
     assert s2.get("/v1/collections").status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engram.keys.bump_revision does not create the data directory, which nothing else"
-    " creates when PostgreSQL holds the data: the stamp is not written (a warning is logged)"
-    " and the server on the same host accepts the revoked key for VERIFIED_TTL seconds",
-)
 def test_revocation_stamp_needs_no_existing_data_directory(topology: Topology) -> None:
     key_id, key = _key(topology, "acme")
     s1 = _client(topology, "server1", key)

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 import engram
 from engram.config import Settings
+from engram.keys import REDIS_REVISION_KEY, ApiKey, VerifiedKeys, bump_revision, revision_path
 from engram.server.app import create_app
 from engram.server.ratelimit import RateLimiter, make_limiter
 from engram.server.ratelimit_redis import RedisRateLimiter
@@ -170,3 +171,51 @@ def test_two_servers_share_the_caches(tmp_path: Path, prefix: str) -> None:
         hits = searcher.embedding_cache.hits
         other = two.post("/v1/search", json={**query, "k": 3}, headers=headers).json()
         assert "embed" in other["timings_ms"] and searcher.embedding_cache.hits == hits + 1
+
+
+# -- key revocation across hosts -----------------------------------------------------------------
+def _record() -> ApiKey:
+    return ApiKey("k1", "acme", "", ("read",), "2024-01-01T00:00:00+00:00")
+
+
+def test_a_revocation_reaches_servers_on_other_hosts_through_redis(
+    tmp_path: Path, prefix: str
+) -> None:
+    # Two hosts: each server has its own data directory; they share the database and Redis.
+    here, there = tmp_path / "host1", tmp_path / "host2"
+
+    async def scenario() -> None:
+        server = VerifiedKeys(revision_path(there), redis_url=URL)
+        stamp = await server.stamp()
+        server.lookup("egm_a", stamp)
+        server.remember("egm_a", _record(), stamp)
+        assert server.lookup("egm_a", await server.stamp()) == _record()
+        bump_revision(here, redis_url=URL)  # `engram keys revoke` on the other host
+        assert server.lookup("egm_a", await server.stamp()) is None
+        await server.aclose()
+
+    asyncio.run(scenario())
+    import redis
+
+    assert redis.Redis.from_url(URL).get(REDIS_REVISION_KEY) is not None
+
+
+def test_unreachable_redis_trusts_no_remembered_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        server = VerifiedKeys(revision_path(tmp_path), redis_url="redis://127.0.0.1:1/0")
+        for _ in range(3):
+            stamp = await server.stamp()
+            assert server.lookup("egm_a", stamp) is None
+            server.remember("egm_a", _record(), stamp)  # not stored: the stamp is unknown
+        assert len(server) == 0
+        await server.aclose()
+
+    with caplog.at_level(logging.WARNING, logger="engram.keys"):
+        asyncio.run(scenario())
+        bump_revision(tmp_path, redis_url="redis://127.0.0.1:1/0")  # logged, not raised
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable for key revocations" in m for m in messages) == 1
+    assert any("could not publish the key revocation" in m for m in messages)
+    assert revision_path(tmp_path).exists()  # the local stamp is written all the same

@@ -290,3 +290,24 @@ def test_cors_only_from_the_allowlist(settings: Settings) -> None:
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_revocation_on_postgres_without_redis_is_refused_at_once_by_another_host(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Two servers sharing only the database (separate data directories, as on two hosts, and
+    no Redis to carry a revocation): neither may keep trusting a key it verified."""
+    one, two = (
+        Settings.build(
+            data_dir=tmp_path / name, embedding_model="hash", database_url=pg_url, redis_url=None
+        )
+        for name in ("one", "two")
+    )
+    with engram.open(settings=one) as db:
+        key, secret = db.create_key(tenant="acme", scopes=["read"])
+    with TestClient(create_app(two)) as client:
+        assert client.get("/v1/collections", headers=auth(secret)).status_code == 200
+        with engram.open(settings=one) as db:
+            db.revoke_key(key.id)
+        r = client.get("/v1/collections", headers=auth(secret))
+        assert r.status_code == 401 and error_code(r) == "unauthorized"

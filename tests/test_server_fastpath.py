@@ -4,6 +4,7 @@ assembled from cached JSON, batched analytics events, and query embedding one ru
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 
 import engram
 from engram.config import Settings
-from engram.keys import ApiKey, VerifiedKeys, bump_revision, revision_path
+from engram.keys import ApiKey, Stamp, VerifiedKeys, bump_revision, revision_path
 from engram.providers.embedders.batching import MicroBatcher
 from engram.providers.models import DEFAULT_EMBEDDER, package_root
 from engram.server.app import create_app
@@ -75,38 +76,59 @@ class Clock:
         return self.now
 
 
+def _stamp(keys: VerifiedKeys) -> Stamp:
+    return asyncio.run(keys.stamp())
+
+
 def test_verified_keys_expire_and_forget_on_revocation(tmp_path: Path) -> None:
     clock = Clock()
     keys = VerifiedKeys(revision_path(tmp_path), ttl=5.0, clock=clock)
-    found, stamp = keys.lookup("egm_a")
-    assert found is None
+    stamp = _stamp(keys)
+    assert keys.lookup("egm_a", stamp) is None
     keys.remember("egm_a", _record(), stamp)
-    assert keys.lookup("egm_a")[0] == _record()
+    assert keys.lookup("egm_a", _stamp(keys)) == _record()
     clock.now += 5.0  # the time-to-live bounds how long a record is trusted
-    assert keys.lookup("egm_a")[0] is None and len(keys) == 0
+    assert keys.lookup("egm_a", _stamp(keys)) is None and len(keys) == 0
 
-    keys.remember("egm_a", _record(), keys.lookup("egm_a")[1])
+    keys.remember("egm_a", _record(), stamp)
     bump_revision(tmp_path)  # a revocation anywhere on the machine
-    assert keys.lookup("egm_a")[0] is None and len(keys) == 0
+    assert keys.lookup("egm_a", _stamp(keys)) is None and len(keys) == 0
     bump_revision(tmp_path)  # each bump is seen, even within one clock tick
-    keys.remember("egm_a", _record(), keys.lookup("egm_a")[1])
+    stamp = _stamp(keys)
+    keys.lookup("egm_a", stamp)
+    keys.remember("egm_a", _record(), stamp)
     bump_revision(tmp_path)
-    assert keys.lookup("egm_a")[0] is None
+    assert keys.lookup("egm_a", _stamp(keys)) is None
 
 
 def test_a_verification_racing_a_revocation_is_not_remembered(tmp_path: Path) -> None:
     keys = VerifiedKeys(revision_path(tmp_path))
-    _, before = keys.lookup("egm_a")  # request A starts verifying...
+    before = _stamp(keys)
+    keys.lookup("egm_a", before)  # request A starts verifying...
     bump_revision(tmp_path)  # ...the key is revoked...
-    keys.lookup("egm_b")  # ...another request notices...
+    keys.lookup("egm_b", _stamp(keys))  # ...another request notices...
     keys.remember("egm_a", _record(), before)  # ...then A's (stale) answer arrives
-    assert keys.lookup("egm_a")[0] is None
+    assert keys.lookup("egm_a", _stamp(keys)) is None
+
+
+def test_the_stamp_directory_is_created(tmp_path: Path) -> None:
+    missing = tmp_path / "not" / "yet"
+    keys = VerifiedKeys(revision_path(missing))
+    stamp = _stamp(keys)
+    assert keys.lookup("egm_a", stamp) is None
+    keys.remember("egm_a", _record(), stamp)
+    assert keys.lookup("egm_a", _stamp(keys)) == _record()
+    bump_revision(missing)  # e.g. PostgreSQL holds the data and nothing made the directory
+    assert revision_path(missing).exists()
+    assert keys.lookup("egm_a", _stamp(keys)) is None
 
 
 def test_verified_keys_stay_bounded(tmp_path: Path) -> None:
     keys = VerifiedKeys(None, max_entries=10)
     for i in range(25):
-        keys.remember(f"egm_{i}", _record(), keys.lookup(f"egm_{i}")[1])
+        stamp = _stamp(keys)
+        keys.lookup(f"egm_{i}", stamp)
+        keys.remember(f"egm_{i}", _record(), stamp)
     assert len(keys) <= 10
 
 

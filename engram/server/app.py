@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from ..config import Settings
 from ..engine import Engram
 from ..jobs import JobWorker
-from ..keys import VerifiedKeys, revision_path
+from ..keys import VERIFIED_TTL, VerifiedKeys, revision_path
 from ..providers.llms import llm_chain
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
 from .jwt_auth import JwtVerifier
@@ -60,6 +60,7 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
             for limiter in (app.state.key_limiter, app.state.ip_limiter):
                 if limiter is not None:
                     await limiter.aclose()
+            await app.state.verified_keys.aclose()
             opened, app.state.db = app.state.db, None
             if owned:
                 await run_in_threadpool(opened.close)
@@ -74,7 +75,15 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.verified_keys = VerifiedKeys(revision_path(settings.data_dir))
+    # Verified keys are remembered only where every process can learn of a revocation at
+    # once: the shared data directory (embedded) or Redis. Servers sharing a PostgreSQL
+    # database without Redis may run on other hosts, so they check the database every time.
+    shared_revocations = settings.redis_url is not None or settings.database_url is None
+    app.state.verified_keys = VerifiedKeys(
+        revision_path(settings.data_dir),
+        redis_url=settings.redis_url,
+        ttl=VERIFIED_TTL if shared_revocations else 0.0,
+    )
     # Shared by every process through Redis when ENGRAM_REDIS_URL is set (ratelimit_redis).
     app.state.key_limiter = make_limiter(
         settings.rate_limit_per_minute, redis_url=settings.redis_url, name="key"

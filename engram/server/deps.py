@@ -82,10 +82,11 @@ async def get_principal(request: Request, db: DB) -> Principal:
         tenant, scopes, subject = await run_in_threadpool(verifier.verify, presented)
         await _limit(getattr(state, "key_limiter", None), f"jwt:{tenant}:{subject}", "token")
         return _noted(Principal(tenant=tenant, scopes=scopes, key_id=f"jwt:{subject}"))
-    # Keys verified in the last seconds need no database lookup; a revocation on this
-    # machine is seen at once (engram.keys.VerifiedKeys).
+    # Keys verified in the last seconds need no database lookup; a revocation is seen at
+    # once through the stamp (engram.keys.VerifiedKeys).
     verified = state.verified_keys
-    key, stamp = verified.lookup(presented)
+    stamp = await verified.stamp()
+    key = verified.lookup(presented, stamp)
     if key is None:
         key = await run_in_threadpool(db.authenticate, presented)
         verified.remember(presented, key, stamp)

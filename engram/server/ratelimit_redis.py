@@ -16,13 +16,12 @@ to every request.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import MissingDependency
+from ..cache import LoopRedis
 from .ratelimit import Decision, Limiter, RateLimiter
 
 logger = logging.getLogger("engram.server")
@@ -83,26 +82,20 @@ class RedisRateLimiter(Limiter):
         retry_interval: float = 5.0,
     ) -> None:
         super().__init__(per_minute, burst=burst)
-        try:
-            import redis
-        except ImportError as exc:
-            raise MissingDependency(
-                "ENGRAM_REDIS_URL is set but the redis package is not installed",
-                hint='pip install "engram[redis]"',
-            ) from exc
+        self._async = LoopRedis(url, timeout=timeout)  # raises MissingDependency first
+        import redis
+
         self.url = url
         self.prefix = prefix
         self._clock = clock
-        self._timeout = timeout
         self._retry_interval = retry_interval
-        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._errors = self._async.errors
         self._client = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         self._script = self._client.register_script(TOKEN_BUCKET)
-        self._async_client: Any = None
         self._async_script: Any = None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._async_client: Any = None
         # While Redis is unreachable: this process's own buckets (see the module docstring).
         self.local = RateLimiter(per_minute, burst=burst)
         self._down_until = 0.0
@@ -134,9 +127,7 @@ class RedisRateLimiter(Limiter):
         return _decision(reply)
 
     async def aclose(self) -> None:
-        client, self._async_client, self._async_loop = self._async_client, None, None
-        if client is not None:
-            await client.aclose()
+        await self._async.aclose()
         self._client.close()
 
     def _args(self, cost: float) -> list[str]:
@@ -144,16 +135,10 @@ class RedisRateLimiter(Limiter):
         return [repr(self.rate), repr(self.burst), repr(float(cost)), now]
 
     def _script_for_loop(self) -> Any:
-        # An asyncio Redis client belongs to the event loop it first ran in.
-        loop = asyncio.get_running_loop()
-        if self._async_client is None or self._async_loop is not loop:
-            import redis.asyncio
-
-            self._async_client = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
-            )
-            self._async_script = self._async_client.register_script(TOKEN_BUCKET)
-            self._async_loop = loop
+        client = self._async.client()
+        if client is not self._async_client:  # a new loop, a new client: register again
+            self._async_script = client.register_script(TOKEN_BUCKET)
+            self._async_client = client
         return self._async_script
 
     def _failed(self, exc: BaseException) -> None:
