@@ -9,8 +9,10 @@ time is measured from spawning the workers to the last job finished (process sta
 model loading included). Afterwards the collection is checked: exactly ``--docs`` distinct
 keys, each at version 1 (nothing lost, nothing ingested twice), every job succeeded at its
 first attempt, and the jobs' reports add up to ``--docs`` added documents.
-``--collections C`` spreads the jobs over C collections (writers of one collection take turns:
-the store serialises each collection's write transactions).
+``--collections C`` spreads the jobs over C collections (for comparison: writers of one
+collection share its vocabulary rows and its statistics row, which each write transaction
+updates at its very end; writers of different collections share nothing but the embedding
+cache).
 
 Each run uses its own collection and its own texts (tagged with the run), so the embedding
 cache of one run never serves another. ``--database-url`` points at an existing database

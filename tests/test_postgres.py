@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from engram.cli import cli
 from engram.config import Settings
-from engram.errors import ConfigError, MigrationError, ServerUnavailable
+from engram.errors import CollectionNotFound, ConfigError, MigrationError, ServerUnavailable
 from engram.providers.embedders.fake import HashEmbedder
 from engram.search.ann import HnswParams
 from engram.store.base import ChunkWrite, DocumentWrite, Store
@@ -317,18 +317,76 @@ def test_keyword_scores_equal_the_embedded_backend(pg: Any) -> None:
     sqlite.close()
 
 
+def assert_consistent(pg_url: str, coll: Collection) -> int:
+    """Everything a write keeps in step agrees, read over a second connection: the collection's
+    statistics with its chunks, every term's document frequency with its postings, postings
+    with the chunks' terms, and each document with exactly the chunks of its current version
+    (whose texts make up its content hash) and versions 1..version. Returns the documents."""
+    with connect(pg_url) as conn:
+        conn.execute("SELECT set_config('engram.tenant', '*', false)")
+
+        def one(query: str) -> Any:
+            return conn.execute(query, {"c": coll.id}).fetchone()
+
+        assert one("SELECT chunk_count, total_length FROM collections WHERE id = %(c)s") == one(
+            "SELECT count(*), coalesce(sum(length), 0) FROM chunks WHERE collection_id = %(c)s"
+        )
+        bad_df = one(
+            "SELECT count(*) FROM (SELECT term, df FROM vocabulary WHERE collection_id = %(c)s) v"
+            " FULL JOIN (SELECT term, count(*) AS n FROM postings WHERE collection_id = %(c)s"
+            " GROUP BY term) p ON p.term = v.term WHERE v.df IS DISTINCT FROM p.n"
+        )[0]
+        assert bad_df == 0
+        bad_postings = one(
+            "SELECT count(*) FROM (SELECT term, chunk_id, tf FROM postings"
+            " WHERE collection_id = %(c)s) p FULL JOIN (SELECT t.term, c.id, count(*) AS tf"
+            " FROM chunks c, unnest(string_to_array(c.terms, ' ')) AS t(term)"
+            " WHERE c.collection_id = %(c)s GROUP BY t.term, c.id) k"
+            " ON k.term = p.term AND k.id = p.chunk_id WHERE p.tf IS DISTINCT FROM k.tf"
+        )[0]
+        assert bad_postings == 0
+        docs = conn.execute(
+            "SELECT d.id, d.key, d.version, d.content_hash,"
+            " (SELECT array_agg(version ORDER BY version) FROM document_versions v"
+            "  WHERE v.document_id = d.id),"
+            " (SELECT chunk_count FROM document_versions v"
+            "  WHERE v.document_id = d.id AND v.version = d.version),"
+            " (SELECT coalesce(array_agg(c.text ORDER BY c.ordinal), '{}') FROM chunks c"
+            "  WHERE c.document_id = d.id),"
+            " (SELECT coalesce(array_agg(DISTINCT c.version), '{}') FROM chunks c"
+            "  WHERE c.document_id = d.id)"
+            " FROM documents d WHERE d.collection_id = %(c)s",
+            {"c": coll.id},
+        ).fetchall()
+        for _, key, version, content_hash, versions, n, texts, chunk_versions in docs:
+            assert versions == list(range(1, version + 1)), key
+            assert chunk_versions == [version] and len(texts) == n, key
+            assert hashlib.sha256("|".join(texts).encode()).hexdigest() == content_hash, key
+        return len(docs)
+
+
 def test_concurrent_writers_keep_the_statistics_exact(pg: Any, pg_url: str) -> None:
+    """Four writers of one collection at once, with overlapping keys in different orders (a
+    key twice in one call too), shared chunk texts, replacements and deletes: no deadlock,
+    and every statistic, document frequency and document ends exact."""
     coll = new_collection(pg)
     rng = random.Random(3)
-    texts = [" ".join(rng.choices(WORDS, k=12)) for _ in range(120)]
+    texts = [" ".join(rng.choices(WORDS, k=12)) for _ in range(60)]  # shared by documents
+    barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
     def writer(n: int) -> None:
+        mine = random.Random(n)
         try:
-            for i in range(n, 120, 4):
-                write(pg, coll, document(f"k{i % 30}", texts[i]))  # keys collide across threads
-                if i % 7 == 0:
-                    pg.delete_documents(coll, [f"k{(i + 1) % 30}"])
+            barrier.wait()
+            for i in range(12):
+                keys = mine.sample(range(30), mine.randint(1, 20))  # collide across threads
+                docs = [document(f"k{k}", *mine.sample(texts, mine.randint(1, 3))) for k in keys]
+                if i % 4 == 3:
+                    docs.append(document(f"k{keys[0]}", mine.choice(texts)))  # again: v+1
+                write(pg, coll, *docs)
+                if i % 3 == 2:
+                    pg.delete_documents(coll, [f"k{k}" for k in mine.sample(range(30), 4)])
         except BaseException as exc:
             errors.append(exc)
 
@@ -338,23 +396,82 @@ def test_concurrent_writers_keep_the_statistics_exact(pg: Any, pg_url: str) -> N
     for t in threads:
         t.join()
     assert errors == []
+    assert assert_consistent(pg_url, coll) > 0
+
+
+def lock_waits(pg_url: str, count: int) -> list[str]:
+    """The statements of the engram connections waiting for a lock, once there are
+    ``count`` of them."""
     with connect(pg_url) as conn:
-        conn.execute("SELECT set_config('engram.tenant', '*', false)")
-        stats = conn.execute(
-            "SELECT chunk_count, total_length FROM collections WHERE id = %s", (coll.id,)
-        ).fetchone()
-        actual = conn.execute(
-            "SELECT count(*), coalesce(sum(length), 0) FROM chunks WHERE collection_id = %s",
-            (coll.id,),
-        ).fetchone()
-        assert stats == actual
-        bad_df = conn.execute(
-            "SELECT count(*) FROM vocabulary v FULL JOIN (SELECT term, count(*) AS n FROM postings"
-            " WHERE collection_id = %s GROUP BY term) p ON p.term = v.term"
-            " WHERE v.collection_id IS DISTINCT FROM %s OR v.df IS DISTINCT FROM p.n",
-            (coll.id, coll.id),
-        ).fetchone()[0]
-        assert bad_df == 0
+        conn.autocommit = True
+        deadline = time.monotonic() + 20
+        while True:
+            rows = conn.execute(
+                "SELECT query FROM pg_stat_activity WHERE application_name = 'engram'"
+                " AND datname = current_database() AND wait_event_type = 'Lock'"
+                " ORDER BY query_start"
+            ).fetchall()
+            if len(rows) >= count or time.monotonic() > deadline:
+                return [r[0] for r in rows]
+            time.sleep(0.02)
+
+
+def test_writers_of_one_collection_wait_only_for_the_tail(pg: Any, pg_url: str) -> None:
+    """While the collection row is being updated by another transaction (a writer at its last
+    statement), a writer and a deleter do everything else and wait at their last statement;
+    a second writer of the same new key waits at that document and then replaces what the
+    first one wrote."""
+    coll = new_collection(pg)
+    write(pg, coll, document("old", "w1 w2 w3", "w4"))
+    holder = connect(pg_url)
+    holder.execute("SELECT set_config('engram.tenant', '*', false)")
+    holder.execute("UPDATE collections SET revision = revision WHERE id = %s", (coll.id,))
+    errors: list[BaseException] = []
+
+    def run(call: Any, *args: Any) -> threading.Thread:
+        def target() -> None:
+            try:
+                call(*args)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    try:
+        first = run(write, pg, coll, document("new", "w5 w6", "w7"))  # no term of "old"
+        deleter = run(pg.delete_documents, coll, ["old"])
+        waits = lock_waits(pg_url, 2)
+        assert len(waits) == 2 and all(q.startswith("UPDATE collections") for q in waits), waits
+        second = run(write, pg, coll, document("new", "w8 w1"))
+        waits = lock_waits(pg_url, 3)
+        assert sorted(q.split()[0] for q in waits) == ["UPDATE", "UPDATE", "WITH"], waits
+        assert any("INSERT INTO documents" in q for q in waits), waits
+    finally:
+        holder.commit()
+        holder.close()
+    for t in (first, deleter, second):
+        t.join()
+    assert errors == []
+    assert assert_consistent(pg_url, coll) == 1
+    assert [v.version for v in pg.document_versions(coll, "new")] == [1, 2]
+    assert pg.term_frequencies(coll, ["w1", "w5", "w8", "w2"]) == {
+        "w1": 1,
+        "w5": 0,
+        "w8": 1,
+        "w2": 0,
+    }
+    assert pg.get_collection("c").chunk_count == 1
+
+
+def test_writer_after_a_collection_is_deleted_fails_cleanly(pg: Any) -> None:
+    coll = new_collection(pg)
+    write(pg, coll, document("a", "w1 w2"))
+    pg.delete_collection("c")
+    with pytest.raises(CollectionNotFound):
+        write(pg, coll, document("b", "w3"))
+    assert pg.delete_documents(coll, ["a"]) == 0
 
 
 # -- vectors ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ top k); vector_search two (the collection's size picks exact or HNSW, then the s
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,11 +24,18 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
+from ..errors import (
+    CollectionNotFound,
+    Conflict,
+    DocumentNotFound,
+    InvalidInput,
+    StoreError,
+)
 from ..keys import ApiKey
 from ..search.ann import HnswParams
 from ..search.bm25 import K1, B
 from ..types import Collection, DocumentInfo
+from . import postgres_bm25
 from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where
 from .migrations import Migration
 from .postgres_base import (
@@ -73,6 +81,8 @@ class PostgresStore(
 
     Opening applies pending migrations. ``rls_enforced`` is False when the role is a
     superuser or has BYPASSRLS, which skip row-level security (a warning is logged)."""
+
+    concurrent_reads = True  # the database works while this process embeds the query
 
     def __init__(
         self,
@@ -265,6 +275,25 @@ class PostgresStore(
             )
             return {r["text_hash"] for r in cur.fetchall()}
 
+    # Writers of one collection run concurrently: the heavy part of a write (chunks with their
+    # HNSW index entries, postings) touches rows no other writer shares, and the rows they do
+    # share are written at the very end, in one fixed order, so that they are locked only for
+    # the tail of the transaction and its commit. Every write transaction takes its row locks
+    # in these phases, each in a fixed order:
+    #   1. the collection row FOR KEY SHARE (_hold): it cannot be deleted or renamed meanwhile,
+    #      yet writers do not exclude each other (the foreign keys take the same lock);
+    #   2. embeddings: the vectors used are inserted or locked, in hash order (_use_embeddings);
+    #   3. documents, upserted (or locked, to delete them) in key order: a second writer of a
+    #      key waits here and then replaces what the first one wrote;
+    #   4. chunks and postings of those documents only; then the replaced vectors no chunk uses
+    #      any more are deleted from the cache, skipping locked rows (it never waits, and a
+    #      vector a writer holds stays);
+    #   5. vocabulary: the transaction's summed document-frequency changes, one upsert in term
+    #      order (then rows that reached 0 are deleted);
+    #   6. the collection row's statistics and revision.
+    # A transaction waits only for locks of its current phase, held by transactions in the
+    # same or a later phase, so no cycle (deadlock) can form. delete_collection and
+    # rename_collection lock the collection row FOR UPDATE (_lock): they wait for its writers.
     def write_documents(
         self,
         collection: Collection,
@@ -280,76 +309,112 @@ class PostgresStore(
                 )
             hashes.append(text_hash)
             vectors.append(vector_text(vec))
-        written: list[tuple[str, int]] = []
+        written: list[tuple[str, int]] = [("", 0)] * len(documents)
+        df: Counter[str] = Counter()
         with self._tx(collection.tenant) as cur:
-            if not self._lock(cur, collection):
+            if not self._hold(cur, collection):
                 raise CollectionNotFound(f"collection {collection.name!r} was deleted")
-            if hashes:
-                cur.execute(
-                    "INSERT INTO embeddings (model_id, text_hash, vector)"
-                    " SELECT %s, h, v::vector FROM unnest(%s::text[], %s::text[]) AS u(h, v)"
-                    " ON CONFLICT DO NOTHING",
-                    (collection.model_id, hashes, vectors),
-                )
-            needed = list({c.text_hash for d in documents for c in d.chunks})
-            if needed:
-                cur.execute(
-                    "SELECT text_hash FROM embeddings WHERE model_id = %s AND text_hash = ANY(%s)",
-                    (collection.model_id, needed),
-                )
-                present = {r["text_hash"] for r in cur.fetchall()}
-                for doc in documents:
-                    missing = {c.text_hash for c in doc.chunks} - present
-                    if missing:
-                        raise InvalidInput(
-                            f"document {doc.key!r} has {len(missing)} chunk(s) without an embedding"
-                        )
+            needed = {c.text_hash for d in documents for c in d.chunks}
+            present = self._use_embeddings(cur, collection.model_id, needed, hashes, vectors)
+            for doc in documents:
+                missing = {c.text_hash for c in doc.chunks} - present
+                if missing:
+                    raise InvalidInput(
+                        f"document {doc.key!r} has {len(missing)} chunk(s) without an embedding"
+                    )
             chunks = length = 0
             old_hashes: list[str] = []
-            for batch in _unique_key_batches(documents):
-                done, delta = self._write_batch(cur, collection, batch)
-                written.extend(done)
+            for batch in _key_batches(documents):
+                done, delta = self._write_batch(cur, collection, [documents[i] for i in batch], df)
+                for i, result in zip(batch, done):
+                    written[i] = result
                 chunks += delta[0]
                 length += delta[1]
                 old_hashes.extend(delta[2])
-            self._bump(cur, collection, chunks, length)
             self._drop_orphan_embeddings(cur, collection.model_id, old_hashes)
+            self._bump(cur, collection, chunks, length, df)
         return written
 
+    @staticmethod
+    def _use_embeddings(
+        cur: psycopg.Cursor[dict[str, Any]],
+        model_id: str,
+        needed: Iterable[str],
+        hashes: Sequence[str],
+        vectors: Sequence[str],
+    ) -> set[str]:
+        """Phase 2: hold the cached vectors of the ``needed`` text hashes until the commit, so
+        that no orphan clean-up removes one before the chunks copy it. The given ones
+        (``hashes`` with their pgvector texts) are inserted, or locked where the cache has
+        them already, in one statement (ON CONFLICT DO UPDATE locks the row it does not
+        update): a second pass, in another order, could deadlock with a concurrent writer.
+        The others are locked FOR KEY SHARE, which waits for no writer. Returns the hashes
+        held: a needed one not among them is missing from the cache."""
+        held = set(hashes)
+        cached = sorted(set(needed) - held)
+        if cached:
+            cur.execute(
+                "SELECT text_hash FROM embeddings WHERE model_id = %s AND text_hash = ANY(%s)"
+                ' ORDER BY text_hash COLLATE "C" FOR KEY SHARE',
+                (model_id, cached),
+            )
+            held.update(r["text_hash"] for r in cur.fetchall())
+        if hashes:
+            cur.execute(
+                "INSERT INTO embeddings AS e (model_id, text_hash, vector)"
+                " SELECT %s, u.h, u.v::vector FROM unnest(%s::text[], %s::text[]) AS u(h, v)"
+                ' ORDER BY u.h COLLATE "C"'
+                " ON CONFLICT (model_id, text_hash) DO UPDATE SET vector = e.vector WHERE false",
+                (model_id, list(hashes), list(vectors)),
+            )
+        return held
+
     def _write_batch(
-        self, cur: psycopg.Cursor[dict[str, Any]], collection: Collection, docs: list[DocumentWrite]
+        self,
+        cur: psycopg.Cursor[dict[str, Any]],
+        collection: Collection,
+        docs: list[DocumentWrite],
+        df: Counter[str],
     ) -> tuple[list[tuple[str, int]], tuple[int, int, list[str]]]:
-        """Write documents with distinct keys; returns their (key, version) and the change of
-        (chunk count, total length) plus the text hashes of the chunks they replaced."""
+        """Write documents with distinct keys (phases 3 and 4 above); returns their (key,
+        version) in order, and the change of (chunk count, total length) plus the text hashes
+        of the chunks they replaced. Their document-frequency changes are added to ``df``, for
+        :meth:`_bump` to apply at the end of the transaction."""
         cid, tenant = collection.id, collection.tenant
+        # Upserted in key order (a fixed lock order: a concurrent writer of the same keys waits
+        # for this transaction at its first common key), with ids drawn in the given order,
+        # as SQLite gives them.
         cur.execute(
-            "SELECT id FROM documents WHERE collection_id = %s AND key = ANY(%s) FOR UPDATE",
-            (cid, [d.key for d in docs]),
-        )
-        existing = [r["id"] for r in cur.fetchall()]
-        removed, removed_length, old_hashes = self._remove_chunks(cur, collection, existing)
-        cur.execute(
-            "INSERT INTO documents (tenant, collection_id, key, title, version, content_hash,"
-            " metadata, source, created_at, updated_at)"
-            " SELECT %s, %s, u.key, u.title, 1, u.hash, u.meta::jsonb, u.source, now(), now()"
-            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
-            " WITH ORDINALITY AS u(key, title, hash, meta, source, ord) ORDER BY u.ord"
+            "WITH u AS MATERIALIZED ("
+            " SELECT nextval((SELECT pg_get_serial_sequence('documents', 'id')::regclass)) AS id,"
+            " u.key, u.title, u.hash, u.meta, u.source"
+            " FROM unnest(%(key)s::text[], %(title)s::text[], %(hash)s::text[], %(meta)s::text[],"
+            " %(source)s::text[]) WITH ORDINALITY AS u(key, title, hash, meta, source, ord)"
+            " ORDER BY u.ord)"
+            " INSERT INTO documents (id, tenant, collection_id, key, title, version, content_hash,"
+            " metadata, source, created_at, updated_at) OVERRIDING SYSTEM VALUE"
+            " SELECT u.id, %(tenant)s, %(cid)s, u.key, u.title, 1, u.hash, u.meta::jsonb, u.source,"
+            ' now(), now() FROM u ORDER BY u.key COLLATE "C"'
             " ON CONFLICT (collection_id, key) DO UPDATE SET title = excluded.title,"
             " version = documents.version + 1, content_hash = excluded.content_hash,"
             " metadata = excluded.metadata, source = excluded.source,"
             " updated_at = excluded.updated_at"
             " RETURNING id, key, version",
-            (
-                tenant,
-                cid,
-                [d.key for d in docs],
-                [d.title for d in docs],
-                [d.content_hash for d in docs],
-                [dumps(d.metadata) for d in docs],
-                [d.source for d in docs],
-            ),
+            {
+                "tenant": tenant,
+                "cid": cid,
+                "key": [d.key for d in docs],
+                "title": [d.title for d in docs],
+                "hash": [d.content_hash for d in docs],
+                "meta": [dumps(d.metadata) for d in docs],
+                "source": [d.source for d in docs],
+            },
         )
         ids = {r["key"]: (r["id"], r["version"]) for r in cur.fetchall()}
+        # The chunks of the version replaced, read after the upsert: a writer of the same key
+        # that committed meanwhile is seen, and one still running waits for this one.
+        replaced = sorted(doc_id for doc_id, version in ids.values() if version > 1)
+        removed, removed_length, old_hashes = self._remove_chunks(cur, collection, replaced, df)
         cur.execute(
             "INSERT INTO document_versions (tenant, document_id, version, content_hash,"
             " chunk_count, created_at)"
@@ -403,9 +468,8 @@ class PostgresStore(
                 ):
                     rows[key].append(value)
         if rows["doc"]:
-            # Chunks (with their vector, copied from the cache), their postings and the
-            # vocabulary's document frequencies, in one statement. Vocabulary rows are
-            # upserted in term order (a fixed lock order).
+            # Chunks (with their vector, copied from the cache) and their postings, in one
+            # statement that returns the document frequency each term gains.
             cur.execute(
                 "WITH new AS ("
                 " INSERT INTO chunks (tenant, collection_id, document_id, version, ordinal, text,"
@@ -426,12 +490,16 @@ class PostgresStore(
                 " FROM new, unnest(string_to_array(new.terms, ' ')) AS t(term)"
                 " GROUP BY new.id, new.length, t.term"
                 " RETURNING term"
-                ")"
-                " INSERT INTO vocabulary (tenant, collection_id, term, df)"
-                " SELECT %(tenant)s, %(cid)s, term, count(*) FROM post GROUP BY term ORDER BY term"
-                " ON CONFLICT (collection_id, term) DO UPDATE SET df = vocabulary.df + excluded.df",
+                "), d AS (SELECT term, count(*) AS n FROM post GROUP BY term)"
+                " SELECT (SELECT count(*) FROM new) AS chunks,"
+                " coalesce(array_agg(d.term), '{}') AS terms, coalesce(array_agg(d.n), '{}') AS df"
+                " FROM d",
                 {"tenant": tenant, "cid": cid, "model": collection.model_id, **rows},
             )
+            row = _one(cur)
+            if row["chunks"] != len(rows["doc"]):  # the vectors were locked above: cannot happen
+                raise StoreError("a chunk's embedding vanished from the cache while writing")
+            df.update(dict(zip(row["terms"], row["df"])))
         added, added_length = len(rows["doc"]), sum(rows["length"])
         return (
             [(d.key, ids[d.key][1]) for d in docs],
@@ -439,10 +507,15 @@ class PostgresStore(
         )
 
     def _remove_chunks(
-        self, cur: psycopg.Cursor[dict[str, Any]], collection: Collection, doc_ids: list[int]
+        self,
+        cur: psycopg.Cursor[dict[str, Any]],
+        collection: Collection,
+        doc_ids: list[int],
+        df: Counter[str],
     ) -> tuple[int, int, list[str]]:
-        """Delete the chunks of documents with their postings and document frequencies;
-        returns (chunks removed, their total length, their text hashes)."""
+        """Delete the chunks of documents (locked by the caller) with their postings; their
+        terms' document frequencies are subtracted from ``df``. Returns (chunks removed, their
+        total length, their text hashes)."""
         if not doc_ids:
             return 0, 0, []
         cur.execute(
@@ -456,37 +529,67 @@ class PostgresStore(
             " DELETE FROM postings p USING pairs"
             " WHERE p.collection_id = %(cid)s AND p.term = pairs.term AND p.chunk_id = pairs.id"
             " RETURNING p.term"
-            "), voc AS ("
-            " UPDATE vocabulary v SET df = v.df - d.n"
-            " FROM (SELECT term, count(*) AS n FROM post GROUP BY term) AS d"
-            " WHERE v.collection_id = %(cid)s AND v.term = d.term"
-            " RETURNING v.term, v.df"
-            ")"
-            " SELECT (SELECT count(*) FROM gone) AS n,"
-            " (SELECT coalesce(sum(length), 0) FROM gone) AS length,"
-            " (SELECT coalesce(array_agg(text_hash), '{}') FROM gone) AS hashes,"
-            " (SELECT coalesce(array_agg(term), '{}') FROM voc WHERE df <= 0) AS empty",
+            "), d AS (SELECT term, count(*) AS n FROM post GROUP BY term)"
+            " SELECT g.n, g.length, g.hashes, d.terms, d.df FROM"
+            " (SELECT count(*) AS n, coalesce(sum(length), 0) AS length,"
+            " coalesce(array_agg(text_hash), '{}') AS hashes FROM gone) AS g,"
+            " (SELECT coalesce(array_agg(term), '{}') AS terms,"
+            " coalesce(array_agg(n), '{}') AS df FROM d) AS d",
             {"docs": doc_ids, "cid": collection.id},
         )
         row = _one(cur)
-        if row["empty"]:
-            cur.execute(
-                "DELETE FROM vocabulary WHERE collection_id = %s AND term = ANY(%s) AND df <= 0",
-                (collection.id, row["empty"]),
-            )
+        df.subtract(dict(zip(row["terms"], row["df"])))
         return int(row["n"]), int(row["length"]), list(row["hashes"])
 
     @staticmethod
+    def _hold(cur: psycopg.Cursor[dict[str, Any]], collection: Collection) -> bool:
+        """A writer's first lock: the collection row FOR KEY SHARE, which other writers share
+        and delete_collection / rename_collection wait for. False if the collection is gone."""
+        cur.execute("SELECT id FROM collections WHERE id = %s FOR KEY SHARE", (collection.id,))
+        return cur.fetchone() is not None
+
+    @staticmethod
     def _lock(cur: psycopg.Cursor[dict[str, Any]], collection: Collection) -> bool:
-        """Lock the collection's row first: writers of one collection queue here, in one fixed
-        order, before touching the rows they share. False if the collection is gone."""
+        """Lock the collection row exclusively (to delete, rename or import into it): waits for
+        its running writers to finish and keeps new ones out. False if the collection is gone."""
         cur.execute("SELECT id FROM collections WHERE id = %s FOR UPDATE", (collection.id,))
         return cur.fetchone() is not None
 
     @staticmethod
     def _bump(
-        cur: psycopg.Cursor[dict[str, Any]], collection: Collection, chunks: int, length: int
+        cur: psycopg.Cursor[dict[str, Any]],
+        collection: Collection,
+        chunks: int,
+        length: int,
+        df: Counter[str],
     ) -> None:
+        """The end of every write transaction (phases 5 and 6 above): apply the summed
+        document-frequency changes ``df`` in one statement, in term order, deleting the terms
+        that reach 0; then the collection's statistics and revision."""
+        changes = sorted((term, n) for term, n in df.items() if n)
+        if changes:
+            cur.execute(
+                "WITH up AS ("
+                " INSERT INTO vocabulary AS v (tenant, collection_id, term, df)"
+                " SELECT %s, %s, u.term, u.n FROM unnest(%s::text[], %s::int[]) AS u(term, n)"
+                ' ORDER BY u.term COLLATE "C"'
+                " ON CONFLICT (collection_id, term) DO UPDATE SET df = v.df + excluded.df"
+                " RETURNING v.term, v.df"
+                ") SELECT coalesce(array_agg(term), '{}') AS empty FROM up WHERE df <= 0",
+                (
+                    collection.tenant,
+                    collection.id,
+                    [term for term, _ in changes],
+                    [n for _, n in changes],
+                ),
+            )
+            empty = _one(cur)["empty"]
+            if empty:  # rows this transaction holds already: no new lock to wait for
+                cur.execute(
+                    "DELETE FROM vocabulary WHERE collection_id = %s AND term = ANY(%s)"
+                    " AND df <= 0",
+                    (collection.id, empty),
+                )
         cur.execute(
             "UPDATE collections SET chunk_count = chunk_count + %s,"
             " total_length = total_length + %s, revision = revision + 1 WHERE id = %s",
@@ -498,30 +601,38 @@ class PostgresStore(
         cur: psycopg.Cursor[dict[str, Any]], model_id: str, hashes: Sequence[str]
     ) -> None:
         """Remove cached vectors no chunk uses any more (so deleted text leaves no trace).
-        Row-level security hides other tenants' chunks here, so a vector another tenant also
-        uses may go too: it is only a cache (their chunks keep their own copy)."""
+        A vector a running writer has locked to use is skipped (never waited for): it is not
+        an orphan. Row-level security hides other tenants' chunks here, so a vector another
+        tenant also uses may go too: it is only a cache (their chunks keep their own copy)."""
         if hashes:
             cur.execute(
-                "DELETE FROM embeddings e WHERE e.model_id = %s AND e.text_hash = ANY(%s)"
-                " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = e.text_hash)",
-                (model_id, list(set(hashes))),
+                "DELETE FROM embeddings WHERE model_id = %s AND text_hash IN ("
+                " SELECT e.text_hash FROM embeddings e WHERE e.model_id = %s"
+                " AND e.text_hash = ANY(%s)"
+                " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = e.text_hash)"
+                " FOR UPDATE SKIP LOCKED)",
+                (model_id, model_id, sorted(set(hashes))),
             )
 
     def delete_documents(self, collection: Collection, keys: Sequence[str]) -> int:
+        df: Counter[str] = Counter()
         with self._tx(collection.tenant) as cur:
-            if not self._lock(cur, collection):
+            if not self._hold(cur, collection):
                 return 0
+            # Locked in key order, as writers upsert them; a document a concurrent call
+            # deleted first is not returned (nor counted) once that call commits.
             cur.execute(
-                "SELECT id FROM documents WHERE collection_id = %s AND key = ANY(%s)",
+                "SELECT id FROM documents WHERE collection_id = %s AND key = ANY(%s)"
+                " ORDER BY key FOR UPDATE",
                 (collection.id, list(keys)),
             )
             doc_ids = [r["id"] for r in cur.fetchall()]
             if not doc_ids:
                 return 0
-            removed, length, hashes = self._remove_chunks(cur, collection, doc_ids)
+            removed, length, hashes = self._remove_chunks(cur, collection, doc_ids, df)
             cur.execute("DELETE FROM documents WHERE id = ANY(%s)", (doc_ids,))
-            self._bump(cur, collection, -removed, -length)
             self._drop_orphan_embeddings(cur, collection.model_id, hashes)
+            self._bump(cur, collection, -removed, -length, df)
         return len(doc_ids)
 
     _DOC_SQL = (
@@ -598,6 +709,9 @@ class PostgresStore(
         wanted = list(dict.fromkeys(terms))
         if not wanted or k <= 0:
             return []
+        if not where:  # the common case: postings packed by the database, scored by numpy
+            with self._tx(collection.tenant) as cur:
+                return postgres_bm25.top_k(cur, collection.id, wanted, k)
         cond, params = compile_where(where)
         allowed = (
             " AND p.chunk_id IN (SELECT c.id FROM chunks c JOIN documents d"
@@ -810,18 +924,20 @@ def _one(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
-def _unique_key_batches(documents: Sequence[DocumentWrite]) -> list[list[DocumentWrite]]:
-    """Consecutive runs of documents with distinct keys (a key written twice in one call
-    becomes two versions, in order, as on SQLite)."""
-    batches: list[list[DocumentWrite]] = [[]]
-    seen: set[str] = set()
-    for doc in documents:
-        if doc.key in seen:
+def _key_batches(documents: Sequence[DocumentWrite]) -> list[list[int]]:
+    """Positions of the documents in groups of distinct keys: every key's first write, then
+    the second writes of the keys written twice, and so on (a key written twice in one call
+    becomes two versions, in order, as on SQLite). The first group holds every key, so the
+    documents' rows are locked in one key order however the keys repeat."""
+    batches: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for i, doc in enumerate(documents):
+        rank = seen.get(doc.key, 0)
+        seen[doc.key] = rank + 1
+        if rank == len(batches):
             batches.append([])
-            seen = set()
-        batches[-1].append(doc)
-        seen.add(doc.key)
-    return [b for b in batches if b]
+        batches[rank].append(i)
+    return batches
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

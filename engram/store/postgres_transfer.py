@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -295,14 +296,28 @@ class PostgresTransferMixin(PostgresBase):
 
         @staticmethod
         def _bump(
-            cur: psycopg.Cursor[dict[str, Any]], collection: Collection, chunks: int, length: int
+            cur: psycopg.Cursor[dict[str, Any]],
+            collection: Collection,
+            chunks: int,
+            length: int,
+            df: Counter[str],
         ) -> None: ...
+
+        @staticmethod
+        def _use_embeddings(
+            cur: psycopg.Cursor[dict[str, Any]],
+            model_id: str,
+            needed: Iterable[str],
+            hashes: Sequence[str],
+            vectors: Sequence[str],
+        ) -> set[str]: ...
 
         def _write_batch(
             self,
             cur: psycopg.Cursor[dict[str, Any]],
             collection: Collection,
             docs: list[DocumentWrite],
+            df: Counter[str],
         ) -> tuple[list[tuple[str, int]], tuple[int, int, list[str]]]: ...
 
     @contextlib.contextmanager
@@ -332,19 +347,8 @@ class PostgresTransferMixin(PostgresBase):
         with self._tx(collection.tenant) as cur:
             if not self._lock(cur, collection):
                 raise CollectionNotFound(f"collection {collection.name!r} was deleted")
-            if hashes:
-                cur.execute(
-                    "INSERT INTO embeddings (model_id, text_hash, vector)"
-                    " SELECT %s, h, v::vector FROM unnest(%s::text[], %s::text[]) AS u(h, v)"
-                    " ON CONFLICT DO NOTHING",
-                    (collection.model_id, hashes, vectors),
-                )
-            needed = list({c.text_hash for d in documents for c in d.chunks})
-            cur.execute(
-                "SELECT text_hash FROM embeddings WHERE model_id = %s AND text_hash = ANY(%s)",
-                (collection.model_id, needed),
-            )
-            present = {r["text_hash"] for r in cur.fetchall()}
+            needed = {c.text_hash for d in documents for c in d.chunks}
+            present = self._use_embeddings(cur, collection.model_id, needed, hashes, vectors)
             for doc in documents:
                 missing = {c.text_hash for c in doc.chunks} - present
                 if missing:
@@ -385,10 +389,11 @@ class PostgresTransferMixin(PostgresBase):
                 DocumentWrite(d.key, d.title, d.content_hash, d.chunks, d.metadata, d.source)
                 for d in documents
             ]
-            written, (added, length, _) = self._write_batch(cur, collection, writes)
+            df: Counter[str] = Counter()
+            written, (added, length, _) = self._write_batch(cur, collection, writes, df)
             if [v for _, v in written] != [d.version for d in documents]:
                 raise StoreError("import: the write path did not give the exported versions")
-            self._bump(cur, collection, added, length)
+            self._bump(cur, collection, added, length, df)
             cur.execute(
                 "UPDATE documents d SET updated_at = u.updated"
                 " FROM unnest(%s::text[], %s::timestamptz[]) AS u(key, updated)"
