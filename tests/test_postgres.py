@@ -168,7 +168,9 @@ def test_a_killed_connection_does_not_break_the_next_call(pg: Any, pg_cluster: A
     write(pg, coll, document("a", "alpha beta"))
     name = dbname(pg.url)
     killed = pg_cluster.admin.execute(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+        # with a timeout, pg_terminate_backend waits until the backend is gone (its socket
+        # closed), as after any real restart or kill
+        "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = %s",
         (name,),
     ).fetchone()[0]
     assert killed >= 1  # the pool's idle connection(s)

@@ -15,6 +15,7 @@ top k); vector_search two (the collection's size picks exact or HNSW, then the s
 from __future__ import annotations
 
 import logging
+import select
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -121,7 +122,7 @@ class PostgresStore(
             max_size=max(1, pool_size),
             open=False,
             configure=_configure,
-            check=ConnectionPool.check_connection,  # a restarted server costs no request
+            check=_check_connection,  # a restarted server costs no request
             timeout=timeout,
             kwargs={"connect_timeout": max(1, int(timeout)), "application_name": "engram"},
             name="engram",
@@ -947,6 +948,18 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET TIME ZONE 'UTC'")
     conn.execute("SET jit = off")
     conn.commit()
+
+
+def _check_connection(conn: psycopg.Connection[Any]) -> None:
+    """Checked out of the pool: is the connection alive? Without a round trip in the common
+    case: an idle connection that the server closed (restart, pg_terminate_backend, idle
+    timeout) has something to read — the FATAL message or end of file — while a live idle
+    one has nothing. Only then is it pinged, and replaced by the pool when the ping fails.
+    (Pinging every checkout costs one round trip per transaction: several per search.)"""
+    from psycopg_pool import ConnectionPool
+
+    if conn.closed or select.select([conn.fileno()], [], [], 0)[0]:
+        ConnectionPool.check_connection(conn)
 
 
 def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:

@@ -106,7 +106,11 @@ CREATE TABLE postings (
     chunk_id      bigint NOT NULL,
     tf            integer NOT NULL,
     length        integer NOT NULL,
-    PRIMARY KEY (collection_id, term, chunk_id) INCLUDE (tf, length, tenant)
+    -- (chunk_id int8, tf int4, length int4) big-endian: the record the keyword leg reads, so a
+    -- term's postings are concatenated without per-row conversions (engram.store.postgres_bm25)
+    packed        bytea GENERATED ALWAYS AS
+                      (int8send(chunk_id) || int4send(tf) || int4send(length)) STORED,
+    PRIMARY KEY (collection_id, term, chunk_id) INCLUDE (tf, length, tenant, packed)
 );
 
 -- Document frequency of every term of a collection (rows at 0 are deleted): the IDF of a
