@@ -584,3 +584,22 @@ def test_typo_expansion_does_not_depend_on_vocabulary_order() -> None:
     terms = ["walkd", "walke", "walka", "walkb", "walkc", "other"]
     assert len(terms) - 1 > MAX_EXPANSIONS
     assert Vocabulary(terms).neighbours("walkx") == Vocabulary(terms[::-1]).neighbours("walkx")
+
+
+@pytest.mark.parametrize("spread", [1, 10_000_000])  # dense and sparse chunk ids
+def test_client_side_bm25_ranking_sums_per_chunk_and_breaks_ties_by_id(spread: int) -> None:
+    from collections import defaultdict
+
+    from engram.store.postgres_bm25 import rank
+
+    rng = np.random.default_rng(7)
+    chunk = rng.integers(0, 300, size=2_000) * spread + 5
+    contrib = rng.choice([0.5, 1.0, 1.5], size=len(chunk))  # many exact ties
+    expected: dict[int, float] = defaultdict(float)
+    for c, w in zip(chunk.tolist(), contrib.tolist()):
+        expected[c] += w
+    best = sorted(expected.items(), key=lambda item: (-item[1], item[0]))[:25]
+    got = rank(chunk.astype(np.int64), contrib, 25)
+    assert [c for c, _ in got] == [c for c, _ in best]
+    assert np.allclose([s for _, s in got], [s for _, s in best])
+    assert len(rank(chunk.astype(np.int64), contrib, 10_000)) == len(expected)

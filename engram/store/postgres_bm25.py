@@ -65,8 +65,24 @@ def top_k(
     length = postings["length"].astype(np.float64)
     avgdl = total / n
     contrib = idf_per * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avgdl))
-    ids, slot = np.unique(postings["chunk"], return_inverse=True)
-    scores = np.bincount(slot, weights=contrib, minlength=len(ids))
-    best = np.argpartition(-scores, k - 1)[:k] if len(ids) > k else np.arange(len(ids))
-    order = sorted(best.tolist(), key=lambda s: (-float(scores[s]), int(ids[s])))
+    return rank(postings["chunk"].astype(np.int64), contrib, k)
+
+
+def rank(chunk: np.ndarray, contrib: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """Sum each chunk's contributions; the ``k`` best (chunk id, score), ties by chunk id."""
+    low = int(chunk.min())
+    span = int(chunk.max()) - low + 1
+    if span <= 8 * len(chunk) + 4096:  # ids close together (the usual case): sum in place
+        dense = np.bincount(chunk - low, weights=contrib, minlength=span)
+        slots = np.flatnonzero(dense)  # every posting adds > 0 (idf >= 1e-6, tf >= 1)
+        ids, scores = slots + low, dense[slots]
+    else:
+        ids, slot = np.unique(chunk, return_inverse=True)
+        scores = np.bincount(slot, weights=contrib, minlength=len(ids))
+    if len(ids) > k:  # every chunk scoring at least the k-th best, so ties at the cut go by id
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        best = np.flatnonzero(scores >= kth)
+    else:
+        best = np.arange(len(ids))
+    order = sorted(best.tolist(), key=lambda s: (-float(scores[s]), int(ids[s])))[:k]
     return [(int(ids[s]), float(scores[s])) for s in order]
