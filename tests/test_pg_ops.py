@@ -98,7 +98,8 @@ def test_ready_reports_the_postgres_server_schema_pgvector_rls_and_pool(
     assert details["backend"] == "postgres" and details["server_version"] == server
     assert details["database"] == _name(pg_url)
     pool = details["pool"]
-    assert 1 <= pool["pool_size"] <= details["connections"] <= details["max_connections"]
+    # (the pool may be opening a connection the server does not list yet: no order between them)
+    assert pool["pool_size"] >= 1 and 1 <= details["connections"] <= details["max_connections"]
     assert (pool["pool_min"], pool["pool_max"], pool["requests_waiting"]) == (1, 3, 0)
     # The probe's own connection is back in the pool when the pool is read (the job
     # worker's poll may hold another one).
