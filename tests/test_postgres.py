@@ -554,6 +554,7 @@ def _raise(exc: BaseException) -> None:
         (lambda pg: pg.OperationalError("server closed the connection"), "ServerUnavailable"),
         (lambda pg: pg.errors.AdminShutdown("terminating connection"), "ServerUnavailable"),
         (lambda pg: pg.errors.SyntaxError("syntax error"), "StoreError"),
+        (lambda pg: pg.errors.DeadlockDetected("deadlock detected"), "ServerUnavailable"),
     ],
 )
 def test_psycopg_errors_are_translated(make: Any, expected: str) -> None:

@@ -102,6 +102,12 @@ def translate() -> Iterator[None]:
             f"PostgreSQL refused the operation: {exc}",
             hint="row-level security or grants forbid it for this tenant or role",
         ) from exc
+    except (pgerr.DeadlockDetected, pgerr.SerializationFailure) as exc:
+        # temporary (503), so clients and the job worker retry it; not a 409 they would not
+        raise ServerUnavailable(
+            f"a concurrent change collided with this one ({exc.sqlstate}); nothing was written",
+            hint="retry the request",
+        ) from exc
     except (pgerr.AdminShutdown, pgerr.CannotConnectNow, psycopg.OperationalError) as exc:
         raise ServerUnavailable(
             f"lost the connection to PostgreSQL: {exc}".strip(),

@@ -29,8 +29,9 @@ CREATE EXTENSION IF NOT EXISTS vector;
 
 -- chunk_count and total_length are the BM25 statistics (N and the sum of chunk lengths, for
 -- avgdl), kept in the transaction that writes or deletes chunks; revision moves on every
--- change (the search caches' key). Writers lock this row first, so concurrent writers of one
--- collection queue up here instead of deadlocking on the vocabulary rows they share.
+-- change (the search caches' key). Writers hold this row FOR KEY SHARE while they write and
+-- update it last, after the vocabulary rows (in term order), so concurrent writers of one
+-- collection run side by side and queue only for that short tail (engram.store.postgres).
 CREATE TABLE collections (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant        text NOT NULL,
