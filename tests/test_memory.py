@@ -424,3 +424,19 @@ def test_store_keyword_candidates_are_bm25(store: Store) -> None:
     reference.apply({0: "red appl green appl", 1: "green tea", 2: "appl pie recip"}, [], 0)
     assert got == [(f"m{i}", s) for i, s in reference.search(["appl", "green"], 10)]
     assert store.memory_keyword_candidates(scope, [], language="en", k=10) == []
+
+
+def test_store_appends_a_turn_whole_or_not_at_all(store: Store) -> None:
+    from engram.errors import ConversationNotFound
+
+    store.create_conversation("c1", tenant="t", user_id="u")
+    user, answer = store.append_messages(
+        "c1", tenant="t", messages=[("user", "Q?", None), ("assistant", "A.", {"n": 1})]
+    )
+    assert (user.role, answer.role, answer.metadata) == ("user", "assistant", {"n": 1})
+    assert user.id < answer.id and user.created_at == answer.created_at
+    listed = store.list_messages("c1", tenant="t")
+    assert [(m.role, m.content) for m in listed] == [("user", "Q?"), ("assistant", "A.")]
+    with pytest.raises(ConversationNotFound):  # another tenant's conversation: nothing written
+        store.append_messages("c1", tenant="other", messages=[("user", "x", None)])
+    assert len(store.list_messages("c1", tenant="t")) == 2

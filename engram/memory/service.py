@@ -265,6 +265,21 @@ class MemoryService:
             metadata=check.metadata(metadata),
         )
 
+    def append_turn(
+        self, conversation_id: str, question: str, answer: str, *, tenant: str = DEFAULT_TENANT
+    ) -> tuple[Message, Message]:
+        """Append a user question and the assistant's answer together: a reader sees the
+        whole turn or none of it."""
+        user, assistant = self.store.append_messages(
+            conversation_id,
+            tenant=tenant,
+            messages=[
+                ("user", check.content(question), None),
+                ("assistant", check.content(answer), None),
+            ],
+        )
+        return user, assistant
+
     def messages(
         self, conversation_id: str, *, last: int | None = None, tenant: str = DEFAULT_TENANT
     ) -> builtins.list[Message]:

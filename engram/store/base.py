@@ -341,7 +341,6 @@ class Store(ABC):
     def delete_conversation(self, conversation_id: str, *, tenant: str) -> None:
         """Delete a conversation and all its messages; raises ConversationNotFound."""
 
-    @abstractmethod
     def append_message(
         self,
         conversation_id: str,
@@ -352,6 +351,20 @@ class Store(ABC):
         metadata: dict[str, Any] | None = None,
     ) -> Message:
         """Append a message (and bump the conversation's ``updated_at``)."""
+        return self.append_messages(
+            conversation_id, tenant=tenant, messages=[(role, content, metadata)]
+        )[0]
+
+    @abstractmethod
+    def append_messages(
+        self,
+        conversation_id: str,
+        *,
+        tenant: str,
+        messages: Sequence[tuple[Role, str, dict[str, Any] | None]],
+    ) -> list[Message]:
+        """Append (role, content, metadata) messages in one transaction, in order: a reader
+        sees all of them or none (a chat turn is a question and its answer)."""
 
     @abstractmethod
     def list_messages(

@@ -221,16 +221,14 @@ class PostgresMemoryMixin(PostgresBase):
             if cur.rowcount == 0:
                 raise ConversationNotFound(f"no conversation {conversation_id!r}")
 
-    def append_message(
+    def append_messages(
         self,
         conversation_id: str,
         *,
         tenant: str,
-        role: Role,
-        content: str,
-        metadata: dict[str, Any] | None = None,
-    ) -> Message:
-        meta = _dumps(metadata)
+        messages: Sequence[tuple[Role, str, dict[str, Any] | None]],
+    ) -> list[Message]:
+        written: list[Message] = []
         with self._tx(tenant) as cur:
             # The UPDATE locks the conversation row: concurrent appends to one conversation
             # are serialised, so message ids and timestamps grow in the order of appends.
@@ -241,15 +239,17 @@ class PostgresMemoryMixin(PostgresBase):
             )
             if cur.rowcount == 0:
                 raise ConversationNotFound(f"no conversation {conversation_id!r}")
-            cur.execute(
-                "INSERT INTO messages (tenant, conversation_id, role, content, metadata,"
-                " created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s)"
-                f" RETURNING {_MESSAGE_COLS}",
-                (tenant, conversation_id, role, content, meta, now),
-            )
-            row = cur.fetchone()
-        assert row is not None
-        return _message(row)
+            for role, content, metadata in messages:
+                cur.execute(
+                    "INSERT INTO messages (tenant, conversation_id, role, content, metadata,"
+                    " created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s)"
+                    f" RETURNING {_MESSAGE_COLS}",
+                    (tenant, conversation_id, role, content, _dumps(metadata), now),
+                )
+                row = cur.fetchone()
+                assert row is not None
+                written.append(_message(row))
+        return written
 
     def list_messages(
         self, conversation_id: str, *, tenant: str, last: int | None = None

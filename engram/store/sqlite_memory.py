@@ -167,16 +167,15 @@ class SQLiteMemoryMixin:
             if cur.rowcount == 0:
                 raise ConversationNotFound(f"no conversation {conversation_id!r}")
 
-    def append_message(
+    def append_messages(
         self,
         conversation_id: str,
         *,
         tenant: str,
-        role: Role,
-        content: str,
-        metadata: dict[str, Any] | None = None,
-    ) -> Message:
-        now, meta = _now(), _dumps(metadata)
+        messages: Sequence[tuple[Role, str, dict[str, Any] | None]],
+    ) -> list[Message]:
+        now = _now()
+        written: list[Message] = []
         with self._transaction() as conn:
             cur = conn.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ? AND tenant = ?",
@@ -184,13 +183,18 @@ class SQLiteMemoryMixin:
             )
             if cur.rowcount == 0:
                 raise ConversationNotFound(f"no conversation {conversation_id!r}")
-            message_id = conn.execute(
-                "INSERT INTO messages (conversation_id, role, content, metadata, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (conversation_id, role, content, meta, now),
-            ).lastrowid
-        assert message_id is not None
-        return Message(message_id, conversation_id, role, content, json.loads(meta), now)
+            for role, content, metadata in messages:
+                meta = _dumps(metadata)
+                message_id = conn.execute(
+                    "INSERT INTO messages (conversation_id, role, content, metadata, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (conversation_id, role, content, meta, now),
+                ).lastrowid
+                assert message_id is not None
+                written.append(
+                    Message(message_id, conversation_id, role, content, json.loads(meta), now)
+                )
+        return written
 
     def list_messages(
         self, conversation_id: str, *, tenant: str, last: int | None = None

@@ -132,5 +132,4 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
 
 def _remember(db: Engram, body: ChatRequest, reply: str, tenant: str) -> None:
     if body.conversation_id:
-        db.memory.append(body.conversation_id, "user", body.question, tenant=tenant)
-        db.memory.append(body.conversation_id, "assistant", reply, tenant=tenant)
+        db.memory.append_turn(body.conversation_id, body.question, reply, tenant=tenant)
