@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .analyzer import get_analyzer
+
 K1, B = 1.2, 0.75
 _FORMAT = 1
 
@@ -273,3 +275,24 @@ class BM25Index:
             self.seq = int(meta["seq"])
             self._dirty = False
         return True
+
+
+def rank_texts(
+    texts: Iterable[tuple[str, str]], terms: Sequence[str], *, language: str, k: int
+) -> list[tuple[str, float]]:
+    """BM25 over a small set of (id, text) analysed on the fly — e.g. one user's memories —
+    through a throwaway in-memory index: the ``k`` best (id, score). Order of ``texts``
+    breaks score ties, so callers pass them in insertion order."""
+    analyzer = get_analyzer(language)
+    ids: list[str] = []
+    docs: dict[int, str] = {}
+    for text_id, text in texts:
+        analyzed = analyzer.terms(text)
+        if analyzed:  # a text without terms can never match (and would skew avgdl)
+            docs[len(ids)] = " ".join(analyzed)
+            ids.append(text_id)
+    if not docs:
+        return []
+    index = BM25Index()  # in memory, for this query only
+    index.apply(docs, [], 0)
+    return [(ids[slot], score) for slot, score in index.search(terms, k)]

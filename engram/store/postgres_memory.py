@@ -35,8 +35,7 @@ from ..memory.types import (
     Message,
     Role,
 )
-from ..search.analyzer import get_analyzer
-from ..search.bm25 import BM25Index
+from ..search.bm25 import rank_texts
 from .postgres_base import PostgresBase, iso, vector_text
 
 if TYPE_CHECKING:
@@ -501,19 +500,8 @@ class PostgresMemoryMixin(PostgresBase):
                 params,
             )
             rows = cur.fetchall()
-        analyzer = get_analyzer(language)
-        ids: list[str] = []
-        docs: dict[int, str] = {}
-        for row in rows:
-            analyzed = analyzer.terms(row["content"])
-            if analyzed:  # a memory without terms can never match (and would skew avgdl)
-                docs[len(ids)] = " ".join(analyzed)
-                ids.append(row["id"])
-        if not docs:
-            return []
-        index = BM25Index()  # in memory, for this query only
-        index.apply(docs, [], 0)
-        return [(ids[slot], score) for slot, score in index.search(terms, k)]
+        texts = [(row["id"], row["content"]) for row in rows]
+        return rank_texts(texts, terms, language=language, k=k)
 
     # -- whole users -------------------------------------------------------------------------
     _USER_CONVERSATIONS = "SELECT id FROM conversations WHERE tenant = %s AND user_id = %s"

@@ -34,8 +34,7 @@ from ..memory.types import (
     Message,
     Role,
 )
-from ..search.analyzer import get_analyzer
-from ..search.bm25 import BM25Index
+from ..search.bm25 import rank_texts
 from .sqlite_sql import translate
 
 _CONVERSATION_COLS = "id, tenant, user_id, title, metadata, created_at, updated_at"
@@ -405,19 +404,7 @@ class SQLiteMemoryMixin:
         rows = self._read(
             f"SELECT id, content FROM memories WHERE {cond} AND deleted_at IS NULL", params
         )
-        analyzer = get_analyzer(language)
-        ids: list[str] = []
-        docs: dict[int, str] = {}
-        for memory_id, content in rows:
-            analyzed = analyzer.terms(content)
-            if analyzed:  # a memory without terms can never match (and would skew avgdl)
-                docs[len(ids)] = " ".join(analyzed)
-                ids.append(memory_id)
-        if not docs:
-            return []
-        index = BM25Index()  # in memory, for this query only
-        index.apply(docs, [], 0)
-        return [(ids[slot], score) for slot, score in index.search(terms, k)]
+        return rank_texts(rows, terms, language=language, k=k)
 
     # -- whole users -------------------------------------------------------------------------
     _USER_CONVERSATIONS = "SELECT id FROM conversations WHERE tenant = ? AND user_id = ?"
