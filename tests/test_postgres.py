@@ -478,8 +478,8 @@ def test_writer_after_a_collection_is_deleted_fails_cleanly(pg: Any) -> None:
 
 # -- vectors ---------------------------------------------------------------------------------
 def test_hnsw_index_is_used_and_recall_matches_exact(pg_url: str) -> None:
-    from engram.store.postgres import _ann_query
     from engram.store.postgres_base import vector_text
+    from engram.store.postgres_search import _ann_query
 
     store = pg_store(pg_url, hnsw=HnswParams(exact_below=100, expansion_add=64))
     try:

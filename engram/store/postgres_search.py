@@ -1,0 +1,190 @@
+"""The retrieval half of the PostgreSQL store: BM25 candidates, nearest vectors, chunks.
+
+Unfiltered keyword queries go through :mod:`engram.store.postgres_bm25` (postings packed by
+the database, scored by numpy); filtered ones score in SQL. Vectors use each collection's
+partial HNSW index (created by :meth:`PostgresStore.create_collection`), or an exact scan for
+filtered searches, small collections and dimensions pgvector cannot index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from psycopg import sql
+
+from ..errors import InvalidInput
+from ..search.ann import HnswParams
+from ..search.bm25 import K1, B
+from ..types import Collection
+from . import postgres_bm25
+from .base import ChunkRecord, Where
+from .postgres_base import PostgresBase, vector_text
+from .postgres_sql import compile_where, sorted_keys
+
+HNSW_MAX_DIMENSION = 2000  # pgvector's limit for indexing `vector`; larger ones scan exactly
+HNSW_MAX_EF = 1000  # pgvector's largest hnsw.ef_search
+
+
+class PostgresSearchMixin(PostgresBase):
+    hnsw: HnswParams
+
+    # -- retrieval ---------------------------------------------------------------------------
+    def keyword_search(
+        self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
+        wanted = list(dict.fromkeys(terms))
+        if not wanted or k <= 0:
+            return []
+        if not where:  # the common case: postings packed by the database, scored by numpy
+            with self._tx(collection.tenant) as cur:
+                return postgres_bm25.top_k(cur, collection.id, wanted, k)
+        cond, params = compile_where(where)
+        allowed = (
+            " AND p.chunk_id IN (SELECT c.id FROM chunks c JOIN documents d"
+            f" ON d.id = c.document_id WHERE c.collection_id = %s AND {cond})"
+            if where
+            else ""
+        )
+        # Okapi BM25 exactly as engram.search.bm25: N and avgdl over live chunks, df from the
+        # vocabulary, idf = max(ln((N - df + 0.5) / (df + 0.5)), 1e-6), OR semantics. Per query
+        # term, q holds w = idf * (k1 + 1), c1 = k1 * (1 - b) and c2 = k1 * b / avgdl, so each
+        # posting costs w * tf / (tf + c1 + c2 * |D|): one pass over the terms' postings (an
+        # index-only scan) and a hash aggregate. MATERIALIZED keeps q from being inlined and
+        # its ln() recomputed for every posting.
+        query = (
+            "WITH q AS MATERIALIZED (SELECT v.term,"
+            " greatest(ln((c.chunk_count - v.df + 0.5::float8) / (v.df + 0.5::float8)), 1e-6::float8)"
+            " * %s::float8 AS w, %s::float8 AS c1,"
+            " %s::float8 * c.chunk_count / c.total_length AS c2"
+            " FROM collections c JOIN vocabulary v ON v.collection_id = c.id"
+            " WHERE c.id = %s AND c.total_length > 0 AND v.term = ANY(%s))"
+            " SELECT p.chunk_id AS id, sum(q.w * p.tf / (p.tf + q.c1 + q.c2 * p.length)) AS score"
+            " FROM q JOIN postings p ON p.collection_id = %s AND p.term = q.term"
+            f" WHERE TRUE{allowed}"
+            " GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %s"
+        )
+        cid = collection.id
+        args = [K1 + 1, K1 * (1 - B), K1 * B, cid, wanted, cid]
+        if where:
+            args += [cid, *params]
+        # One hash-aggregate group per matching chunk: enough memory that a query matching
+        # most of a large collection is not spilled to disk.
+        with self._tx(collection.tenant, settings={"work_mem": "64MB"}) as cur:
+            cur.execute(query, (*args, k))
+            return [(int(r["id"]), float(r["score"])) for r in cur.fetchall()]
+
+    def term_frequencies(self, collection: Collection, terms: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        if terms:
+            with self._tx(collection.tenant) as cur:
+                cur.execute(
+                    "SELECT term, df FROM vocabulary WHERE collection_id = %s AND term = ANY(%s)",
+                    (collection.id, list(set(terms))),
+                )
+                found = {r["term"]: int(r["df"]) for r in cur.fetchall()}
+        return {t: found.get(t, 0) for t in terms}
+
+    def revision(self, collection: Collection) -> int:
+        with self._tx(collection.tenant) as cur:
+            cur.execute("SELECT revision FROM collections WHERE id = %s", (collection.id,))
+            row = cur.fetchone()
+        return int(row["revision"]) if row else -1
+
+    def vocabulary(self, collection: Collection) -> list[str]:
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                "SELECT term FROM vocabulary WHERE collection_id = %s ORDER BY term",
+                (collection.id,),
+            )
+            return [r["term"] for r in cur.fetchall()]
+
+    def vector_search(
+        self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
+        vec = np.asarray(vector, dtype=np.float32)
+        if vec.shape != (collection.dimension,):
+            raise InvalidInput(
+                f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}"
+            )
+        if k <= 0:
+            return []
+        # pgvector returns at most ef_search (≤ 1000) rows from the index: a deeper k scans.
+        ef = max(self.hnsw.expansion_search, k)
+        with self._tx(
+            collection.tenant, settings={"hnsw.ef_search": str(min(ef, HNSW_MAX_EF))}
+        ) as cur:
+            exact = bool(where) or collection.dimension > HNSW_MAX_DIMENSION or k > HNSW_MAX_EF
+            if not exact:
+                # The collection's size picks the path; a large one also steers the planner
+                # to the HNSW index for this transaction, whatever its (possibly stale, right
+                # after a bulk ingest) statistics say: seq/bitmap scans and sorts are the
+                # alternatives, and set_config only runs when the CASE reaches it.
+                cur.execute(
+                    "SELECT chunk_count, CASE WHEN chunk_count >= %s THEN"
+                    " set_config('enable_seqscan', 'off', true)"
+                    " || set_config('enable_bitmapscan', 'off', true)"
+                    " || set_config('enable_sort', 'off', true) END AS steered"
+                    " FROM collections WHERE id = %s",
+                    (self.hnsw.exact_below, collection.id),
+                )
+                row = cur.fetchone()
+                exact = row is None or row["steered"] is None
+            if exact:
+                # Every matching row is scored: a filter never loses results to an index's
+                # post-filtering. The plain column (not the index's expression) keeps the
+                # planner off the HNSW index.
+                cond, params = compile_where(where)
+                cur.execute(
+                    "SELECT c.id, 1 - (c.embedding <=> %s::vector) AS sim FROM chunks c"
+                    " JOIN documents d ON d.id = c.document_id"
+                    f" WHERE c.collection_id = %s AND {cond}"
+                    " ORDER BY c.embedding <=> %s::vector, c.id LIMIT %s",
+                    (vector_text(vec), collection.id, *params, vector_text(vec), k),
+                )
+            else:
+                cur.execute(_ann_query(collection), (vector_text(vec), vector_text(vec), k))
+            hits = [(int(r["id"]), float(r["sim"])) for r in cur.fetchall()]
+        hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits
+
+    def get_chunks(self, collection: Collection, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        if not ids:
+            return {}
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                "SELECT c.id, c.document_id, d.key, c.version, d.title, c.text, c.start_char,"
+                " c.end_char, c.page, c.heading_path, d.metadata FROM chunks c"
+                " JOIN documents d ON d.id = c.document_id"
+                " WHERE c.id = ANY(%s) AND c.collection_id = %s",
+                (list(ids), collection.id),
+            )
+            rows = cur.fetchall()
+        return {
+            r["id"]: ChunkRecord(
+                id=r["id"],
+                document_id=r["document_id"],
+                document_key=r["key"],
+                version=r["version"],
+                title=r["title"],
+                text=r["text"],
+                start=r["start_char"],
+                end=r["end_char"],
+                page=r["page"],
+                heading_path=tuple(r["heading_path"]),
+                metadata=sorted_keys(r["metadata"]),
+            )
+            for r in rows
+        }
+
+
+def _ann_query(collection: Collection) -> sql.Composed:
+    """Nearest chunks by the collection's HNSW index: the same expression and literal
+    collection id as the partial index, so that the planner can use it. Parameters: the
+    vector (twice) and k."""
+    dim, cid = sql.Literal(collection.dimension), sql.Literal(collection.id)
+    return sql.SQL(
+        "SELECT id, 1 - (embedding::vector({dim}) <=> %s::vector({dim})) AS sim"
+        " FROM chunks WHERE collection_id = {cid}"
+        " ORDER BY embedding::vector({dim}) <=> %s::vector({dim}) LIMIT %s"
+    ).format(dim=dim, cid=cid)
