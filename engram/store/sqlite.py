@@ -29,7 +29,7 @@ from .migrations import check_applied, load_migrations
 from .sqlite_events import SQLiteEventsMixin
 from .sqlite_jobs import SQLiteJobsMixin
 from .sqlite_memory import SQLiteMemoryMixin
-from .sqlite_sql import compile_where, connect, translate
+from .sqlite_sql import compile_where, connect, insert_chunks, translate
 from .sqlite_transfer import SQLiteTransferMixin
 
 _BATCH = 500  # parameters per IN (...) list, well below SQLite's limit
@@ -278,28 +278,7 @@ class SQLiteStore(
             "INSERT INTO document_versions VALUES (?, ?, ?, ?, ?)",
             (doc_id, version, doc.content_hash, len(doc.chunks), now),
         )
-        for chunk in doc.chunks:
-            chunk_id = conn.execute(
-                "INSERT INTO chunks (collection_id, document_id, version, ordinal, text, start_char,"
-                " end_char, page, heading_path, text_hash, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    cid,
-                    doc_id,
-                    version,
-                    chunk.ordinal,
-                    chunk.text,
-                    chunk.start,
-                    chunk.end,
-                    chunk.page,
-                    json.dumps(list(chunk.heading_path), ensure_ascii=False),
-                    chunk.text_hash,
-                    chunk.terms,
-                ),
-            ).lastrowid
-            conn.execute(
-                "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)",
-                (cid, chunk_id),
-            )
+        insert_chunks(conn, cid, doc_id, version, doc.chunks)
         missing = {c.text_hash for c in doc.chunks} - self._present_hashes(
             model_id, {c.text_hash for c in doc.chunks}
         )

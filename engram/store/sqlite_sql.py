@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import EngramError, StoreError, StoreLocked
 from ..search.filters import Condition, normalize_where
-from .base import Where
+from .base import ChunkWrite, Where
 
 
 @contextlib.contextmanager
@@ -126,3 +126,35 @@ def _equal_forms(value: Any) -> list[Any]:
     if value in ("true", "false"):
         forms.append(int(value == "true"))
     return forms
+
+
+def insert_chunks(
+    conn: sqlite3.Connection,
+    cid: int,
+    doc_id: int,
+    version: int,
+    chunks: Sequence[ChunkWrite],
+) -> None:
+    """Insert one version's chunks and log each for the derived indexes to replay."""
+    for chunk in chunks:
+        chunk_id = conn.execute(
+            "INSERT INTO chunks (collection_id, document_id, version, ordinal, text, start_char,"
+            " end_char, page, heading_path, text_hash, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                cid,
+                doc_id,
+                version,
+                chunk.ordinal,
+                chunk.text,
+                chunk.start,
+                chunk.end,
+                chunk.page,
+                json.dumps(list(chunk.heading_path), ensure_ascii=False),
+                chunk.text_hash,
+                chunk.terms,
+            ),
+        ).lastrowid
+        conn.execute(
+            "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)",
+            (cid, chunk_id),
+        )

@@ -34,7 +34,7 @@ from .base import (
     OnConflict,
     StoreSnapshot,
 )
-from .sqlite_sql import connect, translate
+from .sqlite_sql import connect, insert_chunks, translate
 
 if TYPE_CHECKING:
     from .derived import DerivedIndexes
@@ -277,29 +277,8 @@ class SQLiteTransferMixin:
                         for v in doc.versions
                     ],
                 )
-                for chunk in doc.chunks:
-                    chunk_id = conn.execute(
-                        "INSERT INTO chunks (collection_id, document_id, version, ordinal, text,"
-                        " start_char, end_char, page, heading_path, text_hash, terms)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            cid,
-                            doc_id,
-                            doc.version,
-                            chunk.ordinal,
-                            chunk.text,
-                            chunk.start,
-                            chunk.end,
-                            chunk.page,
-                            json.dumps(list(chunk.heading_path), ensure_ascii=False),
-                            chunk.text_hash,
-                            chunk.terms,
-                        ),
-                    ).lastrowid
-                    conn.execute(
-                        "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)",
-                        (cid, chunk_id),
-                    )
+                assert doc_id is not None  # lastrowid of the INSERT above
+                insert_chunks(conn, cid, doc_id, doc.version, doc.chunks)
                 hashes = {c.text_hash for c in doc.chunks}
                 missing = hashes - self._present_hashes(collection.model_id, hashes)
                 if missing:
