@@ -200,3 +200,26 @@ def test_vector_index_survives_mass_deletion_and_reload(tmp_path: Path) -> None:
     assert hits[0][0] == 2001 and all(k in set(live) for k, _ in hits)
     again.apply({}, [2001], seq=4)
     assert 2001 not in {k for k, _ in again.search(x[2001], 5)}
+
+
+def test_pieces_catch_every_neighbour() -> None:
+    """The pigeonhole filter the PostgreSQL backend asks the database for: any word within
+    max_edits of a term contains one of the term's pieces unchanged."""
+    import random
+    import string
+
+    from engram.search.fuzzy import max_edits, pieces
+
+    rng = random.Random(5)
+    for _ in range(5_000):
+        term = "".join(rng.choices(string.ascii_lowercase[:6], k=rng.randint(4, 14)))
+        assert "".join(pieces(term)) == term
+        word = term
+        for _ in range(rng.randint(0, max_edits(term))):
+            i = rng.randrange(len(word) + 1)
+            op = rng.choice("ids")
+            if op == "i":
+                word = word[:i] + rng.choice("abcdefgh") + word[i:]
+            elif i < len(word):
+                word = word[:i] + (rng.choice("abcdefgh") if op == "s" else "") + word[i + 1 :]
+        assert any(piece in word for piece in pieces(term)), (term, word)

@@ -257,3 +257,55 @@ def test_collections_are_scoped_by_tenant(store: Store) -> None:
     store.delete_collection("kb", tenant="globex")
     acme = store.get_collection("kb", tenant="acme")
     assert keys_of(store, acme, store.keyword_search(acme, ["launch"], k=5)) == ["secret"]
+
+
+def test_spelling_candidates_hold_every_neighbour(store: Store, coll: Collection) -> None:
+    """Typo candidates: every indexed term within reach is offered (the caller measures the
+    distance), terms of deleted documents are not; LIKE's wildcards in terms change nothing."""
+    from rapidfuzz.distance import Levenshtein
+
+    from engram.search.fuzzy import closest
+
+    words = [
+        "kitten",
+        "kitchen",
+        "mitten",
+        "bitten",
+        "sitting",
+        "kittens",
+        "written",
+        "smitten",
+        "configuration",
+        "configurations",
+        "conflagration",
+        "figuration",
+        "constellation",
+        "snake_case",
+        "snakescase",
+        "snake%case",
+        "walkd",
+        "walke",
+        "walka",
+        "walkb",
+        "walkc",
+    ]
+    # Stored as-is (a chunk's terms are the analyzer's business, not the store's).
+    doc = DocumentWrite("w", "w", "h", [ChunkWrite(0, "x", 0, 1, "h0", " ".join(words))], {})
+    store.write_documents(coll, [doc], {"h0": EMB.embed_batch(["x"])[0]})
+    put(store, coll, "gone", "kittxn")
+    store.delete_documents(coll, ["gone"])
+    vocab = store.vocabulary(coll)
+    assert "kittxn" not in vocab
+    queries = ["kiten", "kittxn", "confguration", "snake_cose", "snakexcase", "walkx", "zzzz"]
+    found = store.spelling_candidates(coll, queries)
+    assert set(found) == set(queries)
+    for query in queries:
+        edits = 1 if len(query) <= 7 else 2
+        near = {t for t in vocab if Levenshtein.distance(query, t) <= edits}
+        assert near <= set(found[query]), query
+        assert "kittxn" not in found[query]
+    assert closest("kiten", found["kiten"]) == ["kitten"]
+    near = closest("snake_cose", found["snake_cose"])
+    assert near == ["snake_case", "snake%case", "snakescase"]
+    assert closest("walkx", found["walkx"]) == ["walka", "walkb", "walkc"]
+    assert closest("zzzz", found["zzzz"]) == []

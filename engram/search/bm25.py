@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .analyzer import get_analyzer
+from .fuzzy import Vocabulary
 
 K1, B = 1.2, 0.75
 _FORMAT = 1
@@ -56,6 +57,7 @@ class BM25Index:
         self._total_length = 0.0
         self._dead = 0
         self._dirty = True
+        self._spelling: Vocabulary | None = None
 
     # -- updates ------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -74,6 +76,8 @@ class BM25Index:
                 self._add(chunk_id, terms.split())
             self.seq = max(self.seq, seq)
             self._dirty = True
+            if adds or removes:
+                self._spelling = None
             if self._dead > 1000 and self._dead > self._live // 4:
                 self._compact()
 
@@ -159,6 +163,13 @@ class BM25Index:
                 return 0
             slots, _ = self._merged(tid)
             return int(self._alive[slots].sum()) if self._dead else len(slots)
+
+    def spelling_candidates(self, terms: Sequence[str]) -> dict[str, list[str]]:
+        """Indexed terms of a length within reach of each term's (see fuzzy.closest)."""
+        with self._lock:
+            if self._spelling is None:
+                self._spelling = Vocabulary(self.vocabulary())
+            return {t: self._spelling.candidates(t) for t in terms}
 
     def vocabulary(self) -> list[str]:
         with self._lock:

@@ -7,9 +7,8 @@ over analyzed terms (stems), at most 1 for short words and 2 for long ones.
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -22,58 +21,70 @@ def max_edits(term: str) -> int:
     return 1 if len(term) <= 7 else 2
 
 
-class Vocabulary:
-    """Indexed terms bucketed by length, for fast neighbour lookup."""
+def closest(term: str, pool: Iterable[str]) -> list[str]:
+    """The at most MAX_EXPANSIONS terms of ``pool`` nearest to ``term`` (within
+    ``max_edits(term)``, the term itself excluded), nearest first, ties alphabetical. ``pool``
+    may hold anything else besides: the result depends only on which terms are within reach,
+    not on the pool's order or extra members, so every backend expands a typo the same way."""
+    edits = max_edits(term)
+    low, high = len(term) - edits, len(term) + edits
+    found = process.extract(
+        term,
+        [t for t in set(pool) if low <= len(t) <= high],
+        scorer=Levenshtein.distance,
+        score_cutoff=edits,
+        limit=None,
+    )
+    near = sorted((dist, t) for t, dist, _ in found if dist > 0)
+    return [t for _, t in near[:MAX_EXPANSIONS]]
 
-    def __init__(self, terms: list[str]) -> None:
+
+def pieces(term: str) -> list[str]:
+    """``term`` cut into ``max_edits(term) + 1`` contiguous pieces of near-equal length.
+    Every word within ``max_edits`` edits of ``term`` contains one of them unchanged (each
+    edit alters at most one piece): the pigeonhole filter a database can run with
+    ``LIKE '%piece%'`` (a trigram index answers those) before the exact distance is taken."""
+    n = max_edits(term) + 1
+    bounds = [round(i * len(term) / n) for i in range(n + 1)]
+    return [term[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+class Vocabulary:
+    """Indexed terms bucketed by length, for fast neighbour lookup (embedded backend)."""
+
+    def __init__(self, terms: Iterable[str]) -> None:
         self.by_length: dict[int, list[str]] = defaultdict(list)
-        # Sorted: among more than MAX_EXPANSIONS neighbours at the same distance, the ones kept
-        # must not depend on the order a backend lists its vocabulary in.
-        for term in sorted(terms):
+        for term in terms:
             self.by_length[len(term)].append(term)
 
-    def neighbours(self, term: str) -> list[str]:
+    def candidates(self, term: str) -> list[str]:
+        """Every term whose length is within ``max_edits(term)`` of ``term``'s."""
         edits = max_edits(term)
-        pool = [
+        return [
             t
             for n in range(len(term) - edits, len(term) + edits + 1)
             for t in self.by_length.get(n, ())
         ]
-        found = process.extract(
-            term, pool, scorer=Levenshtein.distance, score_cutoff=edits, limit=MAX_EXPANSIONS
-        )
-        return [t for t, dist, _ in sorted(found, key=lambda f: (f[1], f[0])) if dist > 0]
+
+    def neighbours(self, term: str) -> list[str]:
+        return closest(term, self.candidates(term))
 
 
-class VocabularyCache:
-    """One Vocabulary per collection, rebuilt when the collection's revision moves."""
-
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[int, Vocabulary]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, collection_id: int, revision: int, load: Callable[[], list[str]]) -> Vocabulary:
-        with self._lock:
-            hit = self._cache.get(collection_id)
-            if hit and hit[0] == revision:
-                return hit[1]
-        vocab = Vocabulary(load())
-        with self._lock:
-            self._cache[collection_id] = (revision, vocab)
-        return vocab
+def unmatched(terms: Iterable[str], doc_freqs: Mapping[str, int]) -> list[str]:
+    """The terms to expand: found nowhere and long enough to guess from."""
+    return [t for t in dict.fromkeys(terms) if doc_freqs.get(t, 0) == 0 and len(t) >= MIN_LENGTH]
 
 
 def expand(
-    terms: list[str], doc_freqs: dict[str, int], vocab: Vocabulary
+    terms: list[str], doc_freqs: Mapping[str, int], candidates: Mapping[str, Iterable[str]]
 ) -> tuple[list[str], dict[str, list[str]]]:
-    """Terms to search: those found as typed plus neighbours of those found nowhere."""
+    """Terms to search: those found as typed plus neighbours of those found nowhere.
+    ``candidates`` maps each :func:`unmatched` term to indexed terms that may be near it (a
+    superset of its neighbours, as :meth:`Store.spelling_candidates` returns)."""
     out: list[str] = []
     expansions: dict[str, list[str]] = {}
     for term in terms:
-        if doc_freqs.get(term, 0) > 0 or len(term) < MIN_LENGTH:
-            out.append(term)
-            continue
-        near = vocab.neighbours(term)
+        near = closest(term, candidates.get(term, ())) if term in candidates else []
         if near:
             expansions[term] = near
             out.extend(near)

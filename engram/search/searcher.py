@@ -22,7 +22,7 @@ from ..types import Collection, SearchMode, SearchResult
 from .analyzer import get_analyzer
 from .filters import normalize_where
 from .fusion import Fused, fuse
-from .fuzzy import VocabularyCache, expand
+from .fuzzy import expand, unmatched
 from .highlight import highlight
 
 MAX_K = 1000
@@ -74,7 +74,6 @@ class Searcher:
         self.settings = settings
         self._embedder = embedder
         self._reranker = reranker
-        self._vocab = VocabularyCache()
         # Hybrid legs run side by side when the store answers from another process
         # (PostgreSQL): BM25 runs in the database while this process embeds the query.
         self._legs: ThreadPoolExecutor | None = None
@@ -245,13 +244,10 @@ class Searcher:
         search_terms = terms
         if self.settings.fuzzy:
             freqs = self.store.term_frequencies(collection, terms)
-            if any(freqs[t] == 0 for t in terms):
-                vocab = self._vocab.get(
-                    collection.id,
-                    self.store.revision(collection),
-                    lambda: self.store.vocabulary(collection),
-                )
-                search_terms, expansions = expand(terms, freqs, vocab)
+            missing = unmatched(terms, freqs)
+            if missing:
+                candidates = self.store.spelling_candidates(collection, missing)
+                search_terms, expansions = expand(terms, freqs, candidates)
         return self.store.keyword_search(collection, search_terms, k=depth, where=where), expansions
 
     def embed_query(self, collection: Collection, query: str) -> np.ndarray:

@@ -284,6 +284,14 @@ class Store(ABC):
         """Every distinct indexed term of the collection (for typo expansion)."""
 
     @abstractmethod
+    def spelling_candidates(
+        self, collection: Collection, terms: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """For each term, indexed terms that may be within ``fuzzy.max_edits(term)`` edits of
+        it: every one that is, and possibly others (the caller measures the distances, so a
+        superset costs time, never results)."""
+
+    @abstractmethod
     def vector_search(
         self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
     ) -> list[tuple[int, float]]:

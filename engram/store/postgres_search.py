@@ -16,6 +16,7 @@ from psycopg import sql
 from ..errors import InvalidInput
 from ..search.ann import HnswParams
 from ..search.bm25 import K1, B
+from ..search.fuzzy import max_edits, pieces
 from ..types import Collection
 from . import postgres_bm25
 from .base import ChunkRecord, Where
@@ -99,6 +100,33 @@ class PostgresSearchMixin(PostgresBase):
             )
             return [r["term"] for r in cur.fetchall()]
 
+    def spelling_candidates(
+        self, collection: Collection, terms: Sequence[str]
+    ) -> dict[str, list[str]]:
+        # Per term: the vocabulary's terms of a length within reach that contain one of the
+        # term's pieces unchanged (fuzzy.pieces), which every neighbour does; the trigram index
+        # of migration 0003 answers the LIKE patterns where pg_trgm is installed.
+        wanted = list(dict.fromkeys(terms))
+        if not wanted:
+            return {}
+        selects, args = [], []
+        for i, term in enumerate(wanted):
+            edits = max_edits(term)
+            likes = [f"%{_like_escape(piece)}%" for piece in pieces(term)]
+            selects.append(
+                "SELECT %s::int AS i, term FROM vocabulary WHERE collection_id = %s"
+                " AND length(term) BETWEEN %s AND %s AND ("
+                + " OR ".join("term LIKE %s" for _ in likes)
+                + ")"
+            )
+            args += [i, collection.id, len(term) - edits, len(term) + edits, *likes]
+        found: dict[str, list[str]] = {term: [] for term in wanted}
+        with self._tx(collection.tenant) as cur:
+            cur.execute(" UNION ALL ".join(selects), args)
+            for row in cur.fetchall():
+                found[wanted[row["i"]]].append(row["term"])
+        return found
+
     def vector_search(
         self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
     ) -> list[tuple[int, float]]:
@@ -176,6 +204,10 @@ class PostgresSearchMixin(PostgresBase):
             )
             for r in rows
         }
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _ann_query(collection: Collection) -> sql.Composed:

@@ -525,6 +525,11 @@ class SQLiteStore(
     def vocabulary(self, collection: Collection) -> list[str]:
         return self._catch_up(collection).keywords.vocabulary()
 
+    def spelling_candidates(
+        self, collection: Collection, terms: Sequence[str]
+    ) -> dict[str, list[str]]:
+        return self._catch_up(collection).keywords.spelling_candidates(terms)
+
     def vector_search(
         self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
     ) -> list[tuple[int, float]]:
