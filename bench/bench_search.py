@@ -55,6 +55,12 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, default=DATA)
     ap.add_argument("--data-dir", type=Path, default=None, help="reuse a directory (default: temp)")
     ap.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite)")
+    ap.add_argument(
+        "--postings-cache-mb",
+        type=int,
+        default=256,
+        help="PostgreSQL: memory for cached posting lists (0: every query reads them all)",
+    )
     args = ap.parse_args()
 
     pool = sentences(args.dataset / "corpus.jsonl")
@@ -71,6 +77,7 @@ def main() -> None:
             chunk_tokens=512,
             cache_size=0,
             database_url=args.database_url,
+            postings_cache_mb=args.postings_cache_mb,
         ) as db:
             names = {c.name: c.chunk_count for c in db.collections()}
             ingest_s, added = None, None
@@ -104,6 +111,20 @@ def main() -> None:
                     lat.append(total - e)
                     embed.append(e)
                 p = np.percentile(lat, [50, 95, 99])
+                cache = getattr(db.store, "postings_cache", None)
+                extra = (
+                    {
+                        "postings_cache_mb": args.postings_cache_mb,
+                        "cached_lists": len(cache),
+                        "cached_mb": round(cache.nbytes / 2**20, 1),
+                        "list_hits": cache.hits,
+                        "list_reads": cache.misses,
+                    }
+                    if args.database_url and cache is not None
+                    else {"postings_cache_mb": 0}
+                    if args.database_url
+                    else {}
+                )
                 print(
                     json.dumps(
                         {
@@ -116,6 +137,7 @@ def main() -> None:
                             "ingest_s": ingest_s,
                             "added": added,
                             "backend": "postgres" if args.database_url else "sqlite",
+                            **extra,
                         }
                     ),
                     flush=True,

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         10, ge=1, le=1000, description="Most PostgreSQL connections one engram process opens."
     )
+    postings_cache_mb: int = Field(
+        256,
+        ge=0,
+        le=1_000_000,
+        description="PostgreSQL backend: memory for the posting lists of frequent terms, kept "
+        "decoded in each process and re-read only when the database's copy changed (0: off).",
+    )
     embedding_model: str = Field(
         "bge-small-en-v1.5",
         description="Embedding model: a known name, a local directory with model.onnx + "

@@ -266,6 +266,7 @@ def test_keyword_scores_equal_the_embedded_backend(pg: Any) -> None:
     sqlite = SQLiteStore(":memory:")
     stores = {"sqlite": sqlite, "postgres": pg}
     colls = {name: new_collection(s) for name, s in stores.items()}
+    pg.postings_cache.min_postings = 1  # every posting list is cached, then revalidated
 
     def random_text() -> str:
         return " ".join(rng.choice(WORDS[: rng.randint(5, 60)]) for _ in range(rng.randint(0, 30)))
@@ -316,7 +317,41 @@ def test_keyword_scores_equal_the_embedded_backend(pg: Any) -> None:
     compare()
     compare(where={"n": {"$gte": 40}})
     assert [v.version for v in pg.document_versions(colls["postgres"], "dup")] == [1, 2]
+    assert pg.postings_cache.hits > 0 and pg.postings_cache.misses > 0
     sqlite.close()
+
+
+def test_cached_posting_lists_follow_writes_of_other_processes(pg_url: str) -> None:
+    """A posting list held by one process is re-read as soon as another process changes it,
+    even when the change leaves the term's document frequency as it was."""
+    reader, writer, fresh = (
+        pg_store(pg_url),
+        pg_store(pg_url),
+        pg_store(pg_url, postings_cache_mb=0),
+    )
+    try:
+        assert fresh.postings_cache is None
+        reader.postings_cache.min_postings = 1
+        coll = new_collection(writer)
+        write(writer, coll, document("a", "w1 w2"), document("b", "w1 w3 w3"))
+
+        def check() -> list[tuple[int, float]]:
+            got = reader.keyword_search(coll, ["w1", "w3"], k=10)
+            assert got == fresh.keyword_search(coll, ["w1", "w3"], k=10)
+            return got
+
+        first = check()
+        assert check() == first and reader.postings_cache.hits == 2
+        # New version of "b": same terms, so df does not move; tf and length do.
+        write(writer, coll, document("b", "w1 w3 w4 w4 w4 w4"))
+        assert check() != first
+        hits = reader.postings_cache.hits
+        writer.delete_documents(coll, ["a"])  # w1 loses a posting: df moves
+        assert len(check()) == 1  # only "b" is left
+        assert reader.postings_cache.hits == hits + 1  # w3 unchanged: still served from memory
+    finally:
+        for s in (reader, writer, fresh):
+            s.close()
 
 
 def assert_consistent(pg_url: str, coll: Collection) -> int:

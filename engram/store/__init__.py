@@ -32,6 +32,7 @@ def open_store(settings: Settings) -> Store:
             settings.database_url,
             hnsw=hnsw_params(settings),
             pool_size=settings.database_pool_size,
+            postings_cache_mb=settings.postings_cache_mb,
         )
     from .sqlite import SQLiteStore
 

@@ -46,6 +46,7 @@ from .postgres_base import (
     translate,
     vector_text,
 )
+from .postgres_bm25 import PostingsCache
 from .postgres_events import PostgresEventsMixin
 from .postgres_jobs import PostgresJobsMixin
 from .postgres_memory import PostgresMemoryMixin
@@ -91,12 +92,16 @@ class PostgresStore(
         pool_size: int = 10,
         timeout: float = 10.0,
         migrate: bool = True,
+        postings_cache_mb: int = 256,
     ) -> None:
         require_psycopg()
         from psycopg_pool import ConnectionPool
 
         self.url = url
         self.hnsw = hnsw or HnswParams()
+        self.postings_cache = (
+            PostingsCache(postings_cache_mb << 20) if postings_cache_mb > 0 else None
+        )
         self.applied: list[Migration] = []
         with translate(), _connect(url, timeout) as conn:
             if migrate:
@@ -565,7 +570,10 @@ class PostgresStore(
         """The end of every write transaction (phases 5 and 6 above): apply the summed
         document-frequency changes ``df`` in one statement, in term order, deleting the terms
         that reach 0; then the collection's statistics and revision."""
-        changes = sorted((term, n) for term, n in df.items() if n)
+        # Every term whose postings changed, even by a net 0 (a new version of a document
+        # removes and adds the same terms): the row's new xmin tells cached copies of the
+        # term's posting list that they are stale (postgres_bm25.PostingsCache).
+        changes = sorted(df.items())
         if changes:
             cur.execute(
                 "WITH up AS ("

@@ -15,8 +15,10 @@ aggregate at 100k chunks (docs/benchmarks.md).
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
@@ -26,46 +28,136 @@ from ..search.bm25 import K1, B
 _RECORD = np.dtype([("chunk", ">i8"), ("tf", ">i4"), ("length", ">i4")])
 
 # The collection id is an integer literal (not a parameter) so each term's subquery is a
-# plain range scan of the postings primary key (collection_id, term, chunk_id).
+# plain range scan of the postings primary key (collection_id, term, chunk_id). A term whose
+# posting list the client holds for the vocabulary row's current version is not read again.
 _QUERY = (
-    "SELECT v.df, c.chunk_count, c.total_length,"
+    "SELECT v.term, v.df, v.xmin::text AS version, c.chunk_count, c.total_length,"
+    " CASE WHEN k.version IS DISTINCT FROM v.xmin::text THEN"
     " (SELECT string_agg(p.packed, ''::bytea)"
-    "  FROM postings p WHERE p.collection_id = {cid} AND p.term = v.term) AS postings"
+    "  FROM postings p WHERE p.collection_id = {cid} AND p.term = v.term) END AS postings"
     " FROM collections c JOIN vocabulary v ON v.collection_id = c.id"
+    " LEFT JOIN unnest(%s::text[], %s::text[]) AS k(term, version) ON k.term = v.term"
     " WHERE c.id = {cid} AND c.total_length > 0 AND v.term = ANY(%s)"
 )
 
 
+class Postings(NamedTuple):
+    """One term's posting list, decoded: chunk ids, term frequencies, chunk lengths."""
+
+    chunk: np.ndarray  # int64
+    tf: np.ndarray  # float64
+    length: np.ndarray  # float64
+
+    @classmethod
+    def decode(cls, packed: bytes) -> Postings:
+        block = np.frombuffer(packed, dtype=_RECORD)
+        return cls(
+            block["chunk"].astype(np.int64),
+            block["tf"].astype(np.float64),
+            block["length"].astype(np.float64),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return self.chunk.nbytes + self.tf.nbytes + self.length.nbytes
+
+
+class PostingsCache:
+    """Decoded posting lists of frequent terms, each valid for one version of its vocabulary
+    row, least recently used evicted past ``max_bytes``.
+
+    Every transaction that adds or removes a posting of a term rewrites the term's
+    vocabulary row (its document frequency, even when the change nets to zero), so the row's
+    ``xmin``, the id of the transaction that last wrote it, names the posting list's version:
+    the query returns the postings of a cached term only when the versions differ, in the same
+    snapshot as everything else it reads. A hit is therefore exactly what the database holds;
+    the cache saves the reading, not the correctness. Lists shorter than ``min_postings``
+    are cheap to read and not kept."""
+
+    def __init__(self, max_bytes: int, min_postings: int = 2048) -> None:
+        self.max_bytes = max_bytes
+        self.min_postings = min_postings
+        self._entries: OrderedDict[tuple[int, str], tuple[str, Postings]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def lookup(self, collection_id: int, terms: Sequence[str]) -> dict[str, tuple[str, Postings]]:
+        """The held (version, postings) of each of ``terms`` that is cached."""
+        found = {}
+        with self._lock:
+            for term in terms:
+                hit = self._entries.get((collection_id, term))
+                if hit is not None:
+                    self._entries.move_to_end((collection_id, term))
+                    found[term] = hit
+        return found
+
+    def put(self, collection_id: int, term: str, version: str, postings: Postings) -> None:
+        if len(postings.chunk) < self.min_postings or postings.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop((collection_id, term), None)
+            if old is not None:
+                self._bytes -= old[1].nbytes
+            self._entries[(collection_id, term)] = (version, postings)
+            self._bytes += postings.nbytes
+            while self._bytes > self.max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted.nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
 def top_k(
-    cur: psycopg.Cursor[Any], collection_id: int, terms: Sequence[str], k: int
+    cur: psycopg.Cursor[Any],
+    collection_id: int,
+    terms: Sequence[str],
+    k: int,
+    cache: PostingsCache | None = None,
 ) -> list[tuple[int, float]]:
     """The ``k`` best (chunk id, BM25 score) for OR-ed ``terms``, best first."""
-    cur.execute(_QUERY.format(cid=int(collection_id)), (list(terms),), binary=True)
+    held = cache.lookup(collection_id, terms) if cache is not None else {}
+    cur.execute(
+        _QUERY.format(cid=int(collection_id)),
+        (list(held), [version for version, _ in held.values()], list(terms)),
+        binary=True,
+    )
     rows = cur.fetchall()
-    blocks: list[np.ndarray] = []
+    lists: list[Postings] = []
     weights: list[np.ndarray] = []
     n = total = 0
     for row in rows:
-        df, n, total, packed = (
-            (row["df"], row["chunk_count"], row["total_length"], row["postings"])
-            if isinstance(row, dict)
-            else row
-        )
-        if not packed:
+        term, df, version = row["term"], row["df"], row["version"]
+        n, total, packed = row["chunk_count"], row["total_length"], row["postings"]
+        if packed is None and term in held and held[term][0] == version:
+            postings = held[term][1]  # the database holds exactly this version
+            if cache is not None:
+                cache.hits += 1
+        else:
+            postings = Postings.decode(packed or b"")
+            if cache is not None:
+                cache.misses += 1
+                cache.put(collection_id, term, version, postings)
+        if not len(postings.chunk):
             continue
-        block = np.frombuffer(packed, dtype=_RECORD)
         idf = max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
-        blocks.append(block)
-        weights.append(np.full(len(block), idf))
-    if not blocks or n <= 0:
+        lists.append(postings)
+        weights.append(np.full(len(postings.chunk), idf))
+    if not lists or n <= 0:
         return []
-    postings = np.concatenate(blocks)
+    chunk = np.concatenate([p.chunk for p in lists])
+    tf = np.concatenate([p.tf for p in lists])
+    length = np.concatenate([p.length for p in lists])
     idf_per = np.concatenate(weights)
-    tf = postings["tf"].astype(np.float64)
-    length = postings["length"].astype(np.float64)
     avgdl = total / n
     contrib = idf_per * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avgdl))
-    return rank(postings["chunk"].astype(np.int64), contrib, k)
+    return rank(chunk, contrib, k)
 
 
 def rank(chunk: np.ndarray, contrib: np.ndarray, k: int) -> list[tuple[int, float]]:

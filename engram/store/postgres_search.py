@@ -29,6 +29,7 @@ HNSW_MAX_EF = 1000  # pgvector's largest hnsw.ef_search
 
 class PostgresSearchMixin(PostgresBase):
     hnsw: HnswParams
+    postings_cache: postgres_bm25.PostingsCache | None
 
     # -- retrieval ---------------------------------------------------------------------------
     def keyword_search(
@@ -39,7 +40,7 @@ class PostgresSearchMixin(PostgresBase):
             return []
         if not where:  # the common case: postings packed by the database, scored by numpy
             with self._tx(collection.tenant) as cur:
-                return postgres_bm25.top_k(cur, collection.id, wanted, k)
+                return postgres_bm25.top_k(cur, collection.id, wanted, k, self.postings_cache)
         cond, params = compile_where(where)
         allowed = (
             " AND p.chunk_id IN (SELECT c.id FROM chunks c JOIN documents d"
