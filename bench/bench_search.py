@@ -22,6 +22,7 @@ import re
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +49,39 @@ def passages(pool: list[str], n: int, seed: int = 0) -> list[dict]:
     ]
 
 
+class Writer(threading.Thread):
+    """Replaces a random passage with a new text every ``interval`` seconds, through its own
+    engram instance (as another process would): the collection keeps its size."""
+
+    def __init__(self, root: Path, args: argparse.Namespace, name: str, pool: list[str], size: int):
+        super().__init__(daemon=True)
+        self.db = engram.open(
+            root,
+            embedding_model="hash-384",
+            chunk_tokens=512,
+            cache_size=0,
+            database_url=args.database_url,
+        )
+        self.name_, self.pool, self.size, self.interval = name, pool, size, args.write_interval
+        self.count = 0
+        self.done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        rng = random.Random(1)
+        while not self.done.wait(self.interval):
+            text = " ".join(rng.sample(self.pool, rng.randint(3, 6)))
+            self.db.add(
+                [{"id": f"p{rng.randrange(self.size)}", "text": text}], collection=self.name_
+            )
+            self.count += 1
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+        self.db.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--chunks", type=int, nargs="+", default=[10_000, 100_000])
@@ -60,6 +94,13 @@ def main() -> None:
         type=int,
         default=256,
         help="PostgreSQL: memory for cached posting lists (0: every query reads them all)",
+    )
+    ap.add_argument(
+        "--write-interval",
+        type=float,
+        default=0.0,
+        help="while measuring, replace one passage with a new version every this many seconds"
+        " from a second engram instance (the posting lists it touches go stale in the cache)",
     )
     args = ap.parse_args()
 
@@ -101,6 +142,11 @@ def main() -> None:
             # Warm up: loads the HNSW index and the vocabulary, fills caches.
             for q in queries[:20]:
                 db.search(q, collection=name, mode="hybrid")
+            writer = (
+                Writer(root / f"n{size}", args, name, pool, size)
+                if args.write_interval > 0
+                else None
+            )
             for mode in ("keyword", "vector", "hybrid"):
                 lat, embed = [], []
                 for q in queries:
@@ -138,10 +184,13 @@ def main() -> None:
                             "added": added,
                             "backend": "postgres" if args.database_url else "sqlite",
                             **extra,
+                            **({"writes": writer.count} if writer else {}),
                         }
                     ),
                     flush=True,
                 )
+            if writer:
+                writer.stop()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_rss_mb": round(rss_mb, 1), "python": sys.version.split()[0]}))
 

@@ -189,3 +189,26 @@ def test_tenants_never_see_each_other(db: engram.Engram, corpus: Path) -> None:
     assert db.search("quarterly", tenant="acme", mode="keyword").results == []
     assert db.delete(["sub/birds.html"], tenant="globex") == 0
     assert db.document("sub/birds.html", tenant="acme").version == 1
+
+
+def test_adding_documents_reads_only_their_own_hashes(tmp_path: Path) -> None:
+    """Re-ingest skips unchanged documents by content hash; an add looks up only the keys it
+    brings (not every document of the collection), a sync reads them all to delete the rest."""
+    with engram.open(tmp_path, embedding_model="hash") as db:
+        db.add([{"id": f"d{i}", "text": f"document number {i}"} for i in range(300)])
+        calls: list[object] = []
+        real = db.store.document_hashes
+
+        def spy(collection: object, *, keys: object = None) -> dict[str, str]:
+            calls.append(keys)
+            return real(collection, keys=keys)  # type: ignore[arg-type]
+
+        db.store.document_hashes = spy  # type: ignore[method-assign]
+        report = db.add([{"id": "d1", "text": "document number 1"}, {"id": "new", "text": "x"}])
+        assert (report.unchanged, report.added) == (1, 1)
+        assert calls == [["d1", "new"]]
+        calls.clear()
+        (tmp_path / "docs").mkdir()
+        (tmp_path / "docs" / "a.txt").write_text("alpha")
+        db.ingest([tmp_path / "docs"], collection="files", sync=True)
+        assert calls == [None]

@@ -202,17 +202,21 @@ def test_vector_index_survives_mass_deletion_and_reload(tmp_path: Path) -> None:
     assert 2001 not in {k for k, _ in again.search(x[2001], 5)}
 
 
-def test_pieces_catch_every_neighbour() -> None:
+def test_like_patterns_catch_every_neighbour() -> None:
     """The pigeonhole filter the PostgreSQL backend asks the database for: any word within
-    max_edits of a term contains one of the term's pieces unchanged."""
+    max_edits of a term matches one of the term's LIKE patterns."""
     import random
+    import re
     import string
 
-    from engram.search.fuzzy import max_edits, pieces
+    from engram.search.fuzzy import like_patterns, max_edits, pieces
+
+    def like(pattern: str, word: str) -> bool:  # letters only: no escapes to undo
+        return re.fullmatch(".*".join(map(re.escape, pattern.split("%"))), word) is not None
 
     rng = random.Random(5)
-    for _ in range(5_000):
-        term = "".join(rng.choices(string.ascii_lowercase[:6], k=rng.randint(4, 14)))
+    for _ in range(20_000):
+        term = "".join(rng.choices(string.ascii_lowercase[:6], k=rng.randint(1, 14)))
         assert "".join(pieces(term)) == term
         word = term
         for _ in range(rng.randint(0, max_edits(term))):
@@ -222,4 +226,5 @@ def test_pieces_catch_every_neighbour() -> None:
                 word = word[:i] + rng.choice("abcdefgh") + word[i:]
             elif i < len(word):
                 word = word[:i] + (rng.choice("abcdefgh") if op == "s" else "") + word[i + 1 :]
-        assert any(piece in word for piece in pieces(term)), (term, word)
+        assert any(like(p, word) for p in like_patterns(term)), (term, word)
+    assert like_patterns("ab_c%d") == ["ab\\_%", "%c\\%d"]

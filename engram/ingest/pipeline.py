@@ -11,6 +11,7 @@ and the next run picks up from there.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -98,45 +99,55 @@ class IngestPipeline:
     ) -> IngestReport:
         """Ingest ``items``; with ``sync`` delete stored documents the items did not mention."""
         report = IngestReport()
-        existing = self.store.document_hashes(collection)
+        # Content hashes of stored documents, to skip unchanged ones: all of them for a sync
+        # (which deletes the ones not seen), else only those of the keys being ingested,
+        # looked up a group at a time (adding one document to a large collection must not
+        # read every key).
+        existing = self.store.document_hashes(collection) if sync else {}
         seen: set[str] = set()
         failures: list[Failure] = []
         pending: list[_Pending] = []
         pending_chunks = docs_done = chunks_done = 0
         analyzer = get_analyzer(collection.language)
 
-        for item in items:
-            if isinstance(item, Failure):
-                failures.append(item)
-                report.failed += 1
-                report.errors.append((item.source, item.reason))
-                seen.update(item.keys)
-                continue
-            doc = item
-            if doc.key in seen:
-                report.failed += 1
-                report.errors.append((doc.source or doc.key, f"duplicate document key {doc.key!r}"))
-                continue
-            seen.add(doc.key)
-            digest = content_hash(doc, self.settings)
-            if existing.get(doc.key) == digest:
-                report.unchanged += 1
-                docs_done += 1
-                continue
-            try:
-                entry = self._prepare(doc, digest, analyzer)
-            except EngramError as exc:
-                report.failed += 1
-                report.errors.append((doc.source or doc.key, exc.message))
-                continue
-            pending.append(entry)
-            pending_chunks += len(entry.chunks)
-            if pending_chunks >= self.batch_chunks:
-                chunks_done += self._flush(collection, pending, existing, report)
-                docs_done += len(pending)
-                pending, pending_chunks = [], 0
-            if progress:
-                progress(docs_done, chunks_done)
+        for group in _groups(items, 256):
+            if not sync:
+                keys = [i.key for i in group if isinstance(i, LoadedDocument)]
+                existing.update(self.store.document_hashes(collection, keys=keys))
+            for item in group:
+                if isinstance(item, Failure):
+                    failures.append(item)
+                    report.failed += 1
+                    report.errors.append((item.source, item.reason))
+                    seen.update(item.keys)
+                    continue
+                doc = item
+                if doc.key in seen:
+                    report.failed += 1
+                    report.errors.append(
+                        (doc.source or doc.key, f"duplicate document key {doc.key!r}")
+                    )
+                    continue
+                seen.add(doc.key)
+                digest = content_hash(doc, self.settings)
+                if existing.get(doc.key) == digest:
+                    report.unchanged += 1
+                    docs_done += 1
+                    continue
+                try:
+                    entry = self._prepare(doc, digest, analyzer)
+                except EngramError as exc:
+                    report.failed += 1
+                    report.errors.append((doc.source or doc.key, exc.message))
+                    continue
+                pending.append(entry)
+                pending_chunks += len(entry.chunks)
+                if pending_chunks >= self.batch_chunks:
+                    chunks_done += self._flush(collection, pending, existing, report)
+                    docs_done += len(pending)
+                    pending, pending_chunks = [], 0
+                if progress:
+                    progress(docs_done, chunks_done)
         if pending:
             chunks_done += self._flush(collection, pending, existing, report)
             docs_done += len(pending)
@@ -228,3 +239,9 @@ class IngestPipeline:
         size = self.settings.embed_batch_size * 4  # the embedder sorts by length within a call
         for i in range(0, len(texts), size):
             yield from self.embedder.embed_batch(texts[i : i + size], kind="passage")
+
+
+def _groups(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    iterator = iter(items)
+    while group := list(itertools.islice(iterator, size)):
+        yield group

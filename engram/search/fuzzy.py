@@ -40,13 +40,21 @@ def closest(term: str, pool: Iterable[str]) -> list[str]:
 
 
 def pieces(term: str) -> list[str]:
-    """``term`` cut into ``max_edits(term) + 1`` contiguous pieces of near-equal length.
-    Every word within ``max_edits`` edits of ``term`` contains one of them unchanged (each
-    edit alters at most one piece): the pigeonhole filter a database can run with
-    ``LIKE '%piece%'`` (a trigram index answers those) before the exact distance is taken."""
+    """``term`` cut into ``max_edits(term) + 1`` contiguous pieces of near-equal length."""
     n = max_edits(term) + 1
     bounds = [round(i * len(term) / n) for i in range(n + 1)]
     return [term[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def like_patterns(term: str) -> list[str]:
+    """SQL LIKE patterns, one of which every word within ``max_edits(term)`` edits of
+    ``term`` matches: the pigeonhole filter a database runs before the exact distance is
+    taken. Each edit falls in one piece (an insertion between
+    two pieces counts for the later one, at the end for the last), so one piece is untouched:
+    the first then still starts the word, the last still ends it, a middle one is somewhere
+    inside. ``%``, ``_`` and ``\\`` in the term are escaped."""
+    parts = [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in pieces(term)]
+    return [f"{parts[0]}%", *(f"%{p}%" for p in parts[1:-1]), f"%{parts[-1]}"]
 
 
 class Vocabulary:

@@ -222,8 +222,11 @@ class Store(ABC):
 
     # -- documents ---------------------------------------------------------------------------
     @abstractmethod
-    def document_hashes(self, collection: Collection) -> dict[str, str]:
-        """key → content hash of the current version of every document."""
+    def document_hashes(
+        self, collection: Collection, *, keys: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        """key → content hash of the current version of every document (or only of those
+        of ``keys`` that exist)."""
 
     @abstractmethod
     def write_documents(

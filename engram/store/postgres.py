@@ -260,12 +260,18 @@ class PostgresStore(
                 conn.autocommit = False
 
     # -- documents ---------------------------------------------------------------------------
-    def document_hashes(self, collection: Collection) -> dict[str, str]:
+    def document_hashes(
+        self, collection: Collection, *, keys: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        query = "SELECT key, content_hash FROM documents WHERE collection_id = %s"
+        params: tuple[Any, ...] = (collection.id,)
+        if keys is not None:
+            if not keys:
+                return {}
+            query += " AND key = ANY(%s)"
+            params += (list(keys),)
         with self._tx(collection.tenant) as cur:
-            cur.execute(
-                "SELECT key, content_hash FROM documents WHERE collection_id = %s",
-                (collection.id,),
-            )
+            cur.execute(query, params)
             return {r["key"]: r["content_hash"] for r in cur.fetchall()}
 
     def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:

@@ -210,12 +210,19 @@ class SQLiteStore(
                 (self.index_dir / name).unlink(missing_ok=True)
 
     # -- documents ---------------------------------------------------------------------------
-    def document_hashes(self, collection: Collection) -> dict[str, str]:
-        return dict(
-            self._read(
-                "SELECT key, content_hash FROM documents WHERE collection_id = ?", (collection.id,)
-            )
-        )
+    def document_hashes(
+        self, collection: Collection, *, keys: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        query = "SELECT key, content_hash FROM documents WHERE collection_id = ?"
+        if keys is None:
+            return dict(self._read(query, (collection.id,)))
+        found: dict[str, str] = {}
+        wanted = list(dict.fromkeys(keys))
+        for i in range(0, len(wanted), 500):  # under SQLite's bound-parameter limit
+            part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
+            found.update(self._read(f"{query} AND key IN ({marks})", (collection.id, *part)))
+        return found
 
     def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:
         with translate():
