@@ -68,7 +68,7 @@ class Writer(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        rng = random.Random(1)
+        rng = random.Random()  # not seeded: a text stored by an earlier run would be unchanged
         while not self.done.wait(self.interval):
             text = " ".join(rng.sample(self.pool, rng.randint(3, 6)))
             self.db.add(

@@ -83,6 +83,7 @@ TENANT_TABLES = (
     "chunks",
     "postings",
     "vocabulary",
+    "posting_blocks",
 )
 
 
@@ -311,6 +312,9 @@ def test_keyword_scores_equal_the_embedded_backend(pg: Any) -> None:
     compare()
     delete(rng.sample(keys, 25) + ["missing"])
     compare()
+    with connect(pg.url) as conn:  # the next chunks land in other posting blocks
+        conn.execute("SELECT setval(pg_get_serial_sequence('chunks', 'id'), 5 * 65536)")
+        conn.commit()
     for key in rng.sample(keys, 15):  # new versions replace old chunks
         apply(document(key, random_text(), metadata={"n": -1}))
     apply(document("dup", "w1 w2"), document("dup", "w1 w1 w3"))  # twice in one call: v1, v2
@@ -322,8 +326,9 @@ def test_keyword_scores_equal_the_embedded_backend(pg: Any) -> None:
 
 
 def test_cached_posting_lists_follow_writes_of_other_processes(pg_url: str) -> None:
-    """A posting list held by one process is re-read as soon as another process changes it,
-    even when the change leaves the term's document frequency as it was."""
+    """A posting block held by one process is re-read as soon as another process changes it,
+    even when the change leaves the term's document frequency as it was; blocks a write did
+    not touch stay in memory."""
     reader, writer, fresh = (
         pg_store(pg_url),
         pg_store(pg_url),
@@ -331,24 +336,33 @@ def test_cached_posting_lists_follow_writes_of_other_processes(pg_url: str) -> N
     )
     try:
         assert fresh.postings_cache is None
-        reader.postings_cache.min_postings = 1
+        cache = reader.postings_cache
+        cache.min_postings = 1
         coll = new_collection(writer)
         write(writer, coll, document("a", "w1 w2"), document("b", "w1 w3 w3"))
 
-        def check() -> list[tuple[int, float]]:
-            got = reader.keyword_search(coll, ["w1", "w3"], k=10)
-            assert got == fresh.keyword_search(coll, ["w1", "w3"], k=10)
-            return got
+        def check(terms: list[str]) -> tuple[list[tuple[int, float]], int, int]:
+            hits, misses = cache.hits, cache.misses
+            got = reader.keyword_search(coll, terms, k=10)
+            assert got == fresh.keyword_search(coll, terms, k=10)
+            return got, cache.hits - hits, cache.misses - misses
 
-        first = check()
-        assert check() == first and reader.postings_cache.hits == 2
-        # New version of "b": same terms, so df does not move; tf and length do.
+        first, _, read = check(["w1", "w3"])
+        assert read == 2  # one block each
+        assert check(["w1", "w3"]) == (first, 2, 0)
+        # New version of "b": same terms, so no document frequency moves; its new chunk lands
+        # in block 3 (ids from 3 * 65536), its old one leaves block 0.
+        with connect(pg_url) as conn:
+            conn.execute("SELECT setval(pg_get_serial_sequence('chunks', 'id'), 3 * 65536)")
+            conn.commit()
         write(writer, coll, document("b", "w1 w3 w4 w4 w4 w4"))
-        assert check() != first
-        hits = reader.postings_cache.hits
-        writer.delete_documents(coll, ["a"])  # w1 loses a posting: df moves
-        assert len(check()) == 1  # only "b" is left
-        assert reader.postings_cache.hits == hits + 1  # w3 unchanged: still served from memory
+        second, hits, read = check(["w1", "w3"])
+        assert second != first and (hits, read) == (0, 3)  # w1: blocks 0 and 3, w3: block 3
+        write(writer, coll, document("c", "w1 w5"))  # block 3 of w1 only
+        assert check(["w1", "w3"])[1:] == (2, 1)
+        writer.delete_documents(coll, ["a"])  # block 0 of w1 empties: its row goes
+        got, hits, read = check(["w1", "w3"])
+        assert (len(got), hits, read) == (2, 2, 0)  # "b" and "c", from memory
     finally:
         for s in (reader, writer, fresh):
             s.close()
@@ -356,7 +370,8 @@ def test_cached_posting_lists_follow_writes_of_other_processes(pg_url: str) -> N
 
 def assert_consistent(pg_url: str, coll: Collection) -> int:
     """Everything a write keeps in step agrees, read over a second connection: the collection's
-    statistics with its chunks, every term's document frequency with its postings, postings
+    statistics with its chunks, every term's document frequency and every posting block's
+    count with the postings, postings
     with the chunks' terms, and each document with exactly the chunks of its current version
     (whose texts make up its content hash) and versions 1..version. Returns the documents."""
     with connect(pg_url) as conn:
@@ -374,6 +389,13 @@ def assert_consistent(pg_url: str, coll: Collection) -> int:
             " GROUP BY term) p ON p.term = v.term WHERE v.df IS DISTINCT FROM p.n"
         )[0]
         assert bad_df == 0
+        bad_blocks = one(
+            "SELECT count(*) FROM (SELECT term, block, postings FROM posting_blocks"
+            " WHERE collection_id = %(c)s) b FULL JOIN (SELECT term, chunk_id >> 16 AS block,"
+            " count(*) AS n FROM postings WHERE collection_id = %(c)s GROUP BY 1, 2) p"
+            " ON p.term = b.term AND p.block = b.block WHERE b.postings IS DISTINCT FROM p.n"
+        )[0]
+        assert bad_blocks == 0
         bad_postings = one(
             "SELECT count(*) FROM (SELECT term, chunk_id, tf FROM postings"
             " WHERE collection_id = %(c)s) p FULL JOIN (SELECT t.term, c.id, count(*) AS tf"
@@ -639,3 +661,28 @@ def test_client_side_bm25_ranking_sums_per_chunk_and_breaks_ties_by_id(spread: i
     assert [c for c, _ in got] == [c for c, _ in best]
     assert np.allclose([s for _, s in got], [s for _, s in best])
     assert len(rank(chunk.astype(np.int64), contrib, 10_000)) == len(expected)
+
+
+def test_posting_blocks_migration_backfills_existing_postings(pg_url: str) -> None:
+    """Migration 0003 on a database written before it: the blocks of existing postings are
+    counted, so the first searches after the upgrade are exact."""
+    store = pg_store(pg_url)
+    coll = new_collection(store)
+    write(store, coll, document("a", "w1 w2 w2"), document("b", "w1 w3"))
+    with connect(pg_url) as conn:
+        conn.execute("SELECT setval(pg_get_serial_sequence('chunks', 'id'), 65536)")
+        conn.commit()
+    write(store, coll, document("c", "w1 w2"))
+    before = store.keyword_search(coll, ["w1", "w2"], k=10)
+    store.close()
+    with connect(pg_url) as conn:  # as the database stood before 0003
+        conn.execute("DROP TABLE posting_blocks")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 3")
+        conn.commit()
+    store = pg_store(pg_url)
+    try:
+        assert [m.version for m in store.applied] == [3]
+        assert assert_consistent(pg_url, coll) == 3
+        assert store.keyword_search(coll, ["w1", "w2"], k=10) == before
+    finally:
+        store.close()

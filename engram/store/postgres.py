@@ -46,7 +46,7 @@ from .postgres_base import (
     translate,
     vector_text,
 )
-from .postgres_bm25 import PostingsCache
+from .postgres_bm25 import BLOCK_SHIFT, BlockCounts, PostingsCache
 from .postgres_events import PostgresEventsMixin
 from .postgres_jobs import PostgresJobsMixin
 from .postgres_memory import PostgresMemoryMixin
@@ -320,7 +320,7 @@ class PostgresStore(
             hashes.append(text_hash)
             vectors.append(vector_text(vec))
         written: list[tuple[str, int]] = [("", 0)] * len(documents)
-        df: Counter[str] = Counter()
+        df: BlockCounts = Counter()
         with self._tx(collection.tenant) as cur:
             if not self._hold(cur, collection):
                 raise CollectionNotFound(f"collection {collection.name!r} was deleted")
@@ -384,7 +384,7 @@ class PostgresStore(
         cur: psycopg.Cursor[dict[str, Any]],
         collection: Collection,
         docs: list[DocumentWrite],
-        df: Counter[str],
+        df: BlockCounts,
     ) -> tuple[list[tuple[str, int]], tuple[int, int, list[str]]]:
         """Write documents with distinct keys (phases 3 and 4 above); returns their (key,
         version) in order, and the change of (chunk count, total length) plus the text hashes
@@ -499,17 +499,24 @@ class PostgresStore(
                 " SELECT %(tenant)s, %(cid)s, t.term, new.id, count(*), new.length"
                 " FROM new, unnest(string_to_array(new.terms, ' ')) AS t(term)"
                 " GROUP BY new.id, new.length, t.term"
-                " RETURNING term"
-                "), d AS (SELECT term, count(*) AS n FROM post GROUP BY term)"
+                " RETURNING term, chunk_id >> %(shift)s AS block"
+                "), d AS (SELECT term, block, count(*) AS n FROM post GROUP BY term, block)"
                 " SELECT (SELECT count(*) FROM new) AS chunks,"
-                " coalesce(array_agg(d.term), '{}') AS terms, coalesce(array_agg(d.n), '{}') AS df"
+                " coalesce(array_agg(d.term), '{}') AS terms,"
+                " coalesce(array_agg(d.block), '{}') AS blocks, coalesce(array_agg(d.n), '{}') AS df"
                 " FROM d",
-                {"tenant": tenant, "cid": cid, "model": collection.model_id, **rows},
+                {
+                    "tenant": tenant,
+                    "cid": cid,
+                    "model": collection.model_id,
+                    "shift": BLOCK_SHIFT,
+                    **rows,
+                },
             )
             row = _one(cur)
             if row["chunks"] != len(rows["doc"]):  # the vectors were locked above: cannot happen
                 raise StoreError("a chunk's embedding vanished from the cache while writing")
-            df.update(dict(zip(row["terms"], row["df"])))
+            df.update(dict(zip(zip(row["terms"], row["blocks"]), row["df"])))
         added, added_length = len(rows["doc"]), sum(rows["length"])
         return (
             [(d.key, ids[d.key][1]) for d in docs],
@@ -521,7 +528,7 @@ class PostgresStore(
         cur: psycopg.Cursor[dict[str, Any]],
         collection: Collection,
         doc_ids: list[int],
-        df: Counter[str],
+        df: BlockCounts,
     ) -> tuple[int, int, list[str]]:
         """Delete the chunks of documents (locked by the caller) with their postings; their
         terms' document frequencies are subtracted from ``df``. Returns (chunks removed, their
@@ -538,17 +545,18 @@ class PostgresStore(
             "), post AS ("
             " DELETE FROM postings p USING pairs"
             " WHERE p.collection_id = %(cid)s AND p.term = pairs.term AND p.chunk_id = pairs.id"
-            " RETURNING p.term"
-            "), d AS (SELECT term, count(*) AS n FROM post GROUP BY term)"
-            " SELECT g.n, g.length, g.hashes, d.terms, d.df FROM"
+            " RETURNING p.term, p.chunk_id >> %(shift)s AS block"
+            "), d AS (SELECT term, block, count(*) AS n FROM post GROUP BY term, block)"
+            " SELECT g.n, g.length, g.hashes, d.terms, d.blocks, d.df FROM"
             " (SELECT count(*) AS n, coalesce(sum(length), 0) AS length,"
             " coalesce(array_agg(text_hash), '{}') AS hashes FROM gone) AS g,"
             " (SELECT coalesce(array_agg(term), '{}') AS terms,"
+            " coalesce(array_agg(block), '{}') AS blocks,"
             " coalesce(array_agg(n), '{}') AS df FROM d) AS d",
-            {"docs": doc_ids, "cid": collection.id},
+            {"docs": doc_ids, "cid": collection.id, "shift": BLOCK_SHIFT},
         )
         row = _one(cur)
-        df.subtract(dict(zip(row["terms"], row["df"])))
+        df.subtract(dict(zip(zip(row["terms"], row["blocks"]), row["df"])))
         return int(row["n"]), int(row["length"]), list(row["hashes"])
 
     @staticmethod
@@ -571,15 +579,16 @@ class PostgresStore(
         collection: Collection,
         chunks: int,
         length: int,
-        df: Counter[str],
+        df: BlockCounts,
     ) -> None:
         """The end of every write transaction (phases 5 and 6 above): apply the summed
-        document-frequency changes ``df`` in one statement, in term order, deleting the terms
-        that reach 0; then the collection's statistics and revision."""
-        # Every term whose postings changed, even by a net 0 (a new version of a document
-        # removes and adds the same terms): the row's new xmin tells cached copies of the
-        # term's posting list that they are stale (postgres_bm25.PostingsCache).
-        changes = sorted(df.items())
+        posting-count changes ``df`` (per term and block) to the vocabulary (per term) and to
+        the posting blocks, each in one statement, in term (and block) order, deleting the
+        rows that reach 0; then the collection's statistics and revision."""
+        per_term: Counter[str] = Counter()
+        for (term, _), n in df.items():
+            per_term[term] += n
+        changes = sorted((term, n) for term, n in per_term.items() if n)
         if changes:
             cur.execute(
                 "WITH up AS ("
@@ -602,6 +611,38 @@ class PostgresStore(
                     "DELETE FROM vocabulary WHERE collection_id = %s AND term = ANY(%s)"
                     " AND df <= 0",
                     (collection.id, empty),
+                )
+        # Every block whose postings changed, even by a net 0 (a new version of a document
+        # removes and adds the same terms): the row's new xmin tells cached copies of the
+        # block that they are stale (postgres_bm25.PostingsCache).
+        blocks = sorted(df.items())
+        if blocks:
+            cur.execute(
+                "WITH up AS ("
+                " INSERT INTO posting_blocks AS b (tenant, collection_id, term, block, postings)"
+                " SELECT %s, %s, u.term, u.block, u.n"
+                " FROM unnest(%s::text[], %s::bigint[], %s::int[]) AS u(term, block, n)"
+                ' ORDER BY u.term COLLATE "C", u.block'
+                " ON CONFLICT (collection_id, term, block)"
+                " DO UPDATE SET postings = b.postings + excluded.postings"
+                " RETURNING b.term, b.block, b.postings"
+                ") SELECT coalesce(array_agg(term), '{}') AS terms,"
+                " coalesce(array_agg(block), '{}') AS blocks FROM up WHERE postings <= 0",
+                (
+                    collection.tenant,
+                    collection.id,
+                    [term for (term, _), _ in blocks],
+                    [block for (_, block), _ in blocks],
+                    [n for _, n in blocks],
+                ),
+            )
+            empty_blocks = _one(cur)
+            if empty_blocks["terms"]:
+                cur.execute(
+                    "DELETE FROM posting_blocks b USING unnest(%s::text[], %s::bigint[])"
+                    " AS u(term, block) WHERE b.collection_id = %s AND b.term = u.term"
+                    " AND b.block = u.block AND b.postings <= 0",
+                    (empty_blocks["terms"], empty_blocks["blocks"], collection.id),
                 )
         cur.execute(
             "UPDATE collections SET chunk_count = chunk_count + %s,"
@@ -628,7 +669,7 @@ class PostgresStore(
             )
 
     def delete_documents(self, collection: Collection, keys: Sequence[str]) -> int:
-        df: Counter[str] = Counter()
+        df: BlockCounts = Counter()
         with self._tx(collection.tenant) as cur:
             if not self._hold(cur, collection):
                 return 0

@@ -3,20 +3,24 @@
 The SQL form of the keyword leg (``PostgresStore.keyword_search`` with a filter) scores every
 posting in the executor and groups them in a hash aggregate, about 0.5–1.5 µs per posting;
 a query with common terms reads 30–160k postings at 100k chunks. Here the database does only
-what it is fast at: one index range scan per query term over ``postings`` (an index-only scan
-once vacuumed), concatenating each term's ``packed`` column (a stored generated column of
-fixed-size records: chunk id int8, tf int4, chunk length int4, big-endian) into one ``bytea``. numpy then computes the same Okapi
-BM25 as :mod:`engram.search.bm25` (k1 = 1.2, b = 0.75, ``idf = max(ln((N - df + 0.5) /
-(df + 0.5)), 1e-6)``, N and avgdl over live chunks) in float64, and picks the top k with ties
-broken by chunk id. One statement, one round trip; measured ≈ 2× faster than the SQL
-aggregate at 100k chunks (docs/benchmarks.md).
+what it is fast at: index range scans over ``postings`` (index-only once vacuumed),
+concatenating the ``packed`` column (a stored generated column of fixed-size records: chunk
+id int8, tf int4, chunk length int4, big-endian) into one ``bytea`` per term and block of
+chunk ids. numpy then computes the same Okapi BM25 as :mod:`engram.search.bm25` (k1 = 1.2,
+b = 0.75, ``idf = max(ln((N - df + 0.5) / (df + 0.5)), 1e-6)``, N and avgdl over live
+chunks) in float64, and picks the top k with ties broken by chunk id. One statement, one
+round trip.
+
+Frequent terms' blocks are kept decoded in memory (:class:`PostingsCache`) and sent by the
+database only when they changed: each (term, block) has a row in ``posting_blocks`` that every
+write touching the block rewrites, so its ``xmin`` names the block's content (migration 0003).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -25,24 +29,31 @@ import psycopg
 
 from ..search.bm25 import K1, B
 
+BLOCK_SHIFT = 16  # a posting block holds the postings of 65,536 consecutive chunk ids
+BlockCounts = Counter[tuple[str, int]]  # (term, block) -> change of its number of postings
+
 _RECORD = np.dtype([("chunk", ">i8"), ("tf", ">i4"), ("length", ">i4")])
 
-# The collection id is an integer literal (not a parameter) so each term's subquery is a
-# plain range scan of the postings primary key (collection_id, term, chunk_id). A term whose
-# posting list the client holds for the vocabulary row's current version is not read again.
+# The collection id is an integer literal (not a parameter) so each block's subquery is a
+# plain range scan of the postings primary key (collection_id, term, chunk_id). A block the
+# client holds at the posting_blocks row's current version is not sent again.
 _QUERY = (
-    "SELECT v.term, v.df, v.xmin::text AS version, c.chunk_count, c.total_length,"
-    " CASE WHEN k.version IS DISTINCT FROM v.xmin::text THEN"
-    " (SELECT string_agg(p.packed, ''::bytea)"
-    "  FROM postings p WHERE p.collection_id = {cid} AND p.term = v.term) END AS postings"
+    "SELECT v.term, v.df, c.chunk_count, c.total_length, b.block, b.xmin::text AS version,"
+    " CASE WHEN k.version IS DISTINCT FROM b.xmin::text THEN"
+    " (SELECT string_agg(p.packed, ''::bytea) FROM postings p"
+    "  WHERE p.collection_id = {cid} AND p.term = v.term"
+    "  AND p.chunk_id >= b.block << {shift} AND p.chunk_id < (b.block + 1) << {shift})"
+    " END AS postings"
     " FROM collections c JOIN vocabulary v ON v.collection_id = c.id"
-    " LEFT JOIN unnest(%s::text[], %s::text[]) AS k(term, version) ON k.term = v.term"
+    " JOIN posting_blocks b ON b.collection_id = {cid} AND b.term = v.term"
+    " LEFT JOIN unnest(%s::text[], %s::bigint[], %s::text[]) AS k(term, block, version)"
+    " ON k.term = v.term AND k.block = b.block"
     " WHERE c.id = {cid} AND c.total_length > 0 AND v.term = ANY(%s)"
 )
 
 
 class Postings(NamedTuple):
-    """One term's posting list, decoded: chunk ids, term frequencies, chunk lengths."""
+    """Postings decoded: chunk ids, term frequencies, chunk lengths."""
 
     chunk: np.ndarray  # int64
     tf: np.ndarray  # float64
@@ -62,49 +73,64 @@ class Postings(NamedTuple):
         return self.chunk.nbytes + self.tf.nbytes + self.length.nbytes
 
 
+_Key = tuple[int, str, int]  # collection id, term, block
+
+
 class PostingsCache:
-    """Decoded posting lists of frequent terms, each valid for one version of its vocabulary
-    row, least recently used evicted past ``max_bytes``.
+    """Decoded posting blocks of frequent terms, each valid for one version of its
+    ``posting_blocks`` row, least recently used evicted past ``max_bytes``.
 
-    Every transaction that adds or removes a posting of a term rewrites the term's
-    vocabulary row (its document frequency, even when the change nets to zero), so the row's
-    ``xmin``, the id of the transaction that last wrote it, names the posting list's version:
-    the query returns the postings of a cached term only when the versions differ, in the same
-    snapshot as everything else it reads. A hit is therefore exactly what the database holds;
-    the cache saves the reading, not the correctness. Lists shorter than ``min_postings``
-    are cheap to read and not kept."""
+    Every transaction that adds or removes a posting rewrites its block's row (even when the
+    count nets to zero), so the row's ``xmin``, the id of the transaction that last wrote it,
+    names the block's content: the query sends the postings of a held block only when the
+    versions differ, in the same snapshot as everything else it reads. A hit is therefore
+    exactly what the database holds; the cache saves reading, not correctness. Blocks of
+    fewer than ``min_postings`` postings are cheap to read and not kept."""
 
-    def __init__(self, max_bytes: int, min_postings: int = 2048) -> None:
+    def __init__(self, max_bytes: int, min_postings: int = 512) -> None:
         self.max_bytes = max_bytes
         self.min_postings = min_postings
-        self._entries: OrderedDict[tuple[int, str], tuple[str, Postings]] = OrderedDict()
+        self._entries: OrderedDict[_Key, tuple[str, Postings]] = OrderedDict()
+        self._blocks: dict[tuple[int, str], set[int]] = {}  # held blocks of each term
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def lookup(self, collection_id: int, terms: Sequence[str]) -> dict[str, tuple[str, Postings]]:
-        """The held (version, postings) of each of ``terms`` that is cached."""
+    def lookup(
+        self, collection_id: int, terms: Sequence[str]
+    ) -> dict[tuple[str, int], tuple[str, Postings]]:
+        """The held (version, postings) of every cached block of ``terms``."""
         found = {}
         with self._lock:
-            for term in terms:
-                hit = self._entries.get((collection_id, term))
-                if hit is not None:
-                    self._entries.move_to_end((collection_id, term))
-                    found[term] = hit
+            for term in set(terms):
+                for block in self._blocks.get((collection_id, term), ()):
+                    key = (collection_id, term, block)
+                    found[(term, block)] = self._entries[key]
+                    self._entries.move_to_end(key)
         return found
 
-    def put(self, collection_id: int, term: str, version: str, postings: Postings) -> None:
-        if len(postings.chunk) < self.min_postings or postings.nbytes > self.max_bytes:
-            return
+    def put(
+        self, collection_id: int, term: str, block: int, version: str, postings: Postings
+    ) -> None:
+        key = (collection_id, term, block)
         with self._lock:
-            old = self._entries.pop((collection_id, term), None)
-            if old is not None:
-                self._bytes -= old[1].nbytes
-            self._entries[(collection_id, term)] = (version, postings)
+            self._drop(key)
+            if len(postings.chunk) < self.min_postings or postings.nbytes > self.max_bytes:
+                return
+            self._entries[key] = (version, postings)
+            self._blocks.setdefault(key[:2], set()).add(block)
             self._bytes += postings.nbytes
             while self._bytes > self.max_bytes:
-                _, (_, evicted) = self._entries.popitem(last=False)
-                self._bytes -= evicted.nbytes
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: _Key) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[1].nbytes
+            held = self._blocks[key[:2]]
+            held.discard(key[2])
+            if not held:
+                del self._blocks[key[:2]]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -124,39 +150,43 @@ def top_k(
     """The ``k`` best (chunk id, BM25 score) for OR-ed ``terms``, best first."""
     held = cache.lookup(collection_id, terms) if cache is not None else {}
     cur.execute(
-        _QUERY.format(cid=int(collection_id)),
-        (list(held), [version for version, _ in held.values()], list(terms)),
+        _QUERY.format(cid=int(collection_id), shift=BLOCK_SHIFT),
+        (
+            [term for term, _ in held],
+            [block for _, block in held],
+            [version for version, _ in held.values()],
+            list(terms),
+        ),
         binary=True,
     )
-    rows = cur.fetchall()
     lists: list[Postings] = []
-    weights: list[np.ndarray] = []
+    weights: list[float] = []
     n = total = 0
-    for row in rows:
-        term, df, version = row["term"], row["df"], row["version"]
+    for row in cur.fetchall():
+        term, block, version = row["term"], row["block"], row["version"]
         n, total, packed = row["chunk_count"], row["total_length"], row["postings"]
-        if packed is None and term in held and held[term][0] == version:
-            postings = held[term][1]  # the database holds exactly this version
+        hit = held.get((term, block))
+        if packed is None and hit is not None and hit[0] == version:
+            postings = hit[1]  # the database holds exactly this version
             if cache is not None:
                 cache.hits += 1
         else:
             postings = Postings.decode(packed or b"")
             if cache is not None:
                 cache.misses += 1
-                cache.put(collection_id, term, version, postings)
-        if not len(postings.chunk):
-            continue
-        idf = max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
-        lists.append(postings)
-        weights.append(np.full(len(postings.chunk), idf))
+                cache.put(collection_id, term, block, version, postings)
+        if len(postings.chunk):
+            df = row["df"]
+            lists.append(postings)
+            weights.append(max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6))
     if not lists or n <= 0:
         return []
     chunk = np.concatenate([p.chunk for p in lists])
     tf = np.concatenate([p.tf for p in lists])
     length = np.concatenate([p.length for p in lists])
-    idf_per = np.concatenate(weights)
+    idf = np.repeat(weights, [len(p.chunk) for p in lists])
     avgdl = total / n
-    contrib = idf_per * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avgdl))
+    contrib = idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avgdl))
     return rank(chunk, contrib, k)
 
 

@@ -37,6 +37,7 @@ from .base import (
     StoreSnapshot,
 )
 from .postgres_base import SYSTEM, PostgresBase, iso, parse_vector, translate, vector_text
+from .postgres_bm25 import BlockCounts
 
 if TYPE_CHECKING:
     import psycopg
@@ -300,7 +301,7 @@ class PostgresTransferMixin(PostgresBase):
             collection: Collection,
             chunks: int,
             length: int,
-            df: Counter[str],
+            df: BlockCounts,
         ) -> None: ...
 
         @staticmethod
@@ -317,7 +318,7 @@ class PostgresTransferMixin(PostgresBase):
             cur: psycopg.Cursor[dict[str, Any]],
             collection: Collection,
             docs: list[DocumentWrite],
-            df: Counter[str],
+            df: BlockCounts,
         ) -> tuple[list[tuple[str, int]], tuple[int, int, list[str]]]: ...
 
     @contextlib.contextmanager
@@ -389,7 +390,7 @@ class PostgresTransferMixin(PostgresBase):
                 DocumentWrite(d.key, d.title, d.content_hash, d.chunks, d.metadata, d.source)
                 for d in documents
             ]
-            df: Counter[str] = Counter()
+            df: BlockCounts = Counter()
             written, (added, length, _) = self._write_batch(cur, collection, writes, df)
             if [v for _, v in written] != [d.version for d in documents]:
                 raise StoreError("import: the write path did not give the exported versions")
