@@ -309,3 +309,18 @@ def test_spelling_candidates_hold_every_neighbour(store: Store, coll: Collection
     assert near == ["snake_case", "snake%case", "snakescase"]
     assert closest("walkx", found["walkx"]) == ["walka", "walkb", "walkc"]
     assert closest("zzzz", found["zzzz"]) == []
+
+
+def test_keyword_ties_at_the_cut_go_to_the_lowest_chunk_ids(store: Store, coll: Collection) -> None:
+    """Equal scores straddling the k-th place: every backend keeps the same chunks."""
+    rng = np.random.default_rng(3)
+    for i in rng.permutation(60):  # ids in another order than keys
+        put(store, coll, f"d{i:02d}", "identical words here", "other text")
+    for i in range(5):
+        put(store, coll, f"top{i}", "identical identical words")
+    everything = store.keyword_search(coll, ["ident"], k=100)
+    assert len({score for _, score in everything}) == 2
+    for k in (6, 7, 20, 33):
+        hits = store.keyword_search(coll, ["ident"], k=k)
+        expected = sorted(everything, key=lambda h: (-h[1], h[0]))[:k]
+        assert hits == expected, k

@@ -213,13 +213,14 @@ class BM25Index:
                 mask[idx] = True
                 scores[~mask] = 0
             candidates = np.flatnonzero(scores > 0)
-            if len(candidates) > k:
-                top = np.argpartition(-scores[candidates], k - 1)[:k]
-                candidates = candidates[top]
+            if len(candidates) > k:  # every one scoring at least the k-th best: ties at the cut
+                found = scores[candidates]  # go by chunk id below, as on PostgreSQL
+                kth = found[np.argpartition(-found, k - 1)[k - 1]]
+                candidates = candidates[found >= kth]
             # Best first; ties by chunk id so rankings are deterministic.
             order = sorted(
                 candidates.tolist(), key=lambda s: (-float(scores[s]), int(self._chunk_ids[s]))
-            )
+            )[:k]
             return [(int(self._chunk_ids[s]), float(scores[s])) for s in order]
 
     # -- persistence --------------------------------------------------------------------------
