@@ -465,3 +465,32 @@ def test_store_job_lifecycle(store: Store) -> None:
     assert store.recover_jobs(stale_before="2000-01-01", max_attempts=3) == (0, 0)
     assert store.recover_jobs(stale_before="9999-01-01", max_attempts=3) == (1, 0)
     assert store.get_job("j2", tenant="globex").status == "queued"
+
+
+def test_a_run_that_lost_its_job_stops_at_its_next_progress_write(
+    small_batches_db: engram.Engram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose lease expired (e.g. a long pause) while another claimed the job stops
+    at its next progress write instead of ingesting the rest twice."""
+    db = small_batches_db
+    job = enqueue_batch(db.store, docs(200), collection="kb", tenant="default")
+    claimed = db.store.claim_job()
+    assert claimed is not None and claimed.id == job.id
+    worker = JobWorker(db, progress_interval=0)
+    calls = []
+    real = db.store.set_job_progress
+
+    def taken_over(job_id: str, *, attempt: int, progress: dict[str, Any]) -> bool:
+        calls.append(progress["documents_done"])
+        if progress["documents_done"] >= 100 and len(calls) == next(
+            i for i, n in enumerate(calls, 1) if n >= 100
+        ):  # another worker claims the job meanwhile
+            set_row(db, job_id, attempts=attempt + 1)
+        return real(job_id, attempt=attempt, progress=progress)
+
+    monkeypatch.setattr(db.store, "set_job_progress", taken_over)
+    worker._execute(claimed)
+    assert calls[-1] >= 100 and calls[-2] < 100  # stopped at the write that was refused
+    after = db.store.get_job(job.id, tenant="default")
+    assert after.status == "running" and after.attempts == claimed.attempts + 1
+    assert 0 < len(versions(db)) < 200

@@ -31,6 +31,11 @@ class _Stopped(Exception):
     """Raised from the progress callback when the worker is asked to stop mid-job."""
 
 
+class _TakenOver(Exception):
+    """Raised from the progress callback when the job is no longer this run's: its lease
+    expired and another worker claimed it (this run's writes are fenced off anyway)."""
+
+
 class _PermanentFailure(Exception):
     """A job that can never succeed (e.g. of an unknown kind): not retried."""
 
@@ -131,9 +136,18 @@ class JobWorker:
             progress = _Progress(self, job, attempt)
             try:
                 result = self._run(job, progress)
+                progress.flush()
             except _Stopped:
                 self.store.requeue_job(job.id, attempt=attempt)
                 logger.info("job %s stopped; queued again", job.id)
+                return
+            except _TakenOver:
+                logger.warning(
+                    "job %s was taken over by another worker (attempt %d lost its lease);"
+                    " leaving it to that worker",
+                    job.id,
+                    attempt,
+                )
                 return
             except Exception as exc:
                 message = _describe(exc)
@@ -159,7 +173,6 @@ class JobWorker:
                     self.store.requeue_job(job.id, attempt=attempt)
                     return
                 continue
-            progress.flush()
             self.store.finish_job(job.id, attempt=attempt, status="succeeded", result=result)
             return
 
@@ -198,8 +211,12 @@ class _Progress:
             "documents_total": self.total,
             "chunks_done": self.chunks,
         }
-        self.worker.store.set_job_progress(self.job.id, attempt=self.attempt, progress=progress)
+        owned = self.worker.store.set_job_progress(
+            self.job.id, attempt=self.attempt, progress=progress
+        )
         self.written = time.monotonic()
+        if not owned:
+            raise _TakenOver
 
 
 class _Heartbeat:
