@@ -49,10 +49,10 @@ def pieces(term: str) -> list[str]:
 def like_patterns(term: str) -> list[str]:
     """SQL LIKE patterns, one of which every word within ``max_edits(term)`` edits of
     ``term`` matches: the pigeonhole filter a database runs before the exact distance is
-    taken. Each edit falls in one piece (an insertion between
-    two pieces counts for the later one, at the end for the last), so one piece is untouched:
-    the first then still starts the word, the last still ends it, a middle one is somewhere
-    inside. ``%``, ``_`` and ``\\`` in the term are escaped."""
+    taken. Each edit falls in one piece (an insertion between two pieces counts for the later
+    one, at the end for the last), so one piece is untouched: the first then still starts the
+    word, the last still ends it, a middle one is somewhere inside. ``%``, ``_`` and ``\\``
+    in the term are escaped."""
     parts = [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in pieces(term)]
     return [f"{parts[0]}%", *(f"%{p}%" for p in parts[1:-1]), f"%{parts[-1]}"]
 
@@ -92,7 +92,8 @@ def expand(
     out: list[str] = []
     expansions: dict[str, list[str]] = {}
     for term in terms:
-        near = closest(term, candidates.get(term, ())) if term in candidates else []
+        missing = term in candidates and doc_freqs.get(term, 0) == 0
+        near = closest(term, candidates[term]) if missing else []
         if near:
             expansions[term] = near
             out.extend(near)
