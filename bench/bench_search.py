@@ -96,6 +96,13 @@ def main() -> None:
         help="PostgreSQL: memory for cached posting lists (0: every query reads them all)",
     )
     ap.add_argument(
+        "--modes",
+        nargs="+",
+        default=["keyword", "vector", "hybrid"],
+        choices=["keyword", "vector", "hybrid"],
+        help="modes to time, in this order (each one warms caches for the next)",
+    )
+    ap.add_argument(
         "--write-interval",
         type=float,
         default=0.0,
@@ -147,7 +154,7 @@ def main() -> None:
                 if args.write_interval > 0
                 else None
             )
-            for mode in ("keyword", "vector", "hybrid"):
+            for mode in args.modes:
                 lat, embed = [], []
                 for q in queries:
                     t = time.perf_counter()
