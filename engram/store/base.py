@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..errors import InvalidInput
 from ..jobs.types import Job, JobStatus
 from ..keys import ApiKey
 from ..memory.types import (
@@ -103,6 +104,19 @@ def normalise_query(query: str | None) -> str | None:
     if query is None:
         return None
     return " ".join(query.split()).lower()[:1000] or None
+
+
+def collection_vector(collection: Collection, vector: Any, *, query: bool = False) -> np.ndarray:
+    """``vector`` as float32, refused (InvalidInput) unless it has the collection's dimension:
+    a chunk's embedding, or with ``query`` the vector of a search."""
+    vec = np.asarray(vector, dtype=np.float32)
+    if vec.shape != (collection.dimension,):
+        raise InvalidInput(
+            f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}"
+            if query
+            else f"vector of shape {vec.shape} for a collection of dimension {collection.dimension}"
+        )
+    return vec
 
 
 @dataclass(slots=True)

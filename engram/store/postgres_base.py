@@ -66,6 +66,13 @@ def vector_text(vector: np.ndarray) -> str:
     return "[" + ",".join(repr(float(x)) for x in vec.tolist()) + "]"
 
 
+def one_row(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
+    """The row a statement always returns (an aggregate, an INSERT ... RETURNING)."""
+    row = cur.fetchone()
+    assert row is not None
+    return row
+
+
 def parse_vector(text: str) -> np.ndarray:
     """The inverse of :func:`vector_text` (pgvector returns ``vector`` columns as text)."""
     return np.array(text.strip("[]").split(","), dtype=np.float32)

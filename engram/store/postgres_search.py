@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 from psycopg import sql
 
-from ..errors import InvalidInput
 from ..search.ann import HnswParams
 from ..search.bm25 import K1, B
 from ..search.fuzzy import like_patterns, max_edits
 from ..types import Collection
 from . import postgres_bm25
-from .base import ChunkRecord, Where
+from .base import ChunkRecord, Where, collection_vector
 from .postgres_base import PostgresBase, vector_text
 from .postgres_sql import compile_where, sorted_keys
 
@@ -117,11 +116,7 @@ class PostgresSearchMixin(PostgresBase):
     def vector_search(
         self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
     ) -> list[tuple[int, float]]:
-        vec = np.asarray(vector, dtype=np.float32)
-        if vec.shape != (collection.dimension,):
-            raise InvalidInput(
-                f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}"
-            )
+        vec = collection_vector(collection, vector, query=True)
         if k <= 0:
             return []
         # pgvector returns at most ef_search (≤ 1000) rows from the index: a deeper k scans.

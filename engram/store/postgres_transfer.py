@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,8 +36,9 @@ from .base import (
     OnConflict,
     StoreSnapshot,
 )
-from .postgres_base import SYSTEM, PostgresBase, iso, parse_vector, translate, vector_text
+from .postgres_base import SYSTEM, iso, parse_vector, translate, vector_text
 from .postgres_bm25 import BlockCounts
+from .postgres_write import PostgresWriteMixin, vector_rows
 
 if TYPE_CHECKING:
     import psycopg
@@ -283,7 +284,7 @@ class PostgresSnapshot(StoreSnapshot):
             )
 
 
-class PostgresTransferMixin(PostgresBase):
+class PostgresTransferMixin(PostgresWriteMixin):
     """Snapshot and bulk imports over the store's PostgreSQL database."""
 
     if TYPE_CHECKING:
@@ -291,35 +292,6 @@ class PostgresTransferMixin(PostgresBase):
 
         @staticmethod
         def _collection(r: dict[str, Any]) -> Collection: ...
-
-        @staticmethod
-        def _lock(cur: psycopg.Cursor[dict[str, Any]], collection: Collection) -> bool: ...
-
-        @staticmethod
-        def _bump(
-            cur: psycopg.Cursor[dict[str, Any]],
-            collection: Collection,
-            chunks: int,
-            length: int,
-            df: BlockCounts,
-        ) -> None: ...
-
-        @staticmethod
-        def _use_embeddings(
-            cur: psycopg.Cursor[dict[str, Any]],
-            model_id: str,
-            needed: Iterable[str],
-            hashes: Sequence[str],
-            vectors: Sequence[str],
-        ) -> set[str]: ...
-
-        def _write_batch(
-            self,
-            cur: psycopg.Cursor[dict[str, Any]],
-            collection: Collection,
-            docs: list[DocumentWrite],
-            df: BlockCounts,
-        ) -> tuple[list[tuple[str, int]], tuple[int, int, list[str]]]: ...
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[StoreSnapshot]:
@@ -333,16 +305,7 @@ class PostgresTransferMixin(PostgresBase):
         documents: Sequence[DocumentDump],
         embeddings: dict[str, np.ndarray],
     ) -> None:
-        hashes, vectors = [], []
-        for text_hash, vector in embeddings.items():
-            vec = np.asarray(vector, dtype=np.float32)
-            if vec.shape != (collection.dimension,):
-                raise InvalidInput(
-                    f"vector of shape {vec.shape} for a collection of dimension"
-                    f" {collection.dimension}"
-                )
-            hashes.append(text_hash)
-            vectors.append(vector_text(vec))
+        hashes, vectors = vector_rows(collection, embeddings)
         if len({d.key for d in documents}) != len(documents):
             raise InvalidInput("the same document key twice in one import batch")
         with self._tx(collection.tenant) as cur:

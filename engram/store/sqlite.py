@@ -23,7 +23,7 @@ from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInpu
 from ..keys import ApiKey
 from ..search.ann import HnswParams
 from ..types import Collection, DocumentInfo
-from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where
+from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where, collection_vector
 from .derived import ChunkChange, DerivedIndexes
 from .migrations import check_applied, load_migrations
 from .sqlite_events import SQLiteEventsMixin
@@ -252,11 +252,7 @@ class SQLiteStore(
     def _put_embeddings(self, collection: Collection, embeddings: dict[str, np.ndarray]) -> None:
         rows = []
         for text_hash, vector in embeddings.items():
-            vec = np.asarray(vector, dtype=np.float32)
-            if vec.shape != (collection.dimension,):
-                raise InvalidInput(
-                    f"vector of shape {vec.shape} for a collection of dimension {collection.dimension}"
-                )
+            vec = collection_vector(collection, vector)
             rows.append((collection.model_id, text_hash, vec.tobytes()))
         self._conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)", rows)
 
@@ -540,11 +536,7 @@ class SQLiteStore(
     def vector_search(
         self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
     ) -> list[tuple[int, float]]:
-        vec = np.asarray(vector, dtype=np.float32)
-        if vec.shape != (collection.dimension,):
-            raise InvalidInput(
-                f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}"
-            )
+        vec = collection_vector(collection, vector, query=True)
         indexes = self._catch_up(collection)
         return indexes.vectors.search(vec, k, self._allowed(collection, where))
 
