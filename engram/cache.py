@@ -87,19 +87,27 @@ class LRUCache(Cache):
                 self._data.popitem(last=False)
 
 
+def _redis() -> Any:
+    """The ``redis`` package (with ``redis.asyncio``), or MissingDependency saying how to get
+    it: ENGRAM_REDIS_URL was set."""
+    try:
+        import redis
+        import redis.asyncio  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependency(
+            "ENGRAM_REDIS_URL is set but the redis package is not installed",
+            hint='pip install "engram[redis]"',
+        ) from exc
+    return redis
+
+
 class RedisCache(Cache):
     """Entries pickled into Redis under ``engram:<name>:<key>`` with a TTL. Redis is a trusted
     internal service here (it holds what the server computed), hence pickle."""
 
     def __init__(self, name: str, url: str, ttl: int) -> None:
         super().__init__(name)
-        try:
-            import redis
-        except ImportError as exc:
-            raise MissingDependency(
-                "ENGRAM_REDIS_URL is set but the redis package is not installed",
-                hint='pip install "engram[redis]"',
-            ) from exc
+        redis = _redis()
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._errors = (redis.RedisError,)
         self.ttl = ttl
@@ -140,14 +148,7 @@ class LoopRedis:
     Shared by the server's users of Redis on the request path (rate limits, key revocation)."""
 
     def __init__(self, url: str, *, timeout: float = 0.5) -> None:
-        try:
-            import redis.asyncio  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependency(
-                "ENGRAM_REDIS_URL is set but the redis package is not installed",
-                hint='pip install "engram[redis]"',
-            ) from exc
-        import redis
+        redis = _redis()
 
         self.url = url
         self.timeout = timeout
