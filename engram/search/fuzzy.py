@@ -74,9 +74,6 @@ class Vocabulary:
             for t in self.by_length.get(n, ())
         ]
 
-    def neighbours(self, term: str) -> list[str]:
-        return closest(term, self.candidates(term))
-
 
 def unmatched(terms: Iterable[str], doc_freqs: Mapping[str, int]) -> list[str]:
     """The terms to expand: found nowhere and long enough to guess from."""
