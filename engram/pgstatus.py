@@ -155,13 +155,11 @@ def store_status(store: Store) -> PostgresStatus:
     """:func:`probe` on a connection of the store's pool (so it also proves the pool works);
     a failure raises the store's errors (ServerUnavailable, StoreError)."""
     from .store.postgres import PostgresStore
-    from .store.postgres_base import SYSTEM
 
     if not isinstance(store, PostgresStore):
         raise StoreError(f"{type(store).__name__} is not the PostgreSQL store")
     started = time.perf_counter()
-    # The store's own transaction helper: pool checkout, error translation, read-only.
-    with store._tx(SYSTEM, snapshot=True) as cur:
+    with store.inspect() as cur:
         return probe(cur, started=started)
 
 
@@ -200,8 +198,7 @@ def pool_stats(store: Any) -> dict[str, int] | None:
     """The connection pool's gauges (see :data:`POOL_GAUGES`, plus ``pool_in_use``), or
     None when the store has no psycopg pool (SQLite). ``pool_size`` counts the connections
     being opened too, so ``pool_in_use`` (size - available) includes them."""
-    pool = getattr(store, "_pool", None)
-    get_stats = getattr(pool, "get_stats", None)
+    get_stats = getattr(store, "pool_stats", None)
     if get_stats is None:
         return None
     stats = get_stats()

@@ -16,9 +16,10 @@ HNSW, then the search).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -133,6 +134,17 @@ class PostgresStore(
 
     def close(self) -> None:
         self._pool.close()
+
+    @contextlib.contextmanager
+    def inspect(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        """A read-only, tenant-wide transaction on a pooled connection (readiness probes:
+        it also proves the pool works); errors are translated like every store call's."""
+        with self._tx(SYSTEM, snapshot=True) as cur:
+            yield cur
+
+    def pool_stats(self) -> dict[str, int]:
+        """psycopg_pool's statistics of the connection pool."""
+        return dict(self._pool.get_stats())
 
     def migrations(self) -> list[tuple[int, str]]:
         """(version, name) of every migration the database has."""
