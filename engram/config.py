@@ -117,6 +117,18 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(128, ge=8, description="HNSW candidate list size while searching.")
     max_query_chars: int = Field(4096, ge=16, description="Longest query accepted, in characters.")
 
+    http_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers (from the "
+        "connection opening, or its previous request's end); past it: 408, connection closed.",
+    )
+    http_body_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a client has to send a whole request body once its headers are "
+        "in; past it: 408, connection closed.",
+    )
     auth: Literal["api_key", "none"] = Field(
         "api_key",
         description="HTTP API authentication: 'api_key' (keys from `engram keys create`, sent as "
@@ -154,6 +166,12 @@ class Settings(BaseSettings):
     )
     llm_timeout: float = Field(
         60.0, gt=0, description="Seconds to wait for each piece of a model's reply."
+    )
+    llm_deadline: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds one model call may take in all (retries and the whole reply "
+        "included); a reply still arriving then is cut off and its connection closed.",
     )
     llm_retries: int = Field(
         2, ge=0, le=10, description="Extra attempts on connect errors, 5xx and 429."

@@ -31,7 +31,7 @@ from .search.analyzer import detect_language
 from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .store import open_store
 from .store.base import DocumentVersion, Store, Where
-from .types import Collection, DocumentInfo, IngestReport, LoadedDocument, SearchMode
+from .types import Collection, DocumentInfo, Failure, IngestReport, LoadedDocument, SearchMode
 
 DEFAULT_COLLECTION = "default"
 DEFAULT_TENANT = "default"
@@ -177,7 +177,7 @@ class Engram:
 
     def add(
         self,
-        documents: Iterable[Mapping[str, Any] | LoadedDocument],
+        documents: Iterable[Mapping[str, Any] | LoadedDocument | Failure],
         *,
         collection: str = DEFAULT_COLLECTION,
         language: str | None = None,

@@ -34,6 +34,16 @@ class LoadedDocument:
     source: str = ""  # where it came from (path, "stdin", ...)
 
 
+@dataclass(slots=True)
+class Failure:
+    """A source (a file, a record) that could not be loaded: reported, never fatal to the
+    batch it is part of."""
+
+    source: str
+    reason: str
+    keys: tuple[str, ...] = ()  # document keys it would have produced, if known
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkSpan:
     """One chunk produced by the chunker; offsets point into the document text."""

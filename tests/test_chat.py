@@ -4,9 +4,11 @@ SSE through a real socket), conversation memory, and a model that cannot be reac
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -146,3 +148,31 @@ def test_unreachable_model_gives_a_clean_error(tmp_path: Path) -> None:
         assert time.monotonic() - started < 10
         assert [k for k, _ in events] == ["error", "done"]
         assert events[0][1]["code"] == "llm_unavailable" and events[1][1]["ok"] is False
+
+
+def test_upstream_is_closed_when_the_client_goes_away(tmp_path: Path) -> None:
+    """A client reads the first token of a streamed answer and disconnects: the connection to
+    the model server is closed soon after, not held until the model finishes."""
+    from test_llms import trickle
+
+    gone = threading.Event()
+
+    def watched(h: Any, body: dict[str, Any]) -> None:
+        try:
+            trickle(0.2, tokens=150)(h, body)  # 30 s of tokens
+        except OSError:  # the write fails once engram closed its side
+            gone.set()
+
+    with FakeServer("openai") as server:
+        server.script = [watched]
+        settings = settings_for(tmp_path, f"vllm:test-model@{server.base_url}")
+        with serve_app(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
+            _seed(http)
+            body = {"question": "rotate api key", "collection": "kb", "stream": True}
+            with http.stream("POST", "/v1/chat", json=body) as r:
+                for line in r.iter_lines():
+                    if line.startswith("event: token"):
+                        break
+            started = time.monotonic()
+            assert gone.wait(10), "the upstream connection stayed open"
+            assert time.monotonic() - started < 5

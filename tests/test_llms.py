@@ -757,3 +757,55 @@ def test_errors_are_engram_errors() -> None:
     assert issubclass(LLMUnavailable, LLMError) and issubclass(LLMError, EngramError)
     assert (LLMError.status, LLMError.code) == (502, "llm_error")
     assert (LLMUnavailable.status, LLMUnavailable.code) == (503, "llm_unavailable")
+
+
+# --- a total deadline against trickling upstreams -----------------------------------------------
+
+
+def trickle(every: float, tokens: int = 100, *, json_body: bool = False) -> Step:
+    """A server that never stalls long enough for a read timeout, but never finishes either:
+    one token (or one byte of a JSON body) every ``every`` seconds."""
+
+    def step(h: _Handler, body: dict[str, Any]) -> None:
+        h.start_chunked("application/json" if json_body else "text/event-stream")
+        for _ in range(tokens):
+            if json_body:
+                h.chunk(b" ")
+            else:
+                delta = {"choices": [{"index": 0, "delta": {"content": "x"}}]}
+                h.chunk(b"data: " + json.dumps(delta).encode() + b"\n\n")
+            if h.server.fake.release.wait(every):
+                return
+
+    return step
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_deadline_cuts_a_trickling_reply(openai_server: FakeServer, stream: bool) -> None:
+    """Each piece arrives well within the read timeout (5 s); the deadline (1 s) ends the call
+    anyway, and the upstream connection is closed."""
+    openai_server.script = [trickle(0.2, json_body=not stream)]
+    started = time.monotonic()
+    llm = openai(openai_server, deadline=1.0, retries=0)
+    with llm, pytest.raises(LLMUnavailable, match="deadline of 1s"):
+        if stream:
+            for _ in llm.stream(MESSAGES):
+                pass
+        else:
+            llm.complete(MESSAGES)
+    assert time.monotonic() - started < 2.5
+
+
+def test_deadline_stops_retries(openai_server: FakeServer) -> None:
+    openai_server.script = [status(503)] * 10
+    started = time.monotonic()
+    llm = openai(openai_server, deadline=0.5, retries=10, backoff=0.3, max_backoff=0.3)
+    with llm, pytest.raises(LLMUnavailable):
+        llm.complete(MESSAGES)
+    assert time.monotonic() - started < 1.5
+    assert len(openai_server.requests) < 10
+
+
+def test_a_deadline_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="deadline"):
+        OpenAICompatLLM("m", base_url="http://127.0.0.1:1/v1", deadline=0)

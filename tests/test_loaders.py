@@ -14,7 +14,7 @@ from fpdf import FPDF
 
 from engram.errors import LoaderError, UnsupportedFormat
 from engram.ingest.loaders import LoaderOptions, load_bytes, load_path, supported_extensions
-from engram.types import LoadedDocument
+from engram.types import Failure, LoadedDocument
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -419,13 +419,19 @@ def test_binary_garbage_txt(tmp_path: Path, data: bytes) -> None:
     assert str(path) in info.value.message
 
 
-def test_bad_jsonl_line_is_named(tmp_path: Path) -> None:
+def test_bad_jsonl_line_is_named_and_skipped(tmp_path: Path) -> None:
+    """A bad line is reported with its number; the good lines are still loaded. A file with
+    no good line at all fails whole, naming the first bad one."""
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": 1, "text": "ok"}\n\n{"id": 2, "text": \n', encoding="utf-8")
-    with pytest.raises(LoaderError, match="line 3"):
-        load_path(path, key="bad.jsonl")
+    good, bad = load_path(path, key="bad.jsonl")
+    assert isinstance(good, LoadedDocument) and good.key == "1"
+    assert isinstance(bad, Failure) and bad.reason.startswith("line 3: invalid JSON")
     path.write_text('{"id": 1, "text": "ok"}\n[1, 2]\n', encoding="utf-8")
-    with pytest.raises(LoaderError, match="line 2: expected an object"):
+    docs = load_path(path, key="bad.jsonl")
+    assert isinstance(docs[1], Failure) and "line 2: expected an object" in docs[1].reason
+    path.write_text('[1, 2]\n{"id": 2, "text": \n', encoding="utf-8")
+    with pytest.raises(LoaderError, match="line 1: expected an object.*1 more bad record"):
         load_path(path, key="bad.jsonl")
 
 

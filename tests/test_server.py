@@ -593,6 +593,8 @@ def uvicorn_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[
     # `serve` hands options to worker processes through the environment: setting the
     # variable here makes monkeypatch restore it (to unset) after the test.
     monkeypatch.setenv("ENGRAM_AUTH", "api_key")
+    monkeypatch.setenv("ENGRAM_HTTP_HEADER_TIMEOUT", "10")
+    monkeypatch.setenv("ENGRAM_HTTP_BODY_TIMEOUT", "60")
     return calls
 
 

@@ -184,7 +184,8 @@ def test_vector_index_catches_up_and_rebuilds(tmp_path: Path) -> None:
     s2 = SQLiteStore(path, index_dir=index_dir)
     put(s2, c, "b", "bananas and kiwis")  # s2 appends to the log, and is killed without saving
     s2._conn.close()
-    (index_dir / f"{c.id}.hnsw").unlink()  # and the index file is lost too
+    for lost in index_dir.glob(f"{c.id}.*.hnsw"):  # and the index file is lost too
+        lost.unlink()
     s3 = SQLiteStore(path, index_dir=index_dir)
     hits = s3.vector_search(c, EMB.embed_query("bananas and kiwis"), k=2)
     assert sorted(keys_of(s3, c, hits)) == ["a", "b"]

@@ -264,14 +264,16 @@ def check_indexes(
     log_head: int,
     pruned: int,
 ) -> str:
-    """The index files of one collection against its rows: present, readable, saved at the
-    same point, not older than the pruned log, and (when no change awaits replay) holding
-    exactly one entry per chunk."""
+    """The index files of one collection against its rows. States engram repairs by itself
+    at the next open — files missing (never saved, or a process killed before saving),
+    unreadable, stale, or behind the change log — pass with a note; index files that would
+    be *used* while disagreeing with the database fail."""
     from ..search.ann import HnswParams, VectorIndex
     from ..search.bm25 import BM25Index
+    from ..store.derived import IndexFiles
 
+    files = IndexFiles(settings.index_dir, cid)
     base = settings.index_dir / str(cid)
-    files = [base.with_suffix(".hnsw"), base.with_suffix(".json"), base.with_suffix(".bm25.npz")]
     detail = f"{chunks} chunks, model {model_id}"
     rebuild = (
         f"delete {base}.* to have them rebuilt from the database at the next search"
@@ -279,27 +281,29 @@ def check_indexes(
     )
     # Saving index files prunes the log up to what they hold: the head is the larger mark.
     head = max(log_head, pruned)
-    missing = [f.name for f in files if not f.exists()]
-    if missing and chunks == 0 and head == 0:
+    manifest = files.read_manifest()
+    if manifest is None and chunks == 0 and head == 0:
         return detail + ", no index yet"
-    if missing:
-        raise CheckFailed(
-            f"{detail}, but index file(s) missing: {', '.join(missing)}",
-            hint=f"they are rebuilt from the database at the next search of {name!r}"
-            f" (slow for a large collection): run `engram search -c {name} ...` once",
-        )
-    vectors = VectorIndex(files[0], dimension, HnswParams(connectivity=settings.hnsw_m))
-    keywords = BM25Index(files[2])
+    if manifest is None:
+        return detail + ", no saved index files: they will be rebuilt at next open"
+    generation = str(manifest["generation"])
+    vectors = VectorIndex(files.vectors(generation), dimension, HnswParams(settings.hnsw_m))
+    keywords = BM25Index(files.keywords(generation))
     unreadable = [
-        f.name for f, index in ((files[0], vectors), (files[2], keywords)) if not index.load()
+        path.name
+        for path, loaded in (
+            (files.vectors(generation), vectors.load()),
+            (files.keywords(generation), keywords.load()),
+        )
+        if not loaded
     ]
     if unreadable:
-        raise CheckFailed(f"{detail}, but unreadable: {', '.join(unreadable)}", hint=rebuild)
-    if vectors.seq != keywords.seq:
-        raise CheckFailed(
-            f"{detail}, but the vector and keyword indexes were saved at different points",
-            hint=rebuild,
+        return (
+            detail + f", index file(s) unreadable ({', '.join(unreadable)}): they will be"
+            " rebuilt at next open"
         )
+    if vectors.seq != keywords.seq or vectors.seq != int(manifest["seq"]):
+        return detail + ", index files saved at different points: they will be rebuilt at next open"
     if vectors.seq > head:
         raise CheckFailed(
             f"{detail}, but the index files hold changes up to {vectors.seq}, beyond the"
@@ -308,11 +312,9 @@ def check_indexes(
             hint=rebuild,
         )
     if vectors.seq < pruned:
-        raise CheckFailed(
-            f"{detail}, but the index files hold changes up to {vectors.seq} while the"
-            f" database pruned its change log up to {pruned}: they are stale, and rebuilt"
-            " from the database whenever the collection is opened",
-            hint=rebuild,
+        return detail + (
+            f", index files stale (changes up to {vectors.seq}, log pruned up to {pruned}):"
+            " they will be rebuilt at next open"
         )
     if head > vectors.seq:
         return detail + f", indexes {head - vectors.seq} change(s) behind (replayed at next use)"

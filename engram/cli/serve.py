@@ -52,6 +52,7 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
 
     from ..server.app import create_app
     from ..server.logs import logging_config
+    from ..server.protocol import BODY_TIMEOUT_ENV, HEADER_TIMEOUT_ENV, TimedHttpToolsProtocol
 
     # A bad setting fails here, with its hint, not in a worker.
     settings = obj.settings(auth="none") if dev else obj.settings()
@@ -62,6 +63,9 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
             f"ENGRAM_AUTH=none serves without authentication: refused on {host}."
             " Bind a loopback address (127.0.0.1) or use API keys (`engram keys create`)."
         )
+    # Time limits for slow clients, read by the HTTP protocol of every worker process.
+    os.environ[HEADER_TIMEOUT_ENV] = str(settings.http_header_timeout)
+    os.environ[BODY_TIMEOUT_ENV] = str(settings.http_body_timeout)
     log_level = "debug" if dev else "info"
     # JSON log lines in every process (uvicorn applies the config in each worker); the
     # app's own access log (engram.access, with request ids) replaces uvicorn's.
@@ -75,6 +79,7 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
             log_level=log_level,
             log_config=log_config,
             access_log=False,
+            http=TimedHttpToolsProtocol,
         )
         return
     # Worker and reloader processes import the app by name and build their own settings from
@@ -93,4 +98,5 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
         log_level=log_level,
         log_config=log_config,
         access_log=False,
+        http=TimedHttpToolsProtocol,
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import EngramError, InvalidInput
-from ..types import LoadedDocument
+from ..types import Failure, LoadedDocument
 from .loaders import LoaderOptions, load_bytes, load_path
-from .pipeline import Failure, Item
+from .pipeline import Item
 from .sources import iter_files
 
 
@@ -56,10 +56,13 @@ def _load(loader: Any, data: Any, source: str, key: str, **kwargs: Any) -> Itera
     yield from docs
 
 
-def items_from_records(records: Iterable[Mapping[str, Any] | LoadedDocument]) -> Iterator[Item]:
-    """Documents given as dicts ``{"id"|"key", "text", "title"?, "metadata"?}`` or LoadedDocument."""
+def items_from_records(
+    records: Iterable[Mapping[str, Any] | LoadedDocument | Failure],
+) -> Iterator[Item]:
+    """Documents given as dicts ``{"id"|"key", "text", "title"?, "metadata"?}`` or
+    LoadedDocument (a Failure, from a loader, passes through to the report)."""
     for i, record in enumerate(records):
-        if isinstance(record, LoadedDocument):
+        if isinstance(record, LoadedDocument | Failure):
             yield record
             continue
         key = record.get("key") or record.get("id") or record.get("_id")

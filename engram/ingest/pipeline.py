@@ -24,21 +24,13 @@ from ..errors import EngramError
 from ..providers.embedders.base import Embedder
 from ..search.analyzer import Analyzer, get_analyzer
 from ..store.base import ChunkWrite, DocumentWrite, Store
-from ..types import Collection, IngestReport, LoadedDocument
+from ..types import Collection, Failure, IngestReport, LoadedDocument
+from ..unicode import describe, lone_surrogate
 from .chunking import chunk_document
 
 # Bumped whenever the way chunks are built or embedded changes, so stored documents are
 # re-processed instead of being judged unchanged.
 PIPELINE_VERSION = 1
-
-
-@dataclass(slots=True)
-class Failure:
-    """A source that could not be loaded: reported, never fatal to the batch."""
-
-    source: str
-    reason: str
-    keys: tuple[str, ...] = ()  # document keys it would have produced, if known
 
 
 Item = LoadedDocument | Failure
@@ -129,6 +121,12 @@ class IngestPipeline:
                     )
                     continue
                 seen.add(doc.key)
+                fields = {"key": doc.key, "title": doc.title, "text": doc.text}
+                bad = lone_surrogate({**fields, "metadata": doc.metadata})
+                if bad is not None:  # would fail at hashing, far from its cause
+                    report.failed += 1
+                    report.errors.append((doc.source or doc.key, describe(bad)))
+                    continue
                 digest = content_hash(doc, self.settings)
                 if existing.get(doc.key) == digest:
                     report.unchanged += 1

@@ -11,7 +11,7 @@ from typing import BinaryIO, TextIO
 
 from engram.ingest.loaders import LoaderOptions, load_bytes, supported_extensions
 from engram.ingest.loaders.base import fail
-from engram.types import LoadedDocument
+from engram.types import Failure, LoadedDocument
 
 
 @lru_cache(maxsize=256)
@@ -106,8 +106,9 @@ def read_stdin_documents(
     fmt: str,
     key: str = "stdin",
     options: LoaderOptions | None = None,
-) -> list[LoadedDocument]:
-    """Load documents piped in on ``stream`` (``sys.stdin`` or a binary stream) as ``fmt``."""
+) -> list[LoadedDocument | Failure]:
+    """Load documents piped in on ``stream`` (``sys.stdin`` or a binary stream) as ``fmt``
+    (a Failure in place of each unreadable record of a record format)."""
     binary = getattr(stream, "buffer", stream)
     data = binary.read()
     if isinstance(data, str):  # a text stream without a buffer (io.StringIO)

@@ -15,7 +15,6 @@ corruption when saving after many removals).
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import hnswlib
 import numpy as np
+
+from .persist import replace_atomically
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,46 +59,47 @@ class VectorIndex:
         index.set_ef(self.params.expansion_search)
         return index
 
-    @property
-    def _meta_path(self) -> Path:
-        return self.path.with_suffix(".json")
-
-    def load(self) -> bool:
-        """Load the saved index if there is a complete one; returns whether it did."""
+    def load(self, path: Path | None = None) -> bool:
+        """Load the index saved at ``path`` (default: its own) if it is complete and
+        readable; returns whether it did. Anything unreadable is left for the owner to
+        rebuild from the source of truth."""
+        path = path or self.path
         try:
-            meta = json.loads(self._meta_path.read_text())
-            if meta.get("dimension") != self.dimension or not self.path.exists():
+            meta = json.loads(path.with_suffix(".json").read_text())
+            if meta.get("dimension") != self.dimension or not path.exists():
                 return False
             index = hnswlib.Index(space="cosine", dim=self.dimension)
-            index.load_index(str(self.path), max_elements=int(meta["capacity"]))
+            index.load_index(str(path), max_elements=int(meta["capacity"]))
             index.set_ef(self.params.expansion_search)
             deleted = {int(k) for k in meta.get("deleted", [])}
             live = {int(k) for k in index.get_ids_list()} - deleted
-        except (OSError, ValueError, RuntimeError, TypeError, KeyError):
-            return False  # missing or damaged: the owner rebuilds from the source of truth
+            seq = int(meta["seq"])
+        except Exception:  # missing, truncated or damaged, whatever the parser says
+            return False
         with self._lock:
             self._index, self._live, self._deleted = index, live, deleted
-            self.seq, self._exact, self._dirty = int(meta["seq"]), None, False
+            self.seq, self._exact, self._dirty = seq, None, False
         return True
 
-    def save(self) -> None:
-        """Write index then metadata, each atomically: a crash leaves the old pair or none."""
+    def save(self, path: Path | None = None) -> None:
+        """Write the index to ``path`` (default: its own), then its metadata beside it
+        (``.json``), each atomically: a crash leaves the old pair or none. An index saved to
+        its own path is written only when it changed since."""
         with self._lock:
-            if not self._dirty:
+            own = path is None
+            path = path or self.path
+            if own and not self._dirty:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            self._index.save_index(str(tmp))
-            os.replace(tmp, self.path)
+            replace_atomically(path, lambda tmp: self._index.save_index(str(tmp)))
             meta = {
                 "seq": self.seq,
                 "dimension": self.dimension,
                 "capacity": self._index.get_max_elements(),
                 "deleted": sorted(self._deleted),
             }
-            meta_tmp = self._meta_path.with_suffix(".json.tmp")
-            meta_tmp.write_text(json.dumps(meta))
-            os.replace(meta_tmp, self._meta_path)
+            replace_atomically(
+                path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta))
+            )
             self._dirty = False
 
     def reset(self) -> None:

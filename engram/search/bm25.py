@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -28,6 +27,7 @@ import numpy as np
 
 from .analyzer import get_analyzer
 from .fuzzy import Vocabulary
+from .persist import replace_atomically
 
 K1, B = 1.2, 0.75
 _FORMAT = 1
@@ -224,12 +224,15 @@ class BM25Index:
             return [(int(self._chunk_ids[s]), float(scores[s])) for s in order]
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self) -> None:
-        """Write a compact snapshot atomically (tmp file + rename)."""
-        if self.path is None:
+    def save(self, path: Path | None = None) -> None:
+        """Write a compact snapshot to ``path`` (default: its own) atomically (a temporary
+        file + rename). A snapshot to its own path is written only when it changed since."""
+        own = path is None
+        path = path or self.path
+        if path is None:
             return
         with self._lock:
-            if not self._dirty:
+            if own and not self._dirty:
                 return
             for tid in list(self._pending):
                 self._merged(tid)
@@ -247,29 +250,39 @@ class BM25Index:
                 else np.zeros(0, np.int32),
                 "tfs": np.concatenate(self._tfs) if self._tfs else np.zeros(0, np.float32),
             }
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp.npz")
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub mistypes **kwds
-            os.replace(tmp, self.path)
+
+            def write(tmp: Path) -> None:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub mistypes **kwds
+
+            replace_atomically(path, write)
             self._dirty = False
 
-    def load(self) -> bool:
-        """Load the snapshot if there is a readable one; returns whether it did."""
-        if self.path is None or not self.path.exists():
+    def load(self, path: Path | None = None) -> bool:
+        """Load the snapshot at ``path`` (default: its own) if it is readable; returns
+        whether it did. A missing, truncated or damaged file is left for the owner to
+        rebuild from the store."""
+        path = path or self.path
+        if path is None or not path.exists():
             return False
         try:
-            with np.load(self.path) as data:
+            # Our own handle: np.load leaks its own when the file is not a readable archive.
+            with open(path, "rb") as fh, np.load(fh) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 if meta.get("format") != _FORMAT:
                     return False
                 chunk_ids, lengths = data["chunk_ids"], data["lengths"]
                 offsets, postings, tfs = data["offsets"], data["postings"], data["tfs"]
-        except (OSError, ValueError, KeyError):
-            return False  # damaged: the owner rebuilds from the store
+                terms, seq = list(meta["terms"]), int(meta["seq"])
+            if not (len(offsets) == len(terms) + 1 and len(lengths) == len(chunk_ids)):
+                return False
+            if offsets[-1] != len(postings) or len(postings) != len(tfs):
+                return False
+        except Exception:  # BadZipFile, EOFError, ValueError...: whatever the parser says
+            return False
         with self._lock:
             self._reset()
-            self._terms = list(meta["terms"])
+            self._terms = terms
             self._term_ids = {t: i for i, t in enumerate(self._terms)}
             self._postings = [
                 postings[offsets[i] : offsets[i + 1]] for i in range(len(self._terms))
@@ -284,7 +297,7 @@ class BM25Index:
             self._slots = self._live = n
             self._slot_of = {int(c): i for i, c in enumerate(chunk_ids)}
             self._total_length = float(lengths.sum())
-            self.seq = int(meta["seq"])
+            self.seq = seq
             self._dirty = False
         return True
 

@@ -44,7 +44,12 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
         app.state.observability.start(app.state.db)  # metrics, analytics events
         # The answer model chain is built once; None means extractive answers.
         app.state.llm = (
-            llm_chain(settings.llm, timeout=settings.llm_timeout, retries=settings.llm_retries)
+            llm_chain(
+                settings.llm,
+                timeout=settings.llm_timeout,
+                retries=settings.llm_retries,
+                deadline=settings.llm_deadline,
+            )
             if settings.llm
             else None
         )

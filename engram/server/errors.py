@@ -17,6 +17,7 @@ with the error's HTTP status. Sources, and the code each gets:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -75,9 +76,20 @@ def api_error(
     return error
 
 
+class _ErrorJSON(JSONResponse):
+    """JSON that always encodes: an error may quote input holding text UTF-8 cannot encode
+    (a lone surrogate), which is then sent escaped (``\\ud800``) instead of failing."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def error_response(error: EngramError, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The JSON response for ``error``: its ``to_dict()`` body with its ``status``."""
-    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+    return _ErrorJSON(error.to_dict(), status_code=error.status, headers=headers)
 
 
 def internal_error() -> EngramError:

@@ -14,14 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..jobs.types import Job, JobStatus
 from ..search.searcher import MAX_K
 from ..types import IngestReport, SearchResult
+from .schemas_base import RequestModel
 
 MAX_BATCH = 1000
 MAX_QUERY_CHARS = 4096
 MAX_SEARCH_OFFSET = 10_000  # deeper pages cost a search this many candidates deep
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+_Request = RequestModel  # refuses unknown fields and text that is not valid Unicode
 
 
 class _Public(BaseModel):

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .schemas_base import RequestModel
+
 Text = Field(min_length=1, max_length=10_000)
 Id = Field(min_length=1, max_length=200)
 
@@ -14,14 +16,14 @@ class _Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class MemoryCreate(BaseModel):
+class MemoryCreate(RequestModel):
     content: str = Text
     user_id: str = Id
     agent_id: str | None = Field(None, max_length=200)
     metadata: dict[str, Any] | None = None
 
 
-class MemoryUpdate(BaseModel):
+class MemoryUpdate(RequestModel):
     content: str = Text
     metadata: dict[str, Any] | None = None
 
@@ -46,7 +48,7 @@ class MemoryList(BaseModel):
     next_cursor: str | None = None
 
 
-class MemorySearch(BaseModel):
+class MemorySearch(RequestModel):
     query: str = Field(min_length=1, max_length=4096)
     user_id: str = Id
     agent_id: str | None = Field(None, max_length=200)
@@ -77,7 +79,7 @@ class MemoryHistory(BaseModel):
     count: int
 
 
-class ConversationCreate(BaseModel):
+class ConversationCreate(RequestModel):
     user_id: str = Id
     title: str | None = Field(None, max_length=500)
     metadata: dict[str, Any] | None = None
@@ -98,7 +100,7 @@ class ConversationList(BaseModel):
     next_cursor: str | None = None
 
 
-class MessageCreate(BaseModel):
+class MessageCreate(RequestModel):
     role: Literal["system", "user", "assistant", "tool"]
     content: str = Text
     metadata: dict[str, Any] | None = None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from .schemas_base import RequestModel
 
 
-class EventCreate(BaseModel):
+class EventCreate(RequestModel):
     """Feedback from a client: a result was clicked, or an answer was rated."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["click", "rating"]
     query: str | None = Field(None, max_length=4096, description="The query it answers.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,13 +25,15 @@ from ..keys import ApiKey
 from ..search.ann import HnswParams
 from ..types import Collection, DocumentInfo
 from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where, collection_vector
-from .derived import ChunkChange, DerivedIndexes
+from .derived import ChunkChange, DerivedIndexes, remove_index_files
 from .migrations import check_applied, load_migrations
 from .sqlite_events import SQLiteEventsMixin
 from .sqlite_jobs import SQLiteJobsMixin
 from .sqlite_memory import SQLiteMemoryMixin
-from .sqlite_sql import compile_where, connect, insert_chunks, translate
+from .sqlite_sql import WriteLock, compile_where, connect, insert_chunks, translate
 from .sqlite_transfer import SQLiteTransferMixin
+
+logger = logging.getLogger("engram.store")
 
 _BATCH = 500  # parameters per IN (...) list, well below SQLite's limit
 
@@ -57,8 +60,11 @@ class SQLiteStore(
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.index_dir = index_dir  # None: indexes live in memory only
         self.hnsw = hnsw or HnswParams()
-        self._write_lock = threading.RLock()
-        self._conn = connect(self.path)
+        self._write_lock = WriteLock()
+        self._conn = connect(self.path)  # the one writer (and the reader of in-memory stores)
+        self._local = threading.local()  # per thread: its read connection, its snapshot
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._indexes: dict[int, DerivedIndexes] = {}
         self._index_lock = threading.RLock()
         self._migrate()
@@ -71,9 +77,16 @@ class SQLiteStore(
                 " name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
             applied = dict(self._conn.execute("SELECT version, sha256 FROM schema_migrations"))
-            for migration in check_applied(applied, load_migrations("sqlite")):
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
+            if not check_applied(applied, load_migrations("sqlite")):
+                return
+            # Another process may be migrating the same file: decide what to apply inside
+            # the write transaction, where the list of applied migrations cannot change.
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                applied = dict(
+                    self._conn.execute("SELECT version, sha256 FROM schema_migrations")
+                )
+                for migration in check_applied(applied, load_migrations("sqlite")):
                     # executescript would COMMIT the open transaction first: run statements
                     # one by one so a failing migration rolls back completely.
                     for statement in _split_sql(migration.sql):
@@ -82,31 +95,73 @@ class SQLiteStore(
                         "INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
                         (migration.version, migration.name, migration.sha256, _now()),
                     )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _reader(self) -> sqlite3.Connection:
+        """The connection this thread reads with: its open snapshot's, the writer's while
+        it holds the write lock (to see its own uncommitted writes), else a connection of
+        its own — readers never wait for writers in WAL mode, and one connection is never
+        used by two threads at once."""
+        conn: sqlite3.Connection | None = getattr(self._local, "snapshot", None)
+        if conn is not None:
+            return conn
+        if self.path == ":memory:" or self._write_lock.held():
+            return self._conn
+        conn = getattr(self._local, "reader", None)
+        if conn is None:
+            conn = connect(self.path, reader=True)
+            self._local.reader = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[None]:
-        """A read transaction: every statement inside sees the same database state. Holds
-        this process's write lock, since the connection (and its transaction) is shared."""
-        with self._write_lock:
-            with translate():
-                self._conn.execute("BEGIN")
-            try:
-                yield
-            finally:
+        """A read transaction: every statement inside sees the same database state."""
+        if getattr(self._local, "snapshot", None) is not None:
+            yield  # already inside one
+            return
+        if self.path == ":memory:" or self._write_lock.held():
+            # One connection for everything: hold the write lock so no other thread's
+            # statement joins the transaction.
+            with self._write_lock:
                 with translate():
-                    self._conn.execute("COMMIT")
+                    self._conn.execute("BEGIN")
+                try:
+                    yield
+                finally:
+                    with translate():
+                        self._conn.execute("COMMIT")
+            return
+        conn = self._reader()
+        with translate():
+            conn.execute("BEGIN")
+        self._local.snapshot = conn
+        try:
+            yield
+        finally:
+            self._local.snapshot = None
+            with translate():
+                conn.execute("COMMIT")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        conn = self._reader()
         with translate():
-            return self._conn.execute(sql, params).fetchall()
+            if conn is self._conn:
+                with self._write_lock:
+                    return conn.execute(sql, params).fetchall()
+            return conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
         self.sync()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
         with translate():
+            for conn in readers:
+                conn.close()
             self._conn.close()
 
     # -- collections -------------------------------------------------------------------------
@@ -203,11 +258,9 @@ class SQLiteStore(
                 self._conn.execute("ROLLBACK")
                 raise
         with self._index_lock:
-            indexes = self._indexes.pop(cid, None)
-        (indexes or DerivedIndexes(None, cid, collection.dimension, self.hnsw)).remove_files()
+            self._indexes.pop(cid, None)
         if self.index_dir:
-            for name in (f"{cid}.hnsw", f"{cid}.json", f"{cid}.bm25.npz"):
-                (self.index_dir / name).unlink(missing_ok=True)
+            remove_index_files(self.index_dir, cid)
 
     # -- documents ---------------------------------------------------------------------------
     def document_hashes(
@@ -613,13 +666,21 @@ class SQLiteStore(
         return cur.rowcount == 1
 
     def sync(self) -> None:
-        """Save every index that changed and prune the log entries they now contain."""
+        """Save every index that changed and prune the log entries they now contain.
+
+        The data is committed before this runs: a save that fails (a full disk) is logged
+        and leaves the log unpruned, so the indexes are caught up from it at the next open.
+        """
         if not self.index_dir:
             return
         with self._index_lock:
             items = list(self._indexes.items())
         for cid, indexes in items:
-            indexes.save()
+            try:
+                indexes.save()
+            except OSError as exc:
+                logger.warning("could not save the indexes of collection %s: %s", cid, exc)
+                continue
             with translate(), self._write_lock:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .base import EventWrite, normalise_query
-from .sqlite_sql import translate
+from .sqlite_sql import WriteLock, translate
 
 _WINDOW = "tenant = ? AND created_at >= ? AND created_at < ?"
 TOP_QUERIES = 10
@@ -33,7 +32,7 @@ class SQLiteEventsMixin:
 
     # Provided by SQLiteStore.
     _conn: sqlite3.Connection
-    _write_lock: threading.RLock
+    _write_lock: WriteLock
 
     if TYPE_CHECKING:
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import JobNotFound
 from ..jobs.types import Job, JobStatus
-from .sqlite_sql import translate
+from .sqlite_sql import WriteLock, translate
 
 _COLS = (
     "id, tenant, kind, collection, status, progress, result, error, attempts,"
@@ -56,7 +55,11 @@ class SQLiteJobsMixin:
 
     # Provided by SQLiteStore.
     _conn: sqlite3.Connection
-    _write_lock: threading.RLock
+    _write_lock: WriteLock
+
+    if TYPE_CHECKING:
+
+        def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
     @contextlib.contextmanager
     def _job_write(self) -> Iterator[sqlite3.Connection]:
@@ -104,10 +107,8 @@ class SQLiteJobsMixin:
         return self.get_job(job_id, tenant=tenant)
 
     def get_job(self, job_id: str, *, tenant: str) -> Job:
-        with translate():
-            row = self._conn.execute(
-                f"SELECT {_COLS} FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant)
-            ).fetchone()
+        rows = self._read(f"SELECT {_COLS} FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant))
+        row = rows[0] if rows else None
         if row is None:
             raise JobNotFound(
                 f"no job {job_id!r}", hint="list your jobs: GET /v1/jobs (finished ones too)"
@@ -121,23 +122,18 @@ class SQLiteJobsMixin:
         if status is not None:
             cond += " AND status = ?"
             params.append(status)
-        with translate():
-            rows = self._conn.execute(
-                f"SELECT {_COLS} FROM jobs WHERE {cond}"
-                " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-                (*params, limit, offset),
-            ).fetchall()
+        rows = self._read(
+            f"SELECT {_COLS} FROM jobs WHERE {cond}"
+            " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
         return [_job(r) for r in rows]
 
     # -- the worker side ---------------------------------------------------------------------
     def claim_job(self) -> Job | None:
-        with translate():
-            # A plain read first: an idle worker polls without taking the write lock.
-            if (
-                self._conn.execute("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1").fetchone()
-                is None
-            ):
-                return None
+        # A plain read first: an idle worker polls without taking the write lock.
+        if not self._read("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1"):
+            return None
         now = _now()
         with self._job_write() as conn:
             row = conn.execute(
@@ -205,12 +201,11 @@ class SQLiteJobsMixin:
         )
 
     def recover_jobs(self, *, stale_before: str, max_attempts: int) -> tuple[int, int]:
-        with translate():
-            stale = self._conn.execute(
-                "SELECT 1 FROM jobs WHERE status = 'running' AND updated_at < ? LIMIT 1",
-                (stale_before,),
-            ).fetchone()
-        if stale is None:  # the usual case: no write transaction at all
+        stale = self._read(
+            "SELECT 1 FROM jobs WHERE status = 'running' AND updated_at < ? LIMIT 1",
+            (stale_before,),
+        )
+        if not stale:  # the usual case: no write transaction at all
             return 0, 0
         now = _now()
         with self._job_write() as conn:

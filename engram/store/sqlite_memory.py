@@ -35,7 +35,7 @@ from ..memory.types import (
     Role,
 )
 from ..search.bm25 import rank_texts
-from .sqlite_sql import translate
+from .sqlite_sql import WriteLock, translate
 
 _CONVERSATION_COLS = "id, tenant, user_id, title, metadata, created_at, updated_at"
 _MESSAGE_COLS = "id, conversation_id, role, content, metadata, created_at"
@@ -99,7 +99,7 @@ class SQLiteMemoryMixin:
 
     # Provided by SQLiteStore.
     _conn: sqlite3.Connection
-    _write_lock: threading.RLock
+    _write_lock: WriteLock
     path: str
 
     if TYPE_CHECKING:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,23 +39,49 @@ def translate() -> Iterator[None]:
         ) from exc
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
+def connect(path: Path | str, *, reader: bool = False) -> sqlite3.Connection:
     """A connection in WAL mode: one writer and many readers at once; a reader sees a
-    consistent snapshot, so a search never sees half of a document update."""
+    consistent snapshot, so a search never sees half of a document update. A ``reader``
+    connection refuses writes (``query_only``)."""
     with translate():
         conn = sqlite3.connect(
             str(path), timeout=30.0, isolation_level=None, check_same_thread=False
         )
+        conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA foreign_keys = ON")
-        if str(path) != ":memory:":
+        if reader:
+            conn.execute("PRAGMA query_only = ON")
+        elif str(path) != ":memory:" and (
+            conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal"
+        ):
             conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode survives application crashes (SIGKILL) and loses at most the
         # last transactions on power loss, for a large write-speed gain over FULL.
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA temp_store = MEMORY")
     return conn
+
+
+class WriteLock:
+    """The store's in-process write lock (re-entrant) that knows whether the calling thread
+    holds it: while it does, the thread's reads go through the writer's connection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._owner = threading.local()
+
+    def held(self) -> bool:
+        return getattr(self._owner, "depth", 0) > 0
+
+    def __enter__(self) -> WriteLock:
+        self._lock.acquire()
+        self._owner.depth = getattr(self._owner, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner.depth -= 1
+        self._lock.release()
 
 
 def _json_path(field: str) -> str:

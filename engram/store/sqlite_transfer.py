@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,7 @@ from .base import (
     OnConflict,
     StoreSnapshot,
 )
-from .sqlite_sql import connect, insert_chunks, translate
+from .sqlite_sql import WriteLock, connect, insert_chunks, translate
 
 if TYPE_CHECKING:
     from .derived import DerivedIndexes
@@ -202,7 +201,7 @@ class SQLiteTransferMixin:
 
     # Provided by SQLiteStore.
     _conn: sqlite3.Connection
-    _write_lock: threading.RLock
+    _write_lock: WriteLock
     path: str
 
     if TYPE_CHECKING:

@@ -15,12 +15,13 @@ from pathlib import Path, PurePosixPath
 
 from engram.errors import UnsupportedFormat
 from engram.ingest.loaders.base import DEFAULT_OPTIONS, LoaderOptions, fail
-from engram.types import LoadedDocument
+from engram.types import Failure, LoadedDocument
 
 __all__ = ["LoaderOptions", "load_bytes", "load_path", "supported_extensions"]
 
-# A parser: (data, key=, name=, source=, options=) -> documents.
-Parser = Callable[..., list[LoadedDocument]]
+# A parser: (data, key=, name=, source=, options=) -> documents, and a Failure in place of
+# each record of a record file (JSONL...) that could not be read.
+Parser = Callable[..., list[LoadedDocument | Failure]]
 
 # extension -> (module under engram.ingest.loaders, function name)
 _REGISTRY: dict[str, tuple[str, str]] = {
@@ -63,7 +64,7 @@ def _parser(ext: str, source: str) -> Parser:
 
 def load_path(
     path: Path, *, key: str, options: LoaderOptions | None = None
-) -> list[LoadedDocument]:
+) -> list[LoadedDocument | Failure]:
     """Load one file. Text, markdown, HTML, PDF and DOCX give one document; JSON, JSONL and
     CSV give one per record. Raises :class:`UnsupportedFormat` for an unknown extension and
     :class:`LoaderError` for an unreadable, corrupt or empty file."""
@@ -84,7 +85,7 @@ def load_bytes(
     key: str,
     options: LoaderOptions | None = None,
     source: str = "",
-) -> list[LoadedDocument]:
+) -> list[LoadedDocument | Failure]:
     """Load in-memory content (stdin, an upload). ``fmt`` is an extension (``"md"``,
     ``".pdf"``) or a format name (``"markdown"``, ``"text"``); ``source`` defaults to ``key``."""
     ext = fmt.lower().strip()

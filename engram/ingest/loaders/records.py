@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from engram.ingest.loaders.base import LoaderOptions, decode_text, fail, no_text, paragraph_spans
-from engram.types import Block, LoadedDocument
+from engram.types import Block, Failure, LoadedDocument
+from engram.unicode import describe, lone_surrogate
 
 _ID_FIELDS = ("_id", "id")
 _LIST_KEYS = ("data", "documents", "records")
@@ -78,24 +79,37 @@ def record_document(
 
 def _collect(
     records: Iterable[tuple[int, Any]], *, key: str, source: str, options: LoaderOptions, **kw: Any
-) -> list[LoadedDocument]:
-    docs = []
+) -> list[LoadedDocument | Failure]:
+    """The documents of ``records`` ((index, record) pairs, or a :class:`Failure` in place of
+    a record that could not be read); a bad record is reported and skipped, the rest kept."""
+    docs: list[LoadedDocument | Failure] = []
     for index, record in records:
+        if isinstance(record, Failure):
+            docs.append(record)
+            continue
         if isinstance(record, str):
             record = {"text": record}
         if not isinstance(record, dict):
             raise fail(source, f"record {index}: expected an object, got {type(record).__name__}")
+        bad = lone_surrogate(record)
+        if bad is not None:
+            docs.append(Failure(source, f"record {index}: {describe(bad)}"))
+            continue
         doc = record_document(record, index=index, key=key, source=source, options=options, **kw)
         if doc is not None:
             docs.append(doc)
     if not docs:
         raise no_text(source, "no record has a text or title field; set text_fields")
+    if not any(isinstance(d, LoadedDocument) for d in docs):  # nothing readable: one error
+        failures = [d for d in docs if isinstance(d, Failure)]
+        more = f" (and {len(failures) - 1} more bad records)" if len(failures) > 1 else ""
+        raise fail(source, failures[0].reason + more)
     return docs
 
 
 def load_json(
     data: bytes, *, key: str, name: str, source: str, options: LoaderOptions
-) -> list[LoadedDocument]:
+) -> list[LoadedDocument | Failure]:
     """A list of records, an object holding one under ``data``/``documents``/``records``, or a
     single record (whose key is the file's key unless it has an id)."""
     text = decode_text(data, source, options.encoding)
@@ -109,7 +123,9 @@ def load_json(
         listed = next((value[k] for k in _LIST_KEYS if isinstance(value.get(k), list)), None)
         if listed is None:
             docs = _collect([(0, value)], key=key, source=source, options=options)
-            if not any(_as_text(value.get(f)) for f in _id_fields(options)):
+            if isinstance(docs[0], LoadedDocument) and not any(
+                _as_text(value.get(f)) for f in _id_fields(options)
+            ):
                 docs[0].key = key
             return docs
         value = listed
@@ -119,6 +135,8 @@ def load_json(
 
 
 def _jsonl_records(text: str, source: str) -> Iterable[tuple[int, Any]]:
+    """(index, record) per non-blank line; a line that is not a JSON object, or holds text
+    that is not valid Unicode, gives a :class:`Failure` naming its line instead."""
     index = 0
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -127,24 +145,31 @@ def _jsonl_records(text: str, source: str) -> Iterable[tuple[int, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             reason = f"line {lineno}: invalid JSON at column {exc.colno}: {exc.msg}"
-            raise fail(source, reason, "each line must be one JSON object") from exc
+            yield index, Failure(source, reason + " (each line must be one JSON object)")
+            index += 1
+            continue
         if not isinstance(record, dict | str):
-            raise fail(source, f"line {lineno}: expected an object, got {type(record).__name__}")
-        yield index, record
+            reason = f"line {lineno}: expected an object, got {type(record).__name__}"
+            yield index, Failure(source, reason)
+        elif (bad := lone_surrogate(record)) is not None:
+            yield index, Failure(source, f"line {lineno}: {describe(bad)}")
+        else:
+            yield index, record
         index += 1
 
 
 def load_jsonl(
     data: bytes, *, key: str, name: str, source: str, options: LoaderOptions
-) -> list[LoadedDocument]:
-    """One JSON object per line; blank lines are ignored, a bad line names its number."""
+) -> list[LoadedDocument | Failure]:
+    """One JSON object per line; blank lines are ignored. A bad line is reported with its
+    number and skipped; the other lines are loaded."""
     text = decode_text(data, source, options.encoding)
     return _collect(_jsonl_records(text, source), key=key, source=source, options=options)
 
 
 def load_csv(
     data: bytes, *, key: str, name: str, source: str, options: LoaderOptions
-) -> list[LoadedDocument]:
+) -> list[LoadedDocument | Failure]:
     """A CSV with a header row; the delimiter (, ; tab |) is sniffed. Without a ``text``
     column (and no ``text_fields`` option) every column but id and title becomes text."""
     text = decode_text(data, source, options.encoding)

@@ -8,6 +8,7 @@ exception is translated in this module, so callers only ever see ``LLMError``.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Generator
@@ -45,6 +46,12 @@ class HTTPChatLLM(LLM):
     caps the connect phase so a dead host fails fast. ``retries`` extra attempts are made,
     ``backoff * 2**attempt`` seconds apart (capped at ``max_backoff``); a ``Retry-After``
     longer than ``max_backoff`` fails at once, so a fallback model can answer instead.
+    ``deadline`` bounds a whole call — retries, waits and every piece of the reply — so an
+    upstream trickling a token every few seconds cannot hold a request forever: no attempt
+    or retry starts past it, an attempt's timeouts are cut to the time left when it starts,
+    and the deadline is checked after every piece of the reply, which is then abandoned and
+    its connection closed (LLMUnavailable). A call thus ends at the deadline, or at most one
+    read wait after it when the upstream stalls mid-reply.
     """
 
     default_base_url = ""
@@ -63,6 +70,7 @@ class HTTPChatLLM(LLM):
         retries: int = 2,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
+        deadline: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not model.strip():
@@ -73,6 +81,8 @@ class HTTPChatLLM(LLM):
                 f"(got timeout={timeout}, connect_timeout={connect_timeout}, "
                 f"retries={retries}, backoff={backoff})"
             )
+        if deadline is not None and deadline <= 0:
+            raise ConfigError(f"{name}: the deadline must be > 0 (got {deadline})")
         if client is not None and transport is not None:
             raise ConfigError(f"{name}: pass either client or transport, not both")
         url = _parse_base_url(base_url or self.default_base_url, name)
@@ -81,6 +91,7 @@ class HTTPChatLLM(LLM):
         self.base_url = str(url).rstrip("/")
         self.timeout, self.connect_timeout = timeout, connect_timeout
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self.deadline = deadline
         self._sleep = sleep
         self._api_key = api_key or None
         self._secrets = (self._api_key, url.password)
@@ -102,27 +113,47 @@ class HTTPChatLLM(LLM):
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
+    def _end(self) -> float:
+        """The monotonic time a call starting now must be over by (inf: no deadline)."""
+        return time.monotonic() + self.deadline if self.deadline else float("inf")
+
+    def _left(self, end: float) -> float:
+        """Seconds left before ``end``; raises LLMUnavailable once it has passed."""
+        left = end - time.monotonic()
+        if left <= 0:
+            raise self._protocol_error(
+                f"no complete reply within the deadline of {self.deadline:g}s",
+                unavailable=True,
+            )
+        return left
+
     def _send(
-        self, path: str, payload: dict[str, Any], *, stream: bool, timeout: float | None
+        self,
+        path: str,
+        payload: dict[str, Any],
+        *,
+        stream: bool,
+        timeout: float | None,
+        end: float,
     ) -> httpx.Response:
         """POST ``payload`` as JSON, retrying what is worth retrying; returns a 2xx response
         (unread if ``stream``: the caller must close it)."""
-        seconds = timeout or self.timeout
-        connect = min(self.connect_timeout, seconds)
-        request = self._client.build_request(
-            "POST",
-            self.base_url + path,
-            json=payload,
-            headers=self._headers("text/event-stream" if stream else "application/json"),
-            timeout=httpx.Timeout(seconds, connect=connect),
-        )
         attempt = 0
         while True:
+            seconds = min(timeout or self.timeout, self._left(end))
+            connect = min(self.connect_timeout, seconds)
+            request = self._client.build_request(
+                "POST",
+                self.base_url + path,
+                json=payload,
+                headers=self._headers("text/event-stream" if stream else "application/json"),
+                timeout=httpx.Timeout(seconds, connect=connect),
+            )
             try:
                 response = self._client.send(request, stream=stream)
             except httpx.HTTPError as exc:
                 if attempt < self.retries and isinstance(exc, _RETRY_EXCEPTIONS):
-                    self._wait(attempt, None)
+                    self._wait(attempt, None, end)
                     attempt += 1
                     continue
                 waited = connect if isinstance(exc, httpx.ConnectTimeout) else seconds
@@ -143,20 +174,36 @@ class HTTPChatLLM(LLM):
                 and _retryable_status(response.status_code)
                 and (after is None or after <= self.max_backoff)
             ):
-                self._wait(attempt, after)
+                self._wait(attempt, after, end)
                 attempt += 1
                 continue
             raise status_error(response, where=self.where, secrets=self._secrets)
 
-    def _wait(self, attempt: int, retry_after: float | None) -> None:
+    def _wait(self, attempt: int, retry_after: float | None, end: float) -> None:
         # Jitter spreads out the retries of many concurrent requests after a shared outage.
         delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
-        self._sleep(max(delay, retry_after or 0.0))
+        delay = max(delay, retry_after or 0.0)
+        if delay >= end - time.monotonic():
+            self._left(float("-inf"))  # the retry would start past the deadline: fail now
+        self._sleep(delay)
 
     def _post_json(self, path: str, payload: dict[str, Any], timeout: float | None) -> Any:
-        response = self._send(path, payload, stream=False, timeout=timeout)
+        end = self._end()
+        # Streamed in pieces, so that the deadline is checked while a slow body arrives.
+        response = self._send(path, payload, stream=True, timeout=timeout, end=end)
+        body = bytearray()
         try:
-            return response.json()
+            for piece in response.iter_bytes():
+                body += piece
+                self._left(end)
+        except httpx.HTTPError as exc:
+            raise translate(
+                exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets
+            ) from exc
+        finally:
+            response.close()
+        try:
+            return json.loads(body)
         except ValueError as exc:
             raise self._protocol_error("the reply is not JSON") from exc
 
@@ -164,10 +211,14 @@ class HTTPChatLLM(LLM):
         self, path: str, payload: dict[str, Any], timeout: float | None
     ) -> Generator[str, None, None]:
         """The lines of a streamed reply; the response is closed when the generator ends or
-        is closed, and a failure mid-stream is translated like any other."""
-        response = self._send(path, payload, stream=True, timeout=timeout)
+        is closed (the client of a streamed answer went away), and a failure mid-stream is
+        translated like any other."""
+        end = self._end()
+        response = self._send(path, payload, stream=True, timeout=timeout, end=end)
         try:
-            yield from response.iter_lines()
+            for line in response.iter_lines():
+                self._left(end)
+                yield line
         except httpx.HTTPError as exc:
             raise translate(
                 exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets

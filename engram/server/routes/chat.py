@@ -8,11 +8,10 @@ With a ``conversation_id`` the question and the answer are appended to the conve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from ...answers import answer, sse_format, stream_answer
@@ -20,12 +19,14 @@ from ...engine import Engram
 from ...providers.llms import ChatMessage
 from ..deps import DB, Writer
 from ..observability import record_event
+from ..schemas_base import RequestModel
+from ..streaming import ClosingStreamingResponse
 from . import error_responses
 
 router = APIRouter(tags=["chat"])
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(RequestModel):
     question: str = Field(min_length=1, max_length=4096)
     collection: str = "default"
     conversation_id: str | None = None
@@ -108,7 +109,7 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     # Validation errors raise here, before the first byte, so they still get a 4xx.
     events = stream_answer(body.question, passages, llm, **options)
 
-    def frames() -> Iterator[bytes]:
+    def frames() -> Generator[bytes, None, None]:
         text: list[str] = []
         ok = False
         try:
@@ -123,7 +124,7 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
         if ok:
             _remember(db, body, "".join(text), tenant)
 
-    return StreamingResponse(
+    return ClosingStreamingResponse(
         frames(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
