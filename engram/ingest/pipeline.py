@@ -234,7 +234,9 @@ class IngestPipeline:
         return sum(len(e.chunks) for e in pending)
 
     def _embed(self, texts: list[str]) -> Iterator[np.ndarray]:
-        size = self.settings.embed_batch_size * 4  # the embedder sorts by length within a call
+        # The embedder sorts by length within a call; calls of at least 32 texts keep its
+        # per-call work (tokenising in parallel) amortised when it runs one text at a time.
+        size = max(self.settings.embed_batch_size * 4, 32)
         for i in range(0, len(texts), size):
             yield from self.embedder.embed_batch(texts[i : i + size], kind="passage")
 
