@@ -304,7 +304,14 @@ def count_5xx(log: str) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="engram-concurrency-"))
-    env = {**os.environ, "ENGRAM_AUTH": "none", "ENGRAM_EMBEDDING_MODEL": args.model}
+    env = {
+        **os.environ,
+        "ENGRAM_AUTH": "none",
+        "ENGRAM_EMBEDDING_MODEL": args.model,
+        # The load is the point: no 429s (rate limits are tested elsewhere).
+        "ENGRAM_RATE_LIMIT_PER_MINUTE": "0",
+        "ENGRAM_RATE_LIMIT_IP_PER_MINUTE": "0",
+    }
     env.pop("ENGRAM_DATA_DIR", None)
     log = data_dir.parent / f"{data_dir.name}-server.log"
     server, base = start_server(data_dir, env, args.workers, log)
