@@ -118,6 +118,44 @@ def test_each_app_has_its_own_registry(settings: Settings, tmp_path: Path) -> No
         assert value(b.get("/metrics").text, "engram_http_requests_total", route="/v1/health") == 1
 
 
+def test_process_and_disk_metrics(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    for name in (
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_threads",
+        "engram_data_dir_free_bytes",
+    ):
+        assert value(text, name) > 0, name
+
+
+def test_llm_metrics_per_model_outcome_and_fallback(tmp_path: Path) -> None:
+    """A chain whose first model is down: its failed call, the fallback's answer, the
+    streamed pieces, and one answer counted as given by a fallback."""
+    from test_llms import FakeServer, closed_port_url
+
+    with FakeServer("openai") as server:
+        spec = f"vllm:down@{closed_port_url()}, vllm:test-model@{server.base_url}"
+        settings = Settings.build(
+            data_dir=tmp_path, embedding_model="hash", auth="none", llm=spec, llm_retries=0
+        )
+        with TestClient(create_app(settings)) as c:
+            c.post("/v1/collections/kb/documents:batch", json={"documents": DOCS})
+            body = {"question": "vacation days?", "collection": "kb"}
+            assert c.post("/v1/chat", json=body).status_code == 200
+            with c.stream("POST", "/v1/chat", json={**body, "stream": True}) as r:
+                assert "event: done" in r.read().decode()
+            text = c.get("/metrics").text
+    down, up = "vllm:down", "vllm:test-model"
+    assert value(text, "engram_llm_requests_total", model=down, outcome="unavailable") == 2
+    assert value(text, "engram_llm_requests_total", model=up, outcome="ok") == 2
+    assert value(text, "engram_llm_request_duration_seconds_count", model=up) == 2
+    assert value(text, "engram_llm_stream_deltas_total", model=up) >= 2
+    assert value(text, "engram_llm_output_chars_total", model=up) > 0
+    assert value(text, "engram_llm_fallbacks_total", model=up) == 2
+
+
 def test_ingestion_metrics() -> None:
     metrics = Metrics()
     report = IngestReport(added=2, updated=1, unchanged=4, failed=1)

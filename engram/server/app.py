@@ -20,6 +20,7 @@ from ..engine import Engram
 from ..jobs import JobWorker
 from ..keys import VERIFIED_TTL, VerifiedKeys, revision_path
 from ..providers.llms import llm_chain
+from ..providers.llms.observed import ObservedChain
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
 from .jwt_auth import JwtVerifier
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
@@ -44,11 +45,14 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
         app.state.observability.start(app.state.db)  # metrics, analytics events
         # The answer model chain is built once; None means extractive answers.
         app.state.llm = (
-            llm_chain(
-                settings.llm,
-                timeout=settings.llm_timeout,
-                retries=settings.llm_retries,
-                deadline=settings.llm_deadline,
+            ObservedChain(
+                llm_chain(
+                    settings.llm,
+                    timeout=settings.llm_timeout,
+                    retries=settings.llm_retries,
+                    deadline=settings.llm_deadline,
+                ),
+                app.state.metrics,  # engram_llm_* metrics, per model of the chain
             )
             if settings.llm
             else None

@@ -12,10 +12,13 @@ so the number of series stays bounded whatever clients send.
 from __future__ import annotations
 
 import logging
+import shutil
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -37,9 +40,51 @@ class Metrics:
         self,
         pending_jobs: Callable[[], Mapping[str, int] | None] | None = None,
         pool_stats: Callable[[], Mapping[str, int] | None] | None = None,
+        data_dir: Callable[[], Path | None] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds,
+        # process_max_fds, process_start_time_seconds... (read from /proc at scrape time)
+        ProcessCollector(registry=r)
+        r.register(_ThreadsCollector())
+        if data_dir is not None:
+            r.register(_DiskCollector(data_dir))
+        self.llm_requests = Counter(
+            "engram_llm_requests",
+            "Calls to a chat model, by model and outcome (ok; error: refused or garbled;"
+            " unavailable: unreachable, timed out, overloaded; cancelled: a stream closed"
+            " early, e.g. its client went away).",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.llm_seconds = Histogram(
+            "engram_llm_request_duration_seconds",
+            "Time of one call to a chat model (a stream: until its last piece).",
+            ["model", "outcome"],
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0),
+            registry=r,
+        )
+        self.llm_deltas = Counter(
+            "engram_llm_stream_deltas",
+            "Text pieces received from streamed replies (one token each from OpenAI-compatible"
+            " and Ollama servers).",
+            ["model"],
+            registry=r,
+        )
+        self.llm_chars = Counter(
+            "engram_llm_output_chars",
+            "Characters of reply text received from chat models.",
+            ["model"],
+            registry=r,
+        )
+        self.llm_fallbacks = Counter(
+            "engram_llm_fallbacks",
+            "Answers given by a fallback model because the models before it in the chain"
+            " failed.",
+            ["model"],
+            registry=r,
+        )
         self.requests = Counter(
             "engram_http_requests",
             "HTTP requests answered, by route template, method and status.",
@@ -135,6 +180,21 @@ class Metrics:
         if report.chunks_embedded:
             self.embed_seconds.labels("passage").observe(report.model_seconds)
 
+    def llm_call(
+        self, model: str, outcome: str, seconds: float, *, deltas: int, chars: int
+    ) -> None:
+        """One call to a chat model ended (see engram.providers.llms.observed)."""
+        self.llm_requests.labels(model, outcome).inc()
+        self.llm_seconds.labels(model, outcome).observe(seconds)
+        if deltas:
+            self.llm_deltas.labels(model).inc(deltas)
+        if chars:
+            self.llm_chars.labels(model).inc(chars)
+
+    def llm_fallback(self, model: str) -> None:
+        """An answer came from a fallback model."""
+        self.llm_fallbacks.labels(model).inc()
+
     def cache_hit(self, name: str) -> None:
         """Count a hit of the cache ``name`` (e.g. ``"embedding"``, ``"search"``)."""
         self.cache_hits.labels(name).inc()
@@ -150,6 +210,63 @@ class Metrics:
             cache = getattr(owner, attr, None)
             if cache is not None and hasattr(cache, "on_hit"):
                 cache.on_hit, cache.on_miss = self.cache_hit, self.cache_miss
+
+
+class _ThreadsCollector(Collector):
+    """``process_threads``: OS threads of this process (the model runtime's included)."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        threads = _proc_status_threads()
+        if threads is None:
+            threads = threading.active_count()  # Python's threads only (no /proc)
+        yield GaugeMetricFamily("process_threads", "OS threads of this process.", value=threads)
+
+
+def _proc_status_threads() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class _DiskCollector(Collector):
+    """``engram_data_dir_free_bytes`` / ``engram_data_dir_size_bytes``: the file system that
+    holds the data directory (SQLite file, index files, backups)."""
+
+    def __init__(self, path: Callable[[], Path | None]) -> None:
+        self._path = path
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        path = self._path()
+        if path is None:
+            return
+        path = path.resolve()
+        while not path.exists() and path != path.parent:
+            path = path.parent  # not created yet: the file system it will be on
+        try:
+            usage = shutil.disk_usage(path)
+        except OSError:
+            return
+        yield GaugeMetricFamily(
+            "engram_data_dir_free_bytes",
+            "Bytes free on the file system of the data directory.",
+            value=usage.free,
+        )
+        yield GaugeMetricFamily(
+            "engram_data_dir_size_bytes",
+            "Size of the file system of the data directory.",
+            value=usage.total,
+        )
 
 
 class _JobQueueCollector(Collector):

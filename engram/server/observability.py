@@ -21,6 +21,7 @@ import logging
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
@@ -50,7 +51,9 @@ class Observability:
 
     def __init__(self) -> None:
         self._db: Engram | None = None
-        self.metrics = Metrics(pending_jobs=self._pending_jobs, pool_stats=self._pool_stats)
+        self.metrics = Metrics(
+            pending_jobs=self._pending_jobs, pool_stats=self._pool_stats, data_dir=self._data_dir
+        )
         self.events: EventRecorder | None = None
 
     def start(self, db: Engram) -> None:
@@ -75,6 +78,10 @@ class Observability:
     def _pending_jobs(self) -> dict[str, int] | None:
         db = self._db
         return db.store.pending_jobs() if db is not None else None
+
+    def _data_dir(self) -> Path | None:
+        db = self._db
+        return Path(db.settings.data_dir) if db is not None else None
 
     def _pool_stats(self) -> dict[str, int] | None:
         from ..pgstatus import pool_stats  # imports nothing of psycopg
