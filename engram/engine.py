@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,6 +15,7 @@ from .config import Settings
 from .errors import (
     CollectionNotFound,
     Conflict,
+    EngramError,
     InvalidInput,
     ModelMismatch,
     NotFound,
@@ -32,6 +34,8 @@ from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .store import open_store
 from .store.base import DocumentVersion, Store, Where
 from .types import Collection, DocumentInfo, Failure, IngestReport, LoadedDocument, SearchMode
+
+logger = logging.getLogger("engram")
 
 DEFAULT_COLLECTION = "default"
 DEFAULT_TENANT = "default"
@@ -324,6 +328,16 @@ class Engram:
         return found[0]
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load the embedding model and every collection's indexes now, so that the first
+        search does not pay for them (``engram serve`` calls this before it accepts requests).
+        A model that cannot load is logged here and reported by readiness, not raised."""
+        try:
+            self.embedder().embed_query("warm-up")
+        except EngramError as exc:
+            logger.warning("warm-up: the embedding model did not load: %s", exc)
+        self.store.warm_up()
+
     def close(self) -> None:
         self.searcher.close()
         self.store.close()

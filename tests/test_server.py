@@ -648,3 +648,18 @@ def test_serve_refusals_and_warnings(
     assert res.exit_code == 1
     assert "Error: invalid setting chunk_tokens" in res.output
     assert len(uvicorn_calls) == count  # nothing started
+
+
+def test_startup_warms_the_model_and_the_indexes(tmp_path: Path) -> None:
+    """``engram serve`` accepts requests once the embedding model and every collection's
+    indexes are loaded: the first search pays for neither."""
+    with engram.open(tmp_path) as db:  # the bundled model, end to end
+        db.add([{"id": "a", "text": "Vacation requests go to your manager."}], collection="kb")
+        db.add([{"id": "b", "text": "Note."}], collection="notes", tenant="acme")
+    settings = Settings.build(data_dir=tmp_path, auth="none")
+    with TestClient(create_app(settings)) as client:
+        db = client.app.state.db  # type: ignore[attr-defined]
+        assert db.embedder().loaded
+        assert len(db.store._indexes) == 2  # both tenants' collections
+        res = client.post("/v1/search", json={"query": "vacation", "collection": "kb"})
+        assert res.json()["data"][0]["document"] == "a"

