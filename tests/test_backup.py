@@ -7,6 +7,7 @@ pgserver package's, PostgreSQL 16); the logical method through the portable expo
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,54 @@ def test_backend_mismatch(settings: Settings, pg_settings: Settings, tmp_path: P
     backup(settings, tmp_path / "b")
     with pytest.raises(InvalidInput, match="this is a sqlite backup"):
         restore(pg_settings, tmp_path / "b")
+
+
+def test_backup_keep_rotates_a_folder_of_backups(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with engram.open(data, embedding_model="hash") as db:
+        db.add([{"id": "a", "text": "kept in every backup"}])
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not a backup: left alone")
+    (folder / "engram-20000101T000000Z").mkdir()  # the same name, but not a backup: kept
+    made = []
+    for _ in range(3):
+        result = CliRunner().invoke(
+            cli,
+            [
+                "--data-dir",
+                str(data),
+                "--model",
+                "hash",
+                "backup",
+                str(folder),
+                "--keep",
+                "2",
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        made.append(json.loads(result.output)["path"])
+        time.sleep(1.1)
+    backups = sorted(
+        p.name for p in folder.iterdir() if p.is_dir() and (p / "manifest.json").exists()
+    )
+    assert backups == sorted(Path(m).name for m in made[1:])
+    assert (folder / "notes.txt").exists() and (folder / "engram-20000101T000000Z").exists()
+    # Each backup holds the collection's current index files and no lock or temporary file.
+    names = {p.name for p in (folder / backups[-1] / "indexes").iterdir()}
+    assert "1.manifest.json" in names and not any(n.endswith((".lock", ".tmp")) for n in names)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--data-dir",
+            str(tmp_path / "back"),
+            "--model",
+            "hash",
+            "restore",
+            str(folder / backups[-1]),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with engram.open(tmp_path / "back", embedding_model="hash") as db:
+        assert db.search("kept", mode="keyword").results[0].document_key == "a"

@@ -229,17 +229,32 @@ def import_command(
     "else logical (PostgreSQL without a recent enough pg_dump).",
 )
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rotate: PATH is a folder of backups; make a new one in it (engram-<UTC time>) and "
+    "remove all but the N newest.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
-def backup_command(obj: Context, path: Path, method: str, force: bool, as_json: bool) -> None:
+def backup_command(
+    obj: Context, path: Path, method: str, force: bool, keep: int | None, as_json: bool
+) -> None:
     """Back the whole database up into the new folder PATH (consistent while engram runs).
 
     SQLite: the online backup API (index files are rebuilt after a restore). PostgreSQL:
-    pg_dump --format=custom, with a pg_dump at least as new as the server.
+    pg_dump --format=custom, with a pg_dump at least as new as the server. With --keep N,
+    PATH holds rotated backups (for a timer: see docs/operations.md).
     """
-    from ..transfer.backups import Method, backup
+    from ..transfer.backups import Method, backup, backup_rotating
 
-    report = backup(obj.settings(), path, method=cast(Method, method), force=force)
+    if keep is not None:
+        if force:
+            raise click.UsageError("--force does not apply with --keep (each backup is new)")
+        report = backup_rotating(obj.settings(), path, keep=keep, method=cast(Method, method))
+    else:
+        report = backup(obj.settings(), path, method=cast(Method, method), force=force)
     _print(report, as_json)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +56,11 @@ class JobWorker:
         poll_interval: float = 0.5,
         lease_seconds: float = 60.0,
         progress_interval: float = 0.5,
+        on_finish: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
+        # Told "succeeded", "failed" or "retried" as attempts end (the server's metrics).
+        self._on_finish = on_finish
         self.store = db.store
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
@@ -157,6 +161,7 @@ class JobWorker:
                 if permanent or attempt >= self.max_attempts:
                     logger.warning("job %s failed (attempt %d): %s", job.id, attempt, message)
                     self.store.finish_job(job.id, attempt=attempt, status="failed", error=message)
+                    self._finished("failed")
                     return
                 delay = self.retry_delay * 2 ** (attempt - 1)
                 logger.warning(
@@ -168,13 +173,22 @@ class JobWorker:
                 )
                 if not self.store.retry_job(job.id, attempt=attempt, error=message):
                     return  # recovered and claimed elsewhere: not ours any more
+                self._finished("retried")
                 attempt += 1
                 if self._stop.wait(delay):
                     self.store.requeue_job(job.id, attempt=attempt)
                     return
                 continue
             self.store.finish_job(job.id, attempt=attempt, status="succeeded", result=result)
+            self._finished("succeeded")
             return
+
+    def _finished(self, status: str) -> None:
+        if self._on_finish is not None:
+            try:
+                self._on_finish(status)
+            except Exception:  # a metrics hook must never fail a job
+                logger.exception("the job finish hook failed")
 
     def _run(self, job: Job, progress: _Progress) -> dict[str, Any]:
         if job.kind != INGEST_BATCH:

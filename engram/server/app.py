@@ -60,7 +60,8 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
             if settings.llm
             else None
         )
-        app.state.jobs = JobWorker(app.state.db)  # background jobs (engram.jobs)
+        # background jobs (engram.jobs), their outcomes counted in engram_jobs_finished_total
+        app.state.jobs = JobWorker(app.state.db, on_finish=app.state.metrics.job_finished)
         app.state.jobs.start()
         try:
             yield

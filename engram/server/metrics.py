@@ -132,6 +132,13 @@ class Metrics:
         self.cache_misses = Counter(
             "engram_cache_misses", "Cache lookups that found nothing.", ["cache"], registry=r
         )
+        self.jobs_finished = Counter(
+            "engram_jobs_finished",
+            "Background job attempts that ended, by status: succeeded, failed (for good),"
+            " retried (failed, tried again later).",
+            ["status"],
+            registry=r,
+        )
         self.events_dropped = Counter(
             "engram_events_dropped",
             "Analytics events dropped because the recorder's queue was full or failed.",
@@ -190,6 +197,10 @@ class Metrics:
             self.llm_deltas.labels(model).inc(deltas)
         if chars:
             self.llm_chars.labels(model).inc(chars)
+
+    def job_finished(self, status: str) -> None:
+        """A background job attempt ended with ``status``."""
+        self.jobs_finished.labels(status).inc()
 
     def llm_fallback(self, model: str) -> None:
         """An answer came from a fallback model."""

@@ -76,6 +76,40 @@ def backup(
         ) from exc
 
 
+ROTATED = re.compile(r"engram-\d{8}T\d{6}(?:\d{6})?Z")
+
+
+def backup_rotating(
+    settings: Settings, folder: str | Path, *, keep: int, method: Method = "auto"
+) -> TransferReport:
+    """A new backup in ``folder/engram-<UTC time>``, then all but the ``keep`` newest
+    backups of that form in ``folder`` removed (other files there are left alone). Meant
+    for a timer (docs/operations.md has a systemd unit); ``keep`` >= 1."""
+    if keep < 1:
+        raise InvalidInput(f"--keep must be at least 1, got {keep}")
+    parent = Path(folder)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = parent / f"engram-{stamp}Z"
+    if target.exists():  # two backups within a second
+        target = parent / f"engram-{stamp}{time.time_ns() // 1000 % 1_000_000:06d}Z"
+    parent.mkdir(parents=True, exist_ok=True)
+    report = backup(settings, target, method=method)
+    rotated = sorted(  # only what `engram backup` wrote: its name and its manifest
+        (
+            p
+            for p in parent.iterdir()
+            if p.is_dir() and ROTATED.fullmatch(p.name) and (p / fmt.MANIFEST).exists()
+        ),
+        key=lambda p: p.name,
+    )
+    removed = []
+    for old in rotated[: max(0, len(rotated) - keep)]:
+        shutil.rmtree(old)
+        removed.append(old.name)
+    report.extra.update(kept=[p.name for p in rotated if p.name not in removed], removed=removed)
+    return report
+
+
 def _backup(settings: Settings, path: Path, method: Method, force: bool) -> TransferReport:
     started = time.perf_counter()
     target = Path(path)
@@ -240,17 +274,29 @@ def _sqlite_backup(db_path: Path, target: Path) -> tuple[dict[str, dict[str, Any
 
 
 def _copy_indexes(source: Path, target: Path) -> dict[str, dict[str, Any]]:
-    """Copy the derived index files (a file replaced meanwhile is copied whole, old or new:
-    a pair that no longer matches is detected on load and rebuilt)."""
+    """Copy each collection's current index files (its manifest and the generation it
+    names), holding the collection's index lock shared so that no save replaces them
+    mid-copy. Lock files, temporary files and stale generations are not copied."""
+    from ..store.derived import IndexFiles
+    from ..store.filelock import file_lock
+
     files: dict[str, dict[str, Any]] = {}
     if not source.is_dir():
         return files
-    for path in sorted(source.iterdir()):
-        if path.is_file() and not path.name.endswith(".tmp"):
-            target.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileNotFoundError):  # deleted with its collection
-                shutil.copyfile(path, target / path.name)
-                files[f"{INDEX_DIR}/{path.name}"] = _file_info(target / path.name)
+    for manifest_path in sorted(source.glob("*.manifest.json")):
+        cid = manifest_path.name.split(".", 1)[0]
+        if not cid.isdigit():
+            continue
+        index = IndexFiles(source, int(cid))
+        with file_lock(index.lock, exclusive=False):
+            manifest = index.read_manifest()
+            if manifest is None:
+                continue
+            for path in [index.manifest, *index.generation_files(str(manifest["generation"]))]:
+                target.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):  # deleted with its collection
+                    shutil.copyfile(path, target / path.name)
+                    files[f"{INDEX_DIR}/{path.name}"] = _file_info(target / path.name)
     return files
 
 
