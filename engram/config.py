@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         description="Seconds a client has to send a whole request body once its headers are "
         "in; past it: 408, connection closed.",
     )
+    tracing: bool = Field(
+        False,
+        description="Emit OpenTelemetry spans (HTTP request, embedding, keyword and vector legs, "
+        "fusion, rerank, LLM call, store transactions) to the process's tracer provider, or "
+        'over OTLP (OTEL_EXPORTER_OTLP_* variables); needs pip install "engram[otel]".',
+    )
     auth: Literal["api_key", "none"] = Field(
         "api_key",
         description="HTTP API authentication: 'api_key' (keys from `engram keys create`, sent as "

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from . import tracing
 from .config import Settings
 from .errors import (
     CollectionNotFound,
@@ -216,9 +217,10 @@ class Engram:
             name, [d for d in head if isinstance(d, LoadedDocument)], language, tenant
         )
         pipeline = IngestPipeline(self.store, self.settings, self.embedder())
-        report = pipeline.run(
-            collection, itertools.chain(head, iterator), sync=sync, progress=progress
-        )
+        with tracing.span("ingest", collection=name, sync=sync):
+            report = pipeline.run(
+                collection, itertools.chain(head, iterator), sync=sync, progress=progress
+            )
         report.seconds = time.perf_counter() - started  # parsing included
         return report
 

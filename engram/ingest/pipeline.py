@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import tracing
 from ..config import Settings
 from ..errors import EngramError
 from ..providers.embedders.base import Embedder
@@ -238,7 +239,9 @@ class IngestPipeline:
         # per-call work (tokenising in parallel) amortised when it runs one text at a time.
         size = max(self.settings.embed_batch_size * 4, 32)
         for i in range(0, len(texts), size):
-            yield from self.embedder.embed_batch(texts[i : i + size], kind="passage")
+            with tracing.span("embed", kind="passage", texts=len(texts[i : i + size])):
+                vectors = self.embedder.embed_batch(texts[i : i + size], kind="passage")
+            yield from vectors
 
 
 def _groups(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import tracing
 from ..cache import cache_key, make_cache
 from ..config import Settings
 from ..errors import InvalidInput, ModelMismatch, QueryTooLong
@@ -125,7 +127,8 @@ class Searcher:
         cached = self.result_cache.get(key)
         if isinstance(cached, SearchResponse):
             return dataclasses.replace(cached, timings_ms={"cache": _ms(t0)}, cached=True)
-        response = self._search(collection, req, query)
+        with tracing.span("search", collection=collection.name, mode=req.mode, k=req.k):
+            response = self._search(collection, req, query)
         self.result_cache.set(key, response)
         return response
 
@@ -144,8 +147,14 @@ class Searcher:
         pending: Future[tuple[list[tuple[int, float]], dict[str, list[str]], float]] | None = None
         if req.mode in ("hybrid", "keyword") and terms:
             if req.mode == "hybrid" and self.store.concurrent_reads:
+                # In the context of this thread, so the leg's span has the search as parent.
                 pending = self._leg_pool().submit(
-                    self._timed_keyword_leg, collection, terms, depth, req.where
+                    contextvars.copy_context().run,
+                    self._timed_keyword_leg,
+                    collection,
+                    terms,
+                    depth,
+                    req.where,
                 )
             else:
                 keyword, expansions, timings["keyword"] = self._timed_keyword_leg(
@@ -154,38 +163,27 @@ class Searcher:
         if req.mode in ("hybrid", "vector"):
             try:
                 t0 = time.perf_counter()
-                qvec = self.embed_query(collection, query)
+                with tracing.span("embed", kind="query"):
+                    qvec = self.embed_query(collection, query)
                 timings["embed"] = _ms(t0)
                 t0 = time.perf_counter()
-                vector = self.store.vector_search(collection, qvec, k=depth, where=req.where)
+                with tracing.span("vector leg", k=depth):
+                    vector = self.store.vector_search(collection, qvec, k=depth, where=req.where)
                 timings["vector"] = _ms(t0)
             finally:
                 if pending is not None:  # never leave the keyword leg running unobserved
                     keyword, expansions, timings["keyword"] = pending.result()
 
         t0 = time.perf_counter()
-        if req.mode == "hybrid":
-            fused = fuse(
-                keyword,
-                vector,
-                method=self.settings.fusion,
-                alpha=self.settings.fusion_alpha,
-                rrf_k=self.settings.rrf_k,
-            )
-        else:
-            fused = (
-                fuse(keyword, [], method="minmax", alpha=0.0)
-                if req.mode == "keyword"
-                else fuse([], vector, method="minmax", alpha=1.0)
-            )
-            for f in fused:  # a single leg keeps its own score
-                f.score = (f.keyword or f.vector).score  # type: ignore[union-attr]
+        with tracing.span("fusion", method=self.settings.fusion):
+            fused = self._fuse(req.mode, keyword, vector)
         timings["fusion"] = _ms(t0)
 
         rerank_scores: dict[int, float] = {}
         if req.rerank and fused:
             t0 = time.perf_counter()
-            fused, rerank_scores = self._rerank(collection, query, fused)
+            with tracing.span("rerank", candidates=len(fused)):
+                fused, rerank_scores = self._rerank(collection, query, fused)
             timings["rerank"] = _ms(t0)
 
         t0 = time.perf_counter()
@@ -219,11 +217,32 @@ class Searcher:
         more = len(fused) > needed
         return SearchResponse(results, req.mode, needed if more else None, timings, expansions)
 
+    def _fuse(
+        self, mode: SearchMode, keyword: list[tuple[int, float]], vector: list[tuple[int, float]]
+    ) -> list[Fused]:
+        if mode == "hybrid":
+            return fuse(
+                keyword,
+                vector,
+                method=self.settings.fusion,
+                alpha=self.settings.fusion_alpha,
+                rrf_k=self.settings.rrf_k,
+            )
+        fused = (
+            fuse(keyword, [], method="minmax", alpha=0.0)
+            if mode == "keyword"
+            else fuse([], vector, method="minmax", alpha=1.0)
+        )
+        for f in fused:  # a single leg keeps its own score
+            f.score = (f.keyword or f.vector).score  # type: ignore[union-attr]
+        return fused
+
     def _timed_keyword_leg(
         self, collection: Collection, terms: list[str], depth: int, where: Where | None
     ) -> tuple[list[tuple[int, float]], dict[str, list[str]], float]:
         t0 = time.perf_counter()
-        hits, expansions = self.keyword_leg(collection, terms, depth, where)
+        with tracing.span("keyword leg", k=depth):
+            hits, expansions = self.keyword_leg(collection, terms, depth, where)
         return hits, expansions, _ms(t0)
 
     def _leg_pool(self) -> ThreadPoolExecutor:

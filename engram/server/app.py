@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
+from .. import tracing
 from ..config import Settings
 from ..engine import Engram
 from ..jobs import JobWorker
@@ -37,6 +38,9 @@ DESCRIPTION = (
 def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     """The API app for ``settings``. It opens its own :class:`Engram` at startup and closes
     it at shutdown; a ``db`` passed in is used instead and left open (its owner closes it)."""
+
+    if settings.tracing and not tracing.enabled():
+        tracing.enable()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

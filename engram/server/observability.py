@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import tracing
 from ..store.base import EventWrite
 from ..types import IngestReport
 from .context import RequestContext, current_request, enter_request, leave_request
@@ -114,13 +115,23 @@ class ObservabilityMiddleware:
             await send(message)
 
         token = enter_request(context)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
+        method = scope["method"]
+        with tracing.span(
+            f"{method} {scope['path']}",
+            **{"http.request.method": method, "url.path": scope["path"], "request.id": request_id},
+        ) as span:
             try:
-                self._finish(scope, context, status)
+                await self.app(scope, receive, send_with_id)
             finally:
-                leave_request(token)
+                try:
+                    self._finish(scope, context, status)
+                    if tracing.enabled():  # named by route template, as the metrics are
+                        route = route_template(scope)
+                        span.update_name(f"{method} {route}")
+                        span.set_attribute("http.route", route)
+                        span.set_attribute("http.response.status_code", status)
+                finally:
+                    leave_request(token)
 
     def _finish(self, scope: Scope, context: RequestContext, status: int) -> None:
         seconds = time.perf_counter() - context.started

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .. import tracing
 from ..errors import (
     Conflict,
     EngramError,
@@ -147,6 +148,7 @@ class PostgresBase:
         set_sql = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names)
         params = [x for pair in names for x in pair]
         with (
+            tracing.span("store.transaction", **{"db.system": "postgresql", "read_only": snapshot}),
             translate(),
             self._pool.connection() as conn,
             conn.cursor(row_factory=dict_row) as cur,

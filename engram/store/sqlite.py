@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import tracing
 from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
 from ..keys import ApiKey
 from ..search.ann import HnswParams
@@ -289,7 +290,8 @@ class SQLiteStore(
     ) -> list[tuple[str, int]]:
         cid, now = collection.id, _now()
         written: list[tuple[str, int]] = []
-        with translate(), self._write_lock:
+        span = tracing.span("store.transaction", **{"db.system": "sqlite", "documents": len(documents)})
+        with span, translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._put_embeddings(collection, embeddings)
@@ -388,7 +390,8 @@ class SQLiteStore(
 
     def delete_documents(self, collection: Collection, keys: Sequence[str]) -> int:
         cid = collection.id
-        with translate(), self._write_lock:
+        span = tracing.span("store.transaction", **{"db.system": "sqlite", "deletes": len(keys)})
+        with span, translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 doc_ids: list[int] = []

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import tracing
 from ..errors import JobNotFound
 from ..jobs.types import Job, JobStatus
 from .sqlite_sql import WriteLock, translate
@@ -63,7 +64,7 @@ class SQLiteJobsMixin:
 
     @contextlib.contextmanager
     def _job_write(self) -> Iterator[sqlite3.Connection]:
-        with translate(), self._write_lock:
+        with tracing.span("store.transaction", **{"db.system": "sqlite"}), translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

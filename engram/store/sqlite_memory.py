@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import tracing
 from ..errors import ConversationNotFound, InvalidInput, MemoryNotFound, ModelMismatch
 from ..memory.types import (
     Conversation,
@@ -111,7 +112,7 @@ class SQLiteMemoryMixin:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
-        with translate(), self._write_lock:
+        with tracing.span("store.transaction", **{"db.system": "sqlite"}), translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

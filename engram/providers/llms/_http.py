@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from engram import tracing
 from engram.errors import ConfigError
 from engram.providers.llms.base import LLM
 from engram.providers.llms.errors import protocol_error, status_error, translate
@@ -189,19 +190,20 @@ class HTTPChatLLM(LLM):
 
     def _post_json(self, path: str, payload: dict[str, Any], timeout: float | None) -> Any:
         end = self._end()
-        # Streamed in pieces, so that the deadline is checked while a slow body arrives.
-        response = self._send(path, payload, stream=True, timeout=timeout, end=end)
-        body = bytearray()
-        try:
-            for piece in response.iter_bytes():
-                body += piece
-                self._left(end)
-        except httpx.HTTPError as exc:
-            raise translate(
-                exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets
-            ) from exc
-        finally:
-            response.close()
+        with tracing.span("llm", **{"llm.model": self.model_id, "llm.stream": False}):
+            # Streamed in pieces, so that the deadline is checked while a slow body arrives.
+            response = self._send(path, payload, stream=True, timeout=timeout, end=end)
+            body = bytearray()
+            try:
+                for piece in response.iter_bytes():
+                    body += piece
+                    self._left(end)
+            except httpx.HTTPError as exc:
+                raise translate(
+                    exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets
+                ) from exc
+            finally:
+                response.close()
         try:
             return json.loads(body)
         except ValueError as exc:
@@ -214,17 +216,22 @@ class HTTPChatLLM(LLM):
         is closed (the client of a streamed answer went away), and a failure mid-stream is
         translated like any other."""
         end = self._end()
-        response = self._send(path, payload, stream=True, timeout=timeout, end=end)
+        # Not the current span: the generator yields to its caller between lines.
+        span = tracing.start("llm", **{"llm.model": self.model_id, "llm.stream": True})
         try:
-            for line in response.iter_lines():
-                self._left(end)
-                yield line
-        except httpx.HTTPError as exc:
-            raise translate(
-                exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets
-            ) from exc
+            response = self._send(path, payload, stream=True, timeout=timeout, end=end)
+            try:
+                for line in response.iter_lines():
+                    self._left(end)
+                    yield line
+            except httpx.HTTPError as exc:
+                raise translate(
+                    exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets
+                ) from exc
+            finally:
+                response.close()
         finally:
-            response.close()
+            span.end()
 
     def _protocol_error(self, message: str, *, unavailable: bool = False) -> Exception:
         return protocol_error(
