@@ -1,0 +1,73 @@
+"""Short runs of the reliability scripts in bench/ (their long runs are in
+docs/benchmarks.md): many processes on one data directory, and SIGKILLs during ingests on
+both backends. Each script checks everything itself and exits 1 on any problem."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REQUIRE_SERVICES
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _run(script: str, *args: str, timeout: float = 600) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    result = json.loads(proc.stdout[proc.stdout.index("{") :])
+    assert proc.returncode == 0 and result["ok"], json.dumps(result, indent=1) + proc.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_serve_workers_and_cli_writers_share_one_data_directory() -> None:
+    result = _run(
+        "concurrency.py",
+        "--workers",
+        "2",
+        "--cli-writers",
+        "2",
+        "--http-writers",
+        "1",
+        "--searchers",
+        "1",
+        "--duration",
+        "20",
+    )
+    assert result["requests"]["cli ingest"] >= 2 and result["requests"]["search"] > 10
+    assert result["server_5xx"] == 0 and not result["lost"] and not result["duplicated"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_sigkills_during_ingest_leave_a_consistent_store(backend: str) -> None:
+    if backend == "postgres":
+        try:
+            import pgserver  # noqa: F401
+        except ImportError:
+            if REQUIRE_SERVICES:
+                pytest.fail("pgserver is required (ENGRAM_REQUIRE_SERVICES=1)")
+            pytest.skip("pgserver missing")
+    result = _run(
+        "chaos.py",
+        "--backend",
+        backend,
+        "--kills",
+        "5",
+        "--ops",
+        "4",
+        "--batch",
+        "60",
+        "--queries",
+        "20",
+    )
+    assert result["kills"] >= 5 and result["problem_count"] == 0
+    assert result["documents_equal_clean"] and result["top10_differing"] == 0
