@@ -401,3 +401,19 @@ def test_a_body_trickled_is_cut_with_a_408(timed_server: int) -> None:
     answer, seconds = _trickle(timed_server, head, b'{"query": "' + b"a" * 480, 0.2)
     assert answer.startswith(b"HTTP/1.1 408") and b"body" in answer
     assert seconds < 3.5
+
+
+def test_only_a_damaged_file_is_called_unreadable() -> None:
+    """An SQLite error that says nothing about the file must not send people to restore a
+    backup (seen: "another row available" from a connection shared between threads)."""
+    import sqlite3
+
+    from engram.errors import StoreError
+    from engram.store.sqlite_sql import translate
+
+    with pytest.raises(StoreError) as info, translate():
+        raise sqlite3.DatabaseError("another row available")
+    assert "unreadable" not in info.value.message and "backup" not in (info.value.hint or "")
+    with pytest.raises(StoreError) as info, translate():
+        raise sqlite3.DatabaseError("database disk image is malformed")
+    assert "unreadable" in info.value.message and "backup" in (info.value.hint or "")

@@ -33,10 +33,14 @@ def translate() -> Iterator[None]:
     except sqlite3.IntegrityError as exc:
         raise StoreError(f"SQLite integrity error: {exc}") from exc
     except sqlite3.DatabaseError as exc:
-        raise StoreError(
-            f"the database file is unreadable: {exc}",
-            hint="restore it from a backup or point --data-dir elsewhere",
-        ) from exc
+        text = str(exc)
+        if any(s in text for s in ("malformed", "not a database", "disk image", "encrypted")):
+            raise StoreError(
+                f"the database file is unreadable: {text}",
+                hint="restore it from a backup or point --data-dir elsewhere",
+            ) from exc
+        # Anything else says nothing about the file: do not send people to their backups.
+        raise StoreError(f"SQLite error: {text}", hint="retry; report it if it persists") from exc
 
 
 def connect(path: Path | str, *, reader: bool = False) -> sqlite3.Connection:
