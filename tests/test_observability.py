@@ -495,6 +495,30 @@ def test_recorder_batches_flushes_and_counts_failures(tmp_path: Path) -> None:
     assert dropped == [1]
 
 
+def test_recorder_retries_a_busy_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch refused because another process holds the write lock is tried again, not
+    dropped (4 batches were lost this way with two workers on one data directory)."""
+    from engram.errors import StoreLocked
+
+    store = SQLiteStore(tmp_path / "engram.db")
+    real, refusals = store.record_events, [2]
+
+    def busy_twice(batch: list[EventWrite]) -> None:
+        if refusals[0]:
+            refusals[0] -= 1
+            raise StoreLocked("the database is locked by another process")
+        real(batch)
+
+    monkeypatch.setattr(store, "record_events", busy_twice)
+    dropped: list[int] = []
+    recorder = EventRecorder(store, on_drop=dropped.append)
+    recorder.record(EventWrite("acme", "search"))
+    assert recorder.flush()
+    recorder.close()
+    assert dropped == [] and store.event_stats("acme", "2000", "9999")["counts"] == {"search": 1}
+    store.close()
+
+
 # -- readiness -------------------------------------------------------------------------------
 def _closed_port() -> int:
     with socket.socket() as s:

@@ -14,16 +14,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from ..errors import ServerUnavailable, StoreLocked
 from ..store.base import EventWrite, Store
 
 logger = logging.getLogger("engram.server")
 
 MAX_QUEUED = 10_000
 BATCH = 500
+RETRIES = 3  # a batch refused by a busy or restarting database is tried again, then dropped
 INTERVAL = 0.5  # seconds between writes while events trickle in
 
 
@@ -106,11 +109,19 @@ class EventRecorder:
     def _write(self, batch: list[EventWrite]) -> None:
         if not batch:
             return
-        try:
-            self.store.record_events(batch)
-        except Exception:
-            logger.exception("writing %d analytics event(s) failed; dropped", len(batch))
-            self._dropped(len(batch))
+        for attempt in range(RETRIES + 1):
+            try:
+                self.store.record_events(batch)
+                return
+            except (StoreLocked, ServerUnavailable) as exc:  # busy, or restarting: worth a retry
+                if attempt == RETRIES or self._stop:
+                    logger.warning("writing %d analytics event(s) failed; dropped: %s", len(batch), exc)
+                    break
+                time.sleep(0.2 * 2**attempt)
+            except Exception:
+                logger.exception("writing %d analytics event(s) failed; dropped", len(batch))
+                break
+        self._dropped(len(batch))
 
     def _dropped(self, count: int) -> None:
         if self._on_drop is not None:
