@@ -39,6 +39,7 @@ from .types import Collection, DocumentInfo, Failure, IngestReport, LoadedDocume
 logger = logging.getLogger("engram")
 
 DEFAULT_COLLECTION = "default"
+WARM_UP_SEARCHES = 20  # collections searched once at start-up (engram serve)
 DEFAULT_TENANT = "default"
 
 
@@ -338,7 +339,14 @@ class Engram:
             self.embedder().embed_query("warm-up")
         except EngramError as exc:
             logger.warning("warm-up: the embedding model did not load: %s", exc)
-        self.store.warm_up()
+            return
+        # One search per collection (the first few) runs what indexes alone do not: the
+        # analyzer, the typo-tolerance vocabulary, the keyword leg's thread.
+        for collection in self.store.warm_up()[:WARM_UP_SEARCHES]:
+            try:
+                self.search("warm up", collection=collection.name, tenant=collection.tenant)
+            except EngramError as exc:
+                logger.warning("warm-up: searching %r failed: %s", collection.name, exc)
 
     def close(self) -> None:
         self.searcher.close()

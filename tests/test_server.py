@@ -661,5 +661,7 @@ def test_startup_warms_the_model_and_the_indexes(tmp_path: Path) -> None:
         db = client.app.state.db  # type: ignore[attr-defined]
         assert db.embedder().loaded
         assert len(db.store._indexes) == 2  # both tenants' collections
+        # The route templates (from the OpenAPI schema, ≈ 1.5 s to build) are ready too.
+        assert client.app.state.route_templates  # type: ignore[attr-defined]
         res = client.post("/v1/search", json={"query": "vacation", "collection": "kb"})
         assert res.json()["data"][0]["document"] == "a"

@@ -25,7 +25,7 @@ from ..providers.llms.observed import ObservedChain
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
 from .jwt_auth import JwtVerifier
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
-from .observability import install_observability
+from .observability import build_route_templates, install_observability
 from .ratelimit import make_limiter
 from .routes import api_router
 
@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
         # uvicorn accepts connections once this startup is over: the first search must not
         # wait for the model and the indexes to load (1.6 s against 11 ms measured).
         await run_in_threadpool(app.state.db.warm_up)
+        await run_in_threadpool(build_route_templates, app)  # the OpenAPI schema, once
         app.state.observability.start(app.state.db)  # metrics, analytics events
         # The answer model chain is built once; None means extractive answers.
         app.state.llm = (

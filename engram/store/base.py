@@ -632,9 +632,10 @@ class Store(ABC):
     def sync(self) -> None:  # noqa: B027 - optional hook
         """Flush derived indexes (e.g. save HNSW files) so the next open starts fast."""
 
-    def warm_up(self) -> None:  # noqa: B027 - optional hook
+    def warm_up(self) -> list[Collection]:
         """Load what a first request would otherwise wait for (the embedded store's index
-        files, for every collection of every tenant)."""
+        files, for every collection of every tenant); returns the collections it loaded."""
+        return []
 
     @abstractmethod
     def close(self) -> None: ...

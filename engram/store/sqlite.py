@@ -668,10 +668,11 @@ class SQLiteStore(
             )
         return cur.rowcount == 1
 
-    def warm_up(self) -> None:
-        rows = self._read(self._COLLECTION_SQL_LIGHT)
-        for row in rows:
-            self._catch_up(self._collection_from_row(row))
+    def warm_up(self) -> list[Collection]:
+        collections = [self._collection_from_row(r) for r in self._read(self._COLLECTION_SQL_LIGHT)]
+        for collection in collections:
+            self._catch_up(collection)
+        return collections
 
     def sync(self) -> None:
         """Save every index that changed and prune the log entries they now contain.
