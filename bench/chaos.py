@@ -311,12 +311,13 @@ def main() -> None:
         started = time.monotonic()
         for i, op in enumerate(ops):
             op_kills = tries = 0
-            # Kills land from a quarter of the clean duration on: past the process start-up,
-            # into opening the store, loading, embedding, writing and saving index files.
-            while op_kills < kills_per_op and tries < kills_per_op + 3 and kills < args.kills:
+            # Kills land from a fifth of the clean duration on: past most of the process
+            # start-up, into opening the store, loading, embedding, writing and saving
+            # index files (a run that ends first is an attempt without a kill).
+            while op_kills < kills_per_op and tries < kills_per_op * 4 and kills < args.kills:
                 tries += 1
                 attempts += 1
-                delay = rng.uniform(0.25 * durations[i], 1.05 * durations[i])
+                delay = rng.uniform(0.2 * durations[i], 0.95 * durations[i])
                 killed, _, _ = run_op(chaos, op, work, i, delay)
                 found = check(chaos)
                 checks += 1
