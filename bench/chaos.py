@@ -8,7 +8,7 @@ A deterministic list of operations is generated: ``engram ingest`` of a JSONL ba
 documents and new versions of earlier ones) or ``engram delete`` of a few keys. First every
 operation runs once, undisturbed, into a *clean* store (its duration calibrates the kills).
 Then, into the *chaos* store, each operation is started and killed with SIGKILL after a
-random delay within its clean duration, several times, before it is run to completion — as
+random delay (20–95 % of its clean duration), several times, before it is run to completion — as
 an operator re-running a command after a crash would. After each kill:
 
 - SQLite: ``PRAGMA integrity_check``;
