@@ -417,3 +417,26 @@ def test_only_a_damaged_file_is_called_unreadable() -> None:
     with pytest.raises(StoreError) as info, translate():
         raise sqlite3.DatabaseError("database disk image is malformed")
     assert "unreadable" in info.value.message and "backup" in (info.value.hint or "")
+
+
+def test_a_thread_read_connection_is_closed_when_the_thread_ends(tmp_path: Path) -> None:
+    """Server thread pools retire idle threads (anyio after 10 s): their SQLite connections
+    must go with them, not pile up (file descriptors, page caches)."""
+    import gc
+    import os
+
+    store = SQLiteStore(tmp_path / "e.db", index_dir=tmp_path / "idx")
+    coll = store.create_collection(
+        "c", model_id=EMB.model_id, dimension=32, language="en", settings={}
+    )
+    _write(store, coll, "a", "alpha words")
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(40):
+        t = threading.Thread(target=lambda: store.list_documents(coll))
+        t.start()
+        t.join()
+    gc.collect()
+    assert len(store._readers) <= 1
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 3
+    assert [d.key for d in store.list_documents(coll)] == ["a"]  # the store still reads
+    store.close()

@@ -13,6 +13,7 @@ import json
 import logging
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +65,10 @@ class SQLiteStore(
         self._write_lock = WriteLock()
         self._conn = connect(self.path)  # the one writer (and the reader of in-memory stores)
         self._local = threading.local()  # per thread: its read connection, its snapshot
-        self._readers: list[sqlite3.Connection] = []
+        # Every open read connection, to close them with the store. A thread's connection is
+        # also closed when the thread ends (its thread-local holder is collected): server
+        # thread pools retire idle threads, and their connections must not pile up.
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
         self._indexes: dict[int, DerivedIndexes] = {}
         self._index_lock = threading.RLock()
@@ -111,13 +115,14 @@ class SQLiteStore(
             return conn
         if self.path == ":memory:" or self._write_lock.held():
             return self._conn
-        conn = getattr(self._local, "reader", None)
-        if conn is None:
-            conn = connect(self.path, reader=True)
-            self._local.reader = conn
+        holder: _Reader | None = getattr(self._local, "reader", None)
+        if holder is None:
+            holder = _Reader(connect(self.path, reader=True))
+            weakref.finalize(holder, holder.conn.close)
+            self._local.reader = holder
             with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+                self._readers.add(holder)
+        return holder.conn
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[None]:
@@ -159,10 +164,10 @@ class SQLiteStore(
     def close(self) -> None:
         self.sync()
         with self._readers_lock:
-            readers, self._readers = self._readers, []
+            readers = list(self._readers)
         with translate():
-            for conn in readers:
-                conn.close()
+            for holder in readers:
+                holder.conn.close()
             self._conn.close()
 
     # -- collections -------------------------------------------------------------------------
@@ -707,6 +712,15 @@ class SQLiteStore(
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
+
+
+class _Reader:
+    """A thread's read connection (held in thread-local storage, so collected with it)."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
 
 def _split_sql(script: str) -> list[str]:
