@@ -73,6 +73,13 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def open_fds(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
 def server_pids(root: int) -> list[int]:
     """The server's process and its children (uvicorn's workers)."""
     pids = [root]
@@ -256,7 +263,9 @@ def main() -> None:
         "rss_end_mb": round(end_kb / 1024, 1),
         "rss_peak_mb": round(max(s["total_kb"] for s in samples) / 1024, 1),
         "rss_growth_pct": round(growth, 2),
-        "samples": [(s["t"], round(s["total_kb"] / 1024, 1)) for s in samples],
+        "fds_after_warmup": (after_warmup or samples)[0]["fds"],
+        "fds_end": samples[-1]["fds"],
+        "samples": [(s["t"], round(s["total_kb"] / 1024, 1), s["fds"]) for s in samples],
     }
     result["ok"] = not errors and growth < args.max_growth
     print(json.dumps(result, indent=2))
