@@ -114,3 +114,28 @@ def test_cli_filter_syntax(args: list[str], where: dict) -> None:
 def test_unparseable_filter() -> None:
     with pytest.raises(InvalidInput, match="cannot parse filter"):
         parse_where_args(["just words"])
+
+
+@pytest.mark.parametrize(
+    ("arg", "message", "hint"),
+    [
+        ("year=>2020", "the value starts with '>'", "did you mean year>=2020?"),
+        ("team==it", "the value starts with '='", "did you mean team=it?"),
+        ("size=<3", "the value starts with '<'", "did you mean size<=3?"),
+        ("year>=twenty", ">= takes a number or a date", 'year>="twenty"'),
+        ("year<next", "< takes a number or a date", "year<2020"),
+    ],
+)
+def test_malformed_filters_are_refused_with_the_syntax(arg: str, message: str, hint: str) -> None:
+    """These used to succeed silently ("No results.", exit 0)."""
+    with pytest.raises(InvalidInput, match=message) as info:
+        parse_where_args([arg])
+    assert hint in (info.value.hint or "")
+
+
+def test_range_filters_take_numbers_dates_and_quoted_text() -> None:
+    assert parse_where_args(["date>=2024-01-01", "year<2024", 'name>="m"']) == {
+        "date": {"$gte": "2024-01-01"},
+        "year": {"$lt": 2024},
+        "name": {"$gte": "m"},
+    }

@@ -74,6 +74,21 @@ def _check_value(field: str, op: str, value: Any) -> None:
         raise InvalidInput(f"{op} on {field!r} takes a scalar value, not {type(value).__name__}")
 
 
+_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?)?$")
+
+
+def _comparable(raw: str, value: Any) -> bool:
+    """Whether a range filter's value is a number, an ISO date, or explicitly quoted text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    return bool(_DATE.match(raw)) or (raw.startswith('"') and raw.endswith('"') and len(raw) > 1)
+
+
+def _guess(ops: str) -> str:
+    """The operator someone who typed ``ops`` most likely meant (``=>`` → ``>=``)."""
+    return {"=>": ">=", "=<": "<=", "==": "=", "=!": "!="}.get(ops, ops[0])
+
+
 def _scalar(text: str) -> Any:
     """'2020' → 2020, 'true' → True, '"x"' → 'x', anything else stays a string."""
     text = text.strip()
@@ -104,6 +119,20 @@ def parse_where_args(args: list[str] | tuple[str, ...]) -> dict[str, Any]:
                 f"cannot parse filter {arg!r}",
                 hint="write key=value, key!=value, key>=N, 'key in a,b' or 'key exists'",
             )
-        where.setdefault(sym[1], {})[_SYMBOLS[sym[2]]] = _scalar(sym[3])
+        field, op, raw = sym[1], sym[2], sym[3].strip()
+        if raw[0] in "<>=!":  # year=>2020, team==it: a mistyped operator, not a value
+            raise InvalidInput(
+                f"cannot parse filter {arg!r}: the value starts with {raw[0]!r}",
+                hint=f"operators are = != > >= < <=; did you mean {field}"
+                f"{_guess(op + raw[0])}{raw[1:].lstrip('=')}?",
+            )
+        value = _scalar(raw)
+        if op in ("<", "<=", ">", ">=") and not _comparable(raw, value):
+            raise InvalidInput(
+                f"cannot compare {field} {op} {raw!r}: {op} takes a number or a date",
+                hint=f'e.g. {field}{op}2020 or {field}{op}2024-01-01; quote text to compare'
+                f' it as text: {field}{op}"{raw}"',
+            )
+        where.setdefault(field, {})[_SYMBOLS[op]] = value
     normalize_where(where)
     return where
