@@ -160,11 +160,13 @@ class Engram:
         language: str | None = None,
         stdin: BinaryIO | None = None,
         stdin_format: str = "txt",
+        stdin_key: str | None = None,
         progress: ProgressCallback | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> IngestReport:
-        """Ingest files and folders (``"-"`` for stdin). With ``sync``, documents of the
-        collection that are not among them are deleted (mirror a folder)."""
+        """Ingest files and folders (``"-"`` for stdin, keyed ``stdin_key``, by default
+        from its content's hash). With ``sync``, documents of the collection that are not
+        among them are deleted (mirror a folder)."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         if not paths:
@@ -176,6 +178,7 @@ class Engram:
             options=loader_options,
             stdin=stdin,
             stdin_format=stdin_format,
+            stdin_key=stdin_key,
         )
         return self._run(
             collection, items, sync=sync, language=language, progress=progress, tenant=tenant

@@ -65,12 +65,21 @@ def test_ingest_search_collections_docs_delete(run, corpus: Path) -> None:
 
 
 def test_stdin_ingest(run) -> None:
-    res = run(
-        "ingest", "-", "--format", "md", input="# Note\n\nThe boiler is serviced in October.\n"
-    )
+    note = "# Note\n\nThe boiler is serviced in October.\n"
+    res = run("ingest", "-", "--format", "md", input=note)
     assert res.exit_code == 0 and "1 added" in res.output
     res = run("search", "boiler", "--mode", "keyword", "--json")
-    assert json.loads(res.output)["data"][0]["document"] == "stdin"
+    key = json.loads(res.output)["data"][0]["document"]
+    assert key.startswith("stdin-") and len(key) == len("stdin-") + 12
+    # The same text again is unchanged; another pipe is another document, not a replacement.
+    assert "1 unchanged" in run("ingest", "-", "--format", "md", input=note).output
+    assert "1 added" in run("ingest", "-", input="The gutters are cleared in November.\n").output
+    assert "1 added" in run("ingest", "-", "--key", "notes/house", input="Roof: 2031.\n").output
+    res = run("docs", "--json")
+    keys = {d["key"] for d in json.loads(res.output)}
+    assert len(keys) == 3 and "notes/house" in keys and key in keys
+    res = run("ingest", "some-file.md", "--key", "x")
+    assert res.exit_code == 2 and "--key names the document read from stdin" in res.output
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,12 @@ from .main import Context, cli
 @click.option(
     "--format", "stdin_format", default="txt", show_default=True, help="Format of stdin ('-')."
 )
+@click.option(
+    "--key",
+    "stdin_key",
+    help="Document key of stdin ('-'); default: stdin- and the start of its content's SHA-256"
+    " (the same text piped again is unchanged, another text is another document).",
+)
 @click.option("--id-field", help="Record id field for JSON/JSONL/CSV (default _id or id).")
 @click.option("--title-field", default="title", show_default=True)
 @click.option(
@@ -53,6 +59,7 @@ def ingest(
     exclude: tuple[str, ...],
     sync: bool,
     stdin_format: str,
+    stdin_key: str | None,
     id_field: str | None,
     title_field: str,
     text_fields: tuple[str, ...],
@@ -73,6 +80,8 @@ def ingest(
     if metadata_fields:
         options_kw["metadata_fields"] = metadata_fields
     options = LoaderOptions(**options_kw)  # type: ignore[arg-type]
+    if stdin_key is not None and "-" not in paths:
+        raise click.UsageError("--key names the document read from stdin: pass '-' too")
     db = obj.db()
     console = Console(stderr=True)
     started = time.perf_counter()
@@ -103,6 +112,7 @@ def ingest(
             language=language,
             stdin=sys.stdin.buffer,
             stdin_format=stdin_format,
+            stdin_key=stdin_key,
             progress=progress,
         )
     if as_json:

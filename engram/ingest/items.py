@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,18 +23,20 @@ def items_from_paths(
     options: LoaderOptions | None = None,
     stdin: BinaryIO | None = None,
     stdin_format: str = "txt",
+    stdin_key: str | None = None,
 ) -> Iterator[Item]:
-    """Documents from files and folders (recursively, filtered by globs); ``-`` reads stdin.
+    """Documents from files and folders (recursively, filtered by globs); ``-`` reads stdin,
+    keyed ``stdin_key`` — by default ``stdin-`` and the start of the content's SHA-256, so
+    two different pipes never replace each other.
 
     A path that does not exist or a file that fails to parse becomes a :class:`Failure`
     naming the path and the reason; the rest go on.
     """
     for raw in paths:
         if str(raw) == "-":
-            stream = stdin or sys.stdin.buffer
-            yield from _load(
-                load_bytes, stream.read(), "stdin", "stdin", fmt=stdin_format, options=options
-            )
+            data = (stdin or sys.stdin.buffer).read()
+            key = stdin_key or f"stdin-{hashlib.sha256(data).hexdigest()[:12]}"
+            yield from _load(load_bytes, data, "stdin", key, fmt=stdin_format, options=options)
             continue
         path = Path(raw)
         if not path.exists():
