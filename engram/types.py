@@ -45,6 +45,15 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file in a folder that was not ingested on purpose (a format with no loader, a
+    binary file without a known extension): counted and listed, not an error."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChunkSpan:
     """One chunk produced by the chunker; offsets point into the document text."""
 
@@ -140,6 +149,7 @@ class IngestReport:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     seconds: float = 0.0
     model_seconds: float = 0.0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # files not ingested: (path, why)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,6 +161,8 @@ class IngestReport:
             "chunks_embedded": self.chunks_embedded,
             "chunks_reused": self.chunks_reused,
             "errors": [{"source": s, "reason": r} for s, r in self.errors],
+            "skipped": len(self.skipped),
+            "skipped_files": [{"source": s, "reason": r} for s, r in self.skipped],
             "seconds": round(self.seconds, 3),
             "model_seconds": round(self.model_seconds, 3),
         }

@@ -38,8 +38,10 @@ def keys(root: Path, **kw: object) -> list[str]:
 
 
 def test_default_walk_is_sorted_and_skips_hidden_and_unsupported(tree: Path) -> None:
-    found = list(iter_files(tree))
+    skipped: list[tuple[str, str]] = []
+    found = list(iter_files(tree, on_skip=lambda path, why: skipped.append((path, why))))
     assert [k for _, k in found] == [
+        "README",  # no extension, but text: read as text
         "UPPER.MD",
         "a.txt",
         "b.md",
@@ -49,6 +51,8 @@ def test_default_walk_is_sorted_and_skips_hidden_and_unsupported(tree: Path) -> 
         "notes/z.md",
     ]
     assert all(path == tree / key for path, key in found)
+    # What is left out is reported (hidden files and folders are not: they are not content).
+    assert skipped == [(str(tree / "image.png"), "no loader for .png files")]
 
 
 def test_include_and_exclude(tree: Path) -> None:
@@ -61,6 +65,7 @@ def test_include_and_exclude(tree: Path) -> None:
     assert keys(tree, include=["notes/*.md"]) == ["notes/z.md"]
     assert keys(tree, include=["notes/**/*.md"]) == ["notes/z.md"]
     assert keys(tree, exclude=["drafts", "**/*.jsonl", "*.MD"]) == [
+        "README",
         "a.txt",
         "b.md",
         "notes/deep/c.html",
@@ -74,13 +79,48 @@ def test_include_and_exclude(tree: Path) -> None:
 
 
 def test_not_recursive(tree: Path) -> None:
-    assert keys(tree, recursive=False) == ["UPPER.MD", "a.txt", "b.md"]
+    assert keys(tree, recursive=False) == ["README", "UPPER.MD", "a.txt", "b.md"]
 
 
 def test_single_file(tree: Path) -> None:
     assert list(iter_files(tree / "notes" / "z.md")) == [(tree / "notes" / "z.md", "z.md")]
     # Named explicitly, an unsupported file is not skipped: loading it reports why.
     assert keys(tree / "image.png") == ["image.png"]
+
+
+def test_plain_text_formats_people_have(tmp_path: Path) -> None:
+    """.rst, extension-less text, gzip-compressed text and XML are read; binary files
+    without an extension are skipped and reported, not silently dropped."""
+    import gzip
+
+    import engram
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guide.rst").write_text("Guide\n=====\n\nThe rotation runs weekly.")
+    (docs / "LICENSE").write_text("Permission is hereby granted, free of charge.")
+    (docs / "changes.md.gz").write_bytes(gzip.compress(b"# Changes\n\nFixed the parser."))
+    (docs / "log.gz").write_bytes(gzip.compress(b"plain compressed text about kernels"))
+    (docs / "feed.xml").write_text(
+        "<feed><title>News</title><p>Quarterly <b>report</b> out</p></feed>"
+    )
+    (docs / "blob").write_bytes(b"\x00\x01\x02 binary")
+    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    with engram.open(tmp_path / "data", embedding_model="hash") as db:
+        report = db.ingest(docs)
+        assert report.added == 5 and report.failed == 0, report.errors
+        assert sorted(report.skipped) == [
+            (str(docs / "blob"), "not a text file (no extension)"),
+            (str(docs / "photo.jpg"), "no loader for .jpg files"),
+        ]
+        for query, key in [
+            ("rotation weekly", "guide.rst"),
+            ("permission granted", "LICENSE"),
+            ("parser fixed", "changes.md.gz"),
+            ("kernels", "log.gz"),
+            ("quarterly report", "feed.xml"),
+        ]:
+            assert db.search(query, mode="keyword").results[0].document_key == key, query
 
 
 def test_missing_root(tmp_path: Path) -> None:

@@ -50,6 +50,9 @@ from .main import Context, cli
     help="Keyword language of a new collection.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="List the files of folders that were skipped, and why."
+)
 @click.pass_obj
 def ingest(
     obj: Context,
@@ -66,6 +69,7 @@ def ingest(
     metadata_fields: tuple[str, ...],
     language: str | None,
     as_json: bool,
+    verbose: bool,
 ) -> None:
     """Ingest files, folders (recursively) or '-' (stdin) into a collection.
 
@@ -120,13 +124,24 @@ def ingest(
     else:
         total = report.added + report.updated + report.unchanged
         rate = total / report.seconds if report.seconds else 0.0
+        skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
         click.echo(
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged,"
-            f" {report.deleted} deleted, {report.failed} failed"
+            f" {report.deleted} deleted, {report.failed} failed{skipped}"
             f" — {report.chunks_embedded} chunks embedded, {report.chunks_reused} reused,"
             f" {report.seconds:.1f}s ({rate:.0f} docs/s)"
         )
         for source, reason in report.errors:
             click.secho(f"  failed: {source}: {reason}", fg="yellow", err=True)
+        if verbose:
+            for source, reason in report.skipped:
+                click.secho(f"  skipped: {source}: {reason}", err=True)
+        elif report.skipped:
+            reasons = sorted({reason for _, reason in report.skipped})
+            click.secho(
+                f"  {len(report.skipped)} file(s) skipped ({'; '.join(reasons[:3])}):"
+                " --verbose lists them",
+                err=True,
+            )
     if report.failed and not (report.added or report.updated or report.unchanged):
         raise SystemExit(1)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import EngramError, InvalidInput
-from ..types import Failure, LoadedDocument
+from ..types import Failure, LoadedDocument, Skipped
 from .loaders import LoaderOptions, load_bytes, load_path
 from .pipeline import Item
 from .sources import iter_files
@@ -42,10 +42,25 @@ def items_from_paths(
         if not path.exists():
             yield Failure(str(path), "no such file or directory")
         elif path.is_dir():
-            for file, key in iter_files(path, include=include, exclude=exclude):
-                yield from _load(load_path, file, str(file), key, options=options)
+            yield from _folder(path, include, exclude, options)
         else:
             yield from _load(load_path, path, str(path), path.name, options=options)
+
+
+def _folder(
+    path: Path, include: Sequence[str], exclude: Sequence[str], options: LoaderOptions | None
+) -> Iterator[Item]:
+    """The documents of a folder's files, and a :class:`Skipped` for each file left out."""
+    skipped: list[Skipped] = []
+
+    def skip(source: str, reason: str) -> None:
+        skipped.append(Skipped(source, reason))
+
+    for file, key in iter_files(path, include=include, exclude=exclude, on_skip=skip):
+        yield from skipped
+        skipped.clear()
+        yield from _load(load_path, file, str(file), key, options=options)
+    yield from skipped
 
 
 def _load(loader: Any, data: Any, source: str, key: str, **kwargs: Any) -> Iterator[Item]:

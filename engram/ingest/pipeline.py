@@ -25,7 +25,7 @@ from ..errors import EngramError
 from ..providers.embedders.base import Embedder
 from ..search.analyzer import Analyzer, get_analyzer
 from ..store.base import ChunkWrite, DocumentWrite, Store
-from ..types import Collection, Failure, IngestReport, LoadedDocument
+from ..types import Collection, Failure, IngestReport, LoadedDocument, Skipped
 from ..unicode import describe, lone_surrogate
 from .chunking import chunk_document
 
@@ -34,7 +34,7 @@ from .chunking import chunk_document
 PIPELINE_VERSION = 1
 
 
-Item = LoadedDocument | Failure
+Item = LoadedDocument | Failure | Skipped
 ProgressCallback = Callable[[int, int], None]  # (documents done, chunks done)
 
 
@@ -108,6 +108,9 @@ class IngestPipeline:
                 keys = [i.key for i in group if isinstance(i, LoadedDocument)]
                 existing.update(self.store.document_hashes(collection, keys=keys))
             for item in group:
+                if isinstance(item, Skipped):
+                    report.skipped.append((item.source, item.reason))
+                    continue
                 if isinstance(item, Failure):
                     failures.append(item)
                     report.failed += 1

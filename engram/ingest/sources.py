@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from engram.ingest.loaders import LoaderOptions, load_bytes, supported_extensions
+from engram.ingest.loaders import (
+    LoaderOptions,
+    load_bytes,
+    looks_like_text,
+    supported_extensions,
+)
 from engram.ingest.loaders.base import fail
 from engram.types import Failure, LoadedDocument
 
@@ -61,11 +66,14 @@ def iter_files(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     recursive: bool = True,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> Iterator[tuple[Path, str]]:
     """Yield ``(path, key)`` for each loadable file under ``root``, sorted by key.
 
     The key is the POSIX path relative to ``root`` (for a file ``root``, its name). Hidden
-    files and folders and unsupported extensions are skipped; ``include`` keeps only paths
+    files and folders are skipped, and so are files of an extension no loader reads and
+    extension-less files that are not text (``README``, ``LICENSE`` are read as text): each
+    of those is reported to ``on_skip(path, reason)``. ``include`` keeps only paths
     matching one of its globs, ``exclude`` drops paths (and whole folders) matching one of
     its globs. A file named explicitly is yielded as-is, so an unsupported format still fails
     loudly instead of being skipped.
@@ -90,15 +98,35 @@ def iter_files(
         )
         for name in filenames:
             rel = prefix + name
-            if name.startswith(".") or Path(name).suffix.lower() not in extensions:
+            if name.startswith("."):
                 continue
             if include and not any(matches(rel, p) for p in include):
                 continue
             if any(matches(rel, p) for p in exclude):
                 continue
+            suffix = Path(name).suffix.lower()
+            if suffix not in extensions:
+                reason = _skip_reason(base / name, suffix)
+                if reason is not None:
+                    if on_skip is not None:
+                        on_skip(str(base / name), reason)
+                    continue
             found.append((rel, base / name))
     for rel, path in sorted(found):
         yield path, rel
+
+
+def _skip_reason(path: Path, suffix: str) -> str | None:
+    """Why a file of an unknown extension is not ingested, or None when it is text after
+    all (no extension, or an extension that is not one: ``notes.2024``)."""
+    if suffix and suffix[1:].isalpha():
+        return f"no loader for {suffix} files"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    return None if head and looks_like_text(head) else "not a text file (no extension)"
 
 
 def read_stdin_documents(

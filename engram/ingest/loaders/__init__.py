@@ -27,6 +27,8 @@ Parser = Callable[..., list[LoadedDocument | Failure]]
 _REGISTRY: dict[str, tuple[str, str]] = {
     ".txt": ("plaintext", "load"),
     ".text": ("plaintext", "load"),
+    ".rst": ("plaintext", "load"),
+    ".xml": ("xml", "load"),
     ".md": ("markdown", "load"),
     ".markdown": ("markdown", "load"),
     ".html": ("html", "load"),
@@ -43,8 +45,57 @@ _ALIASES = {"text": ".txt", "plain": ".txt", "markdown": ".md", "html": ".html"}
 
 
 def supported_extensions() -> set[str]:
-    """The file extensions (with the dot, lower case) that have a loader."""
-    return set(_REGISTRY)
+    """The file extensions (with the dot, lower case) that have a loader, ``.gz`` included
+    (a compressed file of one of the others, or of text)."""
+    return set(_REGISTRY) | {".gz"}
+
+
+MAX_DECOMPRESSED = 512 * 1024 * 1024  # a .gz expanding past this is refused (a zip bomb)
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Whether the first bytes of a file without a known extension are text: no NUL byte
+    (or a UTF-16 byte-order mark) and valid UTF-8 up to a cut multi-byte character."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # only the cut at the end of the sample
+    return True
+
+
+def _gunzip(data: bytes, source: str) -> bytes:
+    import gzip
+    import io
+    import zlib
+
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            out = fh.read(MAX_DECOMPRESSED + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise fail(source, f"not a readable gzip file ({exc})") from exc
+    if len(out) > MAX_DECOMPRESSED:
+        raise fail(source, f"expands past {MAX_DECOMPRESSED // 2**20} MiB", "decompress it first")
+    return out
+
+
+def _resolve(name: str, data: bytes, source: str) -> tuple[str, bytes, str]:
+    """(extension, content, name without .gz) of a file: a ``.gz`` is decompressed and takes
+    the extension inside it (``notes.md.gz`` → ``.md``); a file without a known extension
+    whose content is text loads as plain text."""
+    path = PurePosixPath(name)
+    ext = path.suffix.lower()
+    if ext == ".gz":
+        data = _gunzip(data, source)
+        name = path.stem
+        ext = PurePosixPath(name).suffix.lower()
+    # No extension, or one that is not a format name (notes.2024): text if it looks like it.
+    if ext not in _REGISTRY and not ext[1:].isalpha() and looks_like_text(data[:8192]):
+        ext = ".txt"
+    return ext, data, name
 
 
 def _parser(ext: str, source: str) -> Parser:
@@ -68,14 +119,16 @@ def load_path(
     """Load one file. Text, markdown, HTML, PDF and DOCX give one document; JSON, JSONL and
     CSV give one per record. Raises :class:`UnsupportedFormat` for an unknown extension and
     :class:`LoaderError` for an unreadable, corrupt or empty file."""
-    parser = _parser(path.suffix.lower(), str(path))
+    ext = path.suffix.lower()
+    if ext not in supported_extensions() and ext[1:].isalpha():
+        _parser(ext, str(path))  # a format with no loader: fail before reading the file
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise fail(str(path), f"cannot read file ({exc.strerror or exc})") from exc
-    return parser(
-        data, key=key, name=path.name, source=str(path), options=options or DEFAULT_OPTIONS
-    )
+    ext, data, name = _resolve(path.name, data, str(path))
+    parser = _parser(ext, str(path))
+    return parser(data, key=key, name=name, source=str(path), options=options or DEFAULT_OPTIONS)
 
 
 def load_bytes(
@@ -91,6 +144,8 @@ def load_bytes(
     ext = fmt.lower().strip()
     ext = _ALIASES.get(ext, ext if ext.startswith(".") else f".{ext}")
     source = source or key
+    if ext == ".gz":  # the format inside comes from the name (notes.md.gz), else the content
+        ext, data, _ = _resolve(PurePosixPath(key).name.removesuffix(".gz") + ".gz", data, source)
     parser = _parser(ext, source)
     name = key if PurePosixPath(key).suffix else ""
     return parser(data, key=key, name=name, source=source, options=options or DEFAULT_OPTIONS)
