@@ -139,3 +139,29 @@ def test_range_filters_take_numbers_dates_and_quoted_text() -> None:
         "year": {"$lt": 2024},
         "name": {"$gte": "m"},
     }
+
+
+def test_a_failed_file_is_named_once(filled: engram.Engram, tmp_path: Path) -> None:
+    """Used to print "failed: X: X: unsupported format"."""
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4 not really")
+    report = filled.ingest(bad)
+    ((source, reason),) = report.errors
+    assert source == str(bad) and str(bad) not in reason
+
+
+def test_postgres_without_psycopg_says_what_to_install(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "import engram\n"
+        "try:\n"
+        f"    engram.open({str(tmp_path)!r}, embedding_model='hash',"
+        " database_url='postgresql://u@127.0.0.1:1/db')\n"
+        "except engram.EngramError as e:\n"
+        "    print(type(e).__name__, '|', e.hint)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == 'MissingDependency | pip install "engram[postgres]"', out.stderr

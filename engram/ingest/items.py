@@ -69,7 +69,9 @@ def _load(loader: Any, data: Any, source: str, key: str, **kwargs: Any) -> Itera
     except EngramError as exc:
         # A single-document file's key is known, so --sync will not delete its old version.
         records = Path(source).suffix.lower() in {".json", ".jsonl", ".ndjson", ".csv"}
-        yield Failure(source, str(exc), () if records else (key,))
+        # The failure names the source once: loader messages start with it already.
+        reason = str(exc).removeprefix(f"{source}: ")
+        yield Failure(source, reason, () if records else (key,))
         return
     yield from docs
 

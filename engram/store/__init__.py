@@ -12,6 +12,7 @@ from ..search.ann import HnswParams
 if TYPE_CHECKING:
     from ..config import Settings
     from .base import Store
+    from .postgres import PostgresStore
 
 
 def hnsw_params(settings: Settings) -> HnswParams:
@@ -23,12 +24,26 @@ def hnsw_params(settings: Settings) -> HnswParams:
     )
 
 
+def _postgres_store() -> type[PostgresStore]:
+    """The PostgreSQL backend class, or the install command when its extra is missing."""
+    try:
+        from .postgres import PostgresStore
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] in ("psycopg", "psycopg_pool", "psycopg_binary"):
+            from ..errors import MissingDependency
+
+            raise MissingDependency(
+                "the PostgreSQL backend needs psycopg 3 and psycopg-pool",
+                hint='pip install "engram[postgres]"',
+            ) from exc
+        raise
+    return PostgresStore
+
+
 def open_store(settings: Settings) -> Store:
     """The store the settings name; opening it applies pending schema migrations."""
     if settings.database_url:
-        from .postgres import PostgresStore
-
-        return PostgresStore(
+        return _postgres_store()(
             settings.database_url,
             hnsw=hnsw_params(settings),
             pool_size=settings.database_pool_size,
@@ -53,7 +68,7 @@ class MigrationReport:
 def migrate(settings: Settings) -> MigrationReport:
     """Bring the database the settings name to the current schema, and say what was done."""
     if settings.database_url:
-        from .postgres import PostgresStore
+        PostgresStore = _postgres_store()  # noqa: N806 - a class
         from .postgres_sql import redact
 
         store = PostgresStore(settings.database_url, hnsw=hnsw_params(settings), pool_size=1)
