@@ -131,3 +131,20 @@ def test_console_script_over_a_real_process(tmp_path: Path, corpus: Path) -> Non
         [str(exe), "search", "x", "-c", "nope"], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 1 and bad.stderr.startswith("Error: no collection named 'nope'")
+
+
+def test_global_options_are_taken_after_the_subcommand_too(tmp_path: Path, corpus: Path) -> None:
+    """``engram search x --data-dir D`` used to fail with "No such option"."""
+    data = str(tmp_path / "anywhere")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["ingest", str(corpus), "--data-dir", data, "--model=hash"])
+    assert res.exit_code == 0 and "5 added" in res.output, res.output
+    res = runner.invoke(
+        cli, ["search", "parrots", "--json", "--data-dir=" + data, "--model", "hash"]
+    )
+    assert res.exit_code == 0 and json.loads(res.output)["data"][0]["document"] == "sub/birds.html"
+    # A subcommand's own option of the same name stays the subcommand's.
+    from engram.cli.main import cli as group
+
+    hoisted = group._hoist(["import", "--from-chroma", "x", "--model", "m", "--data-dir", "d"])  # type: ignore[attr-defined]
+    assert hoisted == ["--data-dir", "d", "import", "--from-chroma", "x", "--model", "m"]

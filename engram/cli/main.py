@@ -32,8 +32,47 @@ class Context:
             self._db.close()
 
 
+GLOBAL_OPTIONS = ("--data-dir", "--model")  # the group's options that take a value
+
+
 class EngramGroup(click.Group):
-    """Turns engram errors into ``Error: ...`` / ``Hint: ...`` and exit code 1."""
+    """Turns engram errors into ``Error: ...`` / ``Hint: ...`` and exit code 1, and takes
+    the global options anywhere: ``engram search x --data-dir D`` works as
+    ``engram --data-dir D search x`` (unless the subcommand has an option of that name)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._hoist(list(args)))
+
+    def _hoist(self, args: list[str]) -> list[str]:
+        i = 0  # skip the global options given first, to the subcommand's name
+        while i < len(args) and args[i].startswith("-"):
+            i += 1 if "=" in args[i] or args[i] not in GLOBAL_OPTIONS else 2
+        if i >= len(args) or args[i] not in self.commands:
+            return args
+        command = self.commands[args[i]]
+        own = {o for p in command.params for o in getattr(p, "opts", [])}
+        head, name, tail = args[:i], args[i], args[i + 1 :]
+        moved: list[str] = []
+        rest: list[str] = []
+        j = 0
+        while j < len(tail):
+            arg = tail[j]
+            if arg == "--":
+                rest.extend(tail[j:])
+                break
+            option = arg.split("=", 1)[0]
+            if option in GLOBAL_OPTIONS and option not in own:
+                if "=" in arg:
+                    moved.append(arg)
+                elif j + 1 < len(tail):
+                    moved.extend(tail[j : j + 2])
+                    j += 1
+                else:
+                    rest.append(arg)  # no value: let click say so
+            else:
+                rest.append(arg)
+            j += 1
+        return [*head, *moved, name, *rest]
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
