@@ -83,22 +83,27 @@ def test_stdin_ingest(run) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message", "hint"),
+    ("args", "message", "hint", "seeded"),
     [
+        (["search", "cats"], "Error: no engram database in", "Hint: ingest documents first", False),
         (
-            ["search", "cats"],
-            "Error: no collection named 'default'",
-            "Hint: ingest documents first",
+            ["search", "cats", "-c", "kb"],
+            "Error: no collection named 'kb'",
+            "Hint: existing collections: default",
+            True,
         ),
-        (["search", "", "-c", "x"], "Error: the query is empty", "Hint:"),
+        (["search", "", "-c", "x"], "Error: the query is empty", "Hint:", True),
         (
             ["search", "cats", "--where", "nonsense"],
             "Error: cannot parse filter",
             "Hint: write key=value",
+            True,
         ),
     ],
 )
-def test_errors_are_one_line_with_a_hint(run, args, message, hint) -> None:
+def test_errors_are_one_line_with_a_hint(run, args, message, hint, seeded) -> None:
+    if seeded:
+        assert run("ingest", "-", "--key", "note", input="A note about cats.\n").exit_code == 0
     res = run(*args)
     assert res.exit_code == 1
     assert message in res.output and hint in res.output
@@ -148,3 +153,13 @@ def test_global_options_are_taken_after_the_subcommand_too(tmp_path: Path, corpu
 
     hoisted = group._hoist(["import", "--from-chroma", "x", "--model", "m", "--data-dir", "d"])  # type: ignore[attr-defined]
     assert hoisted == ["--data-dir", "d", "import", "--from-chroma", "x", "--model", "m"]
+
+
+def test_reading_a_missing_data_directory_creates_nothing(tmp_path: Path) -> None:
+    """A search (or a listing) on a mistyped --data-dir used to create it and a database."""
+    missing = tmp_path / "typo"
+    for args in (["search", "x"], ["collections"], ["docs"], ["delete", "k"]):
+        res = CliRunner().invoke(cli, ["--data-dir", str(missing), "--model", "hash", *args])
+        assert res.exit_code == 1 and "no engram database in" in res.output, (args, res.output)
+        assert "engram ingest PATH" in res.output
+    assert not missing.exists()

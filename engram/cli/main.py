@@ -9,7 +9,7 @@ import click
 
 from ..config import Settings
 from ..engine import Engram
-from ..errors import EngramError
+from ..errors import CollectionNotFound, EngramError
 
 
 class Context:
@@ -22,9 +22,18 @@ class Context:
     def settings(self, **extra: Any) -> Settings:
         return Settings.build(**{**self.overrides, **extra})
 
-    def db(self, **extra: Any) -> Engram:
+    def db(self, *, existing: bool = False, **extra: Any) -> Engram:
+        """The database, opened once. ``existing``: a command that only reads refuses a data
+        directory that holds no database, instead of creating one there."""
         if self._db is None:
-            self._db = Engram(self.settings(**extra))
+            settings = self.settings(**extra)
+            if existing and not settings.database_url and not settings.db_path.exists():
+                raise CollectionNotFound(
+                    f"no engram database in {settings.data_dir}",
+                    hint="ingest documents first (engram ingest PATH), or point --data-dir"
+                    " (ENGRAM_DATA_DIR) at an existing data directory",
+                )
+            self._db = Engram(settings)
         return self._db
 
     def close(self) -> None:

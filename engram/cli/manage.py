@@ -16,7 +16,7 @@ from .main import Context, cli
 @click.pass_obj
 def collections(obj: Context, as_json: bool) -> None:
     """List collections with their model, language and size."""
-    items = obj.db().collections()
+    items = obj.db(existing=True).collections()
     if as_json:
         click.echo(json.dumps([asdict(c) for c in items]))
         return
@@ -42,7 +42,7 @@ def docs(
     obj: Context, collection: str, limit: int, offset: int, where: tuple[str, ...], as_json: bool
 ) -> None:
     """List the documents of a collection."""
-    items = obj.db().documents(
+    items = obj.db(existing=True).documents(
         collection, limit=limit, offset=offset, where=parse_where_args(where) if where else None
     )
     if as_json:
@@ -61,7 +61,7 @@ def docs(
 @click.pass_obj
 def delete(obj: Context, keys: tuple[str, ...], collection: str, whole: bool) -> None:
     """Delete documents (by key) or a whole collection, from every index."""
-    db = obj.db()
+    db = obj.db(existing=True)
     if whole:
         db.delete_collection(collection)
         click.echo(f"Deleted collection {collection!r}.")

@@ -53,7 +53,7 @@ def search(
 ) -> None:
     """Search a collection."""
     filters = parse_where_args(where) if where else None
-    response = obj.db().search(
+    response = obj.db(existing=True).search(
         query,
         collection=collection,
         k=k,
