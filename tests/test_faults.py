@@ -440,3 +440,16 @@ def test_a_thread_read_connection_is_closed_when_the_thread_ends(tmp_path: Path)
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 3
     assert [d.key for d in store.list_documents(coll)] == ["a"]  # the store still reads
     store.close()
+
+
+def test_a_body_sent_without_a_json_content_type_says_so(client: TestClient) -> None:
+    """curl -d sends application/x-www-form-urlencoded: say what to add."""
+    res = client.post(
+        "/v1/search",
+        content=b'{"query": "hello", "collection": "kb"}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert res.status_code == 422
+    error = res.json()["error"]
+    assert "Content-Type: application/json" in error["message"]
+    assert "-H 'content-type: application/json'" in error["hint"]

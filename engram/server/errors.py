@@ -114,6 +114,19 @@ async def _engram_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [_clean_error(e) for e in exc.errors()]
+    content_type = request.headers.get("content-type", "")
+    body_not_json = any(e["loc"] == ["body"] for e in errors) and "json" not in content_type
+    if body_not_json and "multipart/form-data" not in content_type:
+        # curl -d sends application/x-www-form-urlencoded unless told otherwise
+        error = api_error(
+            422,
+            "invalid_request",
+            f"the body must be JSON, sent with Content-Type: application/json"
+            f" (got {content_type or 'no Content-Type'})",
+            hint="with curl: -H 'content-type: application/json'",
+            errors=errors,
+        )
+        return error_response(error)
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(part) for part in first["loc"])
     message = f"{where}: {first['msg']}" if where else str(first["msg"])
