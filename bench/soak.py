@@ -238,6 +238,7 @@ def main() -> None:
                     "t": round(elapsed),
                     "rss_kb": {str(p): rss_kb(p) for p in pids},
                     "total_kb": sum(rss_kb(p) for p in pids),
+                    "fds": sum(open_fds(p) for p in pids),
                 }
             )
             time.sleep(args.sample)
