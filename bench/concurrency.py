@@ -302,17 +302,23 @@ def count_5xx(log: str) -> int:
     return count
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="engram-concurrency-"))
+def server_env(model: str) -> dict[str, str]:
+    """The environment of a loaded ``engram serve`` on loopback: no authentication, the given
+    embedding model, no rate limits (the load is the point; limits are tested elsewhere)."""
     env = {
         **os.environ,
         "ENGRAM_AUTH": "none",
-        "ENGRAM_EMBEDDING_MODEL": args.model,
-        # The load is the point: no 429s (rate limits are tested elsewhere).
+        "ENGRAM_EMBEDDING_MODEL": model,
         "ENGRAM_RATE_LIMIT_PER_MINUTE": "0",
         "ENGRAM_RATE_LIMIT_IP_PER_MINUTE": "0",
     }
     env.pop("ENGRAM_DATA_DIR", None)
+    return env
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="engram-concurrency-"))
+    env = server_env(args.model)
     log = data_dir.parent / f"{data_dir.name}-server.log"
     server, base = start_server(data_dir, env, args.workers, log)
     exp, tally, stop = Expected(), Tally(), threading.Event()

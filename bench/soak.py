@@ -32,34 +32,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from concurrency import start_server  # noqa: E402
+from chaos import WORDS  # noqa: E402
+from concurrency import server_env, start_server  # noqa: E402
 
 COLLECTION = "soak"
-WORDS = [
-    "alpha",
-    "budget",
-    "contract",
-    "delivery",
-    "invoice",
-    "ledger",
-    "payroll",
-    "refund",
-    "salary",
-    "supplier",
-    "tax",
-    "transfer",
-    "vendor",
-    "warranty",
-    "audit",
-    "balance",
-    "credit",
-    "debit",
-    "deposit",
-    "loan",
-    "margin",
-    "pension",
-    "rent",
-]
 
 
 def rss_kb(pid: int) -> int:
@@ -115,14 +91,7 @@ def main() -> None:
     args = ap.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="engram-soak-"))
-    env = {
-        **os.environ,
-        "ENGRAM_AUTH": "none",
-        "ENGRAM_EMBEDDING_MODEL": args.model,
-        "ENGRAM_RATE_LIMIT_PER_MINUTE": "0",
-        "ENGRAM_RATE_LIMIT_IP_PER_MINUTE": "0",
-    }
-    env.pop("ENGRAM_DATA_DIR", None)
+    env = server_env(args.model)
     server, base = start_server(data_dir, env, args.workers, data_dir.parent / "soak.log")
     rng = random.Random(1)
     revisions = Counter[str]()

@@ -99,13 +99,8 @@ class DerivedIndexes:
         self.files = IndexFiles(directory, collection_id) if directory else None
         self.vectors = VectorIndex(Path(f"/nonexistent/{collection_id}.hnsw"), dimension, hnsw)
         self.keywords = BM25Index(None)
-        self.generation: str | None = None
         if self.files is not None:
             self._load(self.files)
-
-    @property
-    def persistent(self) -> bool:
-        return self.files is not None
 
     def _load(self, files: IndexFiles) -> None:
         with file_lock(files.lock, exclusive=False):
@@ -116,9 +111,7 @@ class DerivedIndexes:
             loaded = self.vectors.load(files.vectors(generation)) and self.keywords.load(
                 files.keywords(generation)
             )
-        if loaded and self.vectors.seq == self.keywords.seq == seq:
-            self.generation = generation
-        else:
+        if not (loaded and self.vectors.seq == self.keywords.seq == seq):
             logger.warning(
                 "index files of collection %s are unreadable: rebuilding them from the database",
                 files.collection_id,
@@ -166,7 +159,6 @@ class DerivedIndexes:
             self.keywords.save(files.keywords(generation))
             manifest = {"format": _FORMAT, "seq": seq, "generation": generation}
             replace_atomically(files.manifest, lambda tmp: tmp.write_text(json.dumps(manifest)))
-            self.generation = generation
             keep = {files.manifest, files.lock, *files.generation_files(generation)}
             for path in files.all_files():
                 if path not in keep:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, TypeVar
 
 import httpx
 
@@ -20,6 +20,8 @@ from engram import tracing
 from engram.errors import ConfigError
 from engram.providers.llms.base import LLM
 from engram.providers.llms.errors import protocol_error, status_error, translate
+
+T = TypeVar("T")
 
 # Failures where the request never reached the model, so sending it again is safe and cheap.
 _RETRY_EXCEPTIONS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
@@ -193,17 +195,7 @@ class HTTPChatLLM(LLM):
         with tracing.span("llm", **{"llm.model": self.model_id, "llm.stream": False}):
             # Streamed in pieces, so that the deadline is checked while a slow body arrives.
             response = self._send(path, payload, stream=True, timeout=timeout, end=end)
-            body = bytearray()
-            try:
-                for piece in response.iter_bytes():
-                    body += piece
-                    self._left(end)
-            except httpx.HTTPError as exc:
-                raise translate(
-                    exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets
-                ) from exc
-            finally:
-                response.close()
+            body = b"".join(self._pieces(response, response.iter_bytes(), end, timeout))
         try:
             return json.loads(body)
         except ValueError as exc:
@@ -220,18 +212,25 @@ class HTTPChatLLM(LLM):
         span = tracing.start("llm", **{"llm.model": self.model_id, "llm.stream": True})
         try:
             response = self._send(path, payload, stream=True, timeout=timeout, end=end)
-            try:
-                for line in response.iter_lines():
-                    self._left(end)
-                    yield line
-            except httpx.HTTPError as exc:
-                raise translate(
-                    exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets
-                ) from exc
-            finally:
-                response.close()
+            yield from self._pieces(response, response.iter_lines(), end, timeout)
         finally:
             span.end()
+
+    def _pieces(
+        self, response: httpx.Response, pieces: Iterator[T], end: float, timeout: float | None
+    ) -> Generator[T, None, None]:
+        """The pieces of a streamed reply, the deadline checked after each arrives, a failure
+        translated like any other; the response is closed when they end or are abandoned."""
+        try:
+            for piece in pieces:
+                self._left(end)
+                yield piece
+        except httpx.HTTPError as exc:
+            raise translate(
+                exc, where=self.where, timeout=timeout or self.timeout, secrets=self._secrets
+            ) from exc
+        finally:
+            response.close()
 
     def _protocol_error(self, message: str, *, unavailable: bool = False) -> Exception:
         return protocol_error(
