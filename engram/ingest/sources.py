@@ -13,6 +13,7 @@ from engram.ingest.loaders import (
     LoaderOptions,
     load_bytes,
     looks_like_text,
+    names_a_format,
     supported_extensions,
 )
 from engram.ingest.loaders.base import fail
@@ -119,7 +120,7 @@ def iter_files(
 def _skip_reason(path: Path, suffix: str) -> str | None:
     """Why a file of an unknown extension is not ingested, or None when it is text after
     all (no extension, or an extension that is not one: ``notes.2024``)."""
-    if suffix and suffix[1:].isalpha():
+    if names_a_format(suffix):
         return f"no loader for {suffix} files"
     try:
         with open(path, "rb") as fh:

@@ -50,6 +50,12 @@ def supported_extensions() -> set[str]:
     return set(_REGISTRY) | {".gz"}
 
 
+def names_a_format(ext: str) -> bool:
+    """Whether a file extension names a format (``.png``), unlike none or a version or date
+    (``notes.2024``): files whose extension names no format loaded here are left out."""
+    return ext[1:].isalpha()
+
+
 MAX_DECOMPRESSED = 512 * 1024 * 1024  # a .gz expanding past this is refused (a zip bomb)
 
 
@@ -93,7 +99,7 @@ def _resolve(name: str, data: bytes, source: str) -> tuple[str, bytes, str]:
         name = path.stem
         ext = PurePosixPath(name).suffix.lower()
     # No extension, or one that is not a format name (notes.2024): text if it looks like it.
-    if ext not in _REGISTRY and not ext[1:].isalpha() and looks_like_text(data[:8192]):
+    if ext not in _REGISTRY and not names_a_format(ext) and looks_like_text(data[:8192]):
         ext = ".txt"
     return ext, data, name
 
@@ -120,7 +126,7 @@ def load_path(
     CSV give one per record. Raises :class:`UnsupportedFormat` for an unknown extension and
     :class:`LoaderError` for an unreadable, corrupt or empty file."""
     ext = path.suffix.lower()
-    if ext not in supported_extensions() and ext[1:].isalpha():
+    if ext not in supported_extensions() and names_a_format(ext):
         _parser(ext, str(path))  # a format with no loader: fail before reading the file
     try:
         data = path.read_bytes()
