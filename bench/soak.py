@@ -38,11 +38,13 @@ from concurrency import server_env, start_server  # noqa: E402
 COLLECTION = "soak"
 
 
-def rss_kb(pid: int) -> int:
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process: all of it (VmRSS), or the part that is private heap
+    (RssAnon) or mapped files (RssFile: code, and SQLite files that readers map)."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -207,6 +209,7 @@ def main() -> None:
                     "t": round(elapsed),
                     "rss_kb": {str(p): rss_kb(p) for p in pids},
                     "total_kb": sum(rss_kb(p) for p in pids),
+                    "anon_kb": sum(rss_kb(p, "RssAnon") for p in pids),
                     "fds": sum(open_fds(p) for p in pids),
                 }
             )
@@ -235,7 +238,13 @@ def main() -> None:
         "rss_growth_pct": round(growth, 2),
         "fds_after_warmup": (after_warmup or samples)[0]["fds"],
         "fds_end": samples[-1]["fds"],
-        "samples": [(s["t"], round(s["total_kb"] / 1024, 1), s["fds"]) for s in samples],
+        "rss_anon_after_warmup_mb": round((after_warmup or samples)[0]["anon_kb"] / 1024, 1),
+        "rss_anon_end_mb": round(samples[-1]["anon_kb"] / 1024, 1),
+        # (seconds, RSS MB, of which private heap MB, open descriptors)
+        "samples": [
+            (s["t"], round(s["total_kb"] / 1024, 1), round(s["anon_kb"] / 1024, 1), s["fds"])
+            for s in samples
+        ],
     }
     result["ok"] = not errors and growth < args.max_growth
     print(json.dumps(result, indent=2))

@@ -43,6 +43,10 @@ def translate() -> Iterator[None]:
         raise StoreError(f"SQLite error: {text}", hint="retry; report it if it persists") from exc
 
 
+# The most of the database file a reader maps; beyond it, reads go through its page cache.
+READER_MMAP_BYTES = 1 << 30
+
+
 def connect(path: Path | str, *, reader: bool = False) -> sqlite3.Connection:
     """A connection in WAL mode: one writer and many readers at once; a reader sees a
     consistent snapshot, so a search never sees half of a document update. A ``reader``
@@ -62,9 +66,15 @@ def connect(path: Path | str, *, reader: bool = False) -> sqlite3.Connection:
         # NORMAL in WAL mode survives application crashes (SIGKILL) and loses at most the
         # last transactions on power loss, for a large write-speed gain over FULL.
         conn.execute("PRAGMA synchronous = NORMAL")
-        # Page cache per connection: 64 MiB for the writer; readers are one per thread
-        # (dozens in a server), so each keeps 16 MiB and the OS page cache shares the rest.
-        conn.execute(f"PRAGMA cache_size = {-16384 if reader else -65536}")
+        if reader:
+            # Readers are one per thread (dozens in a server, coming and going with the
+            # thread pool): they read the file through one shared memory map instead of
+            # each filling a private page cache, so a server's memory does not grow with
+            # its threads and stays flat once the file is mapped.
+            conn.execute(f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
+            conn.execute("PRAGMA cache_size = -2048")
+        else:
+            conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA temp_store = MEMORY")
     return conn
 
