@@ -85,7 +85,7 @@ class Observability:
         return Path(db.settings.data_dir) if db is not None else None
 
     def _pool_stats(self) -> dict[str, int] | None:
-        from ..pgstatus import pool_stats  # imports nothing of psycopg
+        from ..store.postgres.status import pool_stats  # imports nothing of psycopg
 
         db = self._db
         return pool_stats(db.store) if db is not None else None

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import tracing
-from ..errors import ConversationNotFound, InvalidInput, MemoryNotFound, ModelMismatch
-from ..memory.types import (
+from ... import tracing
+from ...errors import ConversationNotFound, InvalidInput, MemoryNotFound, ModelMismatch
+from ...memory.types import (
     Conversation,
     ErasureReport,
     HistoryEvent,
@@ -35,8 +35,8 @@ from ..memory.types import (
     Message,
     Role,
 )
-from ..search.bm25 import rank_texts
-from .sqlite_sql import WriteLock, translate
+from ...search.bm25 import rank_texts
+from .sql import WriteLock, translate
 
 _CONVERSATION_COLS = "id, tenant, user_id, title, metadata, created_at, updated_at"
 _MESSAGE_COLS = "id, conversation_id, role, content, metadata, created_at"
@@ -112,7 +112,11 @@ class SQLiteMemoryMixin:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
-        with tracing.span("store.transaction", **{"db.system": "sqlite"}), translate(), self._write_lock:
+        with (
+            tracing.span("store.transaction", **{"db.system": "sqlite"}),
+            translate(),
+            self._write_lock,
+        ):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

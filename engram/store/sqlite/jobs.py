@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import tracing
-from ..errors import JobNotFound
-from ..jobs.types import Job, JobStatus
-from .sqlite_sql import WriteLock, translate
+from ... import tracing
+from ...errors import JobNotFound
+from ...jobs.types import Job, JobStatus
+from .sql import WriteLock, translate
 
 _COLS = (
     "id, tenant, kind, collection, status, progress, result, error, attempts,"
@@ -64,7 +64,11 @@ class SQLiteJobsMixin:
 
     @contextlib.contextmanager
     def _job_write(self) -> Iterator[sqlite3.Connection]:
-        with tracing.span("store.transaction", **{"db.system": "sqlite"}), translate(), self._write_lock:
+        with (
+            tracing.span("store.transaction", **{"db.system": "sqlite"}),
+            translate(),
+            self._write_lock,
+        ):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

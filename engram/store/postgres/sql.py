@@ -1,6 +1,6 @@
 """PostgreSQL helpers: metadata filters compiled to jsonb SQL, migrations, pool set-up.
 
-Filters mean exactly what they mean on SQLite (engram.store.sqlite_sql.compile_where): the
+Filters mean exactly what they mean on SQLite (engram.store.sqlite.sql.compile_where): the
 same values match, including numbers stored as text and SQLite's view of JSON booleans as
 1 and 0, so a filtered search returns the same chunks on both backends.
 """
@@ -15,11 +15,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..errors import MigrationError, ServerUnavailable, StoreError
-from ..search.filters import Condition, normalize_where
-from .base import Where
-from .migrations import Migration, check_applied, load_migrations
-from .sqlite_sql import _equal_forms
+from ...errors import MigrationError, ServerUnavailable, StoreError
+from ...search.filters import Condition, normalize_where
+from ..base import Where
+from ..migrations import Migration, check_applied, load_migrations
+from ..sqlite.sql import _equal_forms
 
 log = logging.getLogger(__name__)
 

@@ -21,19 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from .. import tracing
-from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
-from ..keys import ApiKey
-from ..search.ann import HnswParams
-from ..types import Collection, DocumentInfo
-from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where, collection_vector
+from ... import tracing
+from ...errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
+from ...keys import ApiKey
+from ...search.ann import HnswParams
+from ...types import Collection, DocumentInfo
+from ..base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where, collection_vector
+from ..migrations import check_applied, load_migrations
 from .derived import ChunkChange, DerivedIndexes, remove_index_files
-from .migrations import check_applied, load_migrations
-from .sqlite_events import SQLiteEventsMixin
-from .sqlite_jobs import SQLiteJobsMixin
-from .sqlite_memory import SQLiteMemoryMixin
-from .sqlite_sql import WriteLock, compile_where, connect, insert_chunks, translate
-from .sqlite_transfer import SQLiteTransferMixin
+from .events import SQLiteEventsMixin
+from .jobs import SQLiteJobsMixin
+from .memory import SQLiteMemoryMixin
+from .sql import WriteLock, compile_where, connect, insert_chunks, translate
+from .transfer import SQLiteTransferMixin
 
 logger = logging.getLogger("engram.store")
 
@@ -88,9 +88,7 @@ class SQLiteStore(
             # the write transaction, where the list of applied migrations cannot change.
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                applied = dict(
-                    self._conn.execute("SELECT version, sha256 FROM schema_migrations")
-                )
+                applied = dict(self._conn.execute("SELECT version, sha256 FROM schema_migrations"))
                 for migration in check_applied(applied, load_migrations("sqlite")):
                     # executescript would COMMIT the open transaction first: run statements
                     # one by one so a failing migration rolls back completely.
@@ -295,7 +293,9 @@ class SQLiteStore(
     ) -> list[tuple[str, int]]:
         cid, now = collection.id, _now()
         written: list[tuple[str, int]] = []
-        span = tracing.span("store.transaction", **{"db.system": "sqlite", "documents": len(documents)})
+        span = tracing.span(
+            "store.transaction", **{"db.system": "sqlite", "documents": len(documents)}
+        )
         with span, translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:

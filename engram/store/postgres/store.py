@@ -1,12 +1,12 @@
 """The PostgreSQL backend: PostgreSQL + pgvector, for several engram processes on one database.
 
-Everything lives in tables (engram/store/migrations/postgres): BM25 postings and
+Everything lives in tables (engram/store/postgres/migrations): BM25 postings and
 per-collection statistics are maintained by every write in its transaction, with the same
 analyzed terms, k1, b, IDF and document length as engram.search.bm25, so scores equal the
 embedded backend's; vectors are searched by a pgvector HNSW index made per collection (a
-partial expression index, see create_collection). Writes are in postgres_write, retrieval in
-postgres_search (and postgres_bm25); row-level security scopes every tenant-owned table
-(postgres_base).
+partial expression index, see create_collection). Writes are in write, retrieval in
+search (and bm25); row-level security scopes every tenant-owned table
+(connection).
 
 Round trips per search call: each store method is one transaction (tenant set-up, its
 statements, commit; a pooled connection is pinged only when the server closed it).
@@ -26,17 +26,18 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ..errors import (
+from ...errors import (
     CollectionNotFound,
     Conflict,
     DocumentNotFound,
 )
-from ..keys import ApiKey
-from ..search.ann import HnswParams
-from ..types import Collection, DocumentInfo
-from .base import DocumentVersion, Store, Where
-from .migrations import Migration
-from .postgres_base import (
+from ...keys import ApiKey
+from ...search.ann import HnswParams
+from ...types import Collection, DocumentInfo
+from ..base import DocumentVersion, Store, Where
+from ..migrations import Migration
+from .bm25 import PostingsCache
+from .connection import (
     SYSTEM,
     PostgresBase,
     iso,
@@ -44,20 +45,19 @@ from .postgres_base import (
     require_psycopg,
     translate,
 )
-from .postgres_bm25 import PostingsCache
-from .postgres_events import PostgresEventsMixin
-from .postgres_jobs import PostgresJobsMixin
-from .postgres_memory import PostgresMemoryMixin
-from .postgres_search import HNSW_MAX_DIMENSION, PostgresSearchMixin
-from .postgres_sql import (
+from .events import PostgresEventsMixin
+from .jobs import PostgresJobsMixin
+from .memory import PostgresMemoryMixin
+from .search import HNSW_MAX_DIMENSION, PostgresSearchMixin
+from .sql import (
     applied_migrations,
     apply_migrations,
     compile_where,
     redact,
     sorted_keys,
 )
-from .postgres_transfer import PostgresTransferMixin
-from .postgres_write import PostgresWriteMixin
+from .transfer import PostgresTransferMixin
+from .write import PostgresWriteMixin
 
 log = logging.getLogger(__name__)
 
@@ -435,7 +435,7 @@ def _check_connection(conn: psycopg.Connection[Any]) -> None:
 
 def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
     """A dedicated connection (migrations, role check), with a clear error when it fails."""
-    from ..errors import ServerUnavailable
+    from ...errors import ServerUnavailable
 
     try:
         return psycopg.connect(url, connect_timeout=max(1, int(timeout)), application_name="engram")

@@ -22,10 +22,10 @@ import numpy as np
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..errors import CollectionNotFound, Conflict, InvalidInput, StoreError
-from ..memory.types import Conversation, MemoryEvent, MemoryRecord, Message
-from ..types import Collection
-from .base import (
+from ...errors import CollectionNotFound, Conflict, InvalidInput, StoreError
+from ...memory.types import Conversation, MemoryEvent, MemoryRecord, Message
+from ...types import Collection
+from ..base import (
     ChunkWrite,
     ConversationDump,
     DocumentDump,
@@ -36,9 +36,9 @@ from .base import (
     OnConflict,
     StoreSnapshot,
 )
-from .postgres_base import SYSTEM, iso, parse_vector, translate, vector_text
-from .postgres_bm25 import BlockCounts
-from .postgres_write import PostgresWriteMixin, vector_rows
+from .bm25 import BlockCounts
+from .connection import SYSTEM, iso, parse_vector, translate, vector_text
+from .write import PostgresWriteMixin, vector_rows
 
 if TYPE_CHECKING:
     import psycopg

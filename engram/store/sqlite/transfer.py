@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import Conflict, InvalidInput
-from ..memory.types import Conversation, MemoryEvent, MemoryRecord, Message
-from ..types import Collection
-from .base import (
+from ...errors import Conflict, InvalidInput
+from ...memory.types import Conversation, MemoryEvent, MemoryRecord, Message
+from ...types import Collection
+from ..base import (
     ChunkWrite,
     ConversationDump,
     DocumentDump,
@@ -33,7 +33,7 @@ from .base import (
     OnConflict,
     StoreSnapshot,
 )
-from .sqlite_sql import WriteLock, connect, insert_chunks, translate
+from .sql import WriteLock, connect, insert_chunks, translate
 
 if TYPE_CHECKING:
     from .derived import DerivedIndexes

@@ -2,10 +2,10 @@
 messages, memories and their history, whole-user erasure and export).
 
 A mixin of :class:`engram.store.postgres.PostgresStore`: every statement runs in the store's
-tenant-scoped transactions (:meth:`~engram.store.postgres_base.PostgresBase._tx`), so the
+tenant-scoped transactions (:meth:`~engram.store.postgres.connection.PostgresBase._tx`), so the
 row-level-security policies apply on top of the explicit ``tenant = ...`` conditions.
 
-It mirrors :mod:`engram.store.sqlite_memory` result for result: the same timestamps
+It mirrors :mod:`engram.store.sqlite.memory` result for result: the same timestamps
 (microseconds, strictly increasing within a process), the same orderings (``seq`` stands in
 for SQLite's rowid), the same errors. Retrieval is exact over one user's live memories, as
 there: cosine by pgvector's ``<=>`` over the user's rows (no ANN index: per-user sets are
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConversationNotFound, InvalidInput, MemoryNotFound, ModelMismatch
-from ..memory.types import (
+from ...errors import ConversationNotFound, InvalidInput, MemoryNotFound, ModelMismatch
+from ...memory.types import (
     Conversation,
     ErasureReport,
     HistoryEvent,
@@ -35,8 +35,8 @@ from ..memory.types import (
     Message,
     Role,
 )
-from ..search.bm25 import rank_texts
-from .postgres_base import PostgresBase, iso, vector_text
+from ...search.bm25 import rank_texts
+from .connection import PostgresBase, iso, vector_text
 
 if TYPE_CHECKING:
     import psycopg

@@ -1,7 +1,7 @@
 """PostgreSQL implementation of the analytics-events part of the store contract (``events``).
 
 A mixin of :class:`engram.store.postgres.PostgresStore`, returning exactly what
-:mod:`engram.store.sqlite_events` returns: the same windows (``since <= created_at <
+:mod:`engram.store.sqlite.events` returns: the same windows (``since <= created_at <
 until``), days and months of the UTC timestamp, nearest-rank percentiles (``percentile_disc``
 is nearest rank: the ``ceil(p·n)``-th smallest value), top queries ranked by count then by
 query in byte order (``COLLATE "C"``, as SQLite compares text).
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import InvalidInput
-from .base import EventWrite, normalise_query
-from .postgres_base import SYSTEM, PostgresBase
+from ...errors import InvalidInput
+from ..base import EventWrite, normalise_query
+from .connection import SYSTEM, PostgresBase
 
 _WINDOW = "tenant = %s AND created_at >= %s AND created_at < %s"
 _DAY = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"

@@ -1,7 +1,7 @@
 """PostgreSQL implementation of the background-job part of the store contract (``jobs``).
 
 A mixin of :class:`engram.store.postgres.PostgresStore`, with the semantics of
-:mod:`engram.store.sqlite_jobs`, but safe for any number of worker processes on any number of
+:mod:`engram.store.sqlite.jobs`, but safe for any number of worker processes on any number of
 hosts sharing one database:
 
 - claiming is one ``UPDATE … WHERE id = (SELECT … ORDER BY created_at LIMIT 1 FOR UPDATE
@@ -16,7 +16,7 @@ hosts sharing one database:
   heartbeat) is older than the cutoff; row locks make it exclusive with a concurrent finish.
 
 The worker-side methods and :meth:`~engram.store.base.Store.pending_jobs` cross tenants, so
-they run with the system tenant (:data:`~engram.store.postgres_base.SYSTEM`); the submitting
+they run with the system tenant (:data:`~engram.store.postgres.connection.SYSTEM`); the submitting
 side (create, get, list) runs under the caller's tenant.
 """
 
@@ -26,9 +26,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import InvalidInput, JobNotFound
-from ..jobs.types import Job, JobStatus
-from .postgres_base import SYSTEM, PostgresBase, iso
+from ...errors import InvalidInput, JobNotFound
+from ...jobs.types import Job, JobStatus
+from .connection import SYSTEM, PostgresBase, iso
 
 _COLS = (
     "id, tenant, kind, collection, status, progress, result, error, attempts,"

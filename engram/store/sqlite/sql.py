@@ -10,9 +10,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngramError, StoreError, StoreLocked
-from ..search.filters import Condition, normalize_where
-from .base import ChunkWrite, Where
+from ...errors import EngramError, StoreError, StoreLocked
+from ...search.filters import Condition, normalize_where
+from ..base import ChunkWrite, Where
 
 
 @contextlib.contextmanager

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .. import tracing
-from ..errors import (
+from ... import tracing
+from ...errors import (
     Conflict,
     EngramError,
     InvalidInput,

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .base import EventWrite, normalise_query
-from .sqlite_sql import WriteLock, translate
+from ..base import EventWrite, normalise_query
+from .sql import WriteLock, translate
 
 _WINDOW = "tenant = ? AND created_at >= ? AND created_at < ?"
 TOP_QUERIES = 10
