@@ -27,7 +27,7 @@ from engram.cli import cli
 from engram.config import Settings
 from engram.providers.embedders.fake import HashEmbedder
 from engram.server import create_app
-from engram.store.base import ChunkWrite, DocumentWrite
+from engram.store.records import ChunkWrite, DocumentWrite
 from engram.store.sqlite import SQLiteStore
 from engram.store.sqlite.derived import IndexFiles
 

@@ -23,7 +23,8 @@ from engram.config import Settings
 from engram.errors import CollectionNotFound, ConfigError, MigrationError, ServerUnavailable
 from engram.providers.embedders.fake import HashEmbedder
 from engram.search.ann import HnswParams
-from engram.store.base import ChunkWrite, DocumentWrite, Store
+from engram.store.contract import Store
+from engram.store.records import ChunkWrite, DocumentWrite
 from engram.store.sqlite import SQLiteStore
 from engram.types import Collection
 

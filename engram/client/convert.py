@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from ..memory.types import Conversation, MemoryEvent, MemoryHit, MemoryRecord, Message
-from ..store.base import DocumentVersion
+from ..store.records import DocumentVersion
 from ..types import Collection, DocumentInfo, IngestReport, SearchResult
 
 NO_ID = 0

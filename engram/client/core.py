@@ -22,7 +22,7 @@ from ..errors import (
 from ..ingest.items import items_from_records
 from ..ingest.sources import iter_files
 from ..search.searcher import SearchResponse
-from ..store.base import DocumentVersion, Where
+from ..store.records import DocumentVersion, Where
 from ..types import Collection, DocumentInfo, IngestReport, LoadedDocument, SearchMode
 from . import convert
 from .http import EventStream, Http, error_from_body, path

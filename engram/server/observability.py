@@ -30,7 +30,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import tracing
-from ..store.base import EventWrite
+from ..store.records import EventWrite
 from ..types import IngestReport
 from .context import RequestContext, current_request, enter_request, leave_request
 from .metrics import Metrics

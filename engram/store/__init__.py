@@ -11,7 +11,7 @@ from ..search.ann import HnswParams
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from .base import Store
+    from .contract import Store
     from .postgres import PostgresStore
 
 

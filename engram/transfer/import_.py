@@ -29,7 +29,8 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from ..errors import CollectionNotFound, Conflict, InvalidInput, ModelMismatch
-from ..store.base import DocumentDump, OnConflict, Store
+from ..store.contract import Store
+from ..store.records import DocumentDump, OnConflict
 from ..types import Collection
 from . import archive, records
 from . import format as fmt

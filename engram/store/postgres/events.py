@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import InvalidInput
-from ..base import EventWrite, normalise_query
+from ..records import EventWrite, normalise_query
 from .connection import SYSTEM, PostgresBase
 
 _WINDOW = "tenant = %s AND created_at >= %s AND created_at < %s"

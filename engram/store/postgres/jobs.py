@@ -15,7 +15,7 @@ hosts sharing one database:
 - recovery re-queues running jobs whose ``updated_at`` (the lease, refreshed by the worker's
   heartbeat) is older than the cutoff; row locks make it exclusive with a concurrent finish.
 
-The worker-side methods and :meth:`~engram.store.base.Store.pending_jobs` cross tenants, so
+The worker-side methods and :meth:`~engram.store.contract.Store.pending_jobs` cross tenants, so
 they run with the system tenant (:data:`~engram.store.postgres.connection.SYSTEM`); the submitting
 side (create, get, list) runs under the caller's tenant.
 """

@@ -18,7 +18,7 @@ from ...search.ann import HnswParams
 from ...search.bm25 import K1, B
 from ...search.fuzzy import like_patterns, max_edits
 from ...types import Collection
-from ..base import ChunkRecord, Where, collection_vector
+from ..records import ChunkRecord, Where, collection_vector
 from . import bm25 as postgres_bm25
 from .connection import PostgresBase, vector_text
 from .sql import compile_where, sorted_keys

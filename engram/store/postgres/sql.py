@@ -17,8 +17,8 @@ from psycopg.types.json import Jsonb
 
 from ...errors import MigrationError, ServerUnavailable, StoreError
 from ...search.filters import Condition, normalize_where
-from ..base import Where
 from ..migrations import Migration, check_applied, load_migrations
+from ..records import Where
 from ..sqlite.sql import _equal_forms
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from ..migrations import Migration, check_applied, load_migrations
 if TYPE_CHECKING:
     import psycopg
 
-    from ..base import Store
+    from ..contract import Store
 
 RLS_HINT = (
     "connect as an ordinary role that owns the database (CREATE ROLE engram LOGIN;"

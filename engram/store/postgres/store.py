@@ -34,8 +34,9 @@ from ...errors import (
 from ...keys import ApiKey
 from ...search.ann import HnswParams
 from ...types import Collection, DocumentInfo
-from ..base import DocumentVersion, Store, Where
+from ..contract import Store
 from ..migrations import Migration
+from ..records import DocumentVersion, Where
 from .bm25 import PostingsCache
 from .connection import (
     SYSTEM,

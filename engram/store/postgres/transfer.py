@@ -25,7 +25,8 @@ from psycopg.types.json import Jsonb
 from ...errors import CollectionNotFound, Conflict, InvalidInput, StoreError
 from ...memory.types import Conversation, MemoryEvent, MemoryRecord, Message
 from ...types import Collection
-from ..base import (
+from ..contract import StoreSnapshot
+from ..records import (
     ChunkWrite,
     ConversationDump,
     DocumentDump,
@@ -34,7 +35,6 @@ from ..base import (
     EventWrite,
     MemoryDump,
     OnConflict,
-    StoreSnapshot,
 )
 from .bm25 import BlockCounts
 from .connection import SYSTEM, iso, parse_vector, translate, vector_text
@@ -71,7 +71,7 @@ class _Grouped:
 
 
 class PostgresSnapshot(StoreSnapshot):
-    """Reads one snapshot transaction; see :class:`~engram.store.base.StoreSnapshot`."""
+    """Reads one snapshot transaction; see :class:`~engram.store.contract.StoreSnapshot`."""
 
     def __init__(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
         self._cur = cur

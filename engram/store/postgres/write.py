@@ -17,7 +17,7 @@ import psycopg
 
 from ...errors import CollectionNotFound, InvalidInput, StoreError
 from ...types import Collection
-from ..base import DocumentWrite, collection_vector
+from ..records import DocumentWrite, collection_vector
 from .bm25 import BLOCK_SHIFT, BlockCounts
 from .connection import PostgresBase, one_row, vector_text
 from .sql import dumps

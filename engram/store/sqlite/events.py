@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..base import EventWrite, normalise_query
+from ..records import EventWrite, normalise_query
 from .sql import WriteLock, translate
 
 _WINDOW = "tenant = ? AND created_at >= ? AND created_at < ?"

@@ -12,7 +12,7 @@ from typing import Any
 
 from ...errors import EngramError, StoreError, StoreLocked
 from ...search.filters import Condition, normalize_where
-from ..base import ChunkWrite, Where
+from ..records import ChunkWrite, Where
 
 
 @contextlib.contextmanager

@@ -26,8 +26,9 @@ from ...errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInp
 from ...keys import ApiKey
 from ...search.ann import HnswParams
 from ...types import Collection, DocumentInfo
-from ..base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where, collection_vector
+from ..contract import Store
 from ..migrations import check_applied, load_migrations
+from ..records import ChunkRecord, DocumentVersion, DocumentWrite, Where, collection_vector
 from .derived import ChunkChange, DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
 from .jobs import SQLiteJobsMixin

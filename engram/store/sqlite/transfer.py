@@ -23,7 +23,8 @@ import numpy as np
 from ...errors import Conflict, InvalidInput
 from ...memory.types import Conversation, MemoryEvent, MemoryRecord, Message
 from ...types import Collection
-from ..base import (
+from ..contract import StoreSnapshot
+from ..records import (
     ChunkWrite,
     ConversationDump,
     DocumentDump,
@@ -31,7 +32,6 @@ from ..base import (
     EventWrite,
     MemoryDump,
     OnConflict,
-    StoreSnapshot,
 )
 from .sql import WriteLock, connect, insert_chunks, translate
 
@@ -47,7 +47,7 @@ _COLLECTIONS = (
 
 
 class SQLiteSnapshot(StoreSnapshot):
-    """Reads one SQLite read transaction; see :class:`~engram.store.base.StoreSnapshot`."""
+    """Reads one SQLite read transaction; see :class:`~engram.store.contract.StoreSnapshot`."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
