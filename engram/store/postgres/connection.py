@@ -27,6 +27,7 @@ from ...errors import (
     ServerUnavailable,
     StoreError,
 )
+from ..rows import Decoding
 
 if TYPE_CHECKING:
     import psycopg
@@ -59,6 +60,25 @@ def iso(
     if value is None:
         return None
     return value.astimezone(UTC).isoformat(timespec=timespec)
+
+
+def sorted_keys(value: Any) -> Any:
+    """jsonb returns object keys by length; SQLite's text keeps them sorted: sort them back."""
+    if isinstance(value, dict):
+        return {k: sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(v) for v in value]
+    return value
+
+
+def _time(value: datetime | None, seconds: bool) -> str | None:
+    return iso(value, timespec="seconds" if seconds else "microseconds")
+
+
+# psycopg hands over jsonb as Python values (keys reordered: sorted back) and timestamps as
+# datetimes. Job columns are json, not jsonb: their keys keep the order they were written in.
+DECODING = Decoding(json=sorted_keys, time=_time)
+JOB_DECODING = Decoding(json=lambda value: value, time=_time)
 
 
 def vector_text(vector: np.ndarray) -> str:

@@ -15,15 +15,13 @@ query from the memories' analyzed content, so both backends score identically.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...errors import ConversationNotFound, InvalidInput, MemoryNotFound, ModelMismatch
+from ...errors import ConversationNotFound, InvalidInput, MemoryNotFound
 from ...memory.types import (
     Conversation,
     ErasureReport,
@@ -36,124 +34,34 @@ from ...memory.types import (
     Role,
 )
 from ...search.bm25 import rank_texts
-from .connection import PostgresBase, iso, vector_text
+from .. import rows as shared
+from .connection import DECODING, PostgresBase, iso, vector_text
 
 if TYPE_CHECKING:
     import psycopg
 
-_CONVERSATION_COLS = "id, tenant, user_id, title, metadata, created_at, updated_at"
-_MESSAGE_COLS = "id, conversation_id, role, content, metadata, created_at"
-_MEMORY_COLS = (
-    "id, tenant, user_id, agent_id, content, metadata, source, model_id,"
-    " created_at, updated_at, deleted_at"
-)
-_HISTORY_COLS = "id, memory_id, event, old_content, new_content, created_at"
-
-_clock_lock = threading.Lock()
-_last_time = datetime.min.replace(tzinfo=UTC)
-
-
-def _now() -> datetime:
-    """The current UTC time, strictly increasing (by at least 1 µs) within this process, as
-    in the SQLite backend: rows are ordered by these timestamps and must not tie needlessly."""
-    global _last_time
-    with _clock_lock:
-        _last_time = max(datetime.now(UTC), _last_time + timedelta(microseconds=1))
-        return _last_time
-
-
-def _dumps(metadata: dict[str, Any] | None) -> str:
-    try:
-        return json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"metadata is not JSON-serialisable: {exc}") from exc
-
-
-def sorted_json(value: Any) -> Any:
-    """``value`` with every object's keys in sorted order: jsonb reorders keys (shortest
-    first), the SQLite backend returns them sorted; dicts compare equal either way, this
-    keeps serialised output identical too."""
-    if isinstance(value, dict):
-        return {k: sorted_json(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [sorted_json(v) for v in value]
-    return value
+_CONVERSATION_COLS, _MESSAGE_COLS = shared.CONVERSATION_COLS, shared.MESSAGE_COLS
+_MEMORY_COLS, _HISTORY_COLS = shared.MEMORY_COLS, shared.HISTORY_COLS
 
 
 def _conversation(r: dict[str, Any]) -> Conversation:
-    return Conversation(
-        r["id"],
-        r["tenant"],
-        r["user_id"],
-        r["title"],
-        sorted_json(r["metadata"]),
-        _ts(r["created_at"]),
-        _ts(r["updated_at"]),
-    )
+    return shared.conversation(list(r.values()), DECODING)
 
 
 def _message(r: dict[str, Any]) -> Message:
-    return Message(
-        r["id"],
-        r["conversation_id"],
-        r["role"],
-        r["content"],
-        sorted_json(r["metadata"]),
-        _ts(r["created_at"]),
-    )
+    return shared.message(list(r.values()), DECODING)
 
 
 def _memory(r: dict[str, Any]) -> MemoryRecord:
-    return MemoryRecord(
-        r["id"],
-        r["tenant"],
-        r["user_id"],
-        r["agent_id"],
-        r["content"],
-        sorted_json(r["metadata"]),
-        r["source"],
-        r["model_id"],
-        _ts(r["created_at"]),
-        _ts(r["updated_at"]),
-        iso(r["deleted_at"]),
-    )
+    return shared.memory(list(r.values()), DECODING)
 
 
 def _event(r: dict[str, Any]) -> MemoryEvent:
-    return MemoryEvent(
-        r["id"],
-        r["memory_id"],
-        r["event"],
-        r["old_content"],
-        r["new_content"],
-        _ts(r["created_at"]),
-    )
-
-
-def _ts(value: datetime) -> str:
-    text = iso(value)
-    assert text is not None  # NOT NULL columns
-    return text
-
-
-def _scope_sql(scope: MemoryScope) -> tuple[str, list[Any]]:
-    """WHERE condition (over ``memories``) selecting the memories of ``scope``."""
-    cond, params = "tenant = %s AND user_id = %s", [scope.tenant, scope.user_id]
-    if scope.agent_id is not None:
-        cond += " AND agent_id = %s"
-        params.append(scope.agent_id)
-    elif scope.exact_agent:
-        cond += " AND agent_id IS NULL"
-    return cond, params
+    return shared.memory_event(list(r.values()), DECODING)
 
 
 def _vector(write: MemoryWrite) -> str:
-    vec = np.asarray(write.embedding, dtype=np.float32)
-    if vec.ndim != 1 or not len(vec):
-        raise InvalidInput(f"a memory's embedding must be one vector, not shape {vec.shape}")
-    if not np.all(np.isfinite(vec)):
-        raise InvalidInput("a memory's embedding must contain finite numbers only")
-    return vector_text(vec)
+    return vector_text(shared.memory_embedding(write))
 
 
 class PostgresMemoryMixin(PostgresBase):
@@ -169,7 +77,7 @@ class PostgresMemoryMixin(PostgresBase):
         title: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Conversation:
-        now, meta = _now(), _dumps(metadata)
+        now, meta = shared.monotonic_now(), shared.metadata_json(metadata)
         with self._tx(tenant) as cur:
             cur.execute(
                 "INSERT INTO conversations (id, tenant, user_id, title, metadata, created_at,"
@@ -231,7 +139,7 @@ class PostgresMemoryMixin(PostgresBase):
         with self._tx(tenant) as cur:
             # The UPDATE locks the conversation row: concurrent appends to one conversation
             # are serialised, so message ids and timestamps grow in the order of appends.
-            now = _now()
+            now = shared.monotonic_now()
             cur.execute(
                 "UPDATE conversations SET updated_at = %s WHERE id = %s AND tenant = %s",
                 (now, conversation_id, tenant),
@@ -243,7 +151,7 @@ class PostgresMemoryMixin(PostgresBase):
                     "INSERT INTO messages (tenant, conversation_id, role, content, metadata,"
                     " created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s)"
                     f" RETURNING {_MESSAGE_COLS}",
-                    (tenant, conversation_id, role, content, _dumps(metadata), now),
+                    (tenant, conversation_id, role, content, shared.metadata_json(metadata), now),
                 )
                 row = cur.fetchone()
                 assert row is not None
@@ -283,9 +191,9 @@ class PostgresMemoryMixin(PostgresBase):
         )
 
     def add_memory(self, memory_id: str, scope: MemoryScope, write: MemoryWrite) -> MemoryRecord:
-        meta, vec = _dumps(write.metadata), _vector(write)
+        meta, vec = shared.metadata_json(write.metadata), _vector(write)
         with self._tx(scope.tenant) as cur:
-            now = _now()
+            now = shared.monotonic_now()
             cur.execute(
                 "INSERT INTO memories (id, tenant, user_id, agent_id, content, metadata,"
                 " content_hash, embedding, model_id, source, created_at, updated_at)"
@@ -354,7 +262,7 @@ class PostgresMemoryMixin(PostgresBase):
         offset: int = 0,
         include_deleted: bool = False,
     ) -> list[MemoryRecord]:
-        cond, params = _scope_sql(scope)
+        cond, params = shared.scope_condition(scope, "%s")
         if not include_deleted:
             cond += " AND deleted_at IS NULL"
         with self._tx(scope.tenant) as cur:
@@ -373,7 +281,7 @@ class PostgresMemoryMixin(PostgresBase):
         write: MemoryWrite,
         event: HistoryEvent = "update",
     ) -> MemoryRecord:
-        meta, vec = _dumps(write.metadata), _vector(write)
+        meta, vec = shared.metadata_json(write.metadata), _vector(write)
         with self._tx(tenant) as cur:
             # FOR UPDATE: a concurrent update waits, so each history row has the right
             # old content (the SQLite backend gets this from its single writer).
@@ -385,7 +293,7 @@ class PostgresMemoryMixin(PostgresBase):
             old = cur.fetchone()
             if old is None:
                 raise MemoryNotFound(f"no memory {memory_id!r}")
-            now = _now()
+            now = shared.monotonic_now()
             cur.execute(
                 "UPDATE memories SET content = %s, metadata = %s::jsonb, content_hash = %s,"
                 " embedding = %s::vector, model_id = %s, source = %s, updated_at = %s"
@@ -416,7 +324,7 @@ class PostgresMemoryMixin(PostgresBase):
             old = cur.fetchone()
             if old is None:
                 raise MemoryNotFound(f"no memory {memory_id!r}")
-            now = _now()
+            now = shared.monotonic_now()
             cur.execute(
                 "UPDATE memories SET deleted_at = %s, updated_at = %s WHERE id = %s"
                 f" RETURNING {_MEMORY_COLS}",
@@ -437,7 +345,7 @@ class PostgresMemoryMixin(PostgresBase):
             return [_event(r) for r in cur.fetchall()]
 
     def find_memory_by_hash(self, scope: MemoryScope, content_hash: str) -> MemoryRecord | None:
-        cond, params = _scope_sql(scope)
+        cond, params = shared.scope_condition(scope, "%s")
         with self._tx(scope.tenant) as cur:
             cur.execute(
                 f"SELECT {_MEMORY_COLS} FROM memories WHERE {cond} AND deleted_at IS NULL"
@@ -451,7 +359,7 @@ class PostgresMemoryMixin(PostgresBase):
     def memory_vector_candidates(
         self, scope: MemoryScope, vector: np.ndarray, *, model_id: str, k: int
     ) -> list[tuple[str, float]]:
-        cond, params = _scope_sql(scope)
+        cond, params = shared.scope_condition(scope, "%s")
         query = np.asarray(vector, dtype=np.float32)
         with self._tx(scope.tenant) as cur:
             cur.execute(
@@ -460,13 +368,7 @@ class PostgresMemoryMixin(PostgresBase):
                 params,
             )
             kinds = cur.fetchall()
-            others = sorted({r["model_id"] for r in kinds if r["model_id"] != model_id})
-            if others:
-                raise ModelMismatch(
-                    f"memories of user {scope.user_id!r} were embedded with {others[0]!r};"
-                    f" the configured embedding model is {model_id!r}",
-                    hint=f"open engram with embedding_model={others[0]!r} (ENGRAM_EMBEDDING_MODEL)",
-                )
+            shared.refuse_other_models(scope, [r["model_id"] for r in kinds], model_id)
             if not kinds or k <= 0:
                 return []
             if query.ndim != 1 or any(r["dim"] != len(query) for r in kinds):
@@ -491,7 +393,7 @@ class PostgresMemoryMixin(PostgresBase):
     ) -> list[tuple[str, float]]:
         if not terms or k <= 0:
             return []
-        cond, params = _scope_sql(scope)
+        cond, params = shared.scope_condition(scope, "%s")
         with self._tx(scope.tenant) as cur:
             # Insertion order, as SQLite's rowid order: BM25 ties break by position.
             cur.execute(
@@ -556,28 +458,15 @@ class PostgresMemoryMixin(PostgresBase):
                 owner,
             )
             history = cur.fetchall()
-        by_conversation: dict[str, list[dict[str, Any]]] = {}
-        for r in messages:
-            by_conversation.setdefault(r["conversation_id"], []).append(_message(r).to_dict())
-        by_memory: dict[str, list[dict[str, Any]]] = {}
-        for r in history:
-            by_memory.setdefault(r["memory_id"], []).append(_event(r).to_dict())
-        return {
-            "tenant": tenant,
-            "user_id": user_id,
-            "exported_at": _ts(_now()),
-            "conversations": [
-                {**_conversation(r).to_dict(), "messages": by_conversation.get(r["id"], [])}
-                for r in conversations
-            ],
-            "memories": [
-                {
-                    **{k: v for k, v in _memory(r).to_dict().items() if k != "deduplicated"},
-                    "history": by_memory.get(r["id"], []),
-                }
-                for r in memories
-            ],
-        }
+        return shared.user_export(
+            tenant,
+            user_id,
+            shared.required(iso(shared.monotonic_now())),
+            [_conversation(r) for r in conversations],
+            [_message(r) for r in messages],
+            [_memory(r) for r in memories],
+            [_event(r) for r in history],
+        )
 
 
 def _limit(value: int) -> int | None:

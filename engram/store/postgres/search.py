@@ -20,8 +20,8 @@ from ...search.fuzzy import like_patterns, max_edits
 from ...types import Collection
 from ..records import ChunkRecord, Where, collection_vector
 from . import bm25 as postgres_bm25
-from .connection import PostgresBase, vector_text
-from .sql import compile_where, sorted_keys
+from .connection import PostgresBase, sorted_keys, vector_text
+from .sql import compile_where
 
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for indexing `vector`; larger ones scan exactly
 HNSW_MAX_EF = 1000  # pgvector's largest hnsw.ef_search

@@ -44,6 +44,7 @@ from .connection import (
     iso,
     one_row,
     require_psycopg,
+    sorted_keys,
     translate,
 )
 from .events import PostgresEventsMixin
@@ -55,7 +56,6 @@ from .sql import (
     apply_migrations,
     compile_where,
     redact,
-    sorted_keys,
 )
 from .transfer import PostgresTransferMixin
 from .write import PostgresWriteMixin

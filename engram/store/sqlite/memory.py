@@ -15,15 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ... import tracing
-from ...errors import ConversationNotFound, InvalidInput, MemoryNotFound, ModelMismatch
+from ...errors import ConversationNotFound, InvalidInput, MemoryNotFound
 from ...memory.types import (
     Conversation,
     ErasureReport,
@@ -36,63 +34,31 @@ from ...memory.types import (
     Role,
 )
 from ...search.bm25 import rank_texts
-from .sql import WriteLock, translate
+from .. import rows as shared
+from .sql import DECODING, WriteLock, translate
 
-_CONVERSATION_COLS = "id, tenant, user_id, title, metadata, created_at, updated_at"
-_MESSAGE_COLS = "id, conversation_id, role, content, metadata, created_at"
-_MEMORY_COLS = (
-    "id, tenant, user_id, agent_id, content, metadata, source, model_id,"
-    " created_at, updated_at, deleted_at"
-)
-_HISTORY_COLS = "id, memory_id, event, old_content, new_content, created_at"
-
-
-_clock_lock = threading.Lock()
-_last_time = datetime.min.replace(tzinfo=UTC)
+_CONVERSATION_COLS, _MESSAGE_COLS = shared.CONVERSATION_COLS, shared.MESSAGE_COLS
+_MEMORY_COLS, _HISTORY_COLS = shared.MEMORY_COLS, shared.HISTORY_COLS
 
 
 def _now() -> str:
-    """The current UTC time in microseconds, strictly increasing within this process:
-    conversations and memories are ordered by these timestamps, and two calls within one
-    tick of a coarse system clock must not tie."""
-    global _last_time
-    with _clock_lock:
-        _last_time = max(datetime.now(UTC), _last_time + timedelta(microseconds=1))
-        return _last_time.isoformat(timespec="microseconds")
+    return shared.monotonic_now().isoformat(timespec="microseconds")
 
 
-def _dumps(metadata: dict[str, Any] | None) -> str:
-    try:
-        return json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"metadata is not JSON-serialisable: {exc}") from exc
+def _conversation(r: Sequence[Any]) -> Conversation:
+    return shared.conversation(r, DECODING)
 
 
-def _conversation(r: tuple[Any, ...]) -> Conversation:
-    return Conversation(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6])
+def _message(r: Sequence[Any]) -> Message:
+    return shared.message(r, DECODING)
 
 
-def _message(r: tuple[Any, ...]) -> Message:
-    return Message(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5])
+def _memory(r: Sequence[Any]) -> MemoryRecord:
+    return shared.memory(r, DECODING)
 
 
-def _memory(r: tuple[Any, ...]) -> MemoryRecord:
-    return MemoryRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), *r[6:11])
-
-
-def _event(r: tuple[Any, ...]) -> MemoryEvent:
-    return MemoryEvent(*r)
-
-
-def _scope_sql(scope: MemoryScope) -> tuple[str, list[Any]]:
-    """WHERE condition (over ``memories``) selecting the memories of ``scope``."""
-    cond, params = "tenant = ? AND user_id = ?", [scope.tenant, scope.user_id]
-    if scope.agent_id is not None:
-        cond += " AND agent_id = ?"
-        params.append(scope.agent_id)
-    elif scope.exact_agent:
-        cond += " AND agent_id IS NULL"
-    return cond, params
+def _event(r: Sequence[Any]) -> MemoryEvent:
+    return shared.memory_event(r, DECODING)
 
 
 class SQLiteMemoryMixin:
@@ -135,7 +101,7 @@ class SQLiteMemoryMixin:
         title: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Conversation:
-        now, meta = _now(), _dumps(metadata)
+        now, meta = _now(), shared.metadata_json(metadata)
         with self._transaction() as conn:
             conn.execute(
                 f"INSERT INTO conversations ({_CONVERSATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -188,7 +154,7 @@ class SQLiteMemoryMixin:
             if cur.rowcount == 0:
                 raise ConversationNotFound(f"no conversation {conversation_id!r}")
             for role, content, metadata in messages:
-                meta = _dumps(metadata)
+                meta = shared.metadata_json(metadata)
                 message_id = conn.execute(
                     "INSERT INTO messages (conversation_id, role, content, metadata, created_at)"
                     " VALUES (?, ?, ?, ?, ?)",
@@ -229,15 +195,12 @@ class SQLiteMemoryMixin:
             (memory_id, event, old, new, now),
         )
 
-    @staticmethod
-    def _vector_bytes(write: MemoryWrite) -> bytes:
-        vec = np.asarray(write.embedding, dtype=np.float32)
-        if vec.ndim != 1 or not len(vec):
-            raise InvalidInput(f"a memory's embedding must be one vector, not shape {vec.shape}")
-        return vec.tobytes()
-
     def add_memory(self, memory_id: str, scope: MemoryScope, write: MemoryWrite) -> MemoryRecord:
-        now, meta, blob = _now(), _dumps(write.metadata), self._vector_bytes(write)
+        now, meta, blob = (
+            _now(),
+            shared.metadata_json(write.metadata),
+            shared.memory_embedding(write).tobytes(),
+        )
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO memories (id, tenant, user_id, agent_id, content, metadata,"
@@ -294,7 +257,7 @@ class SQLiteMemoryMixin:
         offset: int = 0,
         include_deleted: bool = False,
     ) -> list[MemoryRecord]:
-        cond, params = _scope_sql(scope)
+        cond, params = shared.scope_condition(scope, "?")
         if not include_deleted:
             cond += " AND deleted_at IS NULL"
         rows = self._read(
@@ -312,7 +275,11 @@ class SQLiteMemoryMixin:
         write: MemoryWrite,
         event: HistoryEvent = "update",
     ) -> MemoryRecord:
-        now, meta, blob = _now(), _dumps(write.metadata), self._vector_bytes(write)
+        now, meta, blob = (
+            _now(),
+            shared.metadata_json(write.metadata),
+            shared.memory_embedding(write).tobytes(),
+        )
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT content FROM memories WHERE id = ? AND tenant = ? AND deleted_at IS NULL",
@@ -363,7 +330,7 @@ class SQLiteMemoryMixin:
         return [_event(r) for r in rows]
 
     def find_memory_by_hash(self, scope: MemoryScope, content_hash: str) -> MemoryRecord | None:
-        cond, params = _scope_sql(scope)
+        cond, params = shared.scope_condition(scope, "?")
         rows = self._read(
             f"SELECT {_MEMORY_COLS} FROM memories WHERE {cond} AND deleted_at IS NULL"
             " AND content_hash = ? ORDER BY created_at, rowid LIMIT 1",
@@ -375,41 +342,35 @@ class SQLiteMemoryMixin:
     def memory_vector_candidates(
         self, scope: MemoryScope, vector: np.ndarray, *, model_id: str, k: int
     ) -> list[tuple[str, float]]:
-        cond, params = _scope_sql(scope)
-        rows = self._read(
+        cond, params = shared.scope_condition(scope, "?")
+        found = self._read(
             f"SELECT id, embedding, model_id FROM memories WHERE {cond} AND deleted_at IS NULL",
             params,
         )
-        others = sorted({m for _, _, m in rows if m != model_id})
-        if others:
-            raise ModelMismatch(
-                f"memories of user {scope.user_id!r} were embedded with {others[0]!r};"
-                f" the configured embedding model is {model_id!r}",
-                hint=f"open engram with embedding_model={others[0]!r} (ENGRAM_EMBEDDING_MODEL)",
-            )
-        if not rows or k <= 0:
+        shared.refuse_other_models(scope, [m for _, _, m in found], model_id)
+        if not found or k <= 0:
             return []
         query = np.asarray(vector, dtype=np.float32)
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        if query.ndim != 1 or matrix.size != len(rows) * len(query):
+        matrix = np.frombuffer(b"".join(r[1] for r in found), dtype=np.float32)
+        if query.ndim != 1 or matrix.size != len(found) * len(query):
             raise InvalidInput(f"query vector of shape {query.shape} does not match the memories")
-        matrix = matrix.reshape(len(rows), len(query))
+        matrix = matrix.reshape(len(found), len(query))
         norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
         sims = (matrix @ query) / np.where(norms > 0, norms, 1.0)
         # Best first; ties by id so rankings are deterministic.
-        ranked = sorted(range(len(rows)), key=lambda i: (-float(sims[i]), rows[i][0]))[:k]
-        return [(rows[i][0], float(sims[i])) for i in ranked]
+        ranked = sorted(range(len(found)), key=lambda i: (-float(sims[i]), found[i][0]))[:k]
+        return [(found[i][0], float(sims[i])) for i in ranked]
 
     def memory_keyword_candidates(
         self, scope: MemoryScope, terms: Sequence[str], *, language: str, k: int
     ) -> list[tuple[str, float]]:
         if not terms or k <= 0:
             return []
-        cond, params = _scope_sql(scope)
-        rows = self._read(
+        cond, params = shared.scope_condition(scope, "?")
+        texts = self._read(
             f"SELECT id, content FROM memories WHERE {cond} AND deleted_at IS NULL", params
         )
-        return rank_texts(rows, terms, language=language, k=k)
+        return rank_texts(texts, terms, language=language, k=k)
 
     # -- whole users -------------------------------------------------------------------------
     _USER_CONVERSATIONS = "SELECT id FROM conversations WHERE tenant = ? AND user_id = ?"
@@ -469,25 +430,12 @@ class SQLiteMemoryMixin:
                 f" WHERE memory_id IN ({self._USER_MEMORIES}) ORDER BY id",
                 owner,
             )
-        by_conversation: dict[str, list[dict[str, Any]]] = {}
-        for r in messages:
-            by_conversation.setdefault(r[1], []).append(_message(r).to_dict())
-        by_memory: dict[str, list[dict[str, Any]]] = {}
-        for r in history:
-            by_memory.setdefault(r[1], []).append(_event(r).to_dict())
-        return {
-            "tenant": tenant,
-            "user_id": user_id,
-            "exported_at": _now(),
-            "conversations": [
-                {**_conversation(r).to_dict(), "messages": by_conversation.get(r[0], [])}
-                for r in conversations
-            ],
-            "memories": [
-                {
-                    **{k: v for k, v in _memory(r).to_dict().items() if k != "deduplicated"},
-                    "history": by_memory.get(r[0], []),
-                }
-                for r in memories
-            ],
-        }
+        return shared.user_export(
+            tenant,
+            user_id,
+            _now(),
+            [_conversation(r) for r in conversations],
+            [_message(r) for r in messages],
+            [_memory(r) for r in memories],
+            [_event(r) for r in history],
+        )

@@ -13,6 +13,10 @@ from typing import Any
 from ...errors import EngramError, StoreError, StoreLocked
 from ...search.filters import Condition, normalize_where
 from ..records import ChunkWrite, Where
+from ..rows import Decoding
+
+# SQLite hands over JSON columns as text and timestamps as the ISO text engram wrote.
+DECODING = Decoding(json=json.loads, time=lambda value, seconds: value)
 
 
 @contextlib.contextmanager
