@@ -57,6 +57,11 @@ def required(text: str | None) -> str:
     return text
 
 
+def required_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    assert row is not None  # INSERT/UPDATE … RETURNING of a row known to exist
+    return row
+
+
 def conversation(r: Sequence[Any], d: Decoding) -> Conversation:
     return Conversation(
         r[0],

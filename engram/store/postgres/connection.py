@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,6 +28,7 @@ from ...errors import (
     StoreError,
 )
 from ..rows import Decoding
+from ..session import Session
 
 if TYPE_CHECKING:
     import psycopg
@@ -145,6 +146,30 @@ def translate() -> Iterator[None]:
         raise StoreError(f"PostgreSQL error: {exc}") from exc
 
 
+class _CursorSession:
+    """A :class:`~engram.store.session.Session` over a transaction's cursor: the shared
+    tables' ``?`` placeholders become psycopg's ``%s``, dict rows become tuples."""
+
+    def __init__(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
+        self._cur = cur
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> None:
+        self._cur.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._execute(sql, params)
+        return self._cur.rowcount
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._execute(sql, params)
+        return [tuple(r.values()) for r in self._cur.fetchall()]
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self._execute(sql, params)
+        found = self._cur.fetchone()
+        return None if found is None else tuple(found.values())
+
+
 class PostgresBase:
     """Holds the connection pool; the store and its mixins run SQL through :meth:`_tx`."""
 
@@ -177,3 +202,12 @@ class PostgresBase:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur.execute(set_sql, params)
             yield cur
+
+    @contextlib.contextmanager
+    def _session(
+        self, tenant: str, *, write: bool = False, snapshot: bool = False
+    ) -> Iterator[Session]:
+        """A :class:`~engram.store.session.Session` in one transaction (see :meth:`_tx`);
+        row-level security scopes it to ``tenant``."""
+        with self._tx(tenant, snapshot=snapshot and not write) as cur:
+            yield _CursorSession(cur)

@@ -8,17 +8,14 @@ one data directory) can never claim the same job.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ... import tracing
 from ...errors import JobNotFound
 from ...jobs.types import Job, JobStatus
-from .sql import WriteLock, translate
+from .session import SQLiteSessions
 
 _COLS = (
     "id, tenant, kind, collection, status, progress, result, error, attempts,"
@@ -51,35 +48,12 @@ def _job(r: Sequence[Any], payload: str | None = None) -> Job:
     )
 
 
-class SQLiteJobsMixin:
+class SQLiteJobsMixin(SQLiteSessions):
     """Background jobs in the store's SQLite file."""
-
-    # Provided by SQLiteStore.
-    _conn: sqlite3.Connection
-    _write_lock: WriteLock
-
-    if TYPE_CHECKING:
-
-        def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-    @contextlib.contextmanager
-    def _job_write(self) -> Iterator[sqlite3.Connection]:
-        with (
-            tracing.span("store.transaction", **{"db.system": "sqlite"}),
-            translate(),
-            self._write_lock,
-        ):
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
 
     def _job_update(self, sql: str, params: Sequence[Any]) -> bool:
         """One fenced UPDATE of a running job; True when it changed the row."""
-        with self._job_write() as conn:
+        with self._transaction() as conn:
             return conn.execute(sql, params).rowcount > 0
 
     # -- the submitting side (tenant-scoped) -------------------------------------------------
@@ -94,7 +68,7 @@ class SQLiteJobsMixin:
         progress: dict[str, Any] | None = None,
     ) -> Job:
         now = _now()
-        with self._job_write() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO jobs (id, tenant, kind, collection, status, payload, progress,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
@@ -140,7 +114,7 @@ class SQLiteJobsMixin:
         if not self._read("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1"):
             return None
         now = _now()
-        with self._job_write() as conn:
+        with self._transaction() as conn:
             row = conn.execute(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1,"
                 " started_at = COALESCE(started_at, ?), updated_at = ?"
@@ -213,7 +187,7 @@ class SQLiteJobsMixin:
         if not stale:  # the usual case: no write transaction at all
             return 0, 0
         now = _now()
-        with self._job_write() as conn:
+        with self._transaction() as conn:
             failed = conn.execute(
                 "UPDATE jobs SET status = 'failed', payload = '{}', finished_at = ?,"
                 " updated_at = ?, error = 'interrupted: the process running it stopped during"
