@@ -20,6 +20,10 @@ import numpy as np
 
 from .rows import Decoding
 
+# The tenant of a session that serves every tenant (the job workers' side): PostgreSQL's
+# row-level-security policies let it through; SQLite has none to pass.
+ALL_TENANTS = "*"
+
 
 class Session(Protocol):
     """One transaction; statements use ``?`` placeholders and rows come back as tuples in

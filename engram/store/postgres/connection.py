@@ -28,7 +28,7 @@ from ...errors import (
     StoreError,
 )
 from ..rows import Decoding
-from ..session import Session
+from ..session import ALL_TENANTS, Dialect, Session
 
 if TYPE_CHECKING:
     import psycopg
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "*"  # tenant value for system operations that cross tenants
+SYSTEM = ALL_TENANTS  # tenant value for system operations that cross tenants
 
 _INSTALL = 'pip install "engram[postgres]"'
 
@@ -63,6 +63,12 @@ def iso(
     return value.astimezone(UTC).isoformat(timespec=timespec)
 
 
+def vector_text(vector: np.ndarray) -> str:
+    """pgvector's text form of a vector: ``[0.1,0.2,...]`` (float32 round-trips exactly)."""
+    vec = np.asarray(vector, dtype=np.float32).ravel()
+    return "[" + ",".join(repr(float(x)) for x in vec.tolist()) + "]"
+
+
 def sorted_keys(value: Any) -> Any:
     """jsonb returns object keys by length; SQLite's text keeps them sorted: sort them back."""
     if isinstance(value, dict):
@@ -81,11 +87,18 @@ def _time(value: datetime | None, seconds: bool) -> str | None:
 DECODING = Decoding(json=sorted_keys, time=_time)
 JOB_DECODING = Decoding(json=lambda value: value, time=_time)
 
-
-def vector_text(vector: np.ndarray) -> str:
-    """pgvector's text form of a vector: ``[0.1,0.2,...]`` (float32 round-trips exactly)."""
-    vec = np.asarray(vector, dtype=np.float32).ravel()
-    return "[" + ",".join(repr(float(x)) for x in vec.tolist()) + "]"
+# What the tables written once for both backends need to know of PostgreSQL.
+DIALECT = Dialect(
+    decoding=DECODING,
+    insertion_order="seq",
+    json_mark="?::jsonb",
+    vector_mark="?::vector",
+    lock_rows=" FOR UPDATE",
+    tenant_on_children=True,
+    time_value=lambda value: value,
+    vector_value=vector_text,
+    limit=lambda value: None if value < 0 else value,
+)
 
 
 def one_row(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:

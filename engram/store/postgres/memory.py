@@ -17,20 +17,7 @@ from ...errors import InvalidInput
 from ...memory.types import MemoryScope
 from .. import rows as shared
 from ..memory_tables import MemoryTables
-from ..session import Dialect
-from .connection import DECODING, PostgresBase, vector_text
-
-DIALECT = Dialect(
-    decoding=DECODING,
-    insertion_order="seq",
-    json_mark="?::jsonb",
-    vector_mark="?::vector",
-    lock_rows=" FOR UPDATE",
-    tenant_on_children=True,
-    time_value=lambda value: value,
-    vector_value=vector_text,
-    limit=lambda value: None if value < 0 else value,
-)
+from .connection import DIALECT, PostgresBase, vector_text
 
 
 class PostgresMemoryMixin(PostgresBase, MemoryTables):

@@ -140,10 +140,3 @@ class SQLiteEventsMixin:
                 (*window, rank - 1),
             )[0][0]
         return out
-
-    def pending_jobs(self) -> dict[str, int]:
-        rows = self._read(
-            "SELECT status, count(*) FROM jobs WHERE status IN ('queued', 'running')"
-            " GROUP BY status"
-        )
-        return {"queued": 0, "running": 0, **dict(rows)}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime
 
 import numpy as np
 
@@ -20,26 +19,8 @@ from ...errors import InvalidInput
 from ...memory.types import MemoryScope
 from .. import rows as shared
 from ..memory_tables import MemoryTables
-from ..session import Dialect
-from .session import SQLiteSessions
-from .sql import DECODING, WriteLock, translate
-
-
-def _time(value: datetime) -> str:
-    return value.isoformat(timespec="microseconds")
-
-
-DIALECT = Dialect(
-    decoding=DECODING,
-    insertion_order="rowid",
-    json_mark="?",
-    vector_mark="?",
-    lock_rows="",
-    tenant_on_children=False,
-    time_value=_time,
-    vector_value=lambda vector: vector.tobytes(),
-    limit=lambda value: value,
-)
+from .session import DIALECT, SQLiteSessions
+from .sql import WriteLock, translate
 
 
 class SQLiteMemoryMixin(SQLiteSessions, MemoryTables):

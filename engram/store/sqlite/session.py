@@ -6,11 +6,30 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from ... import tracing
-from ..session import Session
-from .sql import WriteLock, translate
+from ..session import Dialect, Session
+from .sql import DECODING, WriteLock, translate
+
+
+def _time(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
+
+
+# What the tables written once for both backends need to know of SQLite.
+DIALECT = Dialect(
+    decoding=DECODING,
+    insertion_order="rowid",
+    json_mark="?",
+    vector_mark="?",
+    lock_rows="",
+    tenant_on_children=False,
+    time_value=_time,
+    vector_value=lambda vector: vector.tobytes(),
+    limit=lambda value: value,
+)
 
 
 class _Writing:
