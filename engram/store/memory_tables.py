@@ -23,7 +23,9 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from ..errors import ConversationNotFound, MemoryNotFound
+import numpy as np
+
+from ..errors import Conflict, ConversationNotFound, MemoryNotFound
 from ..memory.types import (
     Conversation,
     ErasureReport,
@@ -38,6 +40,7 @@ from ..memory.types import (
 from ..search.bm25 import rank_texts
 from . import rows as shared
 from .contract import MemoryStore
+from .records import ConversationDump, MemoryDump, OnConflict
 from .rows import CONVERSATION_COLS, HISTORY_COLS, MEMORY_COLS, MESSAGE_COLS
 from .session import Dialect, Session
 
@@ -64,6 +67,14 @@ class MemoryTables(MemoryStore):
         """Around a user's erasure: what the backend does so that erased text does not
         linger in its files (SQLite: secure_delete, then a WAL checkpoint)."""
         yield
+
+    def _child_owner(self, tenant: str) -> tuple[tuple[str, ...], tuple[str, str]]:
+        """The tenant value, column and placeholder for a child row (message, history): on
+        PostgreSQL children carry their tenant (row-level security); on SQLite they take it
+        from their parent."""
+        if self.dialect.tenant_on_children:
+            return (tenant,), ("tenant, ", "?, ")
+        return (), ("", "")
 
     # -- rows to records ---------------------------------------------------------------------
     def _conversation(self, r: Sequence[Any]) -> Conversation:
@@ -139,7 +150,7 @@ class MemoryTables(MemoryStore):
         messages: Sequence[tuple[Role, str, dict[str, Any] | None]],
     ) -> list[Message]:
         d = self.dialect
-        tenant_col, tenant_mark = ("tenant, ", "?, ") if d.tenant_on_children else ("", "")
+        owner, (owner_col, owner_mark) = self._child_owner(tenant)
         written: list[Message] = []
         with self._session(tenant, write=True) as s:
             # The UPDATE takes the conversation's row (PostgreSQL: its lock): concurrent
@@ -152,10 +163,9 @@ class MemoryTables(MemoryStore):
             ):
                 raise ConversationNotFound(f"no conversation {conversation_id!r}")
             for role, content, metadata in messages:
-                owner = (tenant,) if d.tenant_on_children else ()
                 row = s.row(
-                    f"INSERT INTO messages ({tenant_col}conversation_id, role, content,"
-                    f" metadata, created_at) VALUES ({tenant_mark}?, ?, ?, {d.json_mark}, ?)"
+                    f"INSERT INTO messages ({owner_col}conversation_id, role, content,"
+                    f" metadata, created_at) VALUES ({owner_mark}?, ?, ?, {d.json_mark}, ?)"
                     f" RETURNING {MESSAGE_COLS}",
                     (*owner, conversation_id, role, content, shared.metadata_json(metadata), now),
                 )
@@ -188,12 +198,11 @@ class MemoryTables(MemoryStore):
         new: str | None,
         now: Any,
     ) -> None:
-        on_children = self.dialect.tenant_on_children
+        owner, (owner_col, owner_mark) = self._child_owner(tenant)
         s.run(
-            f"INSERT INTO memory_history ({'tenant, ' if on_children else ''}memory_id, event,"
-            f" old_content, new_content, created_at) VALUES ({'?, ' if on_children else ''}"
-            "?, ?, ?, ?, ?)",
-            ((tenant,) if on_children else ()) + (memory_id, event, old, new, now),
+            f"INSERT INTO memory_history ({owner_col}memory_id, event, old_content, new_content,"
+            f" created_at) VALUES ({owner_mark}?, ?, ?, ?, ?)",
+            (*owner, memory_id, event, old, new, now),
         )
 
     def add_memory(self, memory_id: str, scope: MemoryScope, write: MemoryWrite) -> MemoryRecord:
@@ -412,3 +421,112 @@ class MemoryTables(MemoryStore):
             [self._memory(r) for r in memories],
             [self._event(r) for r in history],
         )
+
+    # -- moving data (engram.transfer) -------------------------------------------------------
+    def _keep_existing(
+        self, s: Session, table: str, row_id: str, tenant: str, on_conflict: OnConflict
+    ) -> bool:
+        """Whether the imported row ``row_id`` must be skipped because it exists; deleted
+        first (children cascade) for "replace". Another tenant's row is a Conflict (on
+        PostgreSQL row-level security hides it, and the INSERT's unique violation is one)."""
+        row = s.row(f"SELECT tenant FROM {table} WHERE id = ?", (row_id,))
+        if row is None:
+            return False
+        what = table[:-1]
+        if row[0] != tenant:
+            raise Conflict(f"{what} {row_id!r} belongs to another tenant")
+        if on_conflict == "skip":
+            return True
+        if on_conflict == "error":
+            raise Conflict(
+                f"{what} {row_id!r} already exists",
+                hint="import with --merge to keep existing ones, or --replace to overwrite them",
+            )
+        s.run(f"DELETE FROM {table} WHERE id = ?", (row_id,))
+        return False
+
+    def import_conversations(
+        self, tenant: str, items: Sequence[ConversationDump], *, on_conflict: OnConflict
+    ) -> list[str]:
+        d = self.dialect
+        owner, owner_mark = self._child_owner(tenant)
+        written: list[str] = []
+        with self._session(tenant, write=True) as s:
+            for item in items:
+                c = item.conversation
+                if self._keep_existing(s, "conversations", c.id, tenant, on_conflict):
+                    continue
+                s.run(
+                    f"INSERT INTO conversations ({CONVERSATION_COLS})"
+                    f" VALUES (?, ?, ?, ?, {d.json_mark}, ?, ?)",
+                    (
+                        c.id,
+                        tenant,
+                        c.user_id,
+                        c.title,
+                        shared.metadata_json(c.metadata),
+                        c.created_at,
+                        c.updated_at,
+                    ),
+                )
+                s.run_many(
+                    f"INSERT INTO messages ({owner_mark[0]}conversation_id, role, content,"
+                    f" metadata, created_at) VALUES ({owner_mark[1]}?, ?, ?, {d.json_mark}, ?)",
+                    [
+                        (
+                            *owner,
+                            c.id,
+                            m.role,
+                            m.content,
+                            shared.metadata_json(m.metadata),
+                            m.created_at,
+                        )
+                        for m in item.messages
+                    ],
+                )
+                written.append(c.id)
+        return written
+
+    def import_memories(
+        self, tenant: str, items: Sequence[MemoryDump], *, on_conflict: OnConflict
+    ) -> list[str]:
+        d = self.dialect
+        owner, owner_mark = self._child_owner(tenant)
+        written: list[str] = []
+        with self._session(tenant, write=True) as s:
+            for item in items:
+                m = item.record
+                if self._keep_existing(s, "memories", m.id, tenant, on_conflict):
+                    continue
+                vector = np.frombuffer(item.embedding, dtype=np.float32)
+                s.run(
+                    "INSERT INTO memories (id, tenant, user_id, agent_id, content, metadata,"
+                    " content_hash, embedding, model_id, source, created_at, updated_at,"
+                    f" deleted_at) VALUES (?, ?, ?, ?, ?, {d.json_mark}, ?, {d.vector_mark},"
+                    " ?, ?, ?, ?, ?)",
+                    (
+                        m.id,
+                        tenant,
+                        m.user_id,
+                        m.agent_id,
+                        m.content,
+                        shared.metadata_json(m.metadata),
+                        item.content_hash,
+                        d.vector_value(vector),
+                        m.model_id,
+                        m.source,
+                        m.created_at,
+                        m.updated_at,
+                        m.deleted_at,
+                    ),
+                )
+                s.run_many(
+                    f"INSERT INTO memory_history ({owner_mark[0]}memory_id, event, old_content,"
+                    f" new_content, created_at) VALUES ({owner_mark[1]}?, ?, ?, ?, ?)",
+                    [
+                        (*owner, m.id, h.event, h.old_content, h.new_content, h.created_at)
+                        for h in item.history
+                    ],
+                )
+                written.append(m.id)
+        return written

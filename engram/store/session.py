@@ -32,6 +32,9 @@ class Session(Protocol):
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Execute a statement; the number of rows it changed."""
 
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """Execute a statement once per parameter row."""
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
     def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:

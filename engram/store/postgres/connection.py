@@ -166,8 +166,15 @@ class _CursorSession:
     def __init__(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
         self._cur = cur
 
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
     def _execute(self, sql: str, params: Sequence[Any]) -> None:
-        self._cur.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+        self._cur.execute(self._sql(sql), params)
+
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self._cur.executemany(self._sql(sql), params)
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._execute(sql, params)

@@ -41,6 +41,9 @@ class _Writing:
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._conn.execute(sql, params).rowcount
 
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, params)
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._conn.execute(sql, params).fetchall()
 
@@ -57,6 +60,9 @@ class _Reading:
         self._read = read
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raise TypeError("a read session does not change rows")
+
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
         raise TypeError("a read session does not change rows")
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

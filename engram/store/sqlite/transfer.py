@@ -31,7 +31,6 @@ from ..records import (
     DocumentVersion,
     EventWrite,
     MemoryDump,
-    OnConflict,
 )
 from .sql import WriteLock, connect, insert_chunks, translate
 
@@ -321,103 +320,6 @@ class SQLiteTransferMixin:
         return displaced
 
     # -- conversations and memories ---------------------------------------------------------
-    @staticmethod
-    def _existing(
-        conn: sqlite3.Connection, table: str, row_id: str, tenant: str, on_conflict: OnConflict
-    ) -> bool:
-        """Whether the row ``row_id`` must be skipped; deletes it first for "replace"."""
-        row = conn.execute(f"SELECT tenant FROM {table} WHERE id = ?", (row_id,)).fetchone()
-        if row is None:
-            return False
-        what = table[:-1]
-        if row[0] != tenant:
-            raise Conflict(f"{what} {row_id!r} belongs to another tenant")
-        if on_conflict == "skip":
-            return True
-        if on_conflict == "error":
-            raise Conflict(
-                f"{what} {row_id!r} already exists",
-                hint="import with --merge to keep existing ones, or --replace to overwrite them",
-            )
-        conn.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))  # children cascade
-        return False
-
-    def import_conversations(
-        self, tenant: str, items: Sequence[ConversationDump], *, on_conflict: OnConflict
-    ) -> list[str]:
-        written: list[str] = []
-        with self._transaction() as conn:
-            for item in items:
-                c = item.conversation
-                if self._existing(conn, "conversations", c.id, tenant, on_conflict):
-                    continue
-                conn.execute(
-                    "INSERT INTO conversations (id, tenant, user_id, title, metadata, created_at,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        c.id,
-                        tenant,
-                        c.user_id,
-                        c.title,
-                        _dumps(c.metadata),
-                        c.created_at,
-                        c.updated_at,
-                    ),
-                )
-                conn.executemany(
-                    "INSERT INTO messages (conversation_id, role, content, metadata, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (c.id, m.role, m.content, _dumps(m.metadata), m.created_at)
-                        for m in item.messages
-                    ],
-                )
-                written.append(c.id)
-        return written
-
-    def import_memories(
-        self, tenant: str, items: Sequence[MemoryDump], *, on_conflict: OnConflict
-    ) -> list[str]:
-        written: list[str] = []
-        with self._transaction() as conn:
-            for item in items:
-                m = item.record
-                if self._existing(conn, "memories", m.id, tenant, on_conflict):
-                    continue
-                conn.execute(
-                    "INSERT INTO memories (id, tenant, user_id, agent_id, content, metadata,"
-                    " content_hash, embedding, model_id, source, created_at, updated_at,"
-                    " deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        m.id,
-                        tenant,
-                        m.user_id,
-                        m.agent_id,
-                        m.content,
-                        _dumps(m.metadata),
-                        item.content_hash,
-                        item.embedding,
-                        m.model_id,
-                        m.source,
-                        m.created_at,
-                        m.updated_at,
-                        m.deleted_at,
-                    ),
-                )
-                conn.executemany(
-                    "INSERT INTO memory_history (memory_id, event, old_content, new_content,"
-                    " created_at) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (m.id, h.event, h.old_content, h.new_content, h.created_at)
-                        for h in item.history
-                    ],
-                )
-                written.append(m.id)
-        return written
-
-
-def _dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _collection_by_id(conn: sqlite3.Connection, cid: int) -> Collection:
