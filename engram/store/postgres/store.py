@@ -34,17 +34,18 @@ from ...errors import (
 from ...keys import ApiKey
 from ...search.ann import HnswParams
 from ...types import Collection, DocumentInfo
+from .. import rows as shared
 from ..contract import Store
 from ..migrations import Migration
 from ..records import DocumentVersion, Where
 from .bm25 import PostingsCache
 from .connection import (
+    DECODING,
     SYSTEM,
     PostgresBase,
     iso,
     one_row,
     require_psycopg,
-    sorted_keys,
     translate,
 )
 from .events import PostgresEventsMixin
@@ -155,29 +156,18 @@ class PostgresStore(
     # -- collections -------------------------------------------------------------------------
     _COLLECTION_SQL = (
         "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
-        " c.created_at, c.chunk_count,"
-        " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS document_count"
-        " FROM collections c"
+        " c.created_at,"
+        " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS document_count,"
+        " c.chunk_count FROM collections c"
     )
     _COLLECTION_SQL_LIGHT = (
         "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
-        " c.created_at, 0 AS chunk_count, 0 AS document_count FROM collections c"
+        " c.created_at, 0 AS document_count, 0 AS chunk_count FROM collections c"
     )
 
     @staticmethod
     def _collection(r: dict[str, Any]) -> Collection:
-        return Collection(
-            id=r["id"],
-            tenant=r["tenant"],
-            name=r["name"],
-            model_id=r["model_id"],
-            dimension=r["dimension"],
-            language=r["language"],
-            settings=r["settings"],
-            created_at=iso(r["created_at"], timespec="seconds") or "",
-            document_count=r["document_count"],
-            chunk_count=r["chunk_count"],
-        )
+        return shared.collection(list(r.values()), DECODING)
 
     def create_collection(
         self,
@@ -298,19 +288,7 @@ class PostgresStore(
 
     @staticmethod
     def _document(collection: Collection, r: dict[str, Any]) -> DocumentInfo:
-        return DocumentInfo(
-            id=r["id"],
-            collection=collection.name,
-            key=r["key"],
-            title=r["title"],
-            version=r["version"],
-            content_hash=r["content_hash"],
-            metadata=sorted_keys(r["metadata"]),
-            source=r["source"],
-            chunk_count=r["chunk_count"],
-            created_at=iso(r["created_at"], timespec="seconds") or "",
-            updated_at=iso(r["updated_at"], timespec="seconds") or "",
-        )
+        return shared.document(collection, list(r.values()), DECODING)
 
     def list_documents(
         self,
@@ -362,15 +340,7 @@ class PostgresStore(
 
     @staticmethod
     def _key(r: dict[str, Any]) -> ApiKey:
-        return ApiKey(
-            r["id"],
-            r["tenant"],
-            r["name"],
-            tuple(r["scopes"]),
-            iso(r["created_at"], timespec="seconds") or "",
-            iso(r["revoked_at"], timespec="seconds"),
-            iso(r["last_used_at"], timespec="seconds"),
-        )
+        return shared.api_key(list(r.values())[:7], DECODING)
 
     def create_api_key(self, key: ApiKey, secret_hash: str) -> None:
         with self._tx(key.tenant) as cur:

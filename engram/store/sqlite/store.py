@@ -26,6 +26,7 @@ from ...errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInp
 from ...keys import ApiKey
 from ...search.ann import HnswParams
 from ...types import Collection, DocumentInfo
+from .. import rows as shared
 from ..contract import Store
 from ..migrations import check_applied, load_migrations
 from ..records import ChunkRecord, DocumentVersion, DocumentWrite, Where, collection_vector
@@ -33,7 +34,7 @@ from .derived import ChunkChange, DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
 from .jobs import SQLiteJobsMixin
 from .memory import SQLiteMemoryMixin
-from .sql import WriteLock, compile_where, connect, insert_chunks, translate
+from .sql import DECODING, WriteLock, compile_where, connect, insert_chunks, translate
 from .transfer import SQLiteTransferMixin
 
 logger = logging.getLogger("engram.store")
@@ -170,31 +171,19 @@ class SQLiteStore(
             self._conn.close()
 
     # -- collections -------------------------------------------------------------------------
-    def _collection_from_row(self, row: tuple[Any, ...]) -> Collection:
-        cid, name, model_id, dim, lang, settings, created = row[:7]
-        return Collection(
-            id=cid,
-            tenant=row[9],
-            name=name,
-            model_id=model_id,
-            dimension=dim,
-            language=lang,
-            settings=json.loads(settings),
-            created_at=created,
-            document_count=row[7],
-            chunk_count=row[8],
-        )
+    @staticmethod
+    def _collection_from_row(row: Sequence[Any]) -> Collection:
+        return shared.collection(row, DECODING)
 
     _COLLECTION_SQL = (
-        "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at,"
-        " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
-        " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id), c.tenant"
-        " FROM collections c"
+        "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
+        " c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
+        " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id) FROM collections c"
     )
 
     _COLLECTION_SQL_LIGHT = (
-        "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at, 0, 0,"
-        " c.tenant FROM collections c"
+        "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
+        " c.created_at, 0, 0 FROM collections c"
     )
 
     def create_collection(
@@ -429,20 +418,9 @@ class SQLiteStore(
         " FROM documents d"
     )
 
-    def _doc_from_row(self, collection: Collection, r: tuple[Any, ...]) -> DocumentInfo:
-        return DocumentInfo(
-            id=r[0],
-            collection=collection.name,
-            key=r[1],
-            title=r[2],
-            version=r[3],
-            content_hash=r[4],
-            metadata=json.loads(r[5]),
-            source=r[6],
-            chunk_count=r[7],
-            created_at=r[8],
-            updated_at=r[9],
-        )
+    @staticmethod
+    def _doc_from_row(collection: Collection, r: Sequence[Any]) -> DocumentInfo:
+        return shared.document(collection, r, DECODING)
 
     def list_documents(
         self,
@@ -631,8 +609,8 @@ class SQLiteStore(
     _KEY_SQL = "SELECT id, tenant, name, scopes, created_at, revoked_at, last_used_at FROM api_keys"
 
     @staticmethod
-    def _key_from_row(r: tuple[Any, ...]) -> ApiKey:
-        return ApiKey(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6])
+    def _key_from_row(r: Sequence[Any]) -> ApiKey:
+        return shared.api_key(r, DECODING)
 
     def create_api_key(self, key: ApiKey, secret_hash: str) -> None:
         with translate(), self._write_lock:

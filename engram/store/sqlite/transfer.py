@@ -23,6 +23,7 @@ import numpy as np
 from ...errors import Conflict, InvalidInput
 from ...memory.types import Conversation, MemoryEvent, MemoryRecord, Message
 from ...types import Collection
+from .. import rows as shared
 from ..contract import StoreSnapshot
 from ..records import (
     ChunkWrite,
@@ -32,15 +33,15 @@ from ..records import (
     EventWrite,
     MemoryDump,
 )
-from .sql import WriteLock, connect, insert_chunks, translate
+from .sql import DECODING, WriteLock, connect, insert_chunks, translate
 
 if TYPE_CHECKING:
     from .derived import DerivedIndexes
 
 _COLLECTIONS = (
-    "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at,"
-    " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
-    " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id), c.tenant"
+    "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
+    " c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
+    " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id)"
     " FROM collections c WHERE c.tenant = ? ORDER BY c.name"
 )
 
@@ -72,21 +73,7 @@ class SQLiteSnapshot(StoreSnapshot):
         ]
 
     def collections(self, tenant: str) -> list[Collection]:
-        return [
-            Collection(
-                id=r[0],
-                name=r[1],
-                model_id=r[2],
-                dimension=r[3],
-                language=r[4],
-                settings=json.loads(r[5]),
-                created_at=r[6],
-                document_count=r[7],
-                chunk_count=r[8],
-                tenant=r[9],
-            )
-            for r in self._rows(_COLLECTIONS, (tenant,))
-        ]
+        return [shared.collection(r, DECODING) for r in self._rows(_COLLECTIONS, (tenant,))]
 
     def documents(self, collection: Collection) -> Iterator[DocumentDump]:
         docs = self._rows(
@@ -324,17 +311,8 @@ class SQLiteTransferMixin:
 
 def _collection_by_id(conn: sqlite3.Connection, cid: int) -> Collection:
     r = conn.execute(
-        "SELECT id, name, model_id, dimension, language, settings, created_at, tenant"
+        "SELECT id, tenant, name, model_id, dimension, language, settings, created_at, 0, 0"
         " FROM collections WHERE id = ?",
         (cid,),
     ).fetchone()
-    return Collection(
-        id=r[0],
-        name=r[1],
-        model_id=r[2],
-        dimension=r[3],
-        language=r[4],
-        settings=json.loads(r[5]),
-        created_at=r[6],
-        tenant=r[7],
-    )
+    return shared.collection(r, DECODING)
