@@ -25,6 +25,7 @@ from ..keys import ApiKey
 from ..memory.types import Conversation, MemoryEvent, MemoryRecord, MemoryScope, MemoryWrite
 from ..memory.types import Message as MessageRecord
 from ..types import Collection, DocumentInfo
+from .records import ChunkRecord, EventWrite, normalise_query
 
 CONVERSATION_COLS = "id, tenant, user_id, title, metadata, created_at, updated_at"
 MESSAGE_COLS = "id, conversation_id, role, content, metadata, created_at"
@@ -165,6 +166,24 @@ def document(coll: Collection, r: Sequence[Any], d: Decoding) -> DocumentInfo:
     )
 
 
+def chunk(r: Sequence[Any], d: Decoding) -> ChunkRecord:
+    """A chunk from (id, document_id, key, version, title, text, start_char, end_char, page,
+    heading_path, metadata), the last two from JSON columns."""
+    return ChunkRecord(
+        id=r[0],
+        document_id=r[1],
+        document_key=r[2],
+        version=r[3],
+        title=r[4],
+        text=r[5],
+        start=r[6],
+        end=r[7],
+        page=r[8],
+        heading_path=tuple(d.json(r[9])),
+        metadata=d.json(r[10]),
+    )
+
+
 # -- values to columns --------------------------------------------------------------------------
 _clock_lock = threading.Lock()
 _last_time = datetime.min.replace(tzinfo=UTC)
@@ -187,6 +206,23 @@ def metadata_json(metadata: dict[str, Any] | None) -> str:
         return json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"metadata is not JSON-serialisable: {exc}") from exc
+
+
+def event_values(e: EventWrite, created_at: Any) -> tuple[Any, ...]:
+    """The columns of an ``events`` row: (tenant, kind, user_id, key_id, query,
+    result_count, latency_ms, data, created_at), the query normalised for counting."""
+    data = json.dumps(e.data, ensure_ascii=False, sort_keys=True, default=str)
+    return (
+        e.tenant,
+        e.kind,
+        e.user_id,
+        e.key_id,
+        normalise_query(e.query),
+        e.result_count,
+        e.latency_ms,
+        data,
+        created_at,
+    )
 
 
 def job_json(value: Any) -> str:

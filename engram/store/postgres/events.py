@@ -9,14 +9,14 @@ query in byte order (``COLLATE "C"``, as SQLite compares text).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import InvalidInput
-from ..records import EventWrite, normalise_query
+from .. import rows as shared
+from ..records import EventWrite
 from .connection import SYSTEM, PostgresBase
 
 _WINDOW = "tenant = %s AND created_at >= %s AND created_at < %s"
@@ -52,17 +52,7 @@ class PostgresEventsMixin(PostgresBase):
             return
         now = datetime.now(UTC)
         rows = [
-            (
-                e.tenant,
-                e.kind,
-                e.user_id,
-                e.key_id,
-                normalise_query(e.query),
-                e.result_count,
-                e.latency_ms,
-                json.dumps(e.data, ensure_ascii=False, sort_keys=True, default=str),
-                _timestamp(e.created_at, "created_at") if e.created_at else now,
-            )
+            shared.event_values(e, _timestamp(e.created_at, "created_at") if e.created_at else now)
             for e in events
         ]
         # A batch from the recorder may hold several tenants' events: one transaction

@@ -9,14 +9,14 @@ nearest-rank, read with ``ORDER BY ... LIMIT 1 OFFSET`` so no column is loaded i
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..records import EventWrite, normalise_query
+from .. import rows as shared
+from ..records import EventWrite
 from .sql import WriteLock, translate
 
 _WINDOW = "tenant = ? AND created_at >= ? AND created_at < ?"
@@ -42,20 +42,7 @@ class SQLiteEventsMixin:
         if not events:
             return
         now = _now()
-        rows = [
-            (
-                e.tenant,
-                e.kind,
-                e.user_id,
-                e.key_id,
-                normalise_query(e.query),
-                e.result_count,
-                e.latency_ms,
-                json.dumps(e.data, ensure_ascii=False, sort_keys=True, default=str),
-                e.created_at or now,
-            )
-            for e in events
-        ]
+        rows = [shared.event_values(e, e.created_at or now) for e in events]
         with translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:

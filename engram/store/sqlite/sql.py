@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import EngramError, StoreError, StoreLocked
-from ...search.filters import Condition, normalize_where
+from ...search.filters import Condition
 from ..records import ChunkWrite, Where
 from ..rows import Decoding
+from ..where import compile_conditions, equal_forms
 
 # SQLite hands over JSON columns as text and timestamps as the ISO text engram wrote.
 DECODING = Decoding(json=json.loads, time=lambda value, seconds: value)
@@ -100,16 +101,7 @@ def _json_path(field: str) -> str:
 
 def compile_where(where: Where | None, alias: str = "d") -> tuple[str, list[Any]]:
     """SQL condition over ``{alias}.metadata`` (JSON) for a filter; ("1", []) when empty."""
-    conditions = normalize_where(where)
-    if not conditions:
-        return "1", []
-    parts: list[str] = []
-    params: list[Any] = []
-    for cond in conditions:
-        sql, args = _condition_sql(cond, alias)
-        parts.append(sql)
-        params.extend(args)
-    return " AND ".join(parts), params
+    return compile_conditions(where, lambda cond: _condition_sql(cond, alias), always="1")
 
 
 def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
@@ -119,7 +111,7 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
         test = "IS NOT NULL" if cond.value else "IS NULL"
         return f"json_type({alias}.metadata, ?) {test}", [path]
     if cond.op in ("$eq", "$ne"):
-        values = _equal_forms(cond.value)
+        values = equal_forms(cond.value)
         marks = ",".join("?" * len(values))
         neg = "NOT " if cond.op == "$ne" else ""
         # A missing field is "not equal" to anything.
@@ -127,7 +119,7 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
             return f"({expr} IS NULL OR {expr} {neg}IN ({marks}))", [path, path, *values]
         return f"{expr} IN ({marks})", [path, *values]
     if cond.op == "$in":
-        values = [form for v in cond.value for form in _equal_forms(v)]
+        values = [form for v in cond.value for form in equal_forms(v)]
         return f"{expr} IN ({','.join('?' * len(values))})", [path, *values]
     sym = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
     if isinstance(cond.value, str):
@@ -144,25 +136,6 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
         f" AND NOT {expr} GLOB '*[^0-9.eE+-]*' THEN CAST({expr} AS REAL) END)"
     )
     return f"{numeric} {sym} ?", [path] * 6 + [cond.value]
-
-
-def _equal_forms(value: Any) -> list[Any]:
-    """Values a metadata field may hold for an equality: 2020 matches 2020 and "2020"
-    (CSV metadata is text), true matches JSON true (stored by SQLite as 1)."""
-    if isinstance(value, bool):
-        return [int(value)]
-    if isinstance(value, (int, float)):
-        return [value, json.dumps(value)]
-    forms: list[Any] = [value]
-    try:
-        number = json.loads(value)
-        if isinstance(number, (int, float)) and not isinstance(number, bool):
-            forms.append(number)
-    except ValueError:
-        pass
-    if value in ("true", "false"):
-        forms.append(int(value == "true"))
-    return forms
 
 
 def insert_chunks(

@@ -590,19 +590,7 @@ class SQLiteStore(
                 (collection.id, *part),
             )
             for r in rows:
-                out[r[0]] = ChunkRecord(
-                    id=r[0],
-                    document_id=r[1],
-                    document_key=r[2],
-                    version=r[3],
-                    title=r[4],
-                    text=r[5],
-                    start=r[6],
-                    end=r[7],
-                    page=r[8],
-                    heading_path=tuple(json.loads(r[9])),
-                    metadata=json.loads(r[10]),
-                )
+                out[r[0]] = shared.chunk(r, DECODING)
         return out
 
     # -- API keys ----------------------------------------------------------------------------
