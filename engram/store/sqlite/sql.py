@@ -6,7 +6,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +168,13 @@ def insert_chunks(
             "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)",
             (cid, chunk_id),
         )
+
+
+# Parameters per IN (...) list, well below SQLite's limit.
+_BATCH = 500
+
+
+def batches(seq: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
+    """``seq`` in slices of at most ``size``, for IN (...) lists."""
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
