@@ -29,6 +29,7 @@ from ...errors import (
 )
 from ..rows import Decoding
 from ..session import ALL_TENANTS, Dialect, Session
+from ..translation import translating
 
 if TYPE_CHECKING:
     import psycopg
@@ -113,50 +114,50 @@ def parse_vector(text: str) -> np.ndarray:
     return np.array(text.strip("[]").split(","), dtype=np.float32)
 
 
-@contextlib.contextmanager
-def translate() -> Iterator[None]:
+def translate() -> contextlib.AbstractContextManager[None]:
     """The one boundary where psycopg errors become engram errors."""
+    return translating(_read_error)
+
+
+def _read_error(exc: Exception) -> EngramError | None:
     import psycopg
     import psycopg_pool
     from psycopg import errors as pgerr
 
-    try:
-        yield
-    except EngramError:
-        raise
-    except psycopg_pool.PoolTimeout as exc:
-        raise ServerUnavailable(
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return ServerUnavailable(
             f"no PostgreSQL connection available: {exc}",
             hint="check that the database is up and reachable (ENGRAM_DATABASE_URL)",
-        ) from exc
-    except pgerr.UniqueViolation as exc:
-        raise Conflict(f"already exists: {exc.diag.message_detail or exc}") from exc
-    except psycopg.DataError as exc:
+        )
+    if isinstance(exc, pgerr.UniqueViolation):
+        return Conflict(f"already exists: {exc.diag.message_detail or exc}")
+    if isinstance(exc, psycopg.DataError):
         nul = "NUL" in str(exc) or "\\u0000" in str(exc)
-        raise InvalidInput(
+        return InvalidInput(
             f"PostgreSQL refused a value: {str(exc).splitlines()[0]}",
             hint="PostgreSQL cannot store NUL (\\x00) characters in text: remove them"
             if nul
             else None,
-        ) from exc
-    except pgerr.InsufficientPrivilege as exc:
-        raise StoreError(
+        )
+    if isinstance(exc, pgerr.InsufficientPrivilege):
+        return StoreError(
             f"PostgreSQL refused the operation: {exc}",
             hint="row-level security or grants forbid it for this tenant or role",
-        ) from exc
-    except (pgerr.DeadlockDetected, pgerr.SerializationFailure) as exc:
+        )
+    if isinstance(exc, (pgerr.DeadlockDetected, pgerr.SerializationFailure)):
         # temporary (503), so clients and the job worker retry it; not a 409 they would not
-        raise ServerUnavailable(
+        return ServerUnavailable(
             f"a concurrent change collided with this one ({exc.sqlstate}); nothing was written",
             hint="retry the request",
-        ) from exc
-    except (pgerr.AdminShutdown, pgerr.CannotConnectNow, psycopg.OperationalError) as exc:
-        raise ServerUnavailable(
+        )
+    if isinstance(exc, (pgerr.AdminShutdown, pgerr.CannotConnectNow, psycopg.OperationalError)):
+        return ServerUnavailable(
             f"lost the connection to PostgreSQL: {exc}".strip(),
             hint="the database restarted or is unreachable; retry the request",
-        ) from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL error: {exc}") from exc
+        )
+    if isinstance(exc, psycopg.Error):
+        return StoreError(f"PostgreSQL error: {exc}")
+    return None
 
 
 class _CursorSession:

@@ -6,7 +6,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,38 +14,39 @@ from ...errors import EngramError, StoreError, StoreLocked
 from ...search.filters import Condition
 from ..records import ChunkWrite, Where
 from ..rows import Decoding
+from ..translation import translating
 from ..where import compile_conditions, equal_forms
 
 # SQLite hands over JSON columns as text and timestamps as the ISO text engram wrote.
 DECODING = Decoding(json=json.loads, time=lambda value, seconds: value)
 
 
-@contextlib.contextmanager
-def translate() -> Iterator[None]:
+def translate() -> contextlib.AbstractContextManager[None]:
     """The one boundary where sqlite3 errors become engram errors."""
-    try:
-        yield
-    except EngramError:
-        raise
-    except sqlite3.OperationalError as exc:
+    return translating(_read_error)
+
+
+def _read_error(exc: Exception) -> EngramError | None:
+    if isinstance(exc, sqlite3.OperationalError):
         text = str(exc)
         if "locked" in text or "busy" in text:
-            raise StoreLocked(
+            return StoreLocked(
                 f"the database is locked by another process: {text}",
                 hint="wait for the other engram process to finish, or raise busy_timeout",
-            ) from exc
-        raise StoreError(f"SQLite error: {text}") from exc
-    except sqlite3.IntegrityError as exc:
-        raise StoreError(f"SQLite integrity error: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
+            )
+        return StoreError(f"SQLite error: {text}")
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreError(f"SQLite integrity error: {exc}")
+    if isinstance(exc, sqlite3.DatabaseError):
         text = str(exc)
         if any(s in text for s in ("malformed", "not a database", "disk image", "encrypted")):
-            raise StoreError(
+            return StoreError(
                 f"the database file is unreadable: {text}",
                 hint="restore it from a backup or point --data-dir elsewhere",
-            ) from exc
+            )
         # Anything else says nothing about the file: do not send people to their backups.
-        raise StoreError(f"SQLite error: {text}", hint="retry; report it if it persists") from exc
+        return StoreError(f"SQLite error: {text}", hint="retry; report it if it persists")
+    return None
 
 
 def connect(path: Path | str, *, reader: bool = False) -> sqlite3.Connection:
