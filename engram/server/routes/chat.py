@@ -19,9 +19,9 @@ from ...engine import Engram
 from ...providers.llms import ChatMessage
 from ..deps import DB, Writer
 from ..observability import record_event
+from ..schemas import error_responses
 from ..schemas_base import RequestModel
 from ..streaming import ClosingStreamingResponse
-from . import error_responses
 
 router = APIRouter(tags=["chat"])
 
