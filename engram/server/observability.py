@@ -39,7 +39,7 @@ from .recorder import EventRecorder
 if TYPE_CHECKING:
     from ..engine import Engram
     from ..search.searcher import SearchResponse
-    from .deps import Principal
+    from .principal import Principal
 
 access_logger = logging.getLogger("engram.access")
 
@@ -219,13 +219,6 @@ def install_observability(app: FastAPI) -> Observability:
 
 
 # -- one-line hooks for routes ---------------------------------------------------------------
-def note_principal(principal: Principal) -> None:
-    """Name the caller of the current request in its access log line."""
-    context = current_request()
-    if context is not None:
-        context.principal = principal
-
-
 def observe_search(principal: Principal, query: str, response: SearchResponse) -> None:
     """Metrics of a search's stages, and a ``search`` event (query, result count, latency
     so far in the request)."""

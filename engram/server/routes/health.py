@@ -26,8 +26,7 @@ from ...providers.llms.probe import probe_llms
 from ...providers.models import resolve_model
 from ..deps import DB
 from ..errors import api_error
-from ..schemas import CheckResult, Health, Readiness
-from . import error_responses
+from ..schemas import CheckResult, Health, Readiness, error_responses
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger("engram.server")
