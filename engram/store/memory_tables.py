@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -445,88 +445,89 @@ class MemoryTables(MemoryStore):
         s.run(f"DELETE FROM {table} WHERE id = ?", (row_id,))
         return False
 
+    def _import(
+        self,
+        tenant: str,
+        on_conflict: OnConflict,
+        table: str,
+        statements: tuple[str, str],
+        entries: Iterable[tuple[str, tuple[Any, ...], list[tuple[Any, ...]]]],
+    ) -> list[str]:
+        """Insert rows of ``table`` with their children in one transaction: ``statements``
+        inserts a parent and a child; ``entries`` are (id, parent values, children values).
+        Returns the ids written (a skipped existing row is not)."""
+        parent_sql, child_sql = statements
+        written: list[str] = []
+        with self._session(tenant, write=True) as s:
+            for row_id, parent, children in entries:
+                if self._keep_existing(s, table, row_id, tenant, on_conflict):
+                    continue
+                s.run(parent_sql, parent)
+                s.run_many(child_sql, children)
+                written.append(row_id)
+        return written
+
     def import_conversations(
         self, tenant: str, items: Sequence[ConversationDump], *, on_conflict: OnConflict
     ) -> list[str]:
-        d = self.dialect
-        owner, owner_mark = self._child_owner(tenant)
-        written: list[str] = []
-        with self._session(tenant, write=True) as s:
-            for item in items:
-                c = item.conversation
-                if self._keep_existing(s, "conversations", c.id, tenant, on_conflict):
-                    continue
-                s.run(
-                    f"INSERT INTO conversations ({CONVERSATION_COLS})"
-                    f" VALUES (?, ?, ?, ?, {d.json_mark}, ?, ?)",
-                    (
-                        c.id,
-                        tenant,
-                        c.user_id,
-                        c.title,
-                        shared.metadata_json(c.metadata),
-                        c.created_at,
-                        c.updated_at,
-                    ),
-                )
-                s.run_many(
-                    f"INSERT INTO messages ({owner_mark[0]}conversation_id, role, content,"
-                    f" metadata, created_at) VALUES ({owner_mark[1]}?, ?, ?, {d.json_mark}, ?)",
-                    [
-                        (
-                            *owner,
-                            c.id,
-                            m.role,
-                            m.content,
-                            shared.metadata_json(m.metadata),
-                            m.created_at,
-                        )
-                        for m in item.messages
-                    ],
-                )
-                written.append(c.id)
-        return written
+        d, json = self.dialect, shared.metadata_json
+        owner, (owner_col, owner_mark) = self._child_owner(tenant)
+        statements = (
+            f"INSERT INTO conversations ({CONVERSATION_COLS})"
+            f" VALUES (?, ?, ?, ?, {d.json_mark}, ?, ?)",
+            f"INSERT INTO messages ({owner_col}conversation_id, role, content, metadata,"
+            f" created_at) VALUES ({owner_mark}?, ?, ?, {d.json_mark}, ?)",
+        )
+        entries = (
+            (
+                c.id,
+                (c.id, tenant, c.user_id, c.title, json(c.metadata), c.created_at, c.updated_at),
+                [
+                    (*owner, c.id, m.role, m.content, json(m.metadata), m.created_at)
+                    for m in item.messages
+                ],
+            )
+            for item in items
+            for c in (item.conversation,)
+        )
+        return self._import(tenant, on_conflict, "conversations", statements, entries)
 
     def import_memories(
         self, tenant: str, items: Sequence[MemoryDump], *, on_conflict: OnConflict
     ) -> list[str]:
         d = self.dialect
-        owner, owner_mark = self._child_owner(tenant)
-        written: list[str] = []
-        with self._session(tenant, write=True) as s:
-            for item in items:
-                m = item.record
-                if self._keep_existing(s, "memories", m.id, tenant, on_conflict):
-                    continue
-                vector = np.frombuffer(item.embedding, dtype=np.float32)
-                s.run(
-                    "INSERT INTO memories (id, tenant, user_id, agent_id, content, metadata,"
-                    " content_hash, embedding, model_id, source, created_at, updated_at,"
-                    f" deleted_at) VALUES (?, ?, ?, ?, ?, {d.json_mark}, ?, {d.vector_mark},"
-                    " ?, ?, ?, ?, ?)",
-                    (
-                        m.id,
-                        tenant,
-                        m.user_id,
-                        m.agent_id,
-                        m.content,
-                        shared.metadata_json(m.metadata),
-                        item.content_hash,
-                        d.vector_value(vector),
-                        m.model_id,
-                        m.source,
-                        m.created_at,
-                        m.updated_at,
-                        m.deleted_at,
-                    ),
-                )
-                s.run_many(
-                    f"INSERT INTO memory_history ({owner_mark[0]}memory_id, event, old_content,"
-                    f" new_content, created_at) VALUES ({owner_mark[1]}?, ?, ?, ?, ?)",
-                    [
-                        (*owner, m.id, h.event, h.old_content, h.new_content, h.created_at)
-                        for h in item.history
-                    ],
-                )
-                written.append(m.id)
-        return written
+        owner, (owner_col, owner_mark) = self._child_owner(tenant)
+        statements = (
+            "INSERT INTO memories (id, tenant, user_id, agent_id, content, metadata,"
+            " content_hash, embedding, model_id, source, created_at, updated_at, deleted_at)"
+            f" VALUES (?, ?, ?, ?, ?, {d.json_mark}, ?, {d.vector_mark}, ?, ?, ?, ?, ?)",
+            f"INSERT INTO memory_history ({owner_col}memory_id, event, old_content,"
+            f" new_content, created_at) VALUES ({owner_mark}?, ?, ?, ?, ?)",
+        )
+        entries = (
+            (
+                m.id,
+                (
+                    m.id,
+                    tenant,
+                    m.user_id,
+                    m.agent_id,
+                    m.content,
+                    shared.metadata_json(m.metadata),
+                    item.content_hash,
+                    d.vector_value(np.frombuffer(item.embedding, dtype=np.float32)),
+                    m.model_id,
+                    m.source,
+                    m.created_at,
+                    m.updated_at,
+                    m.deleted_at,
+                ),
+                [
+                    (*owner, m.id, h.event, h.old_content, h.new_content, h.created_at)
+                    for h in item.history
+                ],
+            )
+            for item in items
+            for m in (item.record,)
+        )
+        return self._import(tenant, on_conflict, "memories", statements, entries)
