@@ -33,7 +33,8 @@ from .providers.rerankers.base import Reranker
 from .search.analyzer import detect_language
 from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .store import open_store
-from .store.base import DocumentVersion, Store, Where
+from .store.contract import Store
+from .store.records import DocumentVersion, Where
 from .types import Collection, DocumentInfo, Failure, IngestReport, LoadedDocument, SearchMode
 
 logger = logging.getLogger("engram")

@@ -29,8 +29,8 @@ Python client all speak the same language::
         └── MigrationError (500, "migration_error")
 
 Driver errors are translated at one boundary per driver, with ``raise ... from exc``:
-``sqlite3`` in :func:`engram.store.sqlite_sql.translate`, ``psycopg`` in
-:func:`engram.store.postgres_base.translate`; so are the network errors of the HTTP client (``httpx``), in
+``sqlite3`` in :func:`engram.store.sqlite.sql.translate`, ``psycopg`` in
+:func:`engram.store.postgres.connection.translate`; so are the network errors of the HTTP client (``httpx``), in
 :func:`engram.client.http.translate`. The client raises a server's error response back as the
 class above that its ``code`` names.
 """

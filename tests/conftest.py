@@ -22,7 +22,7 @@ import pytest
 
 import engram
 from engram.config import Settings
-from engram.store.base import Store
+from engram.store.contract import Store
 from engram.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parent.parent

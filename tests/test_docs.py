@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,3 +91,20 @@ def test_readme_library_example_runs_with_the_bundled_model(tmp_path: Path) -> N
     with engram.open(tmp_path / ".engram") as db:
         assert db.collection().model_id == "bge-small-en-v1.5"
         assert db.collection().dimension == 384
+
+
+def test_architecture_page_names_only_what_exists() -> None:
+    """docs/architecture.md names modules as ``engram/…`` paths, optionally followed by
+    ``:function`` or ``:Class.method``: each path exists, and each name is defined in it."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = re.findall(r"`((?:engram|tests)/[\w/.]+?)(?::([\w.]+))?`", text)
+    assert len(named) > 30  # the page names the code it describes
+    for path, symbol in named:
+        target = REPO / path
+        assert target.exists(), f"docs/architecture.md names {path}, which does not exist"
+        if symbol:
+            source = target.read_text(encoding="utf-8")
+            for part in symbol.split("."):
+                assert re.search(rf"^\s*(?:async\s+)?(?:def|class)\s+{part}\b", source, re.M), (
+                    f"docs/architecture.md names {path}:{symbol}, which is not defined there"
+                )

@@ -27,9 +27,9 @@ from engram.cli import cli
 from engram.config import Settings
 from engram.providers.embedders.fake import HashEmbedder
 from engram.server import create_app
-from engram.store.base import ChunkWrite, DocumentWrite
-from engram.store.derived import IndexFiles
+from engram.store.records import ChunkWrite, DocumentWrite
 from engram.store.sqlite import SQLiteStore
+from engram.store.sqlite.derived import IndexFiles
 
 ENGRAM = [sys.executable, "-c", "from engram.cli import main; main()"]
 EMB = HashEmbedder(32)
@@ -409,7 +409,7 @@ def test_only_a_damaged_file_is_called_unreadable() -> None:
     import sqlite3
 
     from engram.errors import StoreError
-    from engram.store.sqlite_sql import translate
+    from engram.store.sqlite.sql import translate
 
     with pytest.raises(StoreError) as info, translate():
         raise sqlite3.DatabaseError("another row available")

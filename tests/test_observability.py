@@ -26,7 +26,7 @@ from engram.server.logs import JsonFormatter, redact
 from engram.server.metrics import Metrics
 from engram.server.observability import observe_ingest
 from engram.server.recorder import EventRecorder
-from engram.store.base import EventWrite, Store
+from engram.store.records import EventWrite
 from engram.store.sqlite import SQLiteStore
 from engram.types import IngestReport
 
@@ -297,83 +297,6 @@ def test_serve_installs_json_logging(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 # -- analytics events and stats --------------------------------------------------------------
 def at(day: str, hour: int = 12) -> str:
     return f"{day}T{hour:02d}:00:00.000000+00:00"
-
-
-def test_event_stats_in_the_store(store: Store) -> None:
-    latencies = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0, 4.0, 6.0, 10.0]  # p50 = 5, p95 = 10
-    events = [
-        EventWrite(
-            "acme",
-            "search",
-            query=q,
-            result_count=0 if q == "nothing here" else 3,
-            latency_ms=ms,
-            created_at=at("2024-03-01" if i < 6 else "2024-03-02", hour=i),
-        )
-        for i, (q, ms) in enumerate(
-            zip(
-                [
-                    "Vacation days",
-                    "vacation  DAYS",
-                    " vacation days",
-                    "api keys",
-                    "API keys",
-                    "nothing here",
-                    "laptops",
-                    "vacation days",
-                    "api keys",
-                    "nothing here",
-                ],
-                latencies,
-            )
-        )
-    ]
-    events += [
-        EventWrite("acme", "chat", user_id="u1", created_at=at("2024-03-01")),
-        EventWrite("acme", "message", user_id="u2", created_at=at("2024-03-01")),
-        EventWrite("acme", "message", user_id="u1", created_at=at("2024-03-02")),
-        EventWrite("acme", "rating", user_id="u3", data={"rating": 5}, created_at=at("2024-04-01")),
-        # Outside the window, and another tenant's: never counted.
-        EventWrite("acme", "search", query="old", result_count=0, created_at=at("2024-02-28")),
-        EventWrite("acme", "search", query="late", created_at=at("2024-04-03")),
-        EventWrite("globex", "search", query="vacation days", created_at=at("2024-03-01")),
-        EventWrite("globex", "chat", user_id="g1", created_at=at("2024-03-01")),
-    ]
-    store.record_events(events)
-    store.record_event(
-        "acme", "click", user_id="u1", data={"document": "d1"}, created_at=at("2024-03-02")
-    )
-
-    stats = store.event_stats("acme", "2024-03-01", "2024-04-02")
-    assert stats["counts"] == {"search": 10, "chat": 1, "message": 2, "rating": 1, "click": 1}
-    assert stats["queries_per_day"] == [
-        {"date": "2024-03-01", "count": 6},
-        {"date": "2024-03-02", "count": 4},
-    ]
-    assert stats["search_latency_ms"] == {"count": 10, "p50": 5.0, "p95": 10.0}
-    assert stats["zero_result_rate"] == pytest.approx(0.2)
-    assert stats["top_queries"] == [
-        {"query": "vacation days", "count": 4},
-        {"query": "api keys", "count": 3},
-        {"query": "nothing here", "count": 2},
-        {"query": "laptops", "count": 1},
-    ]
-    assert stats["active_users"] == {
-        "total": 3,
-        "daily": [
-            {"date": "2024-03-01", "count": 2},
-            {"date": "2024-03-02", "count": 1},
-            {"date": "2024-04-01", "count": 1},
-        ],
-        "monthly": [{"month": "2024-03", "count": 2}, {"month": "2024-04", "count": 1}],
-    }
-    empty = store.event_stats("initech", "2024-03-01", "2024-04-02")
-    assert empty["counts"] == {} and empty["zero_result_rate"] is None
-    assert empty["search_latency_ms"] == {"count": 0, "p50": None, "p95": None}
-
-    assert store.delete_user_events(tenant="acme", user_id="u1") == 3
-    assert store.event_stats("acme", "2024-03-01", "2024-04-02")["active_users"]["total"] == 2
-    assert store.event_stats("globex", "2024-03-01", "2024-04-02")["active_users"]["total"] == 1
 
 
 def test_searches_chats_and_messages_are_recorded(client: TestClient) -> None:

@@ -20,9 +20,9 @@ from live import free_port
 
 from engram.cli import cli
 from engram.config import Settings
-from engram.pgstatus import MIGRATE_HINT, PGVECTOR_HINT, RLS_HINT, url_status
 from engram.server.app import create_app
 from engram.store.migrations import load_migrations
+from engram.store.postgres.status import MIGRATE_HINT, PGVECTOR_HINT, RLS_HINT, url_status
 
 MIGRATIONS = load_migrations("postgres")
 LATEST = MIGRATIONS[-1]

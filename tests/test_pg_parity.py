@@ -14,7 +14,8 @@ import pytest
 
 from engram.memory.service import content_hash
 from engram.memory.types import MemoryScope, MemoryWrite
-from engram.store.base import EventWrite, Store
+from engram.store.contract import Store
+from engram.store.records import EventWrite
 from engram.store.sqlite import SQLiteStore
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")

@@ -23,7 +23,8 @@ from engram.config import Settings
 from engram.errors import CollectionNotFound, ConfigError, MigrationError, ServerUnavailable
 from engram.providers.embedders.fake import HashEmbedder
 from engram.search.ann import HnswParams
-from engram.store.base import ChunkWrite, DocumentWrite, Store
+from engram.store.contract import Store
+from engram.store.records import ChunkWrite, DocumentWrite
 from engram.store.sqlite import SQLiteStore
 from engram.types import Collection
 
@@ -535,8 +536,8 @@ def test_writer_after_a_collection_is_deleted_fails_cleanly(pg: Any) -> None:
 
 # -- vectors ---------------------------------------------------------------------------------
 def test_hnsw_index_is_used_and_recall_matches_exact(pg_url: str) -> None:
-    from engram.store.postgres_base import vector_text
-    from engram.store.postgres_search import _ann_query
+    from engram.store.postgres.connection import vector_text
+    from engram.store.postgres.search import _ann_query
 
     store = pg_store(pg_url, hnsw=HnswParams(exact_below=100, expansion_add=64))
     try:
@@ -617,7 +618,7 @@ def _raise(exc: BaseException) -> None:
 def test_psycopg_errors_are_translated(make: Any, expected: str) -> None:
     psycopg = pytest.importorskip("psycopg")
     import engram.errors
-    from engram.store.postgres_base import translate
+    from engram.store.postgres.connection import translate
 
     with pytest.raises(getattr(engram.errors, expected)) as info, translate():
         _raise(make(psycopg))
@@ -649,7 +650,7 @@ def test_typo_expansion_does_not_depend_on_vocabulary_order() -> None:
 def test_client_side_bm25_ranking_sums_per_chunk_and_breaks_ties_by_id(spread: int) -> None:
     from collections import defaultdict
 
-    from engram.store.postgres_bm25 import rank
+    from engram.store.postgres.bm25 import rank
 
     rng = np.random.default_rng(7)
     chunk = rng.integers(0, 300, size=2_000) * spread + 5

@@ -14,7 +14,7 @@ from rank_bm25 import BM25Okapi
 
 from engram.search.ann import HnswParams, VectorIndex
 from engram.search.fusion import fuse
-from engram.store.base import ChunkWrite, DocumentWrite
+from engram.store.records import ChunkWrite, DocumentWrite
 from engram.store.sqlite import SQLiteStore
 
 WORDS = [f"w{i}" for i in range(60)]

@@ -21,8 +21,9 @@ import engram
 from engram.config import Settings
 from engram.keys import REDIS_REVISION_KEY, ApiKey, VerifiedKeys, bump_revision, revision_path
 from engram.server.app import create_app
-from engram.server.ratelimit import RateLimiter, make_limiter
+from engram.server.ratelimit import RateLimiter
 from engram.server.ratelimit_redis import RedisRateLimiter
+from engram.server.ratelimit_setup import make_limiter
 
 URL = "redis://127.0.0.1:6379/14"
 

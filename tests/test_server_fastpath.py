@@ -25,7 +25,7 @@ from engram.providers.models import DEFAULT_EMBEDDER, package_root
 from engram.server.app import create_app
 from engram.server.recorder import EventRecorder
 from engram.server.schemas import SearchResponse
-from engram.store.base import EventWrite
+from engram.store.records import EventWrite
 from engram.store.sqlite import SQLiteStore
 
 DOCS = [

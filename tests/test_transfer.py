@@ -20,7 +20,7 @@ from engram.cli import cli
 from engram.config import Settings
 from engram.errors import CollectionNotFound, Conflict, InvalidInput, ModelMismatch
 from engram.memory.types import MemoryScope, MemoryWrite
-from engram.store.base import Store
+from engram.store.contract import Store
 from engram.store.sqlite import SQLiteStore
 from engram.transfer import export_data, import_data
 from engram.transfer import format as fmt

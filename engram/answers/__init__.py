@@ -3,7 +3,14 @@ from a language model, and an extractive answer when none is configured."""
 
 from engram.answers.citations import Citation, citations_for, cited_numbers
 from engram.answers.extractive import EXTRACTIVE_PREFIX, extractive_answer
-from engram.answers.generate import Answer, AnswerEvent, EventType, answer, stream_answer
+from engram.answers.generate import (
+    Answer,
+    AnswerEvent,
+    AnswerOptions,
+    EventType,
+    answer,
+    stream_answer,
+)
 from engram.answers.prompt import (
     DEFAULT_MAX_CONTEXT_CHARS,
     DEFAULT_TEMPLATE,
@@ -18,6 +25,7 @@ __all__ = [
     "EXTRACTIVE_PREFIX",
     "Answer",
     "AnswerEvent",
+    "AnswerOptions",
     "Citation",
     "EventType",
     "answer",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from engram.answers.citations import Citation, citations_for
 from engram.answers.extractive import extractive_answer
@@ -51,29 +51,47 @@ class AnswerEvent:
     data: dict[str, Any]
 
 
+class ModelLimits(TypedDict, total=False):
+    """Limits of the model call (a key left out, or None: the provider's default)."""
+
+    max_tokens: int | None
+    temperature: float | None
+    timeout: float | None
+
+
+class AnswerOptions(ModelLimits, total=False):
+    """How to answer, the same for a whole and a streamed answer; every key may be left out.
+
+    ``history``: the earlier turns of the conversation; ``memories``: what is known of the
+    user; ``template``: the system prompt (None: the built-in one); ``language``: of an
+    extractive answer (``"en"``, ``"fr"`` or ``"auto"``; default ``"en"``);
+    ``max_context_chars``: how much passage text the prompt holds (default
+    ``DEFAULT_MAX_CONTEXT_CHARS``); and the :class:`ModelLimits`. One record, so that
+    :func:`answer` and :func:`stream_answer` name the options once, callers still pass them
+    by keyword, and the type checker still checks those keywords.
+    """
+
+    history: Sequence[ChatMessage]
+    memories: Sequence[str]
+    template: str | None
+    language: str
+    max_context_chars: int
+
+
 def answer(
     question: str,
     passages: Sequence[SearchResult],
     llm: LLM | None,
-    *,
-    history: Sequence[ChatMessage] = (),
-    memories: Sequence[str] = (),
-    template: str | None = None,
-    language: str = "en",
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    timeout: float | None = None,
-    max_context_chars: int = DEFAULT_MAX_CONTEXT_CHARS,
+    **options: Unpack[AnswerOptions],
 ) -> Answer:
     """Answer ``question`` from ``passages`` (best first) with ``llm``, or extractively when
     ``llm`` is None. Citations are the passages the text cites by number, or all passages in
     the prompt when it cites none. Raises ``LLMError``/``LLMUnavailable`` when the model fails,
     InvalidInput/ConfigError for a bad question, history or template."""
-    used = select_passages(passages, max_context_chars)
+    used = _used(passages, options)
     if llm is None:
-        return _extractive(question, used, language)
-    messages = build_prompt(question, used, history, memories, template)
-    reply = llm.reply(messages, max_tokens=max_tokens, temperature=temperature, timeout=timeout)
+        return _extractive(question, used, options)
+    reply = llm.reply(_messages(question, used, options), **_limits(options))
     return Answer(reply.text, citations_for(reply.text, used), reply.model_id, extractive=False)
 
 
@@ -81,15 +99,7 @@ def stream_answer(
     question: str,
     passages: Sequence[SearchResult],
     llm: LLM | None,
-    *,
-    history: Sequence[ChatMessage] = (),
-    memories: Sequence[str] = (),
-    template: str | None = None,
-    language: str = "en",
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    timeout: float | None = None,
-    max_context_chars: int = DEFAULT_MAX_CONTEXT_CHARS,
+    **options: Unpack[AnswerOptions],
 ) -> Generator[AnswerEvent, None, None]:
     """:func:`answer` as a stream of :class:`AnswerEvent`.
 
@@ -99,16 +109,32 @@ def stream_answer(
     every wait is bounded by ``timeout``, so the stream always ends. Closing the iterator
     early (a client went away) closes the model's connection.
     """
-    used = select_passages(passages, max_context_chars)
+    used = _used(passages, options)
     if llm is None:
-        return _extractive_events(_extractive(question, used, language))
-    messages = build_prompt(question, used, history, memories, template)
-    options = {"max_tokens": max_tokens, "temperature": temperature, "timeout": timeout}
-    return _model_events(llm, messages, used, options)
+        return _extractive_events(_extractive(question, used, options))
+    messages = _messages(question, used, options)
+    return _model_events(llm, messages, used, _limits(options))
 
 
-def _extractive(question: str, used: list[SearchResult], language: str) -> Answer:
-    text = extractive_answer(question, used, language=language)
+def _used(passages: Sequence[SearchResult], options: AnswerOptions) -> list[SearchResult]:
+    return select_passages(passages, options.get("max_context_chars", DEFAULT_MAX_CONTEXT_CHARS))
+
+
+def _messages(question: str, used: list[SearchResult], options: AnswerOptions) -> list[ChatMessage]:
+    history, memories = options.get("history", ()), options.get("memories", ())
+    return build_prompt(question, used, history, memories, options.get("template"))
+
+
+def _limits(options: AnswerOptions) -> ModelLimits:
+    return {
+        "max_tokens": options.get("max_tokens"),
+        "temperature": options.get("temperature"),
+        "timeout": options.get("timeout"),
+    }
+
+
+def _extractive(question: str, used: list[SearchResult], options: AnswerOptions) -> Answer:
+    text = extractive_answer(question, used, language=options.get("language", "en"))
     return Answer(text, citations_for(text, used) if used else [], None, extractive=True)
 
 
@@ -119,12 +145,12 @@ def _extractive_events(result: Answer) -> Generator[AnswerEvent, None, None]:
 
 
 def _model_events(
-    llm: LLM, messages: list[ChatMessage], used: list[SearchResult], options: dict[str, Any]
+    llm: LLM, messages: list[ChatMessage], used: list[SearchResult], limits: ModelLimits
 ) -> Generator[AnswerEvent, None, None]:
     stream: TokenStream | None = None
     parts: list[str] = []
     try:
-        stream = llm.reply_stream(messages, **options)
+        stream = llm.reply_stream(messages, **limits)
         for delta in stream:
             parts.append(delta)
             yield AnswerEvent("token", {"text": delta})

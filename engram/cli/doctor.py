@@ -3,7 +3,7 @@
 Read-only: the database is opened with ``mode=ro`` (no migration runs, nothing is written)
 and the index files are loaded, not rebuilt. On PostgreSQL (``ENGRAM_DATABASE_URL``) one
 read-only connection reports the server, the schema against this code's migrations,
-pgvector and whether row-level security applies to the role (engram.pgstatus). Each check
+pgvector and whether row-level security applies to the role (engram.store.postgres.status). Each check
 prints ✓, ! (a warning) or ✗; a warning or a failure also prints a hint, and a failure
 makes the command exit with status 1.
 """
@@ -146,7 +146,7 @@ def check_database(db_path: Path) -> str:
 
 def postgres_checks(settings: Settings) -> list[Check]:
     """The PostgreSQL server, schema, pgvector and row-level security, from one probe."""
-    from ..pgstatus import PGVECTOR_HINT, RLS_HINT, url_status
+    from ..store.postgres.status import PGVECTOR_HINT, RLS_HINT, url_status
 
     url = settings.database_url or ""
     try:
@@ -155,7 +155,7 @@ def postgres_checks(settings: Settings) -> list[Check]:
         return [Check("database", False, exc.message, exc.hint)]
     except Exception as exc:  # a doctor reports every failure, whatever its kind
         return [Check("database", False, f"{type(exc).__name__}: {exc}")]
-    from ..store.postgres_sql import redact  # psycopg is importable: the probe ran
+    from ..store.postgres.sql import redact  # psycopg is importable: the probe ran
 
     rls = found.rls_bypass_reason()
     return [
@@ -270,7 +270,7 @@ def check_indexes(
     be *used* while disagreeing with the database fail."""
     from ..search.ann import HnswParams, VectorIndex
     from ..search.bm25 import BM25Index
-    from ..store.derived import IndexFiles
+    from ..store.sqlite.derived import IndexFiles
 
     files = IndexFiles(settings.index_dir, cid)
     base = settings.index_dir / str(cid)

@@ -1,81 +1,104 @@
 """The library's dataclasses, built from the JSON bodies of the HTTP API.
 
-The API does not expose row ids or the tenant (a key's tenant is implied): those fields are
-filled with :data:`NO_ID` and :data:`NO_TENANT`.
+One converter, :func:`from_json`, reads any of them by its fields and their types (callers
+name the class: ``from_json(Collection, body)``); :func:`report` and :func:`search_result`
+convert by hand only where the API's shape differs from the dataclass (pairs sent as
+objects, a renamed key, a span).
+
+A field the body lacks, or holds as null, takes the empty value of its type: 0, ``""``,
+False, an empty dict, list or tuple, None when the type allows it. That covers what the API
+leaves out: row ids and the tenant (a key's tenant is implied) are 0 and ``""``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import types
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    TypeGuard,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
-from ..memory.types import Conversation, MemoryEvent, MemoryHit, MemoryRecord, Message
-from ..store.base import DocumentVersion
-from ..types import Collection, DocumentInfo, IngestReport, SearchResult
+from ..types import IngestReport, SearchResult
 
-NO_ID = 0
-NO_TENANT = ""
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Json = Mapping[str, Any]
+D = TypeVar("D", bound="DataclassInstance")
+
+_EMPTY: dict[Any, Any] = {str: "", int: 0, float: 0.0, bool: False}
 
 
-def collection(body: Json) -> Collection:
-    """A :class:`Collection` from a ``CollectionPublic`` body."""
-    return Collection(
-        id=NO_ID,
-        name=body["name"],
-        model_id=body["model_id"],
-        dimension=body["dimension"],
-        language=body["language"],
-        settings=dict(body.get("settings") or {}),
-        created_at=body["created_at"],
-        document_count=body.get("document_count", 0),
-        chunk_count=body.get("chunk_count", 0),
-        tenant=NO_TENANT,
-    )
+def from_json(cls: type[D], body: Json, **given: Any) -> D:
+    """A ``cls`` from ``body``: each field from the key of its name, converted by its type,
+    unless ``given``. A field whose type is a dataclass is read from its own object, or,
+    when the body has none, from the body itself (a memory hit is a memory's fields plus
+    ``score`` and ``explain``)."""
+    hints = _hints(cls)
+    values = dict(given)
+    for f in dataclasses.fields(cls):
+        if f.name in given:
+            continue
+        hint, value = hints[f.name], body.get(f.name)
+        if value is None and _is_dataclass(hint):
+            values[f.name] = from_json(hint, body)
+        elif value is None:
+            values[f.name] = _empty(hint, f.name)
+        else:
+            values[f.name] = _value(value, hint)
+    return cls(**values)
 
 
-def document(body: Json) -> DocumentInfo:
-    """A :class:`DocumentInfo` from a ``DocumentPublic`` body."""
-    return DocumentInfo(
-        id=NO_ID,
-        collection=body["collection"],
-        key=body["key"],
-        title=body["title"],
-        version=body["version"],
-        content_hash=body["content_hash"],
-        metadata=dict(body.get("metadata") or {}),
-        source=body.get("source", ""),
-        chunk_count=body.get("chunk_count", 0),
-        created_at=body["created_at"],
-        updated_at=body["updated_at"],
-    )
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
 
 
-def version(body: Json) -> DocumentVersion:
-    """A :class:`DocumentVersion` from a ``DocumentVersionPublic`` body."""
-    return DocumentVersion(
-        version=body["version"],
-        content_hash=body["content_hash"],
-        chunk_count=body["chunk_count"],
-        created_at=body["created_at"],
-    )
+def _value(value: Any, hint: Any) -> Any:
+    """``value`` as ``hint`` asks: a dataclass from its object, dicts, lists and tuples
+    copied (their items converted); anything else as it is."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):  # X | None, and value is not None
+        (hint,) = [a for a in args if a is not type(None)]
+        return _value(value, hint)
+    if _is_dataclass(hint):
+        return from_json(hint, value)
+    if origin is dict:
+        return dict(value)
+    if origin in (list, tuple):
+        return origin(_value(item, args[0]) for item in value)
+    return value
+
+
+def _is_dataclass(hint: Any) -> TypeGuard[type[DataclassInstance]]:
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
+def _empty(hint: Any, name: str) -> Any:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType) and type(None) in get_args(hint):
+        return None
+    if origin in (dict, list, tuple):
+        return origin()
+    if hint in _EMPTY:
+        return _EMPTY[hint]
+    raise KeyError(name)  # a literal or Any: nothing stands for a missing value
 
 
 def report(body: Json) -> IngestReport:
-    """An :class:`IngestReport` from an ``IngestReportPublic`` body."""
-    return IngestReport(
-        added=body["added"],
-        updated=body["updated"],
-        unchanged=body["unchanged"],
-        deleted=body["deleted"],
-        failed=body["failed"],
-        chunks_embedded=body["chunks_embedded"],
-        chunks_reused=body["chunks_reused"],
-        errors=[(e["source"], e["reason"]) for e in body.get("errors", [])],
-        seconds=body.get("seconds", 0.0),
-        model_seconds=body.get("model_seconds", 0.0),
-    )
+    """An :class:`IngestReport` from an ``IngestReportPublic`` body, whose errors are
+    ``{source, reason}`` objects and whose ``skipped`` is a count (the list stays empty)."""
+    errors = [(e["source"], e["reason"]) for e in body.get("errors") or ()]
+    return from_json(IngestReport, body, errors=errors, skipped=[])
 
 
 def merge(total: IngestReport, part: IngestReport) -> None:
@@ -92,86 +115,14 @@ def merge(total: IngestReport, part: IngestReport) -> None:
 
 
 def search_result(body: Json) -> SearchResult:
-    """A :class:`SearchResult` from a ``SearchHit`` body."""
+    """A :class:`SearchResult` from a ``SearchHit`` body (``document`` is its key, ``span``
+    its start and end)."""
     start, end = body["span"]
     explain = dict(body.get("explain") or {})
     # The library's explain always has both legs, and fused/rerank only when they apply.
     for key in ("fused", "rerank"):
         if explain.get(key) is None:
             explain.pop(key, None)
-    return SearchResult(
-        chunk_id=body["chunk_id"],
-        document_key=body["document"],
-        document_id=body["document_id"],
-        version=body["version"],
-        title=body["title"],
-        text=body["text"],
-        start=start,
-        end=end,
-        score=body["score"],
-        heading_path=tuple(body.get("heading_path") or ()),
-        page=body.get("page"),
-        metadata=dict(body.get("metadata") or {}),
-        highlight=body.get("highlight", ""),
-        explain=explain,
-    )
-
-
-def memory(body: Json) -> MemoryRecord:
-    """A :class:`MemoryRecord` from a ``MemoryPublic`` body."""
-    return MemoryRecord(
-        id=body["id"],
-        tenant=NO_TENANT,
-        user_id=body["user_id"],
-        agent_id=body.get("agent_id"),
-        content=body["content"],
-        metadata=dict(body.get("metadata") or {}),
-        source=body["source"],
-        model_id=body["model_id"],
-        created_at=body["created_at"],
-        updated_at=body["updated_at"],
-        deleted_at=body.get("deleted_at"),
-        deduplicated=bool(body.get("deduplicated", False)),
-    )
-
-
-def memory_hit(body: Json) -> MemoryHit:
-    """A :class:`MemoryHit` from a ``MemoryHitPublic`` body."""
-    return MemoryHit(memory(body), body["score"], dict(body.get("explain") or {}))
-
-
-def memory_event(body: Json) -> MemoryEvent:
-    """A :class:`MemoryEvent` from a ``MemoryEventPublic`` body."""
-    return MemoryEvent(
-        id=body["id"],
-        memory_id=body["memory_id"],
-        event=body["event"],
-        old_content=body.get("old_content"),
-        new_content=body.get("new_content"),
-        created_at=body["created_at"],
-    )
-
-
-def conversation(body: Json) -> Conversation:
-    """A :class:`Conversation` from a ``ConversationPublic`` body."""
-    return Conversation(
-        id=body["id"],
-        tenant=NO_TENANT,
-        user_id=body["user_id"],
-        title=body.get("title"),
-        metadata=dict(body.get("metadata") or {}),
-        created_at=body["created_at"],
-        updated_at=body["updated_at"],
-    )
-
-
-def message(body: Json) -> Message:
-    """A :class:`Message` from a ``MessagePublic`` body."""
-    return Message(
-        id=body["id"],
-        conversation_id=body["conversation_id"],
-        role=cast(Any, body["role"]),
-        content=body["content"],
-        metadata=dict(body.get("metadata") or {}),
-        created_at=body["created_at"],
+    return from_json(
+        SearchResult, body, document_key=body["document"], start=start, end=end, explain=explain
     )

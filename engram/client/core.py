@@ -22,9 +22,10 @@ from ..errors import (
 from ..ingest.items import items_from_records
 from ..ingest.sources import iter_files
 from ..search.searcher import SearchResponse
-from ..store.base import DocumentVersion, Where
+from ..store.records import DocumentVersion, Where
 from ..types import Collection, DocumentInfo, IngestReport, LoadedDocument, SearchMode
 from . import convert
+from .convert import from_json
 from .http import EventStream, Http, error_from_body, path
 from .memory import MemoryClient
 
@@ -74,11 +75,13 @@ class Client:
     # -- collections ---------------------------------------------------------------------------
     def collections(self) -> list[Collection]:
         """Every collection of the key's tenant."""
-        return [convert.collection(c) for c in self._http.call("GET", path("collections"))["data"]]
+        return [
+            from_json(Collection, c) for c in self._http.call("GET", path("collections"))["data"]
+        ]
 
     def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
         """One collection; raises CollectionNotFound."""
-        return convert.collection(self._http.call("GET", path("collections", name)))
+        return from_json(Collection, self._http.call("GET", path("collections", name)))
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection and every trace of its documents (admin scope)."""
@@ -204,15 +207,15 @@ class Client:
         params = {"where": json.dumps(where) if where is not None else None}
         url = path("collections", collection, "documents")
         for body in self._http.pages(url, params, limit, page_size=page_size):
-            yield convert.document(body)
+            yield from_json(DocumentInfo, body)
 
     def document(self, key: str, collection: str = DEFAULT_COLLECTION) -> DocumentInfo:
         """One document; raises DocumentNotFound (or CollectionNotFound)."""
-        return convert.document(self._document(key, collection))
+        return from_json(DocumentInfo, self._document(key, collection))
 
     def versions(self, key: str, collection: str = DEFAULT_COLLECTION) -> list[DocumentVersion]:
         """Every version of a document, oldest first."""
-        return [convert.version(v) for v in self._document(key, collection)["versions"]]
+        return [from_json(DocumentVersion, v) for v in self._document(key, collection)["versions"]]
 
     def _document(self, key: str, collection: str) -> Any:
         return self._http.call("GET", path("collections", collection, "documents", key=key))

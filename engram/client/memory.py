@@ -13,7 +13,7 @@ from ..memory.types import (
     MemoryRecord,
     Message,
 )
-from . import convert
+from .convert import from_json
 from .http import Http, path
 
 
@@ -37,18 +37,20 @@ class MemoryClient:
         """Remember ``content`` for ``user_id``; a near-identical memory is updated instead
         and returned with ``deduplicated=True``."""
         body = {"content": content, "user_id": user_id, "agent_id": agent_id, "metadata": metadata}
-        return convert.memory(self._http.call("POST", path("memories"), json=body))
+        return from_json(MemoryRecord, self._http.call("POST", path("memories"), json=body))
 
     def get(self, memory_id: str) -> MemoryRecord:
         """A live memory; raises MemoryNotFound."""
-        return convert.memory(self._http.call("GET", path("memories", memory_id)))
+        return from_json(MemoryRecord, self._http.call("GET", path("memories", memory_id)))
 
     def update(
         self, memory_id: str, content: str, *, metadata: dict[str, Any] | None = None
     ) -> MemoryRecord:
         """Replace a memory's content (and its metadata, when given)."""
         body = {"content": content, "metadata": metadata}
-        return convert.memory(self._http.call("PATCH", path("memories", memory_id), json=body))
+        return from_json(
+            MemoryRecord, self._http.call("PATCH", path("memories", memory_id), json=body)
+        )
 
     def delete(self, memory_id: str) -> None:
         """Forget a memory; its history stays readable."""
@@ -57,7 +59,7 @@ class MemoryClient:
     def history(self, memory_id: str) -> builtins.list[MemoryEvent]:
         """Every change of a memory, oldest first (also for a deleted memory)."""
         body = self._http.call("GET", path("memories", memory_id, "history"))
-        return [convert.memory_event(e) for e in body["data"]]
+        return [from_json(MemoryEvent, e) for e in body["data"]]
 
     def list(
         self, user_id: str, *, agent_id: str | None = None, limit: int | None = 100
@@ -66,7 +68,7 @@ class MemoryClient:
         fetched a page at a time."""
         params = {"user_id": user_id, "agent_id": agent_id}
         pages = self._http.pages(path("memories"), params, limit)
-        return [convert.memory(m) for m in pages]
+        return [from_json(MemoryRecord, m) for m in pages]
 
     def search(
         self, query: str, *, user_id: str, agent_id: str | None = None, k: int = 10
@@ -74,7 +76,7 @@ class MemoryClient:
         """The user's memories best matching ``query``, best first."""
         body = {"query": query, "user_id": user_id, "agent_id": agent_id, "k": k}
         found = self._http.call("POST", path("memories", "search"), json=body)
-        return [convert.memory_hit(h) for h in found["data"]]
+        return [from_json(MemoryHit, h) for h in found["data"]]
 
     # -- conversations -----------------------------------------------------------------------
     def create_conversation(
@@ -82,19 +84,19 @@ class MemoryClient:
     ) -> Conversation:
         """Start a conversation of ``user_id``."""
         body = {"user_id": user_id, "title": title, "metadata": metadata}
-        return convert.conversation(self._http.call("POST", path("conversations"), json=body))
+        return from_json(Conversation, self._http.call("POST", path("conversations"), json=body))
 
     def conversation(self, conversation_id: str) -> Conversation:
         """One conversation; raises ConversationNotFound."""
         url = path("conversations", conversation_id)
-        return convert.conversation(self._http.call("GET", url))
+        return from_json(Conversation, self._http.call("GET", url))
 
     def conversations(
         self, user_id: str, *, limit: int | None = 100
     ) -> builtins.list[Conversation]:
         """The user's conversations, most recently active first (at most ``limit``)."""
         pages = self._http.pages(path("conversations"), {"user_id": user_id}, limit)
-        return [convert.conversation(c) for c in pages]
+        return [from_json(Conversation, c) for c in pages]
 
     def append(
         self,
@@ -107,13 +109,13 @@ class MemoryClient:
         """Append a message; ``role`` is one of system, user, assistant, tool."""
         body = {"role": role, "content": content, "metadata": metadata}
         url = path("conversations", conversation_id, "messages")
-        return convert.message(self._http.call("POST", url, json=body))
+        return from_json(Message, self._http.call("POST", url, json=body))
 
     def messages(self, conversation_id: str, *, last: int | None = None) -> builtins.list[Message]:
         """The conversation's messages, oldest first; ``last=N``: only the N most recent."""
         url = path("conversations", conversation_id, "messages")
         params = {} if last is None else {"last": last}
-        return [convert.message(m) for m in self._http.call("GET", url, params=params)["data"]]
+        return [from_json(Message, m) for m in self._http.call("GET", url, params=params)["data"]]
 
     def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation and its messages."""

@@ -24,7 +24,8 @@ from ..config import Settings
 from ..errors import EngramError
 from ..providers.embedders.base import Embedder
 from ..search.analyzer import Analyzer, get_analyzer
-from ..store.base import ChunkWrite, DocumentWrite, Store
+from ..store.contract import DocumentStore
+from ..store.records import ChunkWrite, DocumentWrite
 from ..types import Collection, Failure, IngestReport, LoadedDocument, Skipped
 from ..unicode import describe, lone_surrogate
 from .chunking import chunk_document
@@ -75,7 +76,7 @@ def embedding_text(title: str, heading_path: tuple[str, ...], body: str) -> str:
 
 
 class IngestPipeline:
-    def __init__(self, store: Store, settings: Settings, embedder: Embedder) -> None:
+    def __init__(self, store: DocumentStore, settings: Settings, embedder: Embedder) -> None:
         self.store = store
         self.settings = settings
         self.embedder = embedder

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .types import Job
 
 if TYPE_CHECKING:  # the store imports engram.jobs.types: no import cycle at run time
-    from ..store.base import Store
+    from ..store.contract import JobStore
 
 # Ingest a batch of ``{"id", "text", "title"?, "metadata"?}`` records into ``collection``;
 # payload ``{"documents": [...]}``, result the IngestReport as a dict.
@@ -25,7 +25,7 @@ def initial_progress(total: int) -> dict[str, int]:
 
 
 def enqueue_batch(
-    store: Store, documents: Sequence[Mapping[str, Any]], *, collection: str, tenant: str
+    store: JobStore, documents: Sequence[Mapping[str, Any]], *, collection: str, tenant: str
 ) -> Job:
     """Queue the ingestion of ``documents`` into ``collection``; a worker runs it."""
     return store.create_job(

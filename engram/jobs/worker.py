@@ -24,6 +24,7 @@ from .types import Job
 
 if TYPE_CHECKING:  # engram.engine imports the store, which imports engram.jobs.types
     from ..engine import Engram
+    from ..store.contract import JobStore
 
 logger = logging.getLogger("engram.jobs")
 
@@ -61,7 +62,7 @@ class JobWorker:
         self.db = db
         # Told "succeeded", "failed" or "retried" as attempts end (the server's metrics).
         self._on_finish = on_finish
-        self.store = db.store
+        self.store: JobStore = db.store
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.poll_interval = poll_interval

@@ -41,7 +41,7 @@ from .types import (
 if TYPE_CHECKING:  # the store imports this package's types: import it for typing only
     from ..config import Settings
     from ..providers.embedders.base import Embedder
-    from ..store.base import Store
+    from ..store.contract import MemoryStore
 
 DEFAULT_TENANT = "default"
 
@@ -72,7 +72,7 @@ class MemoryService:
     Obtain it as ``db.memory``; the embedder is loaded on the first memory write or search.
     """
 
-    def __init__(self, store: Store, settings: Settings, embedder: Callable[[], Embedder]) -> None:
+    def __init__(self, store: MemoryStore, settings: Settings, embedder: Callable[[], Embedder]) -> None:
         self.store = store
         self.settings = settings
         self._embedder = embedder

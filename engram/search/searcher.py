@@ -19,7 +19,8 @@ from ..config import Settings
 from ..errors import InvalidInput, ModelMismatch, QueryTooLong
 from ..providers.embedders.base import Embedder
 from ..providers.rerankers.base import Reranker
-from ..store.base import Store, Where
+from ..store.contract import RetrievalStore
+from ..store.records import Where
 from ..types import Collection, SearchMode, SearchResult
 from .analyzer import get_analyzer
 from .filters import normalize_where
@@ -67,7 +68,7 @@ class Searcher:
 
     def __init__(
         self,
-        store: Store,
+        store: RetrievalStore,
         settings: Settings,
         embedder: Callable[[], Embedder],
         reranker: Callable[[], Reranker],

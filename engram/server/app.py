@@ -26,7 +26,7 @@ from .errors import UnexpectedErrorMiddleware, install_error_handlers
 from .jwt_auth import JwtVerifier
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
 from .observability import build_route_templates, install_observability
-from .ratelimit import make_limiter
+from .ratelimit_setup import make_limiter
 from .routes import api_router
 
 DESCRIPTION = (

@@ -4,6 +4,9 @@ The observability middleware sets it for the duration of each request. FastAPI r
 functions in a threadpool that copies the context, so route code, the helpers of
 :mod:`engram.server.observability` and :class:`~engram.server.logs.JsonFormatter` all see it
 without being handed the request.
+
+It imports none of them (the log formatter and authentication import it): what a request
+reports to is named by the :class:`Reporter` protocol, which ``Observability`` satisfies.
 """
 
 from __future__ import annotations
@@ -11,17 +14,27 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .deps import Principal
-    from .observability import Observability
+    from ..store.records import EventWrite
+    from .metrics import Metrics
+    from .principal import Principal
+
+
+class Reporter(Protocol):
+    """Where a request's metrics and events go (engram.server.observability.Observability)."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    def record(self, event: EventWrite) -> None: ...
 
 
 @dataclass(slots=True)
 class RequestContext:
     request_id: str
-    observability: Observability
+    observability: Reporter
     started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None  # set once the caller is known
 
@@ -44,3 +57,10 @@ def enter_request(context: RequestContext) -> Token[RequestContext | None]:
 
 def leave_request(token: Token[RequestContext | None]) -> None:
     _current.reset(token)
+
+
+def note_principal(principal: Principal) -> None:
+    """Name the caller of the current request in its access log line."""
+    context = current_request()
+    if context is not None:
+        context.principal = principal

@@ -10,7 +10,6 @@ an identity provider when one is configured (engram.server.jwt_auth), becomes a
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -18,6 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engram
 from ..errors import Forbidden, RateLimited, Unauthorized
+from .context import note_principal
+from .principal import Principal
 from .ratelimit import Limiter
 
 ALL_SCOPES = frozenset({"read", "write", "admin"})
@@ -33,15 +34,6 @@ async def get_db(request: Request) -> Engram:
 
 
 DB = Annotated[Engram, Depends(get_db)]
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the tenant whose collections they see, and what they may do."""
-
-    tenant: str
-    scopes: frozenset[str]
-    key_id: str | None = None
 
 
 def _presented_key(request: Request) -> str | None:
@@ -96,8 +88,6 @@ async def get_principal(request: Request, db: DB) -> Principal:
 
 def _noted(principal: Principal) -> Principal:
     """Name the caller in the request's access-log line, then hand it on."""
-    from .observability import note_principal  # late: observability imports this module
-
     note_principal(principal)
     return principal
 

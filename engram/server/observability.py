@@ -30,7 +30,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import tracing
-from ..store.base import EventWrite
+from ..store.records import EventWrite
 from ..types import IngestReport
 from .context import RequestContext, current_request, enter_request, leave_request
 from .metrics import Metrics
@@ -39,7 +39,7 @@ from .recorder import EventRecorder
 if TYPE_CHECKING:
     from ..engine import Engram
     from ..search.searcher import SearchResponse
-    from .deps import Principal
+    from .principal import Principal
 
 access_logger = logging.getLogger("engram.access")
 
@@ -85,7 +85,7 @@ class Observability:
         return Path(db.settings.data_dir) if db is not None else None
 
     def _pool_stats(self) -> dict[str, int] | None:
-        from ..pgstatus import pool_stats  # imports nothing of psycopg
+        from ..store.postgres.status import pool_stats  # imports nothing of psycopg
 
         db = self._db
         return pool_stats(db.store) if db is not None else None
@@ -219,13 +219,6 @@ def install_observability(app: FastAPI) -> Observability:
 
 
 # -- one-line hooks for routes ---------------------------------------------------------------
-def note_principal(principal: Principal) -> None:
-    """Name the caller of the current request in its access log line."""
-    context = current_request()
-    if context is not None:
-        context.principal = principal
-
-
 def observe_search(principal: Principal, query: str, response: SearchResponse) -> None:
     """Metrics of a search's stages, and a ``search`` event (query, result count, latency
     so far in the request)."""

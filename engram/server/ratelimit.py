@@ -11,7 +11,7 @@ Two backends behind one small interface, :class:`Limiter`:
   keeps its own buckets: N workers allow N times the budget.
 - :class:`~engram.server.ratelimit_redis.RedisRateLimiter` — buckets in Redis, updated by one
   atomic Lua script, so every process sharing the Redis shares one budget per key. Chosen by
-  :func:`make_limiter` when ``ENGRAM_REDIS_URL`` is set.
+  :func:`~engram.server.ratelimit_setup.make_limiter` when ``ENGRAM_REDIS_URL`` is set.
 """
 
 from __future__ import annotations
@@ -88,16 +88,3 @@ class RateLimiter(Limiter):
             while len(self._buckets) > self.max_keys:
                 self._buckets.popitem(last=False)
         return decision
-
-
-def make_limiter(per_minute: int, *, redis_url: str | None, name: str) -> Limiter | None:
-    """The limiter for a setting: None when ``per_minute`` is 0 (no limit), shared through
-    Redis when ``redis_url`` is set, else in this process. ``name`` separates the budgets of
-    different limiters (``key``, ``ip``) in Redis."""
-    if not per_minute:
-        return None
-    if redis_url:
-        from .ratelimit_redis import RedisRateLimiter  # the redis package is an optional extra
-
-        return RedisRateLimiter(per_minute, url=redis_url, prefix=f"engram:ratelimit:{name}:")
-    return RateLimiter(per_minute)

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ..errors import ServerUnavailable, StoreLocked
-from ..store.base import EventWrite, Store
+from ..store.contract import EventStore
+from ..store.records import EventWrite
 
 logger = logging.getLogger("engram.server")
 
@@ -39,7 +40,7 @@ class EventRecorder:
 
     def __init__(
         self,
-        store: Store,
+        store: EventStore,
         *,
         on_drop: Callable[[int], None] | None = None,
         max_queued: int = MAX_QUEUED,
@@ -115,7 +116,9 @@ class EventRecorder:
                 return
             except (StoreLocked, ServerUnavailable) as exc:  # busy, or restarting: worth a retry
                 if attempt == RETRIES or self._stop:
-                    logger.warning("writing %d analytics event(s) failed; dropped: %s", len(batch), exc)
+                    logger.warning(
+                        "writing %d analytics event(s) failed; dropped: %s", len(batch), exc
+                    )
                     break
                 time.sleep(0.2 * 2**attempt)
             except Exception:

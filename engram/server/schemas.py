@@ -42,6 +42,13 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error responses: all of them have the one error shape. It stands
+    by the shape rather than in engram.server.routes, which imports the route modules that
+    use it."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
 # -- collections -----------------------------------------------------------------------------
 class CollectionPublic(_Public):
     name: str

@@ -11,7 +11,7 @@ from ..search.ann import HnswParams
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from .base import Store
+    from .contract import Store
     from .postgres import PostgresStore
 
 
@@ -69,7 +69,7 @@ def migrate(settings: Settings) -> MigrationReport:
     """Bring the database the settings name to the current schema, and say what was done."""
     if settings.database_url:
         PostgresStore = _postgres_store()  # noqa: N806 - a class
-        from .postgres_sql import redact
+        from .postgres.sql import redact
 
         store = PostgresStore(settings.database_url, hnsw=hnsw_params(settings), pool_size=1)
         try:
@@ -84,7 +84,7 @@ def migrate(settings: Settings) -> MigrationReport:
     import sqlite3
 
     from .sqlite import SQLiteStore
-    from .sqlite_sql import translate
+    from .sqlite.sql import translate
 
     path = settings.db_path
     before: set[int] = set()

@@ -1,4 +1,5 @@
-"""Numbered, hash-checked SQL migrations, one folder per dialect.
+"""Numbered, hash-checked SQL migrations: each backend package keeps its own in a
+``migrations`` folder (``engram/store/sqlite/migrations``, ``engram/store/postgres/migrations``).
 
 Files are named ``NNNN_name.sql``. Each applied migration is recorded with the SHA-256 of its
 file; if a file that was applied changes afterwards, opening the database fails loudly instead
@@ -30,7 +31,7 @@ class Migration:
 
 def load_migrations(dialect: str) -> list[Migration]:
     """All migrations of ``dialect`` in version order."""
-    folder = resources.files("engram.store") / "migrations" / dialect
+    folder = resources.files(f"engram.store.{dialect}") / "migrations"
     found = []
     for entry in folder.iterdir():
         match = _NAME.match(entry.name)

@@ -277,8 +277,8 @@ def _copy_indexes(source: Path, target: Path) -> dict[str, dict[str, Any]]:
     """Copy each collection's current index files (its manifest and the generation it
     names), holding the collection's index lock shared so that no save replaces them
     mid-copy. Lock files, temporary files and stale generations are not copied."""
-    from ..store.derived import IndexFiles
-    from ..store.filelock import file_lock
+    from ..store.sqlite.derived import IndexFiles
+    from ..store.sqlite.filelock import file_lock
 
     files: dict[str, dict[str, Any]] = {}
     if not source.is_dir():

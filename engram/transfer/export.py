@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import CollectionNotFound, InvalidInput
-from ..store.base import Store, StoreSnapshot
+from ..store.contract import StoreSnapshot, TransferStore
 from ..types import Collection
 from . import archive, records
 from . import format as fmt
@@ -23,7 +23,7 @@ Progress = Callable[[str], None]
 
 
 def export_data(
-    store: Store,
+    store: TransferStore,
     path: str | Path,
     *,
     tenants: Sequence[str] | None = None,
@@ -49,7 +49,7 @@ def export_data(
 
 
 def _export(
-    store: Store,
+    store: TransferStore,
     target: Path,
     tenants: Sequence[str] | None,
     collections: Sequence[str] | None,

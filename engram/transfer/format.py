@@ -25,7 +25,6 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import InvalidInput
-from ..store.base import Store
 
 FORMAT = "engram-export"
 FORMAT_VERSION = 1  # bumped when a reader of the previous version could misread new files
@@ -46,7 +45,7 @@ def engram_version() -> str:
         return "unknown"
 
 
-def backend_name(store: Store) -> str:
+def backend_name(store: object) -> str:
     """ "sqlite", "postgres", or the class name of another backend."""
     name = type(store).__name__
     for prefix, label in (("SQLite", "sqlite"), ("Postgres", "postgres")):

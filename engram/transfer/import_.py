@@ -21,15 +21,16 @@ import itertools
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
 from ..errors import CollectionNotFound, Conflict, InvalidInput, ModelMismatch
-from ..store.base import DocumentDump, OnConflict, Store
+from ..store.contract import Store
+from ..store.records import ConversationDump, DocumentDump, MemoryDump, OnConflict
 from ..types import Collection
 from . import archive, records
 from . import format as fmt
@@ -38,6 +39,7 @@ from .report import TransferReport
 Mode = Literal["error", "merge", "replace"]
 Progress = Callable[[str], None]
 T = TypeVar("T")
+D = TypeVar("D")  # a record with its children
 
 _BATCH_CHUNKS = 2000  # chunks per write transaction
 _BATCH_DOCS = 500
@@ -130,8 +132,12 @@ def import_data(
         for tenant_entry in user:
             tenant, folder = str(tenant_entry["tenant"]), str(tenant_entry["path"])
             if memories:
-                _import_conversations(store, root, manifest, tenant, folder, on_conflict, report)
-                _import_memories(store, root, manifest, tenant, folder, on_conflict, report)
+                _import_with_children(
+                    store, root, manifest, tenant, folder, on_conflict, report, _CONVERSATIONS
+                )
+                _import_with_children(
+                    store, root, manifest, tenant, folder, on_conflict, report, _MEMORIES
+                )
             if events:
                 _import_events(store, root, manifest, tenant, folder, report)
     report.seconds = time.perf_counter() - started
@@ -383,7 +389,52 @@ def _check_count(entry: _CollectionEntry, kind: str, got: int, expected: int) ->
 
 
 # -- conversations, memories, events ----------------------------------------------------------
-def _import_conversations(
+@dataclass(frozen=True, slots=True)
+class _WithChildren(Generic[D]):
+    """Records exported with their children in a second file: conversations with their
+    messages, memories with their history. One description of each, so that one function
+    reads, batches, writes and counts both."""
+
+    kind: str  # the name of its count in the report
+    file: str
+    children: str  # the name of the children's count in the report
+    children_file: str
+    parent_field: str  # the field of a child that holds its record's id
+    read: Callable[[str, fmt.Line, list[fmt.Line]], D]
+    write: Callable[[Store, str, list[D], OnConflict], list[str]]  # → the ids written
+    id_of: Callable[[D], str]
+    children_of: Callable[[D], Sized]
+
+
+_CONVERSATIONS: _WithChildren[ConversationDump] = _WithChildren(
+    "conversations",
+    fmt.CONVERSATIONS,
+    "messages",
+    fmt.MESSAGES,
+    "conversation_id",
+    read=records.conversation_from,
+    write=lambda store, tenant, items, on_conflict: store.import_conversations(
+        tenant, items, on_conflict=on_conflict
+    ),
+    id_of=lambda item: item.conversation.id,
+    children_of=lambda item: item.messages,
+)
+_MEMORIES: _WithChildren[MemoryDump] = _WithChildren(
+    "memories",
+    fmt.MEMORIES,
+    "memory_history",
+    fmt.HISTORY,
+    "memory_id",
+    read=records.memory_from,
+    write=lambda store, tenant, items, on_conflict: store.import_memories(
+        tenant, items, on_conflict=on_conflict
+    ),
+    id_of=lambda item: item.record.id,
+    children_of=lambda item: item.history,
+)
+
+
+def _import_with_children(
     store: Store,
     root: Path,
     manifest: fmt.Manifest,
@@ -391,48 +442,23 @@ def _import_conversations(
     folder: str,
     on_conflict: OnConflict,
     report: TransferReport,
+    family: _WithChildren[D],
 ) -> None:
-    name, children = f"{folder}/{fmt.CONVERSATIONS}", f"{folder}/{fmt.MESSAGES}"
+    name, children = f"{folder}/{family.file}", f"{folder}/{family.children_file}"
     if name not in manifest.files:
         return
     pairs = fmt.grouped(
-        fmt.read_lines(root, name), fmt.read_lines(root, children), "id", "conversation_id"
+        fmt.read_lines(root, name), fmt.read_lines(root, children), "id", family.parent_field
     )
     for batch in _batched(pairs, _BATCH_ROWS):
-        items = [records.conversation_from(tenant, line, msgs) for line, msgs in batch]
-        written = set(store.import_conversations(tenant, items, on_conflict=on_conflict))
-        report.counts["conversations"] += len(written)
-        report.counts["messages"] += sum(
-            len(i.messages) for i in items if i.conversation.id in written
+        items = [family.read(tenant, line, child_lines) for line, child_lines in batch]
+        written = set(family.write(store, tenant, items, on_conflict))
+        report.counts[family.kind] += len(written)
+        report.counts[family.children] += sum(
+            len(family.children_of(i)) for i in items if family.id_of(i) in written
         )
         if len(written) < len(items):
-            report.skipped["conversations (already present)"] += len(items) - len(written)
-
-
-def _import_memories(
-    store: Store,
-    root: Path,
-    manifest: fmt.Manifest,
-    tenant: str,
-    folder: str,
-    on_conflict: OnConflict,
-    report: TransferReport,
-) -> None:
-    name, children = f"{folder}/{fmt.MEMORIES}", f"{folder}/{fmt.HISTORY}"
-    if name not in manifest.files:
-        return
-    pairs = fmt.grouped(
-        fmt.read_lines(root, name), fmt.read_lines(root, children), "id", "memory_id"
-    )
-    for batch in _batched(pairs, _BATCH_ROWS):
-        items = [records.memory_from(tenant, line, history) for line, history in batch]
-        written = set(store.import_memories(tenant, items, on_conflict=on_conflict))
-        report.counts["memories"] += len(written)
-        report.counts["memory_history"] += sum(
-            len(i.history) for i in items if i.record.id in written
-        )
-        if len(written) < len(items):
-            report.skipped["memories (already present)"] += len(items) - len(written)
+            report.skipped[f"{family.kind} (already present)"] += len(items) - len(written)
 
 
 def _import_events(

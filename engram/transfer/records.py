@@ -18,7 +18,7 @@ from ..memory.types import (
     Message,
     Role,
 )
-from ..store.base import (
+from ..store.records import (
     ChunkWrite,
     ConversationDump,
     DocumentDump,

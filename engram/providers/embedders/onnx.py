@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -20,9 +20,7 @@ from engram.providers import _onnx
 from engram.providers.embedders.base import Embedder, EmbedKind
 from engram.providers.embedders.batching import MicroBatcher
 from engram.providers.models import DEFAULT_EMBEDDER, ResolvedModel, resolve_model
-
-if TYPE_CHECKING:
-    import onnxruntime
+from engram.providers.onnx_session import LazySession
 
 Pooling = Literal["cls", "mean"]
 
@@ -123,7 +121,6 @@ class OnnxEmbedder(Embedder):
         if batch_size < 1:
             raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
-        self._threads = threads
         self._tokenizer = _onnx.load_tokenizer(
             self.resolved.tokenizer_path, max_length=self.max_length
         )
@@ -132,17 +129,16 @@ class OnnxEmbedder(Embedder):
         self._pad_id = _onnx.pad_id(self._tokenizer)
         overhead = len(self._tokenizer.encode(self.config.passage_prefix).ids)
         self.max_tokens = self.max_length - overhead
-        self._session: onnxruntime.InferenceSession | None = None
-        self._input_names: list[str] = []
-        self._output_name = ""
-        self._load_lock = threading.Lock()
-        # One run at a time: each run already uses every core, so concurrent runs would only
-        # oversubscribe the CPU.
-        self._run_lock = threading.Lock()
+        output = self._pick_output
+        self._session = LazySession(self.resolved.model_path, output, threads=threads)
+        self._run_lock = threading.Lock()  # one run at a time (OnnxSession.batches)
         if query_threads is not None and query_threads < 1:
             raise InvalidInput(f"query_threads must be >= 1 or None, got {query_threads}")
-        self._query_threads = query_threads
-        self._query_session: onnxruntime.InferenceSession | None = None
+        self._query_session = (
+            LazySession(self.resolved.model_path, output, threads=query_threads, spin=False)
+            if query_threads is not None
+            else None
+        )
         self._queries = MicroBatcher(self._embed_queries, max_batch=query_batch)
 
     def embed_batch(self, texts: Sequence[str], *, kind: EmbedKind = "passage") -> np.ndarray:
@@ -161,13 +157,11 @@ class OnnxEmbedder(Embedder):
             return out
         prefix = self.config.query_prefix if kind == "query" else self.config.passage_prefix
         encodings = self._tokenizer.encode_batch([prefix + t for t in texts])
-        session = self._ensure_session()
-        for idx in _onnx.length_batches([len(e.ids) for e in encodings], self.batch_size):
-            inputs = _onnx.pad_batch(
-                [encodings[i] for i in idx], self._input_names, pad_id=self._pad_id
-            )
-            with self._run_lock:
-                states = session.run([self._output_name], inputs)[0]
+        session = self._session.get()
+        batches = session.batches(
+            encodings, self.batch_size, pad_id=self._pad_id, lock=self._run_lock
+        )
+        for idx, inputs, states in batches:
             out[idx] = self._pool(states, inputs["attention_mask"])
         return out
 
@@ -177,13 +171,12 @@ class OnnxEmbedder(Embedder):
 
     def _embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         # Called by one MicroBatcher leader at a time: the query session needs no lock.
-        if self._query_threads is None:
+        if self._query_session is None:
             return self.embed_batch(texts, kind="query")
         encodings = self._tokenizer.encode_batch([self.config.query_prefix + t for t in texts])
-        session = self._ensure_query_session()
-        inputs = _onnx.pad_batch(encodings, self._input_names, pad_id=self._pad_id)
-        states = session.run([self._output_name], inputs)[0]
-        return self._pool(states, inputs["attention_mask"])
+        session = self._query_session.get()
+        inputs = session.inputs(encodings, self._pad_id)
+        return self._pool(session.run(inputs), inputs["attention_mask"])
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of ``text``'s tokens, special tokens excluded, never truncated."""
@@ -200,33 +193,25 @@ class OnnxEmbedder(Embedder):
     @property
     def loaded(self) -> bool:
         """Whether an onnxruntime session (passages or queries) has been created."""
-        return self._session is not None or self._query_session is not None
+        query_loaded = self._query_session is not None and self._query_session.loaded
+        return self._session.loaded or query_loaded
 
     def close(self) -> None:
-        """Drop the session; the next embedding call loads it again."""
-        with self._load_lock, self._run_lock:
-            self._session = None
-            self._query_session = None
+        """Drop the sessions; the next embedding call loads them again."""
+        with self._run_lock:
+            self._session.close()
+            if self._query_session is not None:
+                self._query_session.close()
 
-    def _ensure_session(self) -> onnxruntime.InferenceSession:
-        with self._load_lock:
-            if self._session is None:
-                session = _onnx.create_session(self.resolved.model_path, threads=self._threads)
-                self._input_names = [i.name for i in session.get_inputs()]
-                self._output_name = _pick_output(session, self.resolved)
-                self._session = session
-            return self._session
-
-    def _ensure_query_session(self) -> onnxruntime.InferenceSession:
-        with self._load_lock:
-            if self._query_session is None:
-                session = _onnx.create_session(
-                    self.resolved.model_path, threads=self._query_threads, spin=False
-                )
-                self._input_names = [i.name for i in session.get_inputs()]
-                self._output_name = _pick_output(session, self.resolved)
-                self._query_session = session
-            return self._query_session
+    def _pick_output(self, names: list[str]) -> str:
+        """The graph's output of token states (or of pooled vectors)."""
+        for name in ("last_hidden_state", "token_embeddings", "sentence_embedding"):
+            if name in names:
+                return name
+        raise ModelUnavailable(
+            f"{str(self.resolved.model_path)!r} has no token-state output (outputs: {names})",
+            hint="export the model with a last_hidden_state output",
+        )
 
     def _pool(self, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if states.ndim == 2:  # the export already pools (a "sentence_embedding" output)
@@ -242,14 +227,3 @@ class OnnxEmbedder(Embedder):
 
     def __repr__(self) -> str:
         return f"OnnxEmbedder({self.model_id!r}, source={self.resolved.source!r})"
-
-
-def _pick_output(session: onnxruntime.InferenceSession, resolved: ResolvedModel) -> str:
-    names = [o.name for o in session.get_outputs()]
-    for name in ("last_hidden_state", "token_embeddings", "sentence_embedding"):
-        if name in names:
-            return name
-    raise ModelUnavailable(
-        f"{str(resolved.model_path)!r} has no token-state output (outputs: {names})",
-        hint="export the model with a last_hidden_state output",
-    )

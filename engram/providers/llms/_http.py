@@ -1,5 +1,10 @@
 """HTTP plumbing shared by the chat providers: one client, bounded retries, error translation.
 
+:class:`HTTPChatLLM` also runs the request of :meth:`~HTTPChatLLM.complete` and
+:meth:`~HTTPChatLLM.stream` (payload, POST, reading the reply, a truncated stream); a
+provider supplies only its wire format: its path, sampling fields and how its replies and
+stream lines hold the text.
+
 A request is retried, with exponential backoff and jitter, when it could not connect or the
 server answered 429 or 5xx; never after another 4xx (the same request would fail the same way)
 and never once a streamed reply has started (its tokens are already out). Every httpx
@@ -11,14 +16,16 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Generator, Iterator
+from abc import abstractmethod
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing
 from typing import Any, TypeVar
 
 import httpx
 
 from engram import tracing
 from engram.errors import ConfigError
-from engram.providers.llms.base import LLM
+from engram.providers.llms.base import LLM, ChatMessage
 from engram.providers.llms.errors import protocol_error, status_error, translate
 
 T = TypeVar("T")
@@ -58,6 +65,8 @@ class HTTPChatLLM(LLM):
     """
 
     default_base_url = ""
+    chat_path = ""  # of the chat endpoint, below the base URL
+    stream_end = ""  # what ends a complete stream, named in the error when it is missing
 
     def __init__(
         self,
@@ -109,6 +118,63 @@ class HTTPChatLLM(LLM):
         """Close the HTTP client if this provider created it."""
         if self._owns_client:
             self._client.close()
+
+    def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """The whole reply (where it is in the reply: :meth:`_reply_text`)."""
+        payload = self._payload(messages, max_tokens, temperature, stream=False)
+        return self._reply_text(self._post_json(self.chat_path, payload, timeout))
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[str]:
+        """The reply as it is generated (read from the stream's lines by :meth:`_texts`)."""
+        payload = self._payload(messages, max_tokens, temperature, stream=True)
+        with closing(self._lines(self.chat_path, payload, timeout)) as lines:
+            ended = yield from self._texts(lines)
+        # Without its end the connection was cut and the text is truncated.
+        if not ended:
+            raise self._protocol_error(
+                f"the stream ended before {self.stream_end}", unavailable=True
+            )
+
+    def _payload(
+        self,
+        messages: Sequence[ChatMessage],
+        max_tokens: int | None,
+        temperature: float | None,
+        stream: bool,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.to_dict() for m in messages],
+            "stream": stream,
+        }
+        return body | self._sampling(max_tokens, temperature)
+
+    @abstractmethod
+    def _sampling(self, max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
+        """The request's fields for the length limit and temperature (None: not sent)."""
+
+    @abstractmethod
+    def _reply_text(self, data: Any) -> str:
+        """The text of a whole (JSON) reply."""
+
+    @abstractmethod
+    def _texts(self, lines: Iterator[str]) -> Generator[str, None, bool]:
+        """The pieces of text in a streamed reply's lines; returns whether the stream
+        ended as it should (False: the lines ran out before its end)."""
 
     def _headers(self, accept: str) -> dict[str, str]:
         headers = {"Accept": accept}

@@ -8,12 +8,10 @@ Streaming uses server-sent events: ``data: {chunk}`` lines whose
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import closing
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from engram.providers.llms._http import HTTPChatLLM
-from engram.providers.llms.base import ChatMessage
 
 
 class OpenAICompatLLM(HTTPChatLLM):
@@ -26,6 +24,8 @@ class OpenAICompatLLM(HTTPChatLLM):
     """
 
     default_base_url = "https://api.openai.com/v1"
+    chat_path = "/chat/completions"
+    stream_end = "its end marker (data: [DONE])"
 
     def __init__(
         self, model: str, *, max_tokens_param: str = "max_tokens", name: str = "openai", **opts: Any
@@ -33,35 +33,12 @@ class OpenAICompatLLM(HTTPChatLLM):
         super().__init__(model, name=name, **opts)
         self.max_tokens_param = max_tokens_param
 
-    def _payload(
-        self,
-        messages: Sequence[ChatMessage],
-        max_tokens: int | None,
-        temperature: float | None,
-        stream: bool,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.to_dict() for m in messages],
-            "stream": stream,
-        }
-        if max_tokens is not None:
-            body[self.max_tokens_param] = max_tokens
-        if temperature is not None:
-            body["temperature"] = temperature
-        return body
+    def _sampling(self, max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
+        fields = {self.max_tokens_param: max_tokens, "temperature": temperature}
+        return {name: value for name, value in fields.items() if value is not None}
 
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        timeout: float | None = None,
-    ) -> str:
-        """The whole reply (``choices[0].message.content``)."""
-        payload = self._payload(messages, max_tokens, temperature, stream=False)
-        data = self._post_json("/chat/completions", payload, timeout)
+    def _reply_text(self, data: Any) -> str:
+        """``choices[0].message.content``."""
         try:
             content = data["choices"][0]["message"].get("content")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -69,39 +46,26 @@ class OpenAICompatLLM(HTTPChatLLM):
         # content is null when the model only refused or called a tool: an empty answer.
         return content if isinstance(content, str) else ""
 
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        timeout: float | None = None,
-    ) -> Iterator[str]:
-        """The reply as it is generated, one SSE chunk's ``delta.content`` at a time."""
-        payload = self._payload(messages, max_tokens, temperature, stream=True)
+    def _texts(self, lines: Iterator[str]) -> Generator[str, None, bool]:
+        """One SSE chunk's ``delta.content`` at a time."""
         finished = False
-        with closing(self._lines("/chat/completions", payload, timeout)) as lines:
-            for line in lines:
-                # Blank lines separate events; ":" lines are keep-alive comments; "event:" and
-                # "id:" lines carry nothing we need.
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                chunk = self._chunk(data)
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") if isinstance(choice, dict) else None
-                    content = delta.get("content") if isinstance(delta, dict) else None
-                    if isinstance(content, str) and content:
-                        yield content
-                    finished = finished or bool(choice.get("finish_reason"))
-        # Some servers (older llama.cpp) omit [DONE] but always send a finish_reason; without
-        # either, the connection was cut and the text is truncated.
-        if not finished:
-            raise self._protocol_error(
-                "the stream ended before its end marker (data: [DONE])", unavailable=True
-            )
+        for line in lines:
+            # Blank lines separate events; ":" lines are keep-alive comments; "event:" and
+            # "id:" lines carry nothing we need.
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return True
+            chunk = self._chunk(data)
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                content = delta.get("content") if isinstance(delta, dict) else None
+                if isinstance(content, str) and content:
+                    yield content
+                finished = finished or bool(choice.get("finish_reason"))
+        # Some servers (older llama.cpp) omit [DONE] but always send a finish_reason.
+        return finished
 
     def _chunk(self, data: str) -> dict[str, Any]:
         try:

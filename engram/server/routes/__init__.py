@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from ..schemas import ErrorResponse
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error responses: all of them have the one error shape."""
-    return {status: {"model": ErrorResponse} for status in statuses}
+from ..schemas import error_responses
 
 
 def _build() -> APIRouter:

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ..deps import DB, Admin
+from ..schemas import error_responses
 from ..schemas_ops import StatsPublic
-from . import error_responses
 
 router = APIRouter(tags=["admin"])
 

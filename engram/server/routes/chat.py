@@ -14,14 +14,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from ...answers import answer, sse_format, stream_answer
+from ...answers import AnswerOptions, answer, sse_format, stream_answer
 from ...engine import Engram
 from ...providers.llms import ChatMessage
 from ..deps import DB, Writer
 from ..observability import record_event
+from ..schemas import error_responses
 from ..schemas_base import RequestModel
 from ..streaming import ClosingStreamingResponse
-from . import error_responses
 
 router = APIRouter(tags=["chat"])
 
@@ -93,7 +93,7 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
             for h in db.memory.search(body.question, user_id=body.user_id, k=5, tenant=tenant)
         ]
     language = db.collection(body.collection, tenant=tenant).language
-    options: dict[str, Any] = {
+    options: AnswerOptions = {
         "history": history,
         "memories": memories,
         "template": settings.answer_template,

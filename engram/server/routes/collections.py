@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ..deps import DB, Admin, Reader
-from ..schemas import CollectionList, CollectionPublic
-from . import error_responses
+from ..schemas import CollectionList, CollectionPublic, error_responses
 
 router = APIRouter(tags=["collections"])
 

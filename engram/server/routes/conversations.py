@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from ..deps import DB, Admin, Reader, Writer
 from ..observability import record_event
 from ..pagination import fetch_page
+from ..schemas import error_responses
 from ..schemas_memory import (
     ConversationCreate,
     ConversationList,
@@ -19,7 +20,6 @@ from ..schemas_memory import (
     MessageList,
     MessagePublic,
 )
-from . import error_responses
 
 router = APIRouter(tags=["conversations"])
 

@@ -30,8 +30,8 @@ from ..schemas import (
     DocumentVersionPublic,
     IngestReportPublic,
     JobPublic,
+    error_responses,
 )
-from . import error_responses
 
 router = APIRouter(tags=["documents"])
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from ..deps import Reader
 from ..observability import record_event
+from ..schemas import error_responses
 from ..schemas_ops import EventAccepted, EventCreate
-from . import error_responses
 
 router = APIRouter(tags=["analytics"])
 

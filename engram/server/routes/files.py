@@ -10,8 +10,7 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from ...errors import UnsupportedFormat
 from ...ingest.loaders import load_bytes, supported_extensions
 from ..deps import DB, Writer
-from ..schemas import IngestReportPublic
-from . import error_responses
+from ..schemas import IngestReportPublic, error_responses
 from .documents import ADDED_OR_NOT, ingest
 
 router = APIRouter(tags=["documents"])

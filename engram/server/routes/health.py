@@ -4,7 +4,7 @@ Readiness requires the store and the embedding model; the reranker, the LLM endp
 Redis are reported too, but their failure only makes the status ``degraded``: search
 without reranking, and extractive answers, still work.
 
-On PostgreSQL the store is probed through its connection pool (engram.pgstatus): ``store``
+On PostgreSQL the store is probed through its connection pool (engram.store.postgres.status): ``store``
 (reachable, latency, server version, connections, pool usage), ``schema`` (the applied
 migrations against this code's: pending or unknown ones make the process not ready),
 ``pgvector`` (installed, its version) and ``rls`` (a superuser or BYPASSRLS role skips the
@@ -26,8 +26,7 @@ from ...providers.llms.probe import probe_llms
 from ...providers.models import resolve_model
 from ..deps import DB
 from ..errors import api_error
-from ..schemas import CheckResult, Health, Readiness
-from . import error_responses
+from ..schemas import CheckResult, Health, Readiness, error_responses
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger("engram.server")
@@ -78,7 +77,7 @@ def _sqlite_checks(db: Engram) -> dict[str, CheckResult]:
 
 
 def _postgres_checks(db: Engram) -> dict[str, CheckResult]:
-    from ...pgstatus import PGVECTOR_HINT, RLS_HINT, pool_stats, store_status
+    from ...store.postgres.status import PGVECTOR_HINT, RLS_HINT, pool_stats, store_status
 
     started = time.perf_counter()
     try:

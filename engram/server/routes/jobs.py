@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query
 from ...jobs import JobStatus
 from ..deps import DB, Reader
 from ..pagination import fetch_page
-from ..schemas import JobList, JobPublic
-from . import error_responses
+from ..schemas import JobList, JobPublic, error_responses
 
 router = APIRouter(tags=["jobs"])
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from ..deps import DB, Reader, Writer
 from ..observability import record_event
 from ..pagination import fetch_page
+from ..schemas import error_responses
 from ..schemas_memory import (
     MemoryCreate,
     MemoryEventPublic,
@@ -21,7 +22,6 @@ from ..schemas_memory import (
     MemorySearch,
     MemoryUpdate,
 )
-from . import error_responses
 
 router = APIRouter(tags=["memories"])
 

@@ -23,8 +23,7 @@ from ...search.searcher import SearchResponse as EngineResponse
 from ..deps import DB, Reader
 from ..observability import observe_search
 from ..pagination import decode_cursor, encode_cursor
-from ..schemas import MAX_SEARCH_OFFSET, SearchHit, SearchRequest, SearchResponse
-from . import error_responses
+from ..schemas import MAX_SEARCH_OFFSET, SearchHit, SearchRequest, SearchResponse, error_responses
 
 router = APIRouter(tags=["search"])
 

@@ -1,12 +1,12 @@
 """The PostgreSQL backend: PostgreSQL + pgvector, for several engram processes on one database.
 
-Everything lives in tables (engram/store/migrations/postgres): BM25 postings and
+Everything lives in tables (engram/store/postgres/migrations): BM25 postings and
 per-collection statistics are maintained by every write in its transaction, with the same
 analyzed terms, k1, b, IDF and document length as engram.search.bm25, so scores equal the
 embedded backend's; vectors are searched by a pgvector HNSW index made per collection (a
-partial expression index, see create_collection). Writes are in postgres_write, retrieval in
-postgres_search (and postgres_bm25); row-level security scopes every tenant-owned table
-(postgres_base).
+partial expression index, see create_collection). Writes are in write, retrieval in
+search (and bm25); row-level security scopes every tenant-owned table
+(connection).
 
 Round trips per search call: each store method is one transaction (tenant set-up, its
 statements, commit; a pooled connection is pinged only when the server closed it).
@@ -26,17 +26,21 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ..errors import (
+from ...errors import (
     CollectionNotFound,
     Conflict,
     DocumentNotFound,
 )
-from ..keys import ApiKey
-from ..search.ann import HnswParams
-from ..types import Collection, DocumentInfo
-from .base import DocumentVersion, Store, Where
-from .migrations import Migration
-from .postgres_base import (
+from ...keys import ApiKey
+from ...search.ann import HnswParams
+from ...types import Collection, DocumentInfo
+from .. import rows as shared
+from ..contract import Store
+from ..migrations import Migration
+from ..records import DocumentVersion, Where
+from .bm25 import PostingsCache
+from .connection import (
+    DECODING,
     SYSTEM,
     PostgresBase,
     iso,
@@ -44,20 +48,18 @@ from .postgres_base import (
     require_psycopg,
     translate,
 )
-from .postgres_bm25 import PostingsCache
-from .postgres_events import PostgresEventsMixin
-from .postgres_jobs import PostgresJobsMixin
-from .postgres_memory import PostgresMemoryMixin
-from .postgres_search import HNSW_MAX_DIMENSION, PostgresSearchMixin
-from .postgres_sql import (
+from .events import PostgresEventsMixin
+from .jobs import PostgresJobsMixin
+from .memory import PostgresMemoryMixin
+from .search import HNSW_MAX_DIMENSION, PostgresSearchMixin
+from .sql import (
     applied_migrations,
     apply_migrations,
     compile_where,
     redact,
-    sorted_keys,
 )
-from .postgres_transfer import PostgresTransferMixin
-from .postgres_write import PostgresWriteMixin
+from .transfer import PostgresTransferMixin
+from .write import PostgresWriteMixin
 
 log = logging.getLogger(__name__)
 
@@ -154,29 +156,18 @@ class PostgresStore(
     # -- collections -------------------------------------------------------------------------
     _COLLECTION_SQL = (
         "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
-        " c.created_at, c.chunk_count,"
-        " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS document_count"
-        " FROM collections c"
+        " c.created_at,"
+        " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS document_count,"
+        " c.chunk_count FROM collections c"
     )
     _COLLECTION_SQL_LIGHT = (
         "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
-        " c.created_at, 0 AS chunk_count, 0 AS document_count FROM collections c"
+        " c.created_at, 0 AS document_count, 0 AS chunk_count FROM collections c"
     )
 
     @staticmethod
     def _collection(r: dict[str, Any]) -> Collection:
-        return Collection(
-            id=r["id"],
-            tenant=r["tenant"],
-            name=r["name"],
-            model_id=r["model_id"],
-            dimension=r["dimension"],
-            language=r["language"],
-            settings=r["settings"],
-            created_at=iso(r["created_at"], timespec="seconds") or "",
-            document_count=r["document_count"],
-            chunk_count=r["chunk_count"],
-        )
+        return shared.collection(list(r.values()), DECODING)
 
     def create_collection(
         self,
@@ -297,19 +288,7 @@ class PostgresStore(
 
     @staticmethod
     def _document(collection: Collection, r: dict[str, Any]) -> DocumentInfo:
-        return DocumentInfo(
-            id=r["id"],
-            collection=collection.name,
-            key=r["key"],
-            title=r["title"],
-            version=r["version"],
-            content_hash=r["content_hash"],
-            metadata=sorted_keys(r["metadata"]),
-            source=r["source"],
-            chunk_count=r["chunk_count"],
-            created_at=iso(r["created_at"], timespec="seconds") or "",
-            updated_at=iso(r["updated_at"], timespec="seconds") or "",
-        )
+        return shared.document(collection, list(r.values()), DECODING)
 
     def list_documents(
         self,
@@ -361,15 +340,7 @@ class PostgresStore(
 
     @staticmethod
     def _key(r: dict[str, Any]) -> ApiKey:
-        return ApiKey(
-            r["id"],
-            r["tenant"],
-            r["name"],
-            tuple(r["scopes"]),
-            iso(r["created_at"], timespec="seconds") or "",
-            iso(r["revoked_at"], timespec="seconds"),
-            iso(r["last_used_at"], timespec="seconds"),
-        )
+        return shared.api_key(list(r.values())[:7], DECODING)
 
     def create_api_key(self, key: ApiKey, secret_hash: str) -> None:
         with self._tx(key.tenant) as cur:
@@ -435,7 +406,7 @@ def _check_connection(conn: psycopg.Connection[Any]) -> None:
 
 def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
     """A dedicated connection (migrations, role check), with a clear error when it fails."""
-    from ..errors import ServerUnavailable
+    from ...errors import ServerUnavailable
 
     try:
         return psycopg.connect(url, connect_timeout=max(1, int(timeout)), application_name="engram")

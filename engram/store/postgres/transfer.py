@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
-from ..errors import CollectionNotFound, Conflict, InvalidInput, StoreError
-from ..memory.types import Conversation, MemoryEvent, MemoryRecord, Message
-from ..types import Collection
-from .base import (
+from ...errors import CollectionNotFound, Conflict, InvalidInput, StoreError
+from ...memory.types import Conversation, MemoryEvent, MemoryRecord, Message
+from ...types import Collection
+from ..contract import StoreSnapshot
+from ..records import (
     ChunkWrite,
     ConversationDump,
     DocumentDump,
@@ -33,12 +33,10 @@ from .base import (
     DocumentWrite,
     EventWrite,
     MemoryDump,
-    OnConflict,
-    StoreSnapshot,
 )
-from .postgres_base import SYSTEM, iso, parse_vector, translate, vector_text
-from .postgres_bm25 import BlockCounts
-from .postgres_write import PostgresWriteMixin, vector_rows
+from .bm25 import BlockCounts
+from .connection import SYSTEM, iso, parse_vector, translate
+from .write import PostgresWriteMixin, vector_rows
 
 if TYPE_CHECKING:
     import psycopg
@@ -71,7 +69,7 @@ class _Grouped:
 
 
 class PostgresSnapshot(StoreSnapshot):
-    """Reads one snapshot transaction; see :class:`~engram.store.base.StoreSnapshot`."""
+    """Reads one snapshot transaction; see :class:`~engram.store.contract.StoreSnapshot`."""
 
     def __init__(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
         self._cur = cur
@@ -461,98 +459,3 @@ class PostgresTransferMixin(PostgresWriteMixin):
             cur.execute(self._COLLECTION_SQL_LIGHT + " WHERE c.id = %s", (other,))
             displaced = cur.fetchone()
         return self._collection(displaced) if displaced else None
-
-    # -- conversations and memories ---------------------------------------------------------
-    @staticmethod
-    def _skip(
-        cur: psycopg.Cursor[dict[str, Any]], table: str, row_id: str, on_conflict: OnConflict
-    ) -> bool:
-        """Whether the row ``row_id`` (of this tenant: RLS hides the others, whose ids then
-        fail the INSERT with a Conflict) must be skipped; deleted first for "replace"."""
-        cur.execute(f"SELECT 1 FROM {table} WHERE id = %s", (row_id,))
-        if cur.fetchone() is None:
-            return False
-        if on_conflict == "skip":
-            return True
-        if on_conflict == "error":
-            raise Conflict(
-                f"{table[:-1]} {row_id!r} already exists",
-                hint="import with --merge to keep existing ones, or --replace to overwrite them",
-            )
-        cur.execute(f"DELETE FROM {table} WHERE id = %s", (row_id,))  # children cascade
-        return False
-
-    def import_conversations(
-        self, tenant: str, items: Sequence[ConversationDump], *, on_conflict: OnConflict
-    ) -> list[str]:
-        written: list[str] = []
-        with self._tx(tenant) as cur:
-            for item in items:
-                c = item.conversation
-                if self._skip(cur, "conversations", c.id, on_conflict):
-                    continue
-                cur.execute(
-                    "INSERT INTO conversations (id, tenant, user_id, title, metadata, created_at,"
-                    " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        c.id,
-                        tenant,
-                        c.user_id,
-                        c.title,
-                        Jsonb(c.metadata),
-                        c.created_at,
-                        c.updated_at,
-                    ),
-                )
-                cur.executemany(
-                    "INSERT INTO messages (tenant, conversation_id, role, content, metadata,"
-                    " created_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                    [
-                        (tenant, c.id, m.role, m.content, Jsonb(m.metadata), m.created_at)
-                        for m in item.messages
-                    ],
-                )
-                written.append(c.id)
-        return written
-
-    def import_memories(
-        self, tenant: str, items: Sequence[MemoryDump], *, on_conflict: OnConflict
-    ) -> list[str]:
-        written: list[str] = []
-        with self._tx(tenant) as cur:
-            for item in items:
-                m = item.record
-                if self._skip(cur, "memories", m.id, on_conflict):
-                    continue
-                vector = np.frombuffer(item.embedding, dtype=np.float32)
-                cur.execute(
-                    "INSERT INTO memories (id, tenant, user_id, agent_id, content, metadata,"
-                    " content_hash, embedding, model_id, source, created_at, updated_at,"
-                    " deleted_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::vector, %s, %s, %s, %s,"
-                    " %s)",
-                    (
-                        m.id,
-                        tenant,
-                        m.user_id,
-                        m.agent_id,
-                        m.content,
-                        Jsonb(m.metadata),
-                        item.content_hash,
-                        vector_text(vector),
-                        m.model_id,
-                        m.source,
-                        m.created_at,
-                        m.updated_at,
-                        m.deleted_at,
-                    ),
-                )
-                cur.executemany(
-                    "INSERT INTO memory_history (tenant, memory_id, event, old_content,"
-                    " new_content, created_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                    [
-                        (tenant, m.id, h.event, h.old_content, h.new_content, h.created_at)
-                        for h in item.history
-                    ],
-                )
-                written.append(m.id)
-        return written

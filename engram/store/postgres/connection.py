@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .. import tracing
-from ..errors import (
+from ... import tracing
+from ...errors import (
     Conflict,
     EngramError,
     InvalidInput,
@@ -27,6 +27,9 @@ from ..errors import (
     ServerUnavailable,
     StoreError,
 )
+from ..rows import Decoding
+from ..session import ALL_TENANTS, Dialect, Session
+from ..translation import translating
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "*"  # tenant value for system operations that cross tenants
+SYSTEM = ALL_TENANTS  # tenant value for system operations that cross tenants
 
 _INSTALL = 'pip install "engram[postgres]"'
 
@@ -67,6 +70,38 @@ def vector_text(vector: np.ndarray) -> str:
     return "[" + ",".join(repr(float(x)) for x in vec.tolist()) + "]"
 
 
+def sorted_keys(value: Any) -> Any:
+    """jsonb returns object keys by length; SQLite's text keeps them sorted: sort them back."""
+    if isinstance(value, dict):
+        return {k: sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(v) for v in value]
+    return value
+
+
+def _time(value: datetime | None, seconds: bool) -> str | None:
+    return iso(value, timespec="seconds" if seconds else "microseconds")
+
+
+# psycopg hands over jsonb as Python values (keys reordered: sorted back) and timestamps as
+# datetimes. Job columns are json, not jsonb: their keys keep the order they were written in.
+DECODING = Decoding(json=sorted_keys, time=_time)
+JOB_DECODING = Decoding(json=lambda value: value, time=_time)
+
+# What the tables written once for both backends need to know of PostgreSQL.
+DIALECT = Dialect(
+    decoding=DECODING,
+    insertion_order="seq",
+    json_mark="?::jsonb",
+    vector_mark="?::vector",
+    lock_rows=" FOR UPDATE",
+    tenant_on_children=True,
+    time_value=lambda value: value,
+    vector_value=vector_text,
+    limit=lambda value: None if value < 0 else value,
+)
+
+
 def one_row(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
     """The row a statement always returns (an aggregate, an INSERT ... RETURNING)."""
     row = cur.fetchone()
@@ -79,50 +114,81 @@ def parse_vector(text: str) -> np.ndarray:
     return np.array(text.strip("[]").split(","), dtype=np.float32)
 
 
-@contextlib.contextmanager
-def translate() -> Iterator[None]:
+def translate() -> contextlib.AbstractContextManager[None]:
     """The one boundary where psycopg errors become engram errors."""
+    return translating(_read_error)
+
+
+def _read_error(exc: Exception) -> EngramError | None:
     import psycopg
     import psycopg_pool
     from psycopg import errors as pgerr
 
-    try:
-        yield
-    except EngramError:
-        raise
-    except psycopg_pool.PoolTimeout as exc:
-        raise ServerUnavailable(
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return ServerUnavailable(
             f"no PostgreSQL connection available: {exc}",
             hint="check that the database is up and reachable (ENGRAM_DATABASE_URL)",
-        ) from exc
-    except pgerr.UniqueViolation as exc:
-        raise Conflict(f"already exists: {exc.diag.message_detail or exc}") from exc
-    except psycopg.DataError as exc:
+        )
+    if isinstance(exc, pgerr.UniqueViolation):
+        return Conflict(f"already exists: {exc.diag.message_detail or exc}")
+    if isinstance(exc, psycopg.DataError):
         nul = "NUL" in str(exc) or "\\u0000" in str(exc)
-        raise InvalidInput(
+        return InvalidInput(
             f"PostgreSQL refused a value: {str(exc).splitlines()[0]}",
             hint="PostgreSQL cannot store NUL (\\x00) characters in text: remove them"
             if nul
             else None,
-        ) from exc
-    except pgerr.InsufficientPrivilege as exc:
-        raise StoreError(
+        )
+    if isinstance(exc, pgerr.InsufficientPrivilege):
+        return StoreError(
             f"PostgreSQL refused the operation: {exc}",
             hint="row-level security or grants forbid it for this tenant or role",
-        ) from exc
-    except (pgerr.DeadlockDetected, pgerr.SerializationFailure) as exc:
+        )
+    if isinstance(exc, (pgerr.DeadlockDetected, pgerr.SerializationFailure)):
         # temporary (503), so clients and the job worker retry it; not a 409 they would not
-        raise ServerUnavailable(
+        return ServerUnavailable(
             f"a concurrent change collided with this one ({exc.sqlstate}); nothing was written",
             hint="retry the request",
-        ) from exc
-    except (pgerr.AdminShutdown, pgerr.CannotConnectNow, psycopg.OperationalError) as exc:
-        raise ServerUnavailable(
+        )
+    if isinstance(exc, (pgerr.AdminShutdown, pgerr.CannotConnectNow, psycopg.OperationalError)):
+        return ServerUnavailable(
             f"lost the connection to PostgreSQL: {exc}".strip(),
             hint="the database restarted or is unreachable; retry the request",
-        ) from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL error: {exc}") from exc
+        )
+    if isinstance(exc, psycopg.Error):
+        return StoreError(f"PostgreSQL error: {exc}")
+    return None
+
+
+class _CursorSession:
+    """A :class:`~engram.store.session.Session` over a transaction's cursor: the shared
+    tables' ``?`` placeholders become psycopg's ``%s``, dict rows become tuples."""
+
+    def __init__(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
+        self._cur = cur
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> None:
+        self._cur.execute(self._sql(sql), params)
+
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self._cur.executemany(self._sql(sql), params)
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._execute(sql, params)
+        return self._cur.rowcount
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._execute(sql, params)
+        return [tuple(r.values()) for r in self._cur.fetchall()]
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self._execute(sql, params)
+        found = self._cur.fetchone()
+        return None if found is None else tuple(found.values())
 
 
 class PostgresBase:
@@ -157,3 +223,12 @@ class PostgresBase:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur.execute(set_sql, params)
             yield cur
+
+    @contextlib.contextmanager
+    def _session(
+        self, tenant: str, *, write: bool = False, snapshot: bool = False
+    ) -> Iterator[Session]:
+        """A :class:`~engram.store.session.Session` in one transaction (see :meth:`_tx`);
+        row-level security scopes it to ``tenant``."""
+        with self._tx(tenant, snapshot=snapshot and not write) as cur:
+            yield _CursorSession(cur)

@@ -6,41 +6,47 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngramError, StoreError, StoreLocked
-from ..search.filters import Condition, normalize_where
-from .base import ChunkWrite, Where
+from ...errors import EngramError, StoreError, StoreLocked
+from ...search.filters import Condition
+from ..records import ChunkWrite, Where
+from ..rows import Decoding
+from ..translation import translating
+from ..where import compile_conditions, equal_forms
+
+# SQLite hands over JSON columns as text and timestamps as the ISO text engram wrote.
+DECODING = Decoding(json=json.loads, time=lambda value, seconds: value)
 
 
-@contextlib.contextmanager
-def translate() -> Iterator[None]:
+def translate() -> contextlib.AbstractContextManager[None]:
     """The one boundary where sqlite3 errors become engram errors."""
-    try:
-        yield
-    except EngramError:
-        raise
-    except sqlite3.OperationalError as exc:
+    return translating(_read_error)
+
+
+def _read_error(exc: Exception) -> EngramError | None:
+    if isinstance(exc, sqlite3.OperationalError):
         text = str(exc)
         if "locked" in text or "busy" in text:
-            raise StoreLocked(
+            return StoreLocked(
                 f"the database is locked by another process: {text}",
                 hint="wait for the other engram process to finish, or raise busy_timeout",
-            ) from exc
-        raise StoreError(f"SQLite error: {text}") from exc
-    except sqlite3.IntegrityError as exc:
-        raise StoreError(f"SQLite integrity error: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
+            )
+        return StoreError(f"SQLite error: {text}")
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreError(f"SQLite integrity error: {exc}")
+    if isinstance(exc, sqlite3.DatabaseError):
         text = str(exc)
         if any(s in text for s in ("malformed", "not a database", "disk image", "encrypted")):
-            raise StoreError(
+            return StoreError(
                 f"the database file is unreadable: {text}",
                 hint="restore it from a backup or point --data-dir elsewhere",
-            ) from exc
+            )
         # Anything else says nothing about the file: do not send people to their backups.
-        raise StoreError(f"SQLite error: {text}", hint="retry; report it if it persists") from exc
+        return StoreError(f"SQLite error: {text}", hint="retry; report it if it persists")
+    return None
 
 
 # The most of the database file a reader maps; beyond it, reads go through its page cache.
@@ -106,16 +112,7 @@ def _json_path(field: str) -> str:
 
 def compile_where(where: Where | None, alias: str = "d") -> tuple[str, list[Any]]:
     """SQL condition over ``{alias}.metadata`` (JSON) for a filter; ("1", []) when empty."""
-    conditions = normalize_where(where)
-    if not conditions:
-        return "1", []
-    parts: list[str] = []
-    params: list[Any] = []
-    for cond in conditions:
-        sql, args = _condition_sql(cond, alias)
-        parts.append(sql)
-        params.extend(args)
-    return " AND ".join(parts), params
+    return compile_conditions(where, lambda cond: _condition_sql(cond, alias), always="1")
 
 
 def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
@@ -125,7 +122,7 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
         test = "IS NOT NULL" if cond.value else "IS NULL"
         return f"json_type({alias}.metadata, ?) {test}", [path]
     if cond.op in ("$eq", "$ne"):
-        values = _equal_forms(cond.value)
+        values = equal_forms(cond.value)
         marks = ",".join("?" * len(values))
         neg = "NOT " if cond.op == "$ne" else ""
         # A missing field is "not equal" to anything.
@@ -133,7 +130,7 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
             return f"({expr} IS NULL OR {expr} {neg}IN ({marks}))", [path, path, *values]
         return f"{expr} IN ({marks})", [path, *values]
     if cond.op == "$in":
-        values = [form for v in cond.value for form in _equal_forms(v)]
+        values = [form for v in cond.value for form in equal_forms(v)]
         return f"{expr} IN ({','.join('?' * len(values))})", [path, *values]
     sym = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
     if isinstance(cond.value, str):
@@ -150,25 +147,6 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
         f" AND NOT {expr} GLOB '*[^0-9.eE+-]*' THEN CAST({expr} AS REAL) END)"
     )
     return f"{numeric} {sym} ?", [path] * 6 + [cond.value]
-
-
-def _equal_forms(value: Any) -> list[Any]:
-    """Values a metadata field may hold for an equality: 2020 matches 2020 and "2020"
-    (CSV metadata is text), true matches JSON true (stored by SQLite as 1)."""
-    if isinstance(value, bool):
-        return [int(value)]
-    if isinstance(value, (int, float)):
-        return [value, json.dumps(value)]
-    forms: list[Any] = [value]
-    try:
-        number = json.loads(value)
-        if isinstance(number, (int, float)) and not isinstance(number, bool):
-            forms.append(number)
-    except ValueError:
-        pass
-    if value in ("true", "false"):
-        forms.append(int(value == "true"))
-    return forms
 
 
 def insert_chunks(
@@ -201,3 +179,13 @@ def insert_chunks(
             "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)",
             (cid, chunk_id),
         )
+
+
+# Parameters per IN (...) list, well below SQLite's limit.
+_BATCH = 500
+
+
+def batches(seq: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
+    """``seq`` in slices of at most ``size``, for IN (...) lists."""
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]

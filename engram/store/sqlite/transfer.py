@@ -20,34 +20,34 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import Conflict, InvalidInput
-from ..memory.types import Conversation, MemoryEvent, MemoryRecord, Message
-from ..types import Collection
-from .base import (
+from ...errors import Conflict, InvalidInput
+from ...memory.types import Conversation, MemoryEvent, MemoryRecord, Message
+from ...types import Collection
+from .. import rows as shared
+from ..contract import StoreSnapshot
+from ..records import (
     ChunkWrite,
     ConversationDump,
     DocumentDump,
     DocumentVersion,
     EventWrite,
     MemoryDump,
-    OnConflict,
-    StoreSnapshot,
 )
-from .sqlite_sql import WriteLock, connect, insert_chunks, translate
+from .sql import DECODING, WriteLock, connect, insert_chunks, translate
 
 if TYPE_CHECKING:
     from .derived import DerivedIndexes
 
 _COLLECTIONS = (
-    "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at,"
-    " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
-    " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id), c.tenant"
+    "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
+    " c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
+    " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id)"
     " FROM collections c WHERE c.tenant = ? ORDER BY c.name"
 )
 
 
 class SQLiteSnapshot(StoreSnapshot):
-    """Reads one SQLite read transaction; see :class:`~engram.store.base.StoreSnapshot`."""
+    """Reads one SQLite read transaction; see :class:`~engram.store.contract.StoreSnapshot`."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -73,21 +73,7 @@ class SQLiteSnapshot(StoreSnapshot):
         ]
 
     def collections(self, tenant: str) -> list[Collection]:
-        return [
-            Collection(
-                id=r[0],
-                name=r[1],
-                model_id=r[2],
-                dimension=r[3],
-                language=r[4],
-                settings=json.loads(r[5]),
-                created_at=r[6],
-                document_count=r[7],
-                chunk_count=r[8],
-                tenant=r[9],
-            )
-            for r in self._rows(_COLLECTIONS, (tenant,))
-        ]
+        return [shared.collection(r, DECODING) for r in self._rows(_COLLECTIONS, (tenant,))]
 
     def documents(self, collection: Collection) -> Iterator[DocumentDump]:
         docs = self._rows(
@@ -321,118 +307,12 @@ class SQLiteTransferMixin:
         return displaced
 
     # -- conversations and memories ---------------------------------------------------------
-    @staticmethod
-    def _existing(
-        conn: sqlite3.Connection, table: str, row_id: str, tenant: str, on_conflict: OnConflict
-    ) -> bool:
-        """Whether the row ``row_id`` must be skipped; deletes it first for "replace"."""
-        row = conn.execute(f"SELECT tenant FROM {table} WHERE id = ?", (row_id,)).fetchone()
-        if row is None:
-            return False
-        what = table[:-1]
-        if row[0] != tenant:
-            raise Conflict(f"{what} {row_id!r} belongs to another tenant")
-        if on_conflict == "skip":
-            return True
-        if on_conflict == "error":
-            raise Conflict(
-                f"{what} {row_id!r} already exists",
-                hint="import with --merge to keep existing ones, or --replace to overwrite them",
-            )
-        conn.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))  # children cascade
-        return False
-
-    def import_conversations(
-        self, tenant: str, items: Sequence[ConversationDump], *, on_conflict: OnConflict
-    ) -> list[str]:
-        written: list[str] = []
-        with self._transaction() as conn:
-            for item in items:
-                c = item.conversation
-                if self._existing(conn, "conversations", c.id, tenant, on_conflict):
-                    continue
-                conn.execute(
-                    "INSERT INTO conversations (id, tenant, user_id, title, metadata, created_at,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        c.id,
-                        tenant,
-                        c.user_id,
-                        c.title,
-                        _dumps(c.metadata),
-                        c.created_at,
-                        c.updated_at,
-                    ),
-                )
-                conn.executemany(
-                    "INSERT INTO messages (conversation_id, role, content, metadata, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (c.id, m.role, m.content, _dumps(m.metadata), m.created_at)
-                        for m in item.messages
-                    ],
-                )
-                written.append(c.id)
-        return written
-
-    def import_memories(
-        self, tenant: str, items: Sequence[MemoryDump], *, on_conflict: OnConflict
-    ) -> list[str]:
-        written: list[str] = []
-        with self._transaction() as conn:
-            for item in items:
-                m = item.record
-                if self._existing(conn, "memories", m.id, tenant, on_conflict):
-                    continue
-                conn.execute(
-                    "INSERT INTO memories (id, tenant, user_id, agent_id, content, metadata,"
-                    " content_hash, embedding, model_id, source, created_at, updated_at,"
-                    " deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        m.id,
-                        tenant,
-                        m.user_id,
-                        m.agent_id,
-                        m.content,
-                        _dumps(m.metadata),
-                        item.content_hash,
-                        item.embedding,
-                        m.model_id,
-                        m.source,
-                        m.created_at,
-                        m.updated_at,
-                        m.deleted_at,
-                    ),
-                )
-                conn.executemany(
-                    "INSERT INTO memory_history (memory_id, event, old_content, new_content,"
-                    " created_at) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (m.id, h.event, h.old_content, h.new_content, h.created_at)
-                        for h in item.history
-                    ],
-                )
-                written.append(m.id)
-        return written
-
-
-def _dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _collection_by_id(conn: sqlite3.Connection, cid: int) -> Collection:
     r = conn.execute(
-        "SELECT id, name, model_id, dimension, language, settings, created_at, tenant"
+        "SELECT id, tenant, name, model_id, dimension, language, settings, created_at, 0, 0"
         " FROM collections WHERE id = ?",
         (cid,),
     ).fetchone()
-    return Collection(
-        id=r[0],
-        name=r[1],
-        model_id=r[2],
-        dimension=r[3],
-        language=r[4],
-        settings=json.loads(r[5]),
-        created_at=r[6],
-        tenant=r[7],
-    )
+    return shared.collection(r, DECODING)

@@ -1,6 +1,6 @@
 """The retrieval half of the PostgreSQL store: BM25 candidates, nearest vectors, chunks.
 
-Unfiltered keyword queries go through :mod:`engram.store.postgres_bm25` (postings packed by
+Unfiltered keyword queries go through :mod:`engram.store.postgres.bm25` (postings packed by
 the database, scored by numpy); filtered ones score in SQL. Vectors use each collection's
 partial HNSW index (created by :meth:`PostgresStore.create_collection`), or an exact scan for
 filtered searches, small collections and dimensions pgvector cannot index.
@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 from psycopg import sql
 
-from ..search.ann import HnswParams
-from ..search.bm25 import K1, B
-from ..search.fuzzy import like_patterns, max_edits
-from ..types import Collection
-from . import postgres_bm25
-from .base import ChunkRecord, Where, collection_vector
-from .postgres_base import PostgresBase, vector_text
-from .postgres_sql import compile_where, sorted_keys
+from ...search.ann import HnswParams
+from ...search.bm25 import K1, B
+from ...search.fuzzy import like_patterns, max_edits
+from ...types import Collection
+from .. import rows as shared
+from ..records import ChunkRecord, Where, collection_vector
+from . import bm25 as postgres_bm25
+from .connection import DECODING, PostgresBase, vector_text
+from .sql import compile_where
 
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for indexing `vector`; larger ones scan exactly
 HNSW_MAX_EF = 1000  # pgvector's largest hnsw.ef_search
@@ -170,22 +171,7 @@ class PostgresSearchMixin(PostgresBase):
                 (list(ids), collection.id),
             )
             rows = cur.fetchall()
-        return {
-            r["id"]: ChunkRecord(
-                id=r["id"],
-                document_id=r["document_id"],
-                document_key=r["key"],
-                version=r["version"],
-                title=r["title"],
-                text=r["text"],
-                start=r["start_char"],
-                end=r["end_char"],
-                page=r["page"],
-                heading_path=tuple(r["heading_path"]),
-                metadata=sorted_keys(r["metadata"]),
-            )
-            for r in rows
-        }
+        return {r["id"]: shared.chunk(list(r.values()), DECODING) for r in rows}
 
 
 def spelling_query(collection_id: int, terms: Sequence[str]) -> tuple[str, list[Any]]:

@@ -3,7 +3,7 @@ each, with their chunks, postings, vocabulary and posting blocks kept in step.
 
 Several writers of one collection run at once; the comment above ``write_documents`` gives
 the order in which every write transaction takes its locks, which is what keeps them from
-deadlocking. The import of an export (postgres_transfer) reuses these steps.
+deadlocking. The import of an export (transfer) reuses these steps.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from ..errors import CollectionNotFound, InvalidInput, StoreError
-from ..types import Collection
-from .base import DocumentWrite, collection_vector
-from .postgres_base import PostgresBase, one_row, vector_text
-from .postgres_bm25 import BLOCK_SHIFT, BlockCounts
-from .postgres_sql import dumps
+from ...errors import CollectionNotFound, InvalidInput, StoreError
+from ...types import Collection
+from ..records import DocumentWrite, collection_vector
+from .bm25 import BLOCK_SHIFT, BlockCounts
+from .connection import PostgresBase, one_row, vector_text
+from .sql import dumps
 
 
 class PostgresWriteMixin(PostgresBase):
@@ -345,7 +345,7 @@ class PostgresWriteMixin(PostgresBase):
                 )
         # Every block whose postings changed, even by a net 0 (a new version of a document
         # removes and adds the same terms): the row's new xmin tells cached copies of the
-        # block that they are stale (postgres_bm25.PostingsCache).
+        # block that they are stale (bm25.PostingsCache).
         blocks = sorted(df.items())
         if blocks:
             cur.execute(

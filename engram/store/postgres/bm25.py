@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import psycopg
 
-from ..search.bm25 import K1, B
+from ...search.bm25 import K1, B
 
 BLOCK_SHIFT = 16  # a posting block holds the postings of 65,536 consecutive chunk ids
 BlockCounts = Counter[tuple[str, int]]  # (term, block) -> change of its number of postings

@@ -1,12 +1,15 @@
-"""The store contract every backend implements (embedded SQLite now, PostgreSQL next).
+"""The store contract, by concern. A backend implements :class:`Store`, all of them; each
+part of the engine depends on the narrowest concern it uses (the ingest pipeline on
+:class:`DocumentStore`, the searcher on :class:`RetrievalStore`, the memory service on
+:class:`MemoryStore`, the job queue on :class:`JobStore`, the event recorder on
+:class:`EventStore`, export and import on :class:`TransferStore`, server auth on
+:class:`KeyStore`). The contract tests are grouped the same way (tests/contract), so a new
+backend can be brought up one concern at a time.
 
 The store is the source of truth for collections, documents, versions, chunks and their
-embeddings, and it answers the two retrieval legs: BM25 over analyzed terms and nearest
-neighbours over vectors. Everything above it (ingestion, fusion, reranking, highlighting) is
-backend-independent and lives in ``engram.ingest`` and ``engram.search``.
-
-It also keeps the conversations and memories of users (``engram.memory``); see the last
-section of :class:`Store`.
+embeddings, conversations, memories, keys, jobs and events. Everything above it (ingestion,
+fusion, reranking, highlighting, memory deduplication) is backend-independent and lives in
+``engram.ingest``, ``engram.search`` and ``engram.memory``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,10 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInput
 from ..jobs.types import Job, JobStatus
 from ..keys import ApiKey
 from ..memory.types import (
@@ -34,128 +35,17 @@ from ..memory.types import (
     Role,
 )
 from ..types import Collection, DocumentInfo
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkWrite:
-    ordinal: int
-    text: str
-    start: int
-    end: int
-    text_hash: str  # hash of the exact text that was embedded (embedding cache key)
-    terms: str  # analyzed keyword terms, space separated
-    page: int | None = None
-    heading_path: tuple[str, ...] = ()
-
-
-@dataclass(slots=True)
-class DocumentWrite:
-    """A whole new version of a document; its chunks replace the previous version's at once."""
-
-    key: str
-    title: str
-    content_hash: str
-    chunks: list[ChunkWrite]
-    metadata: dict[str, Any] = field(default_factory=dict)
-    source: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRecord:
-    id: int
-    document_id: int
-    document_key: str
-    version: int
-    title: str
-    text: str
-    start: int
-    end: int
-    page: int | None
-    heading_path: tuple[str, ...]
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentVersion:
-    version: int
-    content_hash: str
-    chunk_count: int
-    created_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class EventWrite:
-    """One analytics event for :meth:`Store.record_events` (a search, a click, a message...)."""
-
-    tenant: str
-    kind: str
-    user_id: str | None = None
-    key_id: str | None = None
-    query: str | None = None  # stored normalised (see normalise_query)
-    result_count: int | None = None
-    latency_ms: float | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    created_at: str | None = None  # ISO 8601 UTC; None: now
-
-
-def normalise_query(query: str | None) -> str | None:
-    """The form a query is stored and counted in: lower case, whitespace collapsed, at most
-    1,000 characters, so "Vacation  days" and "vacation days" are one top query."""
-    if query is None:
-        return None
-    return " ".join(query.split()).lower()[:1000] or None
-
-
-def collection_vector(collection: Collection, vector: Any, *, query: bool = False) -> np.ndarray:
-    """``vector`` as float32, refused (InvalidInput) unless it has the collection's dimension:
-    a chunk's embedding, or with ``query`` the vector of a search."""
-    vec = np.asarray(vector, dtype=np.float32)
-    if vec.shape != (collection.dimension,):
-        raise InvalidInput(
-            f"query vector has shape {vec.shape}, collection dimension is {collection.dimension}"
-            if query
-            else f"vector of shape {vec.shape} for a collection of dimension {collection.dimension}"
-        )
-    return vec
-
-
-@dataclass(slots=True)
-class DocumentDump:
-    """A whole document as exported and imported (engram.transfer): its current version with
-    its chunks, and the history of its versions, timestamps preserved. No backend ids."""
-
-    key: str
-    title: str
-    version: int
-    content_hash: str
-    metadata: dict[str, Any]
-    source: str
-    created_at: str
-    updated_at: str
-    versions: list[DocumentVersion]
-    chunks: list[ChunkWrite]  # of the current version, by ordinal
-
-
-@dataclass(slots=True)
-class ConversationDump:
-    """A conversation with its messages (oldest first); message ids are not carried over."""
-
-    conversation: Conversation
-    messages: list[Message]
-
-
-@dataclass(slots=True)
-class MemoryDump:
-    """A memory (deleted ones too) with its vector and its history (oldest first)."""
-
-    record: MemoryRecord
-    content_hash: str
-    embedding: bytes  # float32, little-endian, of record.model_id
-    history: list[MemoryEvent]
-
-
-# What an import does with a conversation or memory whose id already exists for the tenant.
-OnConflict = Literal["error", "skip", "replace"]
+from .records import (
+    ChunkRecord,
+    ConversationDump,
+    DocumentDump,
+    DocumentVersion,
+    DocumentWrite,
+    EventWrite,
+    MemoryDump,
+    OnConflict,
+    Where,
+)
 
 
 class StoreSnapshot(ABC):
@@ -193,21 +83,10 @@ class StoreSnapshot(ABC):
         """The tenant's analytics events, oldest first (ties in insertion order)."""
 
 
-# A metadata filter: {"field": value | {"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte": v,
-# "$in": [..], "$exists": bool}}; several fields are ANDed. See engram.search.filters.
-Where = dict[str, Any]
+class CollectionStore(ABC):
+    """Collections, named within a tenant. Every other method of the store takes a
+    Collection obtained through this tenant-scoped lookup, so the tenant check happens once, here."""
 
-
-class Store(ABC):
-    """Persistent state of one engram data directory or database."""
-
-    # True when reads are answered by another process (a database server), so the searcher
-    # gains by running the keyword and vector legs of a hybrid search side by side.
-    concurrent_reads: bool = False
-
-    # -- collections -------------------------------------------------------------------------
-    # Collections are named within a tenant. Every other method takes a Collection (obtained
-    # through a tenant-scoped lookup), so the tenant check happens once, here.
     @abstractmethod
     def create_collection(
         self,
@@ -234,7 +113,11 @@ class Store(ABC):
     def delete_collection(self, name: str, *, tenant: str = "default") -> None:
         """Remove the collection and every trace of its documents from every index."""
 
-    # -- documents ---------------------------------------------------------------------------
+
+class DocumentStore(CollectionStore):
+    """Documents, their versions, chunks and embeddings: what ingestion writes
+    (engram.ingest.pipeline) and the engine lists, reads and deletes."""
+
     @abstractmethod
     def document_hashes(
         self, collection: Collection, *, keys: Sequence[str] | None = None
@@ -280,7 +163,18 @@ class Store(ABC):
     @abstractmethod
     def document_versions(self, collection: Collection, key: str) -> list[DocumentVersion]: ...
 
-    # -- retrieval ---------------------------------------------------------------------------
+    def sync(self) -> None:  # noqa: B027 - optional hook
+        """Flush derived indexes (e.g. save HNSW files) so the next open starts fast."""
+
+
+class RetrievalStore(CollectionStore):
+    """The two retrieval legs, BM25 over analyzed terms and nearest neighbours over
+    vectors, and the chunks they point at (engram.search.searcher)."""
+
+    # True when reads are answered by another process (a database server), so the searcher
+    # gains by running the keyword and vector legs of a hybrid search side by side.
+    concurrent_reads: bool = False
+
     @abstractmethod
     def keyword_search(
         self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None
@@ -319,7 +213,10 @@ class Store(ABC):
         """Chunks of ``collection`` by id, joined with their document; ids that no longer
         exist (or belong to another collection) are absent."""
 
-    # -- API keys ----------------------------------------------------------------------------
+
+class KeyStore(ABC):
+    """API keys: a record and the hash of its secret (engram.server.auth)."""
+
     @abstractmethod
     def create_api_key(self, key: ApiKey, secret_hash: str) -> None: ...
 
@@ -334,7 +231,10 @@ class Store(ABC):
     def revoke_api_key(self, key_id: str) -> bool:
         """Revoke at once; returns False if there is no such active key."""
 
-    # == conversations and memories (engram.memory) ==========================================
+
+class MemoryStore(ABC):
+    """Conversations, messages and long-term memories (engram.memory)."""
+
     # Every row here is owned by one (tenant, user_id). A method given an id also takes the
     # tenant and raises ConversationNotFound / MemoryNotFound when the id belongs to another
     # tenant, exactly as when it does not exist: a tenant never reads, changes or even learns
@@ -476,7 +376,10 @@ class Store(ABC):
         """Everything the user owns as a JSON-able dict (vectors excepted): conversations
         with their messages, memories (deleted ones too) with their history."""
 
-    # == background jobs (engram.jobs) ========================================================
+
+class JobStore(ABC):
+    """Background jobs (engram.jobs): the queue the server fills and workers drain."""
+
     # A job belongs to a tenant: get_job and list_jobs take the tenant, and a job of another
     # tenant raises JobNotFound exactly like a missing one. The worker-side methods (claim,
     # progress, retry, finish, requeue, recover) serve every tenant. Their ``attempt`` is the
@@ -544,7 +447,14 @@ class Store(ABC):
         timestamp) go back to 'queued' if attempts < ``max_attempts``, else to 'failed'.
         Returns (requeued, failed)."""
 
-    # == operations: analytics events and queue depth (engram.server) ========================
+    @abstractmethod
+    def pending_jobs(self) -> dict[str, int]:
+        """How many jobs of every tenant are ``queued`` and ``running``."""
+
+
+class EventStore(ABC):
+    """Analytics events (engram.server.recorder writes them, /v1/stats reads them)."""
+
     # Events are tenant-scoped like everything else: stats read one tenant's events only.
     @abstractmethod
     def record_events(self, events: Sequence[EventWrite]) -> None:
@@ -567,11 +477,10 @@ class Store(ABC):
     def delete_user_events(self, *, tenant: str, user_id: str) -> int:
         """Delete every event of a user (erasure); returns how many there were."""
 
-    @abstractmethod
-    def pending_jobs(self) -> dict[str, int]:
-        """How many jobs of every tenant are ``queued`` and ``running``."""
 
-    # == moving data (engram.transfer): export, import, backends side by side =================
+class TransferStore(ABC):
+    """Moving data (engram.transfer): export, import, backends side by side."""
+
     # Bulk reads and writes that carry everything over (versions, timestamps, vectors, ids of
     # conversations and memories) so that export -> import -> export is byte-identical on
     # every backend (tests/test_transfer.py runs that round trip through each of them).
@@ -628,10 +537,20 @@ class Store(ABC):
         """Insert memories with their vectors and history (ids and timestamps kept) in one
         transaction; returns the ids written. Conflicts as in import_conversations."""
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def sync(self) -> None:  # noqa: B027 - optional hook
-        """Flush derived indexes (e.g. save HNSW files) so the next open starts fast."""
 
+class Store(
+    DocumentStore,
+    RetrievalStore,
+    KeyStore,
+    MemoryStore,
+    JobStore,
+    EventStore,
+    TransferStore,
+):
+    """Persistent state of one engram data directory or database: every concern above, and
+    the lifecycle. The engine holds one; each part of it receives the narrowest concern it uses."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
     def warm_up(self) -> list[Collection]:
         """Load what a first request would otherwise wait for (the embedded store's index
         files, for every collection of every tenant); returns the collections it loaded."""

@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import MigrationError, StoreError
-from .store.migrations import Migration, check_applied, load_migrations
+from ...errors import MigrationError, StoreError
+from ..migrations import Migration, check_applied, load_migrations
 
 if TYPE_CHECKING:
     import psycopg
 
-    from .store.base import Store
+    from ..contract import Store
 
 RLS_HINT = (
     "connect as an ordinary role that owns the database (CREATE ROLE engram LOGIN;"
@@ -154,7 +154,7 @@ def probe(
 def store_status(store: Store) -> PostgresStatus:
     """:func:`probe` on a connection of the store's pool (so it also proves the pool works);
     a failure raises the store's errors (ServerUnavailable, StoreError)."""
-    from .store.postgres import PostgresStore
+    from .store import PostgresStore
 
     if not isinstance(store, PostgresStore):
         raise StoreError(f"{type(store).__name__} is not the PostgreSQL store")
@@ -166,14 +166,14 @@ def store_status(store: Store) -> PostgresStatus:
 def url_status(url: str, *, timeout: float = 5.0) -> PostgresStatus:
     """:func:`probe` on a new connection to ``url`` (``engram doctor``: no pool, no
     migration). Raises ServerUnavailable when the server cannot be reached."""
-    from .store.postgres_base import require_psycopg, translate
+    from .connection import require_psycopg, translate
 
     require_psycopg()  # before importing psycopg: a missing extra gets its pip command
     import psycopg
     from psycopg.rows import dict_row
 
-    from .errors import ServerUnavailable
-    from .store.postgres_sql import redact
+    from ...errors import ServerUnavailable
+    from .sql import redact
 
     started = time.perf_counter()
     try:

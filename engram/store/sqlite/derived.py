@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..search.ann import HnswParams, VectorIndex
-from ..search.bm25 import BM25Index
-from ..search.persist import replace_atomically
+from ...search.ann import HnswParams, VectorIndex
+from ...search.bm25 import BM25Index
+from ...search.persist import replace_atomically
 from .filelock import file_lock
 
 logger = logging.getLogger("engram.store")
@@ -165,7 +165,6 @@ class DerivedIndexes:
                     with contextlib.suppress(OSError):
                         path.unlink()
             return seq
-
 
 
 def remove_index_files(directory: Path, collection_id: int) -> None:

@@ -21,36 +21,37 @@ from typing import Any
 
 import numpy as np
 
-from .. import tracing
-from ..errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
-from ..keys import ApiKey
-from ..search.ann import HnswParams
-from ..types import Collection, DocumentInfo
-from .base import ChunkRecord, DocumentVersion, DocumentWrite, Store, Where, collection_vector
-from .derived import ChunkChange, DerivedIndexes, remove_index_files
-from .migrations import check_applied, load_migrations
-from .sqlite_events import SQLiteEventsMixin
-from .sqlite_jobs import SQLiteJobsMixin
-from .sqlite_memory import SQLiteMemoryMixin
-from .sqlite_sql import WriteLock, compile_where, connect, insert_chunks, translate
-from .sqlite_transfer import SQLiteTransferMixin
+from ... import tracing
+from ...errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
+from ...keys import ApiKey
+from ...search.ann import HnswParams
+from ...types import Collection, DocumentInfo
+from .. import rows as shared
+from ..contract import Store
+from ..migrations import check_applied, load_migrations
+from ..records import DocumentVersion, DocumentWrite, Where, collection_vector
+from .derived import DerivedIndexes, remove_index_files
+from .events import SQLiteEventsMixin
+from .jobs import SQLiteJobsMixin
+from .memory import SQLiteMemoryMixin
+from .retrieval import SQLiteRetrievalMixin
+from .sql import DECODING, WriteLock, batches, compile_where, connect, insert_chunks, translate
+from .transfer import SQLiteTransferMixin
 
 logger = logging.getLogger("engram.store")
-
-_BATCH = 500  # parameters per IN (...) list, well below SQLite's limit
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _chunks(seq: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
-
-
 class SQLiteStore(
-    SQLiteMemoryMixin, SQLiteJobsMixin, SQLiteEventsMixin, SQLiteTransferMixin, Store
+    SQLiteRetrievalMixin,
+    SQLiteMemoryMixin,
+    SQLiteJobsMixin,
+    SQLiteEventsMixin,
+    SQLiteTransferMixin,
+    Store,
 ):
     """Store in ``<data_dir>/engram.db``; ``path=":memory:"`` keeps everything in memory."""
 
@@ -88,9 +89,7 @@ class SQLiteStore(
             # the write transaction, where the list of applied migrations cannot change.
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                applied = dict(
-                    self._conn.execute("SELECT version, sha256 FROM schema_migrations")
-                )
+                applied = dict(self._conn.execute("SELECT version, sha256 FROM schema_migrations"))
                 for migration in check_applied(applied, load_migrations("sqlite")):
                     # executescript would COMMIT the open transaction first: run statements
                     # one by one so a failing migration rolls back completely.
@@ -171,31 +170,19 @@ class SQLiteStore(
             self._conn.close()
 
     # -- collections -------------------------------------------------------------------------
-    def _collection_from_row(self, row: tuple[Any, ...]) -> Collection:
-        cid, name, model_id, dim, lang, settings, created = row[:7]
-        return Collection(
-            id=cid,
-            tenant=row[9],
-            name=name,
-            model_id=model_id,
-            dimension=dim,
-            language=lang,
-            settings=json.loads(settings),
-            created_at=created,
-            document_count=row[7],
-            chunk_count=row[8],
-        )
+    @staticmethod
+    def _collection_from_row(row: Sequence[Any]) -> Collection:
+        return shared.collection(row, DECODING)
 
     _COLLECTION_SQL = (
-        "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at,"
-        " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
-        " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id), c.tenant"
-        " FROM collections c"
+        "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
+        " c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
+        " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id) FROM collections c"
     )
 
     _COLLECTION_SQL_LIGHT = (
-        "SELECT c.id, c.name, c.model_id, c.dimension, c.language, c.settings, c.created_at, 0, 0,"
-        " c.tenant FROM collections c"
+        "SELECT c.id, c.tenant, c.name, c.model_id, c.dimension, c.language, c.settings,"
+        " c.created_at, 0, 0 FROM collections c"
     )
 
     def create_collection(
@@ -295,7 +282,9 @@ class SQLiteStore(
     ) -> list[tuple[str, int]]:
         cid, now = collection.id, _now()
         written: list[tuple[str, int]] = []
-        span = tracing.span("store.transaction", **{"db.system": "sqlite", "documents": len(documents)})
+        span = tracing.span(
+            "store.transaction", **{"db.system": "sqlite", "documents": len(documents)}
+        )
         with span, translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -354,7 +343,7 @@ class SQLiteStore(
 
     def _present_hashes(self, model_id: str, hashes: set[str]) -> set[str]:
         found: set[str] = set()
-        for part in _chunks(list(hashes)):
+        for part in batches(list(hashes)):
             found.update(
                 h
                 for (h,) in self._conn.execute(
@@ -367,14 +356,14 @@ class SQLiteStore(
     def _remove_chunks(self, cid: int, doc_ids: Sequence[int]) -> list[str]:
         """Delete the chunks of documents from every index; returns their text hashes."""
         hashes: list[str] = []
-        for part in _chunks(list(doc_ids)):
+        for part in batches(list(doc_ids)):
             marks = ",".join("?" * len(part))
             rows = self._conn.execute(
                 f"SELECT id, text_hash FROM chunks WHERE document_id IN ({marks})", part
             ).fetchall()
             ids = [r[0] for r in rows]
             hashes.extend(r[1] for r in rows)
-            for ids_part in _chunks(ids):
+            for ids_part in batches(ids):
                 m = ",".join("?" * len(ids_part))
                 self._conn.execute(f"DELETE FROM chunks WHERE id IN ({m})", ids_part)
             self._conn.executemany(
@@ -385,7 +374,7 @@ class SQLiteStore(
 
     def _drop_orphan_embeddings(self, model_id: str, hashes: Sequence[str]) -> None:
         """Remove cached vectors no chunk uses any more (so deleted text leaves no trace)."""
-        for part in _chunks(list(set(hashes))):
+        for part in batches(list(set(hashes))):
             marks = ",".join("?" * len(part))
             self._conn.execute(
                 f"DELETE FROM embeddings WHERE model_id = ? AND text_hash IN ({marks})"
@@ -400,7 +389,7 @@ class SQLiteStore(
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 doc_ids: list[int] = []
-                for part in _chunks(list(keys)):
+                for part in batches(list(keys)):
                     marks = ",".join("?" * len(part))
                     doc_ids.extend(
                         r[0]
@@ -410,7 +399,7 @@ class SQLiteStore(
                         )
                     )
                 hashes = self._remove_chunks(cid, doc_ids)
-                for part in _chunks(doc_ids):
+                for part in batches(doc_ids):
                     self._conn.execute(
                         f"DELETE FROM documents WHERE id IN ({','.join('?' * len(part))})", part
                     )
@@ -428,20 +417,9 @@ class SQLiteStore(
         " FROM documents d"
     )
 
-    def _doc_from_row(self, collection: Collection, r: tuple[Any, ...]) -> DocumentInfo:
-        return DocumentInfo(
-            id=r[0],
-            collection=collection.name,
-            key=r[1],
-            title=r[2],
-            version=r[3],
-            content_hash=r[4],
-            metadata=json.loads(r[5]),
-            source=r[6],
-            chunk_count=r[7],
-            created_at=r[8],
-            updated_at=r[9],
-        )
+    @staticmethod
+    def _doc_from_row(collection: Collection, r: Sequence[Any]) -> DocumentInfo:
+        return shared.document(collection, r, DECODING)
 
     def list_documents(
         self,
@@ -476,162 +454,12 @@ class SQLiteStore(
         )
         return [DocumentVersion(*r) for r in rows]
 
-    # -- retrieval: derived indexes ----------------------------------------------------------
-    def _indexes_for(self, collection: Collection) -> DerivedIndexes:
-        with self._index_lock:
-            indexes = self._indexes.get(collection.id)
-            if indexes is None:
-                indexes = DerivedIndexes(
-                    self.index_dir, collection.id, collection.dimension, self.hnsw
-                )
-                self._indexes[collection.id] = indexes
-        return indexes
-
-    def _catch_up(self, collection: Collection) -> DerivedIndexes:
-        """Replay chunk_log entries newer than the indexes; rebuild if the log was pruned."""
-        indexes = self._indexes_for(collection)
-        cid = collection.id
-        # Hot path (every search): one statement, no lock, no transaction, when the indexes
-        # already hold everything the log and the pruning mark say exists.
-        head, pruned = self._log_position(cid)
-        if head <= indexes.seq and pruned <= indexes.seq:
-            return indexes
-        # One read snapshot for the position and the rows: another process may prune the log
-        # between two statements, and must not make us skip entries.
-        with self._index_lock, self._snapshot():
-            head, pruned = self._log_position(cid)
-            if indexes.seq < pruned:
-                # Another process saved newer index files and pruned the log: reload them.
-                indexes = DerivedIndexes(self.index_dir, cid, collection.dimension, self.hnsw)
-                self._indexes[cid] = indexes
-                if indexes.seq < pruned:
-                    return self._rebuild(collection, indexes)
-            if head <= indexes.seq:
-                return indexes
-            rows = self._read(
-                "SELECT l.chunk_id, l.op, c.terms, e.vector FROM chunk_log l"
-                " LEFT JOIN chunks c ON c.id = l.chunk_id AND l.op = 1"
-                " LEFT JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
-                " WHERE l.collection_id = ? AND l.seq > ? AND l.seq <= ? ORDER BY l.seq",
-                (collection.model_id, cid, indexes.seq, head),
-            )
-            indexes.apply(
-                [
-                    ChunkChange(
-                        chunk_id,
-                        op == 1,
-                        terms,
-                        np.frombuffer(blob, dtype=np.float32) if blob is not None else None,
-                    )
-                    for chunk_id, op, terms, blob in rows
-                ],
-                head,
-            )
-            return indexes
-
-    def _log_position(self, cid: int) -> tuple[int, int]:
-        """(head of the chunk log, pruning mark) of a collection, read in one statement."""
-        row = self._read(
-            "SELECT coalesce((SELECT max(seq) FROM chunk_log WHERE collection_id = ?), 0),"
-            " coalesce((SELECT pruned_seq FROM index_state WHERE collection_id = ?), 0)",
-            (cid, cid),
-        )[0]
-        return int(row[0]), int(row[1])
-
-    def _rebuild(self, collection: Collection, indexes: DerivedIndexes) -> DerivedIndexes:
-        # The rebuilt indexes hold everything up to the log's head; if the log was pruned
-        # empty, that point is the pruning mark, not 0 (or every open would rebuild again).
-        head = max(self._log_position(collection.id))
-        rows = self._read(
-            "SELECT c.id, c.terms, e.vector FROM chunks c"
-            " JOIN embeddings e ON e.model_id = ? AND e.text_hash = c.text_hash"
-            " WHERE c.collection_id = ?",
-            (collection.model_id, collection.id),
-        )
-        indexes.reset()
-        indexes.apply(
-            [
-                ChunkChange(cid, True, terms, np.frombuffer(blob, dtype=np.float32))
-                for cid, terms, blob in rows
-            ],
-            head,
-        )
-        return indexes
-
-    def _allowed(self, collection: Collection, where: Where | None) -> set[int] | None:
-        if not where:
-            return None
-        cond, params = compile_where(where)
-        return {
-            r[0]
-            for r in self._read(
-                "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
-                f" WHERE c.collection_id = ? AND {cond}",
-                (collection.id, *params),
-            )
-        }
-
-    def keyword_search(
-        self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None
-    ) -> list[tuple[int, float]]:
-        indexes = self._catch_up(collection)
-        return indexes.keywords.search(terms, k, self._allowed(collection, where))
-
-    def term_frequencies(self, collection: Collection, terms: Sequence[str]) -> dict[str, int]:
-        keywords = self._catch_up(collection).keywords
-        return {t: keywords.doc_freq(t) for t in terms}
-
-    def revision(self, collection: Collection) -> int:
-        # chunk_log's AUTOINCREMENT counter moves on every chunk added or removed anywhere.
-        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'chunk_log'")
-        return int(rows[0][0]) if rows else 0
-
-    def vocabulary(self, collection: Collection) -> list[str]:
-        return self._catch_up(collection).keywords.vocabulary()
-
-    def spelling_candidates(
-        self, collection: Collection, terms: Sequence[str]
-    ) -> dict[str, list[str]]:
-        return self._catch_up(collection).keywords.spelling_candidates(terms)
-
-    def vector_search(
-        self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
-    ) -> list[tuple[int, float]]:
-        vec = collection_vector(collection, vector, query=True)
-        indexes = self._catch_up(collection)
-        return indexes.vectors.search(vec, k, self._allowed(collection, where))
-
-    def get_chunks(self, collection: Collection, ids: Sequence[int]) -> dict[int, ChunkRecord]:
-        out: dict[int, ChunkRecord] = {}
-        for part in _chunks(list(ids)):
-            rows = self._read(
-                "SELECT c.id, c.document_id, d.key, c.version, d.title, c.text, c.start_char, c.end_char,"
-                " c.page, c.heading_path, d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
-                f" WHERE c.collection_id = ? AND c.id IN ({','.join('?' * len(part))})",
-                (collection.id, *part),
-            )
-            for r in rows:
-                out[r[0]] = ChunkRecord(
-                    id=r[0],
-                    document_id=r[1],
-                    document_key=r[2],
-                    version=r[3],
-                    title=r[4],
-                    text=r[5],
-                    start=r[6],
-                    end=r[7],
-                    page=r[8],
-                    heading_path=tuple(json.loads(r[9])),
-                    metadata=json.loads(r[10]),
-                )
-        return out
-
     # -- API keys ----------------------------------------------------------------------------
     _KEY_SQL = "SELECT id, tenant, name, scopes, created_at, revoked_at, last_used_at FROM api_keys"
 
     @staticmethod
-    def _key_from_row(r: tuple[Any, ...]) -> ApiKey:
-        return ApiKey(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6])
+    def _key_from_row(r: Sequence[Any]) -> ApiKey:
+        return shared.api_key(r, DECODING)
 
     def create_api_key(self, key: ApiKey, secret_hash: str) -> None:
         with translate(), self._write_lock:
@@ -672,46 +500,6 @@ class SQLiteStore(
                 (_now(), key_id),
             )
         return cur.rowcount == 1
-
-    def warm_up(self) -> list[Collection]:
-        collections = [self._collection_from_row(r) for r in self._read(self._COLLECTION_SQL_LIGHT)]
-        for collection in collections:
-            self._catch_up(collection)
-        return collections
-
-    def sync(self) -> None:
-        """Save every index that changed and prune the log entries they now contain.
-
-        The data is committed before this runs: a save that fails (a full disk) is logged
-        and leaves the log unpruned, so the indexes are caught up from it at the next open.
-        """
-        if not self.index_dir:
-            return
-        with self._index_lock:
-            items = list(self._indexes.items())
-        for cid, indexes in items:
-            try:
-                indexes.save()
-            except OSError as exc:
-                logger.warning("could not save the indexes of collection %s: %s", cid, exc)
-                continue
-            with translate(), self._write_lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._conn.execute(
-                        "INSERT INTO index_state (collection_id, pruned_seq) VALUES (?, ?)"
-                        " ON CONFLICT (collection_id) DO UPDATE"
-                        " SET pruned_seq = max(pruned_seq, excluded.pruned_seq)",
-                        (cid, indexes.seq),
-                    )
-                    self._conn.execute(
-                        "DELETE FROM chunk_log WHERE collection_id = ? AND seq <= ?",
-                        (cid, indexes.seq),
-                    )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
 
 
 class _Reader:

@@ -1,6 +1,6 @@
 """PostgreSQL helpers: metadata filters compiled to jsonb SQL, migrations, pool set-up.
 
-Filters mean exactly what they mean on SQLite (engram.store.sqlite_sql.compile_where): the
+Filters mean exactly what they mean on SQLite (engram.store.sqlite.sql.compile_where): the
 same values match, including numbers stored as text and SQLite's view of JSON booleans as
 1 and 0, so a filtered search returns the same chunks on both backends.
 """
@@ -15,11 +15,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..errors import MigrationError, ServerUnavailable, StoreError
-from ..search.filters import Condition, normalize_where
-from .base import Where
-from .migrations import Migration, check_applied, load_migrations
-from .sqlite_sql import _equal_forms
+from ...errors import MigrationError, ServerUnavailable, StoreError
+from ...search.filters import Condition
+from ..migrations import Migration, check_applied, load_migrations
+from ..records import Where
+from ..where import compile_conditions, equal_forms
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,7 @@ _NUMBER_PREFIX = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 
 def compile_where(where: Where | None, alias: str = "d") -> tuple[str, list[Any]]:
     """SQL condition over ``{alias}.metadata`` (jsonb) for a filter; ("TRUE", []) if empty."""
-    conditions = normalize_where(where)
-    if not conditions:
-        return "TRUE", []
-    parts: list[str] = []
-    params: list[Any] = []
-    for cond in conditions:
-        sql, args = _condition_sql(cond, alias)
-        parts.append(sql)
-        params.extend(args)
-    return " AND ".join(parts), params
+    return compile_conditions(where, lambda cond: _condition_sql(cond, alias), always="TRUE")
 
 
 def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
@@ -85,7 +76,7 @@ def _jsonb_forms(value: Any) -> list[Jsonb]:
     numbers into numbers, strings into text and true/false into 1/0 (so a number 1 or 0
     also matches a boolean, and a boolean a number)."""
     out: list[Jsonb] = []
-    for form in _equal_forms(value):
+    for form in equal_forms(value):
         out.append(Jsonb(form))
         if not isinstance(form, str) and form in (0, 1):
             out.append(Jsonb(bool(form)))
@@ -95,15 +86,6 @@ def _jsonb_forms(value: Any) -> list[Jsonb]:
 def dumps(value: Any) -> str:
     """JSON text for a jsonb column (keys sorted, as the SQLite backend stores metadata)."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def sorted_keys(value: Any) -> Any:
-    """jsonb returns object keys by length; SQLite's text keeps them sorted: sort them back."""
-    if isinstance(value, dict):
-        return {k: sorted_keys(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [sorted_keys(v) for v in value]
-    return value
 
 
 def redact(url: str) -> str:

@@ -1,7 +1,7 @@
 """PostgreSQL implementation of the analytics-events part of the store contract (``events``).
 
 A mixin of :class:`engram.store.postgres.PostgresStore`, returning exactly what
-:mod:`engram.store.sqlite_events` returns: the same windows (``since <= created_at <
+:mod:`engram.store.sqlite.events` returns: the same windows (``since <= created_at <
 until``), days and months of the UTC timestamp, nearest-rank percentiles (``percentile_disc``
 is nearest rank: the ``ceil(p·n)``-th smallest value), top queries ranked by count then by
 query in byte order (``COLLATE "C"``, as SQLite compares text).
@@ -9,15 +9,15 @@ query in byte order (``COLLATE "C"``, as SQLite compares text).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import InvalidInput
-from .base import EventWrite, normalise_query
-from .postgres_base import SYSTEM, PostgresBase
+from ...errors import InvalidInput
+from .. import rows as shared
+from ..records import EventWrite
+from .connection import SYSTEM, PostgresBase
 
 _WINDOW = "tenant = %s AND created_at >= %s AND created_at < %s"
 _DAY = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
@@ -52,17 +52,7 @@ class PostgresEventsMixin(PostgresBase):
             return
         now = datetime.now(UTC)
         rows = [
-            (
-                e.tenant,
-                e.kind,
-                e.user_id,
-                e.key_id,
-                normalise_query(e.query),
-                e.result_count,
-                e.latency_ms,
-                json.dumps(e.data, ensure_ascii=False, sort_keys=True, default=str),
-                _timestamp(e.created_at, "created_at") if e.created_at else now,
-            )
+            shared.event_values(e, _timestamp(e.created_at, "created_at") if e.created_at else now)
             for e in events
         ]
         # A batch from the recorder may hold several tenants' events: one transaction

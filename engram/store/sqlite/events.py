@@ -9,15 +9,15 @@ nearest-rank, read with ``ORDER BY ... LIMIT 1 OFFSET`` so no column is loaded i
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .base import EventWrite, normalise_query
-from .sqlite_sql import WriteLock, translate
+from .. import rows as shared
+from ..records import EventWrite
+from .sql import WriteLock, translate
 
 _WINDOW = "tenant = ? AND created_at >= ? AND created_at < ?"
 TOP_QUERIES = 10
@@ -42,20 +42,7 @@ class SQLiteEventsMixin:
         if not events:
             return
         now = _now()
-        rows = [
-            (
-                e.tenant,
-                e.kind,
-                e.user_id,
-                e.key_id,
-                normalise_query(e.query),
-                e.result_count,
-                e.latency_ms,
-                json.dumps(e.data, ensure_ascii=False, sort_keys=True, default=str),
-                e.created_at or now,
-            )
-            for e in events
-        ]
+        rows = [shared.event_values(e, e.created_at or now) for e in events]
         with translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -140,10 +127,3 @@ class SQLiteEventsMixin:
                 (*window, rank - 1),
             )[0][0]
         return out
-
-    def pending_jobs(self) -> dict[str, int]:
-        rows = self._read(
-            "SELECT status, count(*) FROM jobs WHERE status IN ('queued', 'running')"
-            " GROUP BY status"
-        )
-        return {"queued": 0, "running": 0, **dict(rows)}

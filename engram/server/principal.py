@@ -1,0 +1,16 @@
+"""The caller of a request, in a module of its own: authentication (engram.server.deps)
+makes it, the request context and the access log name it, and none of them need import
+another for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the tenant whose collections they see, and what they may do."""
+
+    tenant: str
+    scopes: frozenset[str]
+    key_id: str | None = None

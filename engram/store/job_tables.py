@@ -1,0 +1,223 @@
+"""The background-job part of the store contract (``jobs`` table), written once for both
+backends over a :class:`~engram.store.session.Session` and a
+:class:`~engram.store.session.Dialect`.
+
+A job belongs to a tenant (``create_job``, ``get_job``, ``list_jobs``); the worker side
+(claim, progress, retry, finish, requeue, recover, pending counts) serves every tenant and
+runs in :data:`~engram.store.session.ALL_TENANTS` sessions. Every change a worker makes is
+fenced by the job's ``attempts`` as that worker last saw it, so a worker whose job was
+recovered and claimed again elsewhere changes nothing.
+
+Claiming is one ``UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING``: on SQLite inside
+``BEGIN IMMEDIATE`` (one writer at a time: two workers never claim the same job), on
+PostgreSQL with ``FOR UPDATE SKIP LOCKED`` in the pick (a row being claimed by another
+transaction is passed over, so concurrent workers neither wait on each other nor take the
+same job).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import abstractmethod
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from ..errors import JobNotFound
+from ..jobs.types import Job, JobStatus
+from . import rows as shared
+from .contract import JobStore
+from .rows import JOB_COLS, Decoding
+from .session import ALL_TENANTS, Dialect, Session
+
+# A running job whose attempt is still the one the worker holds.
+_FENCE = "WHERE id = ? AND status = 'running' AND attempts = ?"
+
+
+class JobTables(JobStore):
+    """Background jobs in a backend's tables, claimable by workers in many processes."""
+
+    dialect: ClassVar[Dialect]
+    # How the driver returns the json (not jsonb) columns of jobs: their keys keep the order
+    # they were written in on both backends.
+    job_decoding: ClassVar[Decoding]
+    # A parameter stored in a json column ("?" or "?::json").
+    json_text_mark: ClassVar[str]
+    # Appended to the claim's pick (PostgreSQL: " FOR UPDATE SKIP LOCKED").
+    claim_lock: ClassVar[str]
+
+    @abstractmethod
+    def _session(
+        self, tenant: str, *, write: bool = False, snapshot: bool = False
+    ) -> contextlib.AbstractContextManager[Session]:
+        """A transaction (see :meth:`engram.store.memory_tables.MemoryTables._session`)."""
+
+    def _job_time(self) -> Any:
+        # Microseconds: jobs are listed and claimed in created_at order, and leases compare
+        # updated_at with a cutoff.
+        return self.dialect.time_value(datetime.now(UTC))
+
+    def _job(self, r: tuple[Any, ...], *, with_payload: bool = False) -> Job:
+        if with_payload:
+            return shared.job(r[:-1], self.job_decoding, payload=r[-1])
+        return shared.job(r, self.job_decoding)
+
+    def _job_update(self, sql: str, params: tuple[Any, ...]) -> bool:
+        """One fenced UPDATE of a running job (any tenant's); True when it changed the row."""
+        with self._session(ALL_TENANTS, write=True) as s:
+            return s.run(sql, params) > 0
+
+    # -- the submitting side (tenant-scoped) -------------------------------------------------
+    def create_job(
+        self,
+        job_id: str,
+        *,
+        tenant: str,
+        kind: str,
+        payload: dict[str, Any],
+        collection: str | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> Job:
+        now, mark = self._job_time(), self.json_text_mark
+        with self._session(tenant, write=True) as s:
+            row = s.row(
+                "INSERT INTO jobs (id, tenant, kind, collection, status, payload, progress,"
+                f" created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', {mark}, {mark}, ?, ?)"
+                f" RETURNING {JOB_COLS}",
+                (
+                    job_id,
+                    tenant,
+                    kind,
+                    collection,
+                    shared.job_json(payload),
+                    shared.job_json(progress or {}),
+                    now,
+                    now,
+                ),
+            )
+        return self._job(shared.required_row(row))
+
+    def get_job(self, job_id: str, *, tenant: str) -> Job:
+        with self._session(tenant) as s:
+            row = s.row(
+                f"SELECT {JOB_COLS} FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant)
+            )
+        if row is None:
+            raise JobNotFound(
+                f"no job {job_id!r}", hint="list your jobs: GET /v1/jobs (finished ones too)"
+            )
+        return self._job(row)
+
+    def list_jobs(
+        self, *, tenant: str, status: JobStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Job]:
+        d = self.dialect
+        cond, params = "tenant = ?", [tenant]
+        if status is not None:
+            cond += " AND status = ?"
+            params.append(status)
+        with self._session(tenant) as s:
+            found = s.rows(
+                f"SELECT {JOB_COLS} FROM jobs WHERE {cond}"
+                f" ORDER BY created_at DESC, {d.insertion_order} DESC LIMIT ? OFFSET ?",
+                (*params, d.limit(limit), d.offset(offset)),
+            )
+        return [self._job(r) for r in found]
+
+    # -- the worker side (every tenant) ------------------------------------------------------
+    def claim_job(self) -> Job | None:
+        now = self._job_time()
+        with self._session(ALL_TENANTS, write=True) as s:
+            # The pick is a scalar subquery, run once per statement (PostgreSQL: an
+            # InitPlan; as a joined subquery the planner may rescan it for every row of the
+            # join, locking and claiming several jobs in one UPDATE).
+            row = s.row(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1,"
+                " started_at = COALESCE(started_at, ?), updated_at = ?"
+                " WHERE id = (SELECT id FROM jobs WHERE status = 'queued'"
+                f" ORDER BY created_at, {self.dialect.insertion_order} LIMIT 1{self.claim_lock})"
+                f" AND status = 'queued' RETURNING {JOB_COLS}, payload",
+                (now, now),
+            )
+        return self._job(row, with_payload=True) if row else None
+
+    def touch_job(self, job_id: str) -> None:
+        self._job_update(
+            "UPDATE jobs SET updated_at = ? WHERE id = ? AND status = 'running'",
+            (self._job_time(), job_id),
+        )
+
+    def set_job_progress(self, job_id: str, *, attempt: int, progress: dict[str, Any]) -> bool:
+        return self._job_update(
+            f"UPDATE jobs SET progress = {self.json_text_mark}, updated_at = ? {_FENCE}",
+            (shared.job_json(progress), self._job_time(), job_id, attempt),
+        )
+
+    def retry_job(self, job_id: str, *, attempt: int, error: str) -> bool:
+        return self._job_update(
+            f"UPDATE jobs SET attempts = attempts + 1, error = ?, updated_at = ? {_FENCE}",
+            (error, self._job_time(), job_id, attempt),
+        )
+
+    def finish_job(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        status: JobStatus,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        if status not in ("succeeded", "failed"):
+            raise ValueError(f"a job finishes as succeeded or failed, not {status!r}")
+        now = self._job_time()
+        return self._job_update(
+            f"UPDATE jobs SET status = ?, result = {self.json_text_mark}, error = ?,"
+            f" payload = '{{}}', finished_at = ?, updated_at = ? {_FENCE}",
+            (
+                status,
+                shared.job_json(result) if result is not None else None,
+                error,
+                now,
+                now,
+                job_id,
+                attempt,
+            ),
+        )
+
+    def requeue_job(self, job_id: str, *, attempt: int) -> bool:
+        return self._job_update(
+            f"UPDATE jobs SET status = 'queued', attempts = attempts - 1, updated_at = ? {_FENCE}",
+            (self._job_time(), job_id, attempt),
+        )
+
+    def _stale_cutoff(self, stale_before: str) -> Any:
+        """``stale_before`` as the backend compares it with ``updated_at``."""
+        return stale_before
+
+    def recover_jobs(self, *, stale_before: str, max_attempts: int) -> tuple[int, int]:
+        cutoff, now = self._stale_cutoff(stale_before), self._job_time()
+        with self._session(ALL_TENANTS, write=True) as s:
+            # Both UPDATEs re-check their WHERE on rows a concurrent transaction changed
+            # (PostgreSQL's READ COMMITTED): a job finished or recovered meanwhile is left
+            # alone.
+            failed = s.run(
+                "UPDATE jobs SET status = 'failed', payload = '{}', finished_at = ?,"
+                " updated_at = ?, error = 'interrupted: the process running it stopped during"
+                " its last attempt (' || attempts || ' of ' || CAST(? AS INTEGER) || ')'"
+                " WHERE status = 'running' AND updated_at < ? AND attempts >= ?",
+                (now, now, max_attempts, cutoff, max_attempts),
+            )
+            requeued = s.run(
+                "UPDATE jobs SET status = 'queued', updated_at = ?"
+                " WHERE status = 'running' AND updated_at < ?",
+                (now, cutoff),
+            )
+        return requeued, failed
+
+    def pending_jobs(self) -> dict[str, int]:
+        with self._session(ALL_TENANTS) as s:
+            found = s.rows(
+                "SELECT status, count(*) FROM jobs WHERE status IN ('queued', 'running')"
+                " GROUP BY status"
+            )
+        return {"queued": 0, "running": 0, **{status: n for status, n in found}}

@@ -1,0 +1,71 @@
+"""The little a table written once for both backends needs from a backend: a transaction
+(:class:`Session`) and the dialect's few differences (:class:`Dialect`).
+
+Shared implementations (:mod:`engram.store.memory_tables`, :mod:`engram.store.job_tables`)
+write their SQL with ``?`` placeholders and ask the dialect for what differs: how JSON and
+vector parameters are cast, which column keeps insertion order, how timestamps and vectors
+are passed, and how rows come back (:class:`~engram.store.rows.Decoding`). A backend opens
+sessions on its own connections: SQLite on its single writer or a per-thread reader,
+PostgreSQL on a pooled connection scoped to the tenant (row-level security).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from .rows import Decoding
+
+# The tenant of a session that serves every tenant (the job workers' side): PostgreSQL's
+# row-level-security policies let it through; SQLite has none to pass.
+ALL_TENANTS = "*"
+
+
+class Session(Protocol):
+    """One transaction; statements use ``?`` placeholders and rows come back as tuples in
+    the order of their select list."""
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute a statement; the number of rows it changed."""
+
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """Execute a statement once per parameter row."""
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row, or None."""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the backends' SQL and drivers, for the shared tables."""
+
+    decoding: Decoding
+    # The column that orders rows by insertion (SQLite's rowid, PostgreSQL's seq).
+    insertion_order: str
+    # A JSON and a vector parameter: "?" where the driver passes them as they are, or with
+    # a cast ("?::jsonb", "?::vector").
+    json_mark: str
+    vector_mark: str
+    # Appended to a SELECT that reads a row about to be changed: PostgreSQL locks it ("FOR
+    # UPDATE"); SQLite needs nothing, its writer is one at a time.
+    lock_rows: str
+    # Child rows (messages, memory history) carry their tenant (PostgreSQL, for row-level
+    # security), or take it from their parent (SQLite).
+    tenant_on_children: bool
+    time_value: Callable[[datetime], Any]
+    vector_value: Callable[[np.ndarray], Any]
+
+    # A LIMIT parameter: a negative one means no limit, which SQLite reads as such and
+    # PostgreSQL wants as NULL (SQLite refuses NULL).
+    limit: Callable[[int], int | None]
+
+    @staticmethod
+    def offset(value: int) -> int:
+        """A negative OFFSET means 0 (SQLite reads it so; PostgreSQL refuses it)."""
+        return max(value, 0)

@@ -1,0 +1,40 @@
+"""Contract: background jobs (JobStore), on every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from engram.errors import JobNotFound
+from engram.store.contract import Store
+
+
+def test_store_job_lifecycle(store: Store) -> None:
+    first = store.create_job("j1", tenant="acme", kind="k", payload={"n": 1}, collection="kb")
+    store.create_job("j2", tenant="globex", kind="k", payload={"n": 2})
+    assert first.status == "queued" and first.attempts == 0 and first.payload is None
+    assert [j.id for j in store.list_jobs(tenant="acme")] == ["j1"]
+    with pytest.raises(JobNotFound):
+        store.get_job("j1", tenant="globex")
+
+    claimed = store.claim_job()  # oldest first, whoever it belongs to
+    assert claimed is not None and claimed.id == "j1" and claimed.payload == {"n": 1}
+    assert claimed.status == "running" and claimed.attempts == 1 and claimed.started_at
+    assert store.set_job_progress("j1", attempt=1, progress={"documents_done": 1})
+    assert not store.set_job_progress("j1", attempt=2, progress={})  # fenced
+    assert store.retry_job("j1", attempt=1, error="boom")
+    assert store.get_job("j1", tenant="acme").attempts == 2
+    assert store.requeue_job("j1", attempt=2)  # a graceful stop gives the attempt back
+    assert store.get_job("j1", tenant="acme").status == "queued"
+
+    claims = [store.claim_job(), store.claim_job()]
+    assert [c.id for c in claims if c is not None] == ["j1", "j2"]
+    assert store.claim_job() is None
+    assert store.finish_job("j1", attempt=2, status="succeeded", result={"added": 1})
+    done = store.get_job("j1", tenant="acme")
+    assert done.status == "succeeded" and done.result == {"added": 1} and done.finished_at
+    assert [j.id for j in store.list_jobs(tenant="acme", status="running")] == []
+
+    # j2 is running with a fresh lease: only a cutoff after its heartbeat recovers it.
+    assert store.recover_jobs(stale_before="2000-01-01", max_attempts=3) == (0, 0)
+    assert store.recover_jobs(stale_before="9999-01-01", max_attempts=3) == (1, 0)
+    assert store.get_job("j2", tenant="globex").status == "queued"
