@@ -1,6 +1,6 @@
 """A long run at steady data size: does ``engram serve`` leak memory or start failing?
 
-    python bench/soak.py --minutes 30 --workers 2
+    python bench/soak.py --minutes 45 --warmup 15 --workers 2    # 30 minutes after warm-up
 
 ``engram serve --workers N`` on a fresh data directory is loaded with ``--docs`` documents,
 then for ``--minutes`` minutes writer threads replace random documents with new versions
@@ -9,8 +9,9 @@ and one thread adds and deletes memories and conversation turns. Every ``--sampl
 the resident memory (RSS) of each server process is read from /proc.
 
 Printed: one JSON object — requests and errors by kind (any non-2xx is an error), the RSS of
-the server processes after warm-up (the first ``--warmup`` minutes) and at the end, the
-growth in percent, and the samples. Exit status 1 when an error occurred or RSS grew by
+the server processes after warm-up (the first ``--warmup`` minutes: caches, index capacity
+and allocator arenas fill for about ten minutes under this load before memory levels off)
+and at the end, the growth in percent, and the samples. Exit status 1 when an error occurred or RSS grew by
 ``--max-growth`` percent (10) or more after warm-up.
 """
 
@@ -81,8 +82,8 @@ def text(rng: random.Random, key: str, revision: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--minutes", type=float, default=30)
-    ap.add_argument("--warmup", type=float, default=5, help="minutes before the RSS baseline")
+    ap.add_argument("--minutes", type=float, default=45)
+    ap.add_argument("--warmup", type=float, default=15, help="minutes before the RSS baseline")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--docs", type=int, default=2000)
     ap.add_argument("--writers", type=int, default=1)

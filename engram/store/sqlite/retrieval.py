@@ -204,7 +204,7 @@ class SQLiteRetrievalMixin(SQLiteSessions):
             except OSError as exc:
                 logger.warning("could not save the indexes of collection %s: %s", cid, exc)
                 continue
-            with self._transaction() as conn:
+            with self._transaction(traced=False) as conn:
                 conn.execute(
                     "INSERT INTO index_state (collection_id, pruned_seq) VALUES (?, ?)"
                     " ON CONFLICT (collection_id) DO UPDATE"

@@ -83,15 +83,18 @@ class SQLiteSessions:
     _snapshot: Callable[[], contextlib.AbstractContextManager[None]]
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, traced: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed when the block ends, rolled back if it raises.
         ``BEGIN IMMEDIATE`` takes the file's write lock at once (waiting up to busy_timeout
-        for another process), so the transaction never fails on upgrading a read."""
-        with (
-            tracing.span("store.transaction", **{"db.system": "sqlite"}),
-            translate(),
-            self._write_lock,
-        ):
+        for another process), so the transaction never fails on upgrading a read.
+        ``traced=False`` for housekeeping outside any request (saving index files), which
+        must not start traces of its own."""
+        span = (
+            tracing.span("store.transaction", **{"db.system": "sqlite"})
+            if traced
+            else contextlib.nullcontext()
+        )
+        with span, translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
