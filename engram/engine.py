@@ -32,6 +32,7 @@ from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
 from .search.analyzer import detect_language
 from .search.searcher import Searcher, SearchRequest, SearchResponse
+from .state import StateService
 from .store import open_store
 from .store.contract import Store
 from .store.records import DocumentVersion, Where
@@ -73,6 +74,7 @@ class Engram:
         self._embedder: Embedder | None = None
         self._reranker: Reranker | None = None
         self._memory: MemoryService | None = None
+        self._state: StateService | None = None
         self._lock = threading.Lock()
         self.searcher = Searcher(self.store, settings, self.embedder, self.reranker)
 
@@ -298,6 +300,14 @@ class Engram:
             if self._memory is None:
                 self._memory = MemoryService(self.store, self.settings, self.embedder)
             return self._memory
+
+    @property
+    def state(self) -> StateService:
+        """Agent state: versioned JSON values in namespaces (see :mod:`engram.state`)."""
+        with self._lock:
+            if self._state is None:
+                self._state = StateService(self.store, self.embedder)
+            return self._state
 
     # -- API keys ------------------------------------------------------------------------------
     def create_key(

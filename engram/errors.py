@@ -161,6 +161,13 @@ class ModelMismatch(Conflict):
     code = "model_mismatch"
 
 
+class VersionConflict(EngramError):
+    """A compare-and-set lost: the item's version is not the one the caller expected
+    (HTTP 412, as for a failed If-Match)."""
+
+    status, code = 412, "version_conflict"
+
+
 class LoaderError(EngramError):
     """A file could not be read or parsed."""
 

@@ -528,6 +528,12 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "getStats",
         "listJobs",
         "getJob",
+        "putState",
+        "getState",
+        "deleteState",
+        "listState",
+        "searchState",
+        "listStateNamespaces",
     } == set(operation_ids)
     assert "HTTPValidationError" not in schema["components"]["schemas"]
 

@@ -115,6 +115,9 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
             "json": {"role": "user", "content": "globex"}
         },
         ("POST", "/v1/events"): {"json": {"kind": "click", "document": "d1"}},
+        ("PUT", "/v1/state/{path}"): {"json": {"value": "globex state"}},
+        ("POST", "/v1/state:search"): {"json": {"prefix": ["user"], "query": "nightingale"}},
+        ("POST", "/v1/state:namespaces"): {"json": {}},
     }
     calls = []
     for template, operations in client.get("/openapi.json").json()["paths"].items():
@@ -128,6 +131,7 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
             ("{conversation_id}", ids["conversation"]),
             ("{user_id}", "u1"),
             ("{job_id}", ids["job"]),
+            ("{path}", "user/u1/notes"),
         ):
             path = path.replace(name, value)
         for method in (m.upper() for m in operations):
@@ -142,8 +146,12 @@ CREATES = {
     "/v1/collections/{name}/files",
     "/v1/memories",
     "/v1/conversations",
+    "/v1/state/{path}",
 }
 EMPTY_LISTS = {
+    "/v1/state",
+    "/v1/state:search",
+    "/v1/state:namespaces",
     "/v1/collections",
     "/v1/memories",
     "/v1/memories/search",
@@ -169,6 +177,8 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
         json={"role": "user", "content": SECRET},
         headers=acme,
     )
+    note = client.put("/v1/state/user/u1/notes", json={"value": SECRET}, headers=acme)
+    assert note.status_code == 201
     job = client.post(
         "/v1/collections/kb/documents:batch?async=true",
         json={"documents": [{"id": "d2", "text": SECRET}]},
@@ -178,11 +188,17 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
     calls = _route_calls(client, ids)
     assert len(calls) >= 20
     # Reads first, then deletes and erasure, then globex's own writes.
-    rank = {"GET": 0, "PATCH": 1, "DELETE": 2, "POST": 3}
+    rank = {"GET": 0, "PATCH": 1, "DELETE": 2, "POST": 3, "PUT": 3}
 
     def order(call: tuple[str, str, str, dict]) -> tuple[int, bool]:
         method, template = call[0], call[1]
-        reads_only = template in ("/v1/search", "/v1/memories/search", "/v1/chat")
+        reads_only = template in (
+            "/v1/search",
+            "/v1/memories/search",
+            "/v1/chat",
+            "/v1/state:search",
+            "/v1/state:namespaces",
+        )
         return (0 if reads_only else rank[method], template == "/v1/users/{user_id}")
 
     for method, template, path, kwargs in sorted(calls, key=order):
@@ -195,7 +211,7 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
             assert r.status_code == 200, where
         elif template == "/v1/users/{user_id}":
             assert r.status_code == 200 and set(r.json().values()) == {0}, where
-        elif method == "POST" and template in CREATES:
+        elif method in ("POST", "PUT") and template in CREATES:
             assert r.status_code in (200, 201), where
         elif template == "/v1/admin/stats":  # globex's own usage: acme's message is not in it
             assert r.status_code == 200 and "message" not in r.json()["counts"], where
@@ -209,6 +225,8 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
     messages = client.get(f"/v1/conversations/{conversation['id']}/messages", headers=acme).json()
     assert [m["content"] for m in messages["data"]] == [SECRET]
     assert client.get(f"/v1/jobs/{job['job_id']}", headers=acme).json()["job_id"] == job["job_id"]
+    acme_note = client.get("/v1/state/user/u1/notes", headers=acme).json()
+    assert acme_note["value"] == SECRET and acme_note["version"] == 1
     hits = client.post(
         "/v1/search", json={"query": "globex", "collection": "kb", "mode": "keyword"}, headers=acme
     )

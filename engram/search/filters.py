@@ -130,9 +130,100 @@ def parse_where_args(args: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if op in ("<", "<=", ">", ">=") and not _comparable(raw, value):
             raise InvalidInput(
                 f"cannot compare {field} {op} {raw!r}: {op} takes a number or a date",
-                hint=f'e.g. {field}{op}2020 or {field}{op}2024-01-01; quote text to compare'
+                hint=f"e.g. {field}{op}2020 or {field}{op}2024-01-01; quote text to compare"
                 f' it as text: {field}{op}"{raw}"',
             )
         where.setdefault(field, {})[_SYMBOLS[op]] = value
     normalize_where(where)
     return where
+
+
+def equal_forms(value: Any) -> list[Any]:
+    """Values a metadata field may hold for an equality: 2020 matches 2020 and "2020"
+    (CSV metadata is text), true matches JSON true (stored by SQLite as 1)."""
+    if isinstance(value, bool):
+        return [int(value)]
+    if isinstance(value, (int, float)):
+        return [value, json.dumps(value)]
+    forms: list[Any] = [value]
+    try:
+        number = json.loads(value)
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            forms.append(number)
+    except ValueError:
+        pass
+    if value in ("true", "false"):
+        forms.append(int(value == "true"))
+    return forms
+
+
+# -- evaluating a filter on a record in Python (agent state: engram.state) ----------------------
+_MISSING = object()
+_NUMBER_PREFIX = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NUMBER_TEXT = re.compile(r"^[0-9.eE+-]*[0-9][0-9.eE+-]*$")
+
+
+def matches(conditions: list[Condition], record: Any) -> bool:
+    """Whether a JSON record passes every condition, with the semantics the backends give
+    the same filter in SQL: an equality matches every form of its value (2020 and "2020"),
+    a missing field is "not equal" to anything, ranges compare strings with strings and
+    numbers with numbers (or with text that is a number), ``$exists`` tests presence."""
+    for cond in conditions:
+        value = _field(record, cond.field)
+        if cond.op == "$exists":
+            ok = (value is not _MISSING) == bool(cond.value)
+        elif cond.op == "$eq":
+            ok = _equal(value, cond.value)
+        elif cond.op == "$ne":
+            ok = not _equal(value, cond.value)
+        elif cond.op == "$in":
+            ok = any(_equal(value, v) for v in cond.value)
+        else:
+            ok = _in_range(value, cond.op, cond.value)
+        if not ok:
+            return False
+    return True
+
+
+def _field(record: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(record, dict) or part not in record:
+            return _MISSING
+        record = record[part]
+    return record
+
+
+def _equal(value: Any, target: Any) -> bool:
+    if value is _MISSING or isinstance(value, (dict, list)) or value is None:
+        return False
+    return any(value == form for form in equal_forms(target))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and _NUMBER_TEXT.match(value):
+        prefix = _NUMBER_PREFIX.match(value)
+        return float(prefix.group()) if prefix else 0.0
+    return None
+
+
+def _in_range(value: Any, op: str, bound: Any) -> bool:
+    if isinstance(bound, str):
+        if not isinstance(value, str):
+            return False
+        left: Any = value
+        right: Any = bound
+    else:
+        number = _number(value)
+        if number is None:
+            return False
+        left, right = number, float(bound)
+    return {
+        "$gt": left > right,
+        "$gte": left >= right,
+        "$lt": left < right,
+        "$lte": left <= right,
+    }[op]

@@ -80,8 +80,7 @@ class Metrics:
         )
         self.llm_fallbacks = Counter(
             "engram_llm_fallbacks",
-            "Answers given by a fallback model because the models before it in the chain"
-            " failed.",
+            "Answers given by a fallback model because the models before it in the chain failed.",
             ["model"],
             registry=r,
         )

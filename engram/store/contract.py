@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from ..memory.types import (
     Message,
     Role,
 )
+from ..state.types import StateItem
 from ..types import Collection, DocumentInfo
 from .records import (
     ChunkRecord,
@@ -46,41 +48,7 @@ from .records import (
     OnConflict,
     Where,
 )
-
-
-class StoreSnapshot(ABC):
-    """A consistent, read-only view of a store for export: every method reads the same state,
-    and the iterators stream (a collection is never held in memory whole). Orders are
-    bytewise (SQLite's BINARY collation, PostgreSQL's "C"), identical on every backend."""
-
-    @abstractmethod
-    def tenants(self) -> list[str]:
-        """Every tenant owning a collection, conversation, memory or event, sorted."""
-
-    @abstractmethod
-    def collections(self, tenant: str) -> list[Collection]:
-        """The tenant's collections by name, with their counts."""
-
-    @abstractmethod
-    def documents(self, collection: Collection) -> Iterator[DocumentDump]:
-        """Every document of the collection, by key."""
-
-    @abstractmethod
-    def embeddings(self, collection: Collection) -> Iterator[tuple[str, bytes]]:
-        """(text hash, float32 little-endian vector) of every distinct text hash the
-        collection's chunks use, for its model, by text hash."""
-
-    @abstractmethod
-    def conversations(self, tenant: str) -> Iterator[ConversationDump]:
-        """The tenant's conversations by id, each with its messages."""
-
-    @abstractmethod
-    def memories(self, tenant: str) -> Iterator[MemoryDump]:
-        """The tenant's memories (deleted ones too) by id, each with its history."""
-
-    @abstractmethod
-    def events(self, tenant: str) -> Iterator[EventWrite]:
-        """The tenant's analytics events, oldest first (ties in insertion order)."""
+from .snapshot import StoreSnapshot
 
 
 class CollectionStore(ABC):
@@ -478,6 +446,55 @@ class EventStore(ABC):
         """Delete every event of a user (erasure); returns how many there were."""
 
 
+class StateStore(ABC):
+    """Agent state (engram.state): JSON values under (namespace path, key) with a version per
+    key and an optional expiry. An expired item is absent for every method; a write to its key
+    starts it again at version 1. Namespaces are paths ("user/42/agent/planner"); a prefix
+    selects the namespace itself and every namespace below it ("user/42" selects
+    "user/42/agent" but not "user/420")."""
+
+    @abstractmethod
+    def put_state(
+        self,
+        tenant: str,
+        namespace: str,
+        key: str,
+        value: str,
+        *,
+        expect: int | None,
+        expires_at: datetime | None,
+        embedding: tuple[str, np.ndarray] | None,
+    ) -> StateItem:
+        """Write ``value`` (JSON text) and return the item. ``expect`` is the compare-and-set
+        token: None writes whatever is there, 0 only creates, n only replaces version n;
+        otherwise VersionConflict. ``embedding`` is (model id, vector) of the indexed fields."""
+
+    @abstractmethod
+    def get_state(self, tenant: str, namespace: str, key: str) -> StateItem | None: ...
+
+    @abstractmethod
+    def delete_state(
+        self, tenant: str, namespace: str, key: str, *, expect: int | None = None
+    ) -> bool:
+        """Delete the item; False when there was none. With ``expect``, only version
+        ``expect`` is deleted (VersionConflict otherwise)."""
+
+    @abstractmethod
+    def scan_state(
+        self, tenant: str, prefix: str, *, model_id: str | None = None
+    ) -> list[tuple[StateItem, np.ndarray | None]]:
+        """Every live item under ``prefix`` ("" for all), by namespace and key, each with its
+        vector when it was embedded with ``model_id`` (else None)."""
+
+    @abstractmethod
+    def state_namespaces(self, tenant: str, prefix: str) -> list[str]:
+        """The distinct namespaces of live items under ``prefix``, in byte order."""
+
+    @abstractmethod
+    def purge_state(self) -> int:
+        """Delete expired items of every tenant; returns how many."""
+
+
 class TransferStore(ABC):
     """Moving data (engram.transfer): export, import, backends side by side."""
 
@@ -543,6 +560,7 @@ class Store(
     RetrievalStore,
     KeyStore,
     MemoryStore,
+    StateStore,
     JobStore,
     EventStore,
     TransferStore,

@@ -60,6 +60,8 @@ class Dialect:
     tenant_on_children: bool
     time_value: Callable[[datetime], Any]
     vector_value: Callable[[np.ndarray], Any]
+    # A vector column as read back (SQLite: float32 bytes; PostgreSQL: pgvector's text).
+    vector_from: Callable[[Any], np.ndarray]
 
     # A LIMIT parameter: a negative one means no limit, which SQLite reads as such and
     # PostgreSQL wants as NULL (SQLite refuses NULL).

@@ -5,7 +5,6 @@ in. Each backend writes the SQL of one condition (SQLite over JSON text with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -31,22 +30,3 @@ def compile_conditions(
         parts.append(sql)
         params.extend(args)
     return " AND ".join(parts), params
-
-
-def equal_forms(value: Any) -> list[Any]:
-    """Values a metadata field may hold for an equality: 2020 matches 2020 and "2020"
-    (CSV metadata is text), true matches JSON true (stored by SQLite as 1)."""
-    if isinstance(value, bool):
-        return [int(value)]
-    if isinstance(value, (int, float)):
-        return [value, json.dumps(value)]
-    forms: list[Any] = [value]
-    try:
-        number = json.loads(value)
-        if isinstance(number, (int, float)) and not isinstance(number, bool):
-            forms.append(number)
-    except ValueError:
-        pass
-    if value in ("true", "false"):
-        forms.append(int(value == "true"))
-    return forms

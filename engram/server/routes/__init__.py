@@ -20,6 +20,7 @@ def _build() -> APIRouter:
         jobs,
         memories,
         search,
+        state,
     )
 
     # Every route may answer 500. Routes with parameters list 422 themselves, which also
@@ -35,6 +36,7 @@ def _build() -> APIRouter:
         chat,
         memories,
         conversations,
+        state,
         jobs,
         events,
         admin,

@@ -64,6 +64,11 @@ def iso(
     return value.astimezone(UTC).isoformat(timespec=timespec)
 
 
+def parse_vector(text: str) -> np.ndarray:
+    """The inverse of :func:`vector_text` (pgvector returns ``vector`` columns as text)."""
+    return np.array(text.strip("[]").split(","), dtype=np.float32)
+
+
 def vector_text(vector: np.ndarray) -> str:
     """pgvector's text form of a vector: ``[0.1,0.2,...]`` (float32 round-trips exactly)."""
     vec = np.asarray(vector, dtype=np.float32).ravel()
@@ -98,6 +103,7 @@ DIALECT = Dialect(
     tenant_on_children=True,
     time_value=lambda value: value,
     vector_value=vector_text,
+    vector_from=parse_vector,
     limit=lambda value: None if value < 0 else value,
 )
 
@@ -107,11 +113,6 @@ def one_row(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
     row = cur.fetchone()
     assert row is not None
     return row
-
-
-def parse_vector(text: str) -> np.ndarray:
-    """The inverse of :func:`vector_text` (pgvector returns ``vector`` columns as text)."""
-    return np.array(text.strip("[]").split(","), dtype=np.float32)
 
 
 def translate() -> contextlib.AbstractContextManager[None]:

@@ -16,10 +16,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ...errors import MigrationError, ServerUnavailable, StoreError
-from ...search.filters import Condition
+from ...search.filters import Condition, equal_forms
 from ..migrations import Migration, check_applied, load_migrations
 from ..records import Where
-from ..where import compile_conditions, equal_forms
+from ..where import compile_conditions
 
 log = logging.getLogger(__name__)
 

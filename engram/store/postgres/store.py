@@ -38,6 +38,7 @@ from .. import rows as shared
 from ..contract import Store
 from ..migrations import Migration
 from ..records import DocumentVersion, Where
+from ..state_tables import StateTables
 from .bm25 import PostingsCache
 from .connection import (
     DECODING,
@@ -76,6 +77,7 @@ class PostgresStore(
     PostgresWriteMixin,
     PostgresSearchMixin,
     PostgresBase,
+    StateTables,
     Store,
 ):
     """Store in the PostgreSQL database at ``url`` (``postgresql://user:pass@host/db``).

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from ... import tracing
 from ..session import Dialect, Session
 from .sql import DECODING, WriteLock, translate
@@ -28,6 +30,7 @@ DIALECT = Dialect(
     tenant_on_children=False,
     time_value=_time,
     vector_value=lambda vector: vector.tobytes(),
+    vector_from=lambda blob: np.frombuffer(blob, dtype=np.float32),
     limit=lambda value: value,
 )
 

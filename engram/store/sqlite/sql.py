@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import EngramError, StoreError, StoreLocked
-from ...search.filters import Condition
+from ...search.filters import Condition, equal_forms
 from ..records import ChunkWrite, Where
 from ..rows import Decoding
 from ..translation import translating
-from ..where import compile_conditions, equal_forms
+from ..where import compile_conditions
 
 # SQLite hands over JSON columns as text and timestamps as the ISO text engram wrote.
 DECODING = Decoding(json=json.loads, time=lambda value, seconds: value)

@@ -30,6 +30,7 @@ from .. import rows as shared
 from ..contract import Store
 from ..migrations import check_applied, load_migrations
 from ..records import DocumentVersion, DocumentWrite, Where, collection_vector
+from ..state_tables import StateTables
 from .derived import DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
 from .jobs import SQLiteJobsMixin
@@ -51,6 +52,7 @@ class SQLiteStore(
     SQLiteJobsMixin,
     SQLiteEventsMixin,
     SQLiteTransferMixin,
+    StateTables,
     Store,
 ):
     """Store in ``<data_dir>/engram.db``; ``path=":memory:"`` keeps everything in memory."""
