@@ -4,6 +4,8 @@ both backends; the store's own contract is in tests/contract/test_state.py."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,3 +197,49 @@ def test_cli_state_round_trip(tmp_path: Path) -> None:
     assert runner.invoke(cli, [*base, "namespaces"]).output.strip() == "user/1"
     assert runner.invoke(cli, [*base, "delete", "user/1", "prefs"]).exit_code == 0
     assert runner.invoke(cli, [*base, "get", "user/1", "prefs"]).exit_code != 0
+
+
+# -- several processes --------------------------------------------------------------------------
+WRITER = """
+import sys, threading
+import engram
+from engram.config import Settings
+from engram.errors import VersionConflict
+
+settings = Settings.build(data_dir=sys.argv[1], embedding_model="hash")
+with engram.open(settings=settings) as db:
+    def work():
+        done = 0
+        while done < int(sys.argv[2]):
+            item = db.state.get("shared", "counter")
+            try:
+                db.state.put("shared", "counter", item.value + 1, if_version=item.version)
+            except VersionConflict:
+                continue
+            done += 1
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+"""
+
+
+def test_compare_and_set_across_processes_on_one_data_directory(tmp_path: Path) -> None:
+    """Two processes of four threads each increment one counter by compare-and-set on one
+    embedded data directory: no increment is lost."""
+    settings = Settings.build(data_dir=tmp_path, embedding_model="hash")
+    with engram.open(settings=settings) as db:
+        db.state.put("shared", "counter", 0)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), "10"], stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    with engram.open(settings=settings) as db:
+        final = db.state.get("shared", "counter")
+    assert final.value == 2 * 4 * 10 and final.version == 2 * 4 * 10 + 1
