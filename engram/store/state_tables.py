@@ -57,14 +57,16 @@ class StateTables(StateStore):
 
     @staticmethod
     def _prefix(prefix: str) -> tuple[str, list[Any]]:
-        """SQL selecting ``prefix`` and the namespaces below it (byte order: "/" sorts just
-        before "0", so "a/b/…" lies in ["a/b/", "a/b0"))."""
+        """SQL selecting ``prefix`` and the namespaces below it. In byte order "/" sorts just
+        before "0", so they all lie in [prefix, prefix + "0"): one range of the primary key's
+        index; the second condition drops the neighbours in that range ("a/b-c", "a/b.c")."""
         if not prefix:
             return "TRUE", []
-        return "(namespace = ? OR (namespace >= ? AND namespace < ?))", [
+        return "namespace >= ? AND namespace < ? AND (namespace = ? OR namespace >= ?)", [
+            prefix,
+            prefix + "0",
             prefix,
             prefix + "/",
-            prefix + "0",
         ]
 
     def put_state(

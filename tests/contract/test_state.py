@@ -68,15 +68,17 @@ def test_expired_items_are_absent_and_restart_at_version_one(store: Store) -> No
 
 
 def test_prefixes_select_whole_labels(store: Store) -> None:
-    for ns in ("user/42", "user/42/agent/planner", "user/420", "user/4", "users", "user/42/a"):
+    for ns in ("user/42", "user/42/agent/planner", "user/420", "user/4", "users", "user/42/a",
+               "user/42-x", "user/42.b"):  # fmt: skip
         put(store, ns, "k", ns)
     under = [(i.namespace, i.key) for i, _ in store.scan_state("t", "user/42")]
     assert under == [(("user", "42"), "k"), (("user", "42", "a"), "k"),
                      (("user", "42", "agent", "planner"), "k")]  # fmt: skip
     assert store.state_namespaces("t", "user") == [
-        "user/4", "user/42", "user/42/a", "user/42/agent/planner", "user/420",
+        "user/4", "user/42", "user/42-x", "user/42.b", "user/42/a", "user/42/agent/planner",
+        "user/420",
     ]  # fmt: skip
-    assert len(store.scan_state("t", "")) == 6
+    assert len(store.scan_state("t", "")) == 8
     assert store.scan_state("other", "") == []
 
 
