@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(None, description="Required 'iss' claim of JWTs, if set.")
     jwt_audience: str | None = Field(None, description="Required 'aud' claim of JWTs, if set.")
     jwt_tenant_claim: str = Field("tenant", description="JWT claim naming the caller's tenant.")
+    jwt_user_claim: str | None = Field(
+        None,
+        description="JWT claim (e.g. 'sub') that binds a token to one user of its tenant: it"
+        " then reaches only that user's conversations, memories and state, never with the"
+        " admin scope. Unset: tokens act for their whole tenant.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to call the HTTP API from a browser (CORS), e.g. "

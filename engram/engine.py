@@ -311,11 +311,27 @@ class Engram:
 
     # -- API keys ------------------------------------------------------------------------------
     def create_key(
-        self, *, tenant: str = DEFAULT_TENANT, scopes: Sequence[str] = ("read",), name: str = ""
+        self,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        scopes: Sequence[str] = ("read",),
+        name: str = "",
+        user_id: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """Create an API key; returns the record and the full key, which is shown only once."""
+        """Create an API key; returns the record and the full key, which is shown only once.
+        ``user_id`` binds the key to that user of the tenant: it reaches only the user's
+        conversations, memories and state (and cannot have the admin scope)."""
+        granted = check_scopes(list(scopes))
+        if user_id is not None:
+            if not user_id.strip() or len(user_id) > 200:
+                raise InvalidInput("a key's user id must be 1 to 200 characters")
+            if "admin" in granted:
+                raise InvalidInput(
+                    "a key bound to one user cannot have the admin scope",
+                    hint="give it read and write; administer with a tenant-wide key",
+                )
         key_id, full, secret_hash = new_key()
-        record = ApiKey(key_id, tenant, name, check_scopes(list(scopes)), _now())
+        record = ApiKey(key_id, tenant, name, granted, _now(), user_id=user_id)
         self.store.create_api_key(record, secret_hash)
         return record, full
 

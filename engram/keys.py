@@ -47,6 +47,9 @@ class ApiKey:
     created_at: str
     revoked_at: str | None = None
     last_used_at: str | None = None
+    # Set for a key bound to one user of the tenant: it reaches only that user's
+    # conversations, memories and state (None: the whole tenant, as its scopes allow).
+    user_id: str | None = None
 
     @property
     def active(self) -> bool:

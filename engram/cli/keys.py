@@ -28,18 +28,32 @@ def keys() -> None:
     help="Scope(s): read, write, admin (repeatable).",
 )
 @click.option("--name", default="", help="A label to recognise the key by.")
+@click.option(
+    "--user",
+    "user_id",
+    help="Bind the key to this user of the tenant: it reaches only the user's conversations,"
+    " memories and state (under user/<id>).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def create(obj: Context, tenant: str, scopes: tuple[str, ...], name: str, as_json: bool) -> None:
+def create(
+    obj: Context,
+    tenant: str,
+    scopes: tuple[str, ...],
+    name: str,
+    user_id: str | None,
+    as_json: bool,
+) -> None:
     """Create a key and print it once."""
-    record, full = obj.db().create_key(tenant=tenant, scopes=scopes, name=name)
+    record, full = obj.db().create_key(tenant=tenant, scopes=scopes, name=name, user_id=user_id)
     if as_json:
         click.echo(json.dumps({**asdict(record), "key": full}))
         return
     click.echo(full)
+    user = f", user {record.user_id!r}" if record.user_id else ""
     click.echo(
-        f"(key {record.id} for tenant {record.tenant!r}, scopes {', '.join(record.scopes)};"
-        " store it now: it cannot be shown again)",
+        f"(key {record.id} for tenant {record.tenant!r}{user}, scopes"
+        f" {', '.join(record.scopes)}; store it now: it cannot be shown again)",
         err=True,
     )
 

@@ -72,7 +72,9 @@ class MemoryService:
     Obtain it as ``db.memory``; the embedder is loaded on the first memory write or search.
     """
 
-    def __init__(self, store: MemoryStore, settings: Settings, embedder: Callable[[], Embedder]) -> None:
+    def __init__(
+        self, store: MemoryStore, settings: Settings, embedder: Callable[[], Embedder]
+    ) -> None:
         self.store = store
         self.settings = settings
         self._embedder = embedder
@@ -120,9 +122,12 @@ class MemoryService:
             )
         return dataclasses.replace(merged, deduplicated=True)
 
-    def get(self, memory_id: str, *, tenant: str = DEFAULT_TENANT) -> MemoryRecord:
-        """A live memory; raises MemoryNotFound."""
-        return self.store.get_memory(memory_id, tenant=tenant)
+    def get(
+        self, memory_id: str, *, tenant: str = DEFAULT_TENANT, include_deleted: bool = False
+    ) -> MemoryRecord:
+        """A live memory (or a deleted one too, with ``include_deleted``); raises
+        MemoryNotFound."""
+        return self.store.get_memory(memory_id, tenant=tenant, include_deleted=include_deleted)
 
     def update(
         self,

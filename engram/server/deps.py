@@ -71,9 +71,9 @@ async def get_principal(request: Request, db: DB) -> Principal:
         )
     verifier = getattr(state, "jwt", None)
     if verifier is not None and not presented.startswith("egm_"):
-        tenant, scopes, subject = await run_in_threadpool(verifier.verify, presented)
+        tenant, scopes, subject, user = await run_in_threadpool(verifier.verify, presented)
         await _limit(getattr(state, "key_limiter", None), f"jwt:{tenant}:{subject}", "token")
-        return _noted(Principal(tenant=tenant, scopes=scopes, key_id=f"jwt:{subject}"))
+        return _noted(_principal(tenant, scopes, f"jwt:{subject}", user))
     # Keys verified in the last seconds need no database lookup; a revocation is seen at
     # once through the stamp (engram.keys.VerifiedKeys).
     verified = state.verified_keys
@@ -83,7 +83,15 @@ async def get_principal(request: Request, db: DB) -> Principal:
         key = await run_in_threadpool(db.authenticate, presented)
         verified.remember(presented, key, stamp)
     await _limit(getattr(state, "key_limiter", None), f"key:{key.id}", "API key")
-    return _noted(Principal(tenant=key.tenant, scopes=frozenset(key.scopes), key_id=key.id))
+    return _noted(_principal(key.tenant, frozenset(key.scopes), key.id, key.user_id))
+
+
+def _principal(tenant: str, scopes: frozenset[str], key_id: str, user_id: str | None) -> Principal:
+    # A caller bound to one user never administers the tenant (stats, other users): admin
+    # narrows to what it implies for the user's own data, read and write.
+    if user_id is not None and "admin" in scopes:
+        scopes = (scopes - {"admin"}) | {"read", "write"}
+    return Principal(tenant=tenant, scopes=scopes, key_id=key_id, user_id=user_id)
 
 
 def _noted(principal: Principal) -> Principal:

@@ -23,8 +23,9 @@ class JwtVerifier:
         self.settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
 
-    def verify(self, token: str) -> tuple[str, frozenset[str], str]:
-        """(tenant, scopes, subject) of a valid token; raises Unauthorized otherwise."""
+    def verify(self, token: str) -> tuple[str, frozenset[str], str, str | None]:
+        """(tenant, scopes, subject, bound user or None) of a valid token; raises
+        Unauthorized otherwise."""
         s = self.settings
         try:
             if self._jwks is not None:
@@ -49,4 +50,10 @@ class JwtVerifier:
             raise Unauthorized(f"the token has no {s.jwt_tenant_claim!r} claim")
         raw = claims.get("scope", claims.get("scopes", []))
         scopes = raw.split() if isinstance(raw, str) else list(raw) if isinstance(raw, list) else []
-        return tenant, frozenset(x for x in scopes if x in SCOPES), str(claims.get("sub", "?"))
+        user = None
+        if s.jwt_user_claim:
+            user = claims.get(s.jwt_user_claim)
+            if not isinstance(user, str) or not user:
+                raise Unauthorized(f"the token has no {s.jwt_user_claim!r} claim naming its user")
+        granted = frozenset(x for x in scopes if x in SCOPES)
+        return tenant, granted, str(claims.get("sub", "?")), user

@@ -38,7 +38,7 @@ JOB_COLS = (
     "id, tenant, kind, collection, status, progress, result, error, attempts,"
     " created_at, updated_at, started_at, finished_at"
 )
-KEY_COLS = "id, tenant, name, scopes, created_at, revoked_at, last_used_at"
+KEY_COLS = "id, tenant, name, scopes, created_at, revoked_at, last_used_at, user_id"
 # The most ids one ``IN (…)`` list carries (SQLite's default bound on parameters is 999).
 ID_BATCH = 500
 
@@ -128,6 +128,7 @@ def api_key(r: Sequence[Any], d: Decoding) -> ApiKey:
         required(d.time(r[4], True)),
         d.time(r[5], True),
         d.time(r[6], True),
+        r[7],
     )
 
 

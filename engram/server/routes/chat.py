@@ -16,9 +16,11 @@ from pydantic import BaseModel, Field
 
 from ...answers import AnswerOptions, answer, sse_format, stream_answer
 from ...engine import Engram
+from ...errors import ConversationNotFound
 from ...providers.llms import ChatMessage
 from ..deps import DB, Writer
 from ..observability import record_event
+from ..ownership import acting_user, owns
 from ..schemas import error_responses
 from ..schemas_base import RequestModel
 from ..streaming import ClosingStreamingResponse
@@ -66,6 +68,12 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     """Answer a question from a collection (plus conversation history and user memories)."""
     settings = db.settings
     tenant = principal.tenant
+    # A caller bound to one user answers from that user's conversations and memories only.
+    user_id = acting_user(principal, body.user_id) if body.user_id else principal.user_id
+    if body.conversation_id:
+        conversation = db.memory.conversation(body.conversation_id, tenant=tenant)
+        if not owns(principal, conversation.user_id):
+            raise ConversationNotFound(f"no conversation {body.conversation_id!r}")
     passages = db.search(
         body.question,
         collection=body.collection,
@@ -77,7 +85,7 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
         tenant=tenant,
     ).results
     record_event(
-        principal, "chat", user_id=body.user_id, query=body.question, result_count=len(passages)
+        principal, "chat", user_id=user_id, query=body.question, result_count=len(passages)
     )
     history: list[ChatMessage] = []
     if body.conversation_id and settings.chat_history_messages:
@@ -87,10 +95,10 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
             if m.role in ("user", "assistant"):
                 history.append(ChatMessage(m.role, m.content))
     memories = []
-    if body.user_id:
+    if user_id:
         memories = [
             h.memory.content
-            for h in db.memory.search(body.question, user_id=body.user_id, k=5, tenant=tenant)
+            for h in db.memory.search(body.question, user_id=user_id, k=5, tenant=tenant)
         ]
     language = db.collection(body.collection, tenant=tenant).language
     options: AnswerOptions = {

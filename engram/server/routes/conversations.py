@@ -7,9 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from ...errors import ConversationNotFound
+from ...memory.types import Conversation
 from ..deps import DB, Admin, Reader, Writer
 from ..observability import record_event
+from ..ownership import acting_user, owns
 from ..pagination import fetch_page
+from ..principal import Principal
 from ..schemas import error_responses
 from ..schemas_memory import (
     ConversationCreate,
@@ -32,7 +36,10 @@ router = APIRouter(tags=["conversations"])
 )
 def create_conversation(body: ConversationCreate, db: DB, principal: Writer) -> ConversationPublic:
     conversation = db.memory.create_conversation(
-        body.user_id, title=body.title, metadata=body.metadata, tenant=principal.tenant
+        acting_user(principal, body.user_id),
+        title=body.title,
+        metadata=body.metadata,
+        tenant=principal.tenant,
     )
     return ConversationPublic.model_validate(conversation)
 
@@ -47,7 +54,7 @@ def list_conversations(
 ) -> ConversationList:
     page, next_cursor = fetch_page(
         lambda n, offset: db.memory.conversations(
-            user_id, limit=n, offset=offset, tenant=principal.tenant
+            acting_user(principal, user_id), limit=n, offset=offset, tenant=principal.tenant
         ),
         cursor,
         limit,
@@ -62,9 +69,7 @@ def list_conversations(
     responses=error_responses(404, 422),
 )
 def get_conversation(conversation_id: str, db: DB, principal: Reader) -> ConversationPublic:
-    return ConversationPublic.model_validate(
-        db.memory.conversation(conversation_id, tenant=principal.tenant)
-    )
+    return ConversationPublic.model_validate(_own(db, principal, conversation_id))
 
 
 @router.delete(
@@ -74,6 +79,7 @@ def get_conversation(conversation_id: str, db: DB, principal: Reader) -> Convers
     responses=error_responses(404, 422),
 )
 def delete_conversation(conversation_id: str, db: DB, principal: Writer) -> None:
+    _own(db, principal, conversation_id)
     db.memory.delete_conversation(conversation_id, tenant=principal.tenant)
 
 
@@ -86,10 +92,10 @@ def delete_conversation(conversation_id: str, db: DB, principal: Writer) -> None
 def append_message(
     conversation_id: str, body: MessageCreate, db: DB, principal: Writer
 ) -> MessagePublic:
+    owner = _own(db, principal, conversation_id).user_id
     message = db.memory.append(
         conversation_id, body.role, body.content, metadata=body.metadata, tenant=principal.tenant
     )
-    owner = db.memory.conversation(conversation_id, tenant=principal.tenant).user_id
     record_event(principal, "message", user_id=owner, role=body.role)
     return MessagePublic.model_validate(message)
 
@@ -106,6 +112,7 @@ def list_messages(
     last: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> MessageList:
     """Messages oldest first; ``last=N`` keeps the N most recent."""
+    _own(db, principal, conversation_id)
     items = db.memory.messages(conversation_id, last=last, tenant=principal.tenant)
     data = [MessagePublic.model_validate(m) for m in items]
     return MessageList(data=data, count=len(data))
@@ -123,3 +130,12 @@ def erase_user(user_id: str, db: DB, principal: Admin) -> ErasurePublic:
     return ErasurePublic.model_validate(
         db.memory.erase_user(user_id, tenant=principal.tenant).to_dict()
     )
+
+
+def _own(db: DB, principal: Principal, conversation_id: str) -> Conversation:
+    """The conversation, if the caller may reach it; ConversationNotFound otherwise (another
+    user's conversation looks missing, as another tenant's does)."""
+    conversation = db.memory.conversation(conversation_id, tenant=principal.tenant)
+    if not owns(principal, conversation.user_id):
+        raise ConversationNotFound(f"no conversation {conversation_id!r}")
+    return conversation

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from ..deps import Reader
 from ..observability import record_event
+from ..ownership import acting_user
 from ..schemas import error_responses
 from ..schemas_ops import EventAccepted, EventCreate
 
@@ -19,7 +20,7 @@ def create_event(body: EventCreate, principal: Reader) -> EventAccepted:
     record_event(
         principal,
         body.kind,
-        user_id=body.user_id,
+        user_id=acting_user(principal, body.user_id) if body.user_id else principal.user_id,
         query=body.query,
         document=body.document,
         chunk_id=body.chunk_id,

@@ -7,9 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from ...errors import MemoryNotFound
+from ...memory.types import MemoryRecord
 from ..deps import DB, Reader, Writer
 from ..observability import record_event
+from ..ownership import acting_user, owns
 from ..pagination import fetch_page
+from ..principal import Principal
 from ..schemas import error_responses
 from ..schemas_memory import (
     MemoryCreate,
@@ -34,7 +38,7 @@ def add_memory(body: MemoryCreate, db: DB, principal: Writer, response: Response
     (``deduplicated: true``, status 200)."""
     record = db.memory.add(
         body.content,
-        user_id=body.user_id,
+        user_id=acting_user(principal, body.user_id),
         agent_id=body.agent_id,
         metadata=body.metadata,
         tenant=principal.tenant,
@@ -57,7 +61,11 @@ def list_memories(
     """A user's live memories, newest first."""
     page, next_cursor = fetch_page(
         lambda n, offset: db.memory.list(
-            user_id, agent_id=agent_id, limit=n, offset=offset, tenant=principal.tenant
+            acting_user(principal, user_id),
+            agent_id=agent_id,
+            limit=n,
+            offset=offset,
+            tenant=principal.tenant,
         ),
         cursor,
         limit,
@@ -70,7 +78,11 @@ def list_memories(
 def search_memories(body: MemorySearch, db: DB, principal: Reader) -> MemoryHits:
     """Hybrid (keyword + vector) search over one user's memories."""
     hits = db.memory.search(
-        body.query, user_id=body.user_id, agent_id=body.agent_id, k=body.k, tenant=principal.tenant
+        body.query,
+        user_id=acting_user(principal, body.user_id),
+        agent_id=body.agent_id,
+        k=body.k,
+        tenant=principal.tenant,
     )
     record_event(principal, "memory", user_id=body.user_id, action="search", result_count=len(hits))
     data = [MemoryHitPublic.model_validate(h.to_dict()) for h in hits]
@@ -79,13 +91,14 @@ def search_memories(body: MemorySearch, db: DB, principal: Reader) -> MemoryHits
 
 @router.get("/memories/{memory_id}", operation_id="getMemory", responses=error_responses(404, 422))
 def get_memory(memory_id: str, db: DB, principal: Reader) -> MemoryPublic:
-    return MemoryPublic.model_validate(db.memory.get(memory_id, tenant=principal.tenant))
+    return MemoryPublic.model_validate(_own(db, principal, memory_id))
 
 
 @router.patch(
     "/memories/{memory_id}", operation_id="updateMemory", responses=error_responses(404, 422)
 )
 def update_memory(memory_id: str, body: MemoryUpdate, db: DB, principal: Writer) -> MemoryPublic:
+    _own(db, principal, memory_id)
     record = db.memory.update(
         memory_id, body.content, metadata=body.metadata, tenant=principal.tenant
     )
@@ -99,6 +112,7 @@ def update_memory(memory_id: str, body: MemoryUpdate, db: DB, principal: Writer)
     responses=error_responses(404, 422),
 )
 def delete_memory(memory_id: str, db: DB, principal: Writer) -> None:
+    _own(db, principal, memory_id)
     db.memory.delete(memory_id, tenant=principal.tenant)
 
 
@@ -108,8 +122,20 @@ def delete_memory(memory_id: str, db: DB, principal: Writer) -> None:
     responses=error_responses(404, 422),
 )
 def memory_history(memory_id: str, db: DB, principal: Reader) -> MemoryHistory:
+    _own(db, principal, memory_id, include_deleted=True)
     events = [
         MemoryEventPublic.model_validate(e)
         for e in db.memory.history(memory_id, tenant=principal.tenant)
     ]
     return MemoryHistory(data=events, count=len(events))
+
+
+def _own(
+    db: DB, principal: Principal, memory_id: str, *, include_deleted: bool = False
+) -> MemoryRecord:
+    """The memory, if the caller may reach it; MemoryNotFound otherwise (another user's
+    memory looks missing, as another tenant's does)."""
+    record = db.memory.get(memory_id, tenant=principal.tenant, include_deleted=include_deleted)
+    if not owns(principal, record.user_id):
+        raise MemoryNotFound(f"no memory {memory_id!r}")
+    return record

@@ -10,8 +10,11 @@ from fastapi import APIRouter, Header, Query, Response
 
 from ...errors import InvalidInput
 from ...state import StateItem
+from ...state.types import namespace_of
 from ..deps import DB, Reader, Writer
+from ..ownership import state_namespace, state_prefix
 from ..pagination import fetch_page
+from ..principal import Principal
 from ..schemas import error_responses
 from ..schemas_state import (
     StateItemPublic,
@@ -25,13 +28,13 @@ from ..schemas_state import (
 router = APIRouter(tags=["state"])
 
 
-def _split(path: str) -> tuple[tuple[str, ...], str]:
+def _split(path: str, principal: Principal) -> tuple[tuple[str, ...], str]:
     labels = tuple(path.strip("/").split("/"))
     if len(labels) < 2:
         raise InvalidInput(
             "a state path is /v1/state/<namespace…>/<key>, e.g. /v1/state/user/42/plan"
         )
-    return labels[:-1], labels[-1]
+    return state_namespace(principal, namespace_of(labels[:-1])), labels[-1]
 
 
 def _version(header: str | None) -> int | None:
@@ -65,7 +68,7 @@ def put_state(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> StateItemPublic:
     """Store a JSON value (201 when the key is new, 200 when it replaced a version)."""
-    namespace, key = _split(path)
+    namespace, key = _split(path, principal)
     expect = _version(if_match)
     if if_none_match is not None:
         if if_none_match.strip() != "*" or expect is not None:
@@ -87,7 +90,7 @@ def put_state(
 @router.get("/state/{path:path}", operation_id="getState", responses=error_responses(404, 422))
 def get_state(path: str, db: DB, principal: Reader, response: Response) -> StateItemPublic:
     """One item, with its version as the ETag."""
-    namespace, key = _split(path)
+    namespace, key = _split(path, principal)
     return _public(db.state.get(namespace, key, tenant=principal.tenant), response)
 
 
@@ -104,7 +107,7 @@ def delete_state(
     if_match: Annotated[str | None, Header()] = None,
 ) -> None:
     """Delete an item (only version ``If-Match`` when given)."""
-    namespace, key = _split(path)
+    namespace, key = _split(path, principal)
     db.state.delete(namespace, key, if_version=_version(if_match), tenant=principal.tenant)
 
 
@@ -119,7 +122,12 @@ def list_state(
     """Items under a namespace prefix (``user/42``: that namespace and those below it), by
     namespace and key."""
     page, next_cursor = fetch_page(
-        lambda n, offset: db.state.items(prefix, limit=n, offset=offset, tenant=principal.tenant),
+        lambda n, offset: db.state.items(
+            state_prefix(principal, namespace_of(prefix, allow_empty=True)),
+            limit=n,
+            offset=offset,
+            tenant=principal.tenant,
+        ),
         cursor,
         limit,
     )
@@ -131,7 +139,7 @@ def search_state(body: StateSearch, db: DB, principal: Reader) -> StateList:
     """Items under a prefix passing a filter on their values; with a query, indexed items
     best first by semantic similarity (``score``)."""
     found = db.state.search(
-        body.prefix,
+        state_prefix(principal, namespace_of(body.prefix, allow_empty=True)),
         query=body.query,
         filter=body.filter,
         limit=body.limit,
@@ -147,7 +155,7 @@ def search_state(body: StateSearch, db: DB, principal: Reader) -> StateList:
 def state_namespaces(body: StateNamespacesRequest, db: DB, principal: Reader) -> StateNamespaces:
     """The namespaces holding items under a prefix, cut to ``max_depth`` labels."""
     found = db.state.namespaces(
-        body.prefix,
+        state_prefix(principal, namespace_of(body.prefix, allow_empty=True)),
         max_depth=body.max_depth,
         limit=body.limit,
         offset=body.offset,

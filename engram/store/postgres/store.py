@@ -338,17 +338,17 @@ class PostgresStore(
             ]
 
     # -- API keys ----------------------------------------------------------------------------
-    _KEY_SQL = "SELECT id, tenant, name, scopes, created_at, revoked_at, last_used_at FROM api_keys"
+    _KEY_SQL = f"SELECT {shared.KEY_COLS} FROM api_keys"
 
     @staticmethod
     def _key(r: dict[str, Any]) -> ApiKey:
-        return shared.api_key(list(r.values())[:7], DECODING)
+        return shared.api_key(list(r.values()), DECODING)
 
     def create_api_key(self, key: ApiKey, secret_hash: str) -> None:
         with self._tx(key.tenant) as cur:
             cur.execute(
-                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s::timestamptz)",
+                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at,"
+                " user_id) VALUES (%s, %s, %s, %s, %s, %s::timestamptz, %s)",
                 (
                     key.id,
                     key.tenant,
@@ -356,6 +356,7 @@ class PostgresStore(
                     Jsonb(list(key.scopes)),
                     secret_hash,
                     key.created_at,
+                    key.user_id,
                 ),
             )
 

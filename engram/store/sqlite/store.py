@@ -457,7 +457,7 @@ class SQLiteStore(
         return [DocumentVersion(*r) for r in rows]
 
     # -- API keys ----------------------------------------------------------------------------
-    _KEY_SQL = "SELECT id, tenant, name, scopes, created_at, revoked_at, last_used_at FROM api_keys"
+    _KEY_SQL = f"SELECT {shared.KEY_COLS} FROM api_keys"
 
     @staticmethod
     def _key_from_row(r: Sequence[Any]) -> ApiKey:
@@ -466,8 +466,8 @@ class SQLiteStore(
     def create_api_key(self, key: ApiKey, secret_hash: str) -> None:
         with translate(), self._write_lock:
             self._conn.execute(
-                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at,"
+                " user_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     key.id,
                     key.tenant,
@@ -475,16 +475,15 @@ class SQLiteStore(
                     json.dumps(list(key.scopes)),
                     secret_hash,
                     key.created_at,
+                    key.user_id,
                 ),
             )
 
     def get_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
         rows = self._read(
-            "SELECT id, tenant, name, scopes, created_at, revoked_at, last_used_at, secret_hash"
-            " FROM api_keys WHERE id = ?",
-            (key_id,),
+            f"SELECT {shared.KEY_COLS}, secret_hash FROM api_keys WHERE id = ?", (key_id,)
         )
-        return (self._key_from_row(rows[0]), rows[0][7]) if rows else None
+        return (self._key_from_row(rows[0]), rows[0][-1]) if rows else None
 
     def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
         if tenant is None:
