@@ -30,7 +30,8 @@ from .memory import MemoryService
 from .providers import get_embedder, get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
-from .search.analyzer import detect_language
+from .search.analyzer import LANGUAGES, detect_language
+from .search.fusion import FUSION_METHODS
 from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .state import StateService
 from .store import open_store
@@ -111,6 +112,59 @@ class Engram:
         self, name: str = DEFAULT_COLLECTION, *, tenant: str = DEFAULT_TENANT
     ) -> Collection:
         return self.store.get_collection(name, tenant=tenant)
+
+    def create_collection(
+        self,
+        name: str,
+        *,
+        language: str | None = None,
+        model: str | None = None,
+        fusion: str | None = None,
+        fusion_alpha: float | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> Collection:
+        """Create an empty collection (a first ingest creates one too, with the defaults).
+        ``language`` fixes its keyword analysis (en, fr, none; the settings' default unless
+        that is "auto", which needs documents to detect from); ``model`` must be the
+        configured embedding model (one process embeds with one model); ``fusion`` and
+        ``fusion_alpha`` override the settings' hybrid fusion for this collection.
+        Conflict (409) when it exists."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 200 or "/" in name:
+            raise InvalidInput("a collection name is 1 to 200 characters, without '/'")
+        lang = language or self.settings.language
+        if lang not in LANGUAGES:
+            raise InvalidInput(
+                f"a new collection needs a language: one of {', '.join(LANGUAGES)}, not {lang!r}",
+                hint="'auto' detects the language from a first ingest; name it to create"
+                " an empty collection",
+            )
+        embedder = self.embedder()
+        if model is not None and model not in (embedder.model_id, self.settings.embedding_model):
+            raise ModelMismatch(
+                f"this engram embeds with {embedder.model_id!r}, not {model!r}",
+                hint="run engram with ENGRAM_EMBEDDING_MODEL set to that model to create"
+                " collections of its vectors",
+            )
+        own: dict[str, Any] = {
+            "chunk_tokens": self.settings.chunk_tokens,
+            "chunk_overlap": self.settings.chunk_overlap,
+        }
+        if fusion is not None:
+            if fusion not in FUSION_METHODS:
+                raise InvalidInput(f"fusion must be one of {', '.join(FUSION_METHODS)}")
+            own["fusion"] = fusion
+        if fusion_alpha is not None:
+            if not 0.0 <= fusion_alpha <= 1.0:
+                raise InvalidInput("fusion_alpha is the vector leg's weight, between 0 and 1")
+            own["fusion_alpha"] = float(fusion_alpha)
+        return self.store.create_collection(
+            name,
+            model_id=embedder.model_id,
+            dimension=embedder.dimension,
+            language=lang,
+            settings=own,
+            tenant=tenant,
+        )
 
     def delete_collection(self, name: str, *, tenant: str = DEFAULT_TENANT) -> None:
         self.store.delete_collection(name, tenant=tenant)

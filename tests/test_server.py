@@ -528,6 +528,7 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "getStats",
         "listJobs",
         "getJob",
+        "createCollection",
         "putState",
         "getState",
         "deleteState",
@@ -671,3 +672,35 @@ def test_startup_warms_the_model_and_the_indexes(tmp_path: Path) -> None:
         assert client.app.state.route_templates  # type: ignore[attr-defined]
         res = client.post("/v1/search", json={"query": "vacation", "collection": "kb"})
         assert res.json()["data"][0]["document"] == "a"
+
+
+def test_create_a_collection_with_its_language_and_fusion(client: TestClient) -> None:
+    res = client.post(
+        "/v1/collections",
+        json={"name": "lois", "language": "fr", "fusion": "rrf", "fusion_alpha": 0.5},
+    )
+    assert res.status_code == 201, res.text
+    body = res.json()
+    assert (body["name"], body["language"], body["document_count"]) == ("lois", "fr", 0)
+    assert body["settings"]["fusion"] == "rrf" and body["settings"]["fusion_alpha"] == 0.5
+    assert_error(
+        client.post("/v1/collections", json={"name": "lois", "language": "fr"}), 409, "conflict"
+    )
+    # The server's default language is auto: an empty collection needs one named.
+    assert_error(client.post("/v1/collections", json={"name": "x"}), 422, "invalid_input")
+    assert_error(
+        client.post("/v1/collections", json={"name": "x", "language": "de"}), 422, "invalid_request"
+    )
+    mismatch = client.post(
+        "/v1/collections", json={"name": "x", "language": "en", "model": "bge-m3"}
+    )
+    assert_error(mismatch, 409, "model_mismatch")
+    assert client.get("/v1/collections/x").status_code == 404  # nothing half-made
+    # Writes go into it, and its search fuses as it was created to (RRF scores are tiny).
+    docs = [{"id": "a", "text": "Les congés payés sont de cinq semaines."}]
+    assert (
+        client.post("/v1/collections/lois/documents:batch", json={"documents": docs}).status_code
+        == 201
+    )
+    hit = client.post("/v1/search", json={"query": "congés payés", "collection": "lois"})
+    assert hit.status_code == 200 and hit.json()["data"][0]["score"] < 0.05

@@ -103,6 +103,7 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
         ("POST", "/v1/collections/{name}/files"): {
             "files": {"file": ("d1.txt", b"globex", "text/plain")}
         },
+        ("POST", "/v1/collections"): {"json": {"name": "kb", "language": "en"}},
         ("POST", "/v1/search"): {"json": {"query": "nightingale", "collection": "kb"}},
         ("POST", "/v1/chat"): {"json": {"question": "nightingale?", "collection": "kb"}},
         ("POST", "/v1/memories"): {"json": {"content": "globex memory", "user_id": "u1"}},
@@ -141,6 +142,7 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
 
 # What globex may see when it aims at acme's things: its own (empty) world, never acme's.
 CREATES = {
+    "/v1/collections",
     "/v1/collections/{name}/documents",
     "/v1/collections/{name}/documents:batch",
     "/v1/collections/{name}/files",

@@ -45,6 +45,10 @@ def normalise(leg: Leg, method: str) -> dict[int, float]:
     return {i: (s - lo) / (hi - lo) for i, s in leg}
 
 
+# The fusion methods fuse() knows (ENGRAM_FUSION, or a collection's own "fusion").
+FUSION_METHODS = ("dbsf", "minmax", "rrf")
+
+
 def fuse(
     keyword: Leg, vector: Leg, *, method: str = "dbsf", alpha: float = 0.85, rrf_k: int = 60
 ) -> list[Fused]:

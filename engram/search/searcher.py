@@ -176,8 +176,9 @@ class Searcher:
                     keyword, expansions, timings["keyword"] = pending.result()
 
         t0 = time.perf_counter()
-        with tracing.span("fusion", method=self.settings.fusion):
-            fused = self._fuse(req.mode, keyword, vector)
+        method, alpha = self.fusion_of(collection)
+        with tracing.span("fusion", method=method):
+            fused = self._fuse(req.mode, keyword, vector, method, alpha)
         timings["fusion"] = _ms(t0)
 
         rerank_scores: dict[int, float] = {}
@@ -211,24 +212,32 @@ class Searcher:
                     page=rec.page,
                     metadata=rec.metadata,
                     highlight=highlight(rec.text, query_terms, analyzer) if req.highlight else "",
-                    explain=_explain(f, req.mode, self.settings.fusion, rerank_scores.get(f.id)),
+                    explain=_explain(f, req.mode, method, rerank_scores.get(f.id)),
                 )
             )
         timings["fetch"] = _ms(t0)
         more = len(fused) > needed
         return SearchResponse(results, req.mode, needed if more else None, timings, expansions)
 
+    def fusion_of(self, collection: Collection) -> tuple[str, float]:
+        """The collection's fusion method and vector weight: its own when it was created
+        with them (POST /v1/collections), else the settings' (ENGRAM_FUSION, _ALPHA)."""
+        own = collection.settings
+        return (
+            str(own.get("fusion", self.settings.fusion)),
+            float(own.get("fusion_alpha", self.settings.fusion_alpha)),
+        )
+
     def _fuse(
-        self, mode: SearchMode, keyword: list[tuple[int, float]], vector: list[tuple[int, float]]
+        self,
+        mode: SearchMode,
+        keyword: list[tuple[int, float]],
+        vector: list[tuple[int, float]],
+        method: str,
+        alpha: float,
     ) -> list[Fused]:
         if mode == "hybrid":
-            return fuse(
-                keyword,
-                vector,
-                method=self.settings.fusion,
-                alpha=self.settings.fusion_alpha,
-                rrf_k=self.settings.rrf_k,
-            )
+            return fuse(keyword, vector, method=method, alpha=alpha, rrf_k=self.settings.rrf_k)
         fused = (
             fuse(keyword, [], method="minmax", alpha=0.0)
             if mode == "keyword"

@@ -61,6 +61,22 @@ class CollectionPublic(_Public):
     chunk_count: int
 
 
+class CollectionCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^/]+$")
+    language: Literal["en", "fr", "none"] | None = Field(
+        None, description="Keyword analysis; default ENGRAM_LANGUAGE (needed when that is auto)."
+    )
+    model: str | None = Field(
+        None, max_length=200, description="Must be the server's embedding model (checked)."
+    )
+    fusion: Literal["dbsf", "minmax", "rrf"] | None = Field(
+        None, description="Hybrid fusion of this collection; default ENGRAM_FUSION."
+    )
+    fusion_alpha: float | None = Field(
+        None, ge=0, le=1, description="Vector leg weight of this collection's hybrid fusion."
+    )
+
+
 class CollectionList(BaseModel):
     data: list[CollectionPublic]
     count: int

@@ -1,13 +1,33 @@
-"""``/v1/collections``: list, inspect and delete collections."""
+"""``/v1/collections``: create, list, inspect and delete collections. A first write to a
+collection that does not exist creates it too, with the server's defaults."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import DB, Admin, Reader
-from ..schemas import CollectionList, CollectionPublic, error_responses
+from ..deps import DB, Admin, Reader, Writer
+from ..schemas import CollectionCreate, CollectionList, CollectionPublic, error_responses
 
 router = APIRouter(tags=["collections"])
+
+
+@router.post(
+    "/collections",
+    operation_id="createCollection",
+    status_code=201,
+    responses=error_responses(409, 422),
+)
+def create_collection(body: CollectionCreate, db: DB, principal: Writer) -> CollectionPublic:
+    """Create an empty collection with its language and fusion (409 if it exists)."""
+    created = db.create_collection(
+        body.name,
+        language=body.language,
+        model=body.model,
+        fusion=body.fusion,
+        fusion_alpha=body.fusion_alpha,
+        tenant=principal.tenant,
+    )
+    return CollectionPublic.model_validate(created)
 
 
 @router.get("/collections", operation_id="listCollections")
