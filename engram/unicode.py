@@ -8,6 +8,7 @@ far from the input that carried them. Every boundary that takes JSON checks with
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -42,3 +43,21 @@ def describe(path: str) -> str:
         f"{where}text is not valid Unicode (a lone surrogate such as \\ud800, which UTF-8"
         " cannot encode)"
     )
+
+
+def path_text(path: object) -> str:
+    """A file path as text that any UTF-8 encoder takes. Under an ASCII locale
+    (``LC_ALL=POSIX`` without UTF-8 mode) Python hands over the bytes of an accented name as
+    lone surrogates ("caf\\udcc3\\udca9.txt"): they are decoded as the UTF-8 they almost
+    always are, and anything else becomes U+FFFD. Open files by their original path; store
+    and print this."""
+    text = str(path)
+    if not _SURROGATE.search(text):
+        return text
+    return os.fsencode(text).decode("utf-8", errors="replace")
+
+
+def utf8_argv(argv: list[str]) -> list[str]:
+    """Command-line arguments decoded as UTF-8 where the locale could not (see
+    :func:`path_text`)."""
+    return [path_text(a) for a in argv]

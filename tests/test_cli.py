@@ -163,3 +163,25 @@ def test_reading_a_missing_data_directory_creates_nothing(tmp_path: Path) -> Non
         assert res.exit_code == 1 and "no engram database in" in res.output, (args, res.output)
         assert "engram ingest PATH" in res.output
     assert not missing.exists()
+
+
+def test_any_locale_ingests_and_searches_accented_names(tmp_path: Path) -> None:
+    """Under an ASCII locale without UTF-8 mode, accented file names and queries arrive as
+    lone surrogates; the CLI still ingests, searches and prints them."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "café.txt").write_text("Le café est chaud.\n", encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "POSIX", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+    run = ["--data-dir", str(tmp_path / "data"), "--model", "hash"]
+
+    def engram_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        code = "import sys; from engram.cli import main; sys.argv[0] = 'engram'; main()"
+        return subprocess.run(
+            [sys.executable, "-c", code, *run, *args], env=env, capture_output=True, timeout=120
+        )
+
+    ingest = engram_cli("ingest", str(docs))
+    assert ingest.returncode == 0, ingest.stderr.decode(errors="replace")
+    found = engram_cli("search", "café")
+    assert found.returncode == 0, found.stderr.decode(errors="replace")
+    assert "café.txt" in found.stdout.decode("utf-8")

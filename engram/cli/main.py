@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 from ..config import Settings
 from ..engine import Engram
 from ..errors import CollectionNotFound, EngramError
+from ..unicode import utf8_argv
 
 
 class Context:
@@ -113,7 +115,12 @@ def cli(ctx: click.Context, data_dir: Path | None, model: str | None) -> None:
 
 def main() -> None:
     """Console-script entry point (subcommands are registered by ``engram.cli``)."""
-    cli(prog_name="engram")
+    # Work in any locale: under an ASCII one (LC_ALL=POSIX, no UTF-8 mode) arguments arrive
+    # with lone surrogates for their accented letters, and printing them would fail.
+    for stream in (sys.stdout, sys.stderr):
+        if (getattr(stream, "encoding", "") or "").lower() in ("ascii", "ansi_x3.4-1968"):
+            stream.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
+    cli(args=utf8_argv(sys.argv[1:]), prog_name="engram")
 
 
 if __name__ == "__main__":  # pragma: no cover

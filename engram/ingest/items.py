@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 
 from ..errors import EngramError, InvalidInput
 from ..types import Failure, LoadedDocument, Skipped
+from ..unicode import path_text
 from .loaders import LoaderOptions, load_bytes, load_path
 from .pipeline import Item
 from .sources import iter_files
@@ -40,11 +41,13 @@ def items_from_paths(
             continue
         path = Path(raw)
         if not path.exists():
-            yield Failure(str(path), "no such file or directory")
+            yield Failure(path_text(path), "no such file or directory")
         elif path.is_dir():
             yield from _folder(path, include, exclude, options)
         else:
-            yield from _load(load_path, path, str(path), path.name, options=options)
+            yield from _load(
+                load_path, path, path_text(path), path_text(path.name), options=options
+            )
 
 
 def _folder(
@@ -59,7 +62,7 @@ def _folder(
     for file, key in iter_files(path, include=include, exclude=exclude, on_skip=skip):
         yield from skipped
         skipped.clear()
-        yield from _load(load_path, file, str(file), key, options=options)
+        yield from _load(load_path, file, path_text(file), path_text(key), options=options)
     yield from skipped
 
 

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from engram.errors import UnsupportedFormat
 from engram.ingest.loaders.base import DEFAULT_OPTIONS, LoaderOptions, fail
 from engram.types import Failure, LoadedDocument
+from engram.unicode import path_text
 
 __all__ = ["LoaderOptions", "load_bytes", "load_path", "supported_extensions"]
 
@@ -132,9 +133,10 @@ def load_path(
         data = path.read_bytes()
     except OSError as exc:
         raise fail(str(path), f"cannot read file ({exc.strerror or exc})") from exc
-    ext, data, name = _resolve(path.name, data, str(path))
-    parser = _parser(ext, str(path))
-    return parser(data, key=key, name=name, source=str(path), options=options or DEFAULT_OPTIONS)
+    source = path_text(path)
+    ext, data, name = _resolve(path_text(path.name), data, source)
+    parser = _parser(ext, source)
+    return parser(data, key=key, name=name, source=source, options=options or DEFAULT_OPTIONS)
 
 
 def load_bytes(
