@@ -4,7 +4,7 @@
 
     import engram
 
-    with engram.Client("http://127.0.0.1:8000", api_key="egk_...") as client:
+    with engram.Client("http://127.0.0.1:8000", api_key="egm_...") as client:
         client.add([{"id": "faq-1", "text": "Reset your password from the login page."}])
         for hit in client.search("how do I reset a password?").results:
             print(hit.title, hit.score)
