@@ -70,7 +70,8 @@ def list_keys(obj: Context, tenant: str | None, as_json: bool) -> None:
         return
     for k in items:
         state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
-        click.echo(f"{k.id}  {k.tenant}  {','.join(k.scopes)}  {state}  {k.name}")
+        user = f"  user {k.user_id}" if k.user_id else ""
+        click.echo(f"{k.id}  {k.tenant}  {','.join(k.scopes)}  {state}{user}  {k.name}")
 
 
 @keys.command("revoke")
