@@ -17,8 +17,6 @@ same job).
 
 from __future__ import annotations
 
-import contextlib
-from abc import abstractmethod
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -27,16 +25,15 @@ from ..jobs.types import Job, JobStatus
 from . import rows as shared
 from .contract import JobStore
 from .rows import JOB_COLS, Decoding
-from .session import ALL_TENANTS, Dialect, Session
+from .session import ALL_TENANTS, Tables
 
 # A running job whose attempt is still the one the worker holds.
 _FENCE = "WHERE id = ? AND status = 'running' AND attempts = ?"
 
 
-class JobTables(JobStore):
+class JobTables(Tables, JobStore):
     """Background jobs in a backend's tables, claimable by workers in many processes."""
 
-    dialect: ClassVar[Dialect]
     # How the driver returns the json (not jsonb) columns of jobs: their keys keep the order
     # they were written in on both backends.
     job_decoding: ClassVar[Decoding]
@@ -44,12 +41,6 @@ class JobTables(JobStore):
     json_text_mark: ClassVar[str]
     # Appended to the claim's pick (PostgreSQL: " FOR UPDATE SKIP LOCKED").
     claim_lock: ClassVar[str]
-
-    @abstractmethod
-    def _session(
-        self, tenant: str, *, write: bool = False, snapshot: bool = False
-    ) -> contextlib.AbstractContextManager[Session]:
-        """A transaction (see :meth:`engram.store.memory_tables.MemoryTables._session`)."""
 
     def _job_time(self) -> Any:
         # Microseconds: jobs are listed and claimed in created_at order, and leases compare

@@ -19,9 +19,8 @@ BM25 on both backends (:func:`~engram.search.bm25.rank_texts`).
 from __future__ import annotations
 
 import contextlib
-from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -42,25 +41,15 @@ from . import rows as shared
 from .contract import MemoryStore
 from .records import ConversationDump, MemoryDump, OnConflict
 from .rows import CONVERSATION_COLS, HISTORY_COLS, MEMORY_COLS, MESSAGE_COLS
-from .session import Dialect, Session
+from .session import Session, Tables
 
 _USER_CONVERSATIONS = "SELECT id FROM conversations WHERE tenant = ? AND user_id = ?"
 _USER_MEMORIES = "SELECT id FROM memories WHERE tenant = ? AND user_id = ?"
 _LIVE_CONTENT = "SELECT content FROM memories WHERE id = ? AND tenant = ? AND deleted_at IS NULL"
 
 
-class MemoryTables(MemoryStore):
+class MemoryTables(Tables, MemoryStore):
     """Conversations, messages, memories and their history in a backend's tables."""
-
-    dialect: ClassVar[Dialect]
-
-    @abstractmethod
-    def _session(
-        self, tenant: str, *, write: bool = False, snapshot: bool = False
-    ) -> contextlib.AbstractContextManager[Session]:
-        """A transaction for ``tenant``'s rows: ``write`` to change them (committed when the
-        block ends, rolled back if it raises), ``snapshot`` for reads that must all see the
-        same state; otherwise each read sees the latest committed state."""
 
     @contextlib.contextmanager
     def _erasing(self) -> Iterator[None]:

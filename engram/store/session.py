@@ -11,10 +11,12 @@ PostgreSQL on a pooled connection scoped to the tenant (row-level security).
 
 from __future__ import annotations
 
+import contextlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -71,3 +73,18 @@ class Dialect:
     def offset(value: int) -> int:
         """A negative OFFSET means 0 (SQLite reads it so; PostgreSQL refuses it)."""
         return max(value, 0)
+
+
+class Tables(ABC):
+    """Base of the tables written once for both backends: they run their SQL through
+    :meth:`_session`, which each backend provides, in the dialect it names."""
+
+    dialect: ClassVar[Dialect]
+
+    @abstractmethod
+    def _session(
+        self, tenant: str, *, write: bool = False, snapshot: bool = False
+    ) -> contextlib.AbstractContextManager[Session]:
+        """A transaction for ``tenant``'s rows: ``write`` to change them (committed when the
+        block ends, rolled back if it raises), ``snapshot`` for reads that must all see the
+        same state; otherwise each read sees the latest committed state."""

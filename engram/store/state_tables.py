@@ -11,32 +11,22 @@ until :meth:`StateTables.purge_state` deletes them.
 
 from __future__ import annotations
 
-import contextlib
-from abc import abstractmethod
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from ..state.types import StateItem, VersionConflict
 from .contract import StateStore
 from .rows import required, required_row
-from .session import ALL_TENANTS, Dialect, Session
+from .session import ALL_TENANTS, Tables
 
 _COLS = "namespace, key, value, version, created_at, updated_at, expires_at"
 _ITEM = "tenant = ? AND namespace = ? AND key = ?"
 
 
-class StateTables(StateStore):
+class StateTables(Tables, StateStore):
     """Agent state in a backend's ``state`` table."""
-
-    dialect: ClassVar[Dialect]
-
-    @abstractmethod
-    def _session(
-        self, tenant: str, *, write: bool = False, snapshot: bool = False
-    ) -> contextlib.AbstractContextManager[Session]:
-        """A transaction (see :meth:`engram.store.memory_tables.MemoryTables._session`)."""
 
     def _item(self, r: tuple[Any, ...] | list[Any]) -> StateItem:
         d = self.dialect.decoding
