@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 import engram
 from engram.cli import cli
+from engram.store.migrations import load_migrations
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +61,7 @@ def test_healthy_data_directory(data_dir: Path) -> None:
     }
     assert all(line.startswith("✓") for line in found.values()), result.output
     assert "hash-64 (64-d)" in found["embedding model"] and " ms" in found["embedding model"]
-    assert "schema version 1" in found["database"]
+    assert f"schema version {len(load_migrations('sqlite'))}" in found["database"]  # the latest
     assert "indexes complete" in found["collection default"]
     assert "not configured" in found["llm"]
     assert result.output.rstrip().endswith("all checks passed")
