@@ -704,3 +704,16 @@ def test_create_a_collection_with_its_language_and_fusion(client: TestClient) ->
     )
     hit = client.post("/v1/search", json={"query": "congés payés", "collection": "lois"})
     assert hit.status_code == 200 and hit.json()["data"][0]["score"] < 0.05
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(uvicorn_calls: list[dict[str, Any]]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = CliRunner().invoke(cli, ["serve", "--port", str(port)])
+    assert res.exit_code == 1 and not uvicorn_calls
+    assert f"port {port} on 127.0.0.1 is already in use" in res.output
+    assert "--port" in res.output and "Traceback" not in res.output

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import click
 
+from ..errors import ConfigError
 from .main import Context, cli
 
 
@@ -63,6 +66,7 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
             f"ENGRAM_AUTH=none serves without authentication: refused on {host}."
             " Bind a loopback address (127.0.0.1) or use API keys (`engram keys create`)."
         )
+    _check_port_free(host, port)
     # Time limits for slow clients, read by the HTTP protocol of every worker process.
     os.environ[HEADER_TIMEOUT_ENV] = str(settings.http_header_timeout)
     os.environ[BODY_TIMEOUT_ENV] = str(settings.http_body_timeout)
@@ -100,3 +104,23 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
         access_log=False,
         http=TimedHttpToolsProtocol,
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, in one line with a hint, before any worker
+    starts (uvicorn would log a traceback-free JSON line and exit 3)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} on {host} is already in use",
+                    hint="stop the server using it, or serve on another port (--port,"
+                    " ENGRAM_PORT)",
+                ) from exc
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
