@@ -8,7 +8,7 @@ import pytest
 
 import engram
 from engram.errors import CollectionNotFound, ConfigError, InvalidInput, ModelMismatch, QueryTooLong
-from engram.search.filters import parse_where_args
+from engram.search.filters import normalize_where, parse_where_args
 
 
 @pytest.fixture
@@ -105,6 +105,7 @@ def test_bad_settings_name_key_value_and_origin(monkeypatch) -> None:
         (["lang in en,fr"], {"lang": {"$in": ["en", "fr"]}}),
         (["author exists"], {"author": {"$exists": True}}),
         (["draft!=true"], {"draft": {"$ne": True}}),
+        (["title contains Tax law"], {"title": {"$contains": "Tax law"}}),
     ],
 )
 def test_cli_filter_syntax(args: list[str], where: dict) -> None:
@@ -165,3 +166,20 @@ def test_postgres_without_psycopg_says_what_to_install(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == 'MissingDependency | pip install "engram[postgres]"', out.stderr
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"$or": []},
+        {"$or": [{}]},
+        {"$or": {"a": 1}},
+        {"$not": []},
+        {"$and": [{"a": 1}]},
+        {"a": {"$contains": 3}},
+        {"a": {"$contains": ""}},
+    ],
+)
+def test_malformed_combined_filters_are_refused(where: dict) -> None:
+    with pytest.raises(InvalidInput):
+        normalize_where(where)

@@ -14,10 +14,15 @@ from typing import Any
 
 from ..errors import InvalidInput
 
-OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$exists")
+OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$exists", "$contains")
+# Combining filters: {"$or": [filter, filter, ...]} (any of them), {"$not": filter}.
+COMBINATORS = ("$or", "$not")
+MAX_DEPTH = 8
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 _CLI = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(>=|<=|!=|=|>|<)\s*(.*)$")
-_CLI_WORD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s+(in|exists|missing)\b\s*(.*)$", re.I)
+_CLI_WORD = re.compile(
+    r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s+(in|exists|missing|contains)\b\s*(.*)$", re.I
+)
 _SYMBOLS = {"=": "$eq", "!=": "$ne", ">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte"}
 
 
@@ -28,14 +33,52 @@ class Condition:
     value: Any
 
 
-def normalize_where(where: dict[str, Any] | None) -> list[Condition]:
-    """Validate a filter dict and flatten it into conditions; raises InvalidInput."""
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """``$or``: at least one of the branches holds (each branch's conditions are ANDed)."""
+
+    branches: tuple[list[Node], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NoneOf:
+    """``$not``: the conditions (ANDed) do not all hold; a missing field makes a condition
+    false, so ``{"$not": {"team": "it"}}`` keeps documents without a team."""
+
+    nodes: list[Node]
+
+
+Node = Condition | AnyOf | NoneOf
+
+
+def normalize_where(where: dict[str, Any] | None, _depth: int = 0) -> list[Node]:
+    """Validate a filter dict and flatten it into nodes (ANDed); raises InvalidInput."""
     if not where:
         return []
     if not isinstance(where, dict):
         raise InvalidInput("a filter must be an object mapping field names to conditions")
-    conditions = []
+    if _depth > MAX_DEPTH:
+        raise InvalidInput(f"a filter nests $or/$not at most {MAX_DEPTH} deep")
+    conditions: list[Node] = []
     for field, spec in where.items():
+        if field == "$or":
+            if (
+                not isinstance(spec, list)
+                or len(spec) < 1
+                or not all(isinstance(branch, dict) and branch for branch in spec)
+            ):
+                raise InvalidInput("$or takes a non-empty list of filters")
+            conditions.append(AnyOf(tuple(normalize_where(branch, _depth + 1) for branch in spec)))
+            continue
+        if field == "$not":
+            if not isinstance(spec, dict) or not spec:
+                raise InvalidInput('$not takes a filter, e.g. {"$not": {"team": "it"}}')
+            conditions.append(NoneOf(normalize_where(spec, _depth + 1)))
+            continue
+        if isinstance(field, str) and field.startswith("$"):
+            raise InvalidInput(
+                f"unknown filter combinator {field!r}", hint=f"use one of {', '.join(COMBINATORS)}"
+            )
         if not isinstance(field, str) or not _FIELD.match(field):
             raise InvalidInput(
                 f"invalid filter field {field!r}",
@@ -67,6 +110,9 @@ def _check_value(field: str, op: str, value: Any) -> None:
             or not all(isinstance(v, scalar) for v in value)
         ):
             raise InvalidInput(f"$in on {field!r} takes a non-empty list of scalars")
+    elif op == "$contains":
+        if not isinstance(value, str) or not value:
+            raise InvalidInput(f"$contains on {field!r} takes a non-empty string")
     elif op in ("$gt", "$gte", "$lt", "$lte"):
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise InvalidInput(f"{op} on {field!r} takes a number or an ISO date string")
@@ -101,7 +147,7 @@ def _scalar(text: str) -> Any:
 
 def parse_where_args(args: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Parse CLI expressions: ``key=value``, ``key!=v``, ``year>=2020``, ``lang in en,fr``,
-    ``author exists``, ``author missing``."""
+    ``author exists``, ``author missing``, ``title contains tax`` (ASCII case ignored)."""
     where: dict[str, dict[str, Any]] = {}
     for arg in args:
         word = _CLI_WORD.match(arg)
@@ -110,6 +156,8 @@ def parse_where_args(args: list[str] | tuple[str, ...]) -> dict[str, Any]:
             if kind == "in":
                 values = [_scalar(v) for v in rest.split(",") if v.strip()]
                 where.setdefault(field, {})["$in"] = values
+            elif kind == "contains":
+                where.setdefault(field, {})["$contains"] = rest.strip().strip('"')
             else:
                 where.setdefault(field, {})["$exists"] = kind == "exists"
             continue
@@ -117,7 +165,8 @@ def parse_where_args(args: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if not sym or not sym[3].strip():
             raise InvalidInput(
                 f"cannot parse filter {arg!r}",
-                hint="write key=value, key!=value, key>=N, 'key in a,b' or 'key exists'",
+                hint="write key=value, key!=value, key>=N, 'key in a,b', 'key exists' or"
+                " 'key contains text'",
             )
         field, op, raw = sym[1], sym[2], sym[3].strip()
         if raw[0] in "<>=!":  # year=>2020, team==it: a mistyped operator, not a value
@@ -163,12 +212,20 @@ _NUMBER_PREFIX = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9
 _NUMBER_TEXT = re.compile(r"^[0-9.eE+-]*[0-9][0-9.eE+-]*$")
 
 
-def matches(conditions: list[Condition], record: Any) -> bool:
+def matches(conditions: list[Node], record: Any) -> bool:
     """Whether a JSON record passes every condition, with the semantics the backends give
     the same filter in SQL: an equality matches every form of its value (2020 and "2020"),
     a missing field is "not equal" to anything, ranges compare strings with strings and
     numbers with numbers (or with text that is a number), ``$exists`` tests presence."""
     for cond in conditions:
+        if isinstance(cond, AnyOf):
+            if not any(matches(branch, record) for branch in cond.branches):
+                return False
+            continue
+        if isinstance(cond, NoneOf):
+            if matches(cond.nodes, record):
+                return False
+            continue
         value = _field(record, cond.field)
         if cond.op == "$exists":
             ok = (value is not _MISSING) == bool(cond.value)
@@ -178,11 +235,22 @@ def matches(conditions: list[Condition], record: Any) -> bool:
             ok = not _equal(value, cond.value)
         elif cond.op == "$in":
             ok = any(_equal(value, v) for v in cond.value)
+        elif cond.op == "$contains":
+            ok = isinstance(value, str) and ascii_lower(cond.value) in ascii_lower(value)
         else:
             ok = _in_range(value, cond.op, cond.value)
         if not ok:
             return False
     return True
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """``$contains`` ignores the case of ASCII letters only, as SQLite's lower() does, so
+    that every backend and the Python evaluation agree."""
+    return text.translate(_ASCII_LOWER)
 
 
 def _field(record: Any, path: str) -> Any:

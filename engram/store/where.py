@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..search.filters import Condition, normalize_where
+from ..search.filters import AnyOf, Condition, Node, NoneOf, normalize_where
 from .records import Where
 
 
@@ -20,13 +20,28 @@ def compile_conditions(
 ) -> tuple[str, list[Any]]:
     """The filter as one SQL condition and its parameters; ``always`` (the dialect's true)
     when there is nothing to filter on."""
-    conditions = normalize_where(where)
-    if not conditions:
+    nodes = normalize_where(where)
+    if not nodes:
         return always, []
+    return _all(nodes, condition_sql)
+
+
+def _all(
+    nodes: list[Node], condition_sql: Callable[[Condition], tuple[str, list[Any]]]
+) -> tuple[str, list[Any]]:
     parts: list[str] = []
     params: list[Any] = []
-    for cond in conditions:
-        sql, args = condition_sql(cond)
+    for node in nodes:
+        if isinstance(node, AnyOf):
+            branches = [_all(branch, condition_sql) for branch in node.branches]
+            sql = "(" + " OR ".join(f"({b})" for b, _ in branches) + ")"
+            args = [a for _, b_args in branches for a in b_args]
+        elif isinstance(node, NoneOf):
+            inner, args = _all(node.nodes, condition_sql)
+            # A condition on a missing field is NULL in SQL: count it as false, as Python does.
+            sql = f"NOT COALESCE(({inner}), FALSE)"
+        else:
+            sql, args = condition_sql(node)
         parts.append(sql)
         params.extend(args)
     return " AND ".join(parts), params

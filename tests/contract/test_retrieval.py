@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from contract.kit import EMB, keys_of, put
+from engram.search.filters import matches, normalize_where
 from engram.store.contract import Store
 from engram.store.records import ChunkWrite, DocumentWrite
 from engram.types import Collection
@@ -38,6 +39,13 @@ def test_write_search_and_fetch(store: Store, coll: Collection) -> None:
         ({"field": {"$exists": False}}, ["c"]),
         ({"field": {"$exists": True}, "year": {"$lte": 2019}}, ["b"]),
         ({"tags.kind": "review"}, ["a"]),
+        ({"$or": [{"year": 2021}, {"date": {"$exists": True}}]}, ["a", "c"]),
+        ({"$or": [{"year": {"$gte": 2020}}, {"field": "biology"}], "year": {"$lt": 2020}}, ["b"]),
+        ({"$not": {"field": "physics"}}, ["b", "c"]),  # a missing field is not "physics"
+        ({"$not": {"$or": [{"year": 2021}, {"year": 2019}]}}, ["c"]),
+        ({"field": {"$contains": "SICS"}}, ["a"]),  # ASCII case ignored
+        ({"field": {"$contains": "o"}}, ["b"]),
+        ({"year": {"$contains": "20"}}, []),  # strings only
     ],
 )
 def test_filters(store: Store, coll: Collection, where: dict, expected: list[str]) -> None:
@@ -59,7 +67,14 @@ def test_filters(store: Store, coll: Collection, where: dict, expected: list[str
         )
     )
     docs = sorted(d.key for d in store.list_documents(coll, where=where))
-    assert kw == vec == docs == expected
+    # The same filter evaluated in Python (agent state's filters) agrees with the SQL.
+    records = {
+        "a": {"year": 2021, "field": "physics", "tags": {"kind": "review"}},
+        "b": {"year": 2019, "field": "biology"},
+        "c": {"date": "2024-05-01"},
+    }
+    python = sorted(k for k, meta in records.items() if matches(normalize_where(where), meta))
+    assert kw == vec == docs == python == expected
 
 
 def test_numeric_filters_accept_numbers_stored_as_text(store: Store, coll: Collection) -> None:

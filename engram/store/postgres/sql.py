@@ -16,7 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ...errors import MigrationError, ServerUnavailable, StoreError
-from ...search.filters import Condition, equal_forms
+from ...search.filters import Condition, ascii_lower, equal_forms
 from ..migrations import Migration, check_applied, load_migrations
 from ..records import Where
 from ..where import compile_conditions
@@ -51,8 +51,15 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
                 [path, path, path, forms],
             )
         return f"{value} = ANY(%s::jsonb[])", [path, forms]
-    sym = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
     text = f"({value} #>> '{{}}')"
+    if cond.op == "$contains":
+        # ASCII letters folded only, as SQLite's lower() does.
+        folded = f"translate({text}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+        return (
+            f"(jsonb_typeof({value}) = 'string' AND strpos({folded}, %s) > 0)",
+            [path, path, ascii_lower(cond.value)],
+        )
+    sym = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
     if isinstance(cond.value, str):
         # Strings compare bytewise (SQLite's BINARY collation), with strings only.
         return (

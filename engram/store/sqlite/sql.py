@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import EngramError, StoreError, StoreLocked
-from ...search.filters import Condition, equal_forms
+from ...search.filters import Condition, ascii_lower, equal_forms
 from ..records import ChunkWrite, Where
 from ..rows import Decoding
 from ..translation import translating
@@ -129,6 +129,12 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
         if cond.op == "$ne":
             return f"({expr} IS NULL OR {expr} {neg}IN ({marks}))", [path, path, *values]
         return f"{expr} IN ({marks})", [path, *values]
+    if cond.op == "$contains":
+        return f"(json_type({alias}.metadata, ?) = 'text' AND instr(lower({expr}), ?) > 0)", [
+            path,
+            path,
+            ascii_lower(cond.value),
+        ]
     if cond.op == "$in":
         values = [form for v in cond.value for form in equal_forms(v)]
         return f"{expr} IN ({','.join('?' * len(values))})", [path, *values]
