@@ -34,7 +34,8 @@ from .main import Context, cli
 @click.option(
     "--where",
     multiple=True,
-    help="Metadata filter: key=value, key!=v, 'year>=2020', 'lang in en,fr', 'author exists'.",
+    help="Metadata filter: key=value, key!=v, 'year>=2020', 'lang in en,fr', 'author exists',"
+    " 'title contains tax'.",
 )
 @click.option("--explain", is_flag=True, help="Show each result's rank and score in each leg.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
