@@ -169,6 +169,13 @@ class Engram:
     def delete_collection(self, name: str, *, tenant: str = DEFAULT_TENANT) -> None:
         self.store.delete_collection(name, tenant=tenant)
 
+    def _has_collection(self, name: str, tenant: str) -> bool:
+        try:
+            self.store.get_collection(name, tenant=tenant, counts=False)
+        except CollectionNotFound:
+            return False
+        return True
+
     def _collection_for_ingest(
         self, name: str, first_docs: list[LoadedDocument], language: str | None, tenant: str
     ) -> Collection:
@@ -274,6 +281,19 @@ class Engram:
         iterator = iter(items)
         # Peek at the first documents: a new collection's language is detected from them.
         head = list(itertools.islice(iterator, 64))
+        if (
+            len(head) < 64
+            and not any(isinstance(d, LoadedDocument) for d in head)
+            and not self._has_collection(name, tenant)
+        ):
+            # Nothing loaded for a collection that does not exist: report the failures and
+            # leave no empty collection behind.
+            report = IngestReport()
+            for item in head:
+                if not isinstance(item, LoadedDocument):  # none is
+                    report.note(item)
+            report.seconds = time.perf_counter() - started
+            return report
         collection = self._collection_for_ingest(
             name, [d for d in head if isinstance(d, LoadedDocument)], language, tenant
         )

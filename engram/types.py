@@ -151,6 +151,14 @@ class IngestReport:
     model_seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # files not ingested: (path, why)
 
+    def note(self, item: Skipped | Failure) -> None:
+        """Count a file left out, or a source that could not be loaded."""
+        if isinstance(item, Skipped):
+            self.skipped.append((item.source, item.reason))
+        else:
+            self.failed += 1
+            self.errors.append((item.source, item.reason))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "added": self.added,

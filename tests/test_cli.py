@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import engram
 from engram.cli import cli
+from engram.config import Settings
 
 
 @pytest.fixture
@@ -185,3 +187,19 @@ def test_any_locale_ingests_and_searches_accented_names(tmp_path: Path) -> None:
     found = engram_cli("search", "café")
     assert found.returncode == 0, found.stderr.decode(errors="replace")
     assert "café.txt" in found.stdout.decode("utf-8")
+
+
+def test_a_failed_ingest_leaves_no_empty_collection(tmp_path: Path) -> None:
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    settings = Settings.build(data_dir=tmp_path / "data", embedding_model="hash")
+    with engram.open(settings=settings) as db:
+        report = db.ingest(tmp_path / "broken.pdf", collection="newcol")
+        assert report.failed == 1 and report.added == 0 and "broken.pdf" in report.errors[0][0]
+        assert [c.name for c in db.collections()] == []
+        missing = db.ingest(tmp_path / "nope.txt", collection="newcol", sync=True)
+        assert missing.failed == 1 and [c.name for c in db.collections()] == []
+        (tmp_path / "ok.txt").write_text("fine text")
+        assert db.ingest(tmp_path / "ok.txt", collection="newcol").added == 1
+        # An existing collection keeps its documents when a later ingest fails.
+        assert db.ingest(tmp_path / "broken.pdf", collection="newcol").failed == 1
+        assert db.collection("newcol").document_count == 1

@@ -109,14 +109,11 @@ class IngestPipeline:
                 keys = [i.key for i in group if isinstance(i, LoadedDocument)]
                 existing.update(self.store.document_hashes(collection, keys=keys))
             for item in group:
-                if isinstance(item, Skipped):
-                    report.skipped.append((item.source, item.reason))
-                    continue
-                if isinstance(item, Failure):
-                    failures.append(item)
-                    report.failed += 1
-                    report.errors.append((item.source, item.reason))
-                    seen.update(item.keys)
+                if isinstance(item, (Skipped, Failure)):
+                    report.note(item)
+                    if isinstance(item, Failure):
+                        failures.append(item)
+                        seen.update(item.keys)
                     continue
                 doc = item
                 if doc.key in seen:
