@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
 
+import engram
 from engram.errors import LoaderError, UnsupportedFormat
 from engram.ingest.sources import iter_files, matches, read_stdin_documents
 
@@ -162,3 +164,22 @@ def test_read_stdin_documents_binary_and_text_streams() -> None:
 def test_read_stdin_unsupported_format() -> None:
     with pytest.raises(UnsupportedFormat):
         read_stdin_documents(io.BytesIO(b"x"), "exe")
+
+
+def test_files_carry_their_facts_in_metadata(db: engram.Engram, corpus: Path) -> None:
+    """Every document from a file has metadata["file"] (path relative to the folder,
+    folder, name, extension, size, modified) to filter on; touching a file is no change."""
+    db.ingest(corpus, collection="kb")
+    birds = db.document("sub/birds.html", collection="kb")
+    facts = birds.metadata["file"]
+    assert facts["path"] == "sub/birds.html" and facts["folder"] == "sub"
+    assert facts["name"] == "birds.html" and facts["extension"] == ".html"
+    assert facts["size"] == (corpus / "sub" / "birds.html").stat().st_size
+    assert facts["modified"].endswith("+00:00")
+    html = db.search("parrots", collection="kb", where={"file.extension": ".html"}).results
+    assert [r.document_key for r in html] == ["sub/birds.html"]
+    assert db.search("parrots", collection="kb", where={"file.folder": "nowhere"}).results == []
+    os.utime(corpus / "sub" / "birds.html", (1_000_000_000, 1_000_000_000))
+    again = db.ingest(corpus, collection="kb")
+    assert again.added == again.updated == 0 and again.unchanged > 0
+    assert db.document("sub/birds.html", collection="kb").version == 1

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from ..errors import EngramError, InvalidInput
 from ..types import Failure, LoadedDocument, Skipped
 from ..unicode import path_text
 from .loaders import LoaderOptions, load_bytes, load_path
-from .pipeline import Item
+from .pipeline import FILE_METADATA, Item
 from .sources import iter_files
 
 
@@ -45,8 +46,9 @@ def items_from_paths(
         elif path.is_dir():
             yield from _folder(path, include, exclude, options)
         else:
-            yield from _load(
-                load_path, path, path_text(path), path_text(path.name), options=options
+            name = path_text(path.name)
+            yield from _with_file(
+                _load(load_path, path, path_text(path), name, options=options), path, name
             )
 
 
@@ -62,7 +64,11 @@ def _folder(
     for file, key in iter_files(path, include=include, exclude=exclude, on_skip=skip):
         yield from skipped
         skipped.clear()
-        yield from _load(load_path, file, path_text(file), path_text(key), options=options)
+        yield from _with_file(
+            _load(load_path, file, path_text(file), path_text(key), options=options),
+            file,
+            path_text(key),
+        )
     yield from skipped
 
 
@@ -77,6 +83,31 @@ def _load(loader: Any, data: Any, source: str, key: str, **kwargs: Any) -> Itera
         yield Failure(source, reason, () if records else (key,))
         return
     yield from docs
+
+
+def _with_file(items: Iterator[Item], path: Path, relative: str) -> Iterator[Item]:
+    """The documents of a file, each with the file's facts under ``metadata["file"]``
+    (``path`` relative to the folder ingested, ``folder``, ``name``, ``extension``,
+    ``size``, ``modified``), to filter on: ``--where 'file.extension=.pdf'``. Kept out of
+    the content hash, so touching a file does not make a new version."""
+    try:
+        stat = path.stat()
+    except OSError:
+        yield from items
+        return
+    name = relative.rsplit("/", 1)[-1]
+    facts = {
+        "path": relative,
+        "folder": relative.rsplit("/", 1)[0] if "/" in relative else "",
+        "name": name,
+        "extension": PurePosixPath(name).suffix.lower(),
+        "size": stat.st_size,
+        "modified": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(timespec="seconds"),
+    }
+    for item in items:
+        if isinstance(item, LoadedDocument):
+            item.metadata.setdefault(FILE_METADATA, facts)
+        yield item
 
 
 def items_from_records(

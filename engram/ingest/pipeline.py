@@ -47,7 +47,13 @@ class _Pending:
     embed_texts: dict[str, str] = field(default_factory=dict)  # text hash → text
 
 
+# The metadata key of the facts of a document's file (engram.ingest.items): stored and
+# filterable, but not part of the content hash.
+FILE_METADATA = "file"
+
+
 def content_hash(doc: LoadedDocument, settings: Settings) -> str:
+    metadata = {k: v for k, v in doc.metadata.items() if k != FILE_METADATA}
     payload = json.dumps(
         [
             PIPELINE_VERSION,
@@ -55,7 +61,7 @@ def content_hash(doc: LoadedDocument, settings: Settings) -> str:
             settings.chunk_overlap,
             doc.title,
             doc.text,
-            doc.metadata,
+            metadata,
         ],
         ensure_ascii=False,
         sort_keys=True,

@@ -57,4 +57,6 @@ def load(
             out.add(paragraph, page=number)
     if not out.blocks:
         raise no_text(source, "the PDF has no text layer (scanned?); run OCR on it first")
-    return [out.document(key=key, source=source, title=title or fallback_title(name))]
+    doc = out.document(key=key, source=source, title=title or fallback_title(name))
+    doc.metadata["pages"] = len(pages)
+    return [doc]
