@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,23 @@ def test_a_failed_ingest_leaves_no_empty_collection(tmp_path: Path) -> None:
         # An existing collection keeps its documents when a later ingest fails.
         assert db.ingest(tmp_path / "broken.pdf", collection="newcol").failed == 1
         assert db.collection("newcol").document_count == 1
+
+
+def test_ingest_progress_counts_files_first_and_never_shows_zero(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engram.cli import ingest as ingest_cli
+
+    assert ingest_cli._count_files((str(corpus),), (), ()) == len(list(corpus.rglob("*.*")))
+    assert ingest_cli._count_files(("-",), (), ()) is None  # stdin: unknown size
+    assert ingest_cli._rate(0, 5.0) == "…" and ingest_cli._rate(3, 60.0, "docs") == "3 docs/min"
+    assert ingest_cli._rate(50, 2.0) == "25/s"
+    # Not a terminal: progress comes as plain lines (every 30 s; here at every step).
+    monkeypatch.setattr(ingest_cli._ProgressLines, "EVERY", 0.0)
+    res = CliRunner().invoke(
+        cli, ["--data-dir", str(tmp_path / "d"), "--model", "hash", "ingest", str(corpus)]
+    )
+    assert res.exit_code == 0, res.output
+    total = ingest_cli._count_files((str(corpus),), (), ())
+    assert f"/{total} files" in res.output
+    assert not re.search(r"(?<![0-9.])0(?: \w+)?/s", res.output)  # no "0/s", no "0 docs/s"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..ingest.loaders import LoaderOptions
+from ..ingest.sources import iter_files
 from .main import Context, cli
 
 
@@ -88,23 +90,38 @@ def ingest(
         raise click.UsageError("--key names the document read from stdin: pass '-' too")
     db = obj.db()
     console = Console(stderr=True)
+    # Count the files first, so the bar has a total, a percentage and an ETA.
+    total = _count_files(paths, include, exclude)
     started = time.perf_counter()
+    lines = _ProgressLines(total) if not as_json and not console.is_terminal else None
     with Progress(
         TextColumn("[bold]ingest[/]"),
         BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%" if total else ""),
         TextColumn(
-            "{task.fields[docs]} docs ({task.fields[dps]:.0f}/s) · {task.fields[chunks]} chunks ({task.fields[cps]:.0f}/s)"
+            "{task.fields[docs]} docs ({task.fields[dps]}) · {task.fields[chunks]} chunks"
+            " ({task.fields[cps]})"
         ),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
         disable=as_json or not console.is_terminal,
     ) as bar:
-        task = bar.add_task("ingest", total=None, docs=0, chunks=0, dps=0.0, cps=0.0)
+        task = bar.add_task("ingest", total=total, docs=0, chunks=0, dps="…", cps="…")
 
         def progress(docs: int, chunks: int) -> None:
             elapsed = max(time.perf_counter() - started, 1e-6)
-            bar.update(task, docs=docs, chunks=chunks, dps=docs / elapsed, cps=chunks / elapsed)
+            bar.update(
+                task,
+                completed=min(docs, total) if total else None,
+                docs=docs,
+                chunks=chunks,
+                dps=_rate(docs, elapsed),
+                cps=_rate(chunks, elapsed),
+            )
+            if lines is not None:
+                lines.note(docs, chunks, elapsed)
 
         report = db.ingest(
             list(paths),
@@ -122,14 +139,14 @@ def ingest(
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:
-        total = report.added + report.updated + report.unchanged
-        rate = total / report.seconds if report.seconds else 0.0
+        done = report.added + report.updated + report.unchanged
+        rate = _rate(done, report.seconds, "docs")
         skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
         click.echo(
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged,"
             f" {report.deleted} deleted, {report.failed} failed{skipped}"
             f" — {report.chunks_embedded} chunks embedded, {report.chunks_reused} reused,"
-            f" {report.seconds:.1f}s ({rate:.0f} docs/s)"
+            f" {report.seconds:.1f}s ({rate})"
         )
         for source, reason in report.errors:
             click.secho(f"  failed: {source}: {reason}", fg="yellow", err=True)
@@ -145,3 +162,53 @@ def ingest(
             )
     if report.failed and not (report.added or report.updated or report.unchanged):
         raise SystemExit(1)
+
+
+def _count_files(
+    paths: tuple[str, ...], include: tuple[str, ...], exclude: tuple[str, ...]
+) -> int | None:
+    """How many files the ingest will read (None with stdin, whose size is unknown)."""
+    count = 0
+    for raw in paths:
+        if raw == "-":
+            return None
+        path = Path(raw)
+        if path.is_dir():
+            count += sum(1 for _ in iter_files(path, include=include, exclude=exclude))
+        elif path.exists():
+            count += 1
+    return count or None
+
+
+def _rate(done: int, seconds: float, unit: str = "") -> str:
+    """Throughput, never a misleading 0 while work runs: below one per second it counts
+    per minute, and before the first item it says nothing."""
+    if not done or seconds <= 0:
+        return "…"
+    per_second = done / seconds
+    unit = f" {unit}" if unit else ""
+    return f"{per_second:.0f}{unit}/s" if per_second >= 1 else f"{per_second * 60:.0f}{unit}/min"
+
+
+class _ProgressLines:
+    """Progress as plain lines when stderr is not a terminal (a log, CI): one every 30 s."""
+
+    EVERY = 30.0
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.last = 0.0
+
+    def note(self, docs: int, chunks: int, elapsed: float) -> None:
+        if elapsed - self.last < self.EVERY:
+            return
+        self.last = elapsed
+        of = f"/{self.total} files" if self.total else " docs"
+        eta = ""
+        if self.total and docs:
+            eta = f", about {max(self.total - docs, 0) * elapsed / docs:.0f} s left"
+        click.echo(
+            f"ingest: {docs}{of}, {_rate(docs, elapsed)} · {chunks} chunks,"
+            f" {_rate(chunks, elapsed)}{eta}",
+            err=True,
+        )
