@@ -10,9 +10,11 @@ by some routes.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -453,3 +455,28 @@ def test_a_body_sent_without_a_json_content_type_says_so(client: TestClient) -> 
     error = res.json()["error"]
     assert "Content-Type: application/json" in error["message"]
     assert "-H 'content-type: application/json'" in error["hint"]
+
+
+def test_opening_a_new_database_waits_for_its_conversion_to_wal(tmp_path: Path) -> None:
+    """Converting a file to WAL needs it to itself: while another connection reads the new
+    file, connect() waits (SQLite may fail the conversion at once or return the old mode,
+    so it retries with backoff) and converts once the reader is done."""
+    from engram.store.sqlite.sql import connect
+
+    path = tmp_path / "new.db"
+    seed = sqlite3.connect(path)
+    seed.execute("CREATE TABLE t (x)")
+    seed.commit()
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()  # holds a shared lock
+    release = threading.Timer(0.5, lambda: reader.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    conn = connect(path)
+    release.join()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert time.monotonic() - started >= 0.4  # it waited for the reader, then converted
+    conn.close()
+    reader.close()
+    seed.close()

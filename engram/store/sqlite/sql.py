@@ -6,6 +6,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,31 @@ def _read_error(exc: Exception) -> EngramError | None:
     return None
 
 
+def _use_wal(conn: sqlite3.Connection, budget: float = 30.0) -> None:
+    """Put the database in WAL mode (a property of the file: once done, nothing to do).
+    Converting needs the file to itself, and SQLite does not run the busy handler for it:
+    when processes open a new data directory at once, the conversion can fail at once
+    ("database is locked") or return the old mode. Retry with backoff within ``budget``
+    seconds, and accept that another process finished it meanwhile."""
+    deadline = time.monotonic() + budget
+    delay = 0.005
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
+            if mode == "wal":
+                return
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower()
+            if mode == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        if time.monotonic() >= deadline:
+            raise sqlite3.OperationalError("database is locked (converting it to WAL mode)")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
 # The most of the database file a reader maps; beyond it, reads go through its page cache.
 READER_MMAP_BYTES = 1 << 30
 
@@ -65,10 +91,8 @@ def connect(path: Path | str, *, reader: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys = ON")
         if reader:
             conn.execute("PRAGMA query_only = ON")
-        elif str(path) != ":memory:" and (
-            conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal"
-        ):
-            conn.execute("PRAGMA journal_mode = WAL")
+        elif str(path) != ":memory:":
+            _use_wal(conn)
         # NORMAL in WAL mode survives application crashes (SIGKILL) and loses at most the
         # last transactions on power loss, for a large write-speed gain over FULL.
         conn.execute("PRAGMA synchronous = NORMAL")
