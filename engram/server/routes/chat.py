@@ -70,7 +70,7 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     tenant = principal.tenant
     # A caller bound to one user answers from that user's conversations and memories only.
     user_id = acting_user(principal, body.user_id) if body.user_id else principal.user_id
-    if body.conversation_id:
+    if body.conversation_id and principal.user_id is not None:
         conversation = db.memory.conversation(body.conversation_id, tenant=tenant)
         if not owns(principal, conversation.user_id):
             raise ConversationNotFound(f"no conversation {body.conversation_id!r}")

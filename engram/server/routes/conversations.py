@@ -79,7 +79,7 @@ def get_conversation(conversation_id: str, db: DB, principal: Reader) -> Convers
     responses=error_responses(404, 422),
 )
 def delete_conversation(conversation_id: str, db: DB, principal: Writer) -> None:
-    _own(db, principal, conversation_id)
+    _check_own(db, principal, conversation_id)
     db.memory.delete_conversation(conversation_id, tenant=principal.tenant)
 
 
@@ -112,7 +112,7 @@ def list_messages(
     last: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> MessageList:
     """Messages oldest first; ``last=N`` keeps the N most recent."""
-    _own(db, principal, conversation_id)
+    _check_own(db, principal, conversation_id)
     items = db.memory.messages(conversation_id, last=last, tenant=principal.tenant)
     data = [MessagePublic.model_validate(m) for m in items]
     return MessageList(data=data, count=len(data))
@@ -139,3 +139,10 @@ def _own(db: DB, principal: Principal, conversation_id: str) -> Conversation:
     if not owns(principal, conversation.user_id):
         raise ConversationNotFound(f"no conversation {conversation_id!r}")
     return conversation
+
+
+def _check_own(db: DB, principal: Principal, conversation_id: str) -> None:
+    """Refuse another user's conversation to a caller bound to one user; a tenant-wide
+    caller needs no read here (the operation itself raises ConversationNotFound)."""
+    if principal.user_id is not None:
+        _own(db, principal, conversation_id)

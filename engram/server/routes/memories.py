@@ -98,7 +98,7 @@ def get_memory(memory_id: str, db: DB, principal: Reader) -> MemoryPublic:
     "/memories/{memory_id}", operation_id="updateMemory", responses=error_responses(404, 422)
 )
 def update_memory(memory_id: str, body: MemoryUpdate, db: DB, principal: Writer) -> MemoryPublic:
-    _own(db, principal, memory_id)
+    _check_own(db, principal, memory_id)
     record = db.memory.update(
         memory_id, body.content, metadata=body.metadata, tenant=principal.tenant
     )
@@ -112,7 +112,7 @@ def update_memory(memory_id: str, body: MemoryUpdate, db: DB, principal: Writer)
     responses=error_responses(404, 422),
 )
 def delete_memory(memory_id: str, db: DB, principal: Writer) -> None:
-    _own(db, principal, memory_id)
+    _check_own(db, principal, memory_id)
     db.memory.delete(memory_id, tenant=principal.tenant)
 
 
@@ -122,7 +122,7 @@ def delete_memory(memory_id: str, db: DB, principal: Writer) -> None:
     responses=error_responses(404, 422),
 )
 def memory_history(memory_id: str, db: DB, principal: Reader) -> MemoryHistory:
-    _own(db, principal, memory_id, include_deleted=True)
+    _check_own(db, principal, memory_id, include_deleted=True)
     events = [
         MemoryEventPublic.model_validate(e)
         for e in db.memory.history(memory_id, tenant=principal.tenant)
@@ -139,3 +139,12 @@ def _own(
     if not owns(principal, record.user_id):
         raise MemoryNotFound(f"no memory {memory_id!r}")
     return record
+
+
+def _check_own(
+    db: DB, principal: Principal, memory_id: str, *, include_deleted: bool = False
+) -> None:
+    """Refuse another user's memory to a caller bound to one user; a tenant-wide caller
+    needs no read here (the operation itself raises MemoryNotFound)."""
+    if principal.user_id is not None:
+        _own(db, principal, memory_id, include_deleted=include_deleted)
