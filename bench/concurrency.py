@@ -186,6 +186,37 @@ def http_writer(wid: int, base: str, stop: threading.Event, exp: Expected, t: Ta
                 t.error(f"http write {res.status_code}", res.text)
 
 
+STATE_PATH = "/v1/state/bench/shared/counter"
+
+
+def state_counter(cid: int, base: str, stop: threading.Event, done: list[int], t: Tally) -> None:
+    """Increments one agent-state counter by compare-and-set (GET, then PUT with If-Match;
+    a 412 means another writer got there first: read again). The server's workers share
+    it: at the end the counter must equal the increments that succeeded."""
+    with httpx.Client(base_url=base, timeout=120) as client:
+        while not stop.is_set():
+            try:
+                got = client.get(STATE_PATH)
+                if got.status_code != 200:
+                    t.error(f"state get {got.status_code}", got.text)
+                    continue
+                res = client.put(
+                    STATE_PATH,
+                    json={"value": got.json()["value"] + 1},
+                    headers={"If-Match": got.headers["etag"]},
+                )
+            except httpx.HTTPError as exc:
+                t.error("state", repr(exc))
+                continue
+            if res.status_code == 200:
+                done[cid] += 1
+                t.ok("state increment")
+            elif res.status_code == 412:
+                t.ok("state conflict (retried)")
+            else:
+                t.error(f"state put {res.status_code}", res.text)
+
+
 def searcher(sid: int, base: str, stop: threading.Event, t: Tally) -> None:
     rng = random.Random(2000 + sid)
     words = ["budget contract", "invoice refund", "ledger", "payroll delivery", "alpha"]
@@ -322,7 +353,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log = data_dir.parent / f"{data_dir.name}-server.log"
     server, base = start_server(data_dir, env, args.workers, log)
     exp, tally, stop = Expected(), Tally(), threading.Event()
+    increments = [0] * args.state_clients
+    with httpx.Client(base_url=base, timeout=60) as client:
+        client.put(STATE_PATH, json={"value": 0}).raise_for_status()
     threads = [
+        *(
+            threading.Thread(target=state_counter, args=(i, base, stop, increments, tally))
+            for i in range(args.state_clients)
+        ),
         *(
             threading.Thread(target=cli_writer, args=(i, data_dir, env, stop, exp, tally))
             for i in range(args.cli_writers)
@@ -346,6 +384,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
+        counter = None
+        if args.state_clients:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                counter = client.get(STATE_PATH).json()["value"]
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
     server_log = log.read_text(errors="replace")
@@ -361,6 +403,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "server_5xx": count_5xx(server_log),
         "server_tracebacks": server_log.count("Traceback"),
         **verify(data_dir, args.model, exp, env),
+        # Compare-and-set across the server's workers: the counter holds every increment.
+        "state_increments": sum(increments),
+        "state_counter": counter,
     }
     result["ok"] = not (
         result["errors"]
@@ -372,6 +417,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         or result["duplicated"]
         or result["unfindable_count"]
         or not result["doctor_ok"]
+        or (args.state_clients and counter != sum(increments))
     )
     return result
 
@@ -382,6 +428,9 @@ def main() -> None:
     parser.add_argument("--cli-writers", type=int, default=4)
     parser.add_argument("--http-writers", type=int, default=2)
     parser.add_argument("--searchers", type=int, default=2)
+    parser.add_argument(
+        "--state-clients", type=int, default=2, help="agent-state compare-and-set clients"
+    )
     parser.add_argument("--duration", type=float, default=300, help="seconds of load")
     parser.add_argument("--model", default="hash", help="embedding model (default: hash)")
     parser.add_argument("--data-dir", help="default: a new temporary directory")

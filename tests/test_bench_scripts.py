@@ -45,6 +45,9 @@ def test_serve_workers_and_cli_writers_share_one_data_directory() -> None:
     )
     assert result["requests"]["cli ingest"] >= 2 and result["requests"]["search"] > 10
     assert result["server_5xx"] == 0 and not result["lost"] and not result["duplicated"]
+    # Agent state's compare-and-set across both server workers lost no increment.
+    assert result["state_increments"] > 10
+    assert result["state_counter"] == result["state_increments"]
 
 
 @pytest.mark.slow
