@@ -27,6 +27,8 @@ from .ingest.loaders import LoaderOptions
 from .ingest.pipeline import IngestPipeline, Item, ProgressCallback
 from .keys import ApiKey, bump_revision, check_scopes, new_key, parse_key, secret_matches
 from .memory import MemoryService
+from .memory.recall import Recall
+from .memory.types import is_internal
 from .providers import get_embedder, get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
@@ -64,6 +66,14 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / dbm.open
             update={"data_dir": Path(data_dir or settings.data_dir), **overrides}
         )
     return Engram(settings)
+
+
+def _public(name: str) -> str:
+    """``name``, or CollectionNotFound for engram's own collections (users' recall indexes:
+    they are reached through ``db.memory.recall``, with its per-user checks, only)."""
+    if isinstance(name, str) and is_internal(name):
+        raise CollectionNotFound(f"no collection {name!r}")
+    return name
 
 
 class Engram:
@@ -106,12 +116,13 @@ class Engram:
     # Every collection-scoped method takes ``tenant``: collections are named within a tenant,
     # and documents are only reachable through their collection.
     def collections(self, *, tenant: str = DEFAULT_TENANT) -> list[Collection]:
-        return self.store.list_collections(tenant=tenant)
+        """The tenant's collections (not engram's own, such as users' recall indexes)."""
+        return [c for c in self.store.list_collections(tenant=tenant) if not is_internal(c.name)]
 
     def collection(
         self, name: str = DEFAULT_COLLECTION, *, tenant: str = DEFAULT_TENANT
     ) -> Collection:
-        return self.store.get_collection(name, tenant=tenant)
+        return self.store.get_collection(_public(name), tenant=tenant)
 
     def create_collection(
         self,
@@ -167,11 +178,11 @@ class Engram:
         )
 
     def delete_collection(self, name: str, *, tenant: str = DEFAULT_TENANT) -> None:
-        self.store.delete_collection(name, tenant=tenant)
+        self.store.delete_collection(_public(name), tenant=tenant)
 
     def _has_collection(self, name: str, tenant: str) -> bool:
         try:
-            self.store.get_collection(name, tenant=tenant, counts=False)
+            self.store.get_collection(_public(name), tenant=tenant, counts=False)
         except CollectionNotFound:
             return False
         return True
@@ -180,6 +191,11 @@ class Engram:
         self, name: str, first_docs: list[LoadedDocument], language: str | None, tenant: str
     ) -> Collection:
         embedder = self.embedder()
+        if is_internal(name):
+            raise InvalidInput(
+                f"{name!r} is not a collection name: a collection name has no '/'",
+                hint="names with '/' are engram's own (users' conversation recall)",
+            )
         try:
             collection = self.store.get_collection(name, tenant=tenant)
         except CollectionNotFound:
@@ -363,7 +379,7 @@ class Engram:
             query, k=k, offset=offset, mode=mode, where=where, rerank=rerank, highlight=highlight
         )
         self.searcher.validate(request)
-        target = self.store.get_collection(collection, tenant=tenant, counts=False)
+        target = self.store.get_collection(_public(collection), tenant=tenant, counts=False)
         return self.searcher.search(target, request)
 
     # -- conversations and memories ----------------------------------------------------------
@@ -372,7 +388,8 @@ class Engram:
         """Conversations and long-term memories of users (see :mod:`engram.memory`)."""
         with self._lock:
             if self._memory is None:
-                self._memory = MemoryService(self.store, self.settings, self.embedder)
+                recall = Recall(self.store, self.settings, self.embedder, self.searcher)
+                self._memory = MemoryService(self.store, self.settings, self.embedder, recall)
             return self._memory
 
     @property

@@ -82,7 +82,8 @@ def test_sqlite_backup_write_restore(settings: Settings, tmp_path: Path) -> None
     _cycle(settings, tmp_path)
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
     assert manifest["format"] == "engram-backup" and manifest["backend"] == "sqlite"
-    assert manifest["method"] == "native" and manifest["counts"]["documents"] == 2
+    # Rows of the tables: 2 documents, and 1 message in its user's recall index.
+    assert manifest["method"] == "native" and manifest["counts"]["documents"] == 3
     # The index files travel with the database (copied first, so never newer than it).
     assert "engram.db" in manifest["files"]
     assert any(name.startswith("indexes/") and name.endswith(".hnsw") for name in manifest["files"])
@@ -144,7 +145,7 @@ def test_cli(settings: Settings, tmp_path: Path, monkeypatch) -> None:
     res = runner.invoke(cli, [*data, "backup", str(tmp_path / "b"), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["backend"] == "sqlite" and out["counts"]["documents"] == 2 and out["bytes"] > 0
+    assert out["backend"] == "sqlite" and out["counts"]["documents"] == 3 and out["bytes"] > 0
     res = runner.invoke(cli, [*data, "restore", str(tmp_path / "b")])
     assert res.exit_code == 1 and "holds data" in res.output and "--force" in res.output
     res = runner.invoke(cli, [*data, "restore", str(tmp_path / "b"), "--force"])

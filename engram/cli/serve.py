@@ -120,7 +120,6 @@ def _check_port_free(host: str, port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise ConfigError(
                     f"port {port} on {host} is already in use",
-                    hint="stop the server using it, or serve on another port (--port,"
-                    " ENGRAM_PORT)",
+                    hint="stop the server using it, or serve on another port (--port, ENGRAM_PORT)",
                 ) from exc
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc

@@ -96,8 +96,12 @@ class IngestPipeline:
         *,
         sync: bool = False,
         progress: ProgressCallback | None = None,
+        persist: bool = True,
     ) -> IngestReport:
-        """Ingest ``items``; with ``sync`` delete stored documents the items did not mention."""
+        """Ingest ``items``; with ``sync`` delete stored documents the items did not mention.
+        ``persist=False`` leaves the derived indexes' files for a later ``store.sync()``
+        (small frequent writes, such as messages indexed for recall, would rewrite them each
+        time); the data is committed either way."""
         report = IngestReport()
         # Content hashes of stored documents, to skip unchanged ones: all of them for a sync
         # (which deletes the ones not seen), else only those of the keys being ingested,
@@ -174,7 +178,8 @@ class IngestPipeline:
                 )
             elif gone:
                 report.deleted = self.store.delete_documents(collection, gone)
-        self.store.sync()
+        if persist:
+            self.store.sync()
         return report
 
     def _prepare(self, doc: LoadedDocument, digest: str, analyzer: Analyzer) -> _Pending:

@@ -19,11 +19,14 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import hashlib
+import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidInput
 from ..search.analyzer import detect_language, get_analyzer
 from ..search.fusion import Fused, fuse
 from . import validation as check
@@ -42,6 +45,10 @@ if TYPE_CHECKING:  # the store imports this package's types: import it for typin
     from ..config import Settings
     from ..providers.embedders.base import Embedder
     from ..store.contract import MemoryStore
+    from ..types import SearchMode
+    from .recall import Recall, RecallHit
+
+logger = logging.getLogger("engram.memory")
 
 DEFAULT_TENANT = "default"
 
@@ -73,11 +80,17 @@ class MemoryService:
     """
 
     def __init__(
-        self, store: MemoryStore, settings: Settings, embedder: Callable[[], Embedder]
+        self,
+        store: MemoryStore,
+        settings: Settings,
+        embedder: Callable[[], Embedder],
+        recall: Recall | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self._embedder = embedder
+        # Conversation recall; None for a store that only keeps memories (no index).
+        self._recall = recall
         # Check-then-write deduplication must not interleave with another add in this process.
         self._add_lock = threading.Lock()
 
@@ -259,29 +272,56 @@ class MemoryService:
         content: str,
         *,
         metadata: dict[str, Any] | None = None,
+        speaker: str | None = None,
+        created_at: str | datetime | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> Message:
-        """Append a message; ``role`` is one of system, user, assistant, tool."""
-        return self.store.append_message(
+        """Append a message; ``role`` is one of system, user, assistant, tool. ``speaker``
+        names who said it when the role is not enough (people chatting with each other);
+        ``created_at`` (ISO 8601, UTC when it has no offset) dates it when importing history.
+        The message becomes findable by :meth:`recall`."""
+        return self.append_many(
             conversation_id,
+            [
+                {
+                    "role": role,
+                    "content": content,
+                    "metadata": metadata,
+                    "speaker": speaker,
+                    "created_at": created_at,
+                }
+            ],
             tenant=tenant,
-            role=check.role(role),
-            content=check.content(content),
-            metadata=check.metadata(metadata),
-        )
+        )[0]
+
+    def append_many(
+        self,
+        conversation_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tenant: str = DEFAULT_TENANT,
+    ) -> builtins.list[Message]:
+        """Append several messages at once (``{"role", "content", "metadata"?, "speaker"?,
+        "created_at"?}`` each) in one transaction: a reader sees all or none of them."""
+        if not messages:
+            raise InvalidInput("no messages to append")
+        writes = [check.message(m) for m in messages]
+        written = self.store.append_messages(conversation_id, tenant=tenant, messages=writes)
+        self._recall_soon(tenant, conversation_id)
+        return written
 
     def append_turn(
         self, conversation_id: str, question: str, answer: str, *, tenant: str = DEFAULT_TENANT
     ) -> tuple[Message, Message]:
         """Append a user question and the assistant's answer together: a reader sees the
         whole turn or none of it."""
-        user, assistant = self.store.append_messages(
+        user, assistant = self.append_many(
             conversation_id,
-            tenant=tenant,
-            messages=[
-                ("user", check.content(question), None),
-                ("assistant", check.content(answer), None),
+            [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer},
             ],
+            tenant=tenant,
         )
         return user, assistant
 
@@ -294,8 +334,63 @@ class MemoryService:
         return self.store.list_messages(conversation_id, tenant=tenant, last=last)
 
     def delete_conversation(self, conversation_id: str, *, tenant: str = DEFAULT_TENANT) -> None:
-        """Delete a conversation and its messages (memories drawn from it stay)."""
+        """Delete a conversation and its messages, from recall too (memories drawn from it
+        stay)."""
+        if self._recall is None:
+            self.store.delete_conversation(conversation_id, tenant=tenant)
+            return
+        owner = self.store.get_conversation(conversation_id, tenant=tenant).user_id
+        ids = self.store.conversation_message_ids(conversation_id, tenant=tenant)
         self.store.delete_conversation(conversation_id, tenant=tenant)
+        self._recall.forget(tenant, owner, ids)
+
+    # -- recall ------------------------------------------------------------------------------
+    def recall(
+        self,
+        query: str,
+        *,
+        user_id: str,
+        k: int = 10,
+        conversation_id: str | None = None,
+        role: str | None = None,
+        speaker: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        context: int = 1,
+        mode: SearchMode = "hybrid",
+        tenant: str = DEFAULT_TENANT,
+    ) -> builtins.list[RecallHit]:
+        """The user's past messages (of every conversation, or of ``conversation_id``) that
+        best match ``query``, best first: hybrid search over every message appended so far,
+        narrowed by ``role``, ``speaker`` and a time range (``since`` ≤ time < ``until``).
+        Each hit carries ``context`` messages before and after it, and ``explain``: its rank
+        and score in each leg."""
+        if self._recall is None:
+            raise InvalidInput("this engram has no conversation recall")
+        return self._recall.search(
+            query,
+            tenant=check.ident(tenant, "tenant"),
+            user_id=check.ident(user_id, "user_id"),
+            k=k,
+            conversation_id=conversation_id,
+            role=role,
+            speaker=speaker,
+            since=since,
+            until=until,
+            context=context,
+            mode=mode,
+        )
+
+    def _recall_soon(self, tenant: str, conversation_id: str) -> None:
+        """Index the messages just appended. A failure here loses nothing: they stay marked
+        unindexed and the next recall of their user indexes them."""
+        if self._recall is None:
+            return
+        try:
+            owner = self.store.get_conversation(conversation_id, tenant=tenant).user_id
+            self._recall.catch_up(tenant, owner)
+        except Exception:  # noqa: BLE001 - the messages are stored; recall catches up later
+            logger.warning("indexing messages for recall failed; recall will retry", exc_info=True)
 
     # -- whole users -------------------------------------------------------------------------
     def export_user(self, user_id: str, *, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +18,20 @@ Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
 
 HistoryEvent = Literal["add", "update", "delete", "merge"]
+
+# A user's conversation recall index is a collection of engram's own (engram.memory.recall).
+# Collection names with a '/' are engram's: a user's collection name never has one.
+RECALL_PREFIX = "recall/"
+
+
+def recall_collection(user_id: str) -> str:
+    """The name of the collection holding a user's recall index."""
+    return RECALL_PREFIX + user_id
+
+
+def is_internal(name: str) -> bool:
+    """Whether a collection is engram's own rather than a user's."""
+    return "/" in name
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +87,24 @@ class Message:
     role: Role
     content: str
     metadata: dict[str, Any]
-    created_at: str
+    created_at: str  # when it was said: given by the client (imported history) or the append
+    speaker: str | None = None  # who said it, when the role is not enough (a person's name)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageWrite:
+    """A message to append: ``created_at`` (a UTC datetime) when the client gives the time it
+    was said, as when importing history; by default the time of the append."""
+
+    role: Role
+    content: str
+    metadata: dict[str, Any] | None = None
+    speaker: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,12 @@ names the argument, before anything is embedded or written."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from ..errors import InvalidInput, QueryTooLong
-from .types import ROLES, Role
+from .types import ROLES, MessageWrite, Role
 
 MAX_CONTENT_CHARS = 10_000  # longest memory or message; longer text belongs in a document
 MAX_ID_CHARS = 256  # tenant, user_id, agent_id, source
@@ -93,3 +95,45 @@ def bounded(value: object, what: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidInput(f"{what} must be an integer between {low} and {high}, not {value!r}")
     return value
+
+
+def timestamp(value: object, what: str) -> datetime:
+    """An aware UTC datetime from a datetime or an ISO 8601 string (UTC when it has no
+    offset)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(
+                f"{what} is not an ISO 8601 time: {value!r}",
+                hint="write it like 2026-03-05T18:30:00+01:00 (UTC when the offset is left out)",
+            ) from None
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"{what} must be an ISO 8601 time, not {type(value).__name__}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+MESSAGE_FIELDS = ("role", "content", "metadata", "speaker", "created_at")
+
+
+def message(value: object) -> MessageWrite:
+    """A message to append, from ``{"role", "content", "metadata"?, "speaker"?,
+    "created_at"?}``."""
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"a message must be an object, not {type(value).__name__}")
+    unknown = sorted(set(value) - set(MESSAGE_FIELDS))
+    if unknown:
+        raise InvalidInput(
+            f"unknown message field(s): {', '.join(map(str, unknown))}",
+            hint=f"a message has {', '.join(MESSAGE_FIELDS)}",
+        )
+    said = value.get("created_at")
+    return MessageWrite(
+        role=role(value.get("role")),
+        content=content(value.get("content")),
+        metadata=metadata(value.get("metadata")),
+        speaker=optional_ident(value.get("speaker"), "speaker"),
+        created_at=None if said is None else timestamp(said, "created_at"),
+    )

@@ -33,6 +33,7 @@ from ..memory.types import (
     MemoryScope,
     MemoryWrite,
     Message,
+    MessageWrite,
     Role,
 )
 from ..state.types import StateItem
@@ -245,19 +246,40 @@ class MemoryStore(ABC):
     ) -> Message:
         """Append a message (and bump the conversation's ``updated_at``)."""
         return self.append_messages(
-            conversation_id, tenant=tenant, messages=[(role, content, metadata)]
+            conversation_id, tenant=tenant, messages=[MessageWrite(role, content, metadata)]
         )[0]
 
     @abstractmethod
     def append_messages(
-        self,
-        conversation_id: str,
-        *,
-        tenant: str,
-        messages: Sequence[tuple[Role, str, dict[str, Any] | None]],
+        self, conversation_id: str, *, tenant: str, messages: Sequence[MessageWrite]
     ) -> list[Message]:
-        """Append (role, content, metadata) messages in one transaction, in order: a reader
-        sees all of them or none (a chat turn is a question and its answer)."""
+        """Append messages in one transaction, in order: a reader sees all of them or none
+        (a chat turn is a question and its answer). Each is marked not yet indexed for
+        recall."""
+
+    @abstractmethod
+    def unindexed_messages(
+        self, *, tenant: str, user_id: str, limit: int
+    ) -> list[tuple[Message, str | None]]:
+        """Up to ``limit`` of the user's messages not yet indexed for recall, oldest first,
+        each with the content of the message before it in its conversation (or None)."""
+
+    @abstractmethod
+    def mark_messages_indexed(self, ids: Sequence[int], *, tenant: str) -> None:
+        """Record that these messages are in the recall index (ids of other tenants and
+        deleted messages are ignored)."""
+
+    @abstractmethod
+    def messages_around(
+        self, ids: Sequence[int], *, tenant: str, user_id: str, before: int, after: int
+    ) -> dict[int, list[Message]]:
+        """For each message id of the user: the message with up to ``before`` earlier and
+        ``after`` later messages of its conversation, in order. Ids that are not the user's
+        (or no longer exist) are left out."""
+
+    @abstractmethod
+    def conversation_message_ids(self, conversation_id: str, *, tenant: str) -> list[int]:
+        """Ids of a conversation's messages; raises ConversationNotFound."""
 
     @abstractmethod
     def list_messages(

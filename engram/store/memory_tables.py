@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import Conflict, ConversationNotFound, MemoryNotFound
+from ..errors import CollectionNotFound, Conflict, ConversationNotFound, MemoryNotFound
 from ..memory.types import (
     Conversation,
     ErasureReport,
@@ -34,22 +34,28 @@ from ..memory.types import (
     MemoryScope,
     MemoryWrite,
     Message,
-    Role,
+    MessageWrite,
+    recall_collection,
 )
 from ..search.bm25 import rank_texts
 from . import rows as shared
 from .contract import MemoryStore
+from .message_index import MessageIndexTables
 from .records import ConversationDump, MemoryDump, OnConflict
 from .rows import CONVERSATION_COLS, HISTORY_COLS, MEMORY_COLS, MESSAGE_COLS
-from .session import Session, Tables
+from .session import Session
 
 _USER_CONVERSATIONS = "SELECT id FROM conversations WHERE tenant = ? AND user_id = ?"
 _USER_MEMORIES = "SELECT id FROM memories WHERE tenant = ? AND user_id = ?"
 _LIVE_CONTENT = "SELECT content FROM memories WHERE id = ? AND tenant = ? AND deleted_at IS NULL"
 
 
-class MemoryTables(Tables, MemoryStore):
+class MemoryTables(MessageIndexTables, MemoryStore):
     """Conversations, messages, memories and their history in a backend's tables."""
+
+    if TYPE_CHECKING:  # provided by the backend's store
+
+        def delete_collection(self, name: str, *, tenant: str = "default") -> None: ...
 
     @contextlib.contextmanager
     def _erasing(self) -> Iterator[None]:
@@ -68,9 +74,6 @@ class MemoryTables(Tables, MemoryStore):
     # -- rows to records ---------------------------------------------------------------------
     def _conversation(self, r: Sequence[Any]) -> Conversation:
         return shared.conversation(r, self.dialect.decoding)
-
-    def _message(self, r: Sequence[Any]) -> Message:
-        return shared.message(r, self.dialect.decoding)
 
     def _memory(self, r: Sequence[Any]) -> MemoryRecord:
         return shared.memory(r, self.dialect.decoding)
@@ -132,11 +135,7 @@ class MemoryTables(Tables, MemoryStore):
                 raise ConversationNotFound(f"no conversation {conversation_id!r}")
 
     def append_messages(
-        self,
-        conversation_id: str,
-        *,
-        tenant: str,
-        messages: Sequence[tuple[Role, str, dict[str, Any] | None]],
+        self, conversation_id: str, *, tenant: str, messages: Sequence[MessageWrite]
     ) -> list[Message]:
         d = self.dialect
         owner, (owner_col, owner_mark) = self._child_owner(tenant)
@@ -151,12 +150,22 @@ class MemoryTables(Tables, MemoryStore):
                 (now, conversation_id, tenant),
             ):
                 raise ConversationNotFound(f"no conversation {conversation_id!r}")
-            for role, content, metadata in messages:
+            for m in messages:
+                said = now if m.created_at is None else d.time_value(m.created_at)
                 row = s.row(
                     f"INSERT INTO messages ({owner_col}conversation_id, role, content,"
-                    f" metadata, created_at) VALUES ({owner_mark}?, ?, ?, {d.json_mark}, ?)"
+                    f" metadata, created_at, speaker)"
+                    f" VALUES ({owner_mark}?, ?, ?, {d.json_mark}, ?, ?)"
                     f" RETURNING {MESSAGE_COLS}",
-                    (*owner, conversation_id, role, content, shared.metadata_json(metadata), now),
+                    (
+                        *owner,
+                        conversation_id,
+                        m.role,
+                        m.content,
+                        shared.metadata_json(m.metadata),
+                        said,
+                        m.speaker,
+                    ),
                 )
                 written.append(self._message(shared.required_row(row)))
         return written
@@ -362,19 +371,23 @@ class MemoryTables(Tables, MemoryStore):
     # -- whole users -------------------------------------------------------------------------
     def erase_user(self, *, tenant: str, user_id: str) -> ErasureReport:
         owner = (tenant, user_id)
-        with self._erasing(), self._session(tenant, write=True) as s:
-            messages = s.run(
-                f"DELETE FROM messages WHERE conversation_id IN ({_USER_CONVERSATIONS})", owner
-            )
-            conversations = s.run(
-                "DELETE FROM conversations WHERE tenant = ? AND user_id = ?", owner
-            )
-            history = s.run(
-                f"DELETE FROM memory_history WHERE memory_id IN ({_USER_MEMORIES})", owner
-            )
-            memories = s.run("DELETE FROM memories WHERE tenant = ? AND user_id = ?", owner)
-            # Analytics events carry the user's questions: they go too.
-            s.run("DELETE FROM events WHERE tenant = ? AND user_id = ?", owner)
+        with self._erasing():
+            with self._session(tenant, write=True) as s:
+                report = self._erase_rows(s, owner)
+            # The user's recall index holds their messages' text: it goes too, erased alike.
+            with contextlib.suppress(CollectionNotFound):
+                self.delete_collection(recall_collection(user_id), tenant=tenant)
+        return report
+
+    def _erase_rows(self, s: Session, owner: tuple[str, str]) -> ErasureReport:
+        messages = s.run(
+            f"DELETE FROM messages WHERE conversation_id IN ({_USER_CONVERSATIONS})", owner
+        )
+        conversations = s.run("DELETE FROM conversations WHERE tenant = ? AND user_id = ?", owner)
+        history = s.run(f"DELETE FROM memory_history WHERE memory_id IN ({_USER_MEMORIES})", owner)
+        memories = s.run("DELETE FROM memories WHERE tenant = ? AND user_id = ?", owner)
+        # Analytics events carry the user's questions: they go too.
+        s.run("DELETE FROM events WHERE tenant = ? AND user_id = ?", owner)
         return ErasureReport(conversations, messages, memories, history)
 
     def export_user(self, *, tenant: str, user_id: str) -> dict[str, Any]:
@@ -465,14 +478,14 @@ class MemoryTables(Tables, MemoryStore):
             f"INSERT INTO conversations ({CONVERSATION_COLS})"
             f" VALUES (?, ?, ?, ?, {d.json_mark}, ?, ?)",
             f"INSERT INTO messages ({owner_col}conversation_id, role, content, metadata,"
-            f" created_at) VALUES ({owner_mark}?, ?, ?, {d.json_mark}, ?)",
+            f" created_at, speaker) VALUES ({owner_mark}?, ?, ?, {d.json_mark}, ?, ?)",
         )
         entries = (
             (
                 c.id,
                 (c.id, tenant, c.user_id, c.title, json(c.metadata), c.created_at, c.updated_at),
                 [
-                    (*owner, c.id, m.role, m.content, json(m.metadata), m.created_at)
+                    (*owner, c.id, m.role, m.content, json(m.metadata), m.created_at, m.speaker)
                     for m in item.messages
                 ],
             )

@@ -28,7 +28,7 @@ from ..types import Collection, DocumentInfo
 from .records import ChunkRecord, EventWrite, normalise_query
 
 CONVERSATION_COLS = "id, tenant, user_id, title, metadata, created_at, updated_at"
-MESSAGE_COLS = "id, conversation_id, role, content, metadata, created_at"
+MESSAGE_COLS = "id, conversation_id, role, content, metadata, created_at, speaker"
 MEMORY_COLS = (
     "id, tenant, user_id, agent_id, content, metadata, source, model_id,"
     " created_at, updated_at, deleted_at"
@@ -76,7 +76,7 @@ def conversation(r: Sequence[Any], d: Decoding) -> Conversation:
 
 
 def message(r: Sequence[Any], d: Decoding) -> MessageRecord:
-    return MessageRecord(r[0], r[1], r[2], r[3], d.json(r[4]), required(d.time(r[5], False)))
+    return MessageRecord(r[0], r[1], r[2], r[3], d.json(r[4]), required(d.time(r[5], False)), r[6])
 
 
 def memory(r: Sequence[Any], d: Decoding) -> MemoryRecord:

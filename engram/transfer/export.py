@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import CollectionNotFound, InvalidInput
+from ..memory.types import is_internal
 from ..store.contract import StoreSnapshot, TransferStore
 from ..types import Collection
 from . import archive, records
@@ -76,6 +77,8 @@ def _export(
             for collection in snap.collections(tenant):
                 if collection.name.startswith(fmt.STAGING_PREFIX):
                     continue  # an import in progress, or the leftover of a failed one
+                if is_internal(collection.name):
+                    continue  # a recall index: rebuilt from the imported messages
                 if collections is not None and collection.name not in collections:
                     continue
                 found.add(collection.name)

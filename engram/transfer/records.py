@@ -199,6 +199,7 @@ def conversation_from(tenant: str, line: Line, messages: list[Line]) -> Conversa
                 m.text("content"),
                 m.mapping("metadata"),
                 m.text("created_at"),
+                m.opt_text("speaker"),
             )
         )
     return ConversationDump(conversation, items)

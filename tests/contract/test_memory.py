@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from engram.errors import (
 )
 from engram.memory import MemoryScope
 from engram.memory.service import content_hash
-from engram.memory.types import MemoryWrite
+from engram.memory.types import MemoryWrite, MessageWrite
 from engram.search.bm25 import BM25Index
 from engram.store.contract import Store
 
@@ -53,12 +55,60 @@ def test_store_appends_a_turn_whole_or_not_at_all(store: Store) -> None:
 
     store.create_conversation("c1", tenant="t", user_id="u")
     user, answer = store.append_messages(
-        "c1", tenant="t", messages=[("user", "Q?", None), ("assistant", "A.", {"n": 1})]
+        "c1",
+        tenant="t",
+        messages=[MessageWrite("user", "Q?"), MessageWrite("assistant", "A.", {"n": 1})],
     )
     assert (user.role, answer.role, answer.metadata) == ("user", "assistant", {"n": 1})
     assert user.id < answer.id and user.created_at == answer.created_at
     listed = store.list_messages("c1", tenant="t")
     assert [(m.role, m.content) for m in listed] == [("user", "Q?"), ("assistant", "A.")]
     with pytest.raises(ConversationNotFound):  # another tenant's conversation: nothing written
-        store.append_messages("c1", tenant="other", messages=[("user", "x", None)])
+        store.append_messages("c1", tenant="other", messages=[MessageWrite("user", "x")])
     assert len(store.list_messages("c1", tenant="t")) == 2
+
+
+def test_store_keeps_a_given_time_and_speaker(store: Store) -> None:
+    store.create_conversation("c1", tenant="t", user_id="u")
+    said = datetime(2026, 3, 5, 17, 30, tzinfo=UTC)
+    m = store.append_messages(
+        "c1", tenant="t", messages=[MessageWrite("user", "hi", speaker="Ana", created_at=said)]
+    )[0]
+    assert (m.speaker, m.created_at) == ("Ana", "2026-03-05T17:30:00.000000+00:00")
+    assert store.list_messages("c1", tenant="t")[0] == m
+
+
+def test_store_hands_out_unindexed_messages_until_marked(store: Store) -> None:
+    store.create_conversation("c1", tenant="t", user_id="u")
+    store.create_conversation("c2", tenant="t", user_id="v")
+    store.create_conversation("c3", tenant="other", user_id="u")
+    a, b = store.append_messages(
+        "c1", tenant="t", messages=[MessageWrite("user", "one"), MessageWrite("user", "two")]
+    )
+    store.append_messages("c2", tenant="t", messages=[MessageWrite("user", "v's")])
+    store.append_messages("c3", tenant="other", messages=[MessageWrite("user", "other's")])
+    pending = store.unindexed_messages(tenant="t", user_id="u", limit=10)
+    assert [(m.id, before) for m, before in pending] == [(a.id, None), (b.id, "one")]
+    assert len(store.unindexed_messages(tenant="t", user_id="u", limit=1)) == 1
+    store.mark_messages_indexed([a.id], tenant="t")
+    assert [m.id for m, _ in store.unindexed_messages(tenant="t", user_id="u", limit=10)] == [b.id]
+    store.mark_messages_indexed([b.id], tenant="t")
+    assert store.unindexed_messages(tenant="t", user_id="u", limit=10) == []
+    assert len(store.unindexed_messages(tenant="t", user_id="v", limit=10)) == 1
+    assert len(store.unindexed_messages(tenant="other", user_id="u", limit=10)) == 1
+
+
+def test_store_reads_messages_around_a_hit_for_their_user_only(store: Store) -> None:
+    store.create_conversation("c1", tenant="t", user_id="u")
+    ms = store.append_messages(
+        "c1", tenant="t", messages=[MessageWrite("user", str(i)) for i in range(6)]
+    )
+    ids = [m.id for m in ms]
+    around = store.messages_around([ids[2], ids[0]], tenant="t", user_id="u", before=1, after=2)
+    assert [m.id for m in around[ids[2]]] == ids[1:5]
+    assert [m.id for m in around[ids[0]]] == ids[0:3]
+    assert store.messages_around([ids[2]], tenant="t", user_id="v", before=1, after=1) == {}
+    assert store.messages_around([ids[2]], tenant="x", user_id="u", before=1, after=1) == {}
+    assert store.conversation_message_ids("c1", tenant="t") == ids
+    with pytest.raises(ConversationNotFound):
+        store.conversation_message_ids("c1", tenant="x")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from psycopg import sql
 
+from ...memory.types import is_internal
 from ...search.ann import HnswParams
 from ...search.bm25 import K1, B
 from ...search.fuzzy import like_patterns, max_edits
@@ -125,7 +126,12 @@ class PostgresSearchMixin(PostgresBase):
         with self._tx(
             collection.tenant, settings={"hnsw.ef_search": str(min(ef, HNSW_MAX_EF))}
         ) as cur:
-            exact = bool(where) or collection.dimension > HNSW_MAX_DIMENSION or k > HNSW_MAX_EF
+            exact = (
+                bool(where)
+                or collection.dimension > HNSW_MAX_DIMENSION
+                or k > HNSW_MAX_EF
+                or is_internal(collection.name)  # a user's recall index: no HNSW index
+            )
             if not exact:
                 # The collection's size picks the path; a large one also steers the planner
                 # to the HNSW index for this transaction, whatever its (possibly stale, right

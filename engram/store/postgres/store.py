@@ -32,6 +32,7 @@ from ...errors import (
     DocumentNotFound,
 )
 from ...keys import ApiKey
+from ...memory.types import is_internal
 from ...search.ann import HnswParams
 from ...types import Collection, DocumentInfo
 from .. import rows as shared
@@ -191,7 +192,10 @@ class PostgresStore(
             except psycopg.errors.UniqueViolation as exc:
                 raise Conflict(f"collection {name!r} already exists") from exc
             cid = one_row(cur)["id"]
-            if dimension <= HNSW_MAX_DIMENSION:
+            if dimension <= HNSW_MAX_DIMENSION and not is_internal(name):
+                # Users' recall indexes get none: every insert into chunks checks the
+                # predicate of every partial index, so one per user would slow all writes;
+                # their vector searches are exact (one user's messages).
                 # A partial expression index per collection: a `vector` column without a
                 # dimension cannot be indexed, a `vector(d)` expression can. The literal id
                 # in the predicate lets the planner match it to vector_search's query.

@@ -187,7 +187,7 @@ class PostgresSnapshot(StoreSnapshot):
     def conversations(self, tenant: str) -> Iterator[ConversationDump]:
         messages = _Grouped(
             self._stream(
-                "SELECT id, conversation_id, role, content, metadata, created_at FROM messages"
+                "SELECT id, conversation_id, role, content, metadata, created_at, speaker FROM messages"
                 ' WHERE tenant = %s ORDER BY conversation_id COLLATE "C", id',
                 (tenant,),
             ),
@@ -216,6 +216,7 @@ class PostgresSnapshot(StoreSnapshot):
                         m["content"],
                         m["metadata"],
                         _micro(m["created_at"]),
+                        m["speaker"],
                     )
                     for m in messages.take(r["id"])
                 ],

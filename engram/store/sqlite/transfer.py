@@ -135,9 +135,9 @@ class SQLiteSnapshot(StoreSnapshot):
             (tenant,),
         ):
             messages = [
-                Message(m[0], m[1], m[2], m[3], json.loads(m[4]), m[5])
+                Message(m[0], m[1], m[2], m[3], json.loads(m[4]), m[5], m[6])
                 for m in self._rows(
-                    "SELECT id, conversation_id, role, content, metadata, created_at"
+                    "SELECT id, conversation_id, role, content, metadata, created_at, speaker"
                     " FROM messages WHERE conversation_id = ? ORDER BY id",
                     (r[0],),
                 )

@@ -1,0 +1,321 @@
+"""Conversation recall: search a user's past conversations, turn by turn.
+
+Every message is indexed for recall after it is written: BM25 + vector, with the analyzers,
+typo expansion and fusion of document search, in a collection of the user's own named
+``recall/<user_id>``. Collection names with a ``/`` are engram's own: a user cannot create
+one, and they are left out of collection lists and exports (the index is derived from the
+messages and rebuilt from them).
+
+The messages table is the source of truth and marks each message *indexed* once it is in the
+index. Whatever writes messages (an append, an import, a restore, a migration from before
+recall) leaves them unmarked, and :meth:`Recall.catch_up` indexes every unmarked message of a
+user before each recall, so no message is ever missing from it, whichever process wrote it
+and even if that process died between its two steps. Indexing is idempotent (a message is a
+document keyed by its id; an unchanged one is skipped), so two processes catching up at once
+only repeat work.
+
+A turn is indexed as its speaker and date, then the message before it in its conversation
+(the question a reply answers, the subject a pronoun refers to), then the turn itself:
+see :func:`represent` and docs/benchmarks.md for the representations measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import CollectionNotFound, Conflict, InvalidInput
+from ..ingest.pipeline import IngestPipeline
+from ..search.analyzer import LANGUAGES, detect_language
+from ..search.searcher import SearchRequest
+from ..types import Collection, LoadedDocument, SearchMode
+from . import validation as check
+from .types import ROLES, Message, recall_collection
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..providers.embedders.base import Embedder
+    from ..search.searcher import Searcher
+    from ..store.contract import Store
+
+logger = logging.getLogger("engram.memory")
+
+# How a turn is represented in the index (measured on the development set, see
+# docs/benchmarks.md): "turn" alone; "speaker" prefixed with who said it; "dated" also with
+# the session's date; "context" also with the previous message of the conversation.
+Representation = Literal["turn", "speaker", "dated", "context"]
+REPRESENTATIONS: tuple[Representation, ...] = ("turn", "speaker", "dated", "context")
+DEFAULT_REPRESENTATION: Representation = "context"
+# Messages indexed per batch (one embedding run, one transaction) when catching up.
+BATCH = 256
+# The derived index files are saved after this many messages indexed by a process (a save
+# rewrites them whole); until then other processes catch up from the change log.
+SAVE_EVERY = 2_000
+MAX_CONTEXT = 20  # most neighbouring turns returned on each side of a hit
+_PREVIOUS_CHARS = 300  # how much of the previous message a turn's representation carries
+
+
+_MONTHS = {
+    "en": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
+    "fr": [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ],
+}
+_DAYS = {
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+    "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
+}
+
+
+def spoken_date(iso: str, language: str) -> str:
+    """A date as people write it (``Monday 5 January 2026``), so that "in January" or
+    "on Monday" match it; English unless the collection is French."""
+    when = datetime.fromisoformat(iso)
+    lang = language if language in _MONTHS else "en"
+    return f"{_DAYS[lang][when.weekday()]} {when.day} {_MONTHS[lang][when.month - 1]} {when.year}"
+
+
+def represent(
+    message: Message, previous: str | None, how: Representation, language: str
+) -> tuple[str, str]:
+    """(title, text) a message is indexed as; the title is keyword-indexed and embedded with
+    the text, as a document's title is."""
+    who = message.speaker or message.role
+    if how == "turn":
+        return "", message.content
+    if how == "speaker":
+        return who, message.content
+    title = f"{who}, {spoken_date(message.created_at, language)}"
+    if how == "dated" or not previous:
+        return title, message.content
+    before = previous if len(previous) <= _PREVIOUS_CHARS else previous[:_PREVIOUS_CHARS] + "…"
+    return title, f"{before}\n{who}: {message.content}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecallHit:
+    """A message found by recall: the message, its score and how it was reached (each leg's
+    rank and score), and the turns around it in its conversation (the message included)."""
+
+    message: Message
+    score: float
+    explain: dict[str, Any]
+    context: list[Message]
+
+    @property
+    def conversation_id(self) -> str:
+        return self.message.conversation_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "conversation_id": self.message.conversation_id,
+            "message": self.message.to_dict(),
+            "score": self.score,
+            "explain": self.explain,
+            "context": [m.to_dict() for m in self.context],
+        }
+
+
+class Recall:
+    """Indexes users' messages and searches them (``db.memory.recall``)."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        embedder: Callable[[], Embedder],
+        searcher: Searcher,
+        *,
+        representation: Representation = DEFAULT_REPRESENTATION,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._embedder = embedder
+        self.searcher = searcher
+        self.representation = representation
+        self._lock = threading.Lock()
+        self._since_save = 0
+
+    # -- indexing ------------------------------------------------------------------------------
+    def catch_up(self, tenant: str, user_id: str) -> int:
+        """Index every message of the user not indexed yet; returns how many were."""
+        done = 0
+        while True:
+            pending = self.store.unindexed_messages(tenant=tenant, user_id=user_id, limit=BATCH)
+            if not pending:
+                break
+            collection = self._collection(tenant, user_id, [m.content for m, _ in pending])
+            docs = [self._document(m, previous, collection.language) for m, previous in pending]
+            pipeline = IngestPipeline(self.store, self.settings, self._embedder())
+            report = pipeline.run(collection, docs, persist=False)
+            if report.failed:
+                first = report.errors[0][1] if report.errors else "unknown error"
+                raise InvalidInput(f"could not index {report.failed} message(s): {first}")
+            ids = [m.id for m, _ in pending]
+            self.store.mark_messages_indexed(ids, tenant=tenant)
+            done += len(ids)
+        if done:
+            self._saved_later(done)
+        return done
+
+    def forget(self, tenant: str, user_id: str, message_ids: Sequence[int]) -> None:
+        """Remove messages from the user's index (their conversation was deleted)."""
+        try:
+            collection = self.store.get_collection(
+                recall_collection(user_id), tenant=tenant, counts=False
+            )
+        except CollectionNotFound:
+            return
+        self.store.delete_documents(collection, [str(i) for i in message_ids])
+        self.store.sync()
+
+    def _document(self, message: Message, previous: str | None, language: str) -> LoadedDocument:
+        title, text = represent(message, previous, self.representation, language)
+        return LoadedDocument(
+            key=str(message.id),
+            text=text,
+            title=title,
+            metadata={
+                "conversation_id": message.conversation_id,
+                "role": message.role,
+                "speaker": message.speaker,
+                "time": datetime.fromisoformat(message.created_at).timestamp(),
+            },
+            source=f"message {message.id}",
+        )
+
+    def _collection(self, tenant: str, user_id: str, sample: list[str]) -> Collection:
+        name = recall_collection(user_id)
+        try:
+            return self.store.get_collection(name, tenant=tenant, counts=False)
+        except CollectionNotFound:
+            pass
+        embedder = self._embedder()
+        language: str = self.settings.language
+        if language not in LANGUAGES:  # "auto": from the user's first messages
+            language = detect_language(sample)
+        try:
+            return self.store.create_collection(
+                name,
+                model_id=embedder.model_id,
+                dimension=embedder.dimension,
+                language=language,
+                settings={
+                    "chunk_tokens": self.settings.chunk_tokens,
+                    "chunk_overlap": self.settings.chunk_overlap,
+                },
+                tenant=tenant,
+            )
+        except Conflict:  # created meanwhile by another process
+            return self.store.get_collection(name, tenant=tenant, counts=False)
+
+    def _saved_later(self, indexed: int) -> None:
+        with self._lock:
+            self._since_save += indexed
+            due = self._since_save >= SAVE_EVERY
+            if due:
+                self._since_save = 0
+        if due:
+            self.store.sync()
+
+    # -- search --------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        tenant: str,
+        user_id: str,
+        k: int = 10,
+        conversation_id: str | None = None,
+        role: str | None = None,
+        speaker: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        context: int = 1,
+        mode: SearchMode = "hybrid",
+    ) -> list[RecallHit]:
+        """The user's past messages best matching ``query``, best first, each with
+        ``context`` turns before and after it."""
+        text = check.query(query, self.settings.max_query_chars)
+        k = check.bounded(k, "k", 1, check.MAX_K)
+        context = check.bounded(context, "context", 0, MAX_CONTEXT)
+        if role is not None and role not in ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        where: dict[str, Any] = {}
+        if conversation_id is not None:
+            where["conversation_id"] = check.ident(conversation_id, "conversation_id")
+        if role is not None:
+            where["role"] = role
+        if speaker is not None:
+            where["speaker"] = check.ident(speaker, "speaker")
+        span: dict[str, float] = {}
+        if since is not None:
+            span["$gte"] = check.timestamp(since, "since").timestamp()
+        if until is not None:
+            span["$lt"] = check.timestamp(until, "until").timestamp()
+        if span:
+            where["time"] = span
+        self.catch_up(tenant, user_id)
+        try:
+            collection = self.store.get_collection(
+                recall_collection(user_id), tenant=tenant, counts=False
+            )
+        except CollectionNotFound:
+            return []  # nothing said yet
+        # A long message is several chunks: ask for more, keep each message's best.
+        response = self.searcher.search(
+            collection,
+            SearchRequest(
+                text, k=min(k * 3, 1000), mode=mode, where=where or None, highlight=False
+            ),
+        )
+        best: dict[int, tuple[float, dict[str, Any]]] = {}
+        for r in response.results:
+            mid = int(r.document_key)
+            if mid not in best:
+                best[mid] = (r.score, r.explain)
+        ranked = list(best.items())[:k]
+        around = self.store.messages_around(
+            [mid for mid, _ in ranked],
+            tenant=tenant,
+            user_id=user_id,
+            before=context,
+            after=context,
+        )
+        hits = []
+        for mid, (score, explain) in ranked:
+            turns = around.get(mid)
+            if not turns:  # deleted since it was found
+                continue
+            message = next(m for m in turns if m.id == mid)
+            hits.append(RecallHit(message, score, explain, turns))
+        return hits
