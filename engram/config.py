@@ -204,6 +204,19 @@ class Settings(BaseSettings):
     chat_history_messages: int = Field(
         10, ge=0, le=200, description="Conversation messages /v1/chat puts before the question."
     )
+    chat_rewrite: Literal["auto", "llm", "heuristic", "off"] = Field(
+        "auto",
+        description="How /v1/chat makes a follow-up question standalone before retrieval: "
+        "'llm' asks the configured model, 'heuristic' adds the salient words of the last turns "
+        "(engram.memory.rewrite), 'auto' the model when one is configured, else the heuristic.",
+    )
+    chat_recall: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="Turns of the user's earlier conversations /v1/chat recalls into the prompt "
+        "(0: none).",
+    )
 
     redis_url: str | None = Field(
         None,

@@ -102,6 +102,9 @@ class LegHit:
     score: float
 
 
+SourceKind = Literal["document", "conversation", "memory"]
+
+
 @dataclass(slots=True)
 class SearchResult:
     chunk_id: int
@@ -118,6 +121,9 @@ class SearchResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     highlight: str = ""
     explain: dict[str, Any] = field(default_factory=dict)
+    # What an answer's passage is: a document's chunk, a turn of an earlier conversation of
+    # the user, or a memory of the user (engram.answers.sources). Search returns documents.
+    kind: SourceKind = "document"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -197,6 +197,7 @@ def test_answer_cites_what_the_text_cites() -> None:
     assert [c.to_dict() for c in result.citations] == [
         {
             "n": 2,
+            "kind": "document",
             "document": "dogs.pdf",
             "version": 2,
             "span": [200, 200 + len(PASSAGES[1].text)],

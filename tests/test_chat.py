@@ -176,3 +176,79 @@ def test_upstream_is_closed_when_the_client_goes_away(tmp_path: Path) -> None:
             started = time.monotonic()
             assert gone.wait(10), "the upstream connection stayed open"
             assert time.monotonic() - started < 5
+
+
+def test_chat_recalls_an_earlier_conversation_and_cites_it(tmp_path: Path) -> None:
+    """Without a model: a follow-up is rewritten by the heuristic, and the answer draws on
+    the user's earlier conversation (recall), cited as such."""
+    with TestClient(create_app(settings_for(tmp_path))) as c:
+        _seed(c)
+        old = c.post("/v1/conversations", json={"user_id": "u1"}).json()
+        c.post(
+            f"/v1/conversations/{old['id']}/messages:batch",
+            json={"messages": [
+                {"role": "user", "content": "My landlord Mr Okafor wants 950 euros of rent.",
+                 "created_at": "2026-03-02T10:00:00Z"},
+                {"role": "assistant", "content": "That is steep.", "created_at": "2026-03-02T10:00:05Z"},
+            ]},
+        )  # fmt: skip
+        c.post("/v1/memories", json={"content": "The user rents a flat in Leeds.", "user_id": "u1"})
+        now = c.post("/v1/conversations", json={"user_id": "u1"}).json()
+        c.post(
+            f"/v1/conversations/{now['id']}/messages:batch",
+            json={"messages": [
+                {"role": "user", "content": "Remind me what my landlord asked for."},
+                {"role": "assistant", "content": "Let me look."},
+            ]},
+        )  # fmt: skip
+        r = c.post(
+            "/v1/chat",
+            json={"question": "how much rent?", "collection": "kb", "conversation_id": now["id"]},
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["query"].startswith("how much rent?") and "landlord" in body["query"]
+        kinds = {x["kind"]: x for x in body["citations"]}
+        assert kinds["conversation"]["document"] == old["id"]  # not the current conversation
+        assert kinds["conversation"]["message_id"] > 0
+        assert "950" in body["text"]  # quoted from the earlier conversation
+
+
+def test_chat_rewrites_a_follow_up_with_the_model(
+    tmp_path: Path, openai_server: FakeServer
+) -> None:
+    from test_llms import completion
+
+    spec = f"vllm:test-model@{openai_server.base_url}"
+    with TestClient(create_app(settings_for(tmp_path, spec))) as c:
+        _seed(c)
+        conv = c.post("/v1/conversations", json={"user_id": "u1"}).json()
+        c.post(
+            f"/v1/conversations/{conv['id']}/messages:batch",
+            json={"messages": [
+                {"role": "user", "content": "How many vacation days do employees get?"},
+                {"role": "assistant", "content": "25 days per year [1]."},
+            ]},
+        )  # fmt: skip
+        c.post("/v1/memories", json={"content": "The user works part-time.", "user_id": "u1"})
+        openai_server.script = [
+            completion("How many vacation days do part-time employees get?"),
+            completion("Pro rata [1][2][3][4][5][6]."),
+        ]
+        r = c.post(
+            "/v1/chat",
+            json={"question": "and part-timers?", "collection": "kb", "conversation_id": conv["id"]},
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["query"] == "How many vacation days do part-time employees get?"
+        kinds = [x["kind"] for x in body["citations"]]
+        assert "document" in kinds and "memory" in kinds
+        memory = next(x for x in body["citations"] if x["kind"] == "memory")
+        assert memory["title"].startswith("Remembered about the user")
+        rewrite = openai_server.requests[-2].body["messages"]
+        assert "and part-timers?" in rewrite[-1]["content"]
+        assert "vacation days" in rewrite[-1]["content"]
+        # The model answered from the passages the standalone question found.
+        system = openai_server.requests[-1].body["messages"][0]["content"]
+        assert "25 days of paid vacation" in system and "works part-time" in system

@@ -431,3 +431,29 @@ def test_search_response_is_the_library_type() -> None:
     assert isinstance(found, engram.SearchResponse)
     assert (found.results, found.next_cursor, found.next_offset) == ([], None, None)
     assert json.dumps(found.to_dict())
+
+
+def test_client_imports_history_and_recalls_it(client: engram.Client) -> None:
+    conv = client.memory.create_conversation("u1", title="march")
+    written = client.memory.append_many(
+        conv.id,
+        [
+            {"role": "user", "content": "Our landlord Mr Okafor raised the rent.",
+             "speaker": "Ana", "created_at": "2026-03-02T09:00:00+01:00"},
+            {"role": "assistant", "content": "By how much?", "created_at": "2026-03-02T08:01:00Z"},
+            {"role": "user", "content": "Forty euros a month.", "created_at": "2026-03-02T08:02:00"},
+        ],
+    )  # fmt: skip
+    assert [m.speaker for m in written] == ["Ana", None, None]
+    assert written[0].created_at.startswith("2026-03-02T08:00:00")
+    hits = client.memory.recall("what did I say about the landlord", user_id="u1", k=2)
+    assert hits[0].message == written[0] and hits[0].conversation_id == conv.id
+    assert [m.id for m in hits[0].context] == [written[0].id, written[1].id]
+    assert hits[0].explain["keyword"]["rank"] == 1
+    assert client.memory.recall("landlord", user_id="u1", since="2026-04-01") == []
+    one = client.memory.append(conv.id, "user", "And the heating is broken.", speaker="Ana")
+    assert one.speaker == "Ana"
+    assert client.memory.recall("heating", user_id="u1", k=1)[0].message.id == one.id
+    with pytest.raises(engram.errors.InvalidInput):
+        client.memory.append_many(conv.id, [{"role": "user", "content": "x", "created_at": "soon"}])
+    assert len(client.memory.messages(conv.id)) == 4

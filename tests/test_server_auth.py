@@ -115,6 +115,10 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
         ("POST", "/v1/conversations/{conversation_id}/messages"): {
             "json": {"role": "user", "content": "globex"}
         },
+        ("POST", "/v1/conversations/{conversation_id}/messages:batch"): {
+            "json": {"messages": [{"role": "user", "content": "globex"}]}
+        },
+        ("POST", "/v1/recall"): {"json": {"query": "nightingale", "user_id": "u1"}},
         ("POST", "/v1/events"): {"json": {"kind": "click", "document": "d1"}},
         ("PUT", "/v1/state/{path}"): {"json": {"value": "globex state"}},
         ("POST", "/v1/state:search"): {"json": {"prefix": ["user"], "query": "nightingale"}},
@@ -151,6 +155,7 @@ CREATES = {
     "/v1/state/{path}",
 }
 EMPTY_LISTS = {
+    "/v1/recall",
     "/v1/state",
     "/v1/state:search",
     "/v1/state:namespaces",
@@ -197,6 +202,7 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
         reads_only = template in (
             "/v1/search",
             "/v1/memories/search",
+            "/v1/recall",
             "/v1/chat",
             "/v1/state:search",
             "/v1/state:namespaces",

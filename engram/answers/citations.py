@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engram.types import SearchResult
+from engram.types import SearchResult, SourceKind
 
 # "[2]", "[1, 3]", "[2-4]", "[^1]" (footnote style some models prefer); "[1](url)" is a link.
 _CITE = re.compile(r"\[\^?(\d+(?:\s*[,;\-–]\s*\^?\d+)*)\](?!\()")
@@ -17,7 +17,10 @@ _NUMBER = re.compile(r"\d+")
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """Passage ``n`` of the prompt, located in its document: key, version, character span."""
+    """Passage ``n`` of the prompt, located in its source. ``kind`` says which: a
+    ``document`` (key, version, character span), a turn of an earlier ``conversation``
+    (``document`` is the conversation id, ``message_id`` the turn), or a ``memory`` of the
+    user (``document`` is the memory id)."""
 
     n: int
     document: str
@@ -26,6 +29,8 @@ class Citation:
     end: int
     title: str = ""
     page: int | None = None
+    kind: SourceKind = "document"
+    message_id: int | None = None
 
     @classmethod
     def of(cls, n: int, passage: SearchResult) -> Citation:
@@ -38,18 +43,25 @@ class Citation:
             passage.end,
             passage.title,
             passage.page,
+            passage.kind,
+            passage.chunk_id if passage.kind == "conversation" else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """``{n, document, version, span: [start, end], title, page}``."""
-        return {
+        """``{n, kind, document, version, span: [start, end], title, page}``, and
+        ``message_id`` for a conversation turn."""
+        out: dict[str, Any] = {
             "n": self.n,
+            "kind": self.kind,
             "document": self.document,
             "version": self.version,
             "span": [self.start, self.end],
             "title": self.title,
             "page": self.page,
         }
+        if self.message_id is not None:
+            out["message_id"] = self.message_id
+        return out
 
 
 def cited_numbers(text: str, count: int) -> list[int]:

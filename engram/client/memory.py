@@ -12,6 +12,7 @@ from ..memory.types import (
     MemoryHit,
     MemoryRecord,
     Message,
+    RecallHit,
 )
 from .convert import from_json
 from .http import Http, path
@@ -105,11 +106,56 @@ class MemoryClient:
         content: str,
         *,
         metadata: dict[str, Any] | None = None,
+        speaker: str | None = None,
+        created_at: str | None = None,
     ) -> Message:
-        """Append a message; ``role`` is one of system, user, assistant, tool."""
-        body = {"role": role, "content": content, "metadata": metadata}
+        """Append a message; ``role`` is one of system, user, assistant, tool; ``speaker``
+        and ``created_at`` (ISO 8601) as in :meth:`engram.memory.MemoryService.append`."""
+        body = {"role": role, "content": content, "metadata": metadata, "speaker": speaker}
+        if created_at is not None:
+            body["created_at"] = created_at
         url = path("conversations", conversation_id, "messages")
         return from_json(Message, self._http.call("POST", url, json=body))
+
+    def append_many(
+        self, conversation_id: str, messages: builtins.list[dict[str, Any]]
+    ) -> builtins.list[Message]:
+        """Append up to 1,000 messages (``{"role", "content", "metadata"?, "speaker"?,
+        "created_at"?}``) in one transaction."""
+        url = path("conversations", conversation_id, "messages:batch")
+        found = self._http.call("POST", url, json={"messages": messages})
+        return [from_json(Message, m) for m in found["data"]]
+
+    def recall(
+        self,
+        query: str,
+        *,
+        user_id: str,
+        k: int = 10,
+        conversation_id: str | None = None,
+        role: str | None = None,
+        speaker: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        context: int = 1,
+        mode: str = "hybrid",
+    ) -> builtins.list[RecallHit]:
+        """The user's past messages best matching ``query``, best first, each with
+        ``context`` turns around it (see :meth:`engram.memory.MemoryService.recall`)."""
+        body = {
+            "query": query,
+            "user_id": user_id,
+            "k": k,
+            "conversation_id": conversation_id,
+            "role": role,
+            "speaker": speaker,
+            "since": since,
+            "until": until,
+            "context": context,
+            "mode": mode,
+        }
+        found = self._http.call("POST", path("recall"), json=body)
+        return [from_json(RecallHit, h) for h in found["data"]]
 
     def messages(self, conversation_id: str, *, last: int | None = None) -> builtins.list[Message]:
         """The conversation's messages, oldest first; ``last=N``: only the N most recent."""

@@ -358,13 +358,15 @@ class MemoryService:
         until: str | datetime | None = None,
         context: int = 1,
         mode: SearchMode = "hybrid",
+        exclude_conversation: str | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> builtins.list[RecallHit]:
         """The user's past messages (of every conversation, or of ``conversation_id``) that
         best match ``query``, best first: hybrid search over every message appended so far,
         narrowed by ``role``, ``speaker`` and a time range (``since`` ≤ time < ``until``).
         Each hit carries ``context`` messages before and after it, and ``explain``: its rank
-        and score in each leg."""
+        and score in each leg. ``exclude_conversation`` leaves one conversation out (a chat's
+        own, whose turns are in its history already)."""
         if self._recall is None:
             raise InvalidInput("this engram has no conversation recall")
         return self._recall.search(
@@ -379,6 +381,7 @@ class MemoryService:
             until=until,
             context=context,
             mode=mode,
+            exclude_conversation=exclude_conversation,
         )
 
     def _recall_soon(self, tenant: str, conversation_id: str) -> None:

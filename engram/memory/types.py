@@ -164,6 +164,31 @@ class MemoryHit:
 
 
 @dataclass(frozen=True, slots=True)
+class RecallHit:
+    """A message found by recall: the message, its score and how it was reached (each leg's
+    rank and score), and the turns around it in its conversation (the message included)."""
+
+    message: Message
+    score: float
+    explain: dict[str, Any]
+    context: list[Message]
+
+    @property
+    def conversation_id(self) -> str:
+        return self.message.conversation_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "conversation_id": self.message.conversation_id,
+            "message": self.message.to_dict(),
+            "score": self.score,
+            "explain": self.explain,
+            "context": [m.to_dict() for m in self.context],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ErasureReport:
     """How many rows of each kind ``erase_user`` deleted."""
 

@@ -104,6 +104,19 @@ class MessageCreate(RequestModel):
     role: Literal["system", "user", "assistant", "tool"]
     content: str = Text
     metadata: dict[str, Any] | None = None
+    speaker: str | None = Field(
+        None, min_length=1, max_length=200, description="who said it, when the role is not enough"
+    )
+    created_at: str | None = Field(
+        None,
+        max_length=64,
+        description="when it was said (ISO 8601; UTC without an offset), for imported history;"
+        " by default the time of the append",
+    )
+
+
+class MessageBatch(RequestModel):
+    messages: list[MessageCreate] = Field(min_length=1, max_length=1000)
 
 
 class MessagePublic(_Public):
@@ -113,6 +126,33 @@ class MessagePublic(_Public):
     content: str
     metadata: dict[str, Any]
     created_at: str
+    speaker: str | None = None
+
+
+class RecallRequest(RequestModel):
+    query: str = Field(min_length=1, max_length=10_000)
+    user_id: str = Id
+    k: int = Field(10, ge=1, le=1000)
+    conversation_id: str | None = Field(None, min_length=1, max_length=200)
+    role: Literal["system", "user", "assistant", "tool"] | None = None
+    speaker: str | None = Field(None, min_length=1, max_length=200)
+    since: str | None = Field(None, max_length=64, description="ISO 8601: messages from then on")
+    until: str | None = Field(None, max_length=64, description="ISO 8601: messages before then")
+    context: int = Field(1, ge=0, le=20, description="turns returned before and after each hit")
+    mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
+
+
+class RecallHitPublic(BaseModel):
+    conversation_id: str
+    message: MessagePublic
+    score: float
+    explain: dict[str, Any]
+    context: list[MessagePublic]
+
+
+class RecallResponse(BaseModel):
+    data: list[RecallHitPublic]
+    count: int
 
 
 class MessageList(BaseModel):

@@ -1,9 +1,12 @@
 """``POST /v1/chat``: an answer from a collection, with citations, whole or streamed (SSE).
 
-The question is searched in the collection; the best passages, the last messages of the
-conversation and the user's most relevant memories go into the prompt of the configured
+A follow-up question is first made standalone from the conversation (by the model, or by
+the heuristic of :mod:`engram.memory.rewrite`). It is searched in the collection, in the
+user's earlier conversations (recall) and in the user's memories; the passages of all three,
+numbered, and the last messages of the conversation go into the prompt of the configured
 model chain (``ENGRAM_LLM``), or into an extractive answer when no model is configured.
-With a ``conversation_id`` the question and the answer are appended to the conversation.
+Each citation says which kind of source it is. With a ``conversation_id`` the question and
+the answer are appended to the conversation.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from ...answers import AnswerOptions, answer, sse_format, stream_answer
+from ...answers.prompt import DEFAULT_MAX_CONTEXT_CHARS
+from ...answers.sources import conversation_passage, memory_passage, standalone_query, with_sources
 from ...engine import Engram
 from ...errors import ConversationNotFound
 from ...providers.llms import ChatMessage
@@ -42,11 +47,19 @@ class ChatRequest(RequestModel):
 
 class CitationPublic(BaseModel):
     n: int
+    kind: Literal["document", "conversation", "memory"] = Field(
+        "document",
+        description="document: a passage of the collection (document = its key); "
+        "conversation: a turn of the user's earlier conversations (document = the "
+        "conversation id, message_id = the turn); memory: a memory of the user (document = "
+        "the memory id)",
+    )
     document: str
     version: int
     span: list[int]
     title: str
     page: int | None = None
+    message_id: int | None = None
 
 
 class ChatResponse(BaseModel):
@@ -54,6 +67,10 @@ class ChatResponse(BaseModel):
     citations: list[CitationPublic]
     model: str | None
     extractive: bool
+    query: str = Field(
+        description="What was searched: the question, made standalone when it follows up on "
+        "the conversation (ENGRAM_CHAT_REWRITE)"
+    )
 
 
 @router.post(
@@ -68,14 +85,25 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     """Answer a question from a collection (plus conversation history and user memories)."""
     settings = db.settings
     tenant = principal.tenant
+    llm = request.app.state.llm
     # A caller bound to one user answers from that user's conversations and memories only.
     user_id = acting_user(principal, body.user_id) if body.user_id else principal.user_id
-    if body.conversation_id and principal.user_id is not None:
+    if body.conversation_id:
         conversation = db.memory.conversation(body.conversation_id, tenant=tenant)
         if not owns(principal, conversation.user_id):
             raise ConversationNotFound(f"no conversation {body.conversation_id!r}")
+        user_id = user_id or conversation.user_id
+    history: list[ChatMessage] = []
+    if body.conversation_id and settings.chat_history_messages:
+        for m in db.memory.messages(
+            body.conversation_id, last=settings.chat_history_messages, tenant=tenant
+        ):
+            if m.role in ("user", "assistant"):
+                history.append(ChatMessage(m.role, m.content))
+    language = db.collection(body.collection, tenant=tenant).language
+    query = standalone_query(body.question, history, settings.chat_rewrite, llm, language)
     passages = db.search(
-        body.question,
+        query,
         collection=body.collection,
         k=body.k,
         mode=body.mode,
@@ -87,33 +115,33 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     record_event(
         principal, "chat", user_id=user_id, query=body.question, result_count=len(passages)
     )
-    history: list[ChatMessage] = []
-    if body.conversation_id and settings.chat_history_messages:
-        for m in db.memory.messages(
-            body.conversation_id, last=settings.chat_history_messages, tenant=tenant
-        ):
-            if m.role in ("user", "assistant"):
-                history.append(ChatMessage(m.role, m.content))
-    memories = []
+    extra = []
+    if user_id and settings.chat_recall:
+        recalled = db.memory.recall(
+            query,
+            user_id=user_id,
+            k=settings.chat_recall,
+            context=1,
+            exclude_conversation=body.conversation_id,
+            tenant=tenant,
+        )
+        extra += [conversation_passage(h, language) for h in recalled]
     if user_id:
-        memories = [
-            h.memory.content
-            for h in db.memory.search(body.question, user_id=user_id, k=5, tenant=tenant)
+        extra += [
+            memory_passage(h) for h in db.memory.search(query, user_id=user_id, k=5, tenant=tenant)
         ]
-    language = db.collection(body.collection, tenant=tenant).language
+    passages = with_sources(passages, extra, DEFAULT_MAX_CONTEXT_CHARS)
     options: AnswerOptions = {
         "history": history,
-        "memories": memories,
         "template": settings.answer_template,
         "language": language if language in ("en", "fr") else "en",
         "max_tokens": settings.llm_max_tokens,
         "timeout": settings.llm_timeout,
     }
-    llm = request.app.state.llm
     if not body.stream:
         result = answer(body.question, passages, llm, **options)
         _remember(db, body, result.text, tenant)
-        return ChatResponse.model_validate(result.to_dict())
+        return ChatResponse.model_validate({**result.to_dict(), "query": query})
     # Validation errors raise here, before the first byte, so they still get a 4xx.
     events = stream_answer(body.question, passages, llm, **options)
 

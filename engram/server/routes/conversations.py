@@ -20,9 +20,13 @@ from ..schemas_memory import (
     ConversationList,
     ConversationPublic,
     ErasurePublic,
+    MessageBatch,
     MessageCreate,
     MessageList,
     MessagePublic,
+    RecallHitPublic,
+    RecallRequest,
+    RecallResponse,
 )
 
 router = APIRouter(tags=["conversations"])
@@ -93,11 +97,56 @@ def append_message(
     conversation_id: str, body: MessageCreate, db: DB, principal: Writer
 ) -> MessagePublic:
     owner = _own(db, principal, conversation_id).user_id
-    message = db.memory.append(
-        conversation_id, body.role, body.content, metadata=body.metadata, tenant=principal.tenant
-    )
+    message = db.memory.append_many(
+        conversation_id, [body.model_dump(exclude_none=True)], tenant=principal.tenant
+    )[0]
     record_event(principal, "message", user_id=owner, role=body.role)
     return MessagePublic.model_validate(message)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages:batch",
+    operation_id="appendMessages",
+    status_code=201,
+    responses=error_responses(404, 422),
+)
+def append_messages(
+    conversation_id: str, body: MessageBatch, db: DB, principal: Writer
+) -> MessageList:
+    """Append up to 1,000 messages in one transaction (all or none), e.g. to import a
+    conversation's history with the times its messages were said."""
+    owner = _own(db, principal, conversation_id).user_id
+    written = db.memory.append_many(
+        conversation_id,
+        [m.model_dump(exclude_none=True) for m in body.messages],
+        tenant=principal.tenant,
+    )
+    for m in written:
+        record_event(principal, "message", user_id=owner, role=m.role)
+    data = [MessagePublic.model_validate(m) for m in written]
+    return MessageList(data=data, count=len(data))
+
+
+@router.post("/recall", operation_id="recall", responses=error_responses(403, 422))
+def recall(body: RecallRequest, db: DB, principal: Reader) -> RecallResponse:
+    """Search the user's past conversations: hybrid search over every message, narrowed by
+    conversation, role, speaker and time (``since`` ≤ time < ``until``); each hit comes with
+    ``context`` turns before and after it and ``explain`` (its rank and score in each leg)."""
+    hits = db.memory.recall(
+        body.query,
+        user_id=acting_user(principal, body.user_id),
+        k=body.k,
+        conversation_id=body.conversation_id,
+        role=body.role,
+        speaker=body.speaker,
+        since=body.since,
+        until=body.until,
+        context=body.context,
+        mode=body.mode,
+        tenant=principal.tenant,
+    )
+    data = [RecallHitPublic.model_validate(h.to_dict()) for h in hits]
+    return RecallResponse(data=data, count=len(data))
 
 
 @router.get(
