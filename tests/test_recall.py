@@ -152,3 +152,77 @@ def test_recall_across_processes_on_one_data_directory(tmp_path: Path) -> None:
     )
     found = json.loads(out.stdout)
     assert len(found) == 50 and len(set(found)) == 50
+
+
+def test_eval_scores_conversation_recall_from_the_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engram.cli.eval import TURN_REPRESENTATIONS
+    from engram.cli.main import cli
+    from engram.memory.recall import REPRESENTATIONS
+
+    assert TURN_REPRESENTATIONS == REPRESENTATIONS
+    dataset = {
+        "name": "tiny",
+        "conversations": [
+            {
+                "id": "c1",
+                "user_id": "ana",
+                "language": "en",
+                "sessions": [
+                    {
+                        "id": "s1",
+                        "timestamp": "2026-01-05T10:00:00+00:00",
+                        "turns": [
+                            {"id": "t1", "role": "user", "speaker": "Ana", "text": "I adopted a dog named Biscuit."},
+                            {"id": "t2", "role": "assistant", "text": "Congratulations!"},
+                        ],
+                    },
+                    {
+                        "id": "s2",
+                        "timestamp": "2026-02-05T10:00:00+00:00",
+                        "turns": [
+                            {"id": "t3", "role": "user", "speaker": "Ana", "text": "I moved to Porto for work."},
+                            {"id": "t4", "role": "assistant", "text": "Exciting."},
+                        ],
+                    },
+                ],
+            }
+        ],
+        "questions": [
+            {"id": "q1", "conversation": "c1", "question": "What is the dog called?", "evidence": ["t1"], "category": "single-hop"},
+            {"id": "q2", "conversation": "c1", "question": "Where does Ana live?", "evidence": ["t3"], "category": "update"},
+            {"id": "q3", "conversation": "c1", "question": "Does Ana have a cat?", "evidence": [], "category": "adversarial-none"},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(dataset))
+    data = tmp_path / "data"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--data-dir",
+            str(data),
+            "--model",
+            "hash",
+            "eval",
+            str(path),
+            "--mode",
+            "keyword",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    (out,) = json.loads(res.stdout)
+    assert out["questions"] == 2 and out["representation"] == "context"
+    assert out["metrics"]["recall@10"] == 1.0 and set(out["by_category"]) == {
+        "single-hop",
+        "update",
+    }
+    assert not data.exists()  # a scratch database: the data directory was not touched
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({**dataset, "questions": [{**dataset["questions"][0], "evidence": ["nope"]}]})
+    )
+    res = CliRunner().invoke(cli, ["--data-dir", str(data), "--model", "hash", "eval", str(bad)])
+    assert res.exit_code == 1 and "evidence" in res.output

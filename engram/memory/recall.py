@@ -297,10 +297,11 @@ class Recall:
         return hits
 
     def _rank(self, results: list[SearchResult]) -> list[tuple[int, float, dict[str, Any]]]:
-        """(message id, score, explain), best first: each message's best chunk, its fused
-        score raised by ``recency`` × its place in time among the candidates (0 for the
-        oldest, 1 for the newest), so that of two turns that match alike, the later one
-        (the current state of a fact that changed) comes first."""
+        """(message id, score, explain), best first: each message's best chunk, its score
+        raised by ``recency`` × the best score × its place in time among the candidates (0
+        for the oldest, 1 for the newest), so that of two turns that match alike, the later
+        one (the current state of a fact that changed) may come first. Off by default: it
+        did not raise recall on the development set (docs/benchmarks.md)."""
         best: dict[int, tuple[float, float, dict[str, Any]]] = {}
         for r in results:
             mid = int(r.document_key)
@@ -310,9 +311,10 @@ class Recall:
             return []
         times = [t for _, t, _ in best.values()]
         low, span = min(times), (max(times) - min(times)) or 1.0
+        top = max(abs(s) for s, _, _ in best.values())  # in the units of the mode's scores
         ranked = []
         for mid, (score, when, explain) in best.items():
-            boost = self.recency * (when - low) / span
+            boost = self.recency * top * (when - low) / span
             ranked.append((mid, score + boost, {**explain, "recency": round(boost, 6)}))
         ranked.sort(key=lambda h: -h[1])
         return ranked
