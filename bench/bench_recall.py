@@ -9,7 +9,8 @@ through ``db.memory.append_many`` (each batch indexed as it is appended), with t
 384-dimension hash embedder so that building does not take an hour on a CPU; the index has
 the shape the bundled model's would (same dimension, same BM25). Then ``--queries`` recalls
 (3–6 words, k=10, one turn of context each side) are timed: plain, narrowed to one
-conversation, and narrowed to a time range. The query embedding is not in those figures; it
+conversation, and narrowed to a time range; then single appends, each indexed before it
+returns (embedding excluded: hash embedder). The query embedding is not in those figures; it
 is timed apart with the bundled model (``embed_ms``). Printed: one JSON line per measure.
 Target (issue 11): recall p95 ≤ 50 ms over 100k messages, query embedding apart.
 """
@@ -115,6 +116,13 @@ def main() -> None:
                 db.memory.recall(q, user_id="bench-user", k=10, context=1, **filters)
                 samples.append(time.perf_counter() - t)
             print(json.dumps({name: percentiles(samples)}), flush=True)
+        # One message appended to a long history, indexed before the call returns.
+        samples = []
+        for i in range(100):
+            t = time.perf_counter()
+            db.memory.append(conversations[i % len(conversations)], "user", sentence(8, 30))
+            samples.append(time.perf_counter() - t)
+        print(json.dumps({"append_and_index_one": percentiles(samples)}), flush=True)
         db.close()
 
     # The query embedding, timed apart with the bundled model.

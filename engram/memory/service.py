@@ -148,22 +148,31 @@ class MemoryService:
         content: str,
         *,
         metadata: dict[str, Any] | None = None,
+        source: str = "api",
         tenant: str = DEFAULT_TENANT,
     ) -> MemoryRecord:
         """Replace a memory's content (re-embedded; history 'update'). ``metadata``, when
-        given, replaces the old metadata; otherwise it is kept."""
+        given, replaces the old metadata; otherwise it is kept. ``source`` says where the new
+        content comes from (in the history; the memory keeps its first provenance)."""
         text = check.content(content).strip()
         new_metadata = None if metadata is None else check.metadata(metadata)
         current = self.store.get_memory(memory_id, tenant=tenant)
         write = self._write(
             text, current.metadata if new_metadata is None else new_metadata, current.source
         )
-        return self.store.update_memory(memory_id, tenant=tenant, write=write, event="update")
+        return self.store.update_memory(
+            memory_id,
+            tenant=tenant,
+            write=write,
+            event="update",
+            source=check.ident(source, "source"),
+        )
 
-    def delete(self, memory_id: str, *, tenant: str = DEFAULT_TENANT) -> None:
-        """Forget a memory: it leaves search and lists at once (history 'delete'). Its row and
-        history stay readable through :meth:`history` until :meth:`erase_user`."""
-        self.store.delete_memory(memory_id, tenant=tenant)
+    def delete(self, memory_id: str, *, source: str = "api", tenant: str = DEFAULT_TENANT) -> None:
+        """Forget a memory: it leaves search and lists at once (history 'delete', with
+        ``source``). Its row and history stay readable through :meth:`history` until
+        :meth:`erase_user`."""
+        self.store.delete_memory(memory_id, tenant=tenant, source=check.ident(source, "source"))
 
     def history(
         self, memory_id: str, *, tenant: str = DEFAULT_TENANT

@@ -144,6 +144,7 @@ class MemoryEvent:
     old_content: str | None
     new_content: str | None
     created_at: str
+    source: str | None = None  # who made the change: "api", or the messages it came from
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""

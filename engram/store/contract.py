@@ -325,12 +325,14 @@ class MemoryStore(ABC):
         tenant: str,
         write: MemoryWrite,
         event: HistoryEvent = "update",
+        source: str | None = None,
     ) -> MemoryRecord:
         """Replace a live memory's content, vector, metadata and source; history ``event``
-        ('update', or 'merge' when a duplicate was folded into it). Raises MemoryNotFound."""
+        ('update', or 'merge' when a duplicate was folded into it) with ``source`` (default:
+        the write's). Raises MemoryNotFound."""
 
     @abstractmethod
-    def delete_memory(self, memory_id: str, *, tenant: str) -> MemoryRecord:
+    def delete_memory(self, memory_id: str, *, tenant: str, source: str = "api") -> MemoryRecord:
         """Soft delete (``deleted_at`` set, history 'delete'); the row and its history stay
         until the user is erased. Raises MemoryNotFound if it is not live."""
 

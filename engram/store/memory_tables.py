@@ -195,12 +195,13 @@ class MemoryTables(MessageIndexTables, MemoryStore):
         old: str | None,
         new: str | None,
         now: Any,
+        source: str | None,
     ) -> None:
         owner, (owner_col, owner_mark) = self._child_owner(tenant)
         s.run(
             f"INSERT INTO memory_history ({owner_col}memory_id, event, old_content, new_content,"
-            f" created_at) VALUES ({owner_mark}?, ?, ?, ?, ?)",
-            (*owner, memory_id, event, old, new, now),
+            f" created_at, source) VALUES ({owner_mark}?, ?, ?, ?, ?, ?)",
+            (*owner, memory_id, event, old, new, now, source),
         )
 
     def add_memory(self, memory_id: str, scope: MemoryScope, write: MemoryWrite) -> MemoryRecord:
@@ -228,7 +229,7 @@ class MemoryTables(MessageIndexTables, MemoryStore):
                     now,
                 ),
             )
-            self._history(s, scope.tenant, memory_id, "add", None, write.content, now)
+            self._history(s, scope.tenant, memory_id, "add", None, write.content, now, write.source)
         return self._memory(shared.required_row(row))
 
     def get_memory(
@@ -290,6 +291,7 @@ class MemoryTables(MessageIndexTables, MemoryStore):
         tenant: str,
         write: MemoryWrite,
         event: HistoryEvent = "update",
+        source: str | None = None,
     ) -> MemoryRecord:
         d = self.dialect
         meta, vec = shared.metadata_json(write.metadata), shared.memory_embedding(write)
@@ -315,10 +317,12 @@ class MemoryTables(MessageIndexTables, MemoryStore):
                     memory_id,
                 ),
             )
-            self._history(s, tenant, memory_id, event, old[0], write.content, now)
+            self._history(
+                s, tenant, memory_id, event, old[0], write.content, now, source or write.source
+            )
         return self._memory(shared.required_row(row))
 
-    def delete_memory(self, memory_id: str, *, tenant: str) -> MemoryRecord:
+    def delete_memory(self, memory_id: str, *, tenant: str, source: str = "api") -> MemoryRecord:
         d = self.dialect
         with self._session(tenant, write=True) as s:
             old = s.row(_LIVE_CONTENT + d.lock_rows, (memory_id, tenant))
@@ -330,7 +334,7 @@ class MemoryTables(MessageIndexTables, MemoryStore):
                 f" RETURNING {MEMORY_COLS}",
                 (now, now, memory_id),
             )
-            self._history(s, tenant, memory_id, "delete", old[0], None, now)
+            self._history(s, tenant, memory_id, "delete", old[0], None, now, source)
         return self._memory(shared.required_row(row))
 
     def memory_history(self, memory_id: str, *, tenant: str) -> list[MemoryEvent]:
@@ -504,7 +508,7 @@ class MemoryTables(MessageIndexTables, MemoryStore):
             " content_hash, embedding, model_id, source, created_at, updated_at, deleted_at)"
             f" VALUES (?, ?, ?, ?, ?, {d.json_mark}, ?, {d.vector_mark}, ?, ?, ?, ?, ?)",
             f"INSERT INTO memory_history ({owner_col}memory_id, event, old_content,"
-            f" new_content, created_at) VALUES ({owner_mark}?, ?, ?, ?, ?)",
+            f" new_content, created_at, source) VALUES ({owner_mark}?, ?, ?, ?, ?, ?)",
         )
         entries = (
             (
@@ -525,7 +529,7 @@ class MemoryTables(MessageIndexTables, MemoryStore):
                     m.deleted_at,
                 ),
                 [
-                    (*owner, m.id, h.event, h.old_content, h.new_content, h.created_at)
+                    (*owner, m.id, h.event, h.old_content, h.new_content, h.created_at, h.source)
                     for h in item.history
                 ],
             )

@@ -33,7 +33,7 @@ MEMORY_COLS = (
     "id, tenant, user_id, agent_id, content, metadata, source, model_id,"
     " created_at, updated_at, deleted_at"
 )
-HISTORY_COLS = "id, memory_id, event, old_content, new_content, created_at"
+HISTORY_COLS = "id, memory_id, event, old_content, new_content, created_at, source"
 JOB_COLS = (
     "id, tenant, kind, collection, status, progress, result, error, attempts,"
     " created_at, updated_at, started_at, finished_at"
@@ -96,7 +96,7 @@ def memory(r: Sequence[Any], d: Decoding) -> MemoryRecord:
 
 
 def memory_event(r: Sequence[Any], d: Decoding) -> MemoryEvent:
-    return MemoryEvent(r[0], r[1], r[2], r[3], r[4], required(d.time(r[5], False)))
+    return MemoryEvent(r[0], r[1], r[2], r[3], r[4], required(d.time(r[5], False)), r[6])
 
 
 def job(r: Sequence[Any], d: Decoding, payload: Any = None) -> Job:

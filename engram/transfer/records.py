@@ -112,6 +112,7 @@ def history_line(h: MemoryEvent) -> dict[str, Any]:
         "old_content": h.old_content,
         "new_content": h.new_content,
         "created_at": h.created_at,
+        "source": h.source,
     }
 
 
@@ -233,6 +234,7 @@ def memory_from(tenant: str, line: Line, history: list[Line]) -> MemoryDump:
                 h.opt_text("old_content"),
                 h.opt_text("new_content"),
                 h.text("created_at"),
+                h.opt_text("source"),
             )
         )
     return MemoryDump(record, line.text("content_hash"), vector.tobytes(), events)

@@ -225,7 +225,7 @@ class PostgresSnapshot(StoreSnapshot):
     def memories(self, tenant: str) -> Iterator[MemoryDump]:
         history = _Grouped(
             self._stream(
-                "SELECT id, memory_id, event, old_content, new_content, created_at"
+                "SELECT id, memory_id, event, old_content, new_content, created_at, source"
                 ' FROM memory_history WHERE tenant = %s ORDER BY memory_id COLLATE "C", id',
                 (tenant,),
             ),
@@ -258,6 +258,7 @@ class PostgresSnapshot(StoreSnapshot):
                     h["old_content"],
                     h["new_content"],
                     _micro(h["created_at"]),
+                    h["source"],
                 )
                 for h in history.take(r["id"])
             ]

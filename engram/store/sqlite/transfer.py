@@ -155,7 +155,7 @@ class SQLiteSnapshot(StoreSnapshot):
             history = [
                 MemoryEvent(*h)
                 for h in self._rows(
-                    "SELECT id, memory_id, event, old_content, new_content, created_at"
+                    "SELECT id, memory_id, event, old_content, new_content, created_at, source"
                     " FROM memory_history WHERE memory_id = ? ORDER BY id",
                     (r[0],),
                 )
