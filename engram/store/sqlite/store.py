@@ -354,7 +354,16 @@ class SQLiteStore(
             conn.execute(
                 "UPDATE documents SET title = ?, version = ?, content_hash = ?, metadata = ?,"
                 " source = ?, file_stamp = ?, updated_at = ? WHERE id = ?",
-                (doc.title, version, doc.content_hash, meta, doc.source, doc.file_stamp, now, doc_id),
+                (
+                    doc.title,
+                    version,
+                    doc.content_hash,
+                    meta,
+                    doc.source,
+                    doc.file_stamp,
+                    now,
+                    doc_id,
+                ),
             )
             old_hashes = self._remove_chunks(cid, [doc_id])
         else:
@@ -362,7 +371,17 @@ class SQLiteStore(
             doc_id = conn.execute(
                 "INSERT INTO documents (collection_id, key, title, version, content_hash, metadata,"
                 " source, file_stamp, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
-                (cid, doc.key, doc.title, doc.content_hash, meta, doc.source, doc.file_stamp, now, now),
+                (
+                    cid,
+                    doc.key,
+                    doc.title,
+                    doc.content_hash,
+                    meta,
+                    doc.source,
+                    doc.file_stamp,
+                    now,
+                    now,
+                ),
             ).lastrowid
         conn.execute(
             "INSERT INTO document_versions VALUES (?, ?, ?, ?, ?)",
