@@ -297,3 +297,23 @@ def test_two_processes_ingesting_one_changing_folder_leave_no_stale_stamp(
         skipping = {d.key: d.content_hash for d in db.documents("kb", limit=1000)}
         full = {d.key: d.content_hash for d in db.documents("fresh", limit=1000)}
     assert skipping == full and len(full) == 29
+
+
+def test_cli_reports_skipped_files_as_unchanged_and_reparse_parses_them(
+    tmp_path: Path, folder: Path, spy: Spy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from engram.cli import cli
+
+    monkeypatch.setenv("ENGRAM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ENGRAM_EMBEDDING_MODEL", "hash")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(folder)]).exit_code == 0
+    spy.reset()
+    res = runner.invoke(cli, ["ingest", str(folder)])
+    assert res.exit_code == 0 and "0 added, 0 updated, 5 unchanged, 0 deleted" in res.output
+    res = runner.invoke(cli, ["ingest", str(folder), "--json"])
+    assert json.loads(res.output)["unchanged"] == 5 and spy.parsed == {}
+    res = runner.invoke(cli, ["ingest", str(folder), "--reparse", "--json"])
+    assert json.loads(res.output)["unchanged"] == 5 and sum(spy.parsed.values()) == 3
