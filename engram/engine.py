@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,6 +26,7 @@ from .errors import (
 from .ingest.items import items_from_paths, items_from_records
 from .ingest.loaders import LoaderOptions
 from .ingest.pipeline import IngestPipeline, Item, ProgressCallback
+from .ingest.stamps import FileStamps
 from .keys import ApiKey, bump_revision, check_scopes, new_key, parse_key, secret_matches
 from .memory import MemoryService
 from .memory.recall import Recall
@@ -39,7 +41,15 @@ from .state import StateService
 from .store import open_store
 from .store.contract import Store
 from .store.records import DocumentVersion, Where
-from .types import Collection, DocumentInfo, Failure, IngestReport, LoadedDocument, SearchMode
+from .types import (
+    Collection,
+    DocumentInfo,
+    Failure,
+    IngestReport,
+    LoadedDocument,
+    SearchMode,
+    Skipped,
+)
 
 logger = logging.getLogger("engram")
 
@@ -243,14 +253,29 @@ class Engram:
         stdin_key: str | None = None,
         progress: ProgressCallback | None = None,
         tenant: str = DEFAULT_TENANT,
+        reparse: bool = False,
     ) -> IngestReport:
         """Ingest files and folders (``"-"`` for stdin, keyed ``stdin_key``, by default
         from its content's hash). With ``sync``, documents of the collection that are not
-        among them are deleted (mirror a folder)."""
+        among them are deleted (mirror a folder).
+
+        A file whose size and modification time, or else whose bytes, are those its
+        documents were stamped with, under the same settings, is skipped without being
+        parsed (engram.ingest.stamps); ``reparse`` parses every file."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         if not paths:
             raise InvalidInput("nothing to ingest", hint="pass files, folders or '-' for stdin")
+        try:
+            target: Collection | None = self.store.get_collection(
+                collection, tenant=tenant, counts=False
+            )
+        except CollectionNotFound:
+            target = None  # nothing stamped yet
+        lookup = partial(self.store.file_stamps, target) if target is not None else None
+        stamps = FileStamps(
+            self.settings, self.embedder().model_id, loader_options, lookup, reparse=reparse
+        )
         items = items_from_paths(
             paths,
             include=include,
@@ -259,6 +284,7 @@ class Engram:
             stdin=stdin,
             stdin_format=stdin_format,
             stdin_key=stdin_key,
+            stamps=stamps,
         )
         return self._run(
             collection, items, sync=sync, language=language, progress=progress, tenant=tenant
@@ -306,7 +332,7 @@ class Engram:
             # leave no empty collection behind.
             report = IngestReport()
             for item in head:
-                if not isinstance(item, LoadedDocument):  # none is
+                if isinstance(item, Failure | Skipped):  # nothing else without a collection
                     report.note(item)
             report.seconds = time.perf_counter() - started
             return report

@@ -32,6 +32,8 @@ class LoadedDocument:
     metadata: dict[str, Any] = field(default_factory=dict)
     blocks: list[Block] = field(default_factory=list)
     source: str = ""  # where it came from (path, "stdin", ...)
+    # The stamp of its file (engram.ingest.stamps), set when a folder or file is ingested.
+    file_stamp: str | None = None
 
 
 @dataclass(slots=True)

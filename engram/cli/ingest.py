@@ -51,6 +51,12 @@ from .main import Context, cli
     type=click.Choice(["auto", "en", "fr", "none"]),
     help="Keyword language of a new collection.",
 )
+@click.option(
+    "--reparse",
+    is_flag=True,
+    help="Read and parse every file, even one whose size and modification time are unchanged"
+    " (unchanged documents are still not embedded again).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
     "-v", "--verbose", is_flag=True, help="List the files of folders that were skipped, and why."
@@ -70,13 +76,15 @@ def ingest(
     text_fields: tuple[str, ...],
     metadata_fields: tuple[str, ...],
     language: str | None,
+    reparse: bool,
     as_json: bool,
     verbose: bool,
 ) -> None:
     """Ingest files, folders (recursively) or '-' (stdin) into a collection.
 
     Unchanged documents are skipped, changed ones become new versions, and only new chunk
-    texts are embedded.
+    texts are embedded. A file whose size and modification time are those of its last
+    ingest (with the same settings) is not even read; one whose bytes are, is not parsed.
     """
     options_kw: dict[str, object] = {"title_field": title_field}
     if id_field:
@@ -135,6 +143,7 @@ def ingest(
             stdin_format=stdin_format,
             stdin_key=stdin_key,
             progress=progress,
+            reparse=reparse,
         )
     if as_json:
         click.echo(json.dumps(report.to_dict()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -10,11 +11,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from ..errors import EngramError, InvalidInput
+from ..store.records import StampedDocument
 from ..types import Failure, LoadedDocument, Skipped
 from ..unicode import path_text
-from .loaders import LoaderOptions, load_bytes, load_path
-from .pipeline import FILE_METADATA, Item
+from .loaders import LoaderOptions, load_bytes, load_file_bytes, load_path
+from .pipeline import FILE_METADATA, Item, UnchangedFile
 from .sources import iter_files
+from .stamps import FileStamps
 
 
 def items_from_paths(
@@ -26,13 +29,15 @@ def items_from_paths(
     stdin: BinaryIO | None = None,
     stdin_format: str = "txt",
     stdin_key: str | None = None,
+    stamps: FileStamps | None = None,
 ) -> Iterator[Item]:
     """Documents from files and folders (recursively, filtered by globs); ``-`` reads stdin,
     keyed ``stdin_key`` — by default ``stdin-`` and the start of the content's SHA-256, so
     two different pipes never replace each other.
 
     A path that does not exist or a file that fails to parse becomes a :class:`Failure`
-    naming the path and the reason; the rest go on.
+    naming the path and the reason; the rest go on. With ``stamps``, files unchanged since
+    their documents were stamped are skipped unparsed (engram.ingest.stamps).
     """
     for raw in paths:
         if str(raw) == "-":
@@ -44,16 +49,18 @@ def items_from_paths(
         if not path.exists():
             yield Failure(path_text(path), "no such file or directory")
         elif path.is_dir():
-            yield from _folder(path, include, exclude, options)
+            yield from _folder(path, include, exclude, options, stamps)
         else:
-            name = path_text(path.name)
-            yield from _with_file(
-                _load(load_path, path, path_text(path), name, options=options), path, name
-            )
+            stored = stamps.lookup([path_text(path)]) if stamps else {}
+            yield from _file(path, path_text(path.name), options, stamps, stored)
 
 
 def _folder(
-    path: Path, include: Sequence[str], exclude: Sequence[str], options: LoaderOptions | None
+    path: Path,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    options: LoaderOptions | None,
+    stamps: FileStamps | None,
 ) -> Iterator[Item]:
     """The documents of a folder's files, and a :class:`Skipped` for each file left out."""
     skipped: list[Skipped] = []
@@ -61,20 +68,46 @@ def _folder(
     def skip(source: str, reason: str) -> None:
         skipped.append(Skipped(source, reason))
 
-    for file, key in iter_files(path, include=include, exclude=exclude, on_skip=skip):
-        yield from skipped
-        skipped.clear()
-        yield from _with_file(
-            _load(load_path, file, path_text(file), path_text(key), options=options),
-            file,
-            path_text(key),
-        )
+    files = iter_files(path, include=include, exclude=exclude, on_skip=skip)
+    # The stored stamps of the files are looked up a batch at a time.
+    while group := list(itertools.islice(files, 256)):
+        stored = stamps.lookup([path_text(f) for f, _ in group]) if stamps else {}
+        for file, key in group:
+            yield from skipped
+            skipped.clear()
+            yield from _file(file, path_text(key), options, stamps, stored)
     yield from skipped
 
 
-def _load(loader: Any, data: Any, source: str, key: str, **kwargs: Any) -> Iterator[Item]:
+def _file(
+    path: Path,
+    key: str,
+    options: LoaderOptions | None,
+    stamps: FileStamps | None,
+    stored: Mapping[str, Sequence[StampedDocument]],
+) -> Iterator[Item]:
+    """The documents of one file, loaded under ``key``; with ``stamps``, an
+    :class:`UnchangedFile` instead when the file has not changed (engram.ingest.stamps)."""
+    source = path_text(path)
+    found = stamps.check(path, source, key, stored.get(source, ())) if stamps else None
+    if isinstance(found, UnchangedFile):
+        yield found
+        return
+    if found is None or found.data is None:  # not stamped, or unreadable (the loader says why)
+        yield from _with_file(_load(load_path, path, source, key, options=options), path, key)
+        return
+    items = list(_load(load_file_bytes, path, source, key, data=found.data, options=options))
+    if not any(isinstance(i, Failure) for i in items):  # a failure is reported every time
+        stamp = found.stamp(len(items))
+        for item in items:
+            if isinstance(item, LoadedDocument):
+                item.file_stamp = stamp
+    yield from _with_file(iter(items), path, key)
+
+
+def _load(loader: Any, subject: Any, source: str, key: str, **kwargs: Any) -> Iterator[Item]:
     try:
-        docs = loader(data, key=key, **kwargs)
+        docs = loader(subject, key=key, **kwargs)
     except EngramError as exc:
         # A single-document file's key is known, so --sync will not delete its old version.
         records = Path(source).suffix.lower() in {".json", ".jsonl", ".ndjson", ".csv"}
@@ -112,7 +145,7 @@ def _with_file(items: Iterator[Item], path: Path, relative: str) -> Iterator[Ite
 
 def items_from_records(
     records: Iterable[Mapping[str, Any] | LoadedDocument | Failure],
-) -> Iterator[Item]:
+) -> Iterator[LoadedDocument | Failure]:
     """Documents given as dicts ``{"id"|"key", "text", "title"?, "metadata"?}`` or
     LoadedDocument (a Failure, from a loader, passes through to the report)."""
     for i, record in enumerate(records):

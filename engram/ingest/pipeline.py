@@ -25,7 +25,7 @@ from ..errors import EngramError
 from ..providers.embedders.base import Embedder
 from ..search.analyzer import Analyzer, get_analyzer
 from ..store.contract import DocumentStore
-from ..store.records import ChunkWrite, DocumentWrite
+from ..store.records import ChunkWrite, DocumentWrite, StampedDocument
 from ..types import Collection, Failure, IngestReport, LoadedDocument, Skipped
 from ..unicode import describe, lone_surrogate
 from .chunking import chunk_document
@@ -35,7 +35,18 @@ from .chunking import chunk_document
 PIPELINE_VERSION = 1
 
 
-Item = LoadedDocument | Failure | Skipped
+@dataclass(frozen=True, slots=True)
+class UnchangedFile:
+    """A file skipped before parsing because it has not changed since its documents were
+    stamped (engram.ingest.stamps): its documents count as unchanged and, for a sync, as
+    present; ``restamp`` gives them the file's new size and modification time."""
+
+    source: str
+    keys: tuple[str, ...]
+    restamp: tuple[StampedDocument, ...] = ()
+
+
+Item = LoadedDocument | Failure | Skipped | UnchangedFile
 ProgressCallback = Callable[[int, int], None]  # (documents done, chunks done)
 
 
@@ -118,6 +129,7 @@ class IngestPipeline:
             if not sync:
                 keys = [i.key for i in group if isinstance(i, LoadedDocument)]
                 existing.update(self.store.document_hashes(collection, keys=keys))
+            restamp: list[StampedDocument] = []
             for item in group:
                 if isinstance(item, (Skipped, Failure)):
                     report.note(item)
@@ -125,14 +137,15 @@ class IngestPipeline:
                         failures.append(item)
                         seen.update(item.keys)
                     continue
-                doc = item
-                if doc.key in seen:
-                    report.failed += 1
-                    report.errors.append(
-                        (doc.source or doc.key, f"duplicate document key {doc.key!r}")
-                    )
+                if isinstance(item, UnchangedFile):
+                    kept = {k for k in item.keys if _first(k, item.source, seen, report)}
+                    report.unchanged += len(kept)
+                    docs_done += len(kept)
+                    restamp.extend(s for s in item.restamp if s.key in kept)
                     continue
-                seen.add(doc.key)
+                doc = item
+                if not _first(doc.key, doc.source, seen, report):
+                    continue
                 fields = {"key": doc.key, "title": doc.title, "text": doc.text}
                 bad = lone_surrogate({**fields, "metadata": doc.metadata})
                 if bad is not None:  # would fail at hashing, far from its cause
@@ -143,6 +156,8 @@ class IngestPipeline:
                 if existing.get(doc.key) == digest:
                     report.unchanged += 1
                     docs_done += 1
+                    if doc.file_stamp is not None:  # parsed again: give it its file's stamp
+                        restamp.append(StampedDocument(doc.key, digest, doc.file_stamp))
                     continue
                 try:
                     entry = self._prepare(doc, digest, analyzer)
@@ -158,6 +173,9 @@ class IngestPipeline:
                     pending, pending_chunks = [], 0
                 if progress:
                     progress(docs_done, chunks_done)
+            self.store.set_file_stamps(collection, restamp)
+            if progress:
+                progress(docs_done, chunks_done)
         if pending:
             chunks_done += self._flush(collection, pending, existing, report)
             docs_done += len(pending)
@@ -232,6 +250,7 @@ class IngestPipeline:
                 chunks=e.chunks,
                 metadata=e.doc.metadata,
                 source=e.doc.source,
+                file_stamp=e.doc.file_stamp,
             )
             for e in pending
         ]
@@ -254,6 +273,16 @@ class IngestPipeline:
             with tracing.span("embed", kind="passage", texts=len(texts[i : i + size])):
                 vectors = self.embedder.embed_batch(texts[i : i + size], kind="passage")
             yield from vectors
+
+
+def _first(key: str, source: str, seen: set[str], report: IngestReport) -> bool:
+    """Note the key of a document; False (a failure) when an earlier one had it."""
+    if key in seen:
+        report.failed += 1
+        report.errors.append((source or key, f"duplicate document key {key!r}"))
+        return False
+    seen.add(key)
+    return True
 
 
 def _groups(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

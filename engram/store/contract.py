@@ -47,6 +47,7 @@ from .records import (
     EventWrite,
     MemoryDump,
     OnConflict,
+    StampedDocument,
     Where,
 )
 from .snapshot import StoreSnapshot
@@ -93,6 +94,18 @@ class DocumentStore(CollectionStore):
     ) -> dict[str, str]:
         """key → content hash of the current version of every document (or only of those
         of ``keys`` that exist)."""
+
+    @abstractmethod
+    def file_stamps(
+        self, collection: Collection, sources: Sequence[str]
+    ) -> dict[str, list[StampedDocument]]:
+        """source → the stamped documents loaded from that file, for those of ``sources``
+        (file paths, as in ``DocumentWrite.source``) that have any."""
+
+    @abstractmethod
+    def set_file_stamps(self, collection: Collection, stamps: Sequence[StampedDocument]) -> int:
+        """Stamp documents whose current version still has the given content hash (one
+        written meanwhile keeps its own stamp); returns how many stamps changed."""
 
     @abstractmethod
     def write_documents(

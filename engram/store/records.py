@@ -6,7 +6,7 @@ versions, analytics events, the dumps that export and import move, and metadata 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -37,6 +37,16 @@ class DocumentWrite:
     chunks: list[ChunkWrite]
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    file_stamp: str | None = None  # the fingerprint of its file (engram.ingest.stamps)
+
+
+class StampedDocument(NamedTuple):
+    """A document's file stamp (engram.ingest.stamps), with the content hash of the version
+    it describes."""
+
+    key: str
+    content_hash: str
+    stamp: str
 
 
 @dataclass(frozen=True, slots=True)

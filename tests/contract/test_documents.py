@@ -13,6 +13,7 @@ from engram.errors import (
     InvalidInput,
 )
 from engram.store.contract import Store
+from engram.store.records import StampedDocument
 from engram.types import Collection
 
 
@@ -65,3 +66,40 @@ def test_bad_vector_dimension(store: Store, coll: Collection) -> None:
     doc, _ = make_doc("x", "text")
     with pytest.raises(InvalidInput):
         store.write_documents(coll, [doc], {doc.chunks[0].text_hash: np.ones(5, dtype=np.float32)})
+
+
+def test_file_stamps_are_found_by_source_and_set_only_on_the_version_they_describe(
+    store: Store, coll: Collection
+) -> None:
+    def write(key: str, text: str, source: str, stamp: str | None) -> str:
+        doc, vectors = make_doc(key, text)
+        doc.source, doc.file_stamp = source, stamp
+        store.write_documents(coll, [doc], vectors)
+        return doc.content_hash
+
+    h1 = write("r1", "first record", "data/a.jsonl", "s1")
+    h2 = write("r2", "second record", "data/a.jsonl", "s1")
+    write("b", "a note", "data/b.md", "s2")
+    write("c", "no file", "data/c.md", None)  # not stamped: not listed
+    found = store.file_stamps(coll, ["data/a.jsonl", "data/c.md", "data/missing.md"])
+    assert {s: sorted(rows) for s, rows in found.items()} == {
+        "data/a.jsonl": [StampedDocument("r1", h1, "s1"), StampedDocument("r2", h2, "s1")]
+    }
+    assert store.file_stamps(coll, []) == {}
+    # A stamp is set where the content hash still matches, and only where it changes.
+    stale = StampedDocument("r2", "an older version's hash", "s3")
+    assert store.set_file_stamps(coll, [StampedDocument("r1", h1, "s3"), stale]) == 1
+    assert store.set_file_stamps(coll, [StampedDocument("r1", h1, "s3")]) == 0
+    assert store.set_file_stamps(coll, []) == 0
+    found = store.file_stamps(coll, ["data/a.jsonl"])
+    assert sorted(found["data/a.jsonl"]) == [
+        StampedDocument("r1", h1, "s3"),
+        StampedDocument("r2", h2, "s1"),
+    ]
+    # A new version without a stamp (a document added by other means) drops out.
+    write("r1", "first record, edited", "data/a.jsonl", None)
+    assert store.file_stamps(coll, ["data/a.jsonl"])["data/a.jsonl"] == [
+        StampedDocument("r2", h2, "s1")
+    ]
+    store.delete_documents(coll, ["r2"])
+    assert store.file_stamps(coll, ["data/a.jsonl"]) == {}

@@ -133,6 +133,13 @@ def load_path(
         data = path.read_bytes()
     except OSError as exc:
         raise fail(str(path), f"cannot read file ({exc.strerror or exc})") from exc
+    return load_file_bytes(path, key=key, data=data, options=options)
+
+
+def load_file_bytes(
+    path: Path, *, key: str, data: bytes, options: LoaderOptions | None = None
+) -> list[LoadedDocument | Failure]:
+    """:func:`load_path` of the bytes ``data`` already read from ``path``."""
     source = path_text(path)
     ext, data, name = _resolve(path_text(path.name), data, source)
     parser = _parser(ext, source)

@@ -38,7 +38,7 @@ from ...types import Collection, DocumentInfo
 from .. import rows as shared
 from ..contract import Store
 from ..migrations import Migration
-from ..records import DocumentVersion, Where
+from ..records import DocumentVersion, StampedDocument, Where
 from ..state_tables import StateTables
 from .bm25 import PostingsCache
 from .connection import (
@@ -280,6 +280,47 @@ class PostgresStore(
         with self._tx(collection.tenant) as cur:
             cur.execute(query, params)
             return {r["key"]: r["content_hash"] for r in cur.fetchall()}
+
+    def file_stamps(
+        self, collection: Collection, sources: Sequence[str]
+    ) -> dict[str, list[StampedDocument]]:
+        if not sources:
+            return {}
+        found: dict[str, list[StampedDocument]] = {}
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                "SELECT source, key, content_hash, file_stamp FROM documents"
+                " WHERE collection_id = %s AND source = ANY(%s) AND file_stamp IS NOT NULL",
+                (collection.id, list(sources)),
+            )
+            for r in cur.fetchall():
+                found.setdefault(r["source"], []).append(
+                    StampedDocument(r["key"], r["content_hash"], r["file_stamp"])
+                )
+        return found
+
+    def set_file_stamps(self, collection: Collection, stamps: Sequence[StampedDocument]) -> int:
+        if not stamps:
+            return 0
+        with self._tx(collection.tenant) as cur:
+            # Rows locked in key order, as writers lock documents (engram.store.postgres.write):
+            # a concurrent writer of the same keys waits, or makes this one wait, never both.
+            cur.execute(
+                "WITH locked AS (SELECT d.id, u.stamp FROM documents d"
+                " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(key, hash, stamp)"
+                " ON d.key = u.key AND d.content_hash = u.hash"
+                " WHERE d.collection_id = %s AND d.file_stamp IS DISTINCT FROM u.stamp"
+                ' ORDER BY d.key COLLATE "C" FOR UPDATE OF d)'
+                " UPDATE documents d SET file_stamp = locked.stamp FROM locked"
+                " WHERE d.id = locked.id",
+                (
+                    [s.key for s in stamps],
+                    [s.content_hash for s in stamps],
+                    [s.stamp for s in stamps],
+                    collection.id,
+                ),
+            )
+            return cur.rowcount
 
     def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:
         wanted = list(set(hashes))

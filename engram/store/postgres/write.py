@@ -128,18 +128,19 @@ class PostgresWriteMixin(PostgresBase):
         cur.execute(
             "WITH u AS MATERIALIZED ("
             " SELECT nextval((SELECT pg_get_serial_sequence('documents', 'id')::regclass)) AS id,"
-            " u.key, u.title, u.hash, u.meta, u.source"
+            " u.key, u.title, u.hash, u.meta, u.source, u.stamp"
             " FROM unnest(%(key)s::text[], %(title)s::text[], %(hash)s::text[], %(meta)s::text[],"
-            " %(source)s::text[]) WITH ORDINALITY AS u(key, title, hash, meta, source, ord)"
+            " %(source)s::text[], %(stamp)s::text[])"
+            " WITH ORDINALITY AS u(key, title, hash, meta, source, stamp, ord)"
             " ORDER BY u.ord)"
             " INSERT INTO documents (id, tenant, collection_id, key, title, version, content_hash,"
-            " metadata, source, created_at, updated_at) OVERRIDING SYSTEM VALUE"
+            " metadata, source, file_stamp, created_at, updated_at) OVERRIDING SYSTEM VALUE"
             " SELECT u.id, %(tenant)s, %(cid)s, u.key, u.title, 1, u.hash, u.meta::jsonb, u.source,"
-            ' now(), now() FROM u ORDER BY u.key COLLATE "C"'
+            ' u.stamp, now(), now() FROM u ORDER BY u.key COLLATE "C"'
             " ON CONFLICT (collection_id, key) DO UPDATE SET title = excluded.title,"
             " version = documents.version + 1, content_hash = excluded.content_hash,"
             " metadata = excluded.metadata, source = excluded.source,"
-            " updated_at = excluded.updated_at"
+            " file_stamp = excluded.file_stamp, updated_at = excluded.updated_at"
             " RETURNING id, key, version",
             {
                 "tenant": tenant,
@@ -149,6 +150,7 @@ class PostgresWriteMixin(PostgresBase):
                 "hash": [d.content_hash for d in docs],
                 "meta": [dumps(d.metadata) for d in docs],
                 "source": [d.source for d in docs],
+                "stamp": [d.file_stamp for d in docs],
             },
         )
         ids = {r["key"]: (r["id"], r["version"]) for r in cur.fetchall()}

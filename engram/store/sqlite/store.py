@@ -29,7 +29,7 @@ from ...types import Collection, DocumentInfo
 from .. import rows as shared
 from ..contract import Store
 from ..migrations import check_applied, load_migrations
-from ..records import DocumentVersion, DocumentWrite, Where, collection_vector
+from ..records import DocumentVersion, DocumentWrite, StampedDocument, Where, collection_vector
 from ..state_tables import StateTables
 from .derived import DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
@@ -272,6 +272,42 @@ class SQLiteStore(
             found.update(self._read(f"{query} AND key IN ({marks})", (collection.id, *part)))
         return found
 
+    def file_stamps(
+        self, collection: Collection, sources: Sequence[str]
+    ) -> dict[str, list[StampedDocument]]:
+        found: dict[str, list[StampedDocument]] = {}
+        wanted = list(dict.fromkeys(sources))
+        for i in range(0, len(wanted), 500):  # under SQLite's bound-parameter limit
+            part = wanted[i : i + 500]
+            rows = self._read(
+                "SELECT source, key, content_hash, file_stamp FROM documents"
+                f" WHERE collection_id = ? AND source IN ({','.join('?' * len(part))})"
+                " AND file_stamp IS NOT NULL",
+                (collection.id, *part),
+            )
+            for source, key, content_hash, stamp in rows:
+                found.setdefault(source, []).append(StampedDocument(key, content_hash, stamp))
+        return found
+
+    def set_file_stamps(self, collection: Collection, stamps: Sequence[StampedDocument]) -> int:
+        if not stamps:
+            return 0
+        with translate(), self._write_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._conn.total_changes
+                self._conn.executemany(
+                    "UPDATE documents SET file_stamp = ? WHERE collection_id = ? AND key = ?"
+                    " AND content_hash = ? AND file_stamp IS NOT ?",
+                    [(s.stamp, collection.id, s.key, s.content_hash, s.stamp) for s in stamps],
+                )
+                changed = self._conn.total_changes - before
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return changed
+
     def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:
         with translate():
             return self._present_hashes(model_id, set(hashes))
@@ -317,16 +353,35 @@ class SQLiteStore(
             doc_id, version = row[0], row[1] + 1
             conn.execute(
                 "UPDATE documents SET title = ?, version = ?, content_hash = ?, metadata = ?,"
-                " source = ?, updated_at = ? WHERE id = ?",
-                (doc.title, version, doc.content_hash, meta, doc.source, now, doc_id),
+                " source = ?, file_stamp = ?, updated_at = ? WHERE id = ?",
+                (
+                    doc.title,
+                    version,
+                    doc.content_hash,
+                    meta,
+                    doc.source,
+                    doc.file_stamp,
+                    now,
+                    doc_id,
+                ),
             )
             old_hashes = self._remove_chunks(cid, [doc_id])
         else:
             version, old_hashes = 1, []
             doc_id = conn.execute(
                 "INSERT INTO documents (collection_id, key, title, version, content_hash, metadata,"
-                " source, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
-                (cid, doc.key, doc.title, doc.content_hash, meta, doc.source, now, now),
+                " source, file_stamp, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                (
+                    cid,
+                    doc.key,
+                    doc.title,
+                    doc.content_hash,
+                    meta,
+                    doc.source,
+                    doc.file_stamp,
+                    now,
+                    now,
+                ),
             ).lastrowid
         conn.execute(
             "INSERT INTO document_versions VALUES (?, ?, ?, ?, ?)",
