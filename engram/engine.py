@@ -27,6 +27,7 @@ from .ingest.items import items_from_paths, items_from_records
 from .ingest.loaders import LoaderOptions
 from .ingest.pipeline import IngestPipeline, Item, ProgressCallback
 from .ingest.stamps import FileStamps
+from .jobs.queue import enqueue_extraction
 from .keys import ApiKey, bump_revision, check_scopes, new_key, parse_key, secret_matches
 from .memory import MemoryService
 from .memory.recall import Recall
@@ -415,8 +416,21 @@ class Engram:
         with self._lock:
             if self._memory is None:
                 recall = Recall(self.store, self.settings, self.embedder, self.searcher)
-                self._memory = MemoryService(self.store, self.settings, self.embedder, recall)
+                self._memory = MemoryService(
+                    self.store,
+                    self.settings,
+                    self.embedder,
+                    recall,
+                    on_user_messages=self._extract_later if self.settings.llm else None,
+                )
             return self._memory
+
+    def _extract_later(self, tenant: str, conversation_id: str, message_ids: list[int]) -> None:
+        """Queue the extraction of memories from messages just appended (a job, run by the
+        server's workers or `engram worker`)."""
+        enqueue_extraction(
+            self.store, tenant=tenant, conversation_id=conversation_id, message_ids=message_ids
+        )
 
     @property
     def state(self) -> StateService:

@@ -81,10 +81,23 @@ class MemoryClient:
 
     # -- conversations -----------------------------------------------------------------------
     def create_conversation(
-        self, user_id: str, *, title: str | None = None, metadata: dict[str, Any] | None = None
+        self,
+        user_id: str,
+        *,
+        title: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        extract_memories: bool = False,
+        agent_id: str | None = None,
     ) -> Conversation:
-        """Start a conversation of ``user_id``."""
-        body = {"user_id": user_id, "title": title, "metadata": metadata}
+        """Start a conversation of ``user_id`` (``extract_memories``: see
+        :meth:`engram.memory.MemoryService.create_conversation`)."""
+        body = {
+            "user_id": user_id,
+            "title": title,
+            "metadata": metadata,
+            "extract_memories": extract_memories,
+            "agent_id": agent_id,
+        }
         return from_json(Conversation, self._http.call("POST", path("conversations"), json=body))
 
     def conversation(self, conversation_id: str) -> Conversation:

@@ -14,6 +14,9 @@ if TYPE_CHECKING:  # the store imports engram.jobs.types: no import cycle at run
 # Ingest a batch of ``{"id", "text", "title"?, "metadata"?}`` records into ``collection``;
 # payload ``{"documents": [...]}``, result the IngestReport as a dict.
 INGEST_BATCH = "ingest.batch"
+# Extract memories from messages just appended (engram.memory.extract); payload
+# ``{"conversation_id", "message_ids"}``, result the decisions and what each did.
+EXTRACT_MEMORIES = "memory.extract"
 
 
 def new_job_id() -> str:
@@ -35,4 +38,17 @@ def enqueue_batch(
         collection=collection,
         payload={"documents": [dict(d) for d in documents]},
         progress=initial_progress(len(documents)),
+    )
+
+
+def enqueue_extraction(
+    store: JobStore, *, tenant: str, conversation_id: str, message_ids: Sequence[int]
+) -> Job:
+    """Queue the extraction of memories from these messages of a conversation."""
+    return store.create_job(
+        new_job_id(),
+        tenant=tenant,
+        kind=EXTRACT_MEMORIES,
+        payload={"conversation_id": conversation_id, "message_ids": list(message_ids)},
+        progress={},
     )

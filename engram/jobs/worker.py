@@ -19,11 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngramError
-from .queue import INGEST_BATCH
+from ..memory import extract
+from .queue import EXTRACT_MEMORIES, INGEST_BATCH
 from .types import Job
 
 if TYPE_CHECKING:  # engram.engine imports the store, which imports engram.jobs.types
     from ..engine import Engram
+    from ..providers.llms.base import LLM
     from ..store.contract import JobStore
 
 logger = logging.getLogger("engram.jobs")
@@ -58,8 +60,13 @@ class JobWorker:
         lease_seconds: float = 60.0,
         progress_interval: float = 0.5,
         on_finish: Callable[[str], None] | None = None,
+        llm: LLM | None = None,
     ) -> None:
         self.db = db
+        # The model of memory extraction jobs (the server's chain; else built on first use).
+        self.llm = llm
+        self._owns_llm = False  # built here, closed by stop()
+        self._model_lock = threading.Lock()
         # Told "succeeded", "failed" or "retried" as attempts end (the server's metrics).
         self._on_finish = on_finish
         self.store: JobStore = db.store
@@ -89,6 +96,10 @@ class JobWorker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        with self._model_lock:
+            if self._owns_llm and self.llm is not None:
+                self.llm.close()
+                self.llm, self._owns_llm = None, False
 
     def wake(self) -> None:
         """A job was queued: look now rather than at the next poll."""
@@ -184,6 +195,20 @@ class JobWorker:
             self._finished("succeeded")
             return
 
+    def _model(self) -> LLM | None:
+        """The model extraction jobs ask: the one given, else built once from the settings
+        (ENGRAM_LLM); None when there is none."""
+        with self._model_lock:
+            if self.llm is None and self.db.settings.llm:
+                from ..providers.llms import llm_chain
+
+                s = self.db.settings
+                self.llm = llm_chain(
+                    s.llm, timeout=s.llm_timeout, retries=s.llm_retries, deadline=s.llm_deadline
+                )
+                self._owns_llm = True
+            return self.llm
+
     def _finished(self, status: str) -> None:
         if self._on_finish is not None:
             try:
@@ -192,6 +217,8 @@ class JobWorker:
                 logger.exception("the job finish hook failed")
 
     def _run(self, job: Job, progress: _Progress) -> dict[str, Any]:
+        if job.kind == EXTRACT_MEMORIES:
+            return extract.run(self.db.memory, self._model(), job, progress.save)
         if job.kind != INGEST_BATCH:
             raise _PermanentFailure(f"unknown job kind {job.kind!r}")
         documents = (job.payload or {}).get("documents", [])
@@ -212,6 +239,7 @@ class _Progress:
         self.total = int(job.progress.get("documents_total", 0))
         self.documents = self.chunks = 0
         self.written = time.monotonic()
+        self.saved = False
 
     def __call__(self, documents: int, chunks: int) -> None:
         if self.worker._stop.is_set():
@@ -220,7 +248,19 @@ class _Progress:
         if time.monotonic() - self.written >= self.worker.progress_interval:
             self.flush()
 
+    def save(self, progress: dict[str, Any]) -> None:
+        """Record a job's own progress (an extraction's plan and how far it got) now."""
+        if self.worker._stop.is_set():
+            raise _Stopped
+        if not self.worker.store.set_job_progress(
+            self.job.id, attempt=self.attempt, progress=progress
+        ):
+            raise _TakenOver
+        self.saved = True
+
     def flush(self) -> None:
+        if self.saved:
+            return  # the job records its own progress
         progress = {
             "documents_done": self.documents,
             "documents_total": self.total,

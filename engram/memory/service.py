@@ -85,10 +85,14 @@ class MemoryService:
         settings: Settings,
         embedder: Callable[[], Embedder],
         recall: Recall | None = None,
+        on_user_messages: Callable[[str, str, builtins.list[int]], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self._embedder = embedder
+        # Called with (tenant, conversation id, message ids) when user messages are appended
+        # to a conversation that extracts memories (the engine queues an extraction job).
+        self._on_user_messages = on_user_messages
         # Conversation recall; None for a store that only keeps memories (no index).
         self._recall = recall
         # Check-then-write deduplication must not interleave with another add in this process.
@@ -248,15 +252,25 @@ class MemoryService:
         *,
         title: str | None = None,
         metadata: dict[str, Any] | None = None,
+        extract_memories: bool = False,
+        agent_id: str | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> Conversation:
-        """Start a conversation of ``user_id``."""
+        """Start a conversation of ``user_id``. With ``extract_memories`` (off by default)
+        and an LLM configured, a background job turns what the user says in it into
+        memories (of ``agent_id``, if given): see :mod:`engram.memory.extract`. Both are
+        kept in the conversation's metadata (``extract_memories``, ``agent_id``)."""
+        meta = check.metadata(metadata)
+        if extract_memories:
+            meta["extract_memories"] = True
+        if agent_id is not None:
+            meta["agent_id"] = check.ident(agent_id, "agent_id")
         return self.store.create_conversation(
             _new_id(),
             tenant=check.ident(tenant, "tenant"),
             user_id=check.ident(user_id, "user_id"),
             title=check.title(title),
-            metadata=check.metadata(metadata),
+            metadata=meta,
         )
 
     def conversation(self, conversation_id: str, *, tenant: str = DEFAULT_TENANT) -> Conversation:
@@ -316,7 +330,11 @@ class MemoryService:
             raise InvalidInput("no messages to append")
         writes = [check.message(m) for m in messages]
         written = self.store.append_messages(conversation_id, tenant=tenant, messages=writes)
-        self._recall_soon(tenant, conversation_id)
+        conversation = self.store.get_conversation(conversation_id, tenant=tenant)
+        self._recall_soon(tenant, conversation.user_id)
+        said = [m.id for m in written if m.role == "user"]
+        if said and conversation.metadata.get("extract_memories") and self._on_user_messages:
+            self._on_user_messages(tenant, conversation_id, said)
         return written
 
     def append_turn(
@@ -393,14 +411,13 @@ class MemoryService:
             exclude_conversation=exclude_conversation,
         )
 
-    def _recall_soon(self, tenant: str, conversation_id: str) -> None:
+    def _recall_soon(self, tenant: str, user_id: str) -> None:
         """Index the messages just appended. A failure here loses nothing: they stay marked
         unindexed and the next recall of their user indexes them."""
         if self._recall is None:
             return
         try:
-            owner = self.store.get_conversation(conversation_id, tenant=tenant).user_id
-            self._recall.catch_up(tenant, owner)
+            self._recall.catch_up(tenant, user_id)
         except Exception:  # noqa: BLE001 - the messages are stored; recall catches up later
             logger.warning("indexing messages for recall failed; recall will retry", exc_info=True)
 

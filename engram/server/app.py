@@ -66,7 +66,9 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
             else None
         )
         # background jobs (engram.jobs), their outcomes counted in engram_jobs_finished_total
-        app.state.jobs = JobWorker(app.state.db, on_finish=app.state.metrics.job_finished)
+        app.state.jobs = JobWorker(
+            app.state.db, on_finish=app.state.metrics.job_finished, llm=app.state.llm
+        )
         app.state.jobs.start()
         try:
             yield

@@ -72,6 +72,9 @@ class MemoryEventPublic(_Public):
     old_content: str | None
     new_content: str | None
     created_at: str
+    source: str | None = Field(
+        None, description="who made the change: api, or conversation:<id>#<message ids>"
+    )
 
 
 class MemoryHistory(BaseModel):
@@ -83,6 +86,14 @@ class ConversationCreate(RequestModel):
     user_id: str = Id
     title: str | None = Field(None, max_length=500)
     metadata: dict[str, Any] | None = None
+    extract_memories: bool = Field(
+        False,
+        description="turn what the user says into memories, in a background job, when an LLM"
+        " is configured (ENGRAM_LLM)",
+    )
+    agent_id: str | None = Field(
+        None, min_length=1, max_length=200, description="whose memories extraction writes"
+    )
 
 
 class ConversationPublic(_Public):

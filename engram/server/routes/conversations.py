@@ -43,6 +43,8 @@ def create_conversation(body: ConversationCreate, db: DB, principal: Writer) -> 
         acting_user(principal, body.user_id),
         title=body.title,
         metadata=body.metadata,
+        extract_memories=body.extract_memories,
+        agent_id=body.agent_id,
         tenant=principal.tenant,
     )
     return ConversationPublic.model_validate(conversation)
