@@ -203,6 +203,7 @@ def test_answer_cites_what_the_text_cites() -> None:
             "span": [200, 200 + len(PASSAGES[1].text)],
             "title": "Dogs",
             "page": 3,
+            "message_id": None,
         }
     ]
     assert llm.options == {"max_tokens": 100, "temperature": 0.1, "timeout": None}

@@ -281,7 +281,7 @@ def test_memory_and_conversation_round_trip(client: engram.Client) -> None:
 def test_chat_whole_and_streamed(client: engram.Client) -> None:
     client.add(DOCS, collection="kb")
     answer = client.chat("How many vacation days?", collection="kb")
-    assert set(answer) == {"text", "citations", "model", "extractive"}
+    assert set(answer) == {"text", "citations", "model", "extractive", "query"}
     assert answer["extractive"] is True and answer["model"] is None
     assert answer["citations"][0]["document"] == "hr/leave.md"
 
@@ -290,7 +290,12 @@ def test_chat_whole_and_streamed(client: engram.Client) -> None:
     assert names[-2:] == ["citations", "done"] and set(names[:-2]) == {"token"}
     text = "".join(data["text"] for name, data in events if name == "token")
     assert text == answer["text"]
-    assert events[-1][1] == {"model": None, "extractive": True, "ok": True}
+    assert events[-1][1] == {
+        "model": None,
+        "extractive": True,
+        "ok": True,
+        "query": "How many vacation days?",
+    }
     assert client.chat("How many vacation days?", collection="kb", stream=True) == answer
 
     conv = client.memory.create_conversation("bob")

@@ -521,6 +521,8 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "getConversation",
         "deleteConversation",
         "appendMessage",
+        "appendMessages",
+        "recall",
         "listMessages",
         "exportUser",
         "eraseUser",

@@ -48,9 +48,9 @@ class Citation:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """``{n, kind, document, version, span: [start, end], title, page}``, and
-        ``message_id`` for a conversation turn."""
-        out: dict[str, Any] = {
+        """``{n, kind, document, version, span: [start, end], title, page, message_id}``
+        (``message_id``: None but for a conversation turn)."""
+        return {
             "n": self.n,
             "kind": self.kind,
             "document": self.document,
@@ -58,10 +58,8 @@ class Citation:
             "span": [self.start, self.end],
             "title": self.title,
             "page": self.page,
+            "message_id": self.message_id,
         }
-        if self.message_id is not None:
-            out["message_id"] = self.message_id
-        return out
 
 
 def cited_numbers(text: str, count: int) -> list[int]:

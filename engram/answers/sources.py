@@ -78,17 +78,24 @@ def standalone_query(
     how: str,
     llm: LLM | None,
     language: str,
+    limit: int,
 ) -> str:
     """The question to retrieve with: ``question`` made standalone from ``history`` (the
     conversation so far) by ``llm`` or by the heuristic, as ``how`` says
     (``ENGRAM_CHAT_REWRITE``); the question itself when there is no history. A failing
-    model falls back to the heuristic."""
+    model falls back to the heuristic. A rewrite longer than ``limit`` characters (the
+    longest query, ENGRAM_MAX_QUERY_CHARS) is cut at a word, never below the question."""
     turns = [(m.role, m.content) for m in history]
-    if not turns or how == "off":
+    if not turns or how == "off" or len(question) >= limit:
         return question
+    rewritten = None
     if llm is not None and how in ("auto", "llm"):
         try:
-            return rewrite_with_llm(llm, question, turns)
+            rewritten = rewrite_with_llm(llm, question, turns)
         except LLMError as exc:
             logger.warning("rewriting the question with the model failed: %s", exc)
-    return rewrite_heuristic(question, turns, language)
+    if rewritten is None:
+        rewritten = rewrite_heuristic(question, turns, language)
+    if len(rewritten) > limit:
+        rewritten = rewritten[: limit + 1].rsplit(" ", 1)[0].strip()
+    return rewritten if len(rewritten) >= len(question) else question

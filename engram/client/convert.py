@@ -51,6 +51,8 @@ def from_json(cls: type[D], body: Json, **given: Any) -> D:
         hint, value = hints[f.name], body.get(f.name)
         if value is None and _is_dataclass(hint):
             values[f.name] = from_json(hint, body)
+        elif value is None and f.default is not dataclasses.MISSING:
+            values[f.name] = f.default  # a field the API does not send (SearchResult.kind)
         elif value is None:
             values[f.name] = _empty(hint, f.name)
         else:

@@ -315,6 +315,7 @@ class Client:
                 elif event == "done":
                     result["model"] = data.get("model")
                     result["extractive"] = bool(data.get("extractive"))
+                    result["query"] = data.get("query", question)
         result["text"] = "".join(parts)
         return result
 
@@ -333,7 +334,7 @@ class Client:
         """:meth:`chat` as it is written: ``(event, data)`` tuples, in this order: ``token``
         (``{"text": delta}``) any number of times, then ``citations`` (``{"citations"}``) or
         ``error`` (``{"code", "message", "hint"?}``), then ``done`` (``{"model",
-        "extractive", "ok"}``). A bad request raises here, before any event. Iterate to the
+        "extractive", "ok", "query"}``; ``query``: what was searched). A bad request raises here, before any event. Iterate to the
         end, or use it as a context manager to close the connection early."""
         options = _chat_body(question, collection, conversation_id, user_id, k, mode, where, rerank)
         return self._stream(options)

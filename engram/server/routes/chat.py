@@ -17,7 +17,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from ...answers import AnswerOptions, answer, sse_format, stream_answer
+from ...answers import AnswerEvent, AnswerOptions, answer, sse_format, stream_answer
 from ...answers.prompt import DEFAULT_MAX_CONTEXT_CHARS
 from ...answers.sources import conversation_passage, memory_passage, standalone_query, with_sources
 from ...engine import Engram
@@ -101,7 +101,9 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
             if m.role in ("user", "assistant"):
                 history.append(ChatMessage(m.role, m.content))
     language = db.collection(body.collection, tenant=tenant).language
-    query = standalone_query(body.question, history, settings.chat_rewrite, llm, language)
+    query = standalone_query(
+        body.question, history, settings.chat_rewrite, llm, language, settings.max_query_chars
+    )
     passages = db.search(
         query,
         collection=body.collection,
@@ -154,6 +156,7 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
                     text.append(event.data.get("text", ""))
                 elif event.type == "done":
                     ok = bool(event.data.get("ok"))
+                    event = AnswerEvent("done", {**event.data, "query": query})
                 yield sse_format(event)
         finally:
             events.close()
