@@ -9,8 +9,10 @@ this one had not applied; anything unreadable is rebuilt from the chunks and emb
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ from .sql import DECODING, batches, compile_where
 
 logger = logging.getLogger("engram.store")
 
+_ALLOWED_MEMO = 16  # filters whose chunk ids are remembered (per log position)
+
 
 class SQLiteRetrievalMixin(SQLiteSessions):
     """Keyword and vector retrieval over the derived indexes (a mixin of SQLiteStore)."""
@@ -37,6 +41,7 @@ class SQLiteRetrievalMixin(SQLiteSessions):
     _indexes: dict[int, DerivedIndexes]
     _index_lock: threading.RLock
     _COLLECTION_SQL_LIGHT: str
+    _allowed_memo: OrderedDict[tuple[int, int, str], set[int]]
 
     if TYPE_CHECKING:
 
@@ -125,11 +130,18 @@ class SQLiteRetrievalMixin(SQLiteSessions):
         )
         return indexes
 
-    def _allowed(self, collection: Collection, where: Where | None) -> set[int] | None:
+    def _allowed(self, collection: Collection, where: Where | None, seq: int) -> set[int] | None:
+        """The chunk ids a filter lets through. A hybrid search asks twice (one leg each)
+        for the same filter at the same log position: the second answer is remembered."""
         if not where:
             return None
+        key = (collection.id, seq, json.dumps(where, sort_keys=True, default=str))
+        with self._index_lock:
+            found = self._allowed_memo.get(key)
+        if found is not None:
+            return found
         cond, params = compile_where(where)
-        return {
+        found = {
             r[0]
             for r in self._read(
                 "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
@@ -137,12 +149,17 @@ class SQLiteRetrievalMixin(SQLiteSessions):
                 (collection.id, *params),
             )
         }
+        with self._index_lock:
+            self._allowed_memo[key] = found
+            while len(self._allowed_memo) > _ALLOWED_MEMO:
+                self._allowed_memo.popitem(last=False)
+        return found
 
     def keyword_search(
         self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None
     ) -> list[tuple[int, float]]:
         indexes = self._catch_up(collection)
-        return indexes.keywords.search(terms, k, self._allowed(collection, where))
+        return indexes.keywords.search(terms, k, self._allowed(collection, where, indexes.seq))
 
     def term_frequencies(self, collection: Collection, terms: Sequence[str]) -> dict[str, int]:
         keywords = self._catch_up(collection).keywords
@@ -166,7 +183,7 @@ class SQLiteRetrievalMixin(SQLiteSessions):
     ) -> list[tuple[int, float]]:
         vec = collection_vector(collection, vector, query=True)
         indexes = self._catch_up(collection)
-        return indexes.vectors.search(vec, k, self._allowed(collection, where))
+        return indexes.vectors.search(vec, k, self._allowed(collection, where, indexes.seq))
 
     def get_chunks(self, collection: Collection, ids: Sequence[int]) -> dict[int, ChunkRecord]:
         out: dict[int, ChunkRecord] = {}

@@ -14,6 +14,7 @@ import logging
 import sqlite3
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +76,7 @@ class SQLiteStore(
         self._readers_lock = threading.Lock()
         self._indexes: dict[int, DerivedIndexes] = {}
         self._index_lock = threading.RLock()
+        self._allowed_memo = OrderedDict()  # retrieval: chunk ids of recent filters
         self._migrate()
 
     # -- plumbing ----------------------------------------------------------------------------
