@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
-from ..eval.runner import run_eval
-from ..types import SearchMode
 from .main import Context, cli
+
+if TYPE_CHECKING:
+    from ..types import SearchMode
 
 SHOWN = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "p@5")
 
@@ -37,10 +38,12 @@ def eval_command(
 ) -> None:
     """Measure retrieval quality on a BEIR-format dataset (corpus.jsonl, queries.jsonl,
     qrels/test.tsv): nDCG@10, Recall@10/100, MRR@10, P@5 and query latency."""
+    from ..eval.runner import run_eval
+
     results = run_eval(
         obj.db(),
         dataset_dir,
-        modes=cast(tuple[SearchMode, ...], modes or ("hybrid", "keyword", "vector")),
+        modes=cast("tuple[SearchMode, ...]", modes or ("hybrid", "keyword", "vector")),
         rerank=rerank,
         limit=limit,
     )
