@@ -91,6 +91,7 @@ class Engram:
                         "batch_size": self.settings.embed_batch_size,
                         "query_threads": self.settings.query_threads or None,
                         "query_batch": self.settings.query_batch,
+                        "model_cache": self.settings.model_cache_dir,
                     }
                 )
                 self._embedder = get_embedder(name, **opts)
@@ -99,7 +100,9 @@ class Engram:
     def reranker(self) -> Reranker:
         with self._lock:
             if self._reranker is None:
-                self._reranker = get_reranker(self.settings.reranker_model)
+                self._reranker = get_reranker(
+                    self.settings.reranker_model, model_cache=self.settings.model_cache_dir
+                )
             return self._reranker
 
     # -- collections ---------------------------------------------------------------------------

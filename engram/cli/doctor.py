@@ -195,7 +195,11 @@ def check_embedder(settings: Settings) -> str:
     from ..providers import get_embedder
 
     name = settings.embedding_model
-    opts = {} if name.startswith("hash") else {"batch_size": settings.embed_batch_size}
+    opts = (
+        {}
+        if name.startswith("hash")
+        else {"batch_size": settings.embed_batch_size, "model_cache": settings.model_cache_dir}
+    )
     started = time.perf_counter()
     embedder = get_embedder(name, **opts)
     try:

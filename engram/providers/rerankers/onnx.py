@@ -30,6 +30,7 @@ class OnnxCrossEncoder(Reranker):
         max_length: int = 512,
         batch_size: int = 16,
         threads: int | None = None,
+        model_cache: str = "",
     ) -> None:
         if batch_size < 1 or max_length < 8:
             raise InvalidInput(
@@ -41,7 +42,9 @@ class OnnxCrossEncoder(Reranker):
         self.batch_size = batch_size
         self._tokenizer = _onnx.load_tokenizer(self.resolved.tokenizer_path, max_length=max_length)
         self._pad_id = _onnx.pad_id(self._tokenizer)
-        self._session = LazySession(self.resolved.model_path, self._only_output, threads=threads)
+        self._session = LazySession(
+            self.resolved.model_path, self._only_output, threads=threads, cache=model_cache
+        )
         self._run_lock = threading.Lock()  # one run at a time (OnnxSession.batches)
 
     def rerank(self, query: str, passages: Sequence[str]) -> list[float]:
