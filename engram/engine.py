@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import tracing
 from .config import Settings
@@ -22,22 +22,25 @@ from .errors import (
     NotFound,
     Unauthorized,
 )
-from .ingest.items import items_from_paths, items_from_records
-from .ingest.loaders import LoaderOptions
-from .ingest.pipeline import IngestPipeline, Item, ProgressCallback
 from .keys import ApiKey, bump_revision, check_scopes, new_key, parse_key, secret_matches
-from .memory import MemoryService
 from .providers import get_embedder, get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
 from .search.analyzer import LANGUAGES, detect_language
 from .search.fusion import FUSION_METHODS
 from .search.searcher import Searcher, SearchRequest, SearchResponse
-from .state import StateService
 from .store import open_store
 from .store.contract import Store
 from .store.records import DocumentVersion, Where
 from .types import Collection, DocumentInfo, Failure, IngestReport, LoadedDocument, SearchMode
+
+if TYPE_CHECKING:
+    # Imported where used: a one-shot search (the CLI) loads neither the ingest pipeline and
+    # its parsers nor the memory and state services.
+    from .ingest.loaders import LoaderOptions
+    from .ingest.pipeline import Item, ProgressCallback
+    from .memory import MemoryService
+    from .state import StateService
 
 logger = logging.getLogger("engram")
 
@@ -238,6 +241,8 @@ class Engram:
             paths = [paths]
         if not paths:
             raise InvalidInput("nothing to ingest", hint="pass files, folders or '-' for stdin")
+        from .ingest.items import items_from_paths
+
         items = items_from_paths(
             paths,
             include=include,
@@ -261,6 +266,8 @@ class Engram:
         tenant: str = DEFAULT_TENANT,
     ) -> IngestReport:
         """Ingest documents given as ``{"id", "text", "title"?, "metadata"?}`` dicts."""
+        from .ingest.items import items_from_records
+
         return self._run(
             collection,
             items_from_records(documents),
@@ -300,6 +307,8 @@ class Engram:
         collection = self._collection_for_ingest(
             name, [d for d in head if isinstance(d, LoadedDocument)], language, tenant
         )
+        from .ingest.pipeline import IngestPipeline
+
         pipeline = IngestPipeline(self.store, self.settings, self.embedder())
         with tracing.span("ingest", collection=name, sync=sync):
             report = pipeline.run(
@@ -375,6 +384,8 @@ class Engram:
         """Conversations and long-term memories of users (see :mod:`engram.memory`)."""
         with self._lock:
             if self._memory is None:
+                from .memory import MemoryService
+
                 self._memory = MemoryService(self.store, self.settings, self.embedder)
             return self._memory
 
@@ -383,6 +394,8 @@ class Engram:
         """Agent state: versioned JSON values in namespaces (see :mod:`engram.state`)."""
         with self._lock:
             if self._state is None:
+                from .state import StateService
+
                 self._state = StateService(self.store, self.embedder)
             return self._state
 
