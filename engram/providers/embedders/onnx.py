@@ -96,6 +96,9 @@ class OnnxEmbedder(Embedder):
     Measured on 2 cores, a SciFact query (≈ 30 tokens) costs ≈ 4.7 ms of CPU on one thread,
     ≈ 10 ms on two threads with onnxruntime's spinning (docs/benchmarks.md). Passages keep
     the all-core session. ``query_threads=None`` sends queries through that one instead.
+
+    ``model_cache`` is where the optimized graph is kept (the ``model_cache_dir`` setting:
+    "" the user's cache directory, "off" none; :mod:`engram.providers.onnx_cache`).
     """
 
     def __init__(

@@ -20,7 +20,9 @@ class OnnxCrossEncoder(Reranker):
 
     Pairs are encoded as ``[CLS] query [SEP] passage [SEP]``, truncated longest-first to
     ``max_length`` tokens, batched by similar length. Scores are the raw logits (ms-marco
-    models: higher is more relevant, unbounded). The session loads on first use.
+    models: higher is more relevant, unbounded). The session loads on first use, from the
+    optimized graph kept in ``model_cache`` (as
+    :class:`~engram.providers.embedders.onnx.OnnxEmbedder`'s).
     """
 
     def __init__(
