@@ -267,3 +267,12 @@ def test_lazy_command_table_matches_the_commands() -> None:
             assert stub.get_short_help_str(width) == command.get_short_help_str(width), name
     # Every registered command is in the table (a new one must be added there).
     assert set(cli.commands) == set(COMMANDS)
+
+
+def test_a_mistyped_command_gets_a_suggestion_from_every_command() -> None:
+    """Commands load on first use; a name that is none of them still gets click's "Did you
+    mean" from the whole list, loaded or not."""
+    code = "from engram.cli import cli\ncli.main(['imprt', 'x'], prog_name='engram')\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "No such command 'imprt'. Did you mean 'import'?" in proc.stderr

@@ -136,6 +136,14 @@ class EngramGroup(click.Group):
             importlib.import_module(f"{__package__}.{COMMANDS[name][0]}")  # registers it
         return self.commands.get(name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and self._load(click.utils.make_str(args[0])) is None:
+            for name in COMMANDS:  # no such command: click suggests close names from all
+                self._load(name)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
