@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         "ms-marco-minilm-l12-v2",
         description="Cross-encoder used by --rerank (name or directory).",
     )
+    model_cache_dir: str = Field(
+        "",
+        description="Where optimized copies of the ONNX models' graphs are kept: a model "
+        "session then loads without optimizing its graph again (a third faster, the same "
+        "results). Empty: $XDG_CACHE_HOME/engram/onnx, else ~/.cache/engram/onnx; 'off': "
+        "optimize at every load and write nothing.",
+    )
     rerank_candidates: int = Field(
         20, ge=1, le=1000, description="How many fused results the cross-encoder rescores."
     )

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import tracing
 from .config import Settings
@@ -23,14 +23,7 @@ from .errors import (
     NotFound,
     Unauthorized,
 )
-from .ingest.items import items_from_paths, items_from_records
-from .ingest.loaders import LoaderOptions
-from .ingest.pipeline import IngestPipeline, Item, ProgressCallback
-from .ingest.stamps import FileStamps
-from .jobs.queue import enqueue_extraction
 from .keys import ApiKey, bump_revision, check_scopes, new_key, parse_key, secret_matches
-from .memory import MemoryService
-from .memory.recall import Recall
 from .memory.types import is_internal
 from .providers import get_embedder, get_reranker
 from .providers.embedders.base import Embedder
@@ -38,7 +31,6 @@ from .providers.rerankers.base import Reranker
 from .search.analyzer import LANGUAGES, detect_language
 from .search.fusion import FUSION_METHODS
 from .search.searcher import Searcher, SearchRequest, SearchResponse
-from .state import StateService
 from .store import open_store
 from .store.contract import Store
 from .store.records import DocumentVersion, Where
@@ -51,6 +43,14 @@ from .types import (
     SearchMode,
     Skipped,
 )
+
+if TYPE_CHECKING:
+    # Imported where used: a one-shot search (the CLI) loads neither the ingest pipeline and
+    # its parsers nor the memory and state services.
+    from .ingest.loaders import LoaderOptions
+    from .ingest.pipeline import Item, ProgressCallback
+    from .memory import MemoryService
+    from .state import StateService
 
 logger = logging.getLogger("engram")
 
@@ -112,6 +112,7 @@ class Engram:
                         "batch_size": self.settings.embed_batch_size,
                         "query_threads": self.settings.query_threads or None,
                         "query_batch": self.settings.query_batch,
+                        "model_cache": self.settings.model_cache_dir,
                     }
                 )
                 self._embedder = get_embedder(name, **opts)
@@ -120,7 +121,9 @@ class Engram:
     def reranker(self) -> Reranker:
         with self._lock:
             if self._reranker is None:
-                self._reranker = get_reranker(self.settings.reranker_model)
+                self._reranker = get_reranker(
+                    self.settings.reranker_model, model_cache=self.settings.model_cache_dir
+                )
             return self._reranker
 
     # -- collections ---------------------------------------------------------------------------
@@ -267,6 +270,9 @@ class Engram:
             paths = [paths]
         if not paths:
             raise InvalidInput("nothing to ingest", hint="pass files, folders or '-' for stdin")
+        from .ingest.items import items_from_paths
+        from .ingest.stamps import FileStamps
+
         try:
             target: Collection | None = self.store.get_collection(
                 collection, tenant=tenant, counts=False
@@ -301,6 +307,8 @@ class Engram:
         tenant: str = DEFAULT_TENANT,
     ) -> IngestReport:
         """Ingest documents given as ``{"id", "text", "title"?, "metadata"?}`` dicts."""
+        from .ingest.items import items_from_records
+
         return self._run(
             collection,
             items_from_records(documents),
@@ -340,6 +348,8 @@ class Engram:
         collection = self._collection_for_ingest(
             name, [d for d in head if isinstance(d, LoadedDocument)], language, tenant
         )
+        from .ingest.pipeline import IngestPipeline
+
         pipeline = IngestPipeline(self.store, self.settings, self.embedder())
         with tracing.span("ingest", collection=name, sync=sync):
             report = pipeline.run(
@@ -415,6 +425,9 @@ class Engram:
         """Conversations and long-term memories of users (see :mod:`engram.memory`)."""
         with self._lock:
             if self._memory is None:
+                from .memory import MemoryService
+                from .memory.recall import Recall
+
                 recall = Recall(self.store, self.settings, self.embedder, self.searcher)
                 self._memory = MemoryService(
                     self.store,
@@ -428,6 +441,8 @@ class Engram:
     def _extract_later(self, tenant: str, conversation_id: str, message_ids: list[int]) -> None:
         """Queue the extraction of memories from messages just appended (a job, run by the
         server's workers or `engram worker`)."""
+        from .jobs.queue import enqueue_extraction
+
         enqueue_extraction(
             self.store, tenant=tenant, conversation_id=conversation_id, message_ids=message_ids
         )
@@ -437,6 +452,8 @@ class Engram:
         """Agent state: versioned JSON values in namespaces (see :mod:`engram.state`)."""
         with self._lock:
             if self._state is None:
+                from .state import StateService
+
                 self._state = StateService(self.store, self.embedder)
             return self._state
 

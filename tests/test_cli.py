@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -224,3 +225,54 @@ def test_ingest_progress_counts_files_first_and_never_shows_zero(
     total = ingest_cli._count_files((str(corpus),), (), ())
     assert f"/{total} files" in res.output
     assert not re.search(r"(?<![0-9.])0(?: \w+)?/s", res.output)  # no "0/s", no "0 docs/s"
+
+
+# -- start-up: `engram --help` and a subcommand's --help import no heavy module ---------------
+
+HEAVY_MODULES = ("numpy", "pydantic", "engram.engine", "engram.store", "onnxruntime", "fastapi")
+
+
+@pytest.mark.parametrize("args", [[], ["search"], ["ingest"], ["state", "put"], ["import"]])
+def test_help_imports_no_heavy_module(args: list[str]) -> None:
+    """`engram --help` answered in 0.5 s when importing the CLI imported the engine; a
+    one-shot command's help must not load pydantic, numpy, the store or the model runtime."""
+    code = (
+        "import sys\n"
+        "from engram.cli import cli\n"
+        f"cli.main({[*args, '--help']!r}, prog_name='engram', standalone_mode=False)\n"
+        f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Usage: engram" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_lazy_command_table_matches_the_commands() -> None:
+    """`engram --help` lists the subcommands from a table without importing their modules:
+    the table names each command's module and repeats its help's first sentence, so the
+    listing must equal what the loaded commands would print, at any terminal width."""
+    from engram.cli.main import COMMANDS
+
+    ctx = click.Context(cli, info_name="engram")
+    for name, (module, help_text) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
+        assert command.callback is not None and command.callback.__module__ == (
+            f"engram.cli.{module}"
+        )
+        assert not command.hidden and not command.short_help, name
+        stub = click.Command(name, help=help_text)
+        for width in range(10, 200):
+            assert stub.get_short_help_str(width) == command.get_short_help_str(width), name
+    # Every registered command is in the table (a new one must be added there).
+    assert set(cli.commands) == set(COMMANDS)
+
+
+def test_a_mistyped_command_gets_a_suggestion_from_every_command() -> None:
+    """Commands load on first use; a name that is none of them still gets click's "Did you
+    mean" from the whole list, loaded or not."""
+    code = "from engram.cli import cli\ncli.main(['imprt', 'x'], prog_name='engram')\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "No such command 'imprt'. Did you mean 'import'?" in proc.stderr

@@ -16,8 +16,10 @@ from engram.errors import InvalidInput, ModelUnavailable
 from engram.providers import (
     DEFAULT_EMBEDDER,
     DEFAULT_RERANKER,
+    _onnx,
     get_embedder,
     get_reranker,
+    onnx_cache,
     resolve_model,
 )
 from engram.providers import models as models_mod
@@ -374,3 +376,85 @@ def test_reranker_keeps_input_order(cross_encoder: OnnxCrossEncoder) -> None:
     # and padding move a logit by ~0.1. Irrelevant passages sit within that of each other.
     np.testing.assert_allclose(batched, singles, atol=0.25)
     assert int(np.argmax(batched)) == int(np.argmax(singles)) == 0
+
+
+# --- the cache of optimized graphs -------------------------------------------------------------
+
+
+def test_model_cache_directory_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert onnx_cache.cache_dir("") == tmp_path / "xdg" / "engram" / "onnx"
+    assert onnx_cache.cache_dir(str(tmp_path / "mine")) == tmp_path / "mine"
+    assert onnx_cache.cache_dir(" OFF ") is None
+    model = tmp_path / "m" / "model.onnx"
+    assert onnx_cache.cached_path(model, "1.0", "") is None  # no model file: nothing to key
+    model.parent.mkdir()
+    model.write_bytes(b"graph")
+    first = onnx_cache.cached_path(model, "1.0", "")
+    assert first is not None and first.parent == tmp_path / "xdg" / "engram" / "onnx"
+    assert onnx_cache.cached_path(model, "1.0", "off") is None
+    # Another onnxruntime, or another model file at the same path, is another copy.
+    assert onnx_cache.cached_path(model, "1.1", "") != first
+    model.write_bytes(b"other graph")
+    assert onnx_cache.cached_path(model, "1.0", "") != first
+
+
+@needs_model
+def test_optimized_graph_is_cached_and_gives_the_same_vectors(tmp_path: Path) -> None:
+    """A session loaded from the cached optimized graph runs the same graph: vectors equal
+    to the bit those of a session that optimized the original."""
+    cache = str(tmp_path / "cache")
+    plain = OnnxEmbedder(DEFAULT_EMBEDDER, model_cache="off")
+    expected = plain.embed_batch(PASSAGES), plain.embed_query("ocean tides")
+    plain.close()
+    assert not (tmp_path / "cache").exists()
+    for _ in range(2):  # the first writes the copy, the second loads it
+        embedder = OnnxEmbedder(DEFAULT_EMBEDDER, model_cache=cache)
+        got = embedder.embed_batch(PASSAGES), embedder.embed_query("ocean tides")
+        embedder.close()
+        assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".onnx"]  # no temp left
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+
+
+@needs_model
+def test_unreadable_cached_graph_falls_back_to_the_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import onnxruntime
+
+    model = resolve_model(DEFAULT_EMBEDDER).model_path
+    cached = onnx_cache.cached_path(model, onnxruntime.__version__, str(tmp_path))
+    assert cached is not None
+    cached.write_bytes(b"\x08\x07 not an onnx graph")  # as a disk error would leave it
+    session = _onnx.create_session(model, threads=1, cache=str(tmp_path))
+    assert [o.name for o in session.get_outputs()]
+    assert "unreadable optimized model" in caplog.text
+    assert cached.stat().st_size > 1_000_000  # written again, whole
+    _onnx.create_session(model, threads=1, cache=str(tmp_path))  # and loads
+    # A cache directory that cannot be created: no copy, the model still loads.
+    (tmp_path / "file").write_text("")
+    assert _onnx.create_session(model, threads=1, cache=str(tmp_path / "file" / "sub"))
+
+
+@needs_model
+def test_processes_starting_together_write_one_whole_copy(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from engram.providers import _onnx, resolve_model\n"
+        "model = resolve_model('bge-small-en-v1.5').model_path\n"
+        "s = _onnx.create_session(model, threads=1, cache=sys.argv[1])\n"
+        "print(s.get_outputs()[0].name)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 3
+    assert outputs == ["last_hidden_state"] * 3
+    copies = list(tmp_path.iterdir())
+    assert [p.suffix for p in copies] == [".onnx"]  # one copy, no temporary file left
+    assert _run(code.replace("sys.argv[1]", repr(str(tmp_path)))) == "last_hidden_state"

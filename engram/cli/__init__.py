@@ -1,6 +1,6 @@
-"""The ``engram`` command line. Importing this package registers every subcommand."""
+"""The ``engram`` command line. Each subcommand's module is imported when it is first used
+(``engram.cli.main.COMMANDS``)."""
 
-from . import doctor, eval, ingest, keys, manage, migrate, search, serve, state, transfer, worker  # noqa: F401 - each module registers its commands
 from .main import cli, main
 
 __all__ = ["cli", "main"]

@@ -21,13 +21,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
-from ..config import Settings
 from ..errors import EngramError
 from .main import Context, cli
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 MIN_FREE_BYTES = 512 * 1024**2
 PROBE_SENTENCE = "engram doctor: does the embedding model work?"
@@ -188,10 +190,16 @@ def postgres_checks(settings: Settings) -> list[Check]:
 
 # -- models ----------------------------------------------------------------------------------
 def check_embedder(settings: Settings) -> str:
+    import numpy as np
+
     from ..providers import get_embedder
 
     name = settings.embedding_model
-    opts = {} if name.startswith("hash") else {"batch_size": settings.embed_batch_size}
+    opts = (
+        {}
+        if name.startswith("hash")
+        else {"batch_size": settings.embed_batch_size, "model_cache": settings.model_cache_dir}
+    )
     started = time.perf_counter()
     embedder = get_embedder(name, **opts)
     try:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
-from ..eval.runner import run_eval
-from ..types import SearchMode
 from .main import Context, cli
 
 # engram.memory.recall.REPRESENTATIONS, named here so that --help imports nothing heavy
 # (tests/test_recall.py checks they agree).
 TURN_REPRESENTATIONS = ("turn", "speaker", "dated", "context")
+
+if TYPE_CHECKING:
+    from ..types import SearchMode
+
 SHOWN = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "p@5")
 
 
@@ -55,8 +57,8 @@ def eval_command(
     rewrites: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Measure retrieval quality on a BEIR-format dataset (a folder: corpus.jsonl,
-    queries.jsonl, qrels/test.tsv): nDCG@10, Recall@10/100, MRR@10, P@5 and query latency.
+    """Measure retrieval quality on a BEIR-format dataset (corpus.jsonl, queries.jsonl,
+    qrels/test.tsv): nDCG@10, Recall@10/100, MRR@10, P@5 and query latency.
 
     Given a conversation dataset (a .json file of sessions and questions, such as
     datasets/conversations/engram-dev-v1.json), measure conversation recall instead:
@@ -65,10 +67,12 @@ def eval_command(
     if Path(dataset_dir).is_file():
         _conversations(obj, dataset_dir, modes, representations, rewrites, as_json)
         return
+    from ..eval.runner import run_eval
+
     results = run_eval(
         obj.db(),
         dataset_dir,
-        modes=cast(tuple[SearchMode, ...], modes or ("hybrid", "keyword", "vector")),
+        modes=cast("tuple[SearchMode, ...]", modes or ("hybrid", "keyword", "vector")),
         rerank=rerank,
         limit=limit,
     )
@@ -120,7 +124,7 @@ def _conversations(
                 representations=cast(
                     tuple[Representation, ...], representations or (DEFAULT_REPRESENTATION,)
                 ),
-                modes=cast(tuple[SearchMode, ...], modes or ("hybrid", "keyword", "vector")),
+                modes=cast("tuple[SearchMode, ...]", modes or ("hybrid", "keyword", "vector")),
                 rewrites=cast(tuple[Rewrite, ...], rewrites or ("heuristic",)),
             )
     if as_json:

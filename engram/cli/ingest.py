@@ -8,11 +8,7 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..ingest.loaders import LoaderOptions
-from ..ingest.sources import iter_files
 from .main import Context, cli
 
 
@@ -93,6 +89,17 @@ def ingest(
         options_kw["text_fields"] = text_fields
     if metadata_fields:
         options_kw["metadata_fields"] = metadata_fields
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ..ingest.loaders import LoaderOptions
+
     options = LoaderOptions(**options_kw)  # type: ignore[arg-type]
     if stdin_key is not None and "-" not in paths:
         raise click.UsageError("--key names the document read from stdin: pass '-' too")
@@ -177,6 +184,8 @@ def _count_files(
     paths: tuple[str, ...], include: tuple[str, ...], exclude: tuple[str, ...]
 ) -> int | None:
     """How many files the ingest will read (None with stdin, whose size is unknown)."""
+    from ..ingest.sources import iter_files
+
     count = 0
     for raw in paths:
         if raw == "-":

@@ -1,17 +1,84 @@
-"""The ``engram`` command: parse, call the library, print. Errors become one line + a hint."""
+"""The ``engram`` command: parse, call the library, print. Errors become one line + a hint.
+
+A one-shot command must start fast, so this module imports only click and engram's errors:
+each subcommand's module is imported when that subcommand runs (:data:`COMMANDS`), and the
+settings and the engine (pydantic, numpy, the store) when a command first asks for them.
+``engram --help`` imports none of them (``tests/test_cli.py`` checks).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..config import Settings
-from ..engine import Engram
 from ..errors import CollectionNotFound, EngramError
 from ..unicode import utf8_argv
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..engine import Engram
+
+# Every subcommand: the module of engram.cli that registers it, and the first sentence of
+# its help, shown by `engram --help` without importing that module (a test checks each
+# matches the command's own help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "backup": (
+        "transfer",
+        "Back the whole database up into the new folder PATH (consistent while engram runs).",
+    ),
+    "collections": ("manage", "List collections with their model, language and size."),
+    "delete": (
+        "manage",
+        "Delete documents (by key) or a whole collection, from every index.",
+    ),
+    "docs": ("manage", "List the documents of a collection."),
+    "doctor": (
+        "doctor",
+        "Check the data directory, database, models, index files and LLM endpoints.",
+    ),
+    "eval": (
+        "eval",
+        "Measure retrieval quality on a BEIR-format dataset (corpus.jsonl, queries.jsonl,"
+        " qrels/test.tsv): nDCG@10, Recall@10/100, MRR@10, P@5 and query latency.",
+    ),
+    "export": (
+        "transfer",
+        "Export collections (documents, versions, chunks, vectors), conversations, memories"
+        " and events to PATH: a new folder, or a .tar / .tar.gz file (docs/export-format.md).",
+    ),
+    "import": (
+        "transfer",
+        "Import an engram export (PATH), a Chroma directory (--from-chroma) or a JSON Lines"
+        " file (--from-jsonl).",
+    ),
+    "ingest": (
+        "ingest",
+        "Ingest files, folders (recursively) or '-' (stdin) into a collection.",
+    ),
+    "keys": (
+        "keys",
+        "Manage API keys for `engram serve` (stored hashed; shown once at creation).",
+    ),
+    "migrate": ("migrate", "Bring the database to the current schema and list its migrations."),
+    "restore": (
+        "transfer",
+        "Restore a backup made by `engram backup` into the configured database.",
+    ),
+    "search": ("search", "Search a collection."),
+    "serve": ("serve", "Serve the HTTP API (reference at /docs, schema at /openapi.json)."),
+    "state": (
+        "state",
+        "Agent state: JSON values under keys in namespaces (paths such as user/42/planner).",
+    ),
+    "worker": (
+        "worker",
+        "Run queued background jobs until stopped (SIGTERM / Ctrl-C), next to `engram serve`.",
+    ),
+}
 
 
 class Context:
@@ -22,6 +89,8 @@ class Context:
         self._db: Engram | None = None
 
     def settings(self, **extra: Any) -> Settings:
+        from ..config import Settings
+
         return Settings.build(**{**self.overrides, **extra})
 
     def db(self, *, existing: bool = False, **extra: Any) -> Engram:
@@ -35,6 +104,8 @@ class Context:
                     hint="ingest documents first (engram ingest PATH), or point --data-dir"
                     " (ENGRAM_DATA_DIR) at an existing data directory",
                 )
+            from ..engine import Engram
+
             self._db = Engram(settings)
         return self._db
 
@@ -49,7 +120,40 @@ GLOBAL_OPTIONS = ("--data-dir", "--model")  # the group's options that take a va
 class EngramGroup(click.Group):
     """Turns engram errors into ``Error: ...`` / ``Hint: ...`` and exit code 1, and takes
     the global options anywhere: ``engram search x --data-dir D`` works as
-    ``engram --data-dir D search x`` (unless the subcommand has an option of that name)."""
+    ``engram --data-dir D search x`` (unless the subcommand has an option of that name).
+
+    Subcommands load on first use: :meth:`get_command` imports the module that registers
+    one (:data:`COMMANDS`), and the command list of ``--help`` comes from that table."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    def _load(self, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            importlib.import_module(f"{__package__}.{COMMANDS[name][0]}")  # registers it
+        return self.commands.get(name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and self._load(click.utils.make_str(args[0])) is None:
+            for name in COMMANDS:  # no such command: click suggests close names from all
+                self._load(name)
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
+            if not command.hidden:
+                rows.append((name, command))
+        if rows:  # as click.Group.format_commands, from the table for commands not loaded
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in rows])
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, self._hoist(list(args)))
@@ -58,9 +162,9 @@ class EngramGroup(click.Group):
         i = 0  # skip the global options given first, to the subcommand's name
         while i < len(args) and args[i].startswith("-"):
             i += 1 if "=" in args[i] or args[i] not in GLOBAL_OPTIONS else 2
-        if i >= len(args) or args[i] not in self.commands:
+        command = self._load(args[i]) if i < len(args) else None
+        if command is None:
             return args
-        command = self.commands[args[i]]
         own = {o for p in command.params for o in getattr(p, "opts", [])}
         head, name, tail = args[:i], args[i], args[i + 1 :]
         moved: list[str] = []

@@ -7,7 +7,6 @@ from dataclasses import asdict
 
 import click
 
-from ..store import migrate as migrate_database
 from .main import Context, cli
 
 
@@ -21,6 +20,8 @@ def migrate(obj: Context, as_json: bool) -> None:
     Every process also migrates when it opens the database; processes starting together
     apply each migration once. A migration file changed after it was applied is refused.
     """
+    from ..store import migrate as migrate_database
+
     report = migrate_database(obj.settings())
     if as_json:
         click.echo(json.dumps(asdict(report)))

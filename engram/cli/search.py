@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from ..search.filters import parse_where_args
-from ..types import SearchMode
 from .main import Context, cli
+
+if TYPE_CHECKING:
+    from ..types import SearchMode
 
 
 @cli.command()
@@ -59,7 +61,7 @@ def search(
         collection=collection,
         k=k,
         offset=offset,
-        mode=cast(SearchMode, mode),
+        mode=cast("SearchMode", mode),
         where=filters,
         rerank=rerank,
     )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import InvalidInput
 from ..search.filters import parse_where_args
-from ..state import StateItem
 from .main import Context, cli
+
+if TYPE_CHECKING:
+    from ..state import StateItem
 
 
 def _show(item: StateItem, as_json: bool) -> None:

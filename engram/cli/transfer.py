@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
-from ..transfer.report import TransferReport
 from .main import Context, cli
+
+if TYPE_CHECKING:
+    from ..transfer.report import TransferReport
 
 
 def _print(report: TransferReport, as_json: bool) -> None:

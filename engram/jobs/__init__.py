@@ -21,8 +21,35 @@ Workers on several hosts sharing one database (``SELECT … FOR UPDATE SKIP LOCK
 PostgreSQL backend's business.
 """
 
-from .queue import INGEST_BATCH, enqueue_batch
-from .types import JOB_STATUSES, Job, JobStatus
-from .worker import JobWorker
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .queue import INGEST_BATCH, enqueue_batch
+    from .types import JOB_STATUSES, Job, JobStatus
+    from .worker import JobWorker
 
 __all__ = ["INGEST_BATCH", "JOB_STATUSES", "Job", "JobStatus", "JobWorker", "enqueue_batch"]
+
+# Imported on first use: the store imports the record types (engram.jobs.types), and must
+# not pull the queue and the worker in with them (a one-shot search runs neither).
+_SOURCES = {
+    "INGEST_BATCH": ".queue",
+    "enqueue_batch": ".queue",
+    "JOB_STATUSES": ".types",
+    "Job": ".types",
+    "JobStatus": ".types",
+    "JobWorker": ".worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_SOURCES[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

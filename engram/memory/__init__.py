@@ -3,18 +3,22 @@
 Record types are in :mod:`engram.memory.types`; the service in :mod:`engram.memory.service`.
 """
 
-from .service import DEDUP_THRESHOLD, MemoryService
-from .types import (
-    ROLES,
-    Conversation,
-    ErasureReport,
-    MemoryEvent,
-    MemoryHit,
-    MemoryRecord,
-    MemoryScope,
-    Message,
-    Role,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .service import DEDUP_THRESHOLD, MemoryService
+    from .types import (
+        ROLES,
+        Conversation,
+        ErasureReport,
+        MemoryEvent,
+        MemoryHit,
+        MemoryRecord,
+        MemoryScope,
+        Message,
+        Role,
+    )
 
 __all__ = [
     "DEDUP_THRESHOLD",
@@ -29,3 +33,31 @@ __all__ = [
     "Message",
     "Role",
 ]
+
+# Imported on first use: the store imports the record types (engram.memory.types), and must
+# not pull the service in with them (a one-shot search never runs it).
+_SOURCES = {
+    "DEDUP_THRESHOLD": ".service",
+    "MemoryService": ".service",
+    "ROLES": ".types",
+    "Conversation": ".types",
+    "ErasureReport": ".types",
+    "MemoryEvent": ".types",
+    "MemoryHit": ".types",
+    "MemoryRecord": ".types",
+    "MemoryScope": ".types",
+    "Message": ".types",
+    "Role": ".types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_SOURCES[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -57,8 +57,8 @@ class LazySession:
     """The session of ``model_path``, created by the first :meth:`get` (of any thread).
 
     ``output`` picks the output to read from the graph's output names, or raises
-    ModelUnavailable when the graph is not the kind of model the provider runs. ``threads``
-    and ``spin`` are those of :func:`engram.providers._onnx.create_session`.
+    ModelUnavailable when the graph is not the kind of model the provider runs. ``threads``,
+    ``spin`` and ``cache`` are those of :func:`engram.providers._onnx.create_session`.
     """
 
     def __init__(
@@ -68,10 +68,11 @@ class LazySession:
         *,
         threads: int | None = None,
         spin: bool = True,
+        cache: str = "",
     ) -> None:
         self._model_path = model_path
         self._output = output
-        self._threads, self._spin = threads, spin
+        self._threads, self._spin, self._cache = threads, spin, cache
         self._lock = threading.Lock()
         self._session: OnnxSession | None = None
 
@@ -83,7 +84,7 @@ class LazySession:
         with self._lock:
             if self._session is None:
                 session = _onnx.create_session(
-                    self._model_path, threads=self._threads, spin=self._spin
+                    self._model_path, threads=self._threads, spin=self._spin, cache=self._cache
                 )
                 self._session = OnnxSession(
                     session,

@@ -10,9 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
-
 MIN_LENGTH = 4  # shorter words have too many neighbours to guess from
 MAX_EXPANSIONS = 3
 
@@ -26,6 +23,10 @@ def closest(term: str, pool: Iterable[str]) -> list[str]:
     ``max_edits(term)``, the term itself excluded), nearest first, ties alphabetical. ``pool``
     may hold anything else besides: the result depends only on which terms are within reach,
     not on the pool's order or extra members, so every backend expands a typo the same way."""
+    # Imported here (~20 ms): a query whose words all occur in the collection never needs it.
+    from rapidfuzz import process
+    from rapidfuzz.distance import Levenshtein
+
     edits = max_edits(term)
     low, high = len(term) - edits, len(term) + edits
     found = process.extract(

@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from engram.providers.embedders.base import Embedder, EmbedKind
 from engram.providers.embedders.batching import MicroBatcher
 from engram.providers.models import DEFAULT_EMBEDDER, ResolvedModel, resolve_model
 from engram.providers.onnx_session import LazySession
+
+if TYPE_CHECKING:
+    import tokenizers
 
 Pooling = Literal["cls", "mean"]
 
@@ -93,6 +96,9 @@ class OnnxEmbedder(Embedder):
     Measured on 2 cores, a SciFact query (≈ 30 tokens) costs ≈ 4.7 ms of CPU on one thread,
     ≈ 10 ms on two threads with onnxruntime's spinning (docs/benchmarks.md). Passages keep
     the all-core session. ``query_threads=None`` sends queries through that one instead.
+
+    ``model_cache`` is where the optimized graph is kept (the ``model_cache_dir`` setting:
+    "" the user's cache directory, "off" none; :mod:`engram.providers.onnx_cache`).
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class OnnxEmbedder(Embedder):
         threads: int | None = None,
         query_threads: int | None = 1,
         query_batch: int = 1,
+        model_cache: str = "",
     ) -> None:
         self.resolved = resolve_model(model, kind="embedder")
         if isinstance(config, str):
@@ -124,18 +131,26 @@ class OnnxEmbedder(Embedder):
         self._tokenizer = _onnx.load_tokenizer(
             self.resolved.tokenizer_path, max_length=self.max_length
         )
-        # A second instance without truncation: the chunker must see every token of a text.
-        self._plain_tokenizer = _onnx.load_tokenizer(self.resolved.tokenizer_path, max_length=None)
+        self._plain: tokenizers.Tokenizer | None = None  # see _plain_tokenizer
+        self._plain_lock = threading.Lock()
         self._pad_id = _onnx.pad_id(self._tokenizer)
         overhead = len(self._tokenizer.encode(self.config.passage_prefix).ids)
         self.max_tokens = self.max_length - overhead
         output = self._pick_output
-        self._session = LazySession(self.resolved.model_path, output, threads=threads)
+        self._session = LazySession(
+            self.resolved.model_path, output, threads=threads, cache=model_cache
+        )
         self._run_lock = threading.Lock()  # one run at a time (OnnxSession.batches)
         if query_threads is not None and query_threads < 1:
             raise InvalidInput(f"query_threads must be >= 1 or None, got {query_threads}")
         self._query_session = (
-            LazySession(self.resolved.model_path, output, threads=query_threads, spin=False)
+            LazySession(
+                self.resolved.model_path,
+                output,
+                threads=query_threads,
+                spin=False,
+                cache=model_cache,
+            )
             if query_threads is not None
             else None
         )
@@ -177,6 +192,15 @@ class OnnxEmbedder(Embedder):
         session = self._query_session.get()
         inputs = session.inputs(encodings, self._pad_id)
         return self._pool(session.run(inputs), inputs["attention_mask"])
+
+    @property
+    def _plain_tokenizer(self) -> tokenizers.Tokenizer:
+        """A second instance without truncation: the chunker must see every token of a text.
+        Loaded on first use (~30 ms): a one-shot search never chunks."""
+        with self._plain_lock:
+            if self._plain is None:
+                self._plain = _onnx.load_tokenizer(self.resolved.tokenizer_path, max_length=None)
+            return self._plain
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of ``text``'s tokens, special tokens excluded, never truncated."""

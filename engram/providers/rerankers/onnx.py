@@ -20,7 +20,9 @@ class OnnxCrossEncoder(Reranker):
 
     Pairs are encoded as ``[CLS] query [SEP] passage [SEP]``, truncated longest-first to
     ``max_length`` tokens, batched by similar length. Scores are the raw logits (ms-marco
-    models: higher is more relevant, unbounded). The session loads on first use.
+    models: higher is more relevant, unbounded). The session loads on first use, from the
+    optimized graph kept in ``model_cache`` (as
+    :class:`~engram.providers.embedders.onnx.OnnxEmbedder`'s).
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class OnnxCrossEncoder(Reranker):
         max_length: int = 512,
         batch_size: int = 16,
         threads: int | None = None,
+        model_cache: str = "",
     ) -> None:
         if batch_size < 1 or max_length < 8:
             raise InvalidInput(
@@ -41,7 +44,9 @@ class OnnxCrossEncoder(Reranker):
         self.batch_size = batch_size
         self._tokenizer = _onnx.load_tokenizer(self.resolved.tokenizer_path, max_length=max_length)
         self._pad_id = _onnx.pad_id(self._tokenizer)
-        self._session = LazySession(self.resolved.model_path, self._only_output, threads=threads)
+        self._session = LazySession(
+            self.resolved.model_path, self._only_output, threads=threads, cache=model_cache
+        )
         self._run_lock = threading.Lock()  # one run at a time (OnnxSession.batches)
 
     def rerank(self, query: str, passages: Sequence[str]) -> list[float]:
