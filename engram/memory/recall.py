@@ -249,22 +249,12 @@ class Recall:
         context = check.bounded(context, "context", 0, MAX_CONTEXT)
         if role is not None and role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        where: dict[str, Any] = {}
-        if conversation_id is not None:
-            where["conversation_id"] = check.ident(conversation_id, "conversation_id")
-        elif exclude_conversation is not None:  # chat: the current one is in the history
-            where["conversation_id"] = {"$ne": exclude_conversation}
-        if role is not None:
-            where["role"] = role
-        if speaker is not None:
-            where["speaker"] = check.ident(speaker, "speaker")
-        span: dict[str, float] = {}
-        if since is not None:
-            span["$gte"] = check.timestamp(since, "since").timestamp()
-        if until is not None:
-            span["$lt"] = check.timestamp(until, "until").timestamp()
-        if span:
-            where["time"] = span
+        conversation = (
+            None if conversation_id is None else check.ident(conversation_id, "conversation_id")
+        )
+        who = None if speaker is None else check.ident(speaker, "speaker")
+        start = None if since is None else check.timestamp(since, "since")
+        end = None if until is None else check.timestamp(until, "until")
         self.catch_up(tenant, user_id)
         try:
             collection = self.store.get_collection(
@@ -272,14 +262,35 @@ class Recall:
             )
         except CollectionNotFound:
             return []  # nothing said yet
-        # A long message is several chunks: ask for more, keep each message's best.
+        where: dict[str, Any] | None = None
+        if any(v is not None for v in (conversation, role, who, start, end)):
+            # The filters select messages from the messages table's own columns; the index
+            # is narrowed to those documents by key (no JSON read per message).
+            ids = self.store.message_ids(
+                tenant=tenant,
+                user_id=user_id,
+                conversation_id=conversation,
+                role=role,
+                speaker=who,
+                since=start,
+                until=end,
+            )
+            if not ids:
+                return []
+            where = {"$keys": [str(i) for i in ids]}
+        # A long message is several chunks, and a chat leaves out its own conversation's
+        # turns afterwards: ask for more, keep each message's best chunk.
+        depth = min(k * 3 + (20 if exclude_conversation else 0), 1000)
         response = self.searcher.search(
-            collection,
-            SearchRequest(
-                text, k=min(k * 3, 1000), mode=mode, where=where or None, highlight=False
-            ),
+            collection, SearchRequest(text, k=depth, mode=mode, where=where, highlight=False)
         )
-        ranked = self._rank(response.results)[:k]
+        results = [
+            r
+            for r in response.results
+            if exclude_conversation is None
+            or r.metadata.get("conversation_id") != exclude_conversation
+        ]
+        ranked = self._rank(results)[:k]
         around = self.store.messages_around(
             [mid for mid, _, _ in ranked],
             tenant=tenant,

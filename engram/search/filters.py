@@ -15,8 +15,11 @@ from typing import Any
 from ..errors import InvalidInput
 
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$exists", "$contains")
-# Combining filters: {"$or": [filter, filter, ...]} (any of them), {"$not": filter}.
-COMBINATORS = ("$or", "$not")
+# Combining filters: {"$or": [filter, filter, ...]} (any of them), {"$not": filter}; and
+# {"$keys": ["key", ...]}: documents with one of these keys (search; conversation recall uses
+# it to narrow a user's index to the messages its filters select).
+COMBINATORS = ("$or", "$not", "$keys")
+MAX_KEYS = 100_000
 MAX_DEPTH = 8
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 _CLI = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(>=|<=|!=|=|>|<)\s*(.*)$")
@@ -48,7 +51,14 @@ class NoneOf:
     nodes: list[Node]
 
 
-Node = Condition | AnyOf | NoneOf
+@dataclass(frozen=True, slots=True)
+class KeyIn:
+    """``$keys``: the document's key is one of ``keys`` (an empty tuple matches nothing)."""
+
+    keys: tuple[str, ...]
+
+
+Node = Condition | AnyOf | NoneOf | KeyIn
 
 
 def normalize_where(where: dict[str, Any] | None, _depth: int = 0) -> list[Node]:
@@ -69,6 +79,17 @@ def normalize_where(where: dict[str, Any] | None, _depth: int = 0) -> list[Node]
             ):
                 raise InvalidInput("$or takes a non-empty list of filters")
             conditions.append(AnyOf(tuple(normalize_where(branch, _depth + 1) for branch in spec)))
+            continue
+        if field == "$keys":
+            if (
+                not isinstance(spec, list)
+                or len(spec) > MAX_KEYS
+                or not all(isinstance(k, str) and k for k in spec)
+            ):
+                raise InvalidInput(
+                    f"$keys takes a list of at most {MAX_KEYS:,} document keys (strings)"
+                )
+            conditions.append(KeyIn(tuple(spec)))
             continue
         if field == "$not":
             if not isinstance(spec, dict) or not spec:
@@ -226,6 +247,8 @@ def matches(conditions: list[Node], record: Any) -> bool:
             if matches(cond.nodes, record):
                 return False
             continue
+        if isinstance(cond, KeyIn):  # a record's key is not among its fields
+            return False
         value = _field(record, cond.field)
         if cond.op == "$exists":
             ok = (value is not _MISSING) == bool(cond.value)

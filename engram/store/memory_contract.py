@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,21 @@ class MemoryStore(ABC):
         """For each message id of the user: the message with up to ``before`` earlier and
         ``after`` later messages of its conversation, in order. Ids that are not the user's
         (or no longer exist) are left out."""
+
+    @abstractmethod
+    def message_ids(
+        self,
+        *,
+        tenant: str,
+        user_id: str,
+        conversation_id: str | None = None,
+        role: str | None = None,
+        speaker: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[int]:
+        """Ids of the user's messages that pass the given filters (``since`` ≤ time <
+        ``until``), in order."""
 
     @abstractmethod
     def conversation_message_ids(self, conversation_id: str, *, tenant: str) -> list[int]:

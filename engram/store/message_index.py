@@ -7,6 +7,7 @@ derived indexes) like any other.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from ..errors import ConversationNotFound
 from ..memory.types import Message
@@ -107,3 +108,38 @@ class MessageIndexTables(Tables):
                     (conversation_id,),
                 )
             ]
+
+    def message_ids(
+        self,
+        *,
+        tenant: str,
+        user_id: str,
+        conversation_id: str | None = None,
+        role: str | None = None,
+        speaker: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[int]:
+        conds = ["c.tenant = ?", "c.user_id = ?"]
+        params: list[object] = [tenant, user_id]
+        for column, value in (
+            ("m.conversation_id = ?", conversation_id),
+            ("m.role = ?", role),
+            ("m.speaker = ?", speaker),
+        ):
+            if value is not None:
+                conds.append(column)
+                params.append(value)
+        if since is not None:
+            conds.append("m.created_at >= ?")
+            params.append(self.dialect.time_value(since))
+        if until is not None:
+            conds.append("m.created_at < ?")
+            params.append(self.dialect.time_value(until))
+        with self._session(tenant, snapshot=True) as s:
+            rows = s.rows(
+                "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+                f" WHERE {' AND '.join(conds)} ORDER BY m.id",
+                tuple(params),
+            )
+        return [int(r[0]) for r in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -78,6 +79,31 @@ def test_store_keeps_a_given_time_and_speaker(store: Store) -> None:
     assert store.list_messages("c1", tenant="t")[0] == m
 
 
+def test_store_selects_a_users_message_ids_by_column(store: Store) -> None:
+    store.create_conversation("c1", tenant="t", user_id="u")
+    store.create_conversation("c2", tenant="t", user_id="u")
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    a, b = store.append_messages(
+        "c1",
+        tenant="t",
+        messages=[
+            MessageWrite("user", "a", speaker="Ana", created_at=day),
+            MessageWrite("assistant", "b", created_at=day.replace(day=5)),
+        ],
+    )
+    (c,) = store.append_messages(
+        "c2", tenant="t", messages=[MessageWrite("user", "c", created_at=day.replace(day=9))]
+    )
+    pick = functools.partial(store.message_ids, tenant="t", user_id="u")
+    assert pick() == [a.id, b.id, c.id]
+    assert pick(conversation_id="c2") == [c.id]
+    assert pick(role="user") == [a.id, c.id]
+    assert pick(speaker="Ana") == [a.id]
+    assert pick(since=day.replace(day=5)) == [b.id, c.id]
+    assert pick(until=day.replace(day=5)) == [a.id]
+    assert pick(since=day.replace(day=2), until=day.replace(day=9), role="assistant") == [b.id]
+
+
 def test_store_hands_out_unindexed_messages_until_marked(store: Store) -> None:
     store.create_conversation("c1", tenant="t", user_id="u")
     store.create_conversation("c2", tenant="t", user_id="v")
@@ -110,5 +136,9 @@ def test_store_reads_messages_around_a_hit_for_their_user_only(store: Store) -> 
     assert store.messages_around([ids[2]], tenant="t", user_id="v", before=1, after=1) == {}
     assert store.messages_around([ids[2]], tenant="x", user_id="u", before=1, after=1) == {}
     assert store.conversation_message_ids("c1", tenant="t") == ids
+    assert store.message_ids(tenant="t", user_id="u") == ids
+    assert store.message_ids(tenant="t", user_id="v") == []
+    assert store.message_ids(tenant="x", user_id="u") == []
+    assert store.message_ids(tenant="t", user_id="u", conversation_id="c9") == []
     with pytest.raises(ConversationNotFound):
         store.conversation_message_ids("c1", tenant="x")

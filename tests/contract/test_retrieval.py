@@ -77,6 +77,42 @@ def test_filters(store: Store, coll: Collection, where: dict, expected: list[str
     assert kw == vec == docs == python == expected
 
 
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({"$keys": ["a", "c"]}, ["a", "c"]),
+        ({"$keys": ["c", "nope"], "year": 2021}, []),
+        ({"$keys": ["a", "b"], "year": {"$gte": 2020}}, ["a"]),
+        ({"$or": [{"$keys": ["b"]}, {"year": 2021}]}, ["a", "b"]),
+        ({"$not": {"$keys": ["a"]}}, ["b", "c"]),
+        ({"$keys": []}, []),
+    ],
+)
+def test_key_filters(store: Store, coll: Collection, where: dict, expected: list[str]) -> None:
+    """``$keys`` narrows a search to documents by key (conversation recall narrows a user's
+    index with it), alone or combined with metadata conditions."""
+    put(store, coll, "a", "common text one", metadata={"year": 2021})
+    put(store, coll, "b", "common text two", metadata={"year": 2019})
+    put(store, coll, "c", "common text three")
+    kw = sorted(keys_of(store, coll, store.keyword_search(coll, ["common"], k=10, where=where)))
+    vec = sorted(
+        keys_of(
+            store,
+            coll,
+            store.vector_search(coll, EMB.embed_query("common text"), k=10, where=where),
+        )
+    )
+    assert kw == vec == expected
+
+
+def test_key_filters_are_checked() -> None:
+    from engram.errors import InvalidInput
+
+    for bad in ({"$keys": "a"}, {"$keys": [1]}, {"$keys": [""]}):
+        with pytest.raises(InvalidInput, match=r"\$keys"):
+            normalize_where(bad)
+
+
 def test_numeric_filters_accept_numbers_stored_as_text(store: Store, coll: Collection) -> None:
     put(store, coll, "csv", "row text", metadata={"year": "2024"})
     put(store, coll, "json", "row text", metadata={"year": 2019})

@@ -32,7 +32,12 @@ _NUMBER_PREFIX = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 
 def compile_where(where: Where | None, alias: str = "d") -> tuple[str, list[Any]]:
     """SQL condition over ``{alias}.metadata`` (jsonb) for a filter; ("TRUE", []) if empty."""
-    return compile_conditions(where, lambda cond: _condition_sql(cond, alias), always="TRUE")
+    return compile_conditions(
+        where,
+        lambda cond: _condition_sql(cond, alias),
+        always="TRUE",
+        keys_sql=lambda keys: (f"{alias}.key = ANY(%s::text[])", [list(keys)]),
+    )
 
 
 def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:

@@ -136,7 +136,16 @@ def _json_path(field: str) -> str:
 
 def compile_where(where: Where | None, alias: str = "d") -> tuple[str, list[Any]]:
     """SQL condition over ``{alias}.metadata`` (JSON) for a filter; ("1", []) when empty."""
-    return compile_conditions(where, lambda cond: _condition_sql(cond, alias), always="1")
+    return compile_conditions(
+        where,
+        lambda cond: _condition_sql(cond, alias),
+        always="1",
+        # One JSON parameter, however many keys (SQLite caps the number of parameters).
+        keys_sql=lambda keys: (
+            f"{alias}.key IN (SELECT value FROM json_each(?))",
+            [json.dumps(list(keys))],
+        ),
+    )
 
 
 def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
