@@ -226,3 +226,46 @@ def test_eval_scores_conversation_recall_from_the_cli(tmp_path: Path) -> None:
     )
     res = CliRunner().invoke(cli, ["--data-dir", str(data), "--model", "hash", "eval", str(bad)])
     assert res.exit_code == 1 and "evidence" in res.output
+
+
+def test_a_large_recall_index_gets_its_own_vector_index_on_postgres(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users' recall indexes start without an HNSW index (one per user would slow every
+    write); a large one gets it, built concurrently, and searches use it once valid."""
+    import time
+
+    import psycopg
+
+    from engram.search.ann import HnswParams
+    from engram.store.postgres import store as pg
+
+    monkeypatch.setattr(pg, "RECALL_INDEX_AT", 20)
+    db = engram.open(tmp_path, embedding_model="hash", database_url=pg_url)
+    db.store.hnsw = HnswParams(exact_below=10)  # steer to the index from 10 chunks
+    conv = db.memory.create_conversation("ana")
+    db.memory.append_many(
+        conv.id,
+        [{"role": "user", "content": f"note number{i} about topic{i % 5}"} for i in range(15)],
+    )
+    cid = db.store.get_collection(recall_collection("ana"), counts=False).id
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        present = "SELECT i.indisvalid FROM pg_class r JOIN pg_index i ON i.indexrelid = r.oid WHERE r.relname = %s"
+        assert conn.execute(present, (f"chunks_vec_{cid}",)).fetchone() is None
+        db.memory.append_many(
+            conv.id,
+            [{"role": "user", "content": f"later note{i} about topic{i % 5}"} for i in range(10)],
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = conn.execute(present, (f"chunks_vec_{cid}",)).fetchone()
+            if row and row[0]:
+                break
+            time.sleep(0.1)
+        assert row and row[0], "the index was not built"
+    hits = db.memory.recall("later note3", user_id="ana", k=3, mode="vector")
+    assert hits and hits[0].message.content == "later note3 about topic3"
+    db.memory.erase_user("ana")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute(present, (f"chunks_vec_{cid}",)).fetchone() is None
+    db.close()

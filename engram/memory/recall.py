@@ -161,6 +161,7 @@ class Recall:
             ids = [m.id for m, _ in pending]
             self.store.mark_messages_indexed(ids, tenant=tenant)
             done += len(ids)
+            self.store.grow_vector_index(collection)
         if done:
             self._saved_later(done)
         return done

@@ -146,6 +146,11 @@ class RetrievalStore(CollectionStore):
     # gains by running the keyword and vector legs of a hybrid search side by side.
     concurrent_reads: bool = False
 
+    def grow_vector_index(self, collection: Collection) -> None:  # noqa: B027 - optional hook
+        """Called after writes to one of engram's own collections (a user's recall index),
+        which start without an ANN index of their own: a backend may build one once the
+        collection has grown large enough for exact search to be slow."""
+
     @abstractmethod
     def keyword_search(
         self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None

@@ -126,24 +126,25 @@ class PostgresSearchMixin(PostgresBase):
         with self._tx(
             collection.tenant, settings={"hnsw.ef_search": str(min(ef, HNSW_MAX_EF))}
         ) as cur:
-            exact = (
-                bool(where)
-                or collection.dimension > HNSW_MAX_DIMENSION
-                or k > HNSW_MAX_EF
-                or is_internal(collection.name)  # a user's recall index: no HNSW index
-            )
+            exact = bool(where) or collection.dimension > HNSW_MAX_DIMENSION or k > HNSW_MAX_EF
             if not exact:
                 # The collection's size picks the path; a large one also steers the planner
                 # to the HNSW index for this transaction, whatever its (possibly stale, right
                 # after a bulk ingest) statistics say: seq/bitmap scans and sorts are the
                 # alternatives, and set_config only runs when the CASE reaches it.
+                # A user's recall index (engram's own collection) has an HNSW index only
+                # once it has grown large (PostgresStore.grow_vector_index), and only a
+                # valid one may be steered to.
+                own = is_internal(collection.name)
                 cur.execute(
-                    "SELECT chunk_count, CASE WHEN chunk_count >= %s THEN"
+                    "SELECT chunk_count, CASE WHEN chunk_count >= %s AND (NOT %s OR EXISTS"
+                    " (SELECT 1 FROM pg_class r JOIN pg_index i ON i.indexrelid = r.oid"
+                    " WHERE r.relname = %s AND i.indisvalid)) THEN"
                     " set_config('enable_seqscan', 'off', true)"
                     " || set_config('enable_bitmapscan', 'off', true)"
                     " || set_config('enable_sort', 'off', true) END AS steered"
                     " FROM collections WHERE id = %s",
-                    (self.hnsw.exact_below, collection.id),
+                    (self.hnsw.exact_below, own, f"chunks_vec_{collection.id}", collection.id),
                 )
                 row = cur.fetchone()
                 exact = row is None or row["steered"] is None
