@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
-import snowballstemmer
+import Stemmer  # PyStemmer: Snowball's C stemmers
 
 from ..errors import ConfigError
 from .stopwords import BY_LANGUAGE
@@ -46,7 +46,7 @@ class Analyzer:
             )
         self.language = language
         self.stopwords = BY_LANGUAGE[language]
-        stemmer = snowballstemmer.stemmer(_STEMMER_NAMES[language]) if language != "none" else None
+        stemmer = Stemmer.Stemmer(_STEMMER_NAMES[language]) if language != "none" else None
         self._stem = lru_cache(maxsize=500_000)(stemmer.stemWord) if stemmer else (lambda w: w)
 
     def term(self, word: str) -> str | None:
