@@ -127,6 +127,18 @@ class SearchResult:
     # the user, or a memory of the user (engram.answers.sources). Search returns documents.
     kind: SourceKind = "document"
 
+    # One vocabulary (issue 16): the JSON names, also readable here. ``document_key``,
+    # ``start`` and ``end`` stay as they were for code written against them.
+    @property
+    def document(self) -> str:
+        """The document's key (``"document"`` in JSON)."""
+        return self.document_key
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """(start, end) character offsets in the document (``"span"`` in JSON)."""
+        return (self.start, self.end)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "chunk_id": self.chunk_id,

@@ -70,3 +70,26 @@ def test_highlight_is_one_line_around_the_matches() -> None:
         and "<mark>Rotating</mark>" in snippet
         and "<mark>rotate</mark>" in snippet
     )
+
+
+def test_library_and_json_share_one_vocabulary(tmp_path: Path) -> None:
+    """Every name in the JSON of a search (library to_dict, CLI --json, HTTP, client) reads
+    the same value as an attribute of the library's objects (issue 16: data, document,
+    span)."""
+    import engram
+
+    with engram.open(tmp_path, embedding_model="hash") as db:
+        db.add(
+            [{"id": "k", "text": "Rotate keys every 90 days.", "title": "Keys"}], collection="kb"
+        )
+        response = db.search("rotate keys", collection="kb")
+    as_json = response.to_dict()
+    for name in ("data", "count", "mode", "next_offset", "timings_ms", "expansions", "cached"):
+        value = getattr(response, name)
+        if name == "data":
+            value = [r.to_dict() for r in value]
+        assert value == as_json[name], name
+    (hit,) = response.data
+    for name, value in hit.to_dict().items():
+        attribute = getattr(hit, name)
+        assert (list(attribute) if isinstance(attribute, tuple) else attribute) == value, name

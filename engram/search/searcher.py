@@ -51,6 +51,16 @@ class SearchResponse:
     expansions: dict[str, list[str]] = field(default_factory=dict)
     cached: bool = False
 
+    @property
+    def data(self) -> list[SearchResult]:
+        """The results (``"data"`` in JSON, as every list the API returns)."""
+        return self.results
+
+    @property
+    def count(self) -> int:
+        """How many results this page holds (``"count"`` in JSON)."""
+        return len(self.results)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "data": [r.to_dict() for r in self.results],
