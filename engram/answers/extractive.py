@@ -36,7 +36,7 @@ from engram.ingest.chunking import sentence_spans
 from engram.search.analyzer import Analyzer, detect_language, get_analyzer
 from engram.types import SearchResult
 
-RELEVANCE_THRESHOLD = 0.5
+RELEVANCE_THRESHOLD = 0.6
 """The least share of the question's terms the best sentence (with its passage's title and
 headings) must contain for an extractive answer to quote it (docs/benchmarks.md)."""
 
