@@ -20,10 +20,11 @@ How a passage becomes candidate sentences (:func:`sentences`):
 A sentence longer than ``_MAX_CHARS`` is quoted whole or not at all: never cut.
 
 Whether to answer: the relevance of the best sentence is the share of the question's terms
-(stemmed, folded, stopwords removed: as the keyword index sees them) found in it or in the
-title and headings of its passage. Below ``RELEVANCE_THRESHOLD`` the answer is "not found in
-the documents", with no citation. The threshold was chosen by measurement on an English and
-a French dataset (``bench/tune_extractive.py``, docs/benchmarks.md).
+(stemmed, folded, stopwords and question words such as "how much" or "combien" removed)
+found in it or in the title and headings of its passage. Below ``RELEVANCE_THRESHOLD`` the
+answer is "not found in the documents", with no citation. The threshold was chosen by
+measurement on an English and a French dataset (``bench/tune_extractive.py``,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ _MAX_CHARS = 500  # a longer "sentence" is a table or unpunctuated text: never q
 _FRAGMENT_WORDS = 6  # a line without final punctuation and fewer words is a label
 _WRAP_CHARS = 40  # an unpunctuated line at least this long is taken as hard-wrapped
 
+# How a question is asked, not what it is about: an answer never repeats these words.
+_QUESTION_WORDS = re.compile(
+    r"\bhow\s+(?:much|many|often|long|far|old|big|large|soon)\b"
+    r"|\b(?:whose|combien|quand|pourquoi|comment|quoi)\b",
+    re.IGNORECASE,
+)
 _HEADING = re.compile(r"^#{1,6}\s")
 _BULLET = re.compile(r"^(?:[-*•+]|\d{1,3}[.)])\s+")
 _TABLE = re.compile(r"^\|")
@@ -156,7 +163,7 @@ def candidates(
     ``max_passages`` documents and of every conversation turn and memory (the user's own
     sources, which come after the documents), each with the question terms it matches."""
     analyzer = get_analyzer(language)
-    terms = set(analyzer.query_terms(question))
+    terms = set(analyzer.query_terms(_QUESTION_WORDS.sub(" ", question)))
     out = []
     documents = 0
     for n, passage in enumerate(passages, 1):
