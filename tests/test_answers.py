@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import pytest
 
 from engram.answers import (
     DEFAULT_TEMPLATE,
+    EXTRACTIVE_NOT_FOUND,
     EXTRACTIVE_PREFIX,
     Answer,
     AnswerEvent,
@@ -23,6 +25,7 @@ from engram.answers import (
     sse_format,
     stream_answer,
 )
+from engram.answers.extractive import split_sentences
 from engram.errors import ConfigError, InvalidInput
 from engram.providers.llms import LLM, ChatMessage, LLMError, LLMUnavailable
 from engram.providers.llms.fallback import FallbackLLM
@@ -270,9 +273,100 @@ def test_extractive_answer_in_french_with_auto_language() -> None:
 
 def test_extractive_without_matching_terms_or_passages() -> None:
     result = answer("zebra?", PASSAGES, None)
-    assert result.text.endswith("- Cats are small carnivorous mammals. [1]")
+    assert result.text == EXTRACTIVE_NOT_FOUND and result.citations == []
     empty = answer("zebra?", [], None)
     assert empty.extractive and empty.citations == [] and "no passages" in empty.text
+
+
+def test_extractive_quotes_whole_sentences() -> None:
+    law = passage(
+        1,
+        "cotisations.md",
+        "Selon l'art. L. 123-4 du code, M. Dupont paie une cotisation de 3.5 % du salaire "
+        "brut, e.g. sur la paie de mars.\nLa cotisation est-elle due en cas d'arrêt ? Oui : "
+        "« elle reste due ». Elle est versée\nchaque mois à l'organisme de recouvrement.",
+    )
+    result = answer("Quelle cotisation paie M. Dupont ?", [law], None, language="fr")
+    assert (
+        "- Selon l'art. L. 123-4 du code, M. Dupont paie une cotisation de 3.5 % du salaire "
+        "brut, e.g. sur la paie de mars. [1]" in result.text
+    )
+    # A hard-wrapped sentence is quoted whole, across its line break.
+    paid = answer("À quel organisme est-elle versée ?", [law], None, language="fr")
+    assert "- Elle est versée chaque mois à l'organisme de recouvrement. [1]" in paid.text
+    due = answer("La cotisation est-elle due en cas d'arrêt ?", [law], None, language="fr")
+    assert "- La cotisation est-elle due en cas d'arrêt ? [1]" in due.text
+    assert split_sentences("Oui : « elle reste due ». Fin.") == [
+        "Oui : « elle reste due ».",
+        "Fin.",
+    ]
+
+
+def test_extractive_never_cuts_a_long_sentence() -> None:
+    long = "The retention period " + "of the archived records " * 25 + "is ten years."
+    text = f"{long} Retention of records is reviewed yearly."
+    result = answer("retention period of records?", [passage(1, "records.md", text)], None)
+    assert (
+        "…" not in result.text and "- Retention of records is reviewed yearly. [1]" in result.text
+    )
+    assert long not in result.text  # too long to quote: left out whole, not cut
+    # A chunk that starts or ends inside a sentence: those pieces are not quoted.
+    cut = passage(1, "records.md", "of records is ten years. Records are kept in Lyon. And the")
+    assert answer("where are records kept?", [cut], None).text.endswith(
+        "\n- Records are kept in Lyon. [1]"
+    )
+
+
+def test_extractive_skips_headings_tables_and_labels() -> None:
+    doc = passage(
+        1,
+        "leave.md",
+        "# Paid vacation\n\nPaid vacation policy\n\n| Paid vacation | days |\n|---|---|\n"
+        "- Paid vacation\n- Employees get 25 days of paid vacation per year.",
+        heading_path=("Paid vacation",),
+    )
+    result = answer("What is the paid vacation policy?", [doc], None)
+    assert result.text == (
+        EXTRACTIVE_PREFIX + "\n\n- Employees get 25 days of paid vacation per year. [1]"
+    )
+
+
+def test_extractive_not_found_below_the_relevance_threshold() -> None:
+    result = answer("What is the capital of France?", PASSAGES, None)
+    assert result.text == EXTRACTIVE_NOT_FOUND
+    assert result.citations == [] and "[" not in result.text
+    events = list(stream_answer("What is the capital of France?", PASSAGES, None))
+    assert events[1].data == {"citations": []}
+
+
+def test_extractive_answer_in_the_collections_language() -> None:
+    french = [passage(1, "conges.md", "Les salariés ont droit à cinq semaines de congés payés.")]
+    found = answer("Combien de semaines de congés ?", french, None, language="fr")
+    assert found.text.startswith("Aucun modèle de langue n'est configuré ; les passages")
+    missing = answer("Quelle est la capitale de la France ?", french, None, language="fr")
+    assert missing.text.startswith("Introuvable dans les documents") and not missing.citations
+    assert answer("Quoi ?", [], None, language="fr").text.startswith("Aucun modèle")
+
+
+def test_extractive_quotes_memories_and_conversations_after_the_documents() -> None:
+    docs = [
+        passage(n, f"doc{n}.md", f"Document {n} talks about the office kitchen.")
+        for n in (1, 2, 3, 4)
+    ]
+    memory = replace(
+        passage(5, "mem-1", "The user's badge number is 4417."), kind="memory", title="Remembered"
+    )
+    turn = replace(
+        passage(6, "conv-1", "alice: My parking spot is B12.\nassistant: Noted."),
+        kind="conversation",
+        title="Earlier conversation, 3 May",
+    )
+    result = answer("What is my badge number?", [*docs, memory, turn], None)
+    assert result.text.endswith("\n- The user's badge number is 4417. [5]")
+    assert [(c.n, c.kind, c.document) for c in result.citations] == [(5, "memory", "mem-1")]
+    spot = answer("Which parking spot?", [*docs, memory, turn], None)
+    assert spot.text.endswith("\n- alice: My parking spot is B12. [6]")
+    assert [(c.n, c.kind, c.message_id) for c in spot.citations] == [(6, "conversation", 6)]
 
 
 def test_stream_answer_extractive() -> None:

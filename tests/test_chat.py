@@ -66,6 +66,42 @@ def test_extractive_answer_without_a_model(tmp_path: Path) -> None:
         assert body["citations"][0]["span"][1] > 0
 
 
+def test_extractive_answer_not_found_without_a_citation(tmp_path: Path) -> None:
+    with TestClient(create_app(settings_for(tmp_path))) as c:
+        _seed(c)
+        r = c.post(
+            "/v1/chat", json={"question": "What is the capital of France?", "collection": "kb"}
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["text"].startswith("Not found in the documents")
+        assert body["citations"] == [] and body["extractive"] is True
+
+
+def test_extractive_answer_in_a_french_collection(tmp_path: Path) -> None:
+    conges = "Les salariés ont droit à cinq semaines de congés payés par an."
+    with TestClient(create_app(settings_for(tmp_path))) as c:
+        assert c.post("/v1/collections", json={"name": "rh", "language": "fr"}).status_code == 201
+        r = c.post(
+            "/v1/collections/rh/documents:batch",
+            json={"documents": [{"id": "conges", "title": "Congés", "text": conges}]},
+        )
+        assert r.status_code == 201, r.text
+        found = c.post(
+            "/v1/chat", json={"question": "Combien de semaines de congés ?", "collection": "rh"}
+        )
+        assert found.json()["text"] == (
+            "Aucun modèle de langue n'est configuré ; les passages les plus pertinents disent :"
+            f"\n\n- {conges} [1]"
+        )
+        missing = c.post(
+            "/v1/chat",
+            json={"question": "Quelle est la capitale de la France ?", "collection": "rh"},
+        ).json()
+        assert missing["text"].startswith("Introuvable dans les documents")
+        assert missing["citations"] == []
+
+
 def test_answer_from_an_openai_compatible_server(tmp_path: Path, openai_server: FakeServer) -> None:
     spec = f"vllm:test-model@{openai_server.base_url}"
     with TestClient(create_app(settings_for(tmp_path, spec))) as c:
@@ -237,7 +273,11 @@ def test_chat_rewrites_a_follow_up_with_the_model(
         ]
         r = c.post(
             "/v1/chat",
-            json={"question": "and part-timers?", "collection": "kb", "conversation_id": conv["id"]},
+            json={
+                "question": "and part-timers?",
+                "collection": "kb",
+                "conversation_id": conv["id"],
+            },
         )
         assert r.status_code == 200, r.text
         body = r.json()

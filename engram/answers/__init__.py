@@ -2,7 +2,12 @@
 from a language model, and an extractive answer when none is configured."""
 
 from engram.answers.citations import Citation, citations_for, cited_numbers
-from engram.answers.extractive import EXTRACTIVE_PREFIX, extractive_answer
+from engram.answers.extractive import (
+    EXTRACTIVE_NOT_FOUND,
+    EXTRACTIVE_PREFIX,
+    RELEVANCE_THRESHOLD,
+    extractive_answer,
+)
 from engram.answers.generate import (
     Answer,
     AnswerEvent,
@@ -22,7 +27,9 @@ from engram.answers.sse import sse_format
 __all__ = [
     "DEFAULT_MAX_CONTEXT_CHARS",
     "DEFAULT_TEMPLATE",
+    "EXTRACTIVE_NOT_FOUND",
     "EXTRACTIVE_PREFIX",
+    "RELEVANCE_THRESHOLD",
     "Answer",
     "AnswerEvent",
     "AnswerOptions",

@@ -8,7 +8,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, Unpack
 
-from engram.answers.citations import Citation, citations_for
+from engram.answers.citations import Citation, citations_for, cited_numbers
 from engram.answers.extractive import extractive_answer
 from engram.answers.prompt import DEFAULT_MAX_CONTEXT_CHARS, build_prompt, select_passages
 from engram.errors import EngramError
@@ -63,8 +63,9 @@ class AnswerOptions(ModelLimits, total=False):
     """How to answer, the same for a whole and a streamed answer; every key may be left out.
 
     ``history``: the earlier turns of the conversation; ``memories``: what is known of the
-    user; ``template``: the system prompt (None: the built-in one); ``language``: of an
-    extractive answer (``"en"``, ``"fr"`` or ``"auto"``; default ``"en"``);
+    user; ``template``: the system prompt (None: the built-in one); ``language``: the
+    collection's, for an extractive answer's analysis and wording (``"en"``, ``"fr"`` or
+    ``"auto"``; default ``"en"``);
     ``max_context_chars``: how much passage text the prompt holds (default
     ``DEFAULT_MAX_CONTEXT_CHARS``); and the :class:`ModelLimits`. One record, so that
     :func:`answer` and :func:`stream_answer` name the options once, callers still pass them
@@ -135,7 +136,9 @@ def _limits(options: AnswerOptions) -> ModelLimits:
 
 def _extractive(question: str, used: list[SearchResult], options: AnswerOptions) -> Answer:
     text = extractive_answer(question, used, language=options.get("language", "en"))
-    return Answer(text, citations_for(text, used) if used else [], None, extractive=True)
+    # Exactly the passages quoted: none when nothing was relevant enough to quote.
+    citations = [Citation.of(n, used[n - 1]) for n in cited_numbers(text, len(used))]
+    return Answer(text, citations, None, extractive=True)
 
 
 def _extractive_events(result: Answer) -> Generator[AnswerEvent, None, None]:

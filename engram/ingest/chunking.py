@@ -35,7 +35,7 @@ _INITIALISM = re.compile(r"(?:\w\.)+\w")
 _ABBREVIATION_WORDS = (
     "mr mrs ms dr prof sr jr st mt vs cf al approx dept inc ltd co corp jan feb mar apr jun "
     "jul aug sep sept oct nov dec gen col lt sgt gov rev ed eds est mme mmes mlle mlles mm me "
-    "pr ste env chap av bd resp j.-c"
+    "pr ste env chap av bd resp j.-c art arts"
 )
 _ABBREVIATIONS = frozenset(_ABBREVIATION_WORDS.split())
 # Abbreviations only when a number follows ("No. 5", "p. 12"): "I said no. Then" still splits.
@@ -69,6 +69,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 def _is_abbreviation(text: str, start: int, dot: int, next_char: int) -> bool:
     word_start = max(text.rfind(" ", start, dot), text.rfind("\n", start, dot)) + 1
     word = text[word_start:dot].lstrip(_OPENERS).lower()
+    word = re.split(r"['’]", word)[-1]  # French elision: "l'art." is "art."
     if len(word) == 1 and word.isalpha():  # an initial: "J. K. Rowling", "M. Dupont"
         return True
     if word in _ABBREVIATIONS or _INITIALISM.fullmatch(word):  # "e.g.", "U.S."
