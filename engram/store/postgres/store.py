@@ -320,13 +320,19 @@ class PostgresStore(
                             sql.Literal(collection.id),
                         )
                     )
-                    # Erased while the index was built: drop what no collection owns.
-                    if not conn.execute(
-                        "SELECT 1 FROM collections WHERE id = %s", (collection.id,)
-                    ).fetchone():
-                        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(name))
                 finally:
                     conn.autocommit = False
+            # Erased while the index was built: drop what no collection owns.
+            with self._tx(collection.tenant) as cur:
+                cur.execute("SELECT 1 FROM collections WHERE id = %s", (collection.id,))
+                gone = cur.fetchone() is None
+            if gone:
+                with self._pool.connection() as conn:
+                    conn.autocommit = True
+                    try:
+                        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(name))
+                    finally:
+                        conn.autocommit = False
         except Exception:  # searches stay exact; the next write tries again
             log.warning("building the vector index of %s failed", collection.name, exc_info=True)
         finally:
