@@ -36,7 +36,9 @@ def compile_where(where: Where | None, alias: str = "d") -> tuple[str, list[Any]
         where,
         lambda cond: _condition_sql(cond, alias),
         always="TRUE",
-        keys_sql=lambda keys: (f"{alias}.key = ANY(%s::text[])", [list(keys)]),
+        # A semi-join against the unnested keys: = ANY(array) compares each row with every
+        # key, which a recall narrowed to thousands of messages would pay per row.
+        keys_sql=lambda keys: (f"{alias}.key IN (SELECT unnest(%s::text[]))", [list(keys)]),
     )
 
 
