@@ -269,3 +269,26 @@ def test_a_large_recall_index_gets_its_own_vector_index_on_postgres(
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute(present, (f"chunks_vec_{cid}",)).fetchone() is None
     db.close()
+
+
+def test_recall_from_the_command_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engram.cli.main import cli
+
+    with engram.open(tmp_path, embedding_model="hash") as db:
+        _chat(db)
+    base = ["--data-dir", str(tmp_path), "--model", "hash", "recall"]
+    res = CliRunner().invoke(cli, [*base, "Lisbon", "--user", "ana", "-k", "1"])
+    assert res.exit_code == 0, res.output
+    assert "> user: We fly to Lisbon on the 14th." in res.output
+    assert "  assistant: Noted, have a good trip." in res.output  # the turn after it
+    res = CliRunner().invoke(
+        cli, [*base, "vet", "--user", "ana", "--since", "2026-04-01", "--json"]
+    )
+    lines = [json.loads(line) for line in res.output.splitlines()]
+    assert lines and all(h["message"]["created_at"] >= "2026-04" for h in lines)
+    res = CliRunner().invoke(cli, [*base, "vet", "--user", "ana", "--since", "soon"])
+    assert res.exit_code == 1 and "ISO 8601" in res.output
+    res = CliRunner().invoke(cli, [*base, "vet", "--user", "nobody"])
+    assert res.exit_code == 0 and "Nothing found." in res.output

@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Manage API keys for `engram serve` (stored hashed; shown once at creation).",
     ),
     "migrate": ("migrate", "Bring the database to the current schema and list its migrations."),
+    "recall": (
+        "recall",
+        "Search a user's past conversations: the best turns, with the turns around them.",
+    ),
     "restore": (
         "transfer",
         "Restore a backup made by `engram backup` into the configured database.",
