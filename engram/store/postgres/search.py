@@ -44,9 +44,12 @@ class PostgresSearchMixin(PostgresBase):
             with self._tx(collection.tenant) as cur:
                 return postgres_bm25.top_k(cur, collection.id, wanted, k, self.postings_cache)
         cond, params = compile_where(where)
+        # d.collection_id is implied by c's; saying it lets the planner start from the
+        # documents' (collection_id, key) index when the filter names keys ($keys).
         allowed = (
             " AND p.chunk_id IN (SELECT c.id FROM chunks c JOIN documents d"
-            f" ON d.id = c.document_id WHERE c.collection_id = %s AND {cond})"
+            " ON d.id = c.document_id WHERE c.collection_id = %s AND d.collection_id = %s"
+            f" AND {cond})"
             if where
             else ""
         )
@@ -71,7 +74,7 @@ class PostgresSearchMixin(PostgresBase):
         cid = collection.id
         args = [K1 + 1, K1 * (1 - B), K1 * B, cid, wanted, cid]
         if where:
-            args += [cid, *params]
+            args += [cid, cid, *params]
         # One hash-aggregate group per matching chunk: enough memory that a query matching
         # most of a large collection is not spilled to disk.
         with self._tx(collection.tenant, settings={"work_mem": "64MB"}) as cur:
@@ -156,9 +159,16 @@ class PostgresSearchMixin(PostgresBase):
                 cur.execute(
                     "SELECT c.id, 1 - (c.embedding <=> %s::vector) AS sim FROM chunks c"
                     " JOIN documents d ON d.id = c.document_id"
-                    f" WHERE c.collection_id = %s AND {cond}"
+                    f" WHERE c.collection_id = %s AND d.collection_id = %s AND {cond}"
                     " ORDER BY c.embedding <=> %s::vector, c.id LIMIT %s",
-                    (vector_text(vec), collection.id, *params, vector_text(vec), k),
+                    (
+                        vector_text(vec),
+                        collection.id,
+                        collection.id,
+                        *params,
+                        vector_text(vec),
+                        k,
+                    ),
                 )
             else:
                 cur.execute(_ann_query(collection), (vector_text(vec), vector_text(vec), k))
