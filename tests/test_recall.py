@@ -292,3 +292,17 @@ def test_recall_from_the_command_line(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "ISO 8601" in res.output
     res = CliRunner().invoke(cli, [*base, "vet", "--user", "nobody"])
     assert res.exit_code == 0 and "Nothing found." in res.output
+
+
+def test_the_recall_index_is_rebuilt_for_a_new_model(tmp_path: Path) -> None:
+    """Recall is derived data: after the embedding model changes, the index is rebuilt from
+    the messages instead of refusing the new model's queries."""
+    with engram.open(tmp_path, embedding_model="hash-64") as db:
+        _chat(db)
+        assert db.memory.recall("Lisbon", user_id="ana", k=1)[0].message.content.startswith(
+            "We fly"
+        )
+    with engram.open(tmp_path, embedding_model="hash-32") as db:
+        hits = db.memory.recall("Lisbon", user_id="ana", k=1)
+        assert hits[0].message.content == "We fly to Lisbon on the 14th."
+        assert db.store.get_collection(recall_collection("ana"), counts=False).model_id == "hash-32"

@@ -21,6 +21,7 @@ see :func:`represent` and docs/benchmarks.md for the representations measured.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -145,7 +146,10 @@ class Recall:
 
     # -- indexing ------------------------------------------------------------------------------
     def catch_up(self, tenant: str, user_id: str) -> int:
-        """Index every message of the user not indexed yet; returns how many were."""
+        """Index every message of the user not indexed yet; returns how many were. An index
+        built with another embedding model (the configured one changed) is dropped and built
+        again from the messages: it is derived data."""
+        self._drop_if_other_model(tenant, user_id)
         done = 0
         while True:
             pending = self.store.unindexed_messages(tenant=tenant, user_id=user_id, limit=BATCH)
@@ -165,6 +169,25 @@ class Recall:
         if done:
             self._saved_later(done)
         return done
+
+    def _drop_if_other_model(self, tenant: str, user_id: str) -> None:
+        try:
+            collection = self.store.get_collection(
+                recall_collection(user_id), tenant=tenant, counts=False
+            )
+        except CollectionNotFound:
+            return
+        if collection.model_id == self._embedder().model_id:
+            return
+        logger.info(
+            "recall index of %s was built with %s: rebuilding it with %s",
+            user_id,
+            collection.model_id,
+            self._embedder().model_id,
+        )
+        self.store.mark_messages_unindexed(tenant=tenant, user_id=user_id)
+        with contextlib.suppress(CollectionNotFound):  # another process got there first
+            self.store.delete_collection(collection.name, tenant=tenant)
 
     def forget(self, tenant: str, user_id: str, message_ids: Sequence[int]) -> None:
         """Remove messages from the user's index (their conversation was deleted)."""

@@ -94,6 +94,10 @@ class MemoryStore(ABC):
         deleted messages are ignored)."""
 
     @abstractmethod
+    def mark_messages_unindexed(self, *, tenant: str, user_id: str) -> None:
+        """Mark every message of the user as not in the recall index (it is rebuilt)."""
+
+    @abstractmethod
     def messages_around(
         self, ids: Sequence[int], *, tenant: str, user_id: str, before: int, after: int
     ) -> dict[int, list[Message]]:

@@ -61,6 +61,14 @@ class MessageIndexTables(Tables):
                     tuple(part),
                 )
 
+    def mark_messages_unindexed(self, *, tenant: str, user_id: str) -> None:
+        with self._session(tenant, write=True) as s:
+            s.run(
+                "UPDATE messages SET indexed = FALSE WHERE conversation_id IN"
+                " (SELECT id FROM conversations WHERE tenant = ? AND user_id = ?)",
+                (tenant, user_id),
+            )
+
     def messages_around(
         self, ids: Sequence[int], *, tenant: str, user_id: str, before: int, after: int
     ) -> dict[int, list[Message]]:

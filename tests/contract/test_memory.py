@@ -120,6 +120,9 @@ def test_store_hands_out_unindexed_messages_until_marked(store: Store) -> None:
     assert [m.id for m, _ in store.unindexed_messages(tenant="t", user_id="u", limit=10)] == [b.id]
     store.mark_messages_indexed([b.id], tenant="t")
     assert store.unindexed_messages(tenant="t", user_id="u", limit=10) == []
+    store.mark_messages_unindexed(tenant="t", user_id="u")
+    assert len(store.unindexed_messages(tenant="t", user_id="u", limit=10)) == 2
+    assert len(store.unindexed_messages(tenant="t", user_id="v", limit=10)) == 1
     assert len(store.unindexed_messages(tenant="t", user_id="v", limit=10)) == 1
     assert len(store.unindexed_messages(tenant="other", user_id="u", limit=10)) == 1
 
