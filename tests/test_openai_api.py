@@ -154,10 +154,12 @@ def test_stream_ends_with_done(live: Live) -> None:
         "stream": True,
     }
     headers = {"Authorization": f"Bearer {live.key}"}
-    with httpx.Client(base_url=live.url, headers=headers, timeout=30) as http:
-        with http.stream("POST", "/v1/chat/completions", json=body) as r:
-            assert r.headers["content-type"].startswith("text/event-stream")
-            lines = [line for line in r.iter_lines() if line]
+    with (
+        httpx.Client(base_url=live.url, headers=headers, timeout=30) as http,
+        http.stream("POST", "/v1/chat/completions", json=body) as r,
+    ):
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
     assert all(line.startswith("data: ") for line in lines)
     assert lines[-1] == "data: [DONE]"
 
@@ -227,3 +229,23 @@ def test_completion_refusals(live: Live) -> None:
         )
     with pytest.raises(openai.AuthenticationError):
         live.client("egm_not_a_key").embeddings.create(model="engram", input="x")
+
+
+# -- the documented example ------------------------------------------------------------------
+def test_integrations_example_runs(
+    live: Live, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/integrations.md's example, executed as written against a live server (only its
+    address changes: the test server's port is a free one)."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "integrations.md").read_text()
+    block = page.split("<!-- example:start -->")[1].split("<!-- example:end -->")[0]
+    code = block.strip().removeprefix("```python").removesuffix("```")
+    assert "http://127.0.0.1:8000/v1" in code
+    monkeypatch.setenv("ENGRAM_KEY", live.key)
+    exec(compile(code.replace("http://127.0.0.1:8000", live.url), "integrations.md", "exec"), {})
+    printed = capsys.readouterr().out
+    out = printed.splitlines()
+    assert out[0] == "2 64"  # two vectors of the hash embedder's 64 dimensions
+    assert printed.count("90 days") == 2  # the answer, whole and streamed
+    assert any(line.startswith("1 keys [") for line in out)
+    assert out[-1] == "cited: ['keys']"
