@@ -4,6 +4,7 @@ and RAG chat completions, whole and streamed, extractive and from a scripted mod
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,3 +250,19 @@ def test_integrations_example_runs(
     assert printed.count("90 days") == 2  # the answer, whole and streamed
     assert any(line.startswith("1 keys [") for line in out)
     assert out[-1] == "cited: ['keys']"
+
+
+def test_the_user_field_brings_that_users_memories(live_llm: Live) -> None:
+    headers = {"Authorization": f"Bearer {live_llm.key}"}
+    with httpx.Client(base_url=live_llm.url, headers=headers, timeout=30) as http:
+        memory = {"content": "The user rotates API keys monthly.", "user_id": "u1"}
+        assert http.post("/v1/memories", json=memory).status_code == 201
+    live_llm.client().chat.completions.create(
+        model="engram/kb",
+        messages=[{"role": "user", "content": "How often do I rotate API keys?"}],
+        user="u1",
+        temperature=0.2,
+    )
+    sent = live_llm.upstream.requests[-1].body
+    assert sent["temperature"] == 0.2
+    assert "rotates API keys monthly" in json.dumps(sent["messages"])
