@@ -507,6 +507,8 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "deleteDocument",
         "search",
         "chat",
+        "createChatCompletion",
+        "createEmbeddings",
         "health",
         "ready",
         "addMemory",

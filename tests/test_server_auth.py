@@ -106,6 +106,13 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
         ("POST", "/v1/collections"): {"json": {"name": "kb", "language": "en"}},
         ("POST", "/v1/search"): {"json": {"query": "nightingale", "collection": "kb"}},
         ("POST", "/v1/chat"): {"json": {"question": "nightingale?", "collection": "kb"}},
+        ("POST", "/v1/chat/completions"): {
+            "json": {
+                "model": "engram/kb",
+                "messages": [{"role": "user", "content": "nightingale?"}],
+            }
+        },
+        ("POST", "/v1/embeddings"): {"json": {"model": "engram", "input": "nightingale"}},
         ("POST", "/v1/memories"): {"json": {"content": "globex memory", "user_id": "u1"}},
         ("GET", "/v1/memories"): {"params": {"user_id": "u1"}},
         ("POST", "/v1/memories/search"): {"json": {"query": "nightingale", "user_id": "u1"}},
@@ -204,6 +211,8 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
             "/v1/memories/search",
             "/v1/recall",
             "/v1/chat",
+            "/v1/chat/completions",
+            "/v1/embeddings",
             "/v1/state:search",
             "/v1/state:namespaces",
         )
@@ -225,6 +234,8 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
             assert r.status_code == 200 and "message" not in r.json()["counts"], where
         elif template == "/v1/events":
             assert r.status_code == 202, where
+        elif template == "/v1/embeddings":  # the model's, no data of anyone's
+            assert r.status_code == 200, where
         else:
             assert r.status_code == 404, where
     # Everything of acme's is intact.

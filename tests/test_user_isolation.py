@@ -121,6 +121,17 @@ def test_what_a_bound_key_sees(client: TestClient, keys: dict[str, str]) -> None
         headers=bob,
     )
     assert chat.status_code == 404
+    # OpenAI's ``user`` names the engram user: another one is refused.
+    completion = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "engram/kb",
+            "messages": [{"role": "user", "content": "when?"}],
+            "user": "ann",
+        },
+        headers=bob,
+    )
+    assert completion.status_code == 403
 
 
 def test_a_jwt_names_its_user_in_the_configured_claim(client: TestClient) -> None:

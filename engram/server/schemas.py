@@ -302,3 +302,21 @@ class Readiness(BaseModel):
         " check warns (e.g. row-level security does not apply to the database role).",
     )
     checks: dict[str, CheckResult]
+
+
+# -- answers ---------------------------------------------------------------------------------
+class CitationPublic(BaseModel):
+    n: int
+    kind: Literal["document", "conversation", "memory"] = Field(
+        "document",
+        description="document: a passage of the collection (document = its key); "
+        "conversation: a turn of the user's earlier conversations (document = the "
+        "conversation id, message_id = the turn); memory: a memory of the user (document = "
+        "the memory id)",
+    )
+    document: str
+    version: int
+    span: list[int]
+    title: str
+    page: int | None = None
+    message_id: int | None = None

@@ -19,6 +19,7 @@ def _build() -> APIRouter:
         health,
         jobs,
         memories,
+        openai_api,
         search,
         state,
     )
@@ -34,6 +35,7 @@ def _build() -> APIRouter:
         documents,
         files,
         chat,
+        openai_api,
         memories,
         conversations,
         state,

@@ -6,7 +6,8 @@ user's earlier conversations (recall) and in the user's memories; the passages o
 numbered, and the last messages of the conversation go into the prompt of the configured
 model chain (``ENGRAM_LLM``), or into an extractive answer when no model is configured.
 Each citation says which kind of source it is. With a ``conversation_id`` the question and
-the answer are appended to the conversation.
+the answer are appended to the conversation. The retrieval is shared with the
+OpenAI-compatible ``POST /v1/chat/completions`` (:mod:`engram.server.grounding`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from ...answers import AnswerEvent, AnswerOptions, answer, sse_format, stream_answer
-from ...answers.prompt import DEFAULT_MAX_CONTEXT_CHARS
-from ...answers.sources import conversation_passage, memory_passage, standalone_query, with_sources
+from ...answers import AnswerEvent, answer, sse_format, stream_answer
 from ...engine import Engram
 from ...errors import ConversationNotFound
 from ...providers.llms import ChatMessage
 from ..deps import DB, Writer
-from ..observability import record_event
+from ..grounding import ground
 from ..ownership import acting_user, owns
-from ..schemas import error_responses
+from ..schemas import CitationPublic, error_responses
 from ..schemas_base import RequestModel
 from ..streaming import ClosingStreamingResponse
 
@@ -43,23 +42,6 @@ class ChatRequest(RequestModel):
     where: dict[str, Any] | None = None
     rerank: bool = False
     stream: bool = False
-
-
-class CitationPublic(BaseModel):
-    n: int
-    kind: Literal["document", "conversation", "memory"] = Field(
-        "document",
-        description="document: a passage of the collection (document = its key); "
-        "conversation: a turn of the user's earlier conversations (document = the "
-        "conversation id, message_id = the turn); memory: a memory of the user (document = "
-        "the memory id)",
-    )
-    document: str
-    version: int
-    span: list[int]
-    title: str
-    page: int | None = None
-    message_id: int | None = None
 
 
 class ChatResponse(BaseModel):
@@ -100,46 +82,21 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
         ):
             if m.role in ("user", "assistant"):
                 history.append(ChatMessage(m.role, m.content))
-    language = db.collection(body.collection, tenant=tenant).language
-    query = standalone_query(
-        body.question, history, settings.chat_rewrite, llm, language, settings.max_query_chars
-    )
-    passages = db.search(
-        query,
+    grounding = ground(
+        db,
+        llm,
+        principal,
+        body.question,
+        history,
         collection=body.collection,
+        user_id=user_id,
         k=body.k,
         mode=body.mode,
         where=body.where,
         rerank=body.rerank,
-        highlight=False,
-        tenant=tenant,
-    ).results
-    record_event(
-        principal, "chat", user_id=user_id, query=body.question, result_count=len(passages)
+        exclude_conversation=body.conversation_id,
     )
-    extra = []
-    if user_id and settings.chat_recall:
-        recalled = db.memory.recall(
-            query,
-            user_id=user_id,
-            k=settings.chat_recall,
-            context=1,
-            exclude_conversation=body.conversation_id,
-            tenant=tenant,
-        )
-        extra += [conversation_passage(h, language) for h in recalled]
-    if user_id:
-        extra += [
-            memory_passage(h) for h in db.memory.search(query, user_id=user_id, k=5, tenant=tenant)
-        ]
-    passages = with_sources(passages, extra, DEFAULT_MAX_CONTEXT_CHARS)
-    options: AnswerOptions = {
-        "history": history,
-        "template": settings.answer_template,
-        "language": language if language in ("en", "fr") else "en",
-        "max_tokens": settings.llm_max_tokens,
-        "timeout": settings.llm_timeout,
-    }
+    query, passages, options = grounding.query, grounding.passages, grounding.options
     if not body.stream:
         result = answer(body.question, passages, llm, **options)
         _remember(db, body, result.text, tenant)

@@ -1,0 +1,93 @@
+"""What an answer is grounded in, shared by ``POST /v1/chat`` and ``POST /v1/chat/completions``.
+
+The question is first made standalone from the conversation (by the model, or by the
+heuristic of :mod:`engram.memory.rewrite`), then searched in the collection, in the user's
+earlier conversations (recall) and in the user's memories; the passages of all three, and the
+options of the answer (history, template, language, limits), make a :class:`Grounding` for
+:func:`engram.answers.answer` or :func:`engram.answers.stream_answer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..answers import AnswerOptions
+from ..answers.prompt import DEFAULT_MAX_CONTEXT_CHARS
+from ..answers.sources import conversation_passage, memory_passage, standalone_query, with_sources
+from ..engine import Engram
+from ..providers.llms import LLM, ChatMessage
+from ..types import SearchResult
+from .observability import record_event
+from .principal import Principal
+
+
+@dataclass(slots=True)
+class Grounding:
+    """``query``: what was searched (the question, made standalone); ``passages``: numbered
+    sources for the prompt, best first; ``options``: how to answer."""
+
+    query: str
+    passages: list[SearchResult]
+    options: AnswerOptions
+
+
+def ground(
+    db: Engram,
+    llm: LLM | None,
+    principal: Principal,
+    question: str,
+    history: Sequence[ChatMessage],
+    *,
+    collection: str,
+    user_id: str | None,
+    k: int = 8,
+    mode: Literal["hybrid", "keyword", "vector"] = "hybrid",
+    where: dict[str, Any] | None = None,
+    rerank: bool = False,
+    exclude_conversation: str | None = None,
+) -> Grounding:
+    """Retrieve the passages answering ``question`` (after ``history``) for ``user_id``
+    (None: no recall, no memories), and record a ``chat`` event. Raises CollectionNotFound
+    for a collection the caller's tenant does not have."""
+    settings = db.settings
+    tenant = principal.tenant
+    language = db.collection(collection, tenant=tenant).language
+    query = standalone_query(
+        question, history, settings.chat_rewrite, llm, language, settings.max_query_chars
+    )
+    passages = db.search(
+        query,
+        collection=collection,
+        k=k,
+        mode=mode,
+        where=where,
+        rerank=rerank,
+        highlight=False,
+        tenant=tenant,
+    ).results
+    record_event(principal, "chat", user_id=user_id, query=question, result_count=len(passages))
+    extra = []
+    if user_id and settings.chat_recall:
+        recalled = db.memory.recall(
+            query,
+            user_id=user_id,
+            k=settings.chat_recall,
+            context=1,
+            exclude_conversation=exclude_conversation,
+            tenant=tenant,
+        )
+        extra += [conversation_passage(h, language) for h in recalled]
+    if user_id:
+        extra += [
+            memory_passage(h) for h in db.memory.search(query, user_id=user_id, k=5, tenant=tenant)
+        ]
+    options: AnswerOptions = {
+        "history": history,
+        "template": settings.answer_template,
+        "language": language if language in ("en", "fr") else "en",
+        "max_tokens": settings.llm_max_tokens,
+        "timeout": settings.llm_timeout,
+    }
+    return Grounding(query, with_sources(passages, extra, DEFAULT_MAX_CONTEXT_CHARS), options)
