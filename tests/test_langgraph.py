@@ -151,7 +151,7 @@ def test_store_default_index_fields(tmp_path: Path) -> None:
 
 def test_ttl_is_in_minutes_and_expires(store: EngramStore) -> None:
     assert store.supports_ttl and store.ttl_config == {
-        "refresh_on_read": False,
+        "refresh_on_read": True,
         "default_ttl": None,
     }
     store.put(("s",), "short", {"v": 1}, ttl=0.5 / 60)  # half a second
@@ -165,6 +165,20 @@ def test_ttl_is_in_minutes_and_expires(store: EngramStore) -> None:
     assert store.get(("s",), "short") is None
     assert [i.key for i in store.search(("s",))] == ["long"]
     assert store.batch([SearchOp(("s",), refresh_ttl=True)])[0][0].key == "long"  # type: ignore[index]
+
+
+def test_a_read_gives_an_item_its_ttl_again(store: EngramStore) -> None:
+    store.put(("s",), "k", {"v": 1}, ttl=1 / 60)  # one second
+    time.sleep(0.6)
+    before = store.state.get(("s",), "k", tenant="acme").expires_at
+    assert store.get(("s",), "k") is not None  # refresh_on_read: one second from now again
+    after = store.state.get(("s",), "k", tenant="acme").expires_at
+    assert before is not None and after is not None and _parse(after) > _parse(before)
+    time.sleep(0.6)  # past the first expiry, not the refreshed one
+    assert store.get(("s",), "k", refresh_ttl=False) is not None
+    assert store.search(("s",), refresh_ttl=True)[0].key == "k"
+    time.sleep(1.2)
+    assert store.get(("s",), "k") is None
 
 
 def _parse(text: str) -> Any:

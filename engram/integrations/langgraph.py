@@ -7,9 +7,8 @@ Every LangGraph operation maps onto :class:`engram.state.StateService`:
 - ``put`` / ``get`` / ``delete`` (``PutOp`` with ``value=None``) → ``state.put`` / ``get`` /
   ``delete``; a missing item reads as ``None``, deleting one is a no-op.
 - ``ttl`` is in minutes in LangGraph and in seconds in engram (``ttl * 60``). Expired items are
-  invisible at once. ``refresh_ttl`` is not supported: engram keeps an item's expiry time, not
-  its TTL, so a read cannot push the expiry back; the store says so in ``ttl_config``
-  (``refresh_on_read: False``), and a read asking for a refresh leaves the expiry alone.
+  invisible at once. ``refresh_ttl`` (on by default, as in LangGraph: ``ttl_config``'s
+  ``refresh_on_read``) gives an item read by ``get`` or ``search`` its TTL again from now.
 - ``index``: the fields to embed with engram's embedding model (``False``: none; ``None``: the
   store's ``index={"fields": [...]}``, and no embedding when the store has none). Fields are
   dotted paths; ``"$"`` is the whole value; LangGraph's array paths (``a[0]``, ``a[*]``) are
@@ -91,7 +90,7 @@ class EngramStore(BaseStore):
         )
         for field in self.index_fields or ():
             _check_field(field)
-        self.ttl_config = TTLConfig(refresh_on_read=False, default_ttl=default_ttl)
+        self.ttl_config = TTLConfig(refresh_on_read=True, default_ttl=default_ttl)
 
     @property
     def state(self) -> StateService:
@@ -123,7 +122,9 @@ class EngramStore(BaseStore):
     # -- one operation each ------------------------------------------------------------------
     def _get(self, op: GetOp) -> Item | None:
         try:
-            found = self.state.get(op.namespace, op.key, tenant=self.tenant)
+            found = self.state.get(
+                op.namespace, op.key, refresh_ttl=bool(op.refresh_ttl), tenant=self.tenant
+            )
         except StateNotFound:
             return None
         return _item(found)
@@ -153,6 +154,7 @@ class EngramStore(BaseStore):
                 filter=where,
                 limit=op.limit,
                 offset=op.offset,
+                refresh_ttl=bool(op.refresh_ttl),
                 tenant=self.tenant,
             )
             return [_search_item(item) for item in found]
@@ -168,6 +170,8 @@ class EngramStore(BaseStore):
                 op.namespace_prefix, filter=where, limit=MAX_LIMIT, tenant=self.tenant
             )
             page += [i for i in rest if (i.namespace, i.key) not in indexed][: op.limit - len(page)]
+        if op.refresh_ttl:
+            page = self.state.refresh(page, tenant=self.tenant)
         return [_search_item(item) for item in page]
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:

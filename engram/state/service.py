@@ -14,6 +14,7 @@ search has a query.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -91,15 +92,41 @@ class StateService:
             expect=if_version,
             expires_at=expires_at,
             embedding=embedding,
+            ttl=None if ttl is None else float(ttl),
         )
 
-    def get(self, namespace: NamespaceLike, key: str, *, tenant: str = DEFAULT_TENANT) -> StateItem:
-        """The item; StateNotFound (HTTP 404) when there is none or it expired."""
+    def get(
+        self,
+        namespace: NamespaceLike,
+        key: str,
+        *,
+        refresh_ttl: bool = False,
+        tenant: str = DEFAULT_TENANT,
+    ) -> StateItem:
+        """The item; StateNotFound (HTTP 404) when there is none or it expired. With
+        ``refresh_ttl``, an item written with a TTL gets that TTL again from now."""
         ns, key = namespace_of(namespace), key_of(key)
         item = self.store.get_state(tenant, path_of(ns), key)
         if item is None:
             raise StateNotFound(f"no state {path_of(ns)}/{key}")
-        return item
+        return self.refresh([item], tenant=tenant)[0] if refresh_ttl else item
+
+    def refresh(self, items: list[StateItem], *, tenant: str = DEFAULT_TENANT) -> list[StateItem]:
+        """Give ``items`` that were written with a TTL that TTL again from now (LangGraph's
+        ``refresh_ttl``); returns them with their new expiry."""
+        ttl_items = [i for i in items if i.expires_at is not None]
+        if not ttl_items:
+            return items
+        fresh = self.store.refresh_state(tenant, [(path_of(i.namespace), i.key) for i in ttl_items])
+        out = []
+        for item in items:
+            expiry = fresh.get((path_of(item.namespace), item.key))
+            out.append(
+                item
+                if expiry is None
+                else dataclasses.replace(item, expires_at=expiry.isoformat(timespec="microseconds"))
+            )
+        return out
 
     def delete(
         self,
@@ -137,6 +164,7 @@ class StateService:
         filter: dict[str, Any] | None = None,  # noqa: A002 - the name LangGraph uses
         limit: int = 10,
         offset: int = 0,
+        refresh_ttl: bool = False,
         tenant: str = DEFAULT_TENANT,
     ) -> list[StateItem]:
         """Items under ``prefix`` passing ``filter``; with a ``query``, only indexed items,
@@ -159,13 +187,15 @@ class StateService:
             if matches(conditions, item.value)
         ]
         if query is None:
-            return [item for item, _ in found[offset : offset + limit]]
-        scored = [(item, _cosine(qvec, vec)) for item, vec in found if vec is not None]
-        scored.sort(key=lambda pair: -pair[1])  # stable: ties stay in namespace, key order
-        return [
-            StateItem(**{**item.__dict__, "score": score})
-            for item, score in scored[offset : offset + limit]
-        ]
+            page = [item for item, _ in found[offset : offset + limit]]
+        else:
+            scored = [(item, _cosine(qvec, vec)) for item, vec in found if vec is not None]
+            scored.sort(key=lambda pair: -pair[1])  # stable: ties stay in namespace, key order
+            page = [
+                StateItem(**{**item.__dict__, "score": score})
+                for item, score in scored[offset : offset + limit]
+            ]
+        return self.refresh(page, tenant=tenant) if refresh_ttl else page
 
     def namespaces(
         self,

@@ -327,10 +327,19 @@ class StateStore(ABC):
         expect: int | None,
         expires_at: datetime | None,
         embedding: tuple[str, np.ndarray] | None,
+        ttl: float | None = None,
     ) -> StateItem:
         """Write ``value`` (JSON text) and return the item. ``expect`` is the compare-and-set
         token: None writes whatever is there, 0 only creates, n only replaces version n;
-        otherwise VersionConflict. ``embedding`` is (model id, vector) of the indexed fields."""
+        otherwise VersionConflict. ``embedding`` is (model id, vector) of the indexed fields;
+        ``ttl`` the seconds ``expires_at`` was computed from (kept for refresh_state)."""
+
+    @abstractmethod
+    def refresh_state(
+        self, tenant: str, items: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], datetime]:
+        """Push back the expiry of these live (namespace, key) items by the TTL they were
+        written with; returns the new expiry of each one that has a TTL."""
 
     @abstractmethod
     def get_state(self, tenant: str, namespace: str, key: str) -> StateItem | None: ...

@@ -11,7 +11,8 @@ until :meth:`StateTables.purge_state` deletes them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,7 @@ class StateTables(Tables, StateStore):
         expect: int | None,
         expires_at: datetime | None,
         embedding: tuple[str, np.ndarray] | None,
+        ttl: float | None = None,
     ) -> StateItem:
         d = self.dialect
         now = d.time_value(datetime.now(UTC))
@@ -79,26 +81,27 @@ class StateTables(Tables, StateStore):
             if expect is not None and expect > 0:
                 row = s.row(
                     f"UPDATE state SET value = {d.json_mark}, version = version + 1,"
-                    f" updated_at = ?, expires_at = ?, embedding = {d.vector_mark},"
+                    f" updated_at = ?, expires_at = ?, ttl_seconds = ?, embedding = {d.vector_mark},"
                     f" model_id = ? WHERE {_ITEM} AND version = ? AND {self._live()}"
                     f" RETURNING {_COLS}",
-                    (value, now, expiry, vec, model_id, tenant, namespace, key, expect, now),
+                    (value, now, expiry, ttl, vec, model_id, tenant, namespace, key, expect, now),
                 )
             else:
                 live = self._live("state.")
                 cas = "TRUE" if expect is None else f"NOT {live}"
                 row = s.row(
                     "INSERT INTO state (tenant, namespace, key, value, version, created_at,"
-                    " updated_at, expires_at, embedding, model_id)"
-                    f" VALUES (?, ?, ?, {d.json_mark}, 1, ?, ?, ?, {d.vector_mark}, ?)"
+                    " updated_at, expires_at, ttl_seconds, embedding, model_id)"
+                    f" VALUES (?, ?, ?, {d.json_mark}, 1, ?, ?, ?, ?, {d.vector_mark}, ?)"
                     " ON CONFLICT (tenant, namespace, key) DO UPDATE SET value = excluded.value,"
                     f" version = CASE WHEN {live} THEN state.version + 1 ELSE 1 END,"
                     f" created_at = CASE WHEN {live} THEN state.created_at"
                     " ELSE excluded.created_at END,"
                     " updated_at = excluded.updated_at, expires_at = excluded.expires_at,"
+                    " ttl_seconds = excluded.ttl_seconds,"
                     " embedding = excluded.embedding, model_id = excluded.model_id"
                     f" WHERE {cas} RETURNING {_COLS}",
-                    (tenant, namespace, key, value, now, now, expiry, vec, model_id, now, now)
+                    (tenant, namespace, key, value, now, now, expiry, ttl, vec, model_id, now, now)
                     + ((now,) if expect is not None else ()),
                 )
             if row is None:
@@ -127,6 +130,30 @@ class StateTables(Tables, StateStore):
                 (tenant, namespace, key, now),
             )
         return self._item(row) if row else None
+
+    def refresh_state(
+        self, tenant: str, items: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], datetime]:
+        d = self.dialect
+        moment = datetime.now(UTC)
+        now = d.time_value(moment)
+        fresh: dict[tuple[str, str], datetime] = {}
+        with self._session(tenant, write=True) as s:
+            for namespace, key in items:
+                row = s.row(
+                    f"SELECT ttl_seconds FROM state WHERE {_ITEM} AND ttl_seconds IS NOT NULL"
+                    f" AND {self._live()}",
+                    (tenant, namespace, key, now),
+                )
+                if row is None:
+                    continue
+                expiry = moment + timedelta(seconds=float(row[0]))
+                s.run(
+                    f"UPDATE state SET expires_at = ? WHERE {_ITEM}",
+                    (d.time_value(expiry), tenant, namespace, key),
+                )
+                fresh[(namespace, key)] = expiry
+        return fresh
 
     def delete_state(
         self, tenant: str, namespace: str, key: str, *, expect: int | None = None

@@ -118,3 +118,17 @@ def test_concurrent_compare_and_set_loses_no_update(store: Store) -> None:
     final = store.get_state("t", "c", "counter")
     assert final is not None and final.value == writers * increments
     assert final.version == writers * increments + 1 and lost == [0] * writers
+
+
+def test_refresh_gives_an_item_its_ttl_again(store: Store) -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=5)
+    put(store, "a", "ttl", 1, expires_at=soon, ttl=3600.0)
+    put(store, "a", "forever", 2)
+    put(store, "a", "old", 3, expires_at=datetime.now(UTC) - timedelta(seconds=1), ttl=10.0)
+    fresh = store.refresh_state("t", [("a", "ttl"), ("a", "forever"), ("a", "old"), ("a", "none")])
+    assert set(fresh) == {("a", "ttl")}  # no TTL, expired or missing: nothing to refresh
+    assert fresh[("a", "ttl")] > soon + timedelta(seconds=3000)
+    item = store.get_state("t", "a", "ttl")
+    assert item is not None and item.expires_at is not None
+    assert datetime.fromisoformat(item.expires_at) == fresh[("a", "ttl")]
+    assert store.refresh_state("other", [("a", "ttl")]) == {}  # another tenant's item
