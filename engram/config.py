@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         "bge-small-en-v1.5",
         description="Embedding model: a known name, a local directory with model.onnx + "
-        "tokenizer.json, or 'hash' (a deterministic test embedder, no model).",
+        "tokenizer.json, 'hash' (a deterministic test embedder, no model), or a remote model "
+        "as PROVIDER:MODEL[@BASE_URL][#KEY_ENV] like the LLM specs "
+        "(openai:text-embedding-3-small, ollama:nomic-embed-text@http://127.0.0.1:11434).",
     )
     reranker_model: str = Field(
         "ms-marco-minilm-l12-v2",
@@ -76,6 +78,13 @@ class Settings(BaseSettings):
         description="Texts per model run. 1 (default) makes a text's vector independent of the "
         "texts embedded with it (the int8 model scales activations per run), and on 2 cores "
         "ingests chunks of ~256 tokens 6% faster with a fifth of the memory of 32.",
+    )
+    embed_request_size: int = Field(
+        64,
+        ge=1,
+        le=2048,
+        description="Texts per request to a remote embedding model (an openai:... or "
+        "ollama:... embedding_model).",
     )
     query_threads: int = Field(
         1,

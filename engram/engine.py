@@ -25,7 +25,7 @@ from .errors import (
 )
 from .keys import ApiKey, bump_revision, check_scopes, new_key, parse_key, secret_matches
 from .memory.types import is_internal
-from .providers import get_embedder, get_reranker
+from .providers import get_embedder, get_reranker, is_remote
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
 from .search.analyzer import LANGUAGES, detect_language
@@ -105,16 +105,16 @@ class Engram:
         with self._lock:
             if self._embedder is None:
                 name = self.settings.embedding_model
-                opts = (
-                    {}
-                    if name.startswith("hash")
-                    else {
+                opts: dict[str, object] = {}
+                if is_remote(name):
+                    opts = {"batch_size": self.settings.embed_request_size}
+                elif not name.startswith("hash"):
+                    opts = {
                         "batch_size": self.settings.embed_batch_size,
                         "query_threads": self.settings.query_threads or None,
                         "query_batch": self.settings.query_batch,
                         "model_cache": self.settings.model_cache_dir,
                     }
-                )
                 self._embedder = get_embedder(name, **opts)
             return self._embedder
 

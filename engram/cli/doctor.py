@@ -192,12 +192,14 @@ def postgres_checks(settings: Settings) -> list[Check]:
 def check_embedder(settings: Settings) -> str:
     import numpy as np
 
-    from ..providers import get_embedder
+    from ..providers import get_embedder, is_remote
 
     name = settings.embedding_model
-    opts = (
+    opts: dict[str, object] = (
         {}
         if name.startswith("hash")
+        else {"batch_size": settings.embed_request_size}
+        if is_remote(name)
         else {"batch_size": settings.embed_batch_size, "model_cache": settings.model_cache_dir}
     )
     started = time.perf_counter()

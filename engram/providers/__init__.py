@@ -29,6 +29,7 @@ __all__ = [
     "ResolvedModel",
     "get_embedder",
     "get_reranker",
+    "is_remote",
     "known_names",
     "resolve_model",
 ]
@@ -36,11 +37,26 @@ __all__ = [
 _HASH = re.compile(r"hash(?:-(\d+))?")
 
 
+def is_remote(name: str | os.PathLike[str]) -> bool:
+    """Whether ``name`` is a remote model spec (``openai:...``, ``ollama:...``): a provider
+    name of :data:`~engram.providers.llms.factory.PRESETS` before the first ``:``."""
+    from engram.providers.llms.factory import PRESETS
+
+    provider, sep, _ = os.fspath(name).strip().partition(":")
+    return bool(sep) and provider.lower() in PRESETS
+
+
 def get_embedder(name: str | os.PathLike[str] = DEFAULT_EMBEDDER, **opts: Any) -> Embedder:
     """An embedder by name: ``"hash"`` / ``"hash-<dim>"`` for the model-free
-    :class:`~engram.providers.embedders.fake.HashEmbedder`; a known model name or a local
-    model directory for :class:`~engram.providers.embedders.onnx.OnnxEmbedder`. ``opts``
-    go to the constructor. Raises :class:`~engram.errors.ModelUnavailable` if not found."""
+    :class:`~engram.providers.embedders.fake.HashEmbedder`; a remote spec such as
+    ``openai:text-embedding-3-small`` or ``ollama:nomic-embed-text@http://host:11434`` for
+    :mod:`~engram.providers.embedders.remote`; a known model name or a local model directory
+    for :class:`~engram.providers.embedders.onnx.OnnxEmbedder`. ``opts`` go to the
+    constructor. Raises :class:`~engram.errors.ModelUnavailable` if not found."""
+    if is_remote(name):
+        from engram.providers.embedders.remote import remote_embedder
+
+        return remote_embedder(os.fspath(name), **opts)
     match = _HASH.fullmatch(os.fspath(name).strip().lower())
     if match:
         from engram.providers.embedders.fake import HashEmbedder

@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by the chat providers: one client, bounded retries, error translation.
+"""HTTP plumbing shared by the chat providers and the remote embedders: one client, bounded
+retries, error translation (:class:`HTTPEndpoint`).
 
 :class:`HTTPChatLLM` also runs the request of :meth:`~HTTPChatLLM.complete` and
 :meth:`~HTTPChatLLM.stream` (payload, POST, reading the reply, a truncated stream); a
@@ -47,8 +48,9 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-class HTTPChatLLM(LLM):
-    """Base of the HTTP chat providers.
+class HTTPEndpoint:
+    """A model behind an HTTP API: one client, JSON POSTs retried with backoff, every httpx
+    failure translated. The base of the HTTP chat providers and the remote embedders.
 
     ``client`` (an ``httpx.Client``, left open on :meth:`close`) or ``transport`` may be
     injected, for tests or to share a connection pool. ``timeout`` bounds each network wait
@@ -65,8 +67,7 @@ class HTTPChatLLM(LLM):
     """
 
     default_base_url = ""
-    chat_path = ""  # of the chat endpoint, below the base URL
-    stream_end = ""  # what ends a complete stream, named in the error when it is missing
+    span_name = "llm"  # of the tracing span around each call, and its attributes' prefix
 
     def __init__(
         self,
@@ -118,63 +119,6 @@ class HTTPChatLLM(LLM):
         """Close the HTTP client if this provider created it."""
         if self._owns_client:
             self._client.close()
-
-    def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        timeout: float | None = None,
-    ) -> str:
-        """The whole reply (where it is in the reply: :meth:`_reply_text`)."""
-        payload = self._payload(messages, max_tokens, temperature, stream=False)
-        return self._reply_text(self._post_json(self.chat_path, payload, timeout))
-
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        timeout: float | None = None,
-    ) -> Iterator[str]:
-        """The reply as it is generated (read from the stream's lines by :meth:`_texts`)."""
-        payload = self._payload(messages, max_tokens, temperature, stream=True)
-        with closing(self._lines(self.chat_path, payload, timeout)) as lines:
-            ended = yield from self._texts(lines)
-        # Without its end the connection was cut and the text is truncated.
-        if not ended:
-            raise self._protocol_error(
-                f"the stream ended before {self.stream_end}", unavailable=True
-            )
-
-    def _payload(
-        self,
-        messages: Sequence[ChatMessage],
-        max_tokens: int | None,
-        temperature: float | None,
-        stream: bool,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.to_dict() for m in messages],
-            "stream": stream,
-        }
-        return body | self._sampling(max_tokens, temperature)
-
-    @abstractmethod
-    def _sampling(self, max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
-        """The request's fields for the length limit and temperature (None: not sent)."""
-
-    @abstractmethod
-    def _reply_text(self, data: Any) -> str:
-        """The text of a whole (JSON) reply."""
-
-    @abstractmethod
-    def _texts(self, lines: Iterator[str]) -> Generator[str, None, bool]:
-        """The pieces of text in a streamed reply's lines; returns whether the stream
-        ended as it should (False: the lines ran out before its end)."""
 
     def _headers(self, accept: str) -> dict[str, str]:
         headers = {"Accept": accept}
@@ -258,7 +202,8 @@ class HTTPChatLLM(LLM):
 
     def _post_json(self, path: str, payload: dict[str, Any], timeout: float | None) -> Any:
         end = self._end()
-        with tracing.span("llm", **{"llm.model": self.model_id, "llm.stream": False}):
+        attributes = {f"{self.span_name}.model": self.model_id, f"{self.span_name}.stream": False}
+        with tracing.span(self.span_name, **attributes):
             # Streamed in pieces, so that the deadline is checked while a slow body arrives.
             response = self._send(path, payload, stream=True, timeout=timeout, end=end)
             body = b"".join(self._pieces(response, response.iter_bytes(), end, timeout))
@@ -266,21 +211,6 @@ class HTTPChatLLM(LLM):
             return json.loads(body)
         except ValueError as exc:
             raise self._protocol_error("the reply is not JSON") from exc
-
-    def _lines(
-        self, path: str, payload: dict[str, Any], timeout: float | None
-    ) -> Generator[str, None, None]:
-        """The lines of a streamed reply; the response is closed when the generator ends or
-        is closed (the client of a streamed answer went away), and a failure mid-stream is
-        translated like any other."""
-        end = self._end()
-        # Not the current span: the generator yields to its caller between lines.
-        span = tracing.start("llm", **{"llm.model": self.model_id, "llm.stream": True})
-        try:
-            response = self._send(path, payload, stream=True, timeout=timeout, end=end)
-            yield from self._pieces(response, response.iter_lines(), end, timeout)
-        finally:
-            span.end()
 
     def _pieces(
         self, response: httpx.Response, pieces: Iterator[T], end: float, timeout: float | None
@@ -302,6 +232,85 @@ class HTTPChatLLM(LLM):
         return protocol_error(
             message, where=self.where, secrets=self._secrets, unavailable=unavailable
         )
+
+
+class HTTPChatLLM(HTTPEndpoint, LLM):
+    """Base of the HTTP chat providers (transport and its options: :class:`HTTPEndpoint`)."""
+
+    chat_path = ""  # of the chat endpoint, below the base URL
+    stream_end = ""  # what ends a complete stream, named in the error when it is missing
+
+    def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """The whole reply (where it is in the reply: :meth:`_reply_text`)."""
+        payload = self._payload(messages, max_tokens, temperature, stream=False)
+        return self._reply_text(self._post_json(self.chat_path, payload, timeout))
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[str]:
+        """The reply as it is generated (read from the stream's lines by :meth:`_texts`)."""
+        payload = self._payload(messages, max_tokens, temperature, stream=True)
+        with closing(self._lines(self.chat_path, payload, timeout)) as lines:
+            ended = yield from self._texts(lines)
+        # Without its end the connection was cut and the text is truncated.
+        if not ended:
+            raise self._protocol_error(
+                f"the stream ended before {self.stream_end}", unavailable=True
+            )
+
+    def _payload(
+        self,
+        messages: Sequence[ChatMessage],
+        max_tokens: int | None,
+        temperature: float | None,
+        stream: bool,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.to_dict() for m in messages],
+            "stream": stream,
+        }
+        return body | self._sampling(max_tokens, temperature)
+
+    @abstractmethod
+    def _sampling(self, max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
+        """The request's fields for the length limit and temperature (None: not sent)."""
+
+    @abstractmethod
+    def _reply_text(self, data: Any) -> str:
+        """The text of a whole (JSON) reply."""
+
+    @abstractmethod
+    def _texts(self, lines: Iterator[str]) -> Generator[str, None, bool]:
+        """The pieces of text in a streamed reply's lines; returns whether the stream
+        ended as it should (False: the lines ran out before its end)."""
+
+    def _lines(
+        self, path: str, payload: dict[str, Any], timeout: float | None
+    ) -> Generator[str, None, None]:
+        """The lines of a streamed reply; the response is closed when the generator ends or
+        is closed (the client of a streamed answer went away), and a failure mid-stream is
+        translated like any other."""
+        end = self._end()
+        # Not the current span: the generator yields to its caller between lines.
+        span = tracing.start("llm", **{"llm.model": self.model_id, "llm.stream": True})
+        try:
+            response = self._send(path, payload, stream=True, timeout=timeout, end=end)
+            yield from self._pieces(response, response.iter_lines(), end, timeout)
+        finally:
+            span.end()
 
 
 def _parse_base_url(base_url: str, name: str) -> httpx.URL:

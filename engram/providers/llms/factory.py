@@ -97,7 +97,7 @@ def get_llm(spec: str, **opts: Any) -> LLM:
     parsed = parse_spec(spec)
     preset = PRESETS[parsed.provider]
     if "api_key" not in opts:
-        opts["api_key"] = _api_key(parsed, preset)
+        opts["api_key"] = api_key(parsed, preset)
     if importlib.util.find_spec("httpx") is None:  # pragma: no cover - depends on the install
         raise MissingDependency("the LLM providers need httpx", hint='pip install "engram[llm]"')
     opts.setdefault("base_url", parsed.base_url or preset.base_url)
@@ -137,7 +137,7 @@ def llm_chain(specs: str | Sequence[str], **opts: Any) -> LLM:
     return FallbackLLM(llms)
 
 
-def _api_key(spec: LLMSpec, preset: Preset) -> str | None:
+def api_key(spec: LLMSpec, preset: Preset) -> str | None:
     if spec.key_env:
         key = os.environ.get(spec.key_env)
         if not key:
