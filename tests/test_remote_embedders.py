@@ -231,3 +231,14 @@ def test_ingest_and_search_end_to_end(server: EmbeddingServer, tmp_path: Path) -
         pytest.raises(ModelMismatch, match=f"{server.protocol}:embed-1"),
     ):
         db.search("tea", mode="vector")
+
+
+def test_doctor_embeds_one_sentence_through_the_endpoint(
+    server: EmbeddingServer, tmp_path: Path
+) -> None:
+    from engram.cli.doctor import check_embedder
+    from engram.config import Settings
+
+    settings = Settings.build(data_dir=tmp_path, embedding_model=server.spec())
+    assert check_embedder(settings).startswith(f"{server.protocol}:m ({DIM}-d)")
+    assert len(server.requests) == 1
