@@ -115,6 +115,14 @@ def test_embeddings_refusals(live: Live) -> None:
 
 
 # -- chat completions ------------------------------------------------------------------------
+def test_models_are_the_tenants_collections(live: Live) -> None:
+    models = live.client().models.list()
+    ids = [m.id for m in models.data]
+    assert "engram/kb" in ids and all(i.startswith("engram/") for i in ids)
+    assert not any("recall/" in i for i in ids)  # users' recall indexes are not models
+    assert all(m.owned_by == "engram" and m.created > 0 for m in models.data)
+
+
 def test_extractive_completion(live: Live) -> None:
     completion = live.client().chat.completions.create(
         model="engram/kb",

@@ -508,6 +508,7 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "search",
         "chat",
         "createChatCompletion",
+        "listModels",
         "createEmbeddings",
         "health",
         "ready",

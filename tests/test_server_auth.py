@@ -162,6 +162,7 @@ CREATES = {
     "/v1/state/{path}",
 }
 EMPTY_LISTS = {
+    "/v1/models",
     "/v1/recall",
     "/v1/state",
     "/v1/state:search",

@@ -1,5 +1,6 @@
 """OpenAI-compatible routes, so that OpenAI clients and tools use engram unchanged.
 
+``GET /v1/models`` lists ``engram/<collection>`` for each collection of the caller's tenant;
 ``POST /v1/embeddings`` embeds with engram's embedding model; ``POST /v1/chat/completions``
 answers with engram's chat (:mod:`engram.server.grounding`, then the configured model chain
 or an extractive answer) from the collection its ``model`` names, ``engram/<collection>``.
@@ -23,6 +24,7 @@ import json
 import time
 import uuid
 from collections.abc import Generator
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,29 @@ from ..streaming import ClosingStreamingResponse
 router = APIRouter(tags=["openai"])
 
 MODEL_PREFIX = "engram/"
+
+
+@router.get("/models", operation_id="listModels", responses=error_responses(422))
+def models(db: DB, principal: Reader) -> dict[str, Any]:
+    """The models ``/v1/chat/completions`` answers with: one per collection of the caller's
+    tenant, ``engram/<collection>`` (OpenAI's model list shape)."""
+    data = [
+        {
+            "id": MODEL_PREFIX + c.name,
+            "object": "model",
+            "created": _epoch(c.created_at),
+            "owned_by": "engram",
+        }
+        for c in db.collections(tenant=principal.tenant)
+    ]
+    return {"object": "list", "data": data}
+
+
+def _epoch(iso: str) -> int:
+    try:
+        return int(datetime.fromisoformat(iso).timestamp())
+    except ValueError:
+        return 0
 
 
 @router.post(
