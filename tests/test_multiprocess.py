@@ -451,3 +451,33 @@ def test_tenants_stay_isolated_across_processes(topology: Topology) -> None:
     assert res.status_code == 202
     assert b2.get(f"/v1/jobs/{res.json()['job_id']}").status_code == 404
     assert res.json()["job_id"] not in [j["job_id"] for j in b2.get("/v1/jobs").json()["data"]]
+
+
+def test_messages_appended_through_one_server_are_recalled_through_the_other(
+    topology: Topology,
+) -> None:
+    """Conversation recall across server processes on one PostgreSQL (with the shared Redis
+    result cache): each server indexes what it appends, and the other finds it at once."""
+    _, key = _key(topology, "acme", "write")
+    s1, s2 = _client(topology, "server1", key), _client(topology, "server2", key)
+    conv = s1.post("/v1/conversations", json={"user_id": "ann"}).json()
+    said = s1.post(
+        f"/v1/conversations/{conv['id']}/messages",
+        json={"role": "user", "content": "My landlord Mr Okafor raised the rent."},
+    )
+    assert said.status_code == 201, said.text
+
+    def recall(client: httpx.Client, query: str, **extra: Any) -> list[str]:
+        r = client.post("/v1/recall", json={"user_id": "ann", "query": query, **extra})
+        assert r.status_code == 200, r.text
+        return [h["message"]["content"] for h in r.json()["data"]]
+
+    assert recall(s2, "landlord rent")[0] == "My landlord Mr Okafor raised the rent."
+    other = s2.post("/v1/conversations", json={"user_id": "ann"}).json()
+    s2.post(
+        f"/v1/conversations/{other['id']}/messages:batch",
+        json={"messages": [{"role": "user", "content": "The landlord fixed the heating."}]},
+    )
+    assert recall(s1, "landlord heating")[0] == "The landlord fixed the heating."
+    only = recall(s1, "landlord", conversation_id=conv["id"])
+    assert only == ["My landlord Mr Okafor raised the rent."]
