@@ -7,9 +7,9 @@ for hit in db.search("how do I reset a password?").results:
     print(hit.title, hit.score)
 """
 
-from importlib import import_module as _import_module
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+from .lazy import exports as _exports
 
 if _TYPE_CHECKING:
     from .client import Client
@@ -89,14 +89,4 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module 'engram' has no attribute {name!r}")
-    value = getattr(_import_module(source, __name__), name)
-    globals()[name] = value  # the next access is a plain attribute lookup
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _exports(__name__, _SOURCES, globals(), __all__)

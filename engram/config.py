@@ -244,6 +244,11 @@ class Settings(BaseSettings):
     )
     cache_ttl: int = Field(600, ge=1, description="Seconds a Redis cache entry lives.")
 
+    def chunking(self) -> dict[str, Any]:
+        """What a new collection records of these settings: how its documents are chunked
+        (a collection keeps chunking as it was created)."""
+        return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+
     @classmethod
     def build(cls, **overrides: Any) -> Settings:
         """Build settings, turning validation errors into a ConfigError that names the key,

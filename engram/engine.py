@@ -170,10 +170,7 @@ class Engram:
                 hint="run engram with ENGRAM_EMBEDDING_MODEL set to that model to create"
                 " collections of its vectors",
             )
-        own: dict[str, Any] = {
-            "chunk_tokens": self.settings.chunk_tokens,
-            "chunk_overlap": self.settings.chunk_overlap,
-        }
+        own: dict[str, Any] = self.settings.chunking()
         if fusion is not None:
             if fusion not in FUSION_METHODS:
                 raise InvalidInput(f"fusion must be one of {', '.join(FUSION_METHODS)}")
@@ -222,10 +219,7 @@ class Engram:
                     model_id=embedder.model_id,
                     dimension=embedder.dimension,
                     language=lang,
-                    settings={
-                        "chunk_tokens": self.settings.chunk_tokens,
-                        "chunk_overlap": self.settings.chunk_overlap,
-                    },
+                    settings=self.settings.chunking(),
                     tenant=tenant,
                 )
             except Conflict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ..memory.recall import spoken_date
+from ..memory.dates import spoken_date
 from ..memory.rewrite import rewrite_heuristic, rewrite_with_llm
 from ..memory.types import MemoryHit, RecallHit
 from ..providers.llms.base import LLM, ChatMessage

@@ -3,8 +3,9 @@
 Record types are in :mod:`engram.memory.types`; the service in :mod:`engram.memory.service`.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import exports
 
 if TYPE_CHECKING:
     from .service import DEDUP_THRESHOLD, MemoryService
@@ -51,13 +52,4 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(_SOURCES[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = exports(__name__, _SOURCES, globals(), __all__)

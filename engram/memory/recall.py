@@ -34,6 +34,7 @@ from ..search.analyzer import LANGUAGES, detect_language
 from ..search.searcher import SearchRequest
 from ..types import Collection, LoadedDocument, SearchMode, SearchResult
 from . import validation as check
+from .dates import spoken_date
 from .types import ROLES, Message, RecallHit, recall_collection
 
 if TYPE_CHECKING:
@@ -59,50 +60,6 @@ SAVE_EVERY = 2_000
 DEFAULT_RECENCY = 0.0
 MAX_CONTEXT = 20  # most neighbouring turns returned on each side of a hit
 _PREVIOUS_CHARS = 300  # how much of the previous message a turn's representation carries
-
-
-_MONTHS = {
-    "en": [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
-    "fr": [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ],
-}
-_DAYS = {
-    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-    "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
-}
-
-
-def spoken_date(iso: str, language: str) -> str:
-    """A date as people write it (``Monday 5 January 2026``), so that "in January" or
-    "on Monday" match it; English unless the collection is French."""
-    when = datetime.fromisoformat(iso)
-    lang = language if language in _MONTHS else "en"
-    return f"{_DAYS[lang][when.weekday()]} {when.day} {_MONTHS[lang][when.month - 1]} {when.year}"
 
 
 def represent(
@@ -145,17 +102,19 @@ class Recall:
         self._since_save = 0
 
     # -- indexing ------------------------------------------------------------------------------
-    def catch_up(self, tenant: str, user_id: str) -> int:
-        """Index every message of the user not indexed yet; returns how many were. An index
-        built with another embedding model (the configured one changed) is dropped and built
-        again from the messages: it is derived data."""
-        self._drop_if_other_model(tenant, user_id)
+    def catch_up(self, tenant: str, user_id: str) -> Collection | None:
+        """Index every message of the user not indexed yet; returns the user's index (None
+        while the user has said nothing). An index built with another embedding model (the
+        configured one changed) is dropped and built again from the messages: it is derived
+        data."""
+        collection = self._current(tenant, user_id)
         done = 0
         while True:
             pending = self.store.unindexed_messages(tenant=tenant, user_id=user_id, limit=BATCH)
             if not pending:
                 break
-            collection = self._collection(tenant, user_id, [m.content for m, _ in pending])
+            if collection is None:
+                collection = self._create(tenant, user_id, [m.content for m, _ in pending])
             docs = [self._document(m, previous, collection.language) for m, previous in pending]
             pipeline = IngestPipeline(self.store, self.settings, self._embedder())
             report = pipeline.run(collection, docs, persist=False)
@@ -168,17 +127,19 @@ class Recall:
             self.store.grow_vector_index(collection)
         if done:
             self._saved_later(done)
-        return done
+        return collection
 
-    def _drop_if_other_model(self, tenant: str, user_id: str) -> None:
+    def _current(self, tenant: str, user_id: str) -> Collection | None:
+        """The user's index, if it exists and holds the configured model's vectors; one of
+        another model is dropped (its messages marked for indexing again)."""
         try:
             collection = self.store.get_collection(
                 recall_collection(user_id), tenant=tenant, counts=False
             )
         except CollectionNotFound:
-            return
+            return None
         if collection.model_id == self._embedder().model_id:
-            return
+            return collection
         logger.info(
             "recall index of %s was built with %s: rebuilding it with %s",
             user_id,
@@ -188,6 +149,7 @@ class Recall:
         self.store.mark_messages_unindexed(tenant=tenant, user_id=user_id)
         with contextlib.suppress(CollectionNotFound):  # another process got there first
             self.store.delete_collection(collection.name, tenant=tenant)
+        return None
 
     def forget(self, tenant: str, user_id: str, message_ids: Sequence[int]) -> None:
         """Remove messages from the user's index (their conversation was deleted)."""
@@ -215,12 +177,8 @@ class Recall:
             source=f"message {message.id}",
         )
 
-    def _collection(self, tenant: str, user_id: str, sample: list[str]) -> Collection:
+    def _create(self, tenant: str, user_id: str, sample: list[str]) -> Collection:
         name = recall_collection(user_id)
-        try:
-            return self.store.get_collection(name, tenant=tenant, counts=False)
-        except CollectionNotFound:
-            pass
         embedder = self._embedder()
         language: str = self.settings.language
         if language not in LANGUAGES:  # "auto": from the user's first messages
@@ -231,10 +189,7 @@ class Recall:
                 model_id=embedder.model_id,
                 dimension=embedder.dimension,
                 language=language,
-                settings={
-                    "chunk_tokens": self.settings.chunk_tokens,
-                    "chunk_overlap": self.settings.chunk_overlap,
-                },
+                settings=self.settings.chunking(),
                 tenant=tenant,
             )
         except Conflict:  # created meanwhile by another process
@@ -279,12 +234,8 @@ class Recall:
         who = None if speaker is None else check.ident(speaker, "speaker")
         start = None if since is None else check.timestamp(since, "since")
         end = None if until is None else check.timestamp(until, "until")
-        self.catch_up(tenant, user_id)
-        try:
-            collection = self.store.get_collection(
-                recall_collection(user_id), tenant=tenant, counts=False
-            )
-        except CollectionNotFound:
+        collection = self.catch_up(tenant, user_id)
+        if collection is None:
             return []  # nothing said yet
         where: dict[str, Any] | None = None
         if any(v is not None for v in (conversation, role, who, start, end)):

@@ -1,8 +1,9 @@
 """Agent state: JSON values under keys in namespaces, versioned for compare-and-set, with
 optional expiry and semantic search (see :mod:`engram.state.service`)."""
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import exports
 
 if TYPE_CHECKING:
     from .service import StateNotFound, StateService
@@ -21,13 +22,4 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(_SOURCES[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = exports(__name__, _SOURCES, globals(), __all__)
