@@ -32,24 +32,19 @@ class MessageIndexTables(Tables):
     def unindexed_messages(
         self, *, tenant: str, user_id: str, limit: int
     ) -> list[tuple[Message, str | None]]:
+        # The message before each one comes in the same statement (one index probe each).
         with self._session(tenant, snapshot=True) as s:
             rows = s.rows(
-                f"SELECT {_PREFIXED_MESSAGE_COLS} FROM messages m"
+                f"SELECT {_PREFIXED_MESSAGE_COLS}, (SELECT p.content FROM messages p"
+                " WHERE p.conversation_id = m.conversation_id AND p.id < m.id"
+                " ORDER BY p.id DESC LIMIT 1) AS previous FROM messages m"
                 " JOIN conversations c ON c.id = m.conversation_id"
                 " WHERE NOT m.indexed AND c.tenant = ? AND c.user_id = ?"
                 " ORDER BY m.id LIMIT ?",
                 (tenant, user_id, self.dialect.limit(limit)),
             )
-            found = [self._message(r) for r in rows]
-            before: list[tuple[Message, str | None]] = []
-            for m in found:
-                prev = s.row(
-                    "SELECT content FROM messages WHERE conversation_id = ? AND id < ?"
-                    " ORDER BY id DESC LIMIT 1",
-                    (m.conversation_id, m.id),
-                )
-                before.append((m, prev[0] if prev else None))
-        return before
+        # (Named: PostgreSQL rows are keyed by column name, and "content" is taken.)
+        return [(self._message(r[:-1]), r[-1]) for r in rows]
 
     def mark_messages_indexed(self, ids: Sequence[int], *, tenant: str) -> None:
         if not ids:
