@@ -283,6 +283,8 @@ def test_keyword_scores_equal_the_embedded_backend(pg: Any) -> None:
     def compare(where: dict[str, Any] | None = None) -> None:
         for _ in range(15):
             query = rng.sample(WORDS, rng.randint(1, 5))
+            if rng.random() < 0.5:  # repeated words: query-term frequency, on both backends
+                query += rng.choices(query, k=rng.randint(1, 3))
             results = {}
             for name, s in stores.items():
                 hits = s.keyword_search(colls[name], query, k=200, where=where)

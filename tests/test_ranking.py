@@ -52,6 +52,8 @@ def _check_against_reference(store, coll, docs: dict[str, list[str]], rng: rando
     corpus = [docs[k] for k in keys]
     for _ in range(20):
         query = rng.sample(WORDS, rng.randint(1, 4))
+        if rng.random() < 0.5:  # a repeated word counts once per use (query-term frequency)
+            query += rng.choices(query, k=rng.randint(1, 3))
         expected = reference_bm25(corpus, query)
         hits = store.keyword_search(coll, query, k=len(corpus))
         key_of = {
@@ -228,3 +230,24 @@ def test_like_patterns_catch_every_neighbour() -> None:
                 word = word[:i] + (rng.choice("abcdefgh") if op == "s" else "") + word[i + 1 :]
         assert any(like(p, word) for p in like_patterns(term)), (term, word)
     assert like_patterns("ab_c%d") == ["ab\\_%", "%c\\%d"]
+
+
+def test_a_repeated_query_word_weighs_once_per_use(tmp_path: Path) -> None:
+    """Query-term frequency: "tea tea coffee" ranks the tea document above the coffee one,
+    which "tea coffee" ties; through the searcher (analyzer, typo expansion included)."""
+    import engram
+
+    with engram.open(tmp_path / "d", embedding_model="hash") as db:
+        db.add(
+            [
+                {"id": "tea", "text": "green tea from the hills"},
+                {"id": "coffee", "text": "black coffee from the hills"},
+                {"id": "other", "text": "a walk in the hills"},
+            ]
+        )
+        tie = db.search("tea coffee", mode="keyword").data
+        assert tie[0].score == pytest.approx(tie[1].score)
+        for query in ("tea tea coffee", "tea teaa coffee"):  # a typo of a repeat counts too
+            hits = db.search(query, mode="keyword").data
+            assert [h.document for h in hits[:2]] == ["tea", "coffee"], query
+            assert hits[0].score > hits[1].score

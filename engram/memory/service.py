@@ -226,7 +226,7 @@ class MemoryService:
         language: str = self.settings.language
         if language == "auto":
             language = detect_language([text])
-        terms = get_analyzer(language).query_terms(text)
+        terms = get_analyzer(language).terms(text)  # repeats weigh more, as in document search
         keyword = self.store.memory_keyword_candidates(scope, terms, language=language, k=depth)
         # fuse() ranks integer ids: number the memory ids of both legs.
         ids = list(dict.fromkeys([m for m, _ in vector] + [m for m, _ in keyword]))

@@ -182,7 +182,9 @@ class BM25Index:
     def search(
         self, terms: Iterable[str], k: int, allowed: set[int] | None = None
     ) -> list[tuple[int, float]]:
-        """Top ``k`` (chunk id, BM25 score) for OR-ed ``terms``, restricted to ``allowed``."""
+        """Top ``k`` (chunk id, BM25 score) for OR-ed ``terms``, restricted to ``allowed``.
+        A term given n times counts n times (query-term frequency, as in Lucene and bm25s):
+        a long query's repeated words weigh more, a short query is unchanged."""
         with self._lock:
             if self._live == 0 or k <= 0:
                 return []
@@ -191,7 +193,7 @@ class BM25Index:
             alive = self._alive[: self._slots]
             norm = K1 * (1 - B + B * self._lengths[: self._slots] / avgdl)
             touched = False
-            for term in dict.fromkeys(terms):
+            for term, qtf in Counter(terms).items():
                 tid = self._term_ids.get(term)
                 if tid is None:
                     continue
@@ -202,7 +204,7 @@ class BM25Index:
                 df = len(slots)
                 if df == 0:
                     continue
-                idf = max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+                idf = max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6) * qtf
                 scores[slots] += idf * tfs * (K1 + 1) / (tfs + norm[slots])
                 touched = True
             if not touched:

@@ -86,7 +86,8 @@ def expand(
 ) -> tuple[list[str], dict[str, list[str]]]:
     """Terms to search: those found as typed plus neighbours of those found nowhere.
     ``candidates`` maps each :func:`unmatched` term to indexed terms that may be near it (a
-    superset of its neighbours, as :meth:`Store.spelling_candidates` returns)."""
+    superset of its neighbours, as :meth:`Store.spelling_candidates` returns). A term given
+    n times is searched n times (its neighbours too): BM25 weighs query-term frequency."""
     out: list[str] = []
     expansions: dict[str, list[str]] = {}
     for term in terms:
@@ -97,4 +98,4 @@ def expand(
             out.extend(near)
         else:
             out.append(term)
-    return list(dict.fromkeys(out)), expansions
+    return out, expansions

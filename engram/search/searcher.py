@@ -154,7 +154,7 @@ class Searcher:
         vector: list[tuple[int, float]] = []
         expansions: dict[str, list[str]] = {}
         analyzer = get_analyzer(collection.language)
-        terms = analyzer.query_terms(query)
+        terms = analyzer.terms(query)  # repeats kept: the keyword leg weighs a term per use
         pending: Future[tuple[list[tuple[int, float]], dict[str, list[str]], float]] | None = None
         if req.mode in ("hybrid", "keyword") and terms:
             if req.mode == "hybrid" and self.store.concurrent_reads:

@@ -147,7 +147,10 @@ def top_k(
     k: int,
     cache: PostingsCache | None = None,
 ) -> list[tuple[int, float]]:
-    """The ``k`` best (chunk id, BM25 score) for OR-ed ``terms``, best first."""
+    """The ``k`` best (chunk id, BM25 score) for OR-ed ``terms``, best first; a term given n
+    times counts n times, as in :meth:`engram.search.bm25.BM25Index.search`."""
+    counts = Counter(terms)
+    terms = list(counts)
     held = cache.lookup(collection_id, terms) if cache is not None else {}
     cur.execute(
         _QUERY.format(cid=int(collection_id), shift=BLOCK_SHIFT),
@@ -155,7 +158,7 @@ def top_k(
             [term for term, _ in held],
             [block for _, block in held],
             [version for version, _ in held.values()],
-            list(terms),
+            terms,
         ),
         binary=True,
     )
@@ -178,7 +181,7 @@ def top_k(
         if len(postings.chunk):
             df = row["df"]
             lists.append(postings)
-            weights.append(max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6))
+            weights.append(max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6) * counts[term])
     if not lists or n <= 0:
         return []
     chunk = np.concatenate([p.chunk for p in lists])

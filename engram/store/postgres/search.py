@@ -8,6 +8,7 @@ filtered searches, small collections and dimensions pgvector cannot index.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,12 +38,12 @@ class PostgresSearchMixin(PostgresBase):
     def keyword_search(
         self, collection: Collection, terms: Sequence[str], *, k: int, where: Where | None = None
     ) -> list[tuple[int, float]]:
-        wanted = list(dict.fromkeys(terms))
-        if not wanted or k <= 0:
+        counts = Counter(terms)  # a term given n times counts n times (query-term frequency)
+        if not counts or k <= 0:
             return []
         if not where:  # the common case: postings packed by the database, scored by numpy
             with self._tx(collection.tenant) as cur:
-                return postgres_bm25.top_k(cur, collection.id, wanted, k, self.postings_cache)
+                return postgres_bm25.top_k(cur, collection.id, terms, k, self.postings_cache)
         cond, params = compile_where(where)
         # d.collection_id is implied by c's; saying it lets the planner start from the
         # documents' (collection_id, key) index when the filter names keys ($keys).
@@ -55,24 +56,25 @@ class PostgresSearchMixin(PostgresBase):
         )
         # Okapi BM25 exactly as engram.search.bm25: N and avgdl over live chunks, df from the
         # vocabulary, idf = max(ln((N - df + 0.5) / (df + 0.5)), 1e-6), OR semantics. Per query
-        # term, q holds w = idf * (k1 + 1), c1 = k1 * (1 - b) and c2 = k1 * b / avgdl, so each
+        # term, q holds w = qtf * idf * (k1 + 1), c1 = k1 * (1 - b) and c2 = k1 * b / avgdl, so each
         # posting costs w * tf / (tf + c1 + c2 * |D|): one pass over the terms' postings (an
         # index-only scan) and a hash aggregate. MATERIALIZED keeps q from being inlined and
         # its ln() recomputed for every posting.
         query = (
             "WITH q AS MATERIALIZED (SELECT v.term,"
             " greatest(ln((c.chunk_count - v.df + 0.5::float8) / (v.df + 0.5::float8)), 1e-6::float8)"
-            " * %s::float8 AS w, %s::float8 AS c1,"
+            " * %s::float8 * t.qtf AS w, %s::float8 AS c1,"
             " %s::float8 * c.chunk_count / c.total_length AS c2"
             " FROM collections c JOIN vocabulary v ON v.collection_id = c.id"
-            " WHERE c.id = %s AND c.total_length > 0 AND v.term = ANY(%s))"
+            " JOIN unnest(%s::text[], %s::float8[]) AS t(term, qtf) ON t.term = v.term"
+            " WHERE c.id = %s AND c.total_length > 0)"
             " SELECT p.chunk_id AS id, sum(q.w * p.tf / (p.tf + q.c1 + q.c2 * p.length)) AS score"
             " FROM q JOIN postings p ON p.collection_id = %s AND p.term = q.term"
             f" WHERE TRUE{allowed}"
             " GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %s"
         )
         cid = collection.id
-        args = [K1 + 1, K1 * (1 - B), K1 * B, cid, wanted, cid]
+        args = [K1 + 1, K1 * (1 - B), K1 * B, list(counts), list(counts.values()), cid, cid]
         if where:
             args += [cid, cid, *params]
         # One hash-aggregate group per matching chunk: enough memory that a query matching
