@@ -403,11 +403,23 @@ class Engram:
         where: Where | None = None,
         rerank: bool = False,
         highlight: bool = True,
+        fusion: str | None = None,
+        alpha: float | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> SearchResponse:
-        """Search a collection; ``response.results`` holds the chunks, best first."""
+        """Search a collection; ``response.results`` holds the chunks, best first.
+        ``fusion`` (``dbsf``, ``minmax``, ``rrf``) and ``alpha`` (the vector leg's weight, 0
+        to 1) override the collection's fusion for this hybrid search."""
         request = SearchRequest(
-            query, k=k, offset=offset, mode=mode, where=where, rerank=rerank, highlight=highlight
+            query,
+            k=k,
+            offset=offset,
+            mode=mode,
+            where=where,
+            rerank=rerank,
+            highlight=highlight,
+            fusion=fusion,
+            alpha=alpha,
         )
         self.searcher.validate(request)
         target = self.store.get_collection(_public(collection), tenant=tenant, counts=False)

@@ -44,6 +44,11 @@ def test_ingest_search_collections_docs_delete(run, corpus: Path) -> None:
     assert data["data"][0]["explain"]["keyword"]["rank"] == 1
     assert set(data["data"][0]) >= {"span", "version", "highlight", "heading_path", "page", "score"}
 
+    res = run("search", "parrots speech", "--json", "--fusion", "rrf", "--alpha", "0.25")
+    assert json.loads(res.output)["data"][0]["explain"]["fused"]["method"] == "rrf"
+    res = run("search", "parrots speech", "--alpha", "2")
+    assert res.exit_code == 2 and "0<=x<=1" in res.output
+
     res = run("search", "qubits", "--where", "field=physics", "--mode", "keyword")
     assert res.exit_code == 0 and "Quantum computing" in res.output
     res = run("search", "qubits", "--where", "year<2020", "--mode", "keyword")

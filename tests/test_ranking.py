@@ -251,3 +251,32 @@ def test_a_repeated_query_word_weighs_once_per_use(tmp_path: Path) -> None:
             hits = db.search(query, mode="keyword").data
             assert [h.document for h in hits[:2]] == ["tea", "coffee"], query
             assert hits[0].score > hits[1].score
+
+
+def test_a_search_may_choose_its_own_fusion(tmp_path: Path) -> None:
+    """fusion/alpha per query: alpha 0 ranks as the keyword leg, 1 as the vector leg, a bad
+    value is refused with a hint, and the result cache keeps the variants apart."""
+    import engram
+    from engram.errors import InvalidInput
+
+    with engram.open(tmp_path / "d", embedding_model="hash") as db:
+        db.add([{"id": f"d{i}", "text": f"tea {'green ' * i}hills {i}"} for i in range(8)])
+        query = "green tea hills"
+        keyword = [h.document for h in db.search(query, mode="keyword").data]
+        vector = [h.document for h in db.search(query, mode="vector").data]
+        assert keyword != vector  # else the test proves nothing
+        for alpha, leg in ((0.0, keyword), (1.0, vector)):
+            got = db.search(query, fusion="minmax", alpha=alpha).data
+            assert [h.document for h in got][: len(leg)] == leg[: len(got)]
+            assert got[0].explain["fused"] == {
+                "method": "minmax",
+                "alpha": alpha,
+                "score": pytest.approx(got[0].score, abs=1e-6),
+            }
+        default = db.search(query).data[0].explain["fused"]
+        assert (default["method"], default["alpha"]) == ("dbsf", db.settings.fusion_alpha)
+        with pytest.raises(InvalidInput, match="alpha"):
+            db.search(query, alpha=2.0)
+        with pytest.raises(InvalidInput, match="unknown fusion") as err:
+            db.search(query, fusion="max")
+        assert "rrf" in (err.value.hint or "")

@@ -709,6 +709,13 @@ def test_create_a_collection_with_its_language_and_fusion(client: TestClient) ->
     )
     hit = client.post("/v1/search", json={"query": "congés payés", "collection": "lois"})
     assert hit.status_code == 200 and hit.json()["data"][0]["score"] < 0.05
+    # A query may fuse its own way (as Qdrant's query API allows): explain says which.
+    body = {"query": "congés payés", "collection": "lois"}
+    own = client.post("/v1/search", json={**body, "fusion": "dbsf", "alpha": 0.3}).json()
+    fused = own["data"][0]["explain"]["fused"]
+    assert own["data"][0]["score"] > 0.05 and (fused["method"], fused["alpha"]) == ("dbsf", 0.3)
+    for bad in ({"fusion": "max"}, {"alpha": 1.5}):
+        assert_error(client.post("/v1/search", json={**body, **bad}), 422, "invalid_request")
 
 
 def test_serve_on_a_busy_port_says_so_in_one_line(uvicorn_calls: list[dict[str, Any]]) -> None:

@@ -39,6 +39,17 @@ if TYPE_CHECKING:
     help="Metadata filter: key=value, key!=v, 'year>=2020', 'lang in en,fr', 'author exists',"
     " 'title contains tax'.",
 )
+@click.option(
+    "--fusion",
+    type=click.Choice(["dbsf", "minmax", "rrf"]),
+    help="Fuse the two legs this way for this search (default: the collection's).",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0.0, 1.0),
+    help="The vector leg's weight in the fusion: 0 keyword only, 1 vector only "
+    "(default: the collection's).",
+)
 @click.option("--explain", is_flag=True, help="Show each result's rank and score in each leg.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.pass_obj
@@ -51,6 +62,8 @@ def search(
     mode: str,
     rerank: bool,
     where: tuple[str, ...],
+    fusion: str | None,
+    alpha: float | None,
     explain: bool,
     as_json: bool,
 ) -> None:
@@ -64,6 +77,8 @@ def search(
         mode=cast("SearchMode", mode),
         where=filters,
         rerank=rerank,
+        fusion=fusion,
+        alpha=alpha,
     )
     if as_json:
         click.echo(json.dumps(response.to_dict(), ensure_ascii=False))

@@ -24,7 +24,7 @@ from ..store.records import Where
 from ..types import Collection, SearchMode, SearchResult
 from .analyzer import get_analyzer
 from .filters import normalize_where
-from .fusion import Fused, fuse
+from .fusion import FUSION_METHODS, Fused, fuse
 from .fuzzy import expand, unmatched
 from .highlight import highlight
 
@@ -40,6 +40,8 @@ class SearchRequest:
     where: Where | None = None
     rerank: bool = False
     highlight: bool = True
+    fusion: str | None = None  # this query's fusion method; None: the collection's
+    alpha: float | None = None  # this query's vector weight in [0, 1]; None: the collection's
 
 
 @dataclass(slots=True)
@@ -116,6 +118,15 @@ class Searcher:
             raise InvalidInput(f"offset must be ≥ 0, not {req.offset}")
         if req.mode not in ("hybrid", "keyword", "vector"):
             raise InvalidInput(f"unknown mode {req.mode!r}", hint="use hybrid, keyword or vector")
+        if req.fusion is not None and req.fusion not in FUSION_METHODS:
+            raise InvalidInput(
+                f"unknown fusion {req.fusion!r}", hint=f"use one of {', '.join(FUSION_METHODS)}"
+            )
+        if req.alpha is not None and not 0.0 <= req.alpha <= 1.0:
+            raise InvalidInput(
+                f"alpha must be between 0 and 1, not {req.alpha}",
+                hint="alpha is the vector leg's weight: 0 keyword only, 1 vector only",
+            )
         normalize_where(req.where)
         return query
 
@@ -133,6 +144,8 @@ class Searcher:
             sorted((req.where or {}).items(), key=str),
             req.rerank,
             req.highlight,
+            req.fusion,
+            req.alpha,
         )
         t0 = time.perf_counter()
         cached = self.result_cache.get(key)
@@ -186,7 +199,7 @@ class Searcher:
                     keyword, expansions, timings["keyword"] = pending.result()
 
         t0 = time.perf_counter()
-        method, alpha = self.fusion_of(collection)
+        method, alpha = self.fusion_of(collection, req)
         with tracing.span("fusion", method=method):
             fused = self._fuse(req.mode, keyword, vector, method, alpha)
         timings["fusion"] = _ms(t0)
@@ -222,21 +235,26 @@ class Searcher:
                     page=rec.page,
                     metadata=rec.metadata,
                     highlight=highlight(rec.text, query_terms, analyzer) if req.highlight else "",
-                    explain=_explain(f, req.mode, method, rerank_scores.get(f.id)),
+                    explain=_explain(f, req.mode, method, alpha, rerank_scores.get(f.id)),
                 )
             )
         timings["fetch"] = _ms(t0)
         more = len(fused) > needed
         return SearchResponse(results, req.mode, needed if more else None, timings, expansions)
 
-    def fusion_of(self, collection: Collection) -> tuple[str, float]:
-        """The collection's fusion method and vector weight: its own when it was created
-        with them (POST /v1/collections), else the settings' (ENGRAM_FUSION, _ALPHA)."""
+    def fusion_of(
+        self, collection: Collection, req: SearchRequest | None = None
+    ) -> tuple[str, float]:
+        """The fusion method and vector weight of a search: the request's when it names them,
+        else the collection's own when it was created with them (POST /v1/collections), else
+        the settings' (ENGRAM_FUSION, ENGRAM_FUSION_ALPHA)."""
         own = collection.settings
-        return (
-            str(own.get("fusion", self.settings.fusion)),
-            float(own.get("fusion_alpha", self.settings.fusion_alpha)),
-        )
+        method = str(own.get("fusion", self.settings.fusion))
+        alpha = float(own.get("fusion_alpha", self.settings.fusion_alpha))
+        if req is not None:
+            method = req.fusion if req.fusion is not None else method
+            alpha = req.alpha if req.alpha is not None else alpha
+        return method, alpha
 
     def _fuse(
         self,
@@ -323,7 +341,9 @@ def _passage(title: str, text: str) -> str:
     return f"{title}\n{text}" if title and not text.startswith(title) else text
 
 
-def _explain(f: Fused, mode: str, method: str, rerank: float | None) -> dict[str, Any]:
+def _explain(
+    f: Fused, mode: str, method: str, alpha: float, rerank: float | None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "keyword": {"rank": f.keyword.rank, "score": round(f.keyword.score, 6)}
         if f.keyword
@@ -331,7 +351,7 @@ def _explain(f: Fused, mode: str, method: str, rerank: float | None) -> dict[str
         "vector": {"rank": f.vector.rank, "score": round(f.vector.score, 6)} if f.vector else None,
     }
     if mode == "hybrid":
-        out["fused"] = {"method": method, "score": round(f.score, 6)}
+        out["fused"] = {"method": method, "alpha": alpha, "score": round(f.score, 6)}
     if rerank is not None:
         out["rerank"] = round(rerank, 6)
     return out

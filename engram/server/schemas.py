@@ -227,6 +227,18 @@ class SearchRequest(_Request):
     )
     rerank: bool = Field(False, description="Rescore the top results with the cross-encoder.")
     highlight: bool = Field(True, description="Mark query terms in each result's highlight.")
+    fusion: Literal["dbsf", "minmax", "rrf"] | None = Field(
+        None,
+        description="How the keyword and vector legs are fused for this (hybrid) search; "
+        "default: the collection's (ENGRAM_FUSION unless the collection was created with one).",
+    )
+    alpha: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="The vector leg's weight in the fusion, 0 (keyword only) to 1 (vector "
+        "only); default: the collection's (ENGRAM_FUSION_ALPHA unless set at creation).",
+    )
 
 
 class LegScore(BaseModel):
@@ -236,6 +248,7 @@ class LegScore(BaseModel):
 
 class FusedScore(BaseModel):
     method: str
+    alpha: float = Field(description="The vector leg's weight (0: keyword only, 1: vector only).")
     score: float
 
 

@@ -119,6 +119,8 @@ def search(body: SearchRequest, db: DB, principal: Reader) -> Response:
         where=body.where,
         rerank=body.rerank,
         highlight=body.highlight,
+        fusion=body.fusion,
+        alpha=body.alpha,
         tenant=principal.tenant,
     )
     observe_search(principal, body.query, result)  # metrics and the analytics event
