@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from . import tracing
 from .config import Settings
@@ -405,11 +405,14 @@ class Engram:
         highlight: bool = True,
         fusion: str | None = None,
         alpha: float | None = None,
+        group_by: Literal["document"] | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> SearchResponse:
         """Search a collection; ``response.results`` holds the chunks, best first.
         ``fusion`` (``dbsf``, ``minmax``, ``rrf``) and ``alpha`` (the vector leg's weight, 0
-        to 1) override the collection's fusion for this hybrid search."""
+        to 1) override the collection's fusion for this hybrid search. ``group_by="document"``
+        returns one result per document, its best chunk, with ``more_chunks`` counting its
+        other ranked chunks; ``k`` and ``offset`` then count documents."""
         request = SearchRequest(
             query,
             k=k,
@@ -420,6 +423,7 @@ class Engram:
             highlight=highlight,
             fusion=fusion,
             alpha=alpha,
+            group_by=group_by,
         )
         self.searcher.validate(request)
         target = self.store.get_collection(_public(collection), tenant=tenant, counts=False)

@@ -123,6 +123,9 @@ class SearchResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     highlight: str = ""
     explain: dict[str, Any] = field(default_factory=dict)
+    # group_by="document": how many more of the document's chunks were among the candidates
+    # (None when results are chunks).
+    more_chunks: int | None = None
     # What an answer's passage is: a document's chunk, a turn of an earlier conversation of
     # the user, or a memory of the user (engram.answers.sources). Search returns documents.
     kind: SourceKind = "document"
@@ -154,6 +157,7 @@ class SearchResult:
             "metadata": self.metadata,
             "highlight": self.highlight,
             "explain": self.explain,
+            "more_chunks": self.more_chunks,
         }
 
 

@@ -58,7 +58,9 @@ def eval_command(
     as_json: bool,
 ) -> None:
     """Measure retrieval quality on a BEIR-format dataset (corpus.jsonl, queries.jsonl,
-    qrels/test.tsv): nDCG@10, Recall@10/100, MRR@10, P@5 and query latency.
+    qrels/test.tsv): nDCG@10, Recall@10/100, MRR@10, P@5 and query latency. The metrics are
+    per document: a document ranks where its best chunk ranks among the top 150 chunks (as
+    search with group_by="document" shows it).
 
     Given a conversation dataset (a .json file of sessions and questions, such as
     datasets/conversations/engram-dev-v1.json), measure conversation recall instead:

@@ -50,6 +50,12 @@ if TYPE_CHECKING:
     help="The vector leg's weight in the fusion: 0 keyword only, 1 vector only "
     "(default: the collection's).",
 )
+@click.option(
+    "--group-by",
+    "group_by",
+    type=click.Choice(["document"]),
+    help="One result per document (its best chunk); -k then counts documents.",
+)
 @click.option("--explain", is_flag=True, help="Show each result's rank and score in each leg.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.pass_obj
@@ -64,6 +70,7 @@ def search(
     where: tuple[str, ...],
     fusion: str | None,
     alpha: float | None,
+    group_by: str | None,
     explain: bool,
     as_json: bool,
 ) -> None:
@@ -79,6 +86,7 @@ def search(
         rerank=rerank,
         fusion=fusion,
         alpha=alpha,
+        group_by="document" if group_by else None,
     )
     if as_json:
         click.echo(json.dumps(response.to_dict(), ensure_ascii=False))
@@ -100,6 +108,8 @@ def search(
                 r"<mark>(.*?)</mark>", lambda m: click.style(m[1], fg="yellow", bold=True), snippet
             )
         )
+        if r.more_chunks:
+            click.secho(f"   + {r.more_chunks} more passage(s) of this document", dim=True)
         if explain:
             click.echo(f"   explain: {json.dumps(r.explain)}")
     timing = ", ".join(f"{name} {ms:.1f} ms" for name, ms in response.timings_ms.items())

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from ..errors import InvalidInput, ModelMismatch, QueryTooLong
 from ..providers.embedders.base import Embedder
 from ..providers.rerankers.base import Reranker
 from ..store.contract import RetrievalStore
-from ..store.records import Where
+from ..store.records import ChunkRecord, Where
 from ..types import Collection, SearchMode, SearchResult
 from .analyzer import get_analyzer
 from .filters import normalize_where
@@ -29,6 +29,9 @@ from .fuzzy import expand, unmatched
 from .highlight import highlight
 
 MAX_K = 1000
+# group_by="document": chunks ranked per document asked for (at least ENGRAM_CANDIDATES),
+# so that a page of documents is still full when a few documents have many matching chunks.
+GROUP_DEPTH = 3
 
 
 @dataclass(slots=True)
@@ -41,6 +44,7 @@ class SearchRequest:
     rerank: bool = False
     highlight: bool = True
     fusion: str | None = None  # this query's fusion method; None: the collection's
+    group_by: Literal["document"] | None = None  # one result per document: its best chunk
     alpha: float | None = None  # this query's vector weight in [0, 1]; None: the collection's
 
 
@@ -122,6 +126,10 @@ class Searcher:
             raise InvalidInput(
                 f"unknown fusion {req.fusion!r}", hint=f"use one of {', '.join(FUSION_METHODS)}"
             )
+        if req.group_by not in (None, "document"):
+            raise InvalidInput(
+                f"unknown group_by {req.group_by!r}", hint='use "document", or leave it out'
+            )
         if req.alpha is not None and not 0.0 <= req.alpha <= 1.0:
             raise InvalidInput(
                 f"alpha must be between 0 and 1, not {req.alpha}",
@@ -146,6 +154,7 @@ class Searcher:
             req.highlight,
             req.fusion,
             req.alpha,
+            req.group_by,
         )
         t0 = time.perf_counter()
         cached = self.result_cache.get(key)
@@ -160,6 +169,8 @@ class Searcher:
         timings: dict[str, float] = {}
         needed = req.offset + req.k
         depth = max(self.settings.candidates, needed)
+        if req.group_by:  # a page of documents needs more chunks: some share a document
+            depth = max(self.settings.candidates, GROUP_DEPTH * needed)
         if req.rerank:
             depth = max(depth, self.settings.rerank_candidates)
 
@@ -212,8 +223,13 @@ class Searcher:
             timings["rerank"] = _ms(t0)
 
         t0 = time.perf_counter()
-        page = fused[req.offset : needed]
-        records = self.store.get_chunks(collection, [f.id for f in page])
+        more_chunks: dict[int, int] = {}
+        if req.group_by:
+            fused, more_chunks, records = self._by_document(collection, fused)
+            page = fused[req.offset : needed]
+        else:
+            page = fused[req.offset : needed]
+            records = self.store.get_chunks(collection, [f.id for f in page])
         query_terms = set(terms) | {t for near in expansions.values() for t in near}
         results = []
         for f in page:
@@ -236,11 +252,28 @@ class Searcher:
                     metadata=rec.metadata,
                     highlight=highlight(rec.text, query_terms, analyzer) if req.highlight else "",
                     explain=_explain(f, req.mode, method, alpha, rerank_scores.get(f.id)),
+                    more_chunks=more_chunks.get(f.id) if req.group_by else None,
                 )
             )
         timings["fetch"] = _ms(t0)
         more = len(fused) > needed
         return SearchResponse(results, req.mode, needed if more else None, timings, expansions)
+
+    def _by_document(
+        self, collection: Collection, fused: list[Fused]
+    ) -> tuple[list[Fused], dict[int, int], dict[int, ChunkRecord]]:
+        """Collapse ranked chunks to one per document, its best (the document ranks where
+        its best chunk ranked: MaxP); also how many more of its chunks were ranked."""
+        records = self.store.get_chunks(collection, [f.id for f in fused])
+        best: dict[int, Fused] = {}
+        more: dict[int, int] = {}
+        for f in fused:
+            rec = records.get(f.id)
+            if rec is None:  # deleted since ranking began
+                continue
+            head = best.setdefault(rec.document_id, f)
+            more[head.id] = more.get(head.id, -1) + 1
+        return list(best.values()), more, records
 
     def fusion_of(
         self, collection: Collection, req: SearchRequest | None = None

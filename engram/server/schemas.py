@@ -239,6 +239,11 @@ class SearchRequest(_Request):
         description="The vector leg's weight in the fusion, 0 (keyword only) to 1 (vector "
         "only); default: the collection's (ENGRAM_FUSION_ALPHA unless set at creation).",
     )
+    group_by: Literal["document"] | None = Field(
+        None,
+        description='"document": one hit per document, its best chunk, with more_chunks '
+        "counting its other ranked chunks; k and offset count documents.",
+    )
 
 
 class LegScore(BaseModel):
@@ -273,6 +278,9 @@ class SearchHit(BaseModel):
     metadata: dict[str, Any]
     highlight: str
     explain: Explain
+    more_chunks: int | None = Field(
+        None, description='group_by "document": how many more of its chunks ranked.'
+    )
 
     @classmethod
     def of(cls, result: SearchResult) -> SearchHit:

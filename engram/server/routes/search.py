@@ -121,6 +121,7 @@ def search(body: SearchRequest, db: DB, principal: Reader) -> Response:
         highlight=body.highlight,
         fusion=body.fusion,
         alpha=body.alpha,
+        group_by=body.group_by,
         tenant=principal.tenant,
     )
     observe_search(principal, body.query, result)  # metrics and the analytics event
