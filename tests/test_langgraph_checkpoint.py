@@ -397,8 +397,6 @@ def _run(script: Path, *args: str) -> Any:
 def test_interrupt_in_one_process_resume_in_another(
     tmp_path: Path, url: str | None, mode: str
 ) -> None:
-    if url is not None and mode == "async":
-        pytest.skip("PostgreSQL runs the sync graph (the saver's async methods are the same calls)")
     script = tmp_path / "graph.py"
     script.write_text(textwrap.dedent(GRAPH), encoding="utf-8")
     data = str(tmp_path / "data")
