@@ -20,6 +20,9 @@ Every LangGraph operation maps onto :class:`engram.state.StateService`:
 - ``list_namespaces``: prefix and suffix conditions (``"*"`` matches any one label),
   ``max_depth``, ``limit`` and ``offset``, worked out here over engram's namespace listing.
 
+The checkpointer, :class:`EngramSaver` (threads, interrupts, time travel), lives in
+:mod:`engram.integrations.langgraph_checkpoint` and is exported here too.
+
 Install with ``pip install 'engram[langgraph]'``.
 """
 
@@ -53,12 +56,13 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
 
 from ..state import StateNotFound
 from ..state.service import DEFAULT_TENANT, MAX_LIMIT
+from .langgraph_checkpoint import EngramSaver
 
 if TYPE_CHECKING:
     from ..engine import Engram
     from ..state import StateItem, StateService
 
-__all__ = ["EngramStore"]
+__all__ = ["EngramSaver", "EngramStore"]
 
 WHOLE_VALUE = "$"
 

@@ -431,7 +431,9 @@ class MemoryService:
 
     def erase_user(self, user_id: str, *, tenant: str = DEFAULT_TENANT) -> ErasureReport:
         """Delete every conversation, message, memory and history entry of the user, at once
-        and for good (deleted memories included); returns how many rows of each went."""
+        and for good (deleted memories included); returns how many rows of each went. The
+        user's analytics events and LangGraph threads (checkpoints written for the user by
+        :class:`~engram.integrations.langgraph.EngramSaver`) go too, uncounted."""
         return self.store.erase_user(
             tenant=check.ident(tenant, "tenant"), user_id=check.ident(user_id, "user_id")
         )

@@ -26,6 +26,7 @@ from ..jobs.types import Job, JobStatus
 from ..keys import ApiKey
 from ..state.types import StateItem
 from ..types import Collection, DocumentInfo
+from .checkpoint_contract import CheckpointStore
 from .memory_contract import MemoryStore
 from .records import (
     ChunkRecord,
@@ -433,6 +434,7 @@ class Store(
     KeyStore,
     MemoryStore,
     StateStore,
+    CheckpointStore,
     JobStore,
     EventStore,
     TransferStore,

@@ -68,6 +68,10 @@ class Dialect:
     # A LIMIT parameter: a negative one means no limit, which SQLite reads as such and
     # PostgreSQL wants as NULL (SQLite refuses NULL).
     limit: Callable[[int], int | None]
+    # SQL (and its parameters) true when the top-level field ``key`` of the JSON object in
+    # ``column`` equals ``value`` exactly (None: the field is missing or null), for
+    # (column, key, value) — LangGraph's metadata filter.
+    json_equals: Callable[[str, str, Any], tuple[str, list[Any]]]
 
     @staticmethod
     def offset(value: int) -> int:

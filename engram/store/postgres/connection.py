@@ -11,6 +11,7 @@ tenant (claiming jobs, looking an API key up by id, migrations).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -93,6 +94,14 @@ def _time(value: datetime | None, seconds: bool) -> str | None:
 DECODING = Decoding(json=sorted_keys, time=_time)
 JOB_DECODING = Decoding(json=lambda value: value, time=_time)
 
+
+def _json_equals(column: str, key: str, value: Any) -> tuple[str, list[Any]]:
+    # The key is cast: an untyped parameter after -> could be an array index as well.
+    if value is None:
+        return f"COALESCE({column} -> (?::text), 'null'::jsonb) = 'null'::jsonb", [key]
+    return f"{column} -> (?::text) = ?::jsonb", [key, json.dumps(value, ensure_ascii=False)]
+
+
 # What the tables written once for both backends need to know of PostgreSQL.
 DIALECT = Dialect(
     decoding=DECODING,
@@ -105,6 +114,7 @@ DIALECT = Dialect(
     vector_value=vector_text,
     vector_from=parse_vector,
     limit=lambda value: None if value < 0 else value,
+    json_equals=_json_equals,
 )
 
 

@@ -37,6 +37,7 @@ from ...memory.types import is_internal
 from ...search.ann import HnswParams
 from ...types import Collection, DocumentInfo
 from .. import rows as shared
+from ..checkpoint_tables import CheckpointTables
 from ..contract import Store
 from ..migrations import Migration
 from ..records import DocumentVersion, StampedDocument, Where
@@ -85,6 +86,7 @@ class PostgresStore(
     PostgresSearchMixin,
     PostgresBase,
     StateTables,
+    CheckpointTables,
     Store,
 ):
     """Store in the PostgreSQL database at ``url`` (``postgresql://user:pass@host/db``).

@@ -4,6 +4,7 @@ for the tables written once for both backends (memory, jobs)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -20,6 +21,22 @@ def _time(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
+def _json_equals(column: str, key: str, value: Any) -> tuple[str, list[Any]]:
+    # json_each reads the object's top-level fields, whatever their names (a JSON path would
+    # have to quote them); a scalar comes back as an SQL value, an object or array as
+    # minified JSON text, as json_extract returns the value written with sorted keys.
+    if value is None:
+        return (
+            f"NOT EXISTS (SELECT 1 FROM json_each({column}) WHERE key = ? AND type <> 'null')",
+            [key],
+        )
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({column})"
+        " WHERE key = ? AND value IS json_extract(?, '$'))",
+        [key, json.dumps(value, sort_keys=True, ensure_ascii=False)],
+    )
+
+
 # What the tables written once for both backends need to know of SQLite.
 DIALECT = Dialect(
     decoding=DECODING,
@@ -32,6 +49,7 @@ DIALECT = Dialect(
     vector_value=lambda vector: vector.tobytes(),
     vector_from=lambda blob: np.frombuffer(blob, dtype=np.float32),
     limit=lambda value: value,
+    json_equals=_json_equals,
 )
 
 

@@ -28,6 +28,7 @@ from ...keys import ApiKey
 from ...search.ann import HnswParams
 from ...types import Collection, DocumentInfo
 from .. import rows as shared
+from ..checkpoint_tables import CheckpointTables
 from ..contract import Store
 from ..migrations import check_applied, load_migrations
 from ..records import DocumentVersion, DocumentWrite, StampedDocument, Where, collection_vector
@@ -54,6 +55,7 @@ class SQLiteStore(
     SQLiteEventsMixin,
     SQLiteTransferMixin,
     StateTables,
+    CheckpointTables,
     Store,
 ):
     """Store in ``<data_dir>/engram.db``; ``path=":memory:"`` keeps everything in memory."""
