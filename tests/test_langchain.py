@@ -364,6 +364,12 @@ def test_from_texts_and_tenants(db: Db) -> None:
     )
     try:
         assert [d.id for d in store.similarity_search("beta")] == ["b"]
+        again = asyncio.run(
+            EngramVectorStore.afrom_documents(
+                [Document(id="c", page_content="gamma text")], db=db, collection=name
+            )
+        )
+        assert [d.id for d in again.similarity_search("gamma", mode="keyword")] == ["c"]
         if isinstance(db, engram.Engram):  # the library's tenants: another sees nothing
             assert EngramVectorStore(db, collection=name, tenant="other").get_by_ids(["a"]) == []
             assert EngramRetriever(db=db, collection=name, tenant="other").invoke("beta") == []

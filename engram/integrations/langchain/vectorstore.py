@@ -257,6 +257,34 @@ class EngramVectorStore(VectorStore):
         store.add_texts(texts, metadatas, ids=ids)
         return store
 
+    @classmethod
+    def from_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> EngramVectorStore:
+        """A store over ``db=`` (required) holding ``documents`` (their ids kept)."""
+        return super().from_documents(documents, embedding, **kwargs)  # type: ignore[arg-type]
+
+    # The async constructors, with ``embedding`` optional as in the sync ones.
+    @classmethod
+    async def afrom_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings | None = None,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> EngramVectorStore:
+        return await run_in_executor(
+            None, cls.from_texts, texts, embedding, metadatas, ids=ids, **kwargs
+        )
+
+    @classmethod
+    async def afrom_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> EngramVectorStore:
+        return await super().afrom_documents(documents, embedding, **kwargs)  # type: ignore[arg-type]
+
     def as_retriever(self, **kwargs: Any) -> VectorStoreRetriever:
         """LangChain's retriever over this store (``search_type`` ``similarity``,
         ``similarity_score_threshold`` or ``mmr``; ``search_kwargs`` such as ``k``,
