@@ -501,3 +501,21 @@ def test_the_documented_checkpointer_example_runs(
     namespace: dict[str, Any] = {"__name__": "example"}
     exec(compile(code, "docs/integrations.md", "exec"), namespace)  # noqa: S102
     assert os.path.isdir(tmp_path / "agent-data")
+
+
+# -- LangGraph's own conformance suite ------------------------------------------------------------
+def test_langgraphs_conformance_suite(tmp_path: Path, url: str | None) -> None:
+    """langgraph-checkpoint-conformance (the checks LangGraph runs on its own savers): every
+    base capability passes; a fresh saver (its own tenant) per capability suite."""
+    conformance = pytest.importorskip("langgraph.checkpoint.conformance")
+    tenants = iter(range(1000))
+
+    with _open(tmp_path / "data", url) as database:
+
+        @conformance.checkpointer_test(name="EngramSaver")
+        async def engram_saver() -> Any:
+            yield EngramSaver(database, tenant=f"conformance-{next(tenants)}")
+
+        report = asyncio.run(conformance.validate(engram_saver))
+    report.print_report()
+    assert report.passed_all_base(), json.dumps(report.to_dict(), indent=1)[:4000]
