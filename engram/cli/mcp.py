@@ -29,9 +29,7 @@ from .main import Context, cli
 def mcp(obj: Context, tenant: str, user_id: str | None, read_only: bool) -> None:
     """Serve the MCP tools and document resources over stdio, for an MCP client."""
     if importlib.util.find_spec("mcp") is None:
-        raise MissingDependency(
-            "engram mcp needs the MCP SDK", hint="pip install 'engram[mcp]'"
-        )
+        raise MissingDependency("engram mcp needs the MCP SDK", hint="pip install 'engram[mcp]'")
     from ..mcp.stdio import run_stdio
 
     run_stdio(obj.settings(), tenant=tenant, user_id=user_id, read_only=read_only)

@@ -64,9 +64,7 @@ def _position(cursor: str | None) -> tuple[str, int]:
     raise InvalidInput("invalid cursor", hint="pass the nextCursor of the previous listing")
 
 
-def list_documents(
-    caller: Caller, cursor: str | None
-) -> tuple[list[DocumentResource], str | None]:
+def list_documents(caller: Caller, cursor: str | None) -> tuple[list[DocumentResource], str | None]:
     """A page of the caller's documents as resources, and the cursor of the next page."""
     db, tenant = caller.db, caller.principal.tenant
     start, offset = _position(cursor)

@@ -34,9 +34,7 @@ USER = Field(
     description="Whose memories and conversations: by default the user this connection is"
     " bound to (engram mcp --user, or an API key created with --user).",
 )
-KEY = Field(
-    min_length=1, max_length=1024, description="Document key, unique in its collection."
-)
+KEY = Field(min_length=1, max_length=1024, description="Document key, unique in its collection.")
 NAMESPACE = Field(
     min_length=1,
     max_length=2000,

@@ -174,9 +174,7 @@ def build_server(resolve: Resolve) -> Server[Any]:
         )
 
     async def read_resource(ctx: Context, params: types.ReadResourceRequestParams) -> Any:
-        text = await _resource_call(
-            resolve, ctx, partial(resources.read_document, uri=params.uri)
-        )
+        text = await _resource_call(resolve, ctx, partial(resources.read_document, uri=params.uri))
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=params.uri, text=text, mime_type="text/plain")]
         )

@@ -16,8 +16,8 @@ from ..errors import DocumentNotFound, InvalidInput
 from ..server.ownership import acting_user, check_memory, state_namespace, state_prefix
 from ..server.principal import Principal
 from ..server.schemas import CollectionPublic, DocumentPublic, IngestReportPublic, SearchHit
-from ..server.schemas_memory import MemoryHitPublic, MemoryPublic, RecallHitPublic
 from ..server.schemas_base import RequestModel
+from ..server.schemas_memory import MemoryHitPublic, MemoryPublic, RecallHitPublic
 from ..server.schemas_state import StateItemPublic
 from ..state.types import namespace_of
 from . import schemas as s
@@ -121,7 +121,11 @@ def list_documents(caller: Caller, args: s.ListDocumentsArgs) -> Result:
     page = found[: args.limit]
     data = [DocumentPublic.model_validate(d).model_dump(mode="json") for d in page]
     more = len(found) > args.limit
-    return {"data": data, "count": len(data), "next_offset": args.offset + len(page) if more else None}
+    return {
+        "data": data,
+        "count": len(data),
+        "next_offset": args.offset + len(page) if more else None,
+    }
 
 
 def _add(caller: Caller, collection: str, record: dict[str, Any]) -> Result:

@@ -125,4 +125,3 @@ def memory_history(memory_id: str, db: DB, principal: Reader) -> MemoryHistory:
         for e in db.memory.history(memory_id, tenant=principal.tenant)
     ]
     return MemoryHistory(data=events, count=len(events))
-
