@@ -103,6 +103,12 @@ async def _engram_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EngramError)
     if exc.status >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    return engram_error_response(exc)
+
+
+def engram_error_response(exc: EngramError) -> JSONResponse:
+    """The response for an engram error, with the headers its status calls for
+    (``Retry-After`` for 429, ``WWW-Authenticate`` for 401)."""
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
