@@ -16,7 +16,7 @@ Mode = Literal["hybrid", "keyword", "vector"]
 COLLECTION = Field(
     "default", min_length=1, max_length=200, description="Collection name (list_collections)."
 )
-MODE = Field(
+MODE: Any = Field(  # Any: the default is one of Mode's values
     "hybrid",
     description="hybrid: keyword (BM25) and vector results fused, best for most questions;"
     " keyword: exact words, names, codes; vector: meaning, paraphrases.",

@@ -82,7 +82,8 @@ def add_one(db: Engram, record: dict[str, Any], *, collection: str, tenant: str)
     report: IngestReport = db.add([record], collection=collection, tenant=tenant)
     observe_ingest(report, tenant=tenant)
     if report.failed:
-        raise InvalidInput(f"document {record['id']!r} was not ingested: {report.errors[0].reason}")
+        reason = report.errors[0][1]
+        raise InvalidInput(f"document {record['id']!r} was not ingested: {reason}")
     return report
 
 
