@@ -371,6 +371,27 @@ class Engram:
     ) -> DocumentInfo:
         return self.store.get_document(self.collection(collection, tenant=tenant), key)
 
+    def document_text(
+        self, key: str, collection: str = DEFAULT_COLLECTION, *, tenant: str = DEFAULT_TENANT
+    ) -> str:
+        """The text of a document as indexed (its current version): its chunks, put back at
+        their offsets. Overlapping chunks are not repeated; the whitespace trimmed between
+        two chunks comes back as one space, or a blank line where it was longer."""
+        chunks = self.store.document_chunks(self.collection(collection, tenant=tenant), key)
+        parts: list[str] = []
+        covered = None  # end offset of the text written so far
+        for chunk in chunks:
+            if covered is not None and chunk.end <= covered:
+                continue  # wholly inside the text written (an overlap)
+            if covered is None or chunk.start >= covered:
+                if covered is not None:
+                    parts.append(" " if chunk.start - covered <= 1 else "\n\n")
+                parts.append(chunk.text)
+            else:
+                parts.append(chunk.text[covered - chunk.start :])
+            covered = chunk.end
+        return "".join(parts)
+
     def versions(
         self, key: str, collection: str = DEFAULT_COLLECTION, *, tenant: str = DEFAULT_TENANT
     ) -> list[DocumentVersion]:

@@ -234,10 +234,20 @@ def test_ingest_progress_counts_files_first_and_never_shows_zero(
 
 # -- start-up: `engram --help` and a subcommand's --help import no heavy module ---------------
 
-HEAVY_MODULES = ("numpy", "pydantic", "engram.engine", "engram.store", "onnxruntime", "fastapi")
+HEAVY_MODULES = (
+    "numpy",
+    "pydantic",
+    "engram.engine",
+    "engram.store",
+    "onnxruntime",
+    "fastapi",
+    "mcp",
+)
 
 
-@pytest.mark.parametrize("args", [[], ["search"], ["ingest"], ["state", "put"], ["import"]])
+@pytest.mark.parametrize(
+    "args", [[], ["search"], ["ingest"], ["state", "put"], ["import"], ["mcp"]]
+)
 def test_help_imports_no_heavy_module(args: list[str]) -> None:
     """`engram --help` answered in 0.5 s when importing the CLI imported the engine; a
     one-shot command's help must not load pydantic, numpy, the store or the model runtime."""

@@ -63,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "keys",
         "Manage API keys for `engram serve` (stored hashed; shown once at creation).",
     ),
+    "mcp": (
+        "mcp",
+        "Serve the MCP tools and document resources over stdio, for an MCP client.",
+    ),
     "migrate": ("migrate", "Bring the database to the current schema and list its migrations."),
     "recall": (
         "recall",

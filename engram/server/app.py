@@ -7,9 +7,11 @@ and search are CPU-bound and must not block the event loop.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,12 +24,15 @@ from ..jobs import JobWorker
 from ..keys import VERIFIED_TTL, VerifiedKeys, revision_path
 from ..providers.llms import llm_chain
 from ..providers.llms.observed import ObservedChain
-from .errors import UnexpectedErrorMiddleware, install_error_handlers
+from .errors import UnexpectedErrorMiddleware, api_error, install_error_handlers
 from .jwt_auth import JwtVerifier
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
 from .observability import build_route_templates, install_observability
 from .ratelimit_setup import make_limiter
 from .routes import api_router
+
+if TYPE_CHECKING:
+    from ..mcp.http import McpEndpoint
 
 DESCRIPTION = (
     "Hybrid BM25 + vector search over your documents, with exact citations. Every error has "
@@ -71,7 +76,8 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
         )
         app.state.jobs.start()
         try:
-            yield
+            async with app.state.mcp.running() if app.state.mcp else nullcontext():
+                yield
         finally:
             if app.state.llm is not None:
                 app.state.llm.close()
@@ -128,7 +134,28 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     # Outermost: request ids, metrics and the access log see every response, errors too.
     install_observability(app)
     app.include_router(api_router)
+    app.state.mcp = _mount_mcp(app, settings)
     return app
+
+
+def _mount_mcp(app: FastAPI, settings: Settings) -> McpEndpoint | None:
+    """MCP over streamable HTTP at /mcp (engram.mcp.http) when the SDK is installed; else
+    /mcp says how to install it."""
+    if importlib.util.find_spec("mcp") is None:
+
+        def missing() -> None:
+            raise api_error(
+                404,
+                "not_found",
+                "MCP is not enabled on this server: the MCP SDK is not installed",
+                hint="pip install 'engram[mcp]' where engram serve runs, and restart it",
+            )
+
+        app.add_api_route("/mcp", missing, methods=["GET", "POST"], include_in_schema=False)
+        return None
+    from ..mcp.http import mount
+
+    return mount(app, settings)
 
 
 def create_app_from_env() -> FastAPI:

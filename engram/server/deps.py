@@ -100,17 +100,23 @@ def _noted(principal: Principal) -> Principal:
     return principal
 
 
+def check_scope(principal: Principal, scope: str) -> Principal:
+    """``principal`` when its scopes include ``scope`` (each implies the ones before it);
+    Forbidden otherwise. The routes' dependencies and the MCP tools both check with it."""
+    granted = set().union(*(_IMPLIED[s] for s in principal.scopes if s in _IMPLIED))
+    if scope not in granted:
+        raise Forbidden(
+            f"this operation needs the {scope!r} scope",
+            hint=f"use a key created with --scope {scope}",
+        )
+    return principal
+
+
 def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency admitting callers whose scopes include ``scope``."""
 
     async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        granted = set().union(*(_IMPLIED[s] for s in principal.scopes if s in _IMPLIED))
-        if scope not in granted:
-            raise Forbidden(
-                f"this operation needs the {scope!r} scope",
-                hint=f"use a key created with --scope {scope}",
-            )
-        return principal
+        return check_scope(principal, scope)
 
     return check
 

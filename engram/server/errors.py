@@ -103,6 +103,12 @@ async def _engram_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EngramError)
     if exc.status >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    return engram_error_response(exc)
+
+
+def engram_error_response(exc: EngramError) -> JSONResponse:
+    """The response for an engram error, with the headers its status calls for
+    (``Retry-After`` for 429, ``WWW-Authenticate`` for 401)."""
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
@@ -127,19 +133,21 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
             errors=errors,
         )
         return error_response(error)
+    hint = "details.errors lists every problem; the request schemas are at /docs"
+    return error_response(invalid_request(exc.errors(), hint=hint))
+
+
+def invalid_request(problems: Sequence[Mapping[str, Any]], *, hint: str) -> EngramError:
+    """The 422 ``invalid_request`` error for pydantic's ``problems`` with a request: the
+    first named in the message, every one in ``details.errors`` (shared with the MCP tools,
+    whose arguments are validated as request bodies are)."""
+    errors = [_clean_error(e) for e in problems]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(part) for part in first["loc"])
     message = f"{where}: {first['msg']}" if where else str(first["msg"])
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more)"
-    error = api_error(
-        422,
-        "invalid_request",
-        message,
-        hint="details.errors lists every problem; the request schemas are at /docs",
-        errors=errors,
-    )
-    return error_response(error)
+    return api_error(422, "invalid_request", message, hint=hint, errors=errors)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -6,9 +6,15 @@ tenant's does; naming another user outright is refused (403)."""
 
 from __future__ import annotations
 
-from ..errors import Forbidden
+from typing import TYPE_CHECKING
+
+from ..errors import Forbidden, MemoryNotFound
 from ..state.types import Namespace
 from .principal import Principal
+
+if TYPE_CHECKING:
+    from ..engine import Engram
+    from ..memory.types import MemoryRecord
 
 # Agent state of a user lives under ("user", <user id>, …); a bound caller is confined to it.
 USER_LABEL = "user"
@@ -52,3 +58,23 @@ def state_prefix(principal: Principal, prefix: Namespace) -> Namespace:
     if home[: len(prefix)] == prefix:
         return home
     return state_namespace(principal, prefix)
+
+
+def reachable_memory(
+    db: Engram, principal: Principal, memory_id: str, *, include_deleted: bool = False
+) -> MemoryRecord:
+    """The memory, if the caller may reach it; MemoryNotFound otherwise (another user's
+    memory looks missing, as another tenant's does)."""
+    record = db.memory.get(memory_id, tenant=principal.tenant, include_deleted=include_deleted)
+    if not owns(principal, record.user_id):
+        raise MemoryNotFound(f"no memory {memory_id!r}")
+    return record
+
+
+def check_memory(
+    db: Engram, principal: Principal, memory_id: str, *, include_deleted: bool = False
+) -> None:
+    """Refuse another user's memory to a caller bound to one user; a tenant-wide caller
+    needs no read here (the operation itself raises MemoryNotFound)."""
+    if principal.user_id is not None:
+        reachable_memory(db, principal, memory_id, include_deleted=include_deleted)

@@ -190,6 +190,11 @@ class RetrievalStore(CollectionStore):
         """Chunks of ``collection`` by id, joined with their document; ids that no longer
         exist (or belong to another collection) are absent."""
 
+    @abstractmethod
+    def document_chunks(self, collection: Collection, key: str) -> list[ChunkRecord]:
+        """The chunks of document ``key`` (its current version), in text order; raises
+        DocumentNotFound when the collection has no such document."""
+
 
 class KeyStore(ABC):
     """API keys: a record and the hash of its secret (engram.server.auth)."""

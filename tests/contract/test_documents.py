@@ -103,3 +103,14 @@ def test_file_stamps_are_found_by_source_and_set_only_on_the_version_they_descri
     ]
     store.delete_documents(coll, ["r2"])
     assert store.file_stamps(coll, ["data/a.jsonl"]) == {}
+
+
+def test_document_chunks_in_text_order(store: Store, coll: Collection) -> None:
+    put(store, coll, "d", "first part", "second part")
+    put(store, coll, "d", "new first", "new second", "new third")
+    chunks = store.document_chunks(coll, "d")
+    assert [c.text for c in chunks] == ["new first", "new second", "new third"]
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+    assert {c.version for c in chunks} == {2} and {c.document_key for c in chunks} == {"d"}
+    with pytest.raises(DocumentNotFound):
+        store.document_chunks(coll, "missing")

@@ -71,11 +71,19 @@ def create_document(
 
     Creates the collection on first use. 201 when the document is new, 200 otherwise.
     """
-    report = ingest(
-        db, [body.to_record()], collection=name, tenant=principal.tenant, response=response
-    )
+    report = add_one(db, body.to_record(), collection=name, tenant=principal.tenant)
+    response.status_code = 201 if report.added else 200
+    return IngestReportPublic.of(report)
+
+
+def add_one(db: Engram, record: dict[str, Any], *, collection: str, tenant: str) -> IngestReport:
+    """Add one document record (``{"id", "text", "title"?, "metadata"?}``) and report;
+    InvalidInput when it was not ingested (shared with the MCP tools)."""
+    report: IngestReport = db.add([record], collection=collection, tenant=tenant)
+    observe_ingest(report, tenant=tenant)
     if report.failed:
-        raise InvalidInput(f"document {body.id!r} was not ingested: {report.errors[0].reason}")
+        reason = report.errors[0][1]
+        raise InvalidInput(f"document {record['id']!r} was not ingested: {reason}")
     return report
 
 

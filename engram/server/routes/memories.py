@@ -7,13 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ...errors import MemoryNotFound
-from ...memory.types import MemoryRecord
 from ..deps import DB, Reader, Writer
 from ..observability import record_event
-from ..ownership import acting_user, owns
+from ..ownership import acting_user, check_memory, reachable_memory
 from ..pagination import fetch_page
-from ..principal import Principal
 from ..schemas import error_responses
 from ..schemas_memory import (
     MemoryCreate,
@@ -91,14 +88,14 @@ def search_memories(body: MemorySearch, db: DB, principal: Reader) -> MemoryHits
 
 @router.get("/memories/{memory_id}", operation_id="getMemory", responses=error_responses(404, 422))
 def get_memory(memory_id: str, db: DB, principal: Reader) -> MemoryPublic:
-    return MemoryPublic.model_validate(_own(db, principal, memory_id))
+    return MemoryPublic.model_validate(reachable_memory(db, principal, memory_id))
 
 
 @router.patch(
     "/memories/{memory_id}", operation_id="updateMemory", responses=error_responses(404, 422)
 )
 def update_memory(memory_id: str, body: MemoryUpdate, db: DB, principal: Writer) -> MemoryPublic:
-    _check_own(db, principal, memory_id)
+    check_memory(db, principal, memory_id)
     record = db.memory.update(
         memory_id, body.content, metadata=body.metadata, tenant=principal.tenant
     )
@@ -112,7 +109,7 @@ def update_memory(memory_id: str, body: MemoryUpdate, db: DB, principal: Writer)
     responses=error_responses(404, 422),
 )
 def delete_memory(memory_id: str, db: DB, principal: Writer) -> None:
-    _check_own(db, principal, memory_id)
+    check_memory(db, principal, memory_id)
     db.memory.delete(memory_id, tenant=principal.tenant)
 
 
@@ -122,29 +119,9 @@ def delete_memory(memory_id: str, db: DB, principal: Writer) -> None:
     responses=error_responses(404, 422),
 )
 def memory_history(memory_id: str, db: DB, principal: Reader) -> MemoryHistory:
-    _check_own(db, principal, memory_id, include_deleted=True)
+    check_memory(db, principal, memory_id, include_deleted=True)
     events = [
         MemoryEventPublic.model_validate(e)
         for e in db.memory.history(memory_id, tenant=principal.tenant)
     ]
     return MemoryHistory(data=events, count=len(events))
-
-
-def _own(
-    db: DB, principal: Principal, memory_id: str, *, include_deleted: bool = False
-) -> MemoryRecord:
-    """The memory, if the caller may reach it; MemoryNotFound otherwise (another user's
-    memory looks missing, as another tenant's does)."""
-    record = db.memory.get(memory_id, tenant=principal.tenant, include_deleted=include_deleted)
-    if not owns(principal, record.user_id):
-        raise MemoryNotFound(f"no memory {memory_id!r}")
-    return record
-
-
-def _check_own(
-    db: DB, principal: Principal, memory_id: str, *, include_deleted: bool = False
-) -> None:
-    """Refuse another user's memory to a caller bound to one user; a tenant-wide caller
-    needs no read here (the operation itself raises MemoryNotFound)."""
-    if principal.user_id is not None:
-        _own(db, principal, memory_id, include_deleted=include_deleted)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from psycopg import sql
 
+from ...errors import DocumentNotFound
 from ...memory.types import is_internal
 from ...search.ann import HnswParams
 from ...search.bm25 import K1, B
@@ -191,6 +192,20 @@ class PostgresSearchMixin(PostgresBase):
             )
             rows = cur.fetchall()
         return {r["id"]: shared.chunk(list(r.values()), DECODING) for r in rows}
+
+    def document_chunks(self, collection: Collection, key: str) -> list[ChunkRecord]:
+        with self._tx(collection.tenant) as cur:
+            cur.execute(
+                "SELECT c.id, c.document_id, d.key, c.version, d.title, c.text, c.start_char,"
+                " c.end_char, c.page, c.heading_path, d.metadata FROM documents d"
+                " LEFT JOIN chunks c ON c.document_id = d.id"
+                " WHERE d.collection_id = %s AND d.key = %s ORDER BY c.start_char, c.ordinal",
+                (collection.id, key),
+            )
+            rows = cur.fetchall()
+        if not rows:
+            raise DocumentNotFound(f"no document {key!r} in collection {collection.name!r}")
+        return [shared.chunk(list(r.values()), DECODING) for r in rows if r["id"] is not None]
 
 
 def spelling_query(collection_id: int, terms: Sequence[str]) -> tuple[str, list[Any]]:

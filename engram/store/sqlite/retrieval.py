@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...errors import DocumentNotFound
 from ...search.ann import HnswParams
 from ...types import Collection
 from .. import rows as shared
@@ -197,6 +198,18 @@ class SQLiteRetrievalMixin(SQLiteSessions):
             for r in rows:
                 out[r[0]] = shared.chunk(r, DECODING)
         return out
+
+    def document_chunks(self, collection: Collection, key: str) -> list[ChunkRecord]:
+        rows = self._read(
+            "SELECT c.id, c.document_id, d.key, c.version, d.title, c.text, c.start_char, c.end_char,"
+            " c.page, c.heading_path, d.metadata FROM documents d"
+            " LEFT JOIN chunks c ON c.document_id = d.id"
+            " WHERE d.collection_id = ? AND d.key = ? ORDER BY c.start_char, c.ordinal",
+            (collection.id, key),
+        )
+        if not rows:
+            raise DocumentNotFound(f"no document {key!r} in collection {collection.name!r}")
+        return [shared.chunk(r, DECODING) for r in rows if r[0] is not None]
 
     # -- lifecycle ----------------------------------------------------------------------------
     def warm_up(self) -> list[Collection]:
