@@ -154,7 +154,7 @@ def test_long_nodes_come_back_once_and_whole(opener: Opener) -> None:
     """engram chunks a node longer than its chunks (64 tokens here): the node is scored by its
     best chunk, returned once with its whole text, and further pages are read until
     similarity_top_k distinct nodes are found."""
-    long_text = " ".join(["Zebra stripes run across the savanna grass at dawn."] * 60)
+    long_text = " ".join(["Zebra stripes run across the savanna grass at dawn."] * 220)
     nodes = [
         TextNode(id_="long", text=long_text),
         TextNode(id_="short", text="A zebra was seen near the river with other animals today."),
@@ -163,8 +163,9 @@ def test_long_nodes_come_back_once_and_whole(opener: Opener) -> None:
     with opener() as target:
         store = EngramVectorStore(target, collection="animals")
         assert store.add(nodes) == ["long", "short", "other"]  # no embeddings needed
-        chunks = target.search("zebra", collection="animals", k=50, mode="keyword").results
-        assert sum(hit.document_key == "long" for hit in chunks) > 10  # one page of chunks
+        chunks = target.search("zebra", collection="animals", k=200, mode="keyword").results
+        # more than the store's first page (50 hits), all ranked above the short node
+        assert [hit.document_key for hit in chunks].index("short") > 50
         result = store.query(
             VectorStoreQuery(
                 query_str="zebra", similarity_top_k=2, mode=VectorStoreQueryMode.TEXT_SEARCH
@@ -388,16 +389,27 @@ def test_embeddings_are_engrams(opener: Opener, db: engram.Engram) -> None:
         assert np.allclose(texts, expected, atol=1e-6)
         assert asyncio.run(model.aget_query_embedding("rotate keys")) == pytest.approx(query)
 
-        store = EngramVectorStore(target, collection="emb")
-        store.add([TextNode(id_="a", text="first node")])  # the collection now exists
         wrong = MockEmbedding(embed_dim=reference.dimension + 1)
-        with pytest.raises(ModelMismatch, match="EngramEmbedding") as raised:
-            VectorStoreIndex.from_documents(
-                DOCS[:1],
-                storage_context=StorageContext.from_defaults(vector_store=store),
-                embed_model=wrong,
+        for collection in ("new", "existing"):  # before and after the collection exists
+            store = EngramVectorStore(target, collection=collection)
+            if collection == "existing":
+                store.add([TextNode(id_="a", text="first node")])
+            with pytest.raises(ModelMismatch, match="EngramEmbedding") as raised:
+                VectorStoreIndex.from_documents(
+                    DOCS[:1],
+                    storage_context=StorageContext.from_defaults(vector_store=store),
+                    embed_model=wrong,
+                )
+            assert "would discard them" in str(raised.value)
+            assert [n.node_id for n in store.get_nodes()] == (
+                ["a"] if collection == "existing" else []
             )
-        assert "would discard them" in str(raised.value)
+        right = MockEmbedding(embed_dim=reference.dimension)  # the dimension is all that is checked
+        VectorStoreIndex.from_documents(
+            DOCS[:1],
+            storage_context=StorageContext.from_defaults(vector_store=EngramVectorStore(target)),
+            embed_model=right,
+        )
 
 
 def test_documents_engram_ingested_come_back_as_chunk_nodes(db: engram.Engram) -> None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 NODE_CONTENT = "_node_content"  # the node as JSON, as LlamaIndex's own stores keep it
 REF_DOC_ID = "ref_doc_id"
-MAX_PAGES = 10  # search pages read to find similarity_top_k distinct nodes
+MAX_PAGES = 20  # search pages read, at most, to find similarity_top_k distinct nodes
 PAGE_MAX = 1000  # engram's largest k
 
 # LlamaIndex's query modes → engram's search modes (and whether to rerank).
@@ -136,7 +136,7 @@ class EngramVectorStore(BasePydanticVectorStore):
             return
         if self._dimension is None:
             self._dimension = self._target.dimension()
-        if self._dimension is not None and dims != {self._dimension}:
+        if dims != {self._dimension}:
             raise ModelMismatch(
                 f"the nodes carry {'/'.join(map(str, sorted(dims)))}-d embeddings, but engram"
                 f" embeds collection {self.collection!r} with its own {self._dimension}-d model"
@@ -205,7 +205,7 @@ class EngramVectorStore(BasePydanticVectorStore):
         """The best hit of each of the first ``k`` nodes: engram ranks chunks, and a node
         longer than a chunk has several, so pages are read until ``k`` distinct nodes."""
         best: dict[str, SearchResult] = {}
-        size = min(PAGE_MAX, max(2 * k, 10))
+        size = min(PAGE_MAX, max(4 * k, 50))
         offset = 0
         for _ in range(MAX_PAGES):
             page = self._target.search(

@@ -126,17 +126,18 @@ class Target:
         except CollectionNotFound:
             return
 
-    def dimension(self) -> int | None:
+    def dimension(self) -> int:
         """The dimension of engram's vectors here: the collection's, or for a collection
-        still to be created the library's embedding model's (None through a client)."""
+        still to be created the embedding model's (a server's: by embedding one word)."""
+        db = self.library
         try:
-            db = self.library
             if db is not None:
                 return db.collection(self.collection, tenant=self.tenant).dimension
             return self._client.collection(self.collection).dimension
         except CollectionNotFound:
-            db = self.library
-            return db.embedder().dimension if db is not None else None
+            if db is not None:
+                return db.embedder().dimension
+            return len(self.embed(["dimension"], kind="passage")[0])
 
     def embed(self, texts: Sequence[str], *, kind: str) -> list[list[float]]:
         """Vectors of ``texts`` by engram's embedding model (``kind``: passage or query)."""
