@@ -1,18 +1,14 @@
 """LlamaIndex's ``MetadataFilters`` in engram's filter language (engram.search.filters).
 
-=======================  ==============================================================
-LlamaIndex               engram
-=======================  ==============================================================
-``EQ`` ``NE``            ``$eq`` ``$ne`` (a missing field is "not equal")
-``GT GTE LT LTE``        ``$gt $gte $lt $lte`` (numbers, or strings compared as strings)
-``IN``                   ``$in``
-``NIN``                  ``{"$not": {key: {"$in": [...]}}}`` (a missing field passes)
-``TEXT_MATCH_INSENSITIVE`` ``$contains`` (substring; engram folds ASCII letters only)
-``IS_EMPTY``             missing or ``""`` (the adapter stores no ``None`` nor ``[]``)
-``AND`` / ``OR``         fields of one filter / ``$or``
-``NOT``                  ``{"$not": {"$or": [...]}}``: none of the filters holds
-nested ``MetadataFilters``  nested the same way (engram allows 8 levels)
-=======================  ==============================================================
+- ``EQ`` ``NE`` → ``$eq`` ``$ne`` (a missing field is "not equal")
+- ``GT`` ``GTE`` ``LT`` ``LTE`` → ``$gt`` ``$gte`` ``$lt`` ``$lte`` (numbers; strings compare
+  as strings)
+- ``IN`` → ``$in``; ``NIN`` → ``{"$not": {key: {"$in": [...]}}}`` (a missing field passes)
+- ``TEXT_MATCH_INSENSITIVE`` → ``$contains`` (substring; engram folds ASCII letters only)
+- ``IS_EMPTY`` → missing or ``""`` (the store keeps no ``None`` nor ``[]`` as a field)
+- ``AND`` → the fields of one filter; ``OR`` → ``$or``; ``NOT`` → ``{"$not": {"$or": [...]}}``
+  (none of the filters holds, as in LlamaIndex's own stores); nested ``MetadataFilters`` nest
+  the same way (engram allows 8 levels)
 
 ``TEXT_MATCH`` (case-sensitive), ``CONTAINS``, ``ANY`` and ``ALL`` (membership in a list
 field) have no engram equivalent and are refused with an :class:`~engram.errors.InvalidInput`
