@@ -414,7 +414,9 @@ def test_every_error_class_comes_back_as_itself(cls: type[EngramError], connect:
 
 def test_rate_limited_keeps_retry_after(connect: Connect) -> None:
     sent = RateLimited("slow down", retry_after=7)
-    client = _mock(connect, lambda r: httpx.Response(429, json=sent.to_dict(), headers={"Retry-After": "7"}))
+    client = _mock(
+        connect, lambda r: httpx.Response(429, json=sent.to_dict(), headers={"Retry-After": "7"})
+    )
     with client, pytest.raises(RateLimited) as info:
         client.collections()
     assert info.value.retry_after == 7 and info.value.to_dict() == sent.to_dict()
