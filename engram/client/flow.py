@@ -19,10 +19,10 @@ with ``await``. Only the runners, each a few lines per operation, differ between
 
 from __future__ import annotations
 
-import functools
+import inspect
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -153,41 +153,43 @@ def collect(pages: Pages[T]) -> Flow[list[T]]:
 
 
 class Method(Generic[P, R]):
-    """A client method made from a spec (see the module docstring): on an instance, a
-    function with the spec's signature and docstring that hands what the spec returns to
-    the runner named ``runner`` of the instance's ``_http``. ``coroutine``: the method is
-    an ``async def`` (it awaits the runner)."""
+    """A client method made from a spec (see the module docstring), declared in a class body
+    (``search = sync.method(core.search)``). When the class is created it puts a plain
+    function in its own place: the spec's signature and docstring, handing what the spec
+    returns to the runner named ``runner`` of the instance's ``_http``; an ``async def``
+    (awaiting the runner) when ``coroutine``. Its type here is what type checkers see:
+    the method's parameters (``P``) and result (``R``)."""
 
     def __init__(self, spec: Callable[P, Any], runner: str, *, coroutine: bool = False) -> None:
         self.spec = spec
         self.runner = runner
         self.coroutine = coroutine
-        self.__doc__ = spec.__doc__
-        self.__wrapped__ = spec
-        self.name = spec.__name__
-        self.qualname = spec.__qualname__
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.name, self.qualname = name, f"{owner.__qualname__}.{name}"
+        spec, runner = self.spec, self.runner
 
-    @overload
-    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
-    @overload
-    def __get__(self, obj: object, owner: type | None = None) -> Callable[P, R]: ...
-    def __get__(self, obj: object | None, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        spec, run = self.spec, getattr(obj._http, self.runner)  # type: ignore[attr-defined]
+        def method(client: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return getattr(client._http, runner)(spec(*args, **kwargs))
 
-        def method(*args: Any, **kwargs: Any) -> Any:
-            return run(spec(*args, **kwargs))
+        async def coroutine(client: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return await getattr(client._http, runner)(spec(*args, **kwargs))
 
-        async def coroutine(*args: Any, **kwargs: Any) -> Any:
-            return await run(spec(*args, **kwargs))
+        function: Callable[..., Any] = coroutine if self.coroutine else method
+        function.__name__, function.__qualname__ = name, f"{owner.__qualname__}.{name}"
+        function.__doc__, function.__module__ = spec.__doc__, owner.__module__
+        # The spec's parameters after self; its return annotation is the spec's, not ours.
+        signature = inspect.signature(spec)
+        this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        function.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[this, *signature.parameters.values()],
+            return_annotation=inspect.Signature.empty,
+        )
+        setattr(owner, name, function)
 
-        bound = functools.wraps(spec)(coroutine if self.coroutine else method)
-        bound.__name__, bound.__qualname__ = self.name, self.qualname
-        return bound
+    if TYPE_CHECKING:
 
-    def __repr__(self) -> str:
-        return f"<client method {self.qualname}>"
+        @overload
+        def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+        @overload
+        def __get__(self, obj: object, owner: type | None = None) -> Callable[P, R]: ...
+        def __get__(self, obj: object | None, owner: type | None = None) -> Any: ...
