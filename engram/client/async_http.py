@@ -1,38 +1,19 @@
 """The asyncio runner of :class:`~engram.AsyncClient`: specs (:mod:`.flow`) run on an
-``httpx.AsyncClient``, and the factories that make its methods from them. It mirrors
-:mod:`.sync_http` operation for operation, with ``await``."""
+``httpx.AsyncClient``. It mirrors :mod:`.sync_http` operation for operation, with ``await``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Generator
+from typing import Any, TypeVar
 
 import httpx
 
-from .flow import Events, Flow, Method, Op, Pages, Request, Sleep, Step
+from .flow import Events, Flow, Op, Pages, Request, Sleep, Step
 from .http import SSEDecoder, body_of, error_from_response, headers, translate
 
-P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
-
-
-def method(spec: Callable[P, Flow[R]]) -> Method[P, Coroutine[Any, Any, R]]:
-    """An ``async`` method that runs the flow ``spec`` returns and returns its value."""
-    return Method(spec, "run", coroutine=True)
-
-
-def iterator(spec: Callable[P, Pages[T]]) -> Method[P, AsyncIterator[T]]:
-    """A method returning an async iterator over the items of the pages ``spec`` describes,
-    fetched lazily."""
-    return Method(spec, "iterate")
-
-
-def stream(spec: Callable[P, Request]) -> Method[P, AsyncEventStream]:
-    """A method returning the events of the request ``spec`` returns, as an
-    :class:`AsyncEventStream`."""
-    return Method(spec, "stream")
 
 
 class AsyncHttp:

@@ -1,106 +1,107 @@
 """:class:`Client` and :class:`AsyncClient`: the library API of :class:`engram.Engram` over the
 HTTP API, blocking and with ``await``.
 
-The two are tables of the same specs (:mod:`.core`, :mod:`.memory`, :mod:`.state`; see
-:mod:`.flow`), bound to a blocking runner (:mod:`.sync_http`) or an asyncio one
-(:mod:`.async_http`): a method's signature, docstring, request and conversion are written
-once, and each client has every method of the other.
+Both take their methods from one table of specs (:mod:`.core`, :mod:`.memory`,
+:mod:`.state`; see :mod:`.flow` and :mod:`.methods`), run by a blocking runner
+(:mod:`.sync_http`) or an asyncio one (:mod:`.async_http`): a method's signature,
+docstring, request and conversion are written once, and each client has every method of
+the other.
 """
 
 from __future__ import annotations
 
 import httpx
 
-from . import async_http as aio
 from . import core, memory, state
-from . import sync_http as sync
 from .async_http import AsyncHttp
 from .http import base_url
+from .methods import Awaited, Blocking, Call, Paged, Streamed
 from .sync_http import Http
 
 
-class MemoryClient:
+class _MemoryMethods:
     """The methods of :class:`engram.memory.MemoryService`, over HTTP. Records are the same
     dataclasses; their ``tenant`` is ``""`` (the API key's tenant, which the API does not
     repeat)."""
 
+    add = Call(memory.add)
+    get = Call(memory.get)
+    update = Call(memory.update)
+    delete = Call(memory.delete)
+    history = Call(memory.history)
+    list = Call(memory.list_memories)
+    search = Call(memory.search)
+    create_conversation = Call(memory.create_conversation)
+    conversation = Call(memory.conversation)
+    conversations = Call(memory.conversations)
+    append = Call(memory.append)
+    append_many = Call(memory.append_many)
+    recall = Call(memory.recall)
+    messages = Call(memory.messages)
+    delete_conversation = Call(memory.delete_conversation)
+    export_user = Call(memory.export_user)
+    erase_user = Call(memory.erase_user)
+
+
+class MemoryClient(_MemoryMethods, Blocking):
+    __doc__ = _MemoryMethods.__doc__
+
     def __init__(self, http: Http) -> None:
         self._http = http
 
-    add = sync.method(memory.add)
-    get = sync.method(memory.get)
-    update = sync.method(memory.update)
-    delete = sync.method(memory.delete)
-    history = sync.method(memory.history)
-    list = sync.method(memory.list_memories)
-    search = sync.method(memory.search)
-    create_conversation = sync.method(memory.create_conversation)
-    conversation = sync.method(memory.conversation)
-    conversations = sync.method(memory.conversations)
-    append = sync.method(memory.append)
-    append_many = sync.method(memory.append_many)
-    recall = sync.method(memory.recall)
-    messages = sync.method(memory.messages)
-    delete_conversation = sync.method(memory.delete_conversation)
-    export_user = sync.method(memory.export_user)
-    erase_user = sync.method(memory.erase_user)
 
-
-class AsyncMemoryClient:
+class AsyncMemoryClient(_MemoryMethods, Awaited):
     """:class:`MemoryClient` for :class:`AsyncClient`: the same methods, to await."""
 
     def __init__(self, http: AsyncHttp) -> None:
         self._http = http
 
-    add = aio.method(memory.add)
-    get = aio.method(memory.get)
-    update = aio.method(memory.update)
-    delete = aio.method(memory.delete)
-    history = aio.method(memory.history)
-    list = aio.method(memory.list_memories)
-    search = aio.method(memory.search)
-    create_conversation = aio.method(memory.create_conversation)
-    conversation = aio.method(memory.conversation)
-    conversations = aio.method(memory.conversations)
-    append = aio.method(memory.append)
-    append_many = aio.method(memory.append_many)
-    recall = aio.method(memory.recall)
-    messages = aio.method(memory.messages)
-    delete_conversation = aio.method(memory.delete_conversation)
-    export_user = aio.method(memory.export_user)
-    erase_user = aio.method(memory.erase_user)
 
-
-class StateClient:
+class _StateMethods:
     """Agent state, the methods of :class:`engram.state.StateService` (``db.state``) over
     HTTP, without ``tenant=`` (the API key's). Items are :class:`~engram.state.StateItem`."""
+
+    put = Call(state.put)
+    get = Call(state.get)
+    delete = Call(state.delete)
+    items = Call(state.items)
+    search = Call(state.search)
+    namespaces = Call(state.namespaces)
+
+
+class StateClient(_StateMethods, Blocking):
+    __doc__ = _StateMethods.__doc__
 
     def __init__(self, http: Http) -> None:
         self._http = http
 
-    put = sync.method(state.put)
-    get = sync.method(state.get)
-    delete = sync.method(state.delete)
-    items = sync.method(state.items)
-    search = sync.method(state.search)
-    namespaces = sync.method(state.namespaces)
 
-
-class AsyncStateClient:
+class AsyncStateClient(_StateMethods, Awaited):
     """:class:`StateClient` for :class:`AsyncClient`: the same methods, to await."""
 
     def __init__(self, http: AsyncHttp) -> None:
         self._http = http
 
-    put = aio.method(state.put)
-    get = aio.method(state.get)
-    delete = aio.method(state.delete)
-    items = aio.method(state.items)
-    search = aio.method(state.search)
-    namespaces = aio.method(state.namespaces)
+
+class _ClientMethods:
+    """The library API of :class:`engram.Engram`, over HTTP, for both clients."""
+
+    collections = Call(core.collections)
+    collection = Call(core.collection)
+    delete_collection = Call(core.delete_collection)
+    add = Call(core.add)
+    ingest = Call(core.ingest)
+    documents = Call(core.documents)
+    iter_documents = Paged(core.iter_documents)
+    document = Call(core.document)
+    versions = Call(core.versions)
+    delete = Call(core.delete)
+    search = Call(core.search)
+    chat = Call(core.chat)
+    chat_stream = Streamed(core.chat_stream)
 
 
-class Client:
+class Client(_ClientMethods, Blocking):
     """An engram server, used like the library: ``Client(url, api_key)`` has the methods of
     :class:`engram.Engram` and returns the same types, raising the same exception classes.
 
@@ -125,20 +126,6 @@ class Client:
         self.state = StateClient(self._http)
         """Agent state (the methods of ``Engram.state``)."""
 
-    collections = sync.method(core.collections)
-    collection = sync.method(core.collection)
-    delete_collection = sync.method(core.delete_collection)
-    add = sync.method(core.add)
-    ingest = sync.method(core.ingest)
-    documents = sync.method(core.documents)
-    iter_documents = sync.iterator(core.iter_documents)
-    document = sync.method(core.document)
-    versions = sync.method(core.versions)
-    delete = sync.method(core.delete)
-    search = sync.method(core.search)
-    chat = sync.method(core.chat)
-    chat_stream = sync.stream(core.chat_stream)
-
     def close(self) -> None:
         """Close the client's connections."""
         self._http.close()
@@ -153,7 +140,7 @@ class Client:
         return f"Client({self.url!r})"
 
 
-class AsyncClient:
+class AsyncClient(_ClientMethods, Awaited):
     """:class:`Client` for asyncio: the same methods, parameters, return types and
     exceptions, to ``await``. ``iter_documents`` is an async iterator; ``chat_stream`` an
     :class:`~engram.client.AsyncEventStream` (``async for event, data in ...``).
@@ -177,20 +164,6 @@ class AsyncClient:
         """Conversations and long-term memories (the methods of ``Engram.memory``)."""
         self.state = AsyncStateClient(self._http)
         """Agent state (the methods of ``Engram.state``)."""
-
-    collections = aio.method(core.collections)
-    collection = aio.method(core.collection)
-    delete_collection = aio.method(core.delete_collection)
-    add = aio.method(core.add)
-    ingest = aio.method(core.ingest)
-    documents = aio.method(core.documents)
-    iter_documents = aio.iterator(core.iter_documents)
-    document = aio.method(core.document)
-    versions = aio.method(core.versions)
-    delete = aio.method(core.delete)
-    search = aio.method(core.search)
-    chat = aio.method(core.chat)
-    chat_stream = aio.stream(core.chat_stream)
 
     async def aclose(self) -> None:
         """Close the client's connections."""

@@ -10,21 +10,20 @@ function with the method's public signature and docstring that does no I/O. It i
 - a :class:`Pages` list, for a method returning a lazy iterator over a paged list;
 - a :class:`Request` for a streamed response (``chat_stream``).
 
-A client class binds specs to its runner with :class:`Method` descriptors (made by the
-factories of :mod:`.sync_http` and :mod:`.async_http`): ``Client.search`` runs
-:func:`engram.client.core.search` with blocking I/O, ``AsyncClient.search`` the same function
-with ``await``. Only the runners, each a few lines per operation, differ between the two.
-(The "sans-I/O" pattern of h11 and of the protocol libraries under httpx.)
+One table of methods (:mod:`.clients`) declares each spec once, for both clients
+(:mod:`.methods`); a runner performs the operations: ``Client.search`` runs
+:func:`engram.client.core.search` with blocking I/O (:mod:`.sync_http`),
+``AsyncClient.search`` the same function with ``await`` (:mod:`.async_http`). Only the
+runners, a few lines per operation, differ between the two. (The "sans-I/O" pattern of h11
+and of the protocol libraries under httpx.)
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
-P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
@@ -150,46 +149,3 @@ def collect(pages: Pages[T]) -> Flow[list[T]]:
     while (request := pages.request()) is not None:
         items.extend(pages.take((yield request)))
     return items
-
-
-class Method(Generic[P, R]):
-    """A client method made from a spec (see the module docstring), declared in a class body
-    (``search = sync.method(core.search)``). When the class is created it puts a plain
-    function in its own place: the spec's signature and docstring, handing what the spec
-    returns to the runner named ``runner`` of the instance's ``_http``; an ``async def``
-    (awaiting the runner) when ``coroutine``. Its type here is what type checkers see:
-    the method's parameters (``P``) and result (``R``)."""
-
-    def __init__(self, spec: Callable[P, Any], runner: str, *, coroutine: bool = False) -> None:
-        self.spec = spec
-        self.runner = runner
-        self.coroutine = coroutine
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        spec, runner = self.spec, self.runner
-
-        def method(client: Any, /, *args: Any, **kwargs: Any) -> Any:
-            return getattr(client._http, runner)(spec(*args, **kwargs))
-
-        async def coroutine(client: Any, /, *args: Any, **kwargs: Any) -> Any:
-            return await getattr(client._http, runner)(spec(*args, **kwargs))
-
-        function: Callable[..., Any] = coroutine if self.coroutine else method
-        function.__name__, function.__qualname__ = name, f"{owner.__qualname__}.{name}"
-        function.__doc__, function.__module__ = spec.__doc__, owner.__module__
-        # The spec's parameters after self; its return annotation is the spec's, not ours.
-        signature = inspect.signature(spec)
-        this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        function.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[this, *signature.parameters.values()],
-            return_annotation=inspect.Signature.empty,
-        )
-        setattr(owner, name, function)
-
-    if TYPE_CHECKING:
-
-        @overload
-        def __get__(self, obj: None, owner: type | None = None) -> Self: ...
-        @overload
-        def __get__(self, obj: object, owner: type | None = None) -> Callable[P, R]: ...
-        def __get__(self, obj: object | None, owner: type | None = None) -> Any: ...

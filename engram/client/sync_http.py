@@ -1,35 +1,19 @@
 """The blocking runner of :class:`~engram.Client`: specs (:mod:`.flow`) run on an
-``httpx.Client``, and the factories that make its methods from them."""
+``httpx.Client``."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import httpx
 
-from .flow import Events, Flow, Method, Op, Pages, Request, Sleep, Step
+from .flow import Events, Flow, Op, Pages, Request, Sleep, Step
 from .http import SSEDecoder, body_of, error_from_response, headers, translate
 
-P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
-
-
-def method(spec: Callable[P, Flow[R]]) -> Method[P, R]:
-    """A method that runs the flow ``spec`` returns and returns its value."""
-    return Method(spec, "run")
-
-
-def iterator(spec: Callable[P, Pages[T]]) -> Method[P, Iterator[T]]:
-    """A method returning the items of the pages ``spec`` describes, fetched lazily."""
-    return Method(spec, "iterate")
-
-
-def stream(spec: Callable[P, Request]) -> Method[P, EventStream]:
-    """A method that sends the request ``spec`` returns and streams its events."""
-    return Method(spec, "stream")
 
 
 class Http:
