@@ -15,7 +15,7 @@ import httpx
 from . import core, memory, state
 from .async_http import AsyncHttp
 from .http import base_url
-from .methods import Awaited, Blocking, Call, Paged, Streamed
+from .methods import Awaited, Blocking, call, paged, streamed
 from .sync_http import Http
 
 
@@ -24,81 +24,69 @@ class _MemoryMethods:
     dataclasses; their ``tenant`` is ``""`` (the API key's tenant, which the API does not
     repeat)."""
 
-    add = Call(memory.add)
-    get = Call(memory.get)
-    update = Call(memory.update)
-    delete = Call(memory.delete)
-    history = Call(memory.history)
-    list = Call(memory.list_memories)
-    search = Call(memory.search)
-    create_conversation = Call(memory.create_conversation)
-    conversation = Call(memory.conversation)
-    conversations = Call(memory.conversations)
-    append = Call(memory.append)
-    append_many = Call(memory.append_many)
-    recall = Call(memory.recall)
-    messages = Call(memory.messages)
-    delete_conversation = Call(memory.delete_conversation)
-    export_user = Call(memory.export_user)
-    erase_user = Call(memory.erase_user)
+    add = call(memory.add)
+    get = call(memory.get)
+    update = call(memory.update)
+    delete = call(memory.delete)
+    history = call(memory.history)
+    list = call(memory.list_memories)
+    search = call(memory.search)
+    create_conversation = call(memory.create_conversation)
+    conversation = call(memory.conversation)
+    conversations = call(memory.conversations)
+    append = call(memory.append)
+    append_many = call(memory.append_many)
+    recall = call(memory.recall)
+    messages = call(memory.messages)
+    delete_conversation = call(memory.delete_conversation)
+    export_user = call(memory.export_user)
+    erase_user = call(memory.erase_user)
 
 
 class MemoryClient(_MemoryMethods, Blocking):
     __doc__ = _MemoryMethods.__doc__
 
-    def __init__(self, http: Http) -> None:
-        self._http = http
-
 
 class AsyncMemoryClient(_MemoryMethods, Awaited):
     """:class:`MemoryClient` for :class:`AsyncClient`: the same methods, to await."""
-
-    def __init__(self, http: AsyncHttp) -> None:
-        self._http = http
 
 
 class _StateMethods:
     """Agent state, the methods of :class:`engram.state.StateService` (``db.state``) over
     HTTP, without ``tenant=`` (the API key's). Items are :class:`~engram.state.StateItem`."""
 
-    put = Call(state.put)
-    get = Call(state.get)
-    delete = Call(state.delete)
-    items = Call(state.items)
-    search = Call(state.search)
-    namespaces = Call(state.namespaces)
+    put = call(state.put)
+    get = call(state.get)
+    delete = call(state.delete)
+    items = call(state.items)
+    search = call(state.search)
+    namespaces = call(state.namespaces)
 
 
 class StateClient(_StateMethods, Blocking):
     __doc__ = _StateMethods.__doc__
 
-    def __init__(self, http: Http) -> None:
-        self._http = http
-
 
 class AsyncStateClient(_StateMethods, Awaited):
     """:class:`StateClient` for :class:`AsyncClient`: the same methods, to await."""
-
-    def __init__(self, http: AsyncHttp) -> None:
-        self._http = http
 
 
 class _ClientMethods:
     """The library API of :class:`engram.Engram`, over HTTP, for both clients."""
 
-    collections = Call(core.collections)
-    collection = Call(core.collection)
-    delete_collection = Call(core.delete_collection)
-    add = Call(core.add)
-    ingest = Call(core.ingest)
-    documents = Call(core.documents)
-    iter_documents = Paged(core.iter_documents)
-    document = Call(core.document)
-    versions = Call(core.versions)
-    delete = Call(core.delete)
-    search = Call(core.search)
-    chat = Call(core.chat)
-    chat_stream = Streamed(core.chat_stream)
+    collections = call(core.collections)
+    collection = call(core.collection)
+    delete_collection = call(core.delete_collection)
+    add = call(core.add)
+    ingest = call(core.ingest)
+    documents = call(core.documents)
+    iter_documents = paged(core.iter_documents)
+    document = call(core.document)
+    versions = call(core.versions)
+    delete = call(core.delete)
+    search = call(core.search)
+    chat = call(core.chat)
+    chat_stream = streamed(core.chat_stream)
 
 
 class Client(_ClientMethods, Blocking):
@@ -120,7 +108,7 @@ class Client(_ClientMethods, Blocking):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = base_url(url)
-        self._http = Http(self.url, api_key, timeout=timeout, transport=transport)
+        super().__init__(Http(self.url, api_key, timeout=timeout, transport=transport))
         self.memory = MemoryClient(self._http)
         """Conversations and long-term memories (the methods of ``Engram.memory``)."""
         self.state = StateClient(self._http)
@@ -159,7 +147,7 @@ class AsyncClient(_ClientMethods, Awaited):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = base_url(url)
-        self._http = AsyncHttp(self.url, api_key, timeout=timeout, transport=transport)
+        super().__init__(AsyncHttp(self.url, api_key, timeout=timeout, transport=transport))
         self.memory = AsyncMemoryClient(self._http)
         """Conversations and long-term memories (the methods of ``Engram.memory``)."""
         self.state = AsyncStateClient(self._http)

@@ -1,10 +1,10 @@
-"""The methods of both clients, declared once: ``search = Call(core.search)`` in a table
+"""The methods of both clients, declared once: ``search = call(core.search)`` in a table
 class that :class:`~engram.Client` (a :class:`Blocking` client) and
 :class:`~engram.AsyncClient` (an :class:`Awaited` one) share.
 
 Each descriptor holds two plain functions made from one spec (see :mod:`.flow`), with the
 spec's signature and docstring: one hands what the spec returns to the blocking runner, the
-other to the asyncio runner (an ``async def`` for :class:`Call`). The class of the instance,
+other to the asyncio runner (an ``async def`` for :func:`call`). The class of the instance,
 or of the class, it is read from picks one; type checkers see the same choice in the
 overloads of ``__get__``.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import MethodType
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
 from .async_http import AsyncEventStream, AsyncHttp
 from .flow import Flow, Pages, Request
@@ -23,32 +23,33 @@ from .sync_http import EventStream, Http
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+S = TypeVar("S")  # what a method returns on a blocking client
+A = TypeVar("A")  # and on an async one
 
 
 class Blocking:
     """A client whose methods block: they run specs on an :class:`~.sync_http.Http`."""
 
-    _http: Http
+    def __init__(self, http: Http) -> None:
+        self._http = http
 
 
 class Awaited:
     """A client whose methods are awaited: they run specs on an
     :class:`~.async_http.AsyncHttp`."""
 
-    _http: AsyncHttp
+    def __init__(self, http: AsyncHttp) -> None:
+        self._http = http
 
 
-class _Method:
-    """A method made from ``spec`` for both kinds of client (see the module docstring):
-    the runner method named :attr:`runner` gets what the spec returns; :attr:`awaits`:
-    the asyncio side awaits it (else it returns what the runner does, an async iterator)."""
+class Method(Generic[P, S, A]):
+    """A method made from ``spec`` for both kinds of client (see the module docstring): on a
+    :class:`Blocking` client it returns ``S``, on an :class:`Awaited` one ``A``. The runner
+    method named ``runner`` gets what the spec returns; ``awaits``: the asyncio side is an
+    ``async def`` awaiting it (else it returns what the runner does, an async iterator)."""
 
-    runner = "run"
-    awaits = True
-
-    def __init__(self, spec: Callable[..., Any]) -> None:
+    def __init__(self, spec: Callable[P, Any], runner: str, *, awaits: bool) -> None:
         self.spec = spec
-        runner = self.runner
 
         def blocking(client: Blocking, /, *args: Any, **kwargs: Any) -> Any:
             return getattr(client._http, runner)(spec(*args, **kwargs))
@@ -67,7 +68,7 @@ class _Method:
         )
         self.functions: dict[bool, Callable[..., Any]] = {
             False: blocking,
-            True: awaited if self.awaits else iterated,
+            True: awaited if awaits else iterated,
         }
         for function in self.functions.values():
             function.__doc__, function.__module__ = spec.__doc__, spec.__module__
@@ -77,6 +78,12 @@ class _Method:
         for function in self.functions.values():
             function.__name__, function.__qualname__ = name, f"{owner.__qualname__}.{name}"
 
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, obj: Awaited, owner: type | None = None) -> Callable[P, A]: ...
+    @overload
+    def __get__(self, obj: Blocking, owner: type | None = None) -> Callable[P, S]: ...
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         function = self.functions[issubclass(owner or type(obj), Awaited)]
         return function if obj is None else MethodType(function, obj)
@@ -85,64 +92,18 @@ class _Method:
         return f"<client method {self.spec.__module__}.{self.spec.__qualname__}>"
 
 
-class Call(_Method, Generic[P, R]):
+def call(spec: Callable[P, Flow[R]]) -> Method[P, R, Coroutine[Any, Any, R]]:
     """A method that runs a flow: its value (awaited, on an async client)."""
-
-    def __init__(self, spec: Callable[P, Flow[R]]) -> None:
-        super().__init__(spec)
-
-    if TYPE_CHECKING:
-
-        @overload
-        def __get__(self, obj: None, owner: type | None = None) -> Self: ...
-        @overload
-        def __get__(
-            self, obj: Awaited, owner: type | None = None
-        ) -> Callable[P, Coroutine[Any, Any, R]]: ...
-        @overload
-        def __get__(self, obj: Blocking, owner: type | None = None) -> Callable[P, R]: ...
-        def __get__(self, obj: object | None, owner: type | None = None) -> Any: ...
+    return Method(spec, "run", awaits=True)
 
 
-class Paged(_Method, Generic[P, T]):
+def paged(spec: Callable[P, Pages[T]]) -> Method[P, Iterator[T], AsyncIterator[T]]:
     """A method returning the items of a paged list, fetched lazily: an iterator (an async
     iterator, on an async client)."""
-
-    runner, awaits = "iterate", False
-
-    def __init__(self, spec: Callable[P, Pages[T]]) -> None:
-        super().__init__(spec)
-
-    if TYPE_CHECKING:
-
-        @overload
-        def __get__(self, obj: None, owner: type | None = None) -> Self: ...
-        @overload
-        def __get__(
-            self, obj: Awaited, owner: type | None = None
-        ) -> Callable[P, AsyncIterator[T]]: ...
-        @overload
-        def __get__(self, obj: Blocking, owner: type | None = None) -> Callable[P, Iterator[T]]: ...
-        def __get__(self, obj: object | None, owner: type | None = None) -> Any: ...
+    return Method(spec, "iterate", awaits=False)
 
 
-class Streamed(_Method, Generic[P]):
+def streamed(spec: Callable[P, Request]) -> Method[P, EventStream, AsyncEventStream]:
     """A method returning the events of a streamed response: an :class:`EventStream` (an
     :class:`AsyncEventStream`, on an async client)."""
-
-    runner, awaits = "stream", False
-
-    def __init__(self, spec: Callable[P, Request]) -> None:
-        super().__init__(spec)
-
-    if TYPE_CHECKING:
-
-        @overload
-        def __get__(self, obj: None, owner: type | None = None) -> Self: ...
-        @overload
-        def __get__(
-            self, obj: Awaited, owner: type | None = None
-        ) -> Callable[P, AsyncEventStream]: ...
-        @overload
-        def __get__(self, obj: Blocking, owner: type | None = None) -> Callable[P, EventStream]: ...
-        def __get__(self, obj: object | None, owner: type | None = None) -> Any: ...
+    return Method(spec, "stream", awaits=False)
