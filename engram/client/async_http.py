@@ -5,33 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Generator
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-from .flow import Events, Flow, Op, Pages, Request, Sleep, Step
-from .http import SSEDecoder, body_of, error_from_response, headers, translate
-
-R = TypeVar("R")
-T = TypeVar("T")
+from .flow import Events, Flow, Op, Pages, R, Request, Sleep, Step, T
+from .http import SSEDecoder, Wire, body_of, error_from_response, translate
 
 
-class AsyncHttp:
+class AsyncHttp(Wire[httpx.AsyncClient]):
     """An ``httpx.AsyncClient`` bound to one server and key, running specs."""
-
-    def __init__(
-        self,
-        url: str,
-        api_key: str | None,
-        *,
-        timeout: float | None,
-        transport: httpx.AsyncBaseTransport | None,
-    ) -> None:
-        self.url = url
-        self.timeout = timeout
-        self.client = httpx.AsyncClient(
-            base_url=url, headers=headers(api_key), timeout=timeout, transport=transport
-        )
 
     async def run(self, flow: Flow[R]) -> R:
         """Run ``flow`` to its end: its value, or the error it let through."""

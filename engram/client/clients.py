@@ -14,7 +14,7 @@ import httpx
 
 from . import core, memory, state
 from .async_http import AsyncHttp
-from .http import base_url
+from .http import base_url, options
 from .methods import Awaited, Blocking, call, paged, streamed
 from .sync_http import Http
 
@@ -108,7 +108,8 @@ class Client(_ClientMethods, Blocking):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = base_url(url)
-        super().__init__(Http(self.url, api_key, timeout=timeout, transport=transport))
+        client = httpx.Client(**options(self.url, api_key, timeout, transport))
+        super().__init__(Http(client))
         self.memory = MemoryClient(self._http)
         """Conversations and long-term memories (the methods of ``Engram.memory``)."""
         self.state = StateClient(self._http)
@@ -147,7 +148,8 @@ class AsyncClient(_ClientMethods, Awaited):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = base_url(url)
-        super().__init__(AsyncHttp(self.url, api_key, timeout=timeout, transport=transport))
+        client = httpx.AsyncClient(**options(self.url, api_key, timeout, transport))
+        super().__init__(AsyncHttp(client))
         self.memory = AsyncMemoryClient(self._http)
         """Conversations and long-term memories (the methods of ``Engram.memory``)."""
         self.state = AsyncStateClient(self._http)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -32,6 +32,19 @@ from ..errors import (
     Unauthorized,
     VersionConflict,
 )
+
+C = TypeVar("C", httpx.Client, httpx.AsyncClient)
+
+
+class Wire(Generic[C]):
+    """What the two runners (:mod:`.sync_http`, :mod:`.async_http`) share: their ``httpx``
+    client, and the server's URL and the timeout that messages name."""
+
+    def __init__(self, client: C) -> None:
+        self.client: C = client
+        self.url = str(client.base_url).rstrip("/")
+        self.timeout = client.timeout.read  # the timeout=30 it was given
+
 
 # The class raised for an error whose code this client does not know (a newer server, or a
 # proxy in front of it), by HTTP status.
@@ -220,12 +233,13 @@ def base_url(url: str) -> str:
 _URL_HINT = "pass the server's base URL, e.g. engram.Client('http://127.0.0.1:8000')"
 
 
-def headers(api_key: str | None) -> dict[str, str]:
-    """The headers of every request: who is calling, with which key."""
-    sent = {"User-Agent": f"engram-client/{_version()}", "Accept": "application/json"}
+def options(url: str, api_key: str | None, timeout: float | None, transport: Any) -> dict[str, Any]:
+    """The arguments of the ``httpx`` client (sync or async) of a client of ``url``: the
+    headers of every request say who is calling, with which key."""
+    headers = {"User-Agent": f"engram-client/{_version()}", "Accept": "application/json"}
     if api_key:
-        sent["Authorization"] = f"Bearer {api_key}"
-    return sent
+        headers["Authorization"] = f"Bearer {api_key}"
+    return {"base_url": url, "headers": headers, "timeout": timeout, "transport": transport}
 
 
 def _decode(text: str) -> Any:
