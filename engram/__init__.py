@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from .lazy import exports as _exports
 
 if _TYPE_CHECKING:
-    from .client import Client
+    from .client import AsyncClient, Client
     from .config import Settings
     from .engine import Engram, open
     from .errors import (
@@ -34,6 +34,7 @@ if _TYPE_CHECKING:
     from .types import Collection, DocumentInfo, IngestReport, SearchResult
 
 __all__ = [
+    "AsyncClient",
     "Client",
     "Collection",
     "CollectionNotFound",
@@ -62,7 +63,8 @@ __all__ = [
 # so `engram --help`, whose package this is) loads neither pydantic nor numpy nor the engine,
 # which cost ~0.3 s before any work. `from engram import Engram` works as before.
 _SOURCES = {
-    "Client": ".client",  # httpx (~70 ms): only programs that use the HTTP client pay for it
+    # httpx (~70 ms): only programs that use the HTTP client pay for it
+    **dict.fromkeys(["AsyncClient", "Client"], ".client"),
     "Settings": ".config",
     "Engram": ".engine",
     "open": ".engine",

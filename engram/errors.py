@@ -17,9 +17,11 @@ Python client all speak the same language::
     │   ├── DocumentNotFound (404, "document_not_found")
     │   ├── ConversationNotFound (404, "conversation_not_found")
     │   ├── MemoryNotFound (404, "memory_not_found")
-    │   └── JobNotFound (404, "job_not_found")
+    │   ├── JobNotFound (404, "job_not_found")
+    │   └── StateNotFound (404, "state_not_found")      no agent state under that key
     ├── Conflict (409, "conflict")
     │   └── ModelMismatch (409, "model_mismatch")      embedder differs from the collection's
+    ├── VersionConflict (412, "version_conflict")      a compare-and-set lost
     ├── LoaderError (422, "loader_error")              a file could not be read or parsed
     ├── ModelUnavailable (503, "model_unavailable")    a local model cannot be found or loaded
     ├── ServerUnavailable (503, "server_unavailable")  the HTTP client cannot reach the server
@@ -149,6 +151,12 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class StateNotFound(NotFound):
+    """No agent state under that namespace and key (for this tenant), or it expired."""
+
+    code = "state_not_found"
+
+
 class Conflict(EngramError):
     """The request conflicts with the current state."""
 
@@ -225,8 +233,10 @@ _ALL: list[type[EngramError]] = [
     ConversationNotFound,
     MemoryNotFound,
     JobNotFound,
+    StateNotFound,
     Conflict,
     ModelMismatch,
+    VersionConflict,
     LoaderError,
     ModelUnavailable,
     ServerUnavailable,

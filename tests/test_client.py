@@ -1,17 +1,21 @@
-"""engram.Client against a real server over a real socket, and its error mapping."""
+"""engram.Client and engram.AsyncClient against a real server over a real socket, and their
+error mapping: one contract, each scenario run on both clients (the async one driven through
+tests/blocking.py; what only asyncio can show is in tests/test_async_client.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from blocking import Blocking
 from live import free_port, serve_app
 
 import engram
@@ -32,9 +36,12 @@ from engram.errors import (
     QueryTooLong,
     RateLimited,
     ServerUnavailable,
+    StateNotFound,
     Unauthorized,
+    VersionConflict,
 )
 from engram.server import create_app
+from engram.state import StateItem
 from engram.types import Collection, DocumentInfo, IngestReport, SearchResult
 
 DOCS = [
@@ -69,9 +76,26 @@ def live_server(server_settings: Settings, keys: dict[str, str]) -> Iterator[str
         yield url
 
 
+Connect = Callable[..., engram.Client]
+
+
+@pytest.fixture(params=["sync", "async"])
+def connect(request: pytest.FixtureRequest) -> Iterator[Connect]:
+    """``engram.Client``, or ``engram.AsyncClient`` behind the same blocking methods."""
+    if request.param == "sync":
+        yield engram.Client
+        return
+    loop = asyncio.new_event_loop()
+    try:
+        yield lambda *args, **kwargs: Blocking(engram.AsyncClient(*args, **kwargs), loop)  # type: ignore[return-value]
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
 @pytest.fixture
-def client(live_server: str, keys: dict[str, str]) -> Iterator[engram.Client]:
-    with engram.Client(live_server, api_key=keys["admin"]) as c:
+def client(live_server: str, keys: dict[str, str], connect: Connect) -> Iterator[engram.Client]:
+    with connect(live_server, api_key=keys["admin"]) as c:
         yield c
 
 
@@ -226,13 +250,13 @@ def test_errors_are_the_library_classes(client: engram.Client, library: engram.E
     assert bad.details["errors"][0]["loc"] == ["body", "k"]
 
 
-def test_auth_errors(live_server: str, keys: dict[str, str]) -> None:
-    with engram.Client(live_server, api_key="egk_bogus_key") as bad:
+def test_auth_errors(live_server: str, keys: dict[str, str], connect: Connect) -> None:
+    with connect(live_server, api_key="egk_bogus_key") as bad:
         error = _raised(bad.collections)
         assert type(error) is Unauthorized
-    with engram.Client(live_server) as anonymous:
+    with connect(live_server) as anonymous:
         assert "needs a key" in _raised(anonymous.collections).message
-    with engram.Client(live_server, api_key=keys["read"]) as reader:
+    with connect(live_server, api_key=keys["read"]) as reader:
         assert reader.collections() == []
         error = _raised(lambda: reader.add(DOCS, collection="kb"))
         assert type(error) is Forbidden and error.hint == "use a key created with --scope write"
@@ -278,6 +302,40 @@ def test_memory_and_conversation_round_trip(client: engram.Client) -> None:
     assert erased.memories == 2 and mem.list("alice") == []
 
 
+def test_state_round_trip(client: engram.Client, library: engram.Engram) -> None:
+    state, plan = client.state, ("user", "42", "planner")
+    first = state.put(plan, "plan", {"step": 1, "goal": "trip"})
+    assert isinstance(first, StateItem) and (first.namespace, first.version) == (plan, 1)
+    assert state.get("user/42/planner", "plan") == first  # a namespace as a path, as db.state
+    second = state.put(plan, "plan", {"step": 2}, if_version=1)
+    assert second.version == 2 and second.created_at == first.created_at
+    stale = _raised(lambda: state.put(plan, "plan", {"step": 3}, if_version=1))
+    assert type(stale) is VersionConflict and stale.details == {"version": 2}
+    assert type(_raised(lambda: state.put(plan, "plan", {}, if_version=0))) is VersionConflict
+
+    notes = ("user", "42", "notes")
+    note = state.put(notes, "n1", {"text": "likes green tea", "open": True}, index=["text"], ttl=60)
+    assert note.expires_at is not None
+    assert state.put(("user", "7"), "nothing", None).value is None  # JSON null is a value
+    assert [i.key for i in state.items("user/42")] == ["n1", "plan"]  # by namespace, then key
+    assert [i.key for i in state.items(filter={"open": True})] == ["n1"]
+    (hit,) = state.search(("user", "42"), query="green tea")
+    assert hit.key == "n1" and hit.score is not None and hit.score > 0
+    assert state.search(limit=1, offset=1)[0].key == "plan"
+    assert state.namespaces(max_depth=2) == [("user", "42"), ("user", "7")]
+    assert state.namespaces("user/42") == [notes, plan]
+
+    assert type(_raised(lambda: state.delete(plan, "plan", if_version=1))) is VersionConflict
+    state.delete(plan, "plan", if_version=2)
+    missing = _raised(lambda: state.get(plan, "plan"))
+    expected = _raised(lambda: library.state.get(plan, "plan", tenant="acme"))
+    assert type(missing) is StateNotFound and missing.message == expected.message
+    assert type(_raised(lambda: state.delete(plan, "plan"))) is StateNotFound
+    # Names are checked before anything is sent, with db.state's message.
+    bad = _raised(lambda: state.put(("user", "a/b"), "k", 1))
+    assert type(bad) is InvalidInput and "'a/b'" in bad.message
+
+
 def test_chat_whole_and_streamed(client: engram.Client) -> None:
     client.add(DOCS, collection="kb")
     answer = client.chat("How many vacation days?", collection="kb")
@@ -316,10 +374,10 @@ def test_chat_whole_and_streamed(client: engram.Client) -> None:
 
 
 # -- network failures and the mapping --------------------------------------------------------
-def test_server_down_is_server_unavailable_quickly() -> None:
+def test_server_down_is_server_unavailable_quickly(connect: Connect) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
-    with engram.Client(url, timeout=5) as client:
+    with connect(url, timeout=5) as client:
         with pytest.raises(ServerUnavailable) as info:
             client.collections()
         with pytest.raises(ServerUnavailable):
@@ -330,10 +388,8 @@ def test_server_down_is_server_unavailable_quickly() -> None:
     assert info.value.status == 503 and info.value.code == "server_unavailable"
 
 
-def _mock(handler: Any, api_key: str | None = None) -> engram.Client:
-    return engram.Client(
-        "http://engram.test", api_key=api_key, transport=httpx.MockTransport(handler)
-    )
+def _mock(connect: Connect, handler: Any, api_key: str | None = None) -> engram.Client:
+    return connect("http://engram.test", api_key=api_key, transport=httpx.MockTransport(handler))
 
 
 def _error_class_cases() -> list[type[EngramError]]:
@@ -341,9 +397,9 @@ def _error_class_cases() -> list[type[EngramError]]:
 
 
 @pytest.mark.parametrize("cls", _error_class_cases(), ids=lambda c: c.__name__)
-def test_every_error_class_comes_back_as_itself(cls: type[EngramError]) -> None:
+def test_every_error_class_comes_back_as_itself(cls: type[EngramError], connect: Connect) -> None:
     sent = cls("it went wrong", hint="do this instead", name="x")
-    client = _mock(lambda request: httpx.Response(sent.status, json=sent.to_dict()))
+    client = _mock(connect, lambda request: httpx.Response(sent.status, json=sent.to_dict()))
     with client, pytest.raises(cls) as info:
         client.collections()
     got = info.value
@@ -356,15 +412,17 @@ def test_every_error_class_comes_back_as_itself(cls: type[EngramError]) -> None:
     assert got.to_dict() == sent.to_dict() and got.status == sent.status
 
 
-def test_rate_limited_keeps_retry_after() -> None:
+def test_rate_limited_keeps_retry_after(connect: Connect) -> None:
     sent = RateLimited("slow down", retry_after=7)
-    client = _mock(lambda r: httpx.Response(429, json=sent.to_dict(), headers={"Retry-After": "7"}))
+    client = _mock(
+        connect, lambda r: httpx.Response(429, json=sent.to_dict(), headers={"Retry-After": "7"})
+    )
     with client, pytest.raises(RateLimited) as info:
         client.collections()
     assert info.value.retry_after == 7 and info.value.to_dict() == sent.to_dict()
 
 
-def test_unknown_codes_and_foreign_bodies_fall_back_by_status() -> None:
+def test_unknown_codes_and_foreign_bodies_fall_back_by_status(connect: Connect) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/newer"):
             return httpx.Response(404, json={"error": {"code": "gadget_not_found", "message": "m"}})
@@ -374,7 +432,7 @@ def test_unknown_codes_and_foreign_bodies_fall_back_by_status() -> None:
             raise httpx.ReadTimeout("timed out", request=request)
         return httpx.Response(429, json={"error": {"code": "rate_limited", "message": "m"}})
 
-    with _mock(handler) as client:
+    with _mock(connect, handler) as client:
         newer = _raised(lambda: client.collection("newer"))
         assert type(newer) is NotFound and newer.code == "gadget_not_found"
         proxy = _raised(lambda: client.collection("proxy"))
@@ -387,14 +445,14 @@ def test_unknown_codes_and_foreign_bodies_fall_back_by_status() -> None:
         assert isinstance(limited, RateLimited) and limited.retry_after == 1
 
 
-def test_requests_carry_the_key_and_encode_paths() -> None:
+def test_requests_carry_the_key_and_encode_paths(connect: Connect) -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(204)
 
-    with _mock(handler, api_key="egk_abc") as client:
+    with _mock(connect, handler, api_key="egk_abc") as client:
         client.delete_collection("a b/c")
         client.delete(["guides/set up.md", "../x"], collection="kb")
     assert all(r.headers["authorization"] == "Bearer egk_abc" for r in seen)
@@ -403,7 +461,7 @@ def test_requests_carry_the_key_and_encode_paths() -> None:
         "/v1/collections/kb/documents/guides/set%20up.md",
         "/v1/collections/kb/documents/%2E%2E/x",
     ]
-    with _mock(handler) as anonymous:
+    with _mock(connect, handler) as anonymous:
         anonymous.delete_collection("kb")
     assert "authorization" not in seen[-1].headers
     assert path("memories", "a/b", "history") == "/v1/memories/a%2Fb/history"
@@ -416,22 +474,25 @@ def test_parse_sse() -> None:
                                       ("done", {})]  # fmt: skip
 
 
-def test_bad_url_is_a_config_error() -> None:
+def test_bad_url_is_a_config_error(connect: Connect) -> None:
     for url in ("localhost:8000", "ftp://host", "http://"):
         with pytest.raises(ConfigError, match="invalid server URL"):
-            engram.Client(url)
+            connect(url)
 
 
 def test_import_engram_does_not_import_httpx() -> None:
-    code = "import sys, engram; assert 'httpx' not in sys.modules; engram.Client; print('ok')"
+    code = (
+        "import sys, engram; assert 'httpx' not in sys.modules; engram.Client; engram.AsyncClient;"
+        " print('ok')"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
-def test_search_response_is_the_library_type() -> None:
+def test_search_response_is_the_library_type(connect: Connect) -> None:
     body = {"data": [], "count": 0, "next_cursor": None, "mode": "keyword", "timings_ms": {},
             "expansions": {}}  # fmt: skip
-    with _mock(lambda r: httpx.Response(200, json=body)) as client:
+    with _mock(connect, lambda r: httpx.Response(200, json=body)) as client:
         found = client.search("anything", mode="keyword")
     assert isinstance(found, engram.SearchResponse)
     assert (found.results, found.next_cursor, found.next_offset) == ([], None, None)

@@ -1,9 +1,11 @@
-"""The wire layer of the client: requests, the error boundary, server-sent events.
+"""The wire layer of both clients, sync and async: what does no I/O of its own.
 
 Two translations happen here and nowhere else: an ``httpx`` network error becomes
 :class:`~engram.errors.ServerUnavailable` (:func:`translate`), and an error response of the
 server becomes the library's own exception class, found by its ``code``
-(:func:`error_from_body`).
+(:func:`error_from_body`). Also here: URL paths, the client's headers, the reading of a
+response body (:func:`body_of`) and of server-sent events (:class:`SSEDecoder`); the
+``httpx`` calls themselves are in :mod:`.sync_http` and :mod:`.async_http`.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from ..errors import (
     ERRORS_BY_CODE,
+    ConfigError,
     Conflict,
     EngramError,
     Forbidden,
@@ -27,9 +30,21 @@ from ..errors import (
     RateLimited,
     ServerUnavailable,
     Unauthorized,
+    VersionConflict,
 )
 
-PAGE = 1000  # the server's longest list page
+C = TypeVar("C", httpx.Client, httpx.AsyncClient)
+
+
+class Wire(Generic[C]):
+    """What the two runners (:mod:`.sync_http`, :mod:`.async_http`) share: their ``httpx``
+    client, and the server's URL and the timeout that messages name."""
+
+    def __init__(self, client: C) -> None:
+        self.client: C = client
+        self.url = str(client.base_url).rstrip("/")
+        self.timeout = client.timeout.read  # the timeout=30 it was given
+
 
 # The class raised for an error whose code this client does not know (a newer server, or a
 # proxy in front of it), by HTTP status.
@@ -39,6 +54,7 @@ _BY_STATUS: dict[int, type[EngramError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    412: VersionConflict,
     413: InvalidInput,
     415: InvalidInput,
     422: InvalidInput,
@@ -113,7 +129,7 @@ def translate(url: str, timeout: float | None) -> Iterator[None]:
     except httpx.TimeoutException as exc:
         raise ServerUnavailable(
             f"the engram server at {url} did not answer within {timeout} s",
-            hint="it may be overloaded; retry, or pass a larger timeout= to engram.Client",
+            hint="it may be overloaded; retry, or pass a larger timeout= to the client",
             url=url,
         ) from exc
     except httpx.ConnectError as exc:
@@ -145,137 +161,85 @@ def _segment(text: str) -> str:
     return {".": "%2E", "..": "%2E%2E"}.get(text) or quote(text, safe="")
 
 
-class Http:
-    """An ``httpx.Client`` bound to one server and key, speaking the engram error shape."""
+class SSEDecoder:
+    """Server-sent events from the lines of a ``text/event-stream`` body, fed one at a time
+    (sync and async readers feed it alike): :meth:`feed` returns the event a line completes."""
 
-    def __init__(
-        self,
-        url: str,
-        api_key: str | None,
-        *,
-        timeout: float | None,
-        transport: httpx.BaseTransport | None,
-    ) -> None:
-        self.url = url
-        self.timeout = timeout
-        headers = {"User-Agent": f"engram-client/{_version()}", "Accept": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self.client = httpx.Client(
-            base_url=url, headers=headers, timeout=timeout, transport=transport
-        )
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
 
-    def call(self, method: str, url: str, **kwargs: Any) -> Any:
-        """Send a request; the decoded JSON body (None for an empty one), or raise."""
-        with translate(self.url, self.timeout):
-            response = self.client.request(method, url, **kwargs)
-        if not response.is_success:
-            raise error_from_response(response)
-        if not response.content:
+    def feed(self, line: str) -> tuple[str, Any] | None:
+        """Read one line; the ``(event, data)`` it completes (a blank line), else None."""
+        if not line:
+            return self.end()
+        if line.startswith(":"):  # a comment (keep-alive)
             return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise EngramError(
-                f"{method} {url} answered {response.status_code} with a body that is not JSON",
-                hint="is the URL that of an engram server (not a proxy's page)?",
-            ) from exc
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None
 
-    def pages(
-        self, url: str, params: Mapping[str, Any], limit: int | None, *, page_size: int = PAGE
-    ) -> Iterator[Any]:
-        """The items of a ``{data, next_cursor}`` list, fetched lazily a page at a time,
-        following cursors, up to ``limit`` items (None: all of them)."""
-        query = {k: v for k, v in params.items() if v is not None}
-        cursor: str | None = None
-        left = limit
-        while left is None or left > 0:
-            size = page_size if left is None else min(left, page_size)
-            page = {**query, "limit": size, **({"cursor": cursor} if cursor else {})}
-            body = self.call("GET", url, params=page)
-            yield from body["data"]
-            if left is not None:
-                left -= len(body["data"])
-            cursor = body.get("next_cursor")
-            if not cursor:
-                return
-
-    def open_stream(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Send a request and return the response with its body unread; raise for an error
-        status. The caller closes the response."""
-        request = self.client.build_request(method, url, **kwargs)
-        with translate(self.url, self.timeout):
-            response = self.client.send(request, stream=True)
-        if not response.is_success:
-            try:
-                with translate(self.url, self.timeout):
-                    response.read()
-            finally:
-                response.close()
-            raise error_from_response(response)
-        return response
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self.client.close()
-
-
-class EventStream:
-    """The events of a streamed response, as ``(event, data)`` tuples; ``data`` is decoded JSON
-    (the raw text when it is not JSON). The connection closes at the last event, or on
-    :meth:`close` (or when leaving a ``with`` block) when you stop early."""
-
-    def __init__(self, response: httpx.Response, http: Http) -> None:
-        self._response = response
-        self._http = http
-        self._events = parse_sse(response.iter_lines())
-
-    def __iter__(self) -> EventStream:
-        return self
-
-    def __next__(self) -> tuple[str, Any]:
-        try:
-            with translate(self._http.url, self._http.timeout):
-                item = next(self._events, None)
-        except BaseException:
-            self.close()
-            raise
-        if item is None:
-            self.close()
-            raise StopIteration
-        return item
-
-    def close(self) -> None:
-        """Stop reading and close the connection."""
-        self._response.close()
-
-    def __enter__(self) -> EventStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def end(self) -> tuple[str, Any] | None:
+        """The pending event, if any: at a blank line, or at the end of the body (a last event
+        without its blank line: the server closed early, keep it)."""
+        event, data = self._event, self._data
+        self._event, self._data = "", []
+        return (event or "message", _decode("\n".join(data))) if data else None
 
 
 def parse_sse(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
     """Server-sent events from the lines of a ``text/event-stream`` body."""
-    event = ""
-    data: list[str] = []
+    decoder = SSEDecoder()
     for line in lines:
-        if not line:
-            if data:
-                yield event or "message", _decode("\n".join(data))
-            event, data = "", []
-            continue
-        if line.startswith(":"):  # a comment (keep-alive)
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-    if data:  # a last event without its blank line: the server closed early, keep it
-        yield event or "message", _decode("\n".join(data))
+        if (event := decoder.feed(line)) is not None:
+            yield event
+    if (event := decoder.end()) is not None:
+        yield event
+
+
+def body_of(response: httpx.Response) -> Any:
+    """The decoded JSON body of a read ``response`` (None for an empty one); raise the
+    library's exception for an error status."""
+    if not response.is_success:
+        raise error_from_response(response)
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError as exc:
+        request = response.request
+        raise EngramError(
+            f"{request.method} {request.url} answered {response.status_code} with a body that "
+            "is not JSON",
+            hint="is the URL that of an engram server (not a proxy's page)?",
+        ) from exc
+
+
+def base_url(url: str) -> str:
+    """``url`` checked as a server's base URL, without its trailing ``/``."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"invalid server URL {url!r}: {exc}", hint=_URL_HINT) from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"invalid server URL {url!r}", hint=_URL_HINT)
+    return url.rstrip("/")
+
+
+_URL_HINT = "pass the server's base URL, e.g. engram.Client('http://127.0.0.1:8000')"
+
+
+def options(url: str, api_key: str | None, timeout: float | None, transport: Any) -> dict[str, Any]:
+    """The arguments of the ``httpx`` client (sync or async) of a client of ``url``: the
+    headers of every request say who is calling, with which key."""
+    headers = {"User-Agent": f"engram-client/{_version()}", "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return {"base_url": url, "headers": headers, "timeout": timeout, "transport": transport}
 
 
 def _decode(text: str) -> Any:

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 from ..lazy import exports
 
 if TYPE_CHECKING:
-    from .service import StateNotFound, StateService
+    from ..errors import StateNotFound
+    from .service import StateService
     from .types import Namespace, StateItem, VersionConflict
 
 __all__ = ["Namespace", "StateItem", "StateNotFound", "StateService", "VersionConflict"]
@@ -14,7 +15,7 @@ __all__ = ["Namespace", "StateItem", "StateNotFound", "StateService", "VersionCo
 # Imported on first use: the store imports the record types (engram.state.types), and must
 # not pull the service in with them (a one-shot search never runs it).
 _SOURCES = {
-    "StateNotFound": ".service",
+    "StateNotFound": "..errors",
     "StateService": ".service",
     "Namespace": ".types",
     "StateItem": ".types",

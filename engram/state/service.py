@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, StateNotFound
 from ..search.filters import matches, normalize_where
 from .types import MAX_VALUE_BYTES, Namespace, StateItem, key_of, namespace_of, path_of
 
@@ -36,10 +36,6 @@ DEFAULT_TENANT = "default"
 # Expired items are invisible at once; their rows are deleted at most this often.
 PURGE_EVERY_SECONDS = 60.0
 MAX_LIMIT = 1000
-
-
-class StateNotFound(NotFound):
-    code = "state_not_found"
 
 
 NamespaceLike = str | Sequence[str]  # ("user", "42") or "user/42"
