@@ -167,6 +167,24 @@ def test_add_search_documents_delete_round_trip(
         client.delete([], collection="kb")
 
 
+def test_search_options_and_embeddings_match_the_library(
+    client: engram.Client, library: engram.Engram
+) -> None:
+    """fusion/alpha/group_by reach the server; embed() gives the library's own vectors."""
+    client.add(DOCS, collection="kb")
+    for options in ({"alpha": 0.0, "fusion": "minmax"}, {"group_by": "document"}, {}):
+        remote = client.search("rotate the API key", collection="kb", **options)
+        local = library.search("rotate the API key", collection="kb", tenant="acme", **options)
+        assert [h.document for h in remote.data] == [h.document for h in local.data], options
+        assert [h.more_chunks for h in remote.data] == [h.more_chunks for h in local.data]
+        assert remote.data[0].explain["fused"] == local.data[0].explain["fused"]
+    texts = ["reset a password", "VPN"]
+    for kind in ("passage", "query"):
+        vectors = library.embedder().embed_batch(texts, kind=kind)  # type: ignore[arg-type]
+        assert client.embed(texts, kind=kind) == [[float(x) for x in v] for v in vectors]
+    assert client.embed([]) == []
+
+
 def test_add_sends_large_inputs_in_batches(client: engram.Client) -> None:
     docs = [{"id": f"d{i}", "text": f"note number {i} about batches"} for i in range(1005)]
     report = client.add(docs, collection="many")

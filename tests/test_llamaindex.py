@@ -308,9 +308,12 @@ def test_query_modes_and_restrictions(db: engram.Engram) -> None:
 
     with pytest.raises(InvalidInput, match="no 'mmr' query mode"):
         query(query_str="the", mode=VectorStoreQueryMode.MMR)
-    with pytest.raises(InvalidInput, match="fusion weight is the collection's"):
-        query(query_str="the", mode=VectorStoreQueryMode.HYBRID, alpha=0.5)
-    assert query(query_str="garage", mode=VectorStoreQueryMode.TEXT_SEARCH, alpha=0.5)
+    # alpha is engram's vector weight for this query: 0 ranks as BM25 alone
+    keyword = query(query_str="garage", mode=VectorStoreQueryMode.TEXT_SEARCH, alpha=0.5)
+    hybrid = query(query_str="garage", mode=VectorStoreQueryMode.HYBRID, alpha=0.0)
+    assert keyword and hybrid[: len(keyword)] == keyword
+    with pytest.raises(InvalidInput, match="alpha"):
+        query(query_str="the", mode=VectorStoreQueryMode.HYBRID, alpha=1.5)
     with pytest.raises(InvalidInput, match="searches by text"):
         query(query_embedding=[0.1] * 8)
     # an empty store (no collection yet) finds nothing rather than failing

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ERRORS_BY_CODE, DocumentNotFound, EngramError, InvalidInput, LoaderError
 from ..ingest.items import items_from_records
@@ -26,6 +26,7 @@ DEFAULT_COLLECTION = "default"
 # A batch of documents stays under the server's limits: 1,000 documents, 10 MiB of body.
 BATCH_DOCUMENTS = 1000
 BATCH_BYTES = 8 * 1024 * 1024
+EMBED_BATCH = 1000  # texts per POST /v1/embeddings (the server's limit)
 
 
 @dataclass(slots=True)
@@ -230,9 +231,13 @@ def search(
     where: Where | None = None,
     rerank: bool = False,
     highlight: bool = True,
+    fusion: str | None = None,
+    alpha: float | None = None,
+    group_by: Literal["document"] | None = None,
 ) -> Flow[RemoteSearchResponse]:
     """Search a collection; ``response.results`` holds the chunks, best first, and
-    ``response.next_cursor`` (as ``cursor=``) fetches the next page."""
+    ``response.next_cursor`` (as ``cursor=``) fetches the next page. ``fusion``, ``alpha``
+    and ``group_by`` as in :meth:`engram.Engram.search`."""
     body: dict[str, Any] = {
         "query": query,
         "collection": collection,
@@ -242,6 +247,8 @@ def search(
         "rerank": rerank,
         "highlight": highlight,
     }
+    options = {"fusion": fusion, "alpha": alpha, "group_by": group_by}
+    body.update({name: value for name, value in options.items() if value is not None})
     if cursor is not None:
         body["cursor"] = cursor
     if offset:
@@ -256,6 +263,25 @@ def search(
         expansions=dict(found.get("expansions") or {}),
         next_cursor=next_cursor,
     )
+
+
+def embed(
+    texts: Sequence[str], *, kind: Literal["passage", "query"] = "passage"
+) -> Flow[list[list[float]]]:
+    """Vectors of ``texts`` by the server's embedding model, in order (``POST
+    /v1/embeddings``, sent 1,000 texts at a time): ``kind="query"`` embeds as a search
+    query is embedded, ``"passage"`` as a document's chunks are."""
+    out: list[list[float]] = []
+    texts = list(texts)
+    for start in range(0, len(texts), EMBED_BATCH):
+        part = texts[start : start + EMBED_BATCH]
+        body = {"model": "engram", "input": part, "input_type": kind}
+        found = yield Request("POST", path("embeddings"), json=body)
+        rows = sorted(found["data"], key=lambda row: row["index"])
+        if len(rows) != len(part):
+            raise EngramError(f"the server embedded {len(rows)} of {len(part)} texts")
+        out.extend([float(x) for x in row["embedding"]] for row in rows)
+    return out
 
 
 # -- answers -----------------------------------------------------------------------------------

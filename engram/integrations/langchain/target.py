@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from ...client import Client
-from ...client.http import path
 from ...engine import Engram
 from ...errors import CollectionNotFound, InvalidInput
 from ...search.filters import normalize_where
@@ -20,7 +19,6 @@ from ...search.searcher import MAX_K
 from ...types import SearchMode, SearchResult
 
 MODES = ("hybrid", "keyword", "vector")
-EMBED_BATCH = 256  # texts per POST /v1/embeddings (the server takes up to 1,000)
 KEYS_PER_FETCH = 100  # documents fetched by one search (get_by_ids)
 
 
@@ -174,14 +172,4 @@ class Target:
                 list(texts), kind="query" if kind == "query" else "passage"
             )
             return [[float(x) for x in row] for row in vectors]
-        out: list[list[float]] = []
-        for start in range(0, len(texts), EMBED_BATCH):
-            body = {
-                "model": "engram",
-                "input": list(texts[start : start + EMBED_BATCH]),
-                "input_type": kind,
-            }
-            # POST /v1/embeddings: the client has no method of its own for it.
-            found = db._http.call("POST", path("embeddings"), json=body)
-            out.extend(row["embedding"] for row in sorted(found["data"], key=lambda r: r["index"]))
-        return out
+        return db.embed(texts, kind="query" if kind == "query" else "passage")

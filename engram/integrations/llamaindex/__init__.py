@@ -13,8 +13,8 @@ engram collection (through ``engram.open`` or ``engram.Client``), and
   ``EngramEmbedding`` gives an index engram's model, so its vectors are engram's too.
 - ``query``: ``DEFAULT`` → the store's ``default_mode`` (engram's hybrid unless set),
   ``HYBRID`` → hybrid, ``SEMANTIC_HYBRID`` → hybrid reranked by engram's cross-encoder,
-  ``TEXT_SEARCH`` and ``SPARSE`` → keyword (BM25); other modes are refused, and so is
-  ``alpha`` (the fusion weight is the collection's). A node longer than one of engram's chunks
+  ``TEXT_SEARCH`` and ``SPARSE`` → keyword (BM25); other modes are refused; ``alpha`` is
+  the vector leg's weight of that hybrid query (engram's, the same scale). A node longer than one of engram's chunks
   has several: it is scored by its best. A document engram ingested itself
   (``engram ingest``) comes back as one node per chunk, ``"<key>#<chunk id>"``.
 - Filters: :mod:`engram.integrations.llamaindex.filters`; ``node_ids`` and ``doc_ids``

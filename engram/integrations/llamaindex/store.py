@@ -175,7 +175,9 @@ class EngramVectorStore(BasePydanticVectorStore):
         # Empty lists restrict nothing: a VectorStoreIndex over a store that keeps the text
         # passes node_ids=[] (it holds no node ids of its own).
         where = _where(query.node_ids or None, query.doc_ids or None, query.filters)
-        hits = self._search(text, k, mode, where, rerank)
+        # alpha (LlamaIndex: 1 = dense only) is engram's vector weight: the same scale.
+        alpha = query.alpha if mode == "hybrid" else None
+        hits = self._search(text, k, mode, where, rerank, alpha)
         nodes = [_node_of_hit(hit) for hit in hits]
         return VectorStoreQueryResult(
             nodes=nodes, similarities=[hit.score for hit in hits], ids=[n.node_id for n in nodes]
@@ -190,17 +192,16 @@ class EngramVectorStore(BasePydanticVectorStore):
                 " TEXT_SEARCH / SPARSE (BM25)",
             )
         mode, rerank = found
-        if query.alpha is not None and (mode or self.default_mode) == "hybrid":
-            raise InvalidInput(
-                "engram's hybrid fusion weight is the collection's, not a query's: alpha"
-                f" cannot be {query.alpha}",
-                hint="leave alpha unset; set the weight when creating the collection"
-                " (db.create_collection(name, fusion_alpha=...)) or with ENGRAM_FUSION_ALPHA",
-            )
         return mode or self.default_mode, rerank
 
     def _search(
-        self, text: str, k: int, mode: SearchMode, where: Where | None, rerank: bool
+        self,
+        text: str,
+        k: int,
+        mode: SearchMode,
+        where: Where | None,
+        rerank: bool,
+        alpha: float | None = None,
     ) -> list[SearchResult]:
         """The best hit of each of the first ``k`` nodes: engram ranks chunks, and a node
         longer than a chunk has several, so pages are read until ``k`` distinct nodes."""
@@ -209,7 +210,7 @@ class EngramVectorStore(BasePydanticVectorStore):
         offset = 0
         for _ in range(MAX_PAGES):
             page = self._target.search(
-                text, k=size, offset=offset, mode=mode, where=where, rerank=rerank
+                text, k=size, offset=offset, mode=mode, where=where, rerank=rerank, alpha=alpha
             )
             if page is None:  # no collection yet: nothing added
                 break

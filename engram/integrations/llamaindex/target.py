@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...errors import CollectionNotFound, EngramError, InvalidInput
+from ...errors import CollectionNotFound, InvalidInput
 from ...types import DocumentInfo, IngestReport, SearchMode
 
 if TYPE_CHECKING:
@@ -78,8 +78,10 @@ class Target:
         mode: SearchMode,
         where: dict[str, Any] | None,
         rerank: bool,
+        alpha: float | None = None,
     ) -> SearchResponse | None:
-        """A page of results; None when the collection does not exist (yet)."""
+        """A page of results; None when the collection does not exist (yet). ``alpha``: the
+        vector leg's weight in a hybrid search (None: the collection's)."""
         try:
             db = self.library
             if db is not None:
@@ -92,6 +94,7 @@ class Target:
                     where=where,
                     rerank=rerank,
                     highlight=False,
+                    alpha=alpha,
                     tenant=self.tenant,
                 )
             return self._client.search(
@@ -103,6 +106,7 @@ class Target:
                 where=where,
                 rerank=rerank,
                 highlight=False,
+                alpha=alpha,
             )
         except CollectionNotFound:
             return None
@@ -155,19 +159,7 @@ class Target:
                 texts, kind="query" if kind == "query" else "passage"
             )
             return [[float(x) for x in row] for row in vectors]
-        # The client has no method for the OpenAI-compatible route; its transport does the
-        # rest (authentication, error translation).
-        from ...client.http import path
-
-        body = self._client._http.call(
-            "POST",
-            path("embeddings"),
-            json={"model": "engram", "input": texts, "input_type": kind},
-        )
-        rows = sorted(body["data"], key=lambda row: row["index"])
-        if len(rows) != len(texts):
-            raise EngramError(f"the server embedded {len(rows)} of {len(texts)} texts")
-        return [[float(x) for x in row["embedding"]] for row in rows]
+        return self._client.embed(texts, kind="query" if kind == "query" else "passage")
 
     def model_name(self) -> str:
         """The embedding model's name as configured (the library), or "engram" (a client:
