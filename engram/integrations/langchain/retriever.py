@@ -56,7 +56,7 @@ class EngramRetriever(BaseRetriever):
         rerank: bool | None = None,
     ) -> list[Document]:
         target = Target(self.db, self.collection, self.tenant)
-        hits, _ = target.search(
+        hits, _ = target.page(
             query,
             k=self.k if k is None else k,
             mode=mode or self.mode,

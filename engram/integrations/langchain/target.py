@@ -1,60 +1,28 @@
-"""One collection of an engram library database or of an engram server, as the LangChain
-adapters use it: add, search, fetch by id, delete, embed. The one place that knows the two
-differ (the library's calls take a tenant; a client's tenant is its API key's; only the
-library searches by vector)."""
+"""The LangChain adapters' view of one engram collection: the shared
+:class:`engram.integrations.target.Target` plus what LangChain needs beyond it — pages with a
+"more" flag, search by vector (the library only) and every chunk of given documents."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ...client import Client
 from ...engine import Engram
 from ...errors import CollectionNotFound, InvalidInput
 from ...search.filters import normalize_where
 from ...search.searcher import MAX_K
 from ...types import SearchMode, SearchResult
+from .. import target
 
-MODES = ("hybrid", "keyword", "vector")
 KEYS_PER_FETCH = 100  # documents fetched by one search (get_by_ids)
 
 
-class Target:
+class Target(target.Target):
     """A collection of ``db`` (an :class:`~engram.Engram` or an :class:`~engram.Client`)."""
 
-    def __init__(self, db: Engram | Client, collection: str, tenant: str | None) -> None:
-        if not isinstance(db, Engram | Client):
-            raise TypeError(
-                f"engram's LangChain adapters take engram.open(...) or engram.Client(...),"
-                f" not {type(db).__name__}"
-            )
-        if isinstance(db, Client) and tenant is not None:
-            raise InvalidInput(
-                "a Client's tenant is its API key's", hint="leave tenant out, or use another key"
-            )
-        self.db = db
-        self.collection = collection
-        # The library's collection-scoped calls take the tenant; the client's do not.
-        self._scope: dict[str, Any] = (
-            {} if isinstance(db, Client) else {"tenant": tenant or "default"}
-        )
-
-    @property
-    def is_library(self) -> bool:
-        return isinstance(self.db, Engram)
-
-    def add(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Add or replace documents given as ``{"id", "text", "metadata"}``; raises
-        InvalidInput naming the ones engram could not take."""
-        report = self.db.add(records, collection=self.collection, **self._scope)
-        if report.failed:
-            reasons = "; ".join(f"{source}: {reason}" for source, reason in report.errors[:5])
-            raise InvalidInput(f"engram could not add {report.failed} of the texts: {reasons}")
-
-    def search(
+    def page(
         self,
         query: str,
         *,
@@ -66,23 +34,8 @@ class Target:
     ) -> tuple[list[SearchResult], bool]:
         """A page of hits, best first, and whether there are more; a collection that does
         not exist yet holds nothing."""
-        if mode not in MODES:
-            raise InvalidInput(
-                f"unknown search mode {mode!r}", hint="use hybrid, keyword or vector"
-            )
-        try:
-            found = self.db.search(
-                query,
-                collection=self.collection,
-                k=k,
-                offset=offset,
-                mode=mode,
-                where=where,
-                rerank=rerank,
-                highlight=False,
-                **self._scope,
-            )
-        except CollectionNotFound:
+        found = self.search(query, k=k, mode=mode, where=where, rerank=rerank, offset=offset)
+        if found is None:
             return [], False
         more = found.next_offset is not None or getattr(found, "next_cursor", None) is not None
         return found.results, more
@@ -102,7 +55,7 @@ class Target:
             raise InvalidInput(f"k must be between 1 and {MAX_K}, not {k}")
         normalize_where(where)  # raises InvalidInput, as a search by text would
         try:
-            collection = db.collection(self.collection, **self._scope)
+            collection = db.collection(self.collection, **self.scope)
         except CollectionNotFound:
             return []
         query = np.asarray(vector, dtype=np.float32)
@@ -144,32 +97,9 @@ class Target:
             where = {"$keys": list(keys[start : start + KEYS_PER_FETCH])}
             offset, more = 0, True
             while more:
-                page, more = self.search(
+                page, more = self.page(
                     "*", k=MAX_K, mode="vector", where=where, rerank=False, offset=offset
                 )
                 chunks.extend(page)
                 offset += MAX_K
         return chunks
-
-    def delete(self, keys: Sequence[str]) -> None:
-        """Delete documents by key; missing ones (or collection) are not an error."""
-        with contextlib.suppress(CollectionNotFound):
-            self.db.delete(list(keys), collection=self.collection, **self._scope)
-
-    def drop(self) -> None:
-        """Delete the collection and everything in it (missing: not an error)."""
-        with contextlib.suppress(CollectionNotFound):
-            self.db.delete_collection(self.collection, **self._scope)
-
-    def embed(self, texts: Sequence[str], *, kind: str) -> list[list[float]]:
-        """``texts`` embedded with engram's model as engram embeds passages (``kind=
-        "passage"``) or search queries (``"query"``)."""
-        if not texts:
-            return []
-        db = self.db
-        if isinstance(db, Engram):
-            vectors = db.embedder().embed_batch(
-                list(texts), kind="query" if kind == "query" else "passage"
-            )
-            return [[float(x) for x in row] for row in vectors]
-        return db.embed(texts, kind="query" if kind == "query" else "passage")

@@ -93,8 +93,10 @@ class EngramVectorStore(VectorStore):
             )
         keys = [i if i else uuid.uuid4().hex for i in given]
         self._target.add(
-            {"id": key, "text": text, "metadata": dict(meta or {})}
-            for key, text, meta in zip(keys, texts, metas)
+            [
+                {"id": key, "text": text, "metadata": dict(meta or {})}
+                for key, text, meta in zip(keys, texts, metas)
+            ]
         )
         return keys
 
@@ -123,7 +125,7 @@ class EngramVectorStore(VectorStore):
 
     # -- searching -----------------------------------------------------------------------------
     def _hits(self, query: str, k: int, options: dict[str, Any]) -> list[SearchResult]:
-        hits, _ = self._target.search(
+        hits, _ = self._target.page(
             query,
             k=k,
             mode=options.get("mode", self.mode),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 
-from .target import Target
+from ..target import Target
 
 if TYPE_CHECKING:
     from ...client import Client
@@ -31,7 +31,7 @@ class EngramEmbedding(BaseEmbedding):
     _target: Target = PrivateAttr()
 
     def __init__(self, engram: Engram | Client, **kwargs: Any) -> None:
-        target = Target(engram, "default", "default")  # embedding needs no collection
+        target = Target(engram, "default")  # embedding needs no collection
         kwargs.setdefault("model_name", target.model_name())
         super().__init__(**kwargs)
         self._target = target

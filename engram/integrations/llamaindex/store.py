@@ -21,8 +21,8 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from ...errors import InvalidInput, ModelMismatch
 from ...types import SearchMode, SearchResult
+from ..target import Target
 from .filters import Where, all_of, to_where
-from .target import Target
 
 if TYPE_CHECKING:
     from ...client import Client
@@ -62,7 +62,7 @@ class EngramVectorStore(BasePydanticVectorStore):
     is_embedding_query: bool = False
     collection: str = "default"
     default_mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
-    tenant: str = "default"
+    tenant: str | None = None
 
     _target: Target = PrivateAttr()
     _dimension: int | None = PrivateAttr(default=None)
@@ -73,7 +73,7 @@ class EngramVectorStore(BasePydanticVectorStore):
         *,
         collection: str = "default",
         default_mode: Literal["hybrid", "vector", "keyword"] = "hybrid",
-        tenant: str = "default",
+        tenant: str | None = None,
         **kwargs: Any,
     ) -> None:
         # The fields by name: mypy knows only the base class's (pydantic's __init__).
@@ -92,7 +92,7 @@ class EngramVectorStore(BasePydanticVectorStore):
     @property
     def client(self) -> Any:
         """The engram database or client the store works through."""
-        return self._target.engram
+        return self._target.db
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
