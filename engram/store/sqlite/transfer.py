@@ -256,7 +256,8 @@ class SQLiteTransferMixin:
                     ),
                 ).lastrowid
                 conn.executemany(
-                    "INSERT INTO document_versions VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO document_versions (document_id, version, content_hash,"
+                    " chunk_count, created_at) VALUES (?, ?, ?, ?, ?)",
                     [
                         (doc_id, v.version, v.content_hash, v.chunk_count, v.created_at)
                         for v in doc.versions
