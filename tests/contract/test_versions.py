@@ -50,9 +50,7 @@ def test_past_versions_are_never_searched(store: Store, coll: Collection) -> Non
     write(store, coll, "d", "lion mane")
     assert store.keyword_search(coll, ["zebra"], k=10) == []
     hits = store.vector_search(coll, EMB.embed_query("zebra stripes"), k=10)
-    assert [r.text for r in store.get_chunks(coll, [i for i, _ in hits]).values()] == [
-        "lion mane"
-    ]
+    assert [r.text for r in store.get_chunks(coll, [i for i, _ in hits]).values()] == ["lion mane"]
     assert keys_of(store, coll, store.keyword_search(coll, ["lion"], k=10)) == ["d"]
 
 

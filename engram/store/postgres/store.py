@@ -47,7 +47,6 @@ from .connection import (
     DECODING,
     SYSTEM,
     PostgresBase,
-    iso,
     one_row,
     require_psycopg,
     translate,

@@ -81,9 +81,7 @@ class PostgresVersionsMixin(PostgresBase):
                 [d.restored_from for d in docs],
             ),
         )
-        rows = [
-            (ids[d.key][0], ids[d.key][1], *row) for d in docs for row in chunk_rows(d.chunks)
-        ]
+        rows = [(ids[d.key][0], ids[d.key][1], *row) for d in docs for row in chunk_rows(d.chunks)]
         if rows:
             columns = list(zip(*rows))
             cur.execute(

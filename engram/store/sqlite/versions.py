@@ -5,7 +5,6 @@ nothing here touches the keyword or vector index."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -15,10 +14,11 @@ from ...errors import DocumentNotFound, InvalidInput
 from ...types import Collection
 from ..records import DocumentVersion, DocumentWrite, StoredVersion
 from ..versions import chunk_rows, dropped_versions, pack_text, unpack_text, version_chunk
+from .session import SQLiteSessions
 from .sql import batches
 
 
-class SQLiteVersionsMixin:
+class SQLiteVersionsMixin(SQLiteSessions):
     """Kept versions in the store's SQLite file."""
 
     # Provided by SQLiteStore.
@@ -26,8 +26,6 @@ class SQLiteVersionsMixin:
     if TYPE_CHECKING:
 
         def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-        def _snapshot(self) -> contextlib.AbstractContextManager[None]: ...
-        def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
         def _drop_orphan_embeddings(self, model_id: str, hashes: Sequence[str]) -> None: ...
 
     def _record_version(self, doc_id: int, version: int, doc: DocumentWrite, now: str) -> list[str]:
