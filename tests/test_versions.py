@@ -3,16 +3,21 @@ through the library, the HTTP API, both clients and the CLI, on both backends.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from blocking import Blocking
+from fastapi.testclient import TestClient
+from live import serve_app
 
 import engram
 from engram.config import Settings
 from engram.errors import DocumentNotFound, InvalidInput
 from engram.providers.embedders.base import Embedder
+from engram.server import create_app
 
 V1 = (
     "Vacation policy. Employees get twenty days of paid vacation each year.\n\n"
@@ -119,8 +124,9 @@ def test_restore_reuses_cached_embeddings(db: engram.Engram, counted: Counting) 
     # Restoring what is already current writes nothing.
     assert db.restore_version("policy", 4).version == 4
     # Ingesting the same text again after a restore is unchanged.
-    report = db.add([{"id": "policy", "text": V1, "title": "Policy",
-                      "metadata": {"year": 2023, "owner": "hr"}}])
+    report = db.add(
+        [{"id": "policy", "text": V1, "title": "Policy", "metadata": {"year": 2023, "owner": "hr"}}]
+    )
     assert report.unchanged == 1
 
 
@@ -158,3 +164,165 @@ def test_tenants_do_not_see_each_others_versions(db: engram.Engram) -> None:
         db.document_version("policy", 2, tenant="b")
     assert db.purge_versions(tenant="b") == 0
     assert len(db.versions("policy")) == 3
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+@pytest.fixture
+def server_settings(tmp_path: Path) -> Settings:
+    return Settings.build(data_dir=tmp_path / "server", embedding_model="hash", chunk_tokens=64)
+
+
+@pytest.fixture
+def keys(server_settings: Settings) -> dict[str, str]:
+    with engram.open(settings=server_settings) as db:
+        return {
+            "a": db.create_key(tenant="a", scopes=["read", "write"])[1],
+            "a_read": db.create_key(tenant="a", scopes=["read"])[1],
+            "b": db.create_key(tenant="b", scopes=["read", "write"])[1],
+        }
+
+
+@pytest.fixture
+def http(server_settings: Settings, keys: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(create_app(server_settings)) as client:
+        yield client
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def put(http: TestClient, key: str, text: str, api_key: str, **metadata: Any) -> None:
+    body = {"id": key, "text": text, "title": "Policy", "metadata": metadata}
+    response = http.post("/v1/collections/kb/documents", json=body, headers=auth(api_key))
+    assert response.status_code in (200, 201), response.text
+
+
+def test_http_read_diff_restore_purge(http: TestClient, keys: dict[str, str]) -> None:
+    a = auth(keys["a"])
+    for i, text in enumerate((V1, V2, V3)):
+        put(http, "hr/policy.md", text, keys["a"], year=2023 + i)
+    base = "/v1/collections/kb/documents/hr/policy.md"
+    detail = http.get(base, headers=a).json()
+    assert [(v["version"], v["kept"]) for v in detail["versions"]] == [
+        (1, True),
+        (2, True),
+        (3, True),
+    ]
+    one = http.get(f"{base}/versions/1", headers=a)
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert (body["document"], body["version"], body["current"]) == ("hr/policy.md", 1, False)
+    assert body["text"] == V1 and body["metadata"] == {"year": 2023}
+    first = body["chunks"][0]
+    assert body["text"][first["span"][0] : first["span"][1]] == first["text"]
+    assert http.get(f"{base}/versions/9", headers=a).status_code == 404
+
+    diff = http.get(f"{base}/diff", params={"from": 1, "to": 3}, headers=a).json()
+    assert (diff["from_version"], diff["to_version"]) == (1, 3)
+    assert "-Unused days expire at the end of March.\n" in diff["text"]
+    assert diff["metadata"] == [{"field": "year", "change": "changed", "old": 2023, "new": 2025}]
+    assert http.get(f"{base}/diff", headers=a).json()["from_version"] == 2
+
+    read_only = http.post(f"{base}/versions/1:restore", headers=auth(keys["a_read"]))
+    assert read_only.status_code == 403
+    restored = http.post(f"{base}/versions/1:restore", headers=a)
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["version"] == 4
+    hits = http.post(
+        "/v1/search",
+        json={"query": "unused expire March", "collection": "kb", "mode": "keyword"},
+        headers=a,
+    ).json()["data"]
+    assert [h["version"] for h in hits] == [4]
+
+    purged = http.post("/v1/collections/kb/versions:purge", json={"keep": 2}, headers=a)
+    assert purged.json() == {"deleted": 2}
+    versions = http.get(base, headers=a).json()["versions"]
+    assert [(v["version"], v["restored_from"]) for v in versions] == [(3, None), (4, 1)]
+    bad = http.post("/v1/collections/kb/versions:purge", json={"keep": 0}, headers=a)
+    assert bad.status_code == 422
+
+
+def test_http_other_tenant_cannot_reach_versions(http: TestClient, keys: dict[str, str]) -> None:
+    put(http, "doc", V1, keys["a"])
+    put(http, "doc", V2, keys["a"])
+    b = auth(keys["b"])
+    base = "/v1/collections/kb/documents/doc"
+    assert http.get(f"{base}/versions/1", headers=b).json()["error"]["code"] == (
+        "collection_not_found"
+    )
+    assert http.get(f"{base}/diff", headers=b).status_code == 404
+    assert http.post(f"{base}/versions/1:restore", headers=b).status_code == 404
+    purge = http.post("/v1/collections/kb/versions:purge", json={}, headers=b)
+    assert purge.status_code == 404
+    assert len(http.get(base, headers=auth(keys["a"])).json()["versions"]) == 2
+
+
+def test_http_keys_ending_like_version_routes_still_read(
+    http: TestClient, keys: dict[str, str]
+) -> None:
+    a = auth(keys["a"])
+    put(http, "notes/diff", "a note named diff", keys["a"])
+    put(http, "notes/versions/2", "a note named 2", keys["a"])
+    assert http.get("/v1/collections/kb/documents/notes/diff", headers=a).json()["key"] == (
+        "notes/diff"
+    )
+    found = http.get("/v1/collections/kb/documents/notes/versions/2", headers=a).json()
+    assert found["key"] == "notes/versions/2"
+    # ...and their own versions are reached below them.
+    one = http.get("/v1/collections/kb/documents/notes/diff/versions/1", headers=a).json()
+    assert one["text"] == "a note named diff"
+
+
+def test_openapi_names_the_version_operations(http: TestClient) -> None:
+    ops = {
+        op["operationId"]
+        for item in http.get("/openapi.json").json()["paths"].values()
+        for op in item.values()
+    }
+    assert {
+        "getDocumentVersion",
+        "diffDocumentVersions",
+        "restoreDocumentVersion",
+        "purgeVersions",
+    } <= ops
+
+
+# -- clients -------------------------------------------------------------------------------------
+@pytest.fixture(params=["sync", "async"])
+def client(
+    request: pytest.FixtureRequest, server_settings: Settings, keys: dict[str, str]
+) -> Iterator[engram.Client]:
+    with serve_app(create_app(server_settings)) as url:
+        if request.param == "sync":
+            with engram.Client(url, api_key=keys["a"]) as c:
+                yield c
+            return
+        loop = asyncio.new_event_loop()
+        try:
+            remote = engram.AsyncClient(url, api_key=keys["a"])
+            yield Blocking(remote, loop)  # type: ignore[misc]
+            loop.run_until_complete(remote.aclose())
+        finally:
+            loop.close()
+
+
+def test_clients_match_the_library(client: engram.Client) -> None:
+    for i, text in enumerate((V1, V2, V3)):
+        client.add([{"id": "p/1", "text": text, "title": "Policy", "metadata": {"n": i}}],
+                   collection="kb")  # fmt: skip
+    old = client.document_version("p/1", 1, "kb")
+    assert (old.key, old.version, old.current, old.text) == ("p/1", 1, False, V1)
+    assert old.chunks[0].span == (old.chunks[0].start, old.chunks[0].end)
+    assert client.document_version("p/1", collection="kb").text == V3
+    change = client.diff_versions("p/1", 1, 3, "kb")
+    assert change.key == "p/1" and "-Unused days expire at the end of March.\n" in change.text
+    assert [(m.field, m.change, m.old, m.new) for m in change.metadata] == [("n", "changed", 0, 2)]
+    assert change.title is None
+    assert client.restore_version("p/1", 2, "kb").version == 4
+    assert client.document_version("p/1", collection="kb").restored_from == 2
+    assert client.purge_versions("kb", keep=1) == 3
+    assert [v.version for v in client.versions("p/1", "kb")] == [4]
+    with pytest.raises(DocumentNotFound):
+        client.document_version("p/1", 1, "kb")
