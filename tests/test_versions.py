@@ -4,16 +4,19 @@ through the library, the HTTP API, both clients and the CLI, on both backends.""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from blocking import Blocking
+from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from live import serve_app
 
 import engram
+from engram.cli import cli
 from engram.config import Settings
 from engram.errors import DocumentNotFound, InvalidInput
 from engram.providers.embedders.base import Embedder
@@ -326,3 +329,33 @@ def test_clients_match_the_library(client: engram.Client) -> None:
     assert [v.version for v in client.versions("p/1", "kb")] == [4]
     with pytest.raises(DocumentNotFound):
         client.document_version("p/1", 1, "kb")
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+def test_cli_versions(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with engram.open(data, embedding_model="hash", chunk_tokens=64) as db:
+        three_versions(db)
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(cli, ["--data-dir", str(data), "--model", "hash", *args])
+
+    listed = run("versions", "list", "policy")
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[0] for line in listed.output.splitlines()] == ["v1", "v2", "v3"]
+    shown = run("versions", "show", "policy", "--version", "1")
+    assert shown.exit_code == 0 and shown.output == V1 + "\n"
+    as_json = json.loads(run("versions", "show", "policy", "-v", "2", "--json").output)
+    assert (as_json["document"], as_json["version"], as_json["text"]) == ("policy", 2, V2)
+    changed = run("versions", "diff", "policy", "--from", "1", "--to", "3")
+    assert "-Unused days expire at the end of March." in changed.output
+    assert "metadata year: 2023 -> 2025" in changed.output
+    assert 'metadata approver: + "manager"' in changed.output
+    restored = run("versions", "restore", "policy", "1")
+    assert restored.exit_code == 0 and "restored v1 as v4" in restored.output
+    purged = run("versions", "purge", "--keep", "2")
+    assert purged.output == "Dropped 2 version(s).\n"
+    missing = run("versions", "show", "policy", "-v", "1")
+    assert missing.exit_code == 1
+    assert "Error: document 'policy' has no version 1" in missing.output
