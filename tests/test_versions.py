@@ -21,6 +21,7 @@ from engram.config import Settings
 from engram.errors import DocumentNotFound, InvalidInput
 from engram.providers.embedders.base import Embedder
 from engram.server import create_app
+from engram.transfer import export_data, import_data
 
 V1 = (
     "Vacation policy. Employees get twenty days of paid vacation each year.\n\n"
@@ -167,6 +168,24 @@ def test_tenants_do_not_see_each_others_versions(db: engram.Engram) -> None:
         db.document_version("policy", 2, tenant="b")
     assert db.purge_versions(tenant="b") == 0
     assert len(db.versions("policy")) == 3
+
+
+def test_export_and_import_carry_kept_versions(
+    db: engram.Engram, settings: Settings, tmp_path: Path
+) -> None:
+    three_versions(db)
+    db.restore_version("policy", 1)
+    export_data(db.store, tmp_path / "dump")
+    other = settings.model_copy(update={"data_dir": tmp_path / "other", "database_url": None})
+    with engram.open(settings=other) as target:
+        import_data(target.store, tmp_path / "dump")
+        assert target.versions("policy") == db.versions("policy")
+        assert target.document_version("policy", 2) == db.document_version("policy", 2)
+        counter = Counting(target.embedder())
+        target._embedder = counter  # type: ignore[assignment]
+        assert target.restore_version("policy", 2).version == 5
+        assert counter.passages == []  # the past versions' vectors came with the export
+        assert target.document_text("policy") == V2
 
 
 # -- HTTP ----------------------------------------------------------------------------------------

@@ -168,6 +168,8 @@ class DocumentDump:
     updated_at: str
     versions: list[DocumentVersion]
     chunks: list[ChunkWrite]  # of the current version, by ordinal
+    # The content kept of versions (by number): text, title, metadata and chunk spans.
+    kept: dict[int, StoredVersion] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

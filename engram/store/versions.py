@@ -59,6 +59,23 @@ def chunk_rows(chunks: Sequence[ChunkWrite]) -> list[tuple[int, int, int, int | 
     ]
 
 
+def layout_rows(
+    chunks: Sequence[VersionChunk],
+) -> list[tuple[int, int, int, int | None, str, str]]:
+    """:func:`chunk_rows` of a kept version's chunks (an import)."""
+    return [
+        (
+            c.ordinal,
+            c.start,
+            c.end,
+            c.page,
+            json.dumps(list(c.heading_path), ensure_ascii=False),
+            c.text_hash,
+        )
+        for c in chunks
+    ]
+
+
 def version_chunk(row: Sequence[Any]) -> VersionChunk:
     """A :class:`VersionChunk` from (ordinal, start, end, page, heading path, text hash);
     the heading path as JSON text or as a decoded list."""
