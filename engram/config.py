@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(
         32, ge=0, le=1024, description="Tokens shared by consecutive pieces of a long block."
     )
+    keep_versions: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Versions of each document to keep, the current one included: a new "
+        "version drops the oldest beyond this many (their text, and the cached vectors only "
+        "they used). 0 (default) keeps every version. A collection's own keep_versions "
+        "overrides it; `engram versions purge` drops old versions at any time.",
+    )
     embed_batch_size: int = Field(
         1,
         ge=1,

@@ -43,6 +43,7 @@ from .types import (
     SearchMode,
     Skipped,
 )
+from .versions import VersionsMixin
 
 if TYPE_CHECKING:
     # Imported where used: a one-shot search (the CLI) loads neither the ingest pipeline and
@@ -87,8 +88,9 @@ def _public(name: str) -> str:
     return name
 
 
-class Engram:
-    """An engram database: collections of documents, ingested, indexed and searchable."""
+class Engram(VersionsMixin):
+    """An engram database: collections of documents, ingested, indexed and searchable.
+    Documents keep their versions, to read, compare and restore (:mod:`engram.versions`)."""
 
     def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
         self.settings = settings
@@ -146,13 +148,15 @@ class Engram:
         model: str | None = None,
         fusion: str | None = None,
         fusion_alpha: float | None = None,
+        keep_versions: int | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> Collection:
         """Create an empty collection (a first ingest creates one too, with the defaults).
         ``language`` fixes its keyword analysis (en, fr, none; the settings' default unless
         that is "auto", which needs documents to detect from); ``model`` must be the
         configured embedding model (one process embeds with one model); ``fusion`` and
-        ``fusion_alpha`` override the settings' hybrid fusion for this collection.
+        ``fusion_alpha`` override the settings' hybrid fusion for this collection;
+        ``keep_versions`` the settings' number of versions kept per document (0: all).
         Conflict (409) when it exists."""
         if not isinstance(name, str) or not name.strip() or len(name) > 200 or "/" in name:
             raise InvalidInput("a collection name is 1 to 200 characters, without '/'")
@@ -179,6 +183,14 @@ class Engram:
             if not 0.0 <= fusion_alpha <= 1.0:
                 raise InvalidInput("fusion_alpha is the vector leg's weight, between 0 and 1")
             own["fusion_alpha"] = float(fusion_alpha)
+        if keep_versions is not None:
+            if (
+                isinstance(keep_versions, bool)
+                or not isinstance(keep_versions, int)
+                or keep_versions < 0
+            ):
+                raise InvalidInput("keep_versions is a number of versions, 0 (all) or more")
+            own["keep_versions"] = keep_versions
         return self.store.create_collection(
             name,
             model_id=embedder.model_id,
@@ -371,30 +383,11 @@ class Engram:
     ) -> DocumentInfo:
         return self.store.get_document(self.collection(collection, tenant=tenant), key)
 
-    def document_text(
-        self, key: str, collection: str = DEFAULT_COLLECTION, *, tenant: str = DEFAULT_TENANT
-    ) -> str:
-        """The text of a document as indexed (its current version): its chunks, put back at
-        their offsets. Overlapping chunks are not repeated; the whitespace trimmed between
-        two chunks comes back as one space, or a blank line where it was longer."""
-        chunks = self.store.document_chunks(self.collection(collection, tenant=tenant), key)
-        parts: list[str] = []
-        covered = None  # end offset of the text written so far
-        for chunk in chunks:
-            if covered is not None and chunk.end <= covered:
-                continue  # wholly inside the text written (an overlap)
-            if covered is None or chunk.start >= covered:
-                if covered is not None:
-                    parts.append(" " if chunk.start - covered <= 1 else "\n\n")
-                parts.append(chunk.text)
-            else:
-                parts.append(chunk.text[covered - chunk.start :])
-            covered = chunk.end
-        return "".join(parts)
-
     def versions(
         self, key: str, collection: str = DEFAULT_COLLECTION, *, tenant: str = DEFAULT_TENANT
     ) -> list[DocumentVersion]:
+        """The versions document ``key`` keeps, oldest first (see :meth:`document_version`,
+        :meth:`diff_versions`, :meth:`restore_version`, :meth:`purge_versions`)."""
         return self.store.document_versions(self.collection(collection, tenant=tenant), key)
 
     def delete(

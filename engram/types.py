@@ -198,3 +198,116 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "model_seconds": round(self.model_seconds, 3),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ContentChunk:
+    """One chunk of a document version: its text and where it lies in the version's text."""
+
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """(start, end) character offsets in the version's text (``"span"`` in JSON)."""
+        return (self.start, self.end)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ordinal": self.ordinal,
+            "text": self.text,
+            "span": [self.start, self.end],
+            "page": self.page,
+            "heading_path": list(self.heading_path),
+        }
+
+
+@dataclass(slots=True)
+class DocumentContent:
+    """A document as it was at one of its kept versions (``current``: the one searched):
+    its whole text, title, metadata and chunks. ``restored_from``: the version it restored."""
+
+    key: str
+    collection: str
+    version: int
+    current: bool
+    title: str
+    text: str
+    metadata: dict[str, Any]
+    source: str
+    content_hash: str
+    created_at: str
+    chunks: list[ContentChunk] = field(default_factory=list)
+    restored_from: int | None = None
+
+    @property
+    def document(self) -> str:
+        """The document's key (``"document"`` in JSON)."""
+        return self.key
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "document": self.key,
+            "collection": self.collection,
+            "version": self.version,
+            "current": self.current,
+            "title": self.title,
+            "text": self.text,
+            "metadata": self.metadata,
+            "source": self.source,
+            "content_hash": self.content_hash,
+            "created_at": self.created_at,
+            "restored_from": self.restored_from,
+            "chunks": [c.to_dict() for c in self.chunks],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataChange:
+    """A metadata field that differs between two versions: ``added`` (``new`` only),
+    ``removed`` (``old`` only) or ``changed``."""
+
+    field: str
+    change: Literal["added", "removed", "changed"]
+    old: Any = None
+    new: Any = None
+
+
+@dataclass(slots=True)
+class VersionDiff:
+    """How version ``to_version`` of a document differs from ``from_version``: ``text`` is a
+    unified diff of their texts ("" when equal), ``title`` the (old, new) titles when they
+    differ, ``metadata`` the fields that differ, by name."""
+
+    key: str
+    from_version: int
+    to_version: int
+    text: str
+    title: tuple[str, str] | None = None
+    metadata: list[MetadataChange] = field(default_factory=list)
+
+    @property
+    def document(self) -> str:
+        """The document's key (``"document"`` in JSON)."""
+        return self.key
+
+    @property
+    def identical(self) -> bool:
+        return not self.text and self.title is None and not self.metadata
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "document": self.key,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "text": self.text,
+            "title": list(self.title) if self.title else None,
+            "metadata": [
+                {"field": m.field, "change": m.change, "old": m.old, "new": m.new}
+                for m in self.metadata
+            ],
+        }

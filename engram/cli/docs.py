@@ -50,6 +50,12 @@ def cli_markdown() -> str:
         assert command is not None
         sub = click.Context(command, info_name=name, parent=ctx, **_WIDTH)
         out += [f"## engram {name}", "", "```", command.get_help(sub), "```", ""]
+        if isinstance(command, click.Group):  # and each of its subcommands
+            for part in sorted(command.list_commands(sub)):
+                leaf = command.get_command(sub, part)
+                assert leaf is not None
+                inner = click.Context(leaf, info_name=part, parent=sub, **_WIDTH)
+                out += [f"### engram {name} {part}", "", "```", leaf.get_help(inner), "```", ""]
     return "\n".join(out)
 
 

@@ -82,6 +82,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "state",
         "Agent state: JSON values under keys in namespaces (paths such as user/42/planner).",
     ),
+    "versions": ("versions", "Read, compare, restore and purge the versions documents keep."),
     "worker": (
         "worker",
         "Run queued background jobs until stopped (SIGTERM / Ctrl-C), next to `engram serve`.",

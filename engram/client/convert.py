@@ -27,7 +27,14 @@ from typing import (
     get_type_hints,
 )
 
-from ..types import IngestReport, SearchResult
+from ..types import (
+    ContentChunk,
+    DocumentContent,
+    IngestReport,
+    MetadataChange,
+    SearchResult,
+    VersionDiff,
+)
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -127,4 +134,26 @@ def search_result(body: Json) -> SearchResult:
             explain.pop(key, None)
     return from_json(
         SearchResult, body, document_key=body["document"], start=start, end=end, explain=explain
+    )
+
+
+def document_content(body: Json) -> DocumentContent:
+    """A :class:`DocumentContent` from a ``DocumentVersionDetail`` body (``document`` is its
+    key, each chunk's ``span`` its start and end)."""
+    chunks = [
+        from_json(ContentChunk, c, start=c["span"][0], end=c["span"][1])
+        for c in body.get("chunks") or ()
+    ]
+    return from_json(DocumentContent, body, key=body["document"], chunks=chunks)
+
+
+def version_diff(body: Json) -> VersionDiff:
+    """A :class:`VersionDiff` from a ``DocumentDiff`` body."""
+    title = body.get("title")
+    return from_json(
+        VersionDiff,
+        body,
+        key=body["document"],
+        title=(title[0], title[1]) if title else None,
+        metadata=[from_json(MetadataChange, m) for m in body.get("metadata") or ()],
     )

@@ -16,7 +16,15 @@ from ..ingest.items import items_from_records
 from ..ingest.sources import iter_files
 from ..search.searcher import SearchResponse
 from ..store.records import DocumentVersion, Where
-from ..types import Collection, DocumentInfo, IngestReport, LoadedDocument, SearchMode
+from ..types import (
+    Collection,
+    DocumentContent,
+    DocumentInfo,
+    IngestReport,
+    LoadedDocument,
+    SearchMode,
+    VersionDiff,
+)
 from . import convert
 from .convert import from_json
 from .flow import Events, Flow, Pages, Request, Sleep, collect, fetch
@@ -196,6 +204,58 @@ def versions(key: str, collection: str = DEFAULT_COLLECTION) -> Flow[list[Docume
         _document(key, collection),
         lambda body: [from_json(DocumentVersion, v) for v in body["versions"]],
     )
+
+
+def document_version(
+    key: str, version: int | None = None, collection: str = DEFAULT_COLLECTION
+) -> Flow[DocumentContent]:
+    """Document ``key`` as it was at ``version`` (None: the current one): its text, title,
+    metadata and chunks; raises DocumentNotFound when that version is not kept."""
+    if version is None:
+        current = yield from document(key, collection)
+        version = current.version
+    url = _document(key, collection) + f"/versions/{int(version)}"
+    return convert.document_content((yield Request("GET", url)))
+
+
+def diff_versions(
+    key: str,
+    from_version: int | None = None,
+    to_version: int | None = None,
+    collection: str = DEFAULT_COLLECTION,
+    *,
+    context: int = 3,
+) -> Flow[VersionDiff]:
+    """How document ``key`` changed from ``from_version`` (None: the version before
+    ``to_version``) to ``to_version`` (None: the current one)."""
+    params = {"from": from_version, "to": to_version, "context": context}
+    url = _document(key, collection) + "/diff"
+    body = yield Request("GET", url, params={k: v for k, v in params.items() if v is not None})
+    return convert.version_diff(body)
+
+
+def restore_version(
+    key: str, version: int, collection: str = DEFAULT_COLLECTION
+) -> Flow[DocumentInfo]:
+    """Make version ``version`` of document ``key`` current again (a new version, from the
+    cached vectors of its chunks); returns the document as it now is."""
+    url = _document(key, collection) + f"/versions/{int(version)}:restore"
+    return from_json(DocumentInfo, (yield Request("POST", url)))
+
+
+def purge_versions(
+    collection: str = DEFAULT_COLLECTION,
+    *,
+    keep: int = 1,
+    keys: str | Sequence[str] | None = None,
+) -> Flow[int]:
+    """Drop the versions of documents (of ``keys``, or all) beyond their ``keep`` newest;
+    returns how many were dropped."""
+    if isinstance(keys, str):
+        keys = [keys]
+    body: dict[str, Any] = {"keep": keep, "keys": list(keys) if keys is not None else None}
+    found = yield Request("POST", path("collections", collection) + "/versions:purge", json=body)
+    return int(found["deleted"])
 
 
 def _document(key: str, collection: str) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from .. import tracing
 from ..config import Settings
 from ..errors import EngramError
+from ..memory.types import is_internal
 from ..providers.embedders.base import Embedder
 from ..search.analyzer import Analyzer, get_analyzer
 from ..store.contract import DocumentStore
@@ -83,6 +84,15 @@ def content_hash(doc: LoadedDocument, settings: Settings) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def keep_versions(collection: Collection, settings: Settings) -> int:
+    """How many versions of each document ``collection`` keeps (0: all): its own setting,
+    else the global one. Users' recall indexes keep only the current one (derived data)."""
+    if is_internal(collection.name):
+        return 1
+    own = collection.settings.get("keep_versions")
+    return int(own) if isinstance(own, int) else settings.keep_versions
 
 
 def embedding_text(title: str, heading_path: tuple[str, ...], body: str) -> str:
@@ -242,6 +252,8 @@ class IngestPipeline:
         vectors = list(self._embed([wanted[h] for h in missing]))
         report.model_seconds += time.perf_counter() - t0
         new = dict(zip(missing, vectors))
+        keep = keep_versions(collection, self.settings)
+        internal = is_internal(collection.name)
         docs = [
             DocumentWrite(
                 key=e.doc.key,
@@ -251,6 +263,8 @@ class IngestPipeline:
                 metadata=e.doc.metadata,
                 source=e.doc.source,
                 file_stamp=e.doc.file_stamp,
+                text=None if internal else e.doc.text,
+                keep_versions=keep,
             )
             for e in pending
         ]

@@ -75,6 +75,12 @@ class CollectionCreate(RequestModel):
     fusion_alpha: float | None = Field(
         None, ge=0, le=1, description="Vector leg weight of this collection's hybrid fusion."
     )
+    keep_versions: int | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description="Versions of each document to keep (0: all); default ENGRAM_KEEP_VERSIONS.",
+    )
 
 
 class CollectionList(BaseModel):
@@ -117,10 +123,18 @@ class DocumentVersionPublic(_Public):
     content_hash: str
     chunk_count: int
     created_at: str
+    kept: bool = Field(
+        description="Its content is kept: readable (…/versions/{version}), comparable and "
+        "restorable. False for versions written before engram kept texts."
+    )
+    restored_from: int | None = Field(None, description="The version this one restored.")
 
 
 class DocumentDetail(DocumentPublic):
-    versions: list[DocumentVersionPublic] = Field(description="Every version, oldest first.")
+    versions: list[DocumentVersionPublic] = Field(
+        description="The versions kept (ENGRAM_KEEP_VERSIONS, the collection's keep_versions"
+        " and purges drop old ones), oldest first."
+    )
 
 
 class DocumentList(BaseModel):

@@ -38,6 +38,7 @@ from .records import (
     MemoryDump,
     OnConflict,
     StampedDocument,
+    StoredVersion,
     Where,
 )
 from .snapshot import StoreSnapshot
@@ -105,6 +106,9 @@ class DocumentStore(CollectionStore):
         embeddings: dict[str, np.ndarray],
     ) -> list[tuple[str, int]]:
         """Insert or replace documents in one transaction; returns (key, version) of each.
+        Each new version is kept (its text, title, metadata and chunk spans; see
+        :meth:`document_version`) and the versions beyond ``DocumentWrite.keep_versions``
+        are dropped in the same transaction.
 
         ``embeddings`` maps text hashes to new vectors for the collection's model; every
         chunk's ``text_hash`` must be in it or already in the store's embedding cache.
@@ -116,7 +120,8 @@ class DocumentStore(CollectionStore):
 
     @abstractmethod
     def delete_documents(self, collection: Collection, keys: Sequence[str]) -> int:
-        """Delete documents (all versions, chunks, index entries); returns how many existed."""
+        """Delete documents completely (every version, its text, chunks, index entries and
+        the cached vectors nothing else uses); returns how many existed."""
 
     @abstractmethod
     def list_documents(
@@ -133,7 +138,24 @@ class DocumentStore(CollectionStore):
         """Raises DocumentNotFound."""
 
     @abstractmethod
-    def document_versions(self, collection: Collection, key: str) -> list[DocumentVersion]: ...
+    def document_versions(self, collection: Collection, key: str) -> list[DocumentVersion]:
+        """The versions the document keeps, oldest first; raises DocumentNotFound."""
+
+    @abstractmethod
+    def document_version(
+        self, collection: Collection, key: str, version: int | None = None
+    ) -> StoredVersion:
+        """One kept version (None: the current one) with its text, title, metadata and chunk
+        spans; raises DocumentNotFound when there is no such document or version. A past
+        version's chunks are never in the keyword or vector index: only the current one's."""
+
+    @abstractmethod
+    def purge_versions(
+        self, collection: Collection, *, keep: int, keys: Sequence[str] | None = None
+    ) -> int:
+        """Drop the versions of documents (of ``keys``, or all) beyond their ``keep`` newest
+        (``keep`` >= 1: the current version always stays), with the cached vectors only they
+        used, in one transaction; returns how many versions were dropped."""
 
     def sync(self) -> None:  # noqa: B027 - optional hook
         """Flush derived indexes (e.g. save HNSW files) so the next open starts fast."""

@@ -38,6 +38,13 @@ class DocumentWrite:
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     file_stamp: str | None = None  # the fingerprint of its file (engram.ingest.stamps)
+    # The whole text, kept with the version so that it can be read, compared and restored
+    # later (None: only the chunks are kept, e.g. messages indexed for recall).
+    text: str | None = None
+    restored_from: int | None = None  # the version whose content this one restores
+    # Versions of the document to keep, this one included; older ones are dropped in the
+    # same transaction. 0: keep every version.
+    keep_versions: int = 0
 
 
 class StampedDocument(NamedTuple):
@@ -66,10 +73,48 @@ class ChunkRecord:
 
 @dataclass(frozen=True, slots=True)
 class DocumentVersion:
+    """One entry of a document's history. ``kept``: its content (text, title, metadata,
+    chunk spans) is kept, so it can be read, compared and restored; versions written before
+    engram kept content only list their hash. ``restored_from``: the version it restored."""
+
     version: int
     content_hash: str
     chunk_count: int
     created_at: str
+    kept: bool = False
+    restored_from: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionChunk:
+    """Where one chunk of a kept version lies in its text, and the hash of the text that was
+    embedded for it (the embedding cache's key, so a restore needs no model call)."""
+
+    ordinal: int
+    start: int
+    end: int
+    text_hash: str
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """A version as the store keeps it (:meth:`DocumentStore.document_version`). ``text`` is
+    None when it was not kept (the current version of a document written before engram kept
+    texts: its chunks still hold it)."""
+
+    key: str
+    version: int
+    current: bool
+    content_hash: str
+    created_at: str
+    title: str
+    metadata: dict[str, Any]
+    source: str
+    text: str | None
+    chunks: list[VersionChunk]
+    restored_from: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +168,8 @@ class DocumentDump:
     updated_at: str
     versions: list[DocumentVersion]
     chunks: list[ChunkWrite]  # of the current version, by ordinal
+    # The content kept of versions (by number): text, title, metadata and chunk spans.
+    kept: dict[int, StoredVersion] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -302,6 +302,12 @@ def _write_batch(
             f"collection {collection.name!r}: no vector for text hash {lost} in the export",
             hint="the export is incomplete; export again",
         )
+    # The vectors of past versions' chunks, as far as the export has them (a restore
+    # embeds the others): they are cached for the versions that keep them.
+    past = {c.text_hash for d in batch for k in d.kept.values() for c in k.chunks} - hashes
+    if past:
+        past -= store.cached_embeddings(collection.model_id, past)
+        vectors.update(stash.get(sorted(past)))
     store.import_documents(collection, batch, vectors)
 
 

@@ -25,6 +25,8 @@ from ..store.records import (
     DocumentVersion,
     EventWrite,
     MemoryDump,
+    StoredVersion,
+    VersionChunk,
 )
 from .format import Line, vector_b64, vector_from_b64
 
@@ -39,16 +41,40 @@ def document_line(doc: DocumentDump) -> dict[str, Any]:
         "source": doc.source,
         "created_at": doc.created_at,
         "updated_at": doc.updated_at,
-        "versions": [
-            {
-                "version": v.version,
-                "content_hash": v.content_hash,
-                "chunk_count": v.chunk_count,
-                "created_at": v.created_at,
-            }
-            for v in doc.versions
-        ],
+        "versions": [_version_line(doc, v) for v in doc.versions],
     }
+
+
+def _version_line(doc: DocumentDump, v: DocumentVersion) -> dict[str, Any]:
+    """One entry of a document's history, with the content kept of that version (its text,
+    null when only its chunks hold it, title, metadata, source and chunk spans)."""
+    line: dict[str, Any] = {
+        "version": v.version,
+        "content_hash": v.content_hash,
+        "chunk_count": v.chunk_count,
+        "created_at": v.created_at,
+    }
+    kept = doc.kept.get(v.version)
+    if kept is not None:
+        line["kept"] = {
+            "title": kept.title,
+            "metadata": kept.metadata,
+            "source": kept.source,
+            "text": kept.text,
+            "restored_from": kept.restored_from,
+            "chunks": [
+                {
+                    "ordinal": c.ordinal,
+                    "start": c.start,
+                    "end": c.end,
+                    "page": c.page,
+                    "heading_path": list(c.heading_path),
+                    "text_hash": c.text_hash,
+                }
+                for c in kept.chunks
+            ],
+        }
+    return line
 
 
 def chunk_line(doc: DocumentDump, chunk: ChunkWrite) -> dict[str, Any]:
@@ -131,14 +157,21 @@ def event_line(e: EventWrite) -> dict[str, Any]:
 
 def document_from(line: Line, chunks: list[Line]) -> DocumentDump:
     versions = []
+    kept: dict[int, StoredVersion] = {}
     for v in line.array("versions"):
         item = Line(line.where, v if isinstance(v, dict) else {})
+        content = item.value.get("kept")
+        version = item.integer("version")
+        if isinstance(content, dict):
+            kept[version] = _kept_from(Line(line.where, content), line.text("key"), version, item)
         versions.append(
             DocumentVersion(
-                item.integer("version"),
+                version,
                 item.text("content_hash"),
                 item.integer("chunk_count"),
                 item.text("created_at"),
+                kept=version in kept,
+                restored_from=kept[version].restored_from if version in kept else None,
             )
         )
     doc = DocumentDump(
@@ -152,6 +185,7 @@ def document_from(line: Line, chunks: list[Line]) -> DocumentDump:
         updated_at=line.text("updated_at"),
         versions=versions,
         chunks=[],
+        kept=kept,
     )
     for c in chunks:
         if c.integer("version") != doc.version:
@@ -175,6 +209,38 @@ def document_from(line: Line, chunks: list[Line]) -> DocumentDump:
             )
         )
     return doc
+
+
+def _kept_from(content: Line, key: str, version: int, item: Line) -> StoredVersion:
+    chunks = []
+    for c in content.array("chunks"):
+        chunk = Line(content.where, c if isinstance(c, dict) else {})
+        heading = chunk.array("heading_path")
+        if not all(isinstance(h, str) for h in heading):
+            raise InvalidInput(f"{content.where}: heading_path must be a list of strings")
+        chunks.append(
+            VersionChunk(
+                ordinal=chunk.integer("ordinal"),
+                start=chunk.integer("start"),
+                end=chunk.integer("end"),
+                text_hash=chunk.text("text_hash"),
+                page=chunk.opt_integer("page"),
+                heading_path=tuple(heading),
+            )
+        )
+    return StoredVersion(
+        key=key,
+        version=version,
+        current=False,
+        content_hash=item.text("content_hash"),
+        created_at=item.text("created_at"),
+        title=content.text("title"),
+        metadata=content.mapping("metadata"),
+        source=content.text("source"),
+        text=content.opt_text("text"),
+        chunks=chunks,
+        restored_from=content.opt_integer("restored_from"),
+    )
 
 
 def conversation_from(tenant: str, line: Line, messages: list[Line]) -> ConversationDump:

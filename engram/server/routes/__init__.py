@@ -22,6 +22,7 @@ def _build() -> APIRouter:
         openai_api,
         search,
         state,
+        versions,
     )
 
     # Every route may answer 500. Routes with parameters list 422 themselves, which also
@@ -32,6 +33,7 @@ def _build() -> APIRouter:
     for module in (
         search,
         collections,
+        versions,  # before documents: their {key:path} routes would take these paths
         documents,
         files,
         chat,

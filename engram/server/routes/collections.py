@@ -25,6 +25,7 @@ def create_collection(body: CollectionCreate, db: DB, principal: Writer) -> Coll
         model=body.model,
         fusion=body.fusion,
         fusion_alpha=body.fusion_alpha,
+        keep_versions=body.keep_versions,
         tenant=principal.tenant,
     )
     return CollectionPublic.model_validate(created)

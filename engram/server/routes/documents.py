@@ -173,7 +173,9 @@ def list_documents(
     responses=error_responses(404, 422),
 )
 def get_document(name: str, key: Key, db: DB, principal: Reader) -> DocumentDetail:
-    """One document, with the history of its versions."""
+    """One document, with the versions it keeps (read one with
+    ``…/documents/{key}/versions/{version}``, compare two with ``…/documents/{key}/diff``,
+    restore one with ``POST …/documents/{key}/versions/{version}:restore``)."""
     info = db.document(key, collection=name, tenant=principal.tenant)
     versions = db.versions(key, collection=name, tenant=principal.tenant)
     return DocumentDetail(
@@ -189,7 +191,8 @@ def get_document(name: str, key: Key, db: DB, principal: Reader) -> DocumentDeta
     responses=error_responses(404, 422),
 )
 def delete_document(name: str, key: Key, db: DB, principal: Writer) -> None:
-    """Delete a document (every version) from every index."""
+    """Delete a document completely: every version, its kept texts, its chunks in every
+    index, and the cached vectors nothing else uses."""
     if not db.delete([key], collection=name, tenant=principal.tenant):
         raise DocumentNotFound(
             f"no document {key!r} in collection {name!r}",

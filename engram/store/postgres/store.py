@@ -40,14 +40,13 @@ from .. import rows as shared
 from ..checkpoint_tables import CheckpointTables
 from ..contract import Store
 from ..migrations import Migration
-from ..records import DocumentVersion, StampedDocument, Where
+from ..records import StampedDocument, Where
 from ..state_tables import StateTables
 from .bm25 import PostingsCache
 from .connection import (
     DECODING,
     SYSTEM,
     PostgresBase,
-    iso,
     one_row,
     require_psycopg,
     translate,
@@ -255,8 +254,10 @@ class PostgresStore(
             if not self._lock(cur, collection):
                 return  # deleted meanwhile
             cur.execute(
-                "SELECT DISTINCT text_hash FROM chunks WHERE collection_id = %s",
-                (collection.id,),
+                "SELECT DISTINCT text_hash FROM chunks WHERE collection_id = %s UNION"
+                " SELECT v.text_hash FROM version_chunks v JOIN documents d"
+                " ON d.id = v.document_id WHERE d.collection_id = %s",
+                (collection.id, collection.id),
             )
             hashes = [r["text_hash"] for r in cur.fetchall()]
             # Documents, versions, chunks, postings and vocabulary go by ON DELETE CASCADE.
@@ -437,24 +438,6 @@ class PostgresStore(
         if row is None:
             raise DocumentNotFound(f"no document {key!r} in collection {collection.name!r}")
         return self._document(collection, row)
-
-    def document_versions(self, collection: Collection, key: str) -> list[DocumentVersion]:
-        doc = self.get_document(collection, key)
-        with self._tx(collection.tenant) as cur:
-            cur.execute(
-                "SELECT version, content_hash, chunk_count, created_at FROM document_versions"
-                " WHERE document_id = %s ORDER BY version",
-                (doc.id,),
-            )
-            return [
-                DocumentVersion(
-                    r["version"],
-                    r["content_hash"],
-                    r["chunk_count"],
-                    iso(r["created_at"], timespec="seconds") or "",
-                )
-                for r in cur.fetchall()
-            ]
 
     # -- API keys ----------------------------------------------------------------------------
     _KEY_SQL = f"SELECT {shared.KEY_COLS} FROM api_keys"

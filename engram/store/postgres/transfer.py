@@ -33,9 +33,13 @@ from ..records import (
     DocumentWrite,
     EventWrite,
     MemoryDump,
+    StoredVersion,
+    VersionChunk,
 )
+from ..versions import layout_rows, pack_text, unpack_text, version_chunk
 from .bm25 import BlockCounts
 from .connection import SYSTEM, iso, parse_vector, translate
+from .sql import dumps
 from .write import PostgresWriteMixin, vector_rows
 
 if TYPE_CHECKING:
@@ -66,6 +70,23 @@ class _Grouped:
             out.append(self._next)
             self._next = next(self._rows, None)
         return out
+
+
+def _kept(key: str, current: int, v: dict[str, Any], chunks: list[VersionChunk]) -> StoredVersion:
+    """The content kept of one version (a row of document_versions) for an export."""
+    return StoredVersion(
+        key=key,
+        version=v["version"],
+        current=v["version"] == current,
+        content_hash=v["content_hash"],
+        created_at=_seconds(v["created_at"]),
+        title=v["title"] or "",
+        metadata=v["metadata"] or {},
+        source=v["source"] or "",
+        text=unpack_text(v["body"]),
+        chunks=chunks,
+        restored_from=v["restored_from"],
+    )
 
 
 class PostgresSnapshot(StoreSnapshot):
@@ -122,9 +143,20 @@ class PostgresSnapshot(StoreSnapshot):
         cid = (collection.id,)
         versions = _Grouped(
             self._stream(
-                "SELECT d.key, v.version, v.content_hash, v.chunk_count, v.created_at"
+                "SELECT d.key, v.version, v.content_hash, v.chunk_count, v.created_at, v.title,"
+                " v.metadata, v.source, v.body, v.restored_from"
                 " FROM document_versions v JOIN documents d ON d.id = v.document_id"
                 ' WHERE d.collection_id = %s ORDER BY d.key COLLATE "C", v.version',
+                cid,
+            ),
+            "key",
+        )
+        layouts = _Grouped(
+            self._stream(
+                "SELECT d.key, c.version, c.ordinal, c.start_char, c.end_char, c.page,"
+                " c.heading_path, c.text_hash FROM version_chunks c"
+                " JOIN documents d ON d.id = c.document_id WHERE d.collection_id = %s"
+                ' ORDER BY d.key COLLATE "C", c.version, c.ordinal',
                 cid,
             ),
             "key",
@@ -144,6 +176,15 @@ class PostgresSnapshot(StoreSnapshot):
             ' FROM documents WHERE collection_id = %s ORDER BY key COLLATE "C"',
             cid,
         ):
+            layout: dict[int, list[VersionChunk]] = {}
+            for c in layouts.take(r["key"]):
+                layout.setdefault(c["version"], []).append(version_chunk(list(c.values())[2:]))
+            history = versions.take(r["key"])
+            kept = {
+                v["version"]: _kept(r["key"], r["version"], v, layout.get(v["version"], []))
+                for v in history
+                if v["body"] is not None or v["version"] in layout
+            }
             yield DocumentDump(
                 key=r["key"],
                 title=r["title"],
@@ -155,10 +196,16 @@ class PostgresSnapshot(StoreSnapshot):
                 updated_at=_seconds(r["updated_at"]),
                 versions=[
                     DocumentVersion(
-                        v["version"], v["content_hash"], v["chunk_count"], _seconds(v["created_at"])
+                        v["version"],
+                        v["content_hash"],
+                        v["chunk_count"],
+                        _seconds(v["created_at"]),
+                        v["version"] in kept,
+                        v["restored_from"],
                     )
-                    for v in versions.take(r["key"])
+                    for v in history
                 ],
+                kept=kept,
                 chunks=[
                     ChunkWrite(
                         ordinal=c["ordinal"],
@@ -177,10 +224,18 @@ class PostgresSnapshot(StoreSnapshot):
     def embeddings(self, collection: Collection) -> Iterator[tuple[str, bytes]]:
         # The chunks' own copies: the shared cache may have lost a vector that another
         # tenant's deletion judged orphaned (row-level security hides this tenant's chunks).
+        # Past versions' chunks have no copy: their vectors come from the cache.
         for r in self._stream(
-            'SELECT DISTINCT ON (text_hash COLLATE "C") text_hash, embedding::text AS vector'
-            ' FROM chunks WHERE collection_id = %s ORDER BY text_hash COLLATE "C"',
-            (collection.id,),
+            "SELECT * FROM (SELECT * FROM ("
+            " SELECT DISTINCT ON (text_hash) text_hash, embedding::text AS vector"
+            " FROM chunks WHERE collection_id = %s ORDER BY text_hash"
+            ") AS current UNION ALL SELECT e.text_hash, e.vector::text FROM embeddings e"
+            " WHERE e.model_id = %s AND e.text_hash IN (SELECT v.text_hash FROM version_chunks v"
+            " JOIN documents d ON d.id = v.document_id WHERE d.collection_id = %s)"
+            " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.collection_id = %s"
+            " AND c.text_hash = e.text_hash)) AS every"
+            ' ORDER BY text_hash COLLATE "C"',
+            (collection.id, collection.model_id, collection.id, collection.id),
         ):
             yield r["text_hash"], parse_vector(r["vector"]).tobytes()
 
@@ -367,21 +422,47 @@ class PostgresTransferMixin(PostgresWriteMixin):
             ids = {r["key"]: r["id"] for r in cur.fetchall()}
             doc_ids = [ids[d.key] for d in documents]
             cur.execute("DELETE FROM document_versions WHERE document_id = ANY(%s)", (doc_ids,))
-            versions = [(ids[d.key], v) for d in documents for v in d.versions]
+            versions = [
+                (ids[d.key], v, d.kept.get(v.version)) for d in documents for v in d.versions
+            ]
             cur.execute(
                 "INSERT INTO document_versions (tenant, document_id, version, content_hash,"
-                " chunk_count, created_at) SELECT %s, u.doc, u.version, u.hash, u.n, u.created"
-                " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::timestamptz[])"
-                " AS u(doc, version, hash, n, created)",
+                " chunk_count, created_at, title, metadata, source, body, restored_from)"
+                " SELECT %s, u.doc, u.version, u.hash, u.n, u.created, u.title, u.meta::jsonb,"
+                " u.source, u.body, u.restored"
+                " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::timestamptz[],"
+                " %s::text[], %s::text[], %s::text[], %s::bytea[], %s::int[])"
+                " AS u(doc, version, hash, n, created, title, meta, source, body, restored)",
                 (
                     collection.tenant,
-                    [doc_id for doc_id, _ in versions],
-                    [v.version for _, v in versions],
-                    [v.content_hash for _, v in versions],
-                    [v.chunk_count for _, v in versions],
-                    [v.created_at for _, v in versions],
+                    [doc_id for doc_id, _, _ in versions],
+                    [v.version for _, v, _ in versions],
+                    [v.content_hash for _, v, _ in versions],
+                    [v.chunk_count for _, v, _ in versions],
+                    [v.created_at for _, v, _ in versions],
+                    [k.title if k else None for _, _, k in versions],
+                    [dumps(k.metadata) if k else None for _, _, k in versions],
+                    [k.source if k else None for _, _, k in versions],
+                    [pack_text(k.text) if k else None for _, _, k in versions],
+                    [k.restored_from if k else None for _, _, k in versions],
                 ),
             )
+            rows = [
+                (doc_id, v.version, *row)
+                for doc_id, v, k in versions
+                if k is not None
+                for row in layout_rows(k.chunks)
+            ]
+            if rows:
+                cur.execute(
+                    "INSERT INTO version_chunks (tenant, document_id, version, ordinal,"
+                    " start_char, end_char, page, heading_path, text_hash)"
+                    " SELECT %s, u.doc, u.version, u.ordinal, u.s, u.e, u.page, u.heading::jsonb,"
+                    " u.hash FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[],"
+                    " %s::int[], %s::int[], %s::text[], %s::text[])"
+                    " AS u(doc, version, ordinal, s, e, page, heading, hash)",
+                    (collection.tenant, *[list(c) for c in zip(*rows)]),
+                )
 
     @contextlib.contextmanager
     def bulk_load(self, collection: Collection) -> Iterator[None]:

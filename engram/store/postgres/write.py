@@ -19,11 +19,12 @@ from ...errors import CollectionNotFound, InvalidInput, StoreError
 from ...types import Collection
 from ..records import DocumentWrite, collection_vector
 from .bm25 import BLOCK_SHIFT, BlockCounts
-from .connection import PostgresBase, one_row, vector_text
+from .connection import one_row, vector_text
 from .sql import dumps
+from .versions import PostgresVersionsMixin
 
 
-class PostgresWriteMixin(PostgresBase):
+class PostgresWriteMixin(PostgresVersionsMixin):
     # Writers of one collection run concurrently: the heavy part of a write (chunks with their
     # HNSW index entries, postings) touches rows no other writer shares, and the rows they do
     # share are written at the very end, in one fixed order, so that they are locked only for
@@ -158,19 +159,7 @@ class PostgresWriteMixin(PostgresBase):
         # that committed meanwhile is seen, and one still running waits for this one.
         replaced = sorted(doc_id for doc_id, version in ids.values() if version > 1)
         removed, removed_length, old_hashes = self._remove_chunks(cur, collection, replaced, df)
-        cur.execute(
-            "INSERT INTO document_versions (tenant, document_id, version, content_hash,"
-            " chunk_count, created_at)"
-            " SELECT %s, u.doc, u.version, u.hash, u.n, now()"
-            " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[]) AS u(doc, version, hash, n)",
-            (
-                tenant,
-                [ids[d.key][0] for d in docs],
-                [ids[d.key][1] for d in docs],
-                [d.content_hash for d in docs],
-                [len(d.chunks) for d in docs],
-            ),
-        )
+        old_hashes = [*old_hashes, *self._record_versions(cur, tenant, docs, ids)]
         rows: dict[str, list[Any]] = {
             k: []
             for k in (
@@ -397,6 +386,7 @@ class PostgresWriteMixin(PostgresBase):
                 " SELECT e.text_hash FROM embeddings e WHERE e.model_id = %s"
                 " AND e.text_hash = ANY(%s)"
                 " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = e.text_hash)"
+                " AND NOT EXISTS (SELECT 1 FROM version_chunks v WHERE v.text_hash = e.text_hash)"
                 " FOR UPDATE SKIP LOCKED)",
                 (model_id, model_id, sorted(set(hashes))),
             )
@@ -416,8 +406,10 @@ class PostgresWriteMixin(PostgresBase):
             doc_ids = [r["id"] for r in cur.fetchall()]
             if not doc_ids:
                 return 0
+            kept = self._version_hashes(cur, doc_ids)
             removed, length, hashes = self._remove_chunks(cur, collection, doc_ids, df)
             cur.execute("DELETE FROM documents WHERE id = ANY(%s)", (doc_ids,))
+            hashes = [*hashes, *kept]
             self._drop_orphan_embeddings(cur, collection.model_id, hashes)
             self._bump(cur, collection, -removed, -length, df)
         return len(doc_ids)

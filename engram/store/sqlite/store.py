@@ -31,7 +31,7 @@ from .. import rows as shared
 from ..checkpoint_tables import CheckpointTables
 from ..contract import Store
 from ..migrations import check_applied, load_migrations
-from ..records import DocumentVersion, DocumentWrite, StampedDocument, Where, collection_vector
+from ..records import DocumentWrite, StampedDocument, Where, collection_vector
 from ..state_tables import StateTables
 from .derived import DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
@@ -40,6 +40,7 @@ from .memory import SQLiteMemoryMixin
 from .retrieval import SQLiteRetrievalMixin
 from .sql import DECODING, WriteLock, batches, compile_where, connect, insert_chunks, translate
 from .transfer import SQLiteTransferMixin
+from .versions import SQLiteVersionsMixin
 
 logger = logging.getLogger("engram.store")
 
@@ -49,6 +50,7 @@ def _now() -> str:
 
 
 class SQLiteStore(
+    SQLiteVersionsMixin,
     SQLiteRetrievalMixin,
     SQLiteMemoryMixin,
     SQLiteJobsMixin,
@@ -244,7 +246,10 @@ class SQLiteStore(
                 hashes = [
                     h
                     for (h,) in self._conn.execute(
-                        "SELECT DISTINCT text_hash FROM chunks WHERE collection_id = ?", (cid,)
+                        "SELECT DISTINCT text_hash FROM chunks WHERE collection_id = ? UNION"
+                        " SELECT v.text_hash FROM version_chunks v JOIN documents d"
+                        " ON d.id = v.document_id WHERE d.collection_id = ?",
+                        (cid, cid),
                     )
                 ]
                 self._conn.execute("DELETE FROM chunks WHERE collection_id = ?", (cid,))
@@ -387,10 +392,7 @@ class SQLiteStore(
                     now,
                 ),
             ).lastrowid
-        conn.execute(
-            "INSERT INTO document_versions VALUES (?, ?, ?, ?, ?)",
-            (doc_id, version, doc.content_hash, len(doc.chunks), now),
-        )
+        old_hashes.extend(self._record_version(doc_id, version, doc, now))
         insert_chunks(conn, cid, doc_id, version, doc.chunks)
         missing = {c.text_hash for c in doc.chunks} - self._present_hashes(
             model_id, {c.text_hash for c in doc.chunks}
@@ -434,12 +436,15 @@ class SQLiteStore(
         return hashes
 
     def _drop_orphan_embeddings(self, model_id: str, hashes: Sequence[str]) -> None:
-        """Remove cached vectors no chunk uses any more (so deleted text leaves no trace)."""
+        """Remove cached vectors no chunk and no kept version uses any more (so deleted text
+        leaves no trace, and a kept version is restored without a model call)."""
         for part in batches(list(set(hashes))):
             marks = ",".join("?" * len(part))
             self._conn.execute(
                 f"DELETE FROM embeddings WHERE model_id = ? AND text_hash IN ({marks})"
-                " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = embeddings.text_hash)",
+                " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = embeddings.text_hash)"
+                " AND NOT EXISTS (SELECT 1 FROM version_chunks v"
+                " WHERE v.text_hash = embeddings.text_hash)",
                 (model_id, *part),
             )
 
@@ -459,7 +464,7 @@ class SQLiteStore(
                             (cid, *part),
                         )
                     )
-                hashes = self._remove_chunks(cid, doc_ids)
+                hashes = self._remove_chunks(cid, doc_ids) + self._version_hashes(doc_ids)
                 for part in batches(doc_ids):
                     self._conn.execute(
                         f"DELETE FROM documents WHERE id IN ({','.join('?' * len(part))})", part
@@ -505,15 +510,6 @@ class SQLiteStore(
         if not rows:
             raise DocumentNotFound(f"no document {key!r} in collection {collection.name!r}")
         return self._doc_from_row(collection, rows[0])
-
-    def document_versions(self, collection: Collection, key: str) -> list[DocumentVersion]:
-        doc = self.get_document(collection, key)
-        rows = self._read(
-            "SELECT version, content_hash, chunk_count, created_at FROM document_versions"
-            " WHERE document_id = ? ORDER BY version",
-            (doc.id,),
-        )
-        return [DocumentVersion(*r) for r in rows]
 
     # -- API keys ----------------------------------------------------------------------------
     _KEY_SQL = f"SELECT {shared.KEY_COLS} FROM api_keys"

@@ -32,7 +32,10 @@ from ..records import (
     DocumentVersion,
     EventWrite,
     MemoryDump,
+    StoredVersion,
+    VersionChunk,
 )
+from ..versions import layout_rows, pack_text, unpack_text, version_chunk
 from .sql import DECODING, WriteLock, connect, insert_chunks, translate
 
 if TYPE_CHECKING:
@@ -82,14 +85,35 @@ class SQLiteSnapshot(StoreSnapshot):
             (collection.id,),
         )
         for r in docs:
-            versions = [
-                DocumentVersion(*v)
-                for v in self._rows(
-                    "SELECT version, content_hash, chunk_count, created_at FROM document_versions"
-                    " WHERE document_id = ? ORDER BY version",
-                    (r[0],),
-                )
-            ]
+            layout: dict[int, list[VersionChunk]] = {}
+            for c in self._rows(
+                "SELECT version, ordinal, start_char, end_char, page, heading_path, text_hash"
+                " FROM version_chunks WHERE document_id = ? ORDER BY version, ordinal",
+                (r[0],),
+            ):
+                layout.setdefault(c[0], []).append(version_chunk(c[1:]))
+            versions: list[DocumentVersion] = []
+            kept: dict[int, StoredVersion] = {}
+            for v in self._rows(
+                "SELECT version, content_hash, chunk_count, created_at, title, metadata, source,"
+                " body, restored_from FROM document_versions WHERE document_id = ? ORDER BY version",
+                (r[0],),
+            ):
+                if v[7] is not None or v[0] in layout:
+                    kept[v[0]] = StoredVersion(
+                        key=r[1],
+                        version=v[0],
+                        current=v[0] == r[3],
+                        content_hash=v[1],
+                        created_at=v[3],
+                        title=v[4] or "",
+                        metadata=json.loads(v[5]) if v[5] else {},
+                        source=v[6] or "",
+                        text=unpack_text(v[7]),
+                        chunks=layout.get(v[0], []),
+                        restored_from=v[8],
+                    )
+                versions.append(DocumentVersion(v[0], v[1], v[2], v[3], v[0] in kept, v[8]))
             chunks = [
                 ChunkWrite(
                     ordinal=c[0],
@@ -118,13 +142,16 @@ class SQLiteSnapshot(StoreSnapshot):
                 updated_at=r[8],
                 versions=versions,
                 chunks=chunks,
+                kept=kept,
             )
 
     def embeddings(self, collection: Collection) -> Iterator[tuple[str, bytes]]:
         for text_hash, blob in self._rows(
             "SELECT text_hash, vector FROM embeddings WHERE model_id = ? AND text_hash IN"
-            " (SELECT text_hash FROM chunks WHERE collection_id = ?) ORDER BY text_hash",
-            (collection.model_id, collection.id),
+            " (SELECT text_hash FROM chunks WHERE collection_id = ? UNION"
+            " SELECT v.text_hash FROM version_chunks v JOIN documents d ON d.id = v.document_id"
+            " WHERE d.collection_id = ?) ORDER BY text_hash",
+            (collection.model_id, collection.id, collection.id),
         ):
             yield text_hash, bytes(blob)
 
@@ -255,14 +282,8 @@ class SQLiteTransferMixin:
                         doc.updated_at,
                     ),
                 ).lastrowid
-                conn.executemany(
-                    "INSERT INTO document_versions VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (doc_id, v.version, v.content_hash, v.chunk_count, v.created_at)
-                        for v in doc.versions
-                    ],
-                )
                 assert doc_id is not None  # lastrowid of the INSERT above
+                import_versions(conn, doc_id, doc)
                 insert_chunks(conn, cid, doc_id, doc.version, doc.chunks)
                 hashes = {c.text_hash for c in doc.chunks}
                 missing = hashes - self._present_hashes(collection.model_id, hashes)
@@ -307,6 +328,38 @@ class SQLiteTransferMixin:
         return displaced
 
     # -- conversations and memories ---------------------------------------------------------
+
+
+def import_versions(conn: sqlite3.Connection, doc_id: int, doc: DocumentDump) -> None:
+    """Insert a document's history as exported, with the content kept of its versions."""
+    for v in doc.versions:
+        kept = doc.kept.get(v.version)
+        conn.execute(
+            "INSERT INTO document_versions (document_id, version, content_hash, chunk_count,"
+            " created_at, title, metadata, source, body, restored_from)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                doc_id,
+                v.version,
+                v.content_hash,
+                v.chunk_count,
+                v.created_at,
+                *_content_values(kept),
+            ),
+        )
+        if kept:
+            conn.executemany(
+                "INSERT INTO version_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(doc_id, v.version, *row) for row in layout_rows(kept.chunks)],
+            )
+
+
+def _content_values(kept: StoredVersion | None) -> tuple[Any, ...]:
+    """(title, metadata, source, body, restored_from) of a kept version; NULLs without one."""
+    if kept is None:
+        return (None, None, None, None, None)
+    meta = json.dumps(kept.metadata, ensure_ascii=False, sort_keys=True)
+    return (kept.title, meta, kept.source, pack_text(kept.text), kept.restored_from)
 
 
 def _collection_by_id(conn: sqlite3.Connection, cid: int) -> Collection:
