@@ -62,6 +62,7 @@ from .sql import (
     compile_where,
     redact,
 )
+from .suggest import PostgresSuggestMixin
 from .transfer import PostgresTransferMixin
 from .write import PostgresWriteMixin
 
@@ -84,6 +85,7 @@ class PostgresStore(
     PostgresTransferMixin,
     PostgresWriteMixin,
     PostgresSearchMixin,
+    PostgresSuggestMixin,
     PostgresBase,
     StateTables,
     CheckpointTables,
