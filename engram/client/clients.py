@@ -85,6 +85,7 @@ class _ClientMethods:
     versions = call(core.versions)
     delete = call(core.delete)
     search = call(core.search)
+    suggest = call(core.suggest)
     embed = call(core.embed)
     chat = call(core.chat)
     chat_stream = streamed(core.chat_stream)
