@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Literal
@@ -34,14 +34,13 @@ from typing import Literal
 from ..errors import InvalidInput
 from ..store.contract import EventStore, RetrievalStore
 from ..types import Collection
-from .analyzer import _WORD, fold, get_analyzer
+from .analyzer import _WORD, Analyzer, fold, get_analyzer
 from .past_queries import PastQueries
 
 MAX_PREFIX = 200  # characters of a prefix
 MAX_LIMIT = 50
 TYPO_MIN = 4  # a shorter word has too many one-edit neighbours to guess from
 SAMPLES = 3  # chunks read per term for its surface word
-MAX_TITLE_MATCHES = 1000  # titles compared per prefix (a one-letter prefix matches many)
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 Source = Literal["query", "title", "term"]
@@ -102,9 +101,11 @@ class _Titles:
         first, then titles ``prefix`` starts, then in title order."""
         found: dict[int, bool] = {}  # title index → the prefix starts the title
         for needle in ("\n" + prefix, " " + prefix):
-            at = self.joined.find(needle)
-            while at >= 0 and len(found) < MAX_TITLE_MATCHES:
+            at, seen = self.joined.find(needle), 0
+            # Titles are in rank order: the first ``limit`` matches of each kind are the best.
+            while at >= 0 and seen < limit:
                 index = bisect_right(self.starts, at) - 1
+                seen += index not in found
                 found[index] = found.get(index, False) or needle[0] == "\n"
                 at = self.joined.find(needle, at + 1)
         ranked = sorted(found, key=lambda i: (not found[i], i))  # titles are in rank order
@@ -172,9 +173,7 @@ class Suggester:
         for completion in completions:
             starts = [p for p in lasts if completion.term.startswith(p)]
             used += [p for p in starts if p not in used]
-            word = _surface(
-                analyzer.matching_spans, completion.texts, completion.term, starts or [typed]
-            )
+            word = _surface(analyzer, completion.texts, completion.term, starts or [typed])
             if starts or fold(word).startswith(typed):
                 terms.append(Suggestion(head + word, "term", completion.df))
         if typo:
@@ -218,21 +217,35 @@ class Suggester:
         return out
 
 
-def _surface(
-    spans_of: Callable[[str, set[str]], list[tuple[int, int]]],
-    texts: Sequence[str],
-    term: str,
-    prefixes: Sequence[str],
-) -> str:
+def _surface(analyzer: Analyzer, texts: Sequence[str], term: str, prefixes: Sequence[str]) -> str:
     """The word ``term`` stands for: the most frequent of its words in ``texts``, lower
     case, among those starting with one of ``prefixes`` if any does; the term itself when
     the texts hold none (a word of a title or heading only)."""
     counts: Counter[str] = Counter()
     for text in texts:
-        for start, end in spans_of(text, {term}):
-            counts[text[start:end].lower()] += 1
+        counts.update(_words_of(analyzer, text, term))
     preferred = {w: n for w, n in counts.items() if fold(w).startswith(tuple(prefixes))}
     pool = preferred or counts
     if not pool:
         return term
     return min(pool, key=lambda w: (-pool[w], w))
+
+
+def _words_of(analyzer: Analyzer, text: str, term: str) -> list[str]:
+    """The words of ``text`` (lower case) whose term is ``term``. A stem almost always starts
+    its words, so the folded text is searched for it at word starts, and only the words found
+    there are stemmed; a stem that does not ("happi" of "happy") takes the slow path."""
+    lowered = text.lower()
+    folded = lowered if lowered.isascii() else fold(lowered)
+    if len(folded) == len(lowered):  # accents dropped, no ligature expanded: same offsets
+        words: list[str] = []
+        at = folded.find(term)
+        while at >= 0:
+            if at == 0 or not (folded[at - 1].isalnum() or folded[at - 1] == "_"):
+                match = _WORD.match(lowered, at)
+                if match and analyzer.term(match.group()) == term:
+                    words.append(match.group())
+            at = folded.find(term, at + 1)
+        if words:
+            return words
+    return [text[a:b].lower() for a, b in analyzer.matching_spans(text, {term})]
