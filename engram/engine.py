@@ -31,6 +31,7 @@ from .providers.rerankers.base import Reranker
 from .search.analyzer import LANGUAGES, detect_language
 from .search.fusion import FUSION_METHODS
 from .search.searcher import Searcher, SearchRequest, SearchResponse
+from .search.suggest import Suggester, Suggestion
 from .store import open_store
 from .store.contract import Store
 from .store.records import DocumentVersion, Where
@@ -101,6 +102,7 @@ class Engram(VersionsMixin):
         self._state: StateService | None = None
         self._lock = threading.Lock()
         self.searcher = Searcher(self.store, settings, self.embedder, self.reranker)
+        self.suggester = Suggester(self.store, self.store)
 
     # -- models (loaded on first use) ---------------------------------------------------------
     def embedder(self) -> Embedder:
@@ -442,6 +444,19 @@ class Engram(VersionsMixin):
         self.searcher.validate(request)
         target = self.store.get_collection(_public(collection), tenant=tenant, counts=False)
         return self.searcher.search(target, request)
+
+    def suggest(
+        self,
+        prefix: str,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        limit: int = 10,
+        tenant: str = DEFAULT_TENANT,
+    ) -> list[Suggestion]:
+        """Completions of ``prefix`` (autocomplete): past successful queries, document
+        titles and indexed words, accent-folded and typo tolerant (see engram.search.suggest)."""
+        target = self.store.get_collection(_public(collection), tenant=tenant, counts=False)
+        return self.suggester.suggest(target, prefix, limit)
 
     # -- conversations and memories ----------------------------------------------------------
     @property

@@ -541,3 +541,15 @@ def test_client_imports_history_and_recalls_it(client: engram.Client) -> None:
     with pytest.raises(engram.errors.InvalidInput):
         client.memory.append_many(conv.id, [{"role": "user", "content": "x", "created_at": "soon"}])
     assert len(client.memory.messages(conv.id)) == 4
+
+
+def test_suggest_like_the_library(client: engram.Client, library: engram.Engram) -> None:
+    client.add(DOCS, collection="kb")
+    remote = client.suggest("vacat", collection="kb", limit=5)
+    assert remote == library.suggest("vacat", collection="kb", tenant="acme", limit=5)
+    assert [s.text for s in remote] == ["vacation"]
+    assert [s.text for s in client.suggest("rotaet", collection="kb")] == ["rotate"]  # a typo
+    with pytest.raises(InvalidInput):
+        client.suggest("", collection="kb")
+    with pytest.raises(CollectionNotFound):
+        client.suggest("vac", collection="nope")

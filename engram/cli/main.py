@@ -78,6 +78,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "search": ("search", "Search a collection."),
     "serve": ("serve", "Serve the HTTP API (reference at /docs, schema at /openapi.json)."),
+    "suggest": (
+        "search",
+        "Complete a prefix from past searches, document titles and the collection's words.",
+    ),
     "state": (
         "state",
         "Agent state: JSON values under keys in namespaces (paths such as user/42/planner).",

@@ -114,3 +114,36 @@ def search(
             click.echo(f"   explain: {json.dumps(r.explain)}")
     timing = ", ".join(f"{name} {ms:.1f} ms" for name, ms in response.timings_ms.items())
     click.secho(f"({timing})", dim=True, err=True)
+
+
+@cli.command()
+@click.argument("prefix")
+@click.option(
+    "-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION"
+)
+@click.option(
+    "-n",
+    "--limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 50),
+    help="Completions to return.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print completions as JSON.")
+@click.pass_obj
+def suggest(obj: Context, prefix: str, collection: str, limit: int, as_json: bool) -> None:
+    """Complete a prefix from past searches, document titles and the collection's words.
+
+    Accents and case are ignored ("teletr" finds "télétravail"), and a last word of 4 letters
+    or more may have one letter wrong. Each line is a completion, its source (query, title or
+    term) and that source's count (times asked, documents, chunks)."""
+    found = obj.db(existing=True).suggest(prefix, collection=collection, limit=limit)
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in found], ensure_ascii=False))
+        return
+    if not found:
+        click.echo("No suggestions.")
+        return
+    for s in found:
+        click.echo(f"{s.text}  ", nl=False)
+        click.secho(f"[{s.source} ×{s.count}]", dim=True)

@@ -89,6 +89,7 @@ class _ClientMethods:
     purge_versions = call(core.purge_versions)
     delete = call(core.delete)
     search = call(core.search)
+    suggest = call(core.suggest)
     embed = call(core.embed)
     chat = call(core.chat)
     chat_stream = streamed(core.chat_stream)

@@ -15,6 +15,7 @@ from ..errors import ERRORS_BY_CODE, DocumentNotFound, EngramError, InvalidInput
 from ..ingest.items import items_from_records
 from ..ingest.sources import iter_files
 from ..search.searcher import SearchResponse
+from ..search.suggest import Suggestion
 from ..store.records import DocumentVersion, Where
 from ..types import (
     Collection,
@@ -323,6 +324,17 @@ def search(
         expansions=dict(found.get("expansions") or {}),
         next_cursor=next_cursor,
     )
+
+
+def suggest(
+    prefix: str, *, collection: str = DEFAULT_COLLECTION, limit: int = 10
+) -> Flow[list[Suggestion]]:
+    """Completions of ``prefix`` (autocomplete), best first: past successful queries,
+    document titles and indexed words, as in :meth:`engram.Engram.suggest`."""
+    found = yield Request(
+        "GET", path("collections", collection, "suggest"), params={"q": prefix, "limit": limit}
+    )
+    return [Suggestion(s["text"], s["source"], int(s["count"])) for s in found["data"]]
 
 
 def embed(

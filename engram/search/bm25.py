@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from .persist import replace_atomically
 
 K1, B = 1.2, 0.75
 _FORMAT = 1
+LAST_CHAR = chr(0x10FFFF)  # sorts after every character: prefix + LAST_CHAR bounds its range
 
 
 class BM25Index:
@@ -58,6 +60,9 @@ class BM25Index:
         self._dead = 0
         self._dirty = True
         self._spelling: Vocabulary | None = None
+        self._df: list[int] = []  # term id → document frequency, exact while nothing is dead
+        self._sorted: list[str] = []  # the terms in code point order, for prefix lookups
+        self._unsorted: list[str] = []  # terms added since _sorted was last brought up to date
 
     # -- updates ------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -105,11 +110,14 @@ class BM25Index:
             if tid is None:
                 tid = self._term_ids[term] = len(self._terms)
                 self._terms.append(term)
+                self._df.append(0)
+                self._unsorted.append(term)
                 self._postings.append(np.zeros(0, dtype=np.int32))
                 self._tfs.append(np.zeros(0, dtype=np.float32))
             slots, tfs = self._pending.setdefault(tid, ([], []))
             slots.append(slot)
             tfs.append(tf)
+            self._df[tid] += 1
 
     def _remove(self, chunk_id: int) -> None:
         slot = self._slot_of.pop(chunk_id, None)
@@ -142,6 +150,7 @@ class BM25Index:
             keep = self._alive[self._postings[tid]]
             self._postings[tid] = remap[self._postings[tid][keep]].astype(np.int32)
             self._tfs[tid] = self._tfs[tid][keep]
+            self._df[tid] = len(self._postings[tid])
         size = max(1024, len(live) * 2)
         ids, lengths = self._chunk_ids[live], self._lengths[live]
         self._chunk_ids = np.zeros(size, dtype=np.int64)
@@ -170,6 +179,48 @@ class BM25Index:
             if self._spelling is None:
                 self._spelling = Vocabulary(self.vocabulary())
             return {t: self._spelling.candidates(t) for t in terms}
+
+    def completions(
+        self, prefixes: Sequence[str], limit: int, exact: Sequence[str] = ()
+    ) -> list[tuple[str, int]]:
+        """The ``limit`` most frequent live terms starting with each prefix, all together
+        with the live terms of ``exact``: (term, document frequency), most frequent first,
+        ties in term order. A bisection of the sorted vocabulary per prefix, then the
+        frequencies of the terms in its range."""
+        with self._lock:
+            terms = self._sorted_terms()
+            found = {t: df for t in exact if t in self._term_ids and (df := self._live_df(t))}
+            for prefix in prefixes:
+                low = bisect_left(terms, prefix)
+                high = bisect_left(terms, prefix + LAST_CHAR, low)
+                ranged = [(-self._live_df(t), t) for t in terms[low:high]]
+                for negative, term in sorted(r for r in ranged if r[0] < 0)[:limit]:
+                    found[term] = -negative
+            return sorted(found.items(), key=lambda item: (-item[1], item[0]))
+
+    def _sorted_terms(self) -> list[str]:
+        if self._unsorted:  # a few new terms are inserted in place, many sorted in
+            if len(self._unsorted) > 64:
+                self._sorted = sorted(self._sorted + self._unsorted)
+            else:
+                for term in self._unsorted:
+                    self._sorted.insert(bisect_left(self._sorted, term), term)
+            self._unsorted = []
+        return self._sorted
+
+    def _live_df(self, term: str) -> int:
+        return self.doc_freq(term) if self._dead else self._df[self._term_ids[term]]
+
+    def sample(self, term: str, n: int) -> list[int]:
+        """Up to ``n`` ids of live chunks holding ``term`` (the first indexed)."""
+        with self._lock:
+            tid = self._term_ids.get(term)
+            if tid is None:
+                return []
+            slots, _ = self._merged(tid)
+            if self._dead:
+                slots = slots[self._alive[slots]]
+            return [int(self._chunk_ids[s]) for s in slots[:n]]
 
     def vocabulary(self) -> list[str]:
         with self._lock:
@@ -286,6 +337,8 @@ class BM25Index:
             self._reset()
             self._terms = terms
             self._term_ids = {t: i for i, t in enumerate(self._terms)}
+            self._df = np.diff(offsets).tolist()
+            self._unsorted = list(terms)
             self._postings = [
                 postings[offsets[i] : offsets[i + 1]] for i in range(len(self._terms))
             ]

@@ -219,9 +219,12 @@ def install_observability(app: FastAPI) -> Observability:
 
 
 # -- one-line hooks for routes ---------------------------------------------------------------
-def observe_search(principal: Principal, query: str, response: SearchResponse) -> None:
+def observe_search(
+    principal: Principal, query: str, response: SearchResponse, *, collection: str | None = None
+) -> None:
     """Metrics of a search's stages, and a ``search`` event (query, result count, latency
-    so far in the request)."""
+    so far in the request, the user the key acts for, the collection searched: past-query
+    suggestions read them, engram.search.past_queries)."""
     context = current_request()
     if context is None:
         return
@@ -231,11 +234,16 @@ def observe_search(principal: Principal, query: str, response: SearchResponse) -
         EventWrite(
             principal.tenant,
             "search",
+            user_id=principal.user_id,
             key_id=principal.key_id,
             query=query,
             result_count=len(response.results),
             latency_ms=context.elapsed_ms(),
-            data={"mode": response.mode, "cached": bool(getattr(response, "cached", False))},
+            data={
+                "mode": response.mode,
+                "cached": bool(getattr(response, "cached", False)),
+                **({"collection": collection} if collection is not None else {}),
+            },
         )
     )
 

@@ -313,6 +313,23 @@ class SearchResponse(BaseModel):
     )
 
 
+class SuggestionPublic(BaseModel):
+    text: str = Field(description="The completed text, as it would be searched.")
+    source: Literal["query", "title", "term"] = Field(
+        description="query: a past search of the collection that returned results; title: a"
+        " document title; term: the last word completed from the collection's words."
+    )
+    count: int = Field(
+        description="The source's frequency: times asked, documents with the title, or chunks"
+        " holding the word."
+    )
+
+
+class SuggestResponse(BaseModel):
+    data: list[SuggestionPublic]
+    count: int
+
+
 # -- health ----------------------------------------------------------------------------------
 class Health(BaseModel):
     status: Literal["ok"] = "ok"

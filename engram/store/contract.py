@@ -37,8 +37,10 @@ from .records import (
     EventWrite,
     MemoryDump,
     OnConflict,
+    QueryEvent,
     StampedDocument,
     StoredVersion,
+    TermCompletion,
     Where,
 )
 from .snapshot import StoreSnapshot
@@ -202,6 +204,25 @@ class RetrievalStore(CollectionStore):
         superset costs time, never results)."""
 
     @abstractmethod
+    def complete_terms(
+        self,
+        collection: Collection,
+        prefixes: Sequence[str],
+        *,
+        limit: int,
+        samples: int,
+        exact: Sequence[str] = (),
+    ) -> list[TermCompletion]:
+        """The ``limit`` indexed terms of highest document frequency that start with any of
+        ``prefixes`` or equal one of ``exact`` (ties in code point order), most frequent
+        first, each with the texts of up to ``samples`` chunks holding it (autocompletion:
+        engram.search.suggest)."""
+
+    @abstractmethod
+    def document_titles(self, collection: Collection) -> dict[str, int]:
+        """Each distinct non-empty document title of the collection → its number of documents."""
+
+    @abstractmethod
     def vector_search(
         self, collection: Collection, vector: np.ndarray, *, k: int, where: Where | None = None
     ) -> list[tuple[int, float]]:
@@ -334,7 +355,14 @@ class EventStore(ABC):
 
     @abstractmethod
     def delete_user_events(self, *, tenant: str, user_id: str) -> int:
-        """Delete every event of a user (erasure); returns how many there were."""
+        """Delete every event of a user (erasure); returns how many there were. When there
+        were some, an ``erasure`` event (no user, no query) records that events went."""
+
+    @abstractmethod
+    def suggest_events(self, tenant: str, *, after: int, limit: int) -> list[QueryEvent]:
+        """The tenant's events past id ``after`` that past-query suggestions follow, in id
+        order, at most ``limit``: each ``search`` that returned results and names its
+        collection (``data.collection``) with its query, and each ``erasure``."""
 
 
 class StateStore(ABC):

@@ -391,8 +391,13 @@ class MemoryTables(MessageIndexTables, MemoryStore):
         conversations = s.run("DELETE FROM conversations WHERE tenant = ? AND user_id = ?", owner)
         history = s.run(f"DELETE FROM memory_history WHERE memory_id IN ({_USER_MEMORIES})", owner)
         memories = s.run("DELETE FROM memories WHERE tenant = ? AND user_id = ?", owner)
-        # Analytics events carry the user's questions: they go too.
-        s.run("DELETE FROM events WHERE tenant = ? AND user_id = ?", owner)
+        # Analytics events carry the user's questions: they go too, and an ``erasure`` event
+        # tells the readers of past queries (suggestions) to read them again.
+        if s.run("DELETE FROM events WHERE tenant = ? AND user_id = ?", owner):
+            s.run(
+                "INSERT INTO events (tenant, kind, created_at) VALUES (?, 'erasure', ?)",
+                (owner[0], self.dialect.time_value(shared.monotonic_now())),
+            )
         # So do the user's LangGraph threads (their checkpoints hold the conversation state).
         erase_user_checkpoints(s, *owner)
         return ErasureReport(conversations, messages, memories, history)

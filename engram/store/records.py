@@ -71,6 +71,22 @@ class ChunkRecord:
     metadata: dict[str, Any]
 
 
+class TermCompletion(NamedTuple):
+    """An indexed term completing a prefix (:meth:`RetrievalStore.complete_terms`)."""
+
+    term: str
+    df: int  # live chunks holding it
+    texts: list[str]  # the text of a few of those chunks, where its surface words are read
+
+
+class QueryEvent(NamedTuple):
+    """A search that returned results, or an erasure (:meth:`EventStore.suggest_events`)."""
+
+    id: int
+    collection: str | None  # None for an erasure: the events read before may be gone
+    query: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class DocumentVersion:
     """One entry of a document's history. ``kept``: its content (text, title, metadata,

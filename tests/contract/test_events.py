@@ -87,3 +87,31 @@ def test_event_stats_in_the_store(store: Store) -> None:
     assert store.delete_user_events(tenant="acme", user_id="u1") == 3
     assert store.event_stats("acme", "2024-03-01", "2024-04-02")["active_users"]["total"] == 2
     assert store.event_stats("globex", "2024-03-01", "2024-04-02")["active_users"]["total"] == 1
+
+
+def test_suggest_events_follow_successful_searches_and_erasures(store: Store) -> None:
+    def search(query: str | None, *, results: int = 1, user: str | None = None, **data: str):
+        return EventWrite("acme", "search", user_id=user, query=query, result_count=results,
+                          data=data)  # fmt: skip
+
+    store.record_events(
+        [
+            search("vacation days", collection="kb", user="u1"),
+            search("nothing", results=0, collection="kb"),
+            search("no collection"),
+            search(None, collection="kb"),
+            EventWrite("acme", "chat", query="hello", data={"collection": "kb"}),
+            EventWrite("globex", "search", query="theirs", result_count=1,
+                       data={"collection": "kb"}),
+            search("api keys", collection="it"),
+        ]
+    )  # fmt: skip
+    found = store.suggest_events("acme", after=0, limit=10)
+    assert [(e.collection, e.query) for e in found] == [("kb", "vacation days"), ("it", "api keys")]
+    assert store.suggest_events("acme", after=found[0].id, limit=10) == found[1:]
+    assert store.suggest_events("acme", after=0, limit=1) == found[:1]
+    assert store.delete_user_events(tenant="acme", user_id="u1") == 1
+    assert store.delete_user_events(tenant="acme", user_id="nobody") == 0
+    after = store.suggest_events("acme", after=0, limit=10)
+    assert [(e.collection, e.query) for e in after] == [("it", "api keys"), (None, None)]
+    assert after[-1].id > found[-1].id

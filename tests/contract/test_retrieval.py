@@ -188,3 +188,30 @@ def test_keyword_ties_at_the_cut_go_to_the_lowest_chunk_ids(store: Store, coll: 
         hits = store.keyword_search(coll, ["ident"], k=k)
         expected = sorted(everything, key=lambda h: (-h[1], h[0]))[:k]
         assert hits == expected, k
+
+
+def test_complete_terms_by_prefix(store: Store, coll: Collection) -> None:
+    """Autocompletion's terms: by prefix (several at once, each a range), most frequent first,
+    ties in code point order, live terms only, with texts of chunks holding each."""
+    put(store, coll, "a", "telework rules", "telework and telephone", "teleport")
+    put(store, coll, "b", "telework at home")
+    put(store, coll, "c", "telegram")
+    found = store.complete_terms(coll, ["tele"], limit=10, samples=2)
+    assert [(t.term, t.df) for t in found] == [
+        ("telework", 3), ("telegram", 1), ("telephon", 1), ("teleport", 1)
+    ]  # fmt: skip
+    assert len(found[0].texts) == 2 and all("telework" in t for t in found[0].texts)
+    assert found[1].texts == ["telegram"]
+    assert [t.term for t in store.complete_terms(coll, ["tele"], limit=2, samples=0)] == [
+        "telework",
+        "telegram",
+    ]
+    several = store.complete_terms(coll, ["telep", "rul", "zz"], limit=10, samples=0)
+    assert [t.term for t in several] == ["rule", "telephon", "teleport"]
+    exact = store.complete_terms(coll, ["zz"], limit=10, samples=0, exact=["home", "hom", "x"])
+    assert [(t.term, t.df) for t in exact] == [("home", 1)]
+    store.delete_documents(coll, ["c"])
+    assert "telegram" not in [t.term for t in store.complete_terms(coll, ["t"], limit=9, samples=0)]
+    put(store, coll, "d", "home office", title="Home")
+    put(store, coll, "e", "home sweet home", title="Home")
+    assert store.document_titles(coll) == {"a": 1, "b": 1, "Home": 2}  # the key, by default

@@ -11,19 +11,28 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from ...cache import LRUCache
 from ...errors import InvalidInput
 from ...search.searcher import SearchResponse as EngineResponse
+from ...search.suggest import MAX_LIMIT, MAX_PREFIX
 from ..deps import DB, Reader
 from ..observability import observe_search
 from ..pagination import decode_cursor, encode_cursor
-from ..schemas import MAX_SEARCH_OFFSET, SearchHit, SearchRequest, SearchResponse, error_responses
+from ..schemas import (
+    MAX_SEARCH_OFFSET,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    SuggestionPublic,
+    SuggestResponse,
+    error_responses,
+)
 
 router = APIRouter(tags=["search"])
 
@@ -124,6 +133,36 @@ def search(body: SearchRequest, db: DB, principal: Reader) -> Response:
         group_by=body.group_by,
         tenant=principal.tenant,
     )
-    observe_search(principal, body.query, result)  # metrics and the analytics event
+    # metrics, and the analytics event that past-query suggestions are read from
+    observe_search(principal, body.query, result, collection=body.collection)
     reuse = isinstance(db.searcher.result_cache, LRUCache)
     return Response(render(result, reuse=reuse), media_type="application/json")
+
+
+@router.get(
+    "/collections/{name}/suggest",
+    operation_id="suggest",
+    response_model=SuggestResponse,
+    responses=error_responses(404, 422),
+)
+def suggest(
+    name: str,
+    db: DB,
+    principal: Reader,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_PREFIX, description="The prefix.")],
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+) -> SuggestResponse:
+    """Autocomplete: up to ``limit`` completions of ``q``, best first, from three sources of
+    the collection: past searches that returned results (ranked by times asked), document
+    titles with a word starting with ``q`` (by documents bearing the title) and ``q``'s last
+    word completed from the collection's words (by chunks holding the word, shown as written
+    in the documents, accented). Matching ignores case and accents ("teletr" finds
+    "télétravail"); when that leaves places free, a last word of 4 letters or more is also
+    matched with one letter wrong, missing, extra or swapped ("telwtr"). The sources are
+    interleaved (a query, a title, a word, ...), a text proposed once; completions of ``q``
+    as typed come before corrected ones."""
+    found = db.suggest(q, collection=name, limit=limit, tenant=principal.tenant)
+    return SuggestResponse(
+        data=[SuggestionPublic(text=s.text, source=s.source, count=s.count) for s in found],
+        count=len(found),
+    )

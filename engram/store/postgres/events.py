@@ -16,7 +16,7 @@ from typing import Any
 
 from ...errors import InvalidInput
 from .. import rows as shared
-from ..records import EventWrite
+from ..records import EventWrite, QueryEvent
 from .connection import SYSTEM, PostgresBase
 
 _WINDOW = "tenant = %s AND created_at >= %s AND created_at < %s"
@@ -70,7 +70,25 @@ class PostgresEventsMixin(PostgresBase):
     def delete_user_events(self, *, tenant: str, user_id: str) -> int:
         with self._tx(tenant) as cur:
             cur.execute("DELETE FROM events WHERE tenant = %s AND user_id = %s", (tenant, user_id))
-            return int(cur.rowcount)
+            deleted = int(cur.rowcount)
+            if deleted:
+                cur.execute(
+                    "INSERT INTO events (tenant, kind, created_at) VALUES (%s, 'erasure', now())",
+                    (tenant,),
+                )
+            return deleted
+
+    def suggest_events(self, tenant: str, *, after: int, limit: int) -> list[QueryEvent]:
+        with self._tx(tenant) as cur:
+            cur.execute(
+                "SELECT id, CASE WHEN kind = 'search' THEN data->>'collection' END AS collection,"
+                " CASE WHEN kind = 'search' THEN query END AS query FROM events"
+                " WHERE id > %s AND tenant = %s AND (kind = 'erasure' OR (kind = 'search'"
+                " AND result_count > 0 AND query IS NOT NULL AND data ? 'collection'))"
+                " ORDER BY id LIMIT %s",
+                (after, tenant, limit),
+            )
+            return [QueryEvent(r["id"], r["collection"], r["query"]) for r in cur.fetchall()]
 
     def event_stats(self, tenant: str, since: str, until: str) -> dict[str, Any]:
         window = (tenant, _timestamp(since, "since"), _timestamp(until, "until"))

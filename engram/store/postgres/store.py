@@ -61,6 +61,7 @@ from .sql import (
     compile_where,
     redact,
 )
+from .suggest import PostgresSuggestMixin
 from .transfer import PostgresTransferMixin
 from .write import PostgresWriteMixin
 
@@ -83,6 +84,7 @@ class PostgresStore(
     PostgresTransferMixin,
     PostgresWriteMixin,
     PostgresSearchMixin,
+    PostgresSuggestMixin,
     PostgresBase,
     StateTables,
     CheckpointTables,

@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import rows as shared
-from ..records import EventWrite
+from ..records import EventWrite, QueryEvent
 from .sql import WriteLock, translate
 
 _WINDOW = "tenant = ? AND created_at >= ? AND created_at < ?"
+# Written where a user's events are deleted: suggestions read from events start over.
+ERASURE_EVENT = "INSERT INTO events (tenant, kind, created_at) VALUES (?, 'erasure', ?)"
 TOP_QUERIES = 10
 
 
@@ -58,10 +60,29 @@ class SQLiteEventsMixin:
 
     def delete_user_events(self, *, tenant: str, user_id: str) -> int:
         with translate(), self._write_lock:
-            cur = self._conn.execute(
-                "DELETE FROM events WHERE tenant = ? AND user_id = ?", (tenant, user_id)
-            )
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._conn.execute(
+                    "DELETE FROM events WHERE tenant = ? AND user_id = ?", (tenant, user_id)
+                )
+                if cur.rowcount:
+                    self._conn.execute(ERASURE_EVENT, (tenant, _now()))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
         return int(cur.rowcount)
+
+    def suggest_events(self, tenant: str, *, after: int, limit: int) -> list[QueryEvent]:
+        rows = self._read(
+            "SELECT id, CASE WHEN kind = 'search' THEN json_extract(data, '$.collection') END,"
+            " CASE WHEN kind = 'search' THEN query END FROM events"
+            " WHERE id > ? AND tenant = ? AND (kind = 'erasure' OR (kind = 'search'"
+            " AND result_count > 0 AND query IS NOT NULL"
+            " AND json_extract(data, '$.collection') IS NOT NULL)) ORDER BY id LIMIT ?",
+            (after, tenant, limit),
+        )
+        return [QueryEvent(int(i), c, q) for i, c, q in rows]
 
     def event_stats(self, tenant: str, since: str, until: str) -> dict[str, Any]:
         window = (tenant, since, until)

@@ -37,8 +37,8 @@ from .derived import DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
 from .jobs import SQLiteJobsMixin
 from .memory import SQLiteMemoryMixin
-from .retrieval import SQLiteRetrievalMixin
 from .sql import DECODING, WriteLock, batches, compile_where, connect, insert_chunks, translate
+from .suggest import SQLiteSuggestMixin
 from .transfer import SQLiteTransferMixin
 from .versions import SQLiteVersionsMixin
 
@@ -51,7 +51,7 @@ def _now() -> str:
 
 class SQLiteStore(
     SQLiteVersionsMixin,
-    SQLiteRetrievalMixin,
+    SQLiteSuggestMixin,
     SQLiteMemoryMixin,
     SQLiteJobsMixin,
     SQLiteEventsMixin,
