@@ -510,6 +510,7 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "restoreDocumentVersion",
         "purgeVersions",
         "search",
+        "suggest",
         "chat",
         "createChatCompletion",
         "listModels",

@@ -106,6 +106,7 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
         ("POST", "/v1/collections"): {"json": {"name": "kb", "language": "en"}},
         ("POST", "/v1/collections/{name}/versions:purge"): {"json": {"keep": 1}},
         ("POST", "/v1/search"): {"json": {"query": "nightingale", "collection": "kb"}},
+        ("GET", "/v1/collections/{name}/suggest"): {"params": {"q": "nigh"}},
         ("POST", "/v1/chat"): {"json": {"question": "nightingale?", "collection": "kb"}},
         ("POST", "/v1/chat/completions"): {
             "json": {
