@@ -39,6 +39,7 @@ from ..memory.types import (
 )
 from ..search.bm25 import rank_texts
 from . import rows as shared
+from .analytics_tables import erase_outbox
 from .checkpoint_tables import erase_user_checkpoints
 from .contract import MemoryStore
 from .message_index import MessageIndexTables
@@ -393,6 +394,7 @@ class MemoryTables(MessageIndexTables, MemoryStore):
         memories = s.run("DELETE FROM memories WHERE tenant = ? AND user_id = ?", owner)
         # Analytics events carry the user's questions: they go too.
         s.run("DELETE FROM events WHERE tenant = ? AND user_id = ?", owner)
+        erase_outbox(s, *owner)  # and those still waiting to be forwarded
         # So do the user's LangGraph threads (their checkpoints hold the conversation state).
         erase_user_checkpoints(s, *owner)
         return ErasureReport(conversations, messages, memories, history)

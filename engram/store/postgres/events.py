@@ -16,8 +16,10 @@ from typing import Any
 
 from ...errors import InvalidInput
 from .. import rows as shared
+from ..analytics_tables import erase_outbox, write_outbox
+from ..event_insights import EventInsights
 from ..records import EventWrite
-from .connection import SYSTEM, PostgresBase
+from .connection import DIALECT, SYSTEM, PostgresBase, _CursorSession
 
 _WINDOW = "tenant = %s AND created_at >= %s AND created_at < %s"
 _DAY = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
@@ -44,17 +46,24 @@ def _timestamp(value: str, name: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-class PostgresEventsMixin(PostgresBase):
+class PostgresEventsMixin(PostgresBase, EventInsights):
     """Analytics events in PostgreSQL."""
 
-    def record_events(self, events: Sequence[EventWrite]) -> None:
+    dialect = DIALECT
+    outbox_lock = " FOR UPDATE SKIP LOCKED"
+    epoch_day = "((({col}) AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
+    collection_of = "(data ->> 'collection')"
+    bytewise = ' COLLATE "C"'
+
+    def _event_time(self, value: str, name: str) -> Any:
+        return _timestamp(value, name)
+
+    def record_events(self, events: Sequence[EventWrite], *, outbox: bool = False) -> None:
         if not events:
             return
         now = datetime.now(UTC)
-        rows = [
-            shared.event_values(e, _timestamp(e.created_at, "created_at") if e.created_at else now)
-            for e in events
-        ]
+        times = [_timestamp(e.created_at, "created_at") if e.created_at else now for e in events]
+        rows = [shared.event_values(e, at) for e, at in zip(events, times)]
         # A batch from the recorder may hold several tenants' events: one transaction
         # either way, under the tenant itself when there is only one.
         tenants = {e.tenant for e in events}
@@ -66,11 +75,19 @@ class PostgresEventsMixin(PostgresBase):
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
                 rows,
             )
+            if outbox:
+                queued = [
+                    shared.outbox_values(e, at, at.astimezone(UTC).isoformat(timespec="microseconds"))
+                    for e, at in zip(events, times)
+                ]
+                write_outbox(_CursorSession(cur), queued, now)
 
     def delete_user_events(self, *, tenant: str, user_id: str) -> int:
         with self._tx(tenant) as cur:
             cur.execute("DELETE FROM events WHERE tenant = %s AND user_id = %s", (tenant, user_id))
-            return int(cur.rowcount)
+            deleted = int(cur.rowcount)
+            erase_outbox(_CursorSession(cur), tenant, user_id)
+            return deleted
 
     def event_stats(self, tenant: str, since: str, until: str) -> dict[str, Any]:
         window = (tenant, _timestamp(since, "since"), _timestamp(until, "until"))
