@@ -47,9 +47,9 @@ from .types import (
 if TYPE_CHECKING:
     # Imported where used: a one-shot search (the CLI) loads neither the ingest pipeline and
     # its parsers nor the memory and state services.
+    from .analytics.service import Analytics
     from .ingest.loaders import LoaderOptions
     from .ingest.pipeline import Item, ProgressCallback
-    from .analytics.service import Analytics
     from .memory import MemoryService
     from .state import StateService
 

@@ -31,7 +31,7 @@ MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"
 def check_format(name: str) -> Format:
     if name not in FORMATS:
         raise InvalidInput(f"unknown export format {name!r}", hint="use jsonl or csv")
-    return name  # type: ignore[return-value]
+    return name
 
 
 def lines(events: Iterable[dict[str, Any]], fmt: Format) -> Iterator[str]:

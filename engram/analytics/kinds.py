@@ -122,8 +122,7 @@ class EventKinds:
                 break
         if found:
             raise InvalidInput(
-                f"the properties of a {kind!r} event do not match its schema: "
-                + "; ".join(found),
+                f"the properties of a {kind!r} event do not match its schema: " + "; ".join(found),
                 hint="see the kind's schema: GET /v1/admin/event-kinds",
                 errors=found,
             )

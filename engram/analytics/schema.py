@@ -29,7 +29,9 @@ from typing import Any
 from ..errors import InvalidInput
 
 TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
-ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$schema", "$id", "$comment"})
+ANNOTATIONS = frozenset(
+    {"title", "description", "default", "examples", "$schema", "$id", "$comment"}
+)
 _COUNTS = ("minProperties", "maxProperties", "minItems", "maxItems", "minLength", "maxLength")
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 KEYWORDS = frozenset(
@@ -80,7 +82,9 @@ def check_schema(schema: Any, path: str = "$", depth: int = 0) -> None:
         raise _fail(path, "enum must be a non-empty list")
     for key in _COUNTS:
         value = schema.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
             raise _fail(path, f"{key} must be a non-negative integer")
     for key in _BOUNDS:
         if key in schema and not _is_number(schema[key]):

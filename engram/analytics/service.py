@@ -132,7 +132,9 @@ class Analytics:
     def purge(self, *, older_than_days: int | None = None) -> int:
         """Delete every tenant's events older than ``older_than_days`` (default: the
         ``analytics_retention_days`` setting; 0 keeps everything); returns how many."""
-        days = self.settings.analytics_retention_days if older_than_days is None else older_than_days
+        days = (
+            self.settings.analytics_retention_days if older_than_days is None else older_than_days
+        )
         if days <= 0:
             return 0
         return self.store.purge_events(purge_before(days))

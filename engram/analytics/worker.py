@@ -98,7 +98,9 @@ class AnalyticsWorker:
             return 0
         gone = self.store.purge_events(purge_before(self.retention_days))
         if gone:
-            logger.info("purged %d analytics event(s) older than %d days", gone, self.retention_days)
+            logger.info(
+                "purged %d analytics event(s) older than %d days", gone, self.retention_days
+            )
         return gone
 
     def _run(self) -> None:

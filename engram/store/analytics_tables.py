@@ -91,7 +91,9 @@ class AnalyticsTables(Tables):
 
     def delete_event_kind(self, tenant: str, name: str) -> bool:
         with self._session(tenant, write=True) as s:
-            return s.run("DELETE FROM event_kinds WHERE tenant = ? AND name = ?", (tenant, name)) > 0
+            return (
+                s.run("DELETE FROM event_kinds WHERE tenant = ? AND name = ?", (tenant, name)) > 0
+            )
 
     # -- export and retention ----------------------------------------------------------------
     def export_events(self, tenant: str, since: str, until: str) -> Iterator[dict[str, Any]]:
@@ -165,14 +167,14 @@ class AnalyticsTables(Tables):
             ids,
         )
 
-    def _outbox_update(self, head: str, values: tuple[Any, ...], owner: str, ids: Sequence[int]) -> int:
+    def _outbox_update(
+        self, head: str, values: tuple[Any, ...], owner: str, ids: Sequence[int]
+    ) -> int:
         if not ids:
             return 0
         marks = ", ".join("?" for _ in ids)
         with self._session(ALL_TENANTS, write=True) as s:
-            return s.run(
-                f"{head} WHERE claimed_by = ? AND id IN ({marks})", (*values, owner, *ids)
-            )
+            return s.run(f"{head} WHERE claimed_by = ? AND id IN ({marks})", (*values, owner, *ids))
 
     def outbox_depth(self) -> int:
         """Events waiting to be forwarded, of every tenant."""

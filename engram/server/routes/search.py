@@ -124,6 +124,6 @@ def search(body: SearchRequest, db: DB, principal: Reader) -> Response:
         group_by=body.group_by,
         tenant=principal.tenant,
     )
-    observe_search(principal, body.query, result)  # metrics and the analytics event
+    observe_search(principal, body.query, result, collection=body.collection)  # and its event
     reuse = isinstance(db.searcher.result_cache, LRUCache)
     return Response(render(result, reuse=reuse), media_type="application/json")

@@ -77,7 +77,9 @@ class PostgresEventsMixin(PostgresBase, EventInsights):
             )
             if outbox:
                 queued = [
-                    shared.outbox_values(e, at, at.astimezone(UTC).isoformat(timespec="microseconds"))
+                    shared.outbox_values(
+                        e, at, at.astimezone(UTC).isoformat(timespec="microseconds")
+                    )
                     for e, at in zip(events, times)
                 ]
                 write_outbox(_CursorSession(cur), queued, now)
