@@ -261,6 +261,7 @@ def observe_search(
         EventWrite(
             principal.tenant,
             "search",
+            user_id=principal.user_id,
             key_id=principal.key_id,
             query=query,
             result_count=len(response.results),
