@@ -35,12 +35,15 @@ TOP_USERS = 20
 EPOCH = date(1970, 1, 1)
 _PARTIAL = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
-_FIRSTS = (
-    "WITH firsts AS (SELECT user_id, min(created_at) AS first_at FROM events"
-    " WHERE tenant = ? AND user_id IS NOT NULL AND created_at < ? GROUP BY user_id),"
-    " cohort AS (SELECT user_id, {first_day} AS d0 FROM firsts WHERE first_at >= ?),"
-    " active AS (SELECT DISTINCT user_id, {day} AS d FROM events"
-    " WHERE tenant = ? AND user_id IS NOT NULL AND created_at >= ? AND created_at < ?)"
+# Each user's days with events in the window, with their first-seen day, for the users first
+# seen in it: one pass over the tenant's events before ``until`` in (user, time) order (the
+# events_user_time index), the first-seen time a window minimum over the user's rows.
+_ACTIVE = (
+    "WITH marked AS (SELECT user_id, {day} AS d,"
+    " min(created_at) OVER (PARTITION BY user_id) AS first_at FROM events"
+    " WHERE tenant = ? AND user_id IS NOT NULL AND created_at < ?),"
+    " active AS (SELECT DISTINCT user_id, {first_day} AS d0, d FROM marked"
+    " WHERE first_at >= ?)"
 )
 
 
@@ -82,24 +85,22 @@ class EventInsights(AnalyticsTables):
         start, end = parse_bound(since, "since"), parse_bound(until, "until")
         first_day, last_day = _epoch_day(start), _epoch_day(end - timedelta(microseconds=1))
         bounds = (self._event_time(since, "since"), self._event_time(until, "until"))
-        window = (tenant, bounds[1], bounds[0], tenant, *bounds)
-        firsts = _FIRSTS.format(
+        window = (tenant, bounds[1], bounds[0])
+        active = _ACTIVE.format(
             first_day=self.epoch_day.format(col="first_at"),
             day=self.epoch_day.format(col="created_at"),
         )
         offsets = ", ".join(str(n) for n in (0, *RETENTION_DAYS))
         with self._session(tenant, snapshot=True) as s:
             daily = s.rows(
-                f"{firsts} SELECT c.d0 AS d0, a.d - c.d0 AS n, count(*) AS users FROM cohort c"
-                f" JOIN active a ON a.user_id = c.user_id WHERE a.d - c.d0 IN ({offsets})"
-                " GROUP BY c.d0, a.d - c.d0",
+                f"{active} SELECT d0, d - d0 AS n, count(*) AS users FROM active"
+                f" WHERE d - d0 IN ({offsets}) GROUP BY d0, d - d0",
                 window,
             )
             weekly = s.rows(
-                f"{firsts} SELECT (c.d0 + 3) / 7 AS w0, (a.d + 3) / 7 - (c.d0 + 3) / 7 AS k,"
-                " count(DISTINCT c.user_id) AS users FROM cohort c"
-                " JOIN active a ON a.user_id = c.user_id GROUP BY (c.d0 + 3) / 7,"
-                " (a.d + 3) / 7 - (c.d0 + 3) / 7",
+                f"{active} SELECT (d0 + 3) / 7 AS w0, (d + 3) / 7 - (d0 + 3) / 7 AS k,"
+                " count(DISTINCT user_id) AS users FROM active"
+                " GROUP BY (d0 + 3) / 7, (d + 3) / 7 - (d0 + 3) / 7",
                 window,
             )
             collections = self._by_collection(s, (tenant, *bounds))

