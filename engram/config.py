@@ -253,6 +253,33 @@ class Settings(BaseSettings):
     )
     cache_ttl: int = Field(600, ge=1, description="Seconds a Redis cache entry lives.")
 
+    analytics_retention_days: int = Field(
+        0,
+        ge=0,
+        le=36500,
+        description="Analytics events older than this many days are deleted (with any still "
+        "waiting to be forwarded) by `engram serve` and `engram worker`, hourly. 0: kept.",
+    )
+    analytics_forward_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Forward every recorded analytics event to this PostHog-compatible "
+        "capture API (POST <url>/batch/), e.g. https://eu.i.posthog.com. Events wait in the "
+        "database's outbox until the endpoint takes them (retried with exponential backoff, "
+        "sent once by one of several processes); requests never wait for it.",
+    )
+    analytics_forward_key: str | None = Field(
+        None, description="The project API key sent with forwarded events (api_key)."
+    )
+    analytics_forward_batch: int = Field(
+        100, ge=1, le=1000, description="Most events forwarded in one request."
+    )
+    analytics_forward_queries: bool = Field(
+        False,
+        description="Include the (normalised) query text in forwarded search and chat "
+        "events; off by default, as queries may hold personal data.",
+    )
+
     def chunking(self) -> dict[str, Any]:
         """What a new collection records of these settings: how its documents are chunked
         (a collection keeps chunking as it was created)."""

@@ -49,6 +49,7 @@ from .versions import VersionsMixin
 if TYPE_CHECKING:
     # Imported where used: a one-shot search (the CLI) loads neither the ingest pipeline and
     # its parsers nor the memory and state services.
+    from .analytics.service import Analytics
     from .ingest.loaders import LoaderOptions
     from .ingest.pipeline import Item, ProgressCallback
     from .memory import MemoryService
@@ -100,6 +101,7 @@ class Engram(VersionsMixin):
         self._reranker: Reranker | None = None
         self._memory: MemoryService | None = None
         self._state: StateService | None = None
+        self._analytics: Analytics | None = None
         self._lock = threading.Lock()
         self.searcher = Searcher(self.store, settings, self.embedder, self.reranker)
         self.suggester = Suggester(self.store, self.store)
@@ -487,6 +489,16 @@ class Engram(VersionsMixin):
         )
 
     @property
+    def analytics(self) -> Analytics:
+        """Custom event kinds, tracking, usage statistics, export (see :mod:`engram.analytics`)."""
+        with self._lock:
+            if self._analytics is None:
+                from .analytics.service import Analytics
+
+                self._analytics = Analytics(self.store, self.settings)
+            return self._analytics
+
+    @property
     def state(self) -> StateService:
         """Agent state: versioned JSON values in namespaces (see :mod:`engram.state`)."""
         with self._lock:
@@ -520,16 +532,20 @@ class Engram(VersionsMixin):
         key_id, full, secret_hash = new_key()
         record = ApiKey(key_id, tenant, name, granted, _now(), user_id=user_id)
         self.store.create_api_key(record, secret_hash)
+        self.analytics.key_changed(record, "key_created")
         return record, full
 
     def keys(self, *, tenant: str | None = None) -> list[ApiKey]:
         return self.store.list_api_keys(tenant)
 
     def revoke_key(self, key_id: str) -> None:
+        found = self.store.get_api_key(key_id)
         if not self.store.revoke_api_key(key_id):
             raise NotFound(
                 f"no active API key {key_id!r}", hint="list keys with `engram keys list`"
             )
+        if found is not None:
+            self.analytics.key_changed(found[0], "key_revoked")
         # Servers remember verified keys for a few seconds: tell them to forget (engram.keys).
         bump_revision(self.settings.data_dir, redis_url=self.settings.redis_url)
 

@@ -337,8 +337,11 @@ def test_click_and_rating_events(client: TestClient) -> None:
     for body in ok:
         res = client.post("/v1/events", json=body)
         assert res.status_code == 202 and res.json() == {"status": "accepted"}, res.text
+    # An unregistered kind: refused with the kinds the tenant may post (engram.analytics).
+    res = client.post("/v1/events", json={"kind": "view", "document": "d"})
+    assert res.status_code == 422 and res.json()["error"]["code"] == "invalid_input"
+    assert "click, rating" in res.json()["error"]["hint"]
     bad = [
-        {"kind": "view", "document": "d"},
         {"kind": "rating"},
         {"kind": "rating", "rating": 6},
         {"kind": "click"},
@@ -392,10 +395,17 @@ def test_stats_need_the_admin_scope_and_are_tenant_scoped(tmp_path: Path) -> Non
             res = c.get("/v1/admin/stats", headers=auth(name))
             assert res.status_code == 403 and res.json()["error"]["code"] == "forbidden"
         acme = c.get("/v1/admin/stats", headers=auth("acme_admin")).json()
-        assert acme["counts"] == {"search": 2, "rating": 1, "ingest": 1}
+        # and the creation and the day's first use of each of acme's three keys
+        assert acme["counts"] == {
+            "search": 2,
+            "rating": 1,
+            "ingest": 1,
+            "key_created": 3,
+            "login": 3,
+        }
         assert acme["top_queries"] == [{"query": "vacation", "count": 2}]
         globex = c.get("/v1/admin/stats", headers=auth("globex_admin")).json()
-        assert globex["counts"] == {} and globex["top_queries"] == []
+        assert globex["counts"] == {"key_created": 1, "login": 1} and globex["top_queries"] == []
         res = c.get("/v1/admin/stats", params={"days": 0}, headers=auth("acme_admin"))
         assert res.status_code == 422
 
@@ -426,11 +436,11 @@ def test_recorder_retries_a_busy_database(tmp_path: Path, monkeypatch: pytest.Mo
     store = SQLiteStore(tmp_path / "engram.db")
     real, refusals = store.record_events, [2]
 
-    def busy_twice(batch: list[EventWrite]) -> None:
+    def busy_twice(batch: list[EventWrite], *, outbox: bool = False) -> None:
         if refusals[0]:
             refusals[0] -= 1
             raise StoreLocked("the database is locked by another process")
-        real(batch)
+        real(batch, outbox=outbox)
 
     monkeypatch.setattr(store, "record_events", busy_twice)
     dropped: list[int] = []

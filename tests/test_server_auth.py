@@ -129,6 +129,7 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
         },
         ("POST", "/v1/recall"): {"json": {"query": "nightingale", "user_id": "u1"}},
         ("POST", "/v1/events"): {"json": {"kind": "click", "document": "d1"}},
+        ("POST", "/v1/admin/event-kinds"): {"json": {"name": "signup", "schema": {}}},
         ("PUT", "/v1/state/{path}"): {"json": {"value": "globex state"}},
         ("POST", "/v1/state:search"): {"json": {"prefix": ["user"], "query": "nightingale"}},
         ("POST", "/v1/state:namespaces"): {"json": {}},
@@ -147,6 +148,7 @@ def _route_calls(client: TestClient, ids: dict[str, str]) -> list[tuple[str, str
             ("{user_id}", "u1"),
             ("{job_id}", ids["job"]),
             ("{path}", "user/u1/notes"),
+            ("{kind}", "signup"),
         ):
             path = path.replace(name, value)
         for method in (m.upper() for m in operations):
@@ -163,8 +165,10 @@ CREATES = {
     "/v1/memories",
     "/v1/conversations",
     "/v1/state/{path}",
+    "/v1/admin/event-kinds",
 }
 EMPTY_LISTS = {
+    "/v1/admin/event-kinds",
     "/v1/models",
     "/v1/recall",
     "/v1/state",
@@ -195,6 +199,8 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
         json={"role": "user", "content": SECRET},
         headers=acme,
     )
+    kind = {"name": "signup", "schema": {"description": SECRET}}
+    assert client.post("/v1/admin/event-kinds", json=kind, headers=acme).status_code == 201
     note = client.put("/v1/state/user/u1/notes", json={"value": SECRET}, headers=acme)
     assert note.status_code == 201
     job = client.post(
@@ -238,6 +244,9 @@ def test_no_route_crosses_tenants(client: TestClient, keys: dict[str, str]) -> N
             assert r.status_code == 200 and "message" not in r.json()["counts"], where
         elif template == "/v1/events":
             assert r.status_code == 202, where
+        elif template == "/v1/admin/events":  # globex's own events (its logins) only
+            assert r.status_code == 200, where
+            assert all(line.startswith('{"id"') for line in r.text.splitlines()), where
         elif template == "/v1/embeddings":  # the model's, no data of anyone's
             assert r.status_code == 200, where
         elif method == "POST" and template.endswith((":purge", ":restore")):

@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Measure retrieval quality on a BEIR-format dataset (corpus.jsonl, queries.jsonl,"
         " qrels/test.tsv): nDCG@10, Recall@10/100, MRR@10, P@5 and query latency.",
     ),
+    "events": ("analytics", "Analytics events: custom kinds, export, retention."),
     "export": (
         "transfer",
         "Export collections (documents, versions, chunks, vectors), conversations, memories"
@@ -81,6 +82,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "suggest": (
         "search",
         "Complete a prefix from past searches, document titles and the collection's words.",
+    ),
+    "stats": (
+        "analytics",
+        "Usage statistics of a tenant: searches, latency, zero results, top queries, active"
+        " users, day-N retention, cohorts by first-seen week, per collection and per user.",
     ),
     "state": (
         "state",

@@ -19,6 +19,7 @@ from types import FrameType
 
 import click
 
+from ..analytics.worker import AnalyticsWorker
 from ..jobs import JobWorker
 from .main import Context, cli
 
@@ -90,7 +91,15 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     logger.info("engram worker %d started on %s", os.getpid(), _store_name(obj))
-    done = _run(jobs, stop, burst=burst)
+    # Forwarding analytics events and the retention purge run beside the jobs, if configured.
+    analytics = None if burst else AnalyticsWorker.from_settings(db.store, db.settings)
+    if analytics is not None:
+        analytics.start()
+    try:
+        done = _run(jobs, stop, burst=burst)
+    finally:
+        if analytics is not None:
+            analytics.stop()
     logger.info("engram worker %d stopped after %d jobs", os.getpid(), done)
 
 

@@ -93,7 +93,9 @@ class McpEndpoint:
         if principal is None:  # not through __call__: never served unauthenticated
             raise Unauthorized("this request was not authenticated")
         state = request.app.state
-        return Caller(state.db, principal, getattr(state, "llm", None))
+        observability = getattr(state, "observability", None)
+        events = observability.record if observability is not None else None
+        return Caller(state.db, principal, getattr(state, "llm", None), events)
 
 
 def mount(app: Any, settings: Settings) -> McpEndpoint:

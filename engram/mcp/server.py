@@ -104,7 +104,13 @@ async def call(caller: Caller, tool: Tool, arguments: dict[str, Any] | None) -> 
         raise invalid_request(
             exc.errors(), hint=f"the arguments of {tool.name} are its inputSchema (tools/list)"
         ) from exc
-    return await anyio.to_thread.run_sync(partial(tool.run, caller, args))
+    result = await anyio.to_thread.run_sync(partial(tool.run, caller, args))
+    if tool.name not in RECORDED:  # search and ask record themselves, as search and chat
+        caller.record("tool_call", user_id=caller.principal.user_id, data={"tool": tool.name})
+    return result
+
+
+RECORDED = frozenset({"search", "ask"})  # tools that record an event of their own
 
 
 def build_server(resolve: Resolve) -> Server[Any]:

@@ -18,6 +18,7 @@ from ..config import Settings
 from ..engine import Engram
 from ..server.deps import ALL_SCOPES
 from ..server.principal import Principal
+from ..server.recorder import EventRecorder
 from .server import build_server
 from .tools import Caller
 
@@ -30,6 +31,8 @@ def run_stdio(
     principal = Principal(tenant=tenant, scopes=scopes, key_id="stdio", user_id=user_id)
     db = Engram(settings)
     llm = None
+    # Tool calls are analytics events too, written in the background as the server's are.
+    recorder = EventRecorder(db.store, outbox=db.analytics.forwarding)
     try:
         if settings.llm:
             from ..providers.llms import llm_chain
@@ -40,9 +43,10 @@ def run_stdio(
                 retries=settings.llm_retries,
                 deadline=settings.llm_deadline,
             )
-        caller = Caller(db, principal, llm)
+        caller = Caller(db, principal, llm, recorder.record)
         anyio.run(_serve, caller)
     finally:
+        recorder.close()
         if llm is not None:
             llm.close()
         db.close()

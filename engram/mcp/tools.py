@@ -8,6 +8,7 @@ database, who is calling, and the answer model chain.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +21,7 @@ from ..server.schemas_base import RequestModel
 from ..server.schemas_memory import MemoryHitPublic, MemoryPublic, RecallHitPublic
 from ..server.schemas_state import StateItemPublic
 from ..state.types import namespace_of
+from ..store.records import EventWrite
 from . import schemas as s
 
 if TYPE_CHECKING:
@@ -35,6 +37,18 @@ class Caller:
     db: Engram
     principal: Principal
     llm: LLM | None = None
+    # Where the caller's analytics events go (the server's recorder); None: not recorded.
+    events: Callable[[EventWrite], None] | None = None
+
+    def record(self, kind: str, **fields: Any) -> None:
+        """An analytics event of the caller, marked as coming through MCP."""
+        if self.events is None:
+            return
+        data = {"via": "mcp", **fields.pop("data", {})}
+        principal = self.principal
+        self.events(
+            EventWrite(principal.tenant, kind, key_id=principal.key_id, data=data, **fields)
+        )
 
 
 Result = dict[str, Any]
@@ -75,6 +89,7 @@ def list_collections(caller: Caller, args: s.NoArguments) -> Result:
 
 
 def search(caller: Caller, args: s.SearchArgs) -> Result:
+    started = time.perf_counter()
     result = caller.db.search(
         args.query,
         collection=args.collection,
@@ -85,6 +100,14 @@ def search(caller: Caller, args: s.SearchArgs) -> Result:
         tenant=caller.principal.tenant,
     )
     data = [SearchHit.of(r).model_dump(mode="json") for r in result.results]
+    caller.record(
+        "search",
+        user_id=caller.principal.user_id,
+        query=args.query,
+        result_count=len(data),
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        data={"collection": args.collection, "mode": result.mode},
+    )
     return {"data": data, "count": len(data), "mode": result.mode}
 
 
@@ -105,6 +128,14 @@ def ask(caller: Caller, args: s.AskArgs) -> Result:
         k=args.k,
         mode=args.mode,
         where=args.where,
+        record=False,
+    )
+    caller.record(
+        "chat",
+        user_id=user_id,
+        query=args.question,
+        result_count=len(grounding.passages),
+        data={"collection": args.collection},
     )
     result = answer(args.question, grounding.passages, caller.llm, **grounding.options)
     return {**result.to_dict(), "query": grounding.query}

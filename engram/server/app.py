@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from .. import tracing
+from ..analytics.worker import AnalyticsWorker
 from ..config import Settings
 from ..engine import Engram
 from ..jobs import JobWorker
@@ -75,6 +76,10 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
             app.state.db, on_finish=app.state.metrics.job_finished, llm=app.state.llm
         )
         app.state.jobs.start()
+        # forwarding to an external analytics endpoint and the retention purge, if configured
+        app.state.analytics = AnalyticsWorker.from_settings(app.state.db.store, settings)
+        if app.state.analytics is not None:
+            app.state.analytics.start()
         try:
             async with app.state.mcp.running() if app.state.mcp else nullcontext():
                 yield
@@ -83,6 +88,8 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
                 app.state.llm.close()
             await run_in_threadpool(app.state.jobs.stop)  # the running job is queued again
             await run_in_threadpool(app.state.observability.stop)  # writes queued events
+            if app.state.analytics is not None:
+                await run_in_threadpool(app.state.analytics.stop)
             for limiter in (app.state.key_limiter, app.state.ip_limiter):
                 if limiter is not None:
                     await limiter.aclose()

@@ -73,7 +73,7 @@ async def get_principal(request: Request, db: DB) -> Principal:
     if verifier is not None and not presented.startswith("egm_"):
         tenant, scopes, subject, user = await run_in_threadpool(verifier.verify, presented)
         await _limit(getattr(state, "key_limiter", None), f"jwt:{tenant}:{subject}", "token")
-        return _noted(_principal(tenant, scopes, f"jwt:{subject}", user))
+        return _signed_in(state, _noted(_principal(tenant, scopes, f"jwt:{subject}", user)))
     # Keys verified in the last seconds need no database lookup; a revocation is seen at
     # once through the stamp (engram.keys.VerifiedKeys).
     verified = state.verified_keys
@@ -83,7 +83,9 @@ async def get_principal(request: Request, db: DB) -> Principal:
         key = await run_in_threadpool(db.authenticate, presented)
         verified.remember(presented, key, stamp)
     await _limit(getattr(state, "key_limiter", None), f"key:{key.id}", "API key")
-    return _noted(_principal(key.tenant, frozenset(key.scopes), key.id, key.user_id))
+    return _signed_in(
+        state, _noted(_principal(key.tenant, frozenset(key.scopes), key.id, key.user_id))
+    )
 
 
 def _principal(tenant: str, scopes: frozenset[str], key_id: str, user_id: str | None) -> Principal:
@@ -92,6 +94,14 @@ def _principal(tenant: str, scopes: frozenset[str], key_id: str, user_id: str | 
     if user_id is not None and "admin" in scopes:
         scopes = (scopes - {"admin"}) | {"read", "write"}
     return Principal(tenant=tenant, scopes=scopes, key_id=key_id, user_id=user_id)
+
+
+def _signed_in(state: Any, principal: Principal) -> Principal:
+    """Record the day's first use of the caller's key or token (a ``login`` event)."""
+    observability = getattr(state, "observability", None)
+    if observability is not None:
+        observability.login(principal)
+    return principal
 
 
 def _noted(principal: Principal) -> Principal:

@@ -47,10 +47,12 @@ def ground(
     where: dict[str, Any] | None = None,
     rerank: bool = False,
     exclude_conversation: str | None = None,
+    record: bool = True,
 ) -> Grounding:
     """Retrieve the passages answering ``question`` (after ``history``) for ``user_id``
-    (None: no recall, no memories), and record a ``chat`` event. Raises CollectionNotFound
-    for a collection the caller's tenant does not have."""
+    (None: no recall, no memories), and record a ``chat`` event (unless ``record`` is False:
+    the caller records it). Raises CollectionNotFound for a collection the caller's tenant
+    does not have."""
     settings = db.settings
     tenant = principal.tenant
     language = db.collection(collection, tenant=tenant).language
@@ -67,7 +69,15 @@ def ground(
         highlight=False,
         tenant=tenant,
     ).results
-    record_event(principal, "chat", user_id=user_id, query=question, result_count=len(passages))
+    if record:
+        record_event(
+            principal,
+            "chat",
+            user_id=user_id,
+            query=question,
+            result_count=len(passages),
+            collection=collection,
+        )
     extra = []
     if user_id and settings.chat_recall:
         recalled = db.memory.recall(

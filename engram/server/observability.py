@@ -21,6 +21,7 @@ import logging
 import re
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,11 +57,38 @@ class Observability:
             pending_jobs=self._pending_jobs, pool_stats=self._pool_stats, data_dir=self._data_dir
         )
         self.events: EventRecorder | None = None
+        self._login_day = ""
+        self._logged_in: set[tuple[str, str]] = set()  # (tenant, key id) seen on that day
 
     def start(self, db: Engram) -> None:
         self._db = db
-        self.events = EventRecorder(db.store, on_drop=self.metrics.events_dropped.inc)
+        self.events = EventRecorder(
+            db.store, on_drop=self.metrics.events_dropped.inc, outbox=db.analytics.forwarding
+        )
         self.metrics.bind_caches(db.searcher)
+
+    def login(self, principal: Principal) -> None:
+        """A ``login`` event the first time a key or token is used on a UTC day (in this
+        process: several processes may each record one)."""
+        if principal.key_id is None or self.events is None:
+            return
+        day = datetime.now(UTC).date().isoformat()
+        if self._login_day != day:
+            self._login_day, self._logged_in = day, set()
+        seen = (principal.tenant, principal.key_id)
+        if seen in self._logged_in:
+            return
+        self._logged_in.add(seen)
+        method = "jwt" if principal.key_id.startswith("jwt:") else "api_key"
+        self.events.record(
+            EventWrite(
+                principal.tenant,
+                "login",
+                user_id=principal.user_id,
+                key_id=principal.key_id,
+                data={"method": method},
+            )
+        )
 
     def stop(self) -> None:
         if self.events is not None:
@@ -248,9 +276,11 @@ def observe_search(
     )
 
 
-def observe_ingest(report: IngestReport, *, tenant: str | None = None) -> None:
+def observe_ingest(
+    report: IngestReport, *, tenant: str | None = None, collection: str | None = None
+) -> None:
     """Ingestion metrics (documents by outcome, chunks, embedding time) and, given the
-    tenant, an ``ingest`` event with the report's counts."""
+    tenant, an ``ingest`` event with the report's counts (and the collection)."""
     context = current_request()
     if context is None:
         return
@@ -259,6 +289,8 @@ def observe_ingest(report: IngestReport, *, tenant: str | None = None) -> None:
         principal = context.principal
         counts = report.to_dict()
         counts.pop("errors", None)
+        if collection is not None:
+            counts["collection"] = collection
         context.observability.record(
             EventWrite(
                 tenant,
@@ -278,10 +310,12 @@ def record_event(
     query: str | None = None,
     result_count: int | None = None,
     latency_ms: float | None = None,
+    properties: dict[str, Any] | None = None,
     **data: Any,
 ) -> None:
     """Record an analytics event of the caller's tenant (``chat``, ``message``, ``memory``,
-    ``click``, ``rating``...); ``data`` is stored as JSON. Written in the background."""
+    ``click``, ``rating``, a custom kind...); ``properties`` and ``data`` (its None values
+    left out) are stored as JSON. Written in the background."""
     context = current_request()
     if context is None:
         return
@@ -295,6 +329,6 @@ def record_event(
             query=query,
             result_count=result_count,
             latency_ms=latency_ms,
-            data={k: v for k, v in data.items() if v is not None},
+            data={**(properties or {}), **{k: v for k, v in data.items() if v is not None}},
         )
     )

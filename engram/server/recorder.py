@@ -45,8 +45,10 @@ class EventRecorder:
         on_drop: Callable[[int], None] | None = None,
         max_queued: int = MAX_QUEUED,
         interval: float = INTERVAL,
+        outbox: bool = False,
     ) -> None:
         self.store = store
+        self.outbox = outbox  # queue the events for forwarding too (engram.analytics.forwarder)
         self.max_queued = max_queued
         self.interval = interval
         self._on_drop = on_drop
@@ -112,7 +114,7 @@ class EventRecorder:
             return
         for attempt in range(RETRIES + 1):
             try:
-                self.store.record_events(batch)
+                self.store.record_events(batch, outbox=self.outbox)
                 return
             except (StoreLocked, ServerUnavailable) as exc:  # busy, or restarting: worth a retry
                 if attempt == RETRIES or self._stop:

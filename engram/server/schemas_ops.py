@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .schemas_base import RequestModel
 
 
 class EventCreate(RequestModel):
-    """Feedback from a client: a result was clicked, or an answer was rated."""
+    """Feedback from a client (a result was clicked, an answer was rated), or an event of a
+    custom kind registered with ``POST /v1/admin/event-kinds``."""
 
-    kind: Literal["click", "rating"]
+    kind: str = Field(
+        min_length=1,
+        max_length=64,
+        description="click, rating, or a custom kind registered for the tenant.",
+    )
+    properties: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A custom kind's properties, checked against its JSON schema.",
+    )
     query: str | None = Field(None, max_length=4096, description="The query it answers.")
     document: str | None = Field(None, max_length=1024, description="Key of the document.")
     chunk_id: int | None = Field(None, ge=1, description="The clicked or rated result.")
@@ -23,6 +32,10 @@ class EventCreate(RequestModel):
 
     @model_validator(mode="after")
     def _complete(self) -> EventCreate:
+        if self.kind not in ("click", "rating"):
+            return self  # a custom kind: checked against the tenant's registry
+        if self.properties:
+            raise ValueError(f"a {self.kind} event has no properties")
         if self.kind == "rating" and self.rating is None:
             raise ValueError("a rating event needs a rating (-1..1 or 1..5)")
         if self.kind == "click" and self.rating is not None:
@@ -63,6 +76,40 @@ class ActiveUsers(BaseModel):
     monthly: list[MonthCount]
 
 
+class RetentionDay(BaseModel):
+    day: int = Field(description="N: the day after the first-seen day (1, 7, 30).")
+    eligible: int = Field(description="Users first seen in the window whose day N has begun.")
+    retained: int = Field(description="Of them, those with an event on exactly day N.")
+    rate: float | None = Field(description="retained / eligible; null when none is eligible.")
+
+
+class Cohort(BaseModel):
+    week: str = Field(description="Monday (UTC) of the week the users were first seen in.")
+    users: int = Field(description="Users first seen that week.")
+    active: list[int] = Field(
+        description="Of them, how many had an event that week and each week after it, up to"
+        " the window's last: active[0] == users."
+    )
+
+
+class CollectionUsage(BaseModel):
+    collection: str
+    events: int
+    searches: int
+    zero_result_rate: float | None
+    chats: int
+    users: int = Field(description="Distinct user ids among the collection's events.")
+
+
+class UserUsage(BaseModel):
+    user_id: str
+    events: int
+    searches: int
+    chats: int
+    first_seen: str = Field(description="The user's first event in the window.")
+    last_seen: str
+
+
 class StatsPublic(BaseModel):
     """Usage of the caller's tenant over the last ``days`` days."""
 
@@ -79,3 +126,36 @@ class StatsPublic(BaseModel):
     active_users: ActiveUsers = Field(
         description="Users (the user_id of chats, messages, memories, clicks and ratings)."
     )
+    retention: list[RetentionDay] = Field(
+        description="Day-N retention of the users first seen in the window (their first event"
+        " ever, UTC days)."
+    )
+    cohorts: list[Cohort] = Field(description="Users by first-seen week, and their activity.")
+    by_collection: list[CollectionUsage] = Field(
+        description="The 50 collections with the most events (searches, chats, ingestion)."
+    )
+    by_user: list[UserUsage] = Field(description="The 20 users with the most events.")
+
+
+class EventKindCreate(RequestModel):
+    """A custom event kind: its name and the JSON schema its events' properties must match
+    (a subset of JSON Schema: type, enum, const, properties, required,
+    additionalProperties, items, min/max lengths, items and properties, pattern, bounds)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.:-]*$")
+    schema_: dict[str, Any] = Field(alias="schema", description="A JSON schema (an object).")
+
+
+class EventKindPublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    name: str
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class EventKindList(BaseModel):
+    data: list[EventKindPublic]
+    count: int
+    built_in: list[str] = Field(description="Kinds engram records itself or clients post.")

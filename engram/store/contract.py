@@ -26,6 +26,7 @@ from ..jobs.types import Job, JobStatus
 from ..keys import ApiKey
 from ..state.types import StateItem
 from ..types import Collection, DocumentInfo
+from .analytics_tables import OutboxItem
 from .checkpoint_contract import CheckpointStore
 from .memory_contract import MemoryStore
 from .records import (
@@ -333,12 +334,14 @@ class JobStore(ABC):
 
 
 class EventStore(ABC):
-    """Analytics events (engram.server.recorder writes them, /v1/stats reads them)."""
+    """Analytics events (engram.server.recorder writes them, /v1/stats reads them), the
+    registry of custom event kinds and the outbox of events to forward (engram.analytics)."""
 
     # Events are tenant-scoped like everything else: stats read one tenant's events only.
     @abstractmethod
-    def record_events(self, events: Sequence[EventWrite]) -> None:
-        """Insert events in one transaction."""
+    def record_events(self, events: Sequence[EventWrite], *, outbox: bool = False) -> None:
+        """Insert events in one transaction; with ``outbox``, queue them for forwarding in
+        the same transaction (:meth:`claim_outbox`)."""
 
     def record_event(self, tenant: str, kind: str, **fields: Any) -> None:
         """Insert one event; ``fields`` are those of :class:`EventWrite`."""
@@ -354,15 +357,56 @@ class EventStore(ABC):
         ({total, daily: [{date, count}], monthly: [{month, count}]}: distinct user ids)."""
 
     @abstractmethod
+    def event_insights(self, tenant: str, since: str, until: str) -> dict[str, Any]:
+        """``retention`` (day 1, 7, 30), ``cohorts`` (by first-seen week), ``by_collection``
+        and ``by_user`` of the tenant's events in the window (engram.store.event_insights)."""
+
+    @abstractmethod
     def delete_user_events(self, *, tenant: str, user_id: str) -> int:
-        """Delete every event of a user (erasure); returns how many there were. When there
-        were some, an ``erasure`` event (no user, no query) records that events went."""
+        """Delete every event of a user (erasure), queued ones too; returns how many there
+        were. When there were some, an ``erasure`` event (no user, no query) records that
+        events went."""
 
     @abstractmethod
     def suggest_events(self, tenant: str, *, after: int, limit: int) -> list[QueryEvent]:
         """The tenant's events past id ``after`` that past-query suggestions follow, in id
         order, at most ``limit``: each ``search`` that returned results and names its
         collection (``data.collection``) with its query, and each ``erasure``."""
+
+    @abstractmethod
+    def put_event_kind(self, tenant: str, name: str, schema: dict[str, Any]) -> None:
+        """Register a custom event kind with its JSON schema (or replace its schema)."""
+
+    @abstractmethod
+    def event_kinds(self, tenant: str) -> dict[str, dict[str, Any]]:
+        """name → JSON schema of the tenant's registered kinds, by name."""
+
+    @abstractmethod
+    def delete_event_kind(self, tenant: str, name: str) -> bool: ...
+
+    @abstractmethod
+    def export_events(self, tenant: str, since: str, until: str) -> Iterator[dict[str, Any]]:
+        """The tenant's events in the window, oldest first, read a page at a time."""
+
+    @abstractmethod
+    def purge_events(self, before: str) -> int:
+        """Delete every tenant's events (and queued ones) older than ``before``."""
+
+    @abstractmethod
+    def claim_outbox(self, owner: str, *, limit: int, lease: float) -> list[OutboxItem]:
+        """Take up to ``limit`` due queued events of any tenant for ``lease`` seconds."""
+
+    @abstractmethod
+    def ack_outbox(self, owner: str, ids: Sequence[int]) -> int:
+        """Delete forwarded events that ``owner`` still holds."""
+
+    @abstractmethod
+    def release_outbox(self, owner: str, ids: Sequence[int], *, delay: float, error: str) -> int:
+        """Give back events whose forwarding failed, due again after ``delay`` seconds."""
+
+    @abstractmethod
+    def outbox_depth(self) -> int:
+        """How many events of every tenant wait to be forwarded."""
 
 
 class StateStore(ABC):

@@ -39,6 +39,7 @@ from ..memory.types import (
 )
 from ..search.bm25 import rank_texts
 from . import rows as shared
+from .analytics_tables import erase_outbox
 from .checkpoint_tables import erase_user_checkpoints
 from .contract import MemoryStore
 from .message_index import MessageIndexTables
@@ -398,6 +399,7 @@ class MemoryTables(MessageIndexTables, MemoryStore):
                 "INSERT INTO events (tenant, kind, created_at) VALUES (?, 'erasure', ?)",
                 (owner[0], self.dialect.time_value(shared.monotonic_now())),
             )
+        erase_outbox(s, *owner)  # and those still waiting to be forwarded
         # So do the user's LangGraph threads (their checkpoints hold the conversation state).
         erase_user_checkpoints(s, *owner)
         return ErasureReport(conversations, messages, memories, history)

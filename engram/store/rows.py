@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -224,6 +225,24 @@ def event_values(e: EventWrite, created_at: Any) -> tuple[Any, ...]:
         data,
         created_at,
     )
+
+
+def outbox_values(e: EventWrite, created_at: Any, timestamp: str) -> tuple[Any, ...]:
+    """The columns of an ``event_outbox`` row (tenant, user_id, payload, created_at): the
+    event as it will be forwarded, under a uuid of its own that the endpoint deduplicates on."""
+    payload = {
+        "uuid": str(uuid.uuid4()),
+        "kind": e.kind,
+        "user_id": e.user_id,
+        "key_id": e.key_id,
+        "query": normalise_query(e.query),
+        "result_count": e.result_count,
+        "latency_ms": e.latency_ms,
+        "data": e.data,
+        "timestamp": timestamp,
+    }
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
+    return (e.tenant, e.user_id, text, created_at)
 
 
 def job_json(value: Any) -> str:

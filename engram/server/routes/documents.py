@@ -53,7 +53,7 @@ def ingest(
 ) -> IngestReportPublic:
     """Add records (dicts or loaded documents) and report; 201 when a document was added."""
     report: IngestReport = db.add(records, collection=collection, tenant=tenant)
-    observe_ingest(report, tenant=tenant)
+    observe_ingest(report, tenant=tenant, collection=collection)
     response.status_code = 201 if report.added else 200
     return IngestReportPublic.of(report)
 
@@ -80,7 +80,7 @@ def add_one(db: Engram, record: dict[str, Any], *, collection: str, tenant: str)
     """Add one document record (``{"id", "text", "title"?, "metadata"?}``) and report;
     InvalidInput when it was not ingested (shared with the MCP tools)."""
     report: IngestReport = db.add([record], collection=collection, tenant=tenant)
-    observe_ingest(report, tenant=tenant)
+    observe_ingest(report, tenant=tenant, collection=collection)
     if report.failed:
         reason = report.errors[0][1]
         raise InvalidInput(f"document {record['id']!r} was not ingested: {reason}")

@@ -16,13 +16,25 @@ from typing import Any
 
 from ...errors import InvalidInput
 from .. import rows as shared
+from ..analytics_tables import erase_outbox
+from ..event_insights import EventInsights
 from ..records import EventWrite, QueryEvent
-from .connection import SYSTEM, PostgresBase
+from .connection import DIALECT, SYSTEM, PostgresBase, _CursorSession
 
 _WINDOW = "tenant = %s AND created_at >= %s AND created_at < %s"
 _DAY = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 _MONTH = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')"
 TOP_QUERIES = 10
+_INSERT_EVENTS = (
+    "INSERT INTO events (tenant, kind, user_id, key_id, query, result_count, latency_ms, data,"
+    " created_at) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+    " %s::text[], %s::integer[], %s::double precision[], %s::jsonb[], %s::timestamptz[])"
+)
+_INSERT_OUTBOX = (
+    "INSERT INTO event_outbox (tenant, user_id, payload, created_at, next_attempt_at)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[],"
+    " %s::timestamptz[])"
+)
 
 # A bare year or year-month ("2024", "2024-03"): fromisoformat reads the rest.
 _PARTIAL = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -44,33 +56,49 @@ def _timestamp(value: str, name: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-class PostgresEventsMixin(PostgresBase):
+class PostgresEventsMixin(PostgresBase, EventInsights):
     """Analytics events in PostgreSQL."""
 
-    def record_events(self, events: Sequence[EventWrite]) -> None:
+    dialect = DIALECT
+    outbox_lock = " FOR UPDATE SKIP LOCKED"
+    epoch_day = "((({col}) AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
+    collection_of = "(data ->> 'collection')"
+    bytewise = ' COLLATE "C"'
+
+    def _event_time(self, value: str, name: str) -> Any:
+        return _timestamp(value, name)
+
+    def record_events(self, events: Sequence[EventWrite], *, outbox: bool = False) -> None:
         if not events:
             return
         now = datetime.now(UTC)
-        rows = [
-            shared.event_values(e, _timestamp(e.created_at, "created_at") if e.created_at else now)
-            for e in events
-        ]
+        times = [_timestamp(e.created_at, "created_at") if e.created_at else now for e in events]
+        rows = [shared.event_values(e, at) for e, at in zip(events, times)]
         # A batch from the recorder may hold several tenants' events: one transaction
         # either way, under the tenant itself when there is only one.
         tenants = {e.tenant for e in events}
         tenant = tenants.pop() if len(tenants) == 1 else SYSTEM
+        # One INSERT of unnested arrays, not a statement per row: ≈ 4× the events/s. (Not
+        # COPY: it refuses tables under row-level security.)
         with self._tx(tenant) as cur:
-            cur.executemany(
-                "INSERT INTO events (tenant, kind, user_id, key_id, query, result_count,"
-                " latency_ms, data, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
-                rows,
-            )
+            cur.execute(_INSERT_EVENTS, [list(column) for column in zip(*rows)])
+            if outbox:
+                queued = [
+                    (
+                        *shared.outbox_values(
+                            e, at, at.astimezone(UTC).isoformat(timespec="microseconds")
+                        ),
+                        now,
+                    )
+                    for e, at in zip(events, times)
+                ]
+                cur.execute(_INSERT_OUTBOX, [list(column) for column in zip(*queued)])
 
     def delete_user_events(self, *, tenant: str, user_id: str) -> int:
         with self._tx(tenant) as cur:
             cur.execute("DELETE FROM events WHERE tenant = %s AND user_id = %s", (tenant, user_id))
             deleted = int(cur.rowcount)
+            erase_outbox(_CursorSession(cur), tenant, user_id)
             if deleted:
                 cur.execute(
                     "INSERT INTO events (tenant, kind, created_at) VALUES (%s, 'erasure', now())",

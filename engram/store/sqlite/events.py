@@ -13,10 +13,13 @@ import math
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import rows as shared
+from ..analytics_tables import erase_outbox, write_outbox
+from ..event_insights import EventInsights
 from ..records import EventWrite, QueryEvent
+from .session import DIALECT, SQLiteSessions, _Writing
 from .sql import WriteLock, translate
 
 _WINDOW = "tenant = ? AND created_at >= ? AND created_at < ?"
@@ -29,18 +32,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class SQLiteEventsMixin:
+class SQLiteEventsMixin(SQLiteSessions, EventInsights):
     """Analytics events in the store's SQLite file."""
+
+    dialect = DIALECT
+    outbox_lock = ""
+    # A timestamp column's UTC day as a number of days since 1970-01-01 (julianday of a
+    # date is n.5), the collection property of an event's data, text ordered bytewise.
+    epoch_day = "CAST(julianday(substr({col}, 1, 10)) - 2440587.5 AS INTEGER)"
+    collection_of = "json_extract(data, '$.collection')"
+    bytewise = ""
 
     # Provided by SQLiteStore.
     _conn: sqlite3.Connection
     _write_lock: WriteLock
 
-    if TYPE_CHECKING:
-
-        def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-    def record_events(self, events: Sequence[EventWrite]) -> None:
+    def record_events(self, events: Sequence[EventWrite], *, outbox: bool = False) -> None:
         if not events:
             return
         now = _now()
@@ -53,24 +60,25 @@ class SQLiteEventsMixin:
                     " latency_ms, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+                if outbox:
+                    queued = [
+                        shared.outbox_values(e, e.created_at or now, e.created_at or now)
+                        for e in events
+                    ]
+                    write_outbox(_Writing(self._conn), queued, now)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
 
     def delete_user_events(self, *, tenant: str, user_id: str) -> int:
-        with translate(), self._write_lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._conn.execute(
-                    "DELETE FROM events WHERE tenant = ? AND user_id = ?", (tenant, user_id)
-                )
-                if cur.rowcount:
-                    self._conn.execute(ERASURE_EVENT, (tenant, _now()))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM events WHERE tenant = ? AND user_id = ?", (tenant, user_id)
+            )
+            if cur.rowcount:
+                conn.execute(ERASURE_EVENT, (tenant, _now()))
+            erase_outbox(_Writing(conn), tenant, user_id)
         return int(cur.rowcount)
 
     def suggest_events(self, tenant: str, *, after: int, limit: int) -> list[QueryEvent]:
