@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from live import free_port
 
 import engram
 from engram.analytics.forwarder import Forwarder, backoff
@@ -34,7 +35,6 @@ from engram.mcp.tools import TOOLS, Caller
 from engram.server import create_app
 from engram.server.principal import Principal
 from engram.store.records import EventWrite
-from tests.live import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -98,11 +98,13 @@ class AnalyticsTables(Tables):
     # -- export and retention ----------------------------------------------------------------
     def export_events(self, tenant: str, since: str, until: str) -> Iterator[dict[str, Any]]:
         """The tenant's events with ``since <= created_at < until``, oldest first (ties by
-        id), read a page at a time: a long export holds no transaction open."""
+        id), read a page at a time: a long export holds no transaction open. The ``erasure``
+        markers (engram's own bookkeeping for past-query suggestions) are left out."""
         bounds = (self._event_time(since, "since"), self._event_time(until, "until"))
         after: tuple[Any, int] | None = None
         while True:
-            where, params = "tenant = ? AND created_at >= ? AND created_at < ?", [tenant, *bounds]
+            where = "tenant = ? AND created_at >= ? AND created_at < ? AND kind <> 'erasure'"
+            params = [tenant, *bounds]
             if after is not None:
                 where += " AND (created_at > ? OR (created_at = ? AND id > ?))"
                 params += [after[0], after[0], after[1]]
