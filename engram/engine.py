@@ -33,6 +33,7 @@ from .search.fusion import FUSION_METHODS
 from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .store import open_store
 from .store.contract import Store
+from .store.import_contract import ImportBatch, RollbackReport
 from .store.records import DocumentVersion, Where
 from .types import (
     Collection,
@@ -321,6 +322,7 @@ class Engram:
         language: str | None,
         progress: ProgressCallback | None,
         tenant: str,
+        batch: str | None = None,
     ) -> IngestReport:
         started = time.perf_counter()
         iterator = iter(items)
@@ -347,7 +349,11 @@ class Engram:
         pipeline = IngestPipeline(self.store, self.settings, self.embedder())
         with tracing.span("ingest", collection=name, sync=sync):
             report = pipeline.run(
-                collection, itertools.chain(head, iterator), sync=sync, progress=progress
+                collection,
+                itertools.chain(head, iterator),
+                sync=sync,
+                progress=progress,
+                batch=batch,
             )
         report.seconds = time.perf_counter() - started  # parsing included
         return report
@@ -449,6 +455,20 @@ class Engram:
         self.searcher.validate(request)
         target = self.store.get_collection(_public(collection), tenant=tenant, counts=False)
         return self.searcher.search(target, request)
+
+    # -- import batches ------------------------------------------------------------------------
+    def import_batches(
+        self, *, tenant: str = DEFAULT_TENANT, limit: int = 100
+    ) -> list[ImportBatch]:
+        """The imports recorded for ``tenant``, newest first (engram.transfer.batches)."""
+        return self.store.import_batches(tenant=tenant, limit=limit)
+
+    def rollback_import(
+        self, batch_id: str, *, force: bool = False, tenant: str = DEFAULT_TENANT
+    ) -> RollbackReport:
+        """Undo import ``batch_id`` (Store.rollback_import): refused if a later write changed
+        what it wrote, unless ``force``."""
+        return self.store.rollback_import(batch_id, tenant=tenant, force=force)
 
     # -- conversations and memories ----------------------------------------------------------
     @property
