@@ -237,3 +237,81 @@ def test_cli_batches_and_rollback(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert res.exit_code == 1 and "no import batch" in res.output
     res = runner.invoke(cli, [*base, "--rollback", batch_id, "--from-jsonl", str(v1)])
     assert res.exit_code == 2
+
+
+def test_export_import_rollback_removes_collections_conversations_and_memories(
+    db: engram.Engram, tmp_path: Path
+) -> None:
+    from engram.transfer import export_data, import_data
+
+    source = engram.open(
+        tmp_path / "source", embedding_model="hash", chunk_tokens=64, chunk_overlap=8
+    )
+    source.add([{"id": "x", "text": "Exported text about storage engines."}], collection="kb")
+    source.memory.add("Prefers tea.", user_id="u1")
+    source.memory.create_conversation("u1", title="Hello")
+    export_data(source.store, tmp_path / "export")
+    source.close()
+
+    db.add([{"id": "mine", "text": "Already here: cats sleeping."}], collection="other")
+    mine = db.memory.add("Likes cats.", user_id="u9")
+    before = state(db, "other")
+    report = import_data(db.store, tmp_path / "export", mode="merge")
+    [batch_id] = report.extra["batches"]
+    batch = db.store.get_import_batch(batch_id, tenant="default")
+    assert batch.kind == "export" and batch.counts == {
+        "added": 1,
+        "conversations": 1,
+        "memories": 1,
+    }
+    assert len(db.memory.list(user_id="u1")) == 1
+
+    undone = db.rollback_import(batch_id)
+    assert undone.counts == {"deleted": 1, "conversations": 1, "memories": 1}
+    with pytest.raises(CollectionNotFound):
+        db.collection("kb")  # created by the import, empty again: removed
+    assert db.memory.list(user_id="u1") == [] and db.memory.conversations("u1") == []
+    assert [m.id for m in db.memory.list(user_id="u9")] == [mine.id]
+    assert state(db, "other") == before
+
+
+def test_replace_imports_are_marked_irreversible(db: engram.Engram, tmp_path: Path) -> None:
+    from engram.transfer import export_data, import_data
+
+    db.add([{"id": "x", "text": "Some text."}], collection="kb")
+    export_data(db.store, tmp_path / "export")
+    report = import_data(db.store, tmp_path / "export", mode="replace")
+    [batch_id] = report.extra["batches"]
+    with pytest.raises(Conflict, match="cannot be rolled back: it replaced collection 'kb'"):
+        db.rollback_import(batch_id)
+
+
+def test_chroma_import_rollback(db: engram.Engram, tmp_path: Path, counting: Counting) -> None:
+    pytest.importorskip("chromadb")
+    from test_chroma_import import make_chroma
+
+    from engram.transfer.chroma import import_chroma
+
+    make_chroma(tmp_path / "chroma", n=20)
+    # "notes" exists with an older text of two records and a record of its own.
+    db.add(
+        [
+            {"id": "n0001", "text": "An older note about dogs.", "metadata": {"old": True}},
+            {"id": "n0002", "text": "Another older note."},
+            {"id": "own", "text": "A record only engram has: storage engines."},
+        ],
+        collection="notes",
+    )
+    before = state(db, "notes")
+    report = import_chroma(db, tmp_path / "chroma", model="hash-64")
+    batch = db.store.get_import_batch(report.extra["batch"], tenant="default")
+    assert batch.kind == "chroma" and sorted(batch.collections) == ["notes", "other"]
+    assert batch.counts == {"added": 20, "updated": 2}  # 19 + long in notes, 1 in other
+
+    counting.passages = 0
+    undone = db.rollback_import(batch.id)
+    assert counting.passages == 0
+    assert undone.counts == {"deleted": 20, "restored": 2}
+    assert state(db, "notes") == before
+    with pytest.raises(CollectionNotFound):
+        db.collection("other")

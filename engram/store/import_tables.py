@@ -268,6 +268,7 @@ class ImportTables(Tables, ImportStore):
             report.batch = self._batch(self._get(s, batch_id, tenant))
         self._rolled_back(touched)
         self._drop_created(row, tenant)
+        report.counts = +report.counts  # without zeros
         return report
 
     def _roll_back_documents(
