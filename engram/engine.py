@@ -20,10 +20,8 @@ from .errors import (
     EngramError,
     InvalidInput,
     ModelMismatch,
-    NotFound,
-    Unauthorized,
 )
-from .keys import ApiKey, bump_revision, check_scopes, new_key, parse_key, secret_matches
+from .keys import KeysMixin
 from .memory.types import is_internal
 from .providers import get_embedder, get_reranker, is_remote
 from .providers.embedders.base import Embedder
@@ -34,6 +32,7 @@ from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .search.suggest import Suggester, Suggestion
 from .store import open_store
 from .store.contract import Store
+from .store.import_contract import ImportBatch, RollbackReport
 from .store.records import DocumentVersion, Where
 from .types import (
     Collection,
@@ -90,7 +89,7 @@ def _public(name: str) -> str:
     return name
 
 
-class Engram(VersionsMixin):
+class Engram(VersionsMixin, KeysMixin):
     """An engram database: collections of documents, ingested, indexed and searchable.
     Documents keep their versions, to read, compare and restore (:mod:`engram.versions`)."""
 
@@ -337,6 +336,7 @@ class Engram(VersionsMixin):
         language: str | None,
         progress: ProgressCallback | None,
         tenant: str,
+        batch: str | None = None,
     ) -> IngestReport:
         started = time.perf_counter()
         iterator = iter(items)
@@ -363,7 +363,11 @@ class Engram(VersionsMixin):
         pipeline = IngestPipeline(self.store, self.settings, self.embedder())
         with tracing.span("ingest", collection=name, sync=sync):
             report = pipeline.run(
-                collection, itertools.chain(head, iterator), sync=sync, progress=progress
+                collection,
+                itertools.chain(head, iterator),
+                sync=sync,
+                progress=progress,
+                batch=batch,
             )
         report.seconds = time.perf_counter() - started  # parsing included
         return report
@@ -460,6 +464,20 @@ class Engram(VersionsMixin):
         target = self.store.get_collection(_public(collection), tenant=tenant, counts=False)
         return self.suggester.suggest(target, prefix, limit)
 
+    # -- import batches ------------------------------------------------------------------------
+    def import_batches(
+        self, *, tenant: str = DEFAULT_TENANT, limit: int = 100
+    ) -> list[ImportBatch]:
+        """The imports recorded for ``tenant``, newest first (engram.transfer.batches)."""
+        return self.store.import_batches(tenant=tenant, limit=limit)
+
+    def rollback_import(
+        self, batch_id: str, *, force: bool = False, tenant: str = DEFAULT_TENANT
+    ) -> RollbackReport:
+        """Undo import ``batch_id`` (Store.rollback_import): refused if a later write changed
+        what it wrote, unless ``force``."""
+        return self.store.rollback_import(batch_id, tenant=tenant, force=force)
+
     # -- conversations and memories ----------------------------------------------------------
     @property
     def memory(self) -> MemoryService:
@@ -507,61 +525,6 @@ class Engram(VersionsMixin):
 
                 self._state = StateService(self.store, self.embedder)
             return self._state
-
-    # -- API keys ------------------------------------------------------------------------------
-    def create_key(
-        self,
-        *,
-        tenant: str = DEFAULT_TENANT,
-        scopes: Sequence[str] = ("read",),
-        name: str = "",
-        user_id: str | None = None,
-    ) -> tuple[ApiKey, str]:
-        """Create an API key; returns the record and the full key, which is shown only once.
-        ``user_id`` binds the key to that user of the tenant: it reaches only the user's
-        conversations, memories and state (and cannot have the admin scope)."""
-        granted = check_scopes(list(scopes))
-        if user_id is not None:
-            if not user_id.strip() or len(user_id) > 200:
-                raise InvalidInput("a key's user id must be 1 to 200 characters")
-            if "admin" in granted:
-                raise InvalidInput(
-                    "a key bound to one user cannot have the admin scope",
-                    hint="give it read and write; administer with a tenant-wide key",
-                )
-        key_id, full, secret_hash = new_key()
-        record = ApiKey(key_id, tenant, name, granted, _now(), user_id=user_id)
-        self.store.create_api_key(record, secret_hash)
-        self.analytics.key_changed(record, "key_created")
-        return record, full
-
-    def keys(self, *, tenant: str | None = None) -> list[ApiKey]:
-        return self.store.list_api_keys(tenant)
-
-    def revoke_key(self, key_id: str) -> None:
-        found = self.store.get_api_key(key_id)
-        if not self.store.revoke_api_key(key_id):
-            raise NotFound(
-                f"no active API key {key_id!r}", hint="list keys with `engram keys list`"
-            )
-        if found is not None:
-            self.analytics.key_changed(found[0], "key_revoked")
-        # Servers remember verified keys for a few seconds: tell them to forget (engram.keys).
-        bump_revision(self.settings.data_dir, redis_url=self.settings.redis_url)
-
-    def authenticate(self, presented: str) -> ApiKey:
-        """The active key matching ``presented``; raises Unauthorized otherwise. Not cached,
-        so a revoked key is refused on its very next use."""
-        try:
-            key_id, secret = parse_key(presented)
-        except InvalidInput as exc:
-            raise Unauthorized("malformed API key", hint=exc.hint) from exc
-        found = self.store.get_api_key(key_id)
-        if found is None or not secret_matches(secret, found[1]):
-            raise Unauthorized("invalid API key")
-        if not found[0].active:
-            raise Unauthorized("this API key was revoked")
-        return found[0]
 
     # -- lifecycle -----------------------------------------------------------------------------
     def warm_up(self) -> None:

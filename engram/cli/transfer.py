@@ -132,7 +132,26 @@ def export_command(
     help="JSONL: fields kept as metadata, comma-separated or repeated (default: all others).",
 )
 @click.option(
-    "--dry-run", is_flag=True, help="JSONL: report what would be added, changed or unchanged."
+    "--dry-run",
+    is_flag=True,
+    help="JSONL: report what would be added, changed, deleted or unchanged.",
+)
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="JSONL: also delete the collection's documents the file does not have.",
+)
+@click.option(
+    "--batches", "list_batches", is_flag=True, help="List the recorded imports (batches)."
+)
+@click.option(
+    "--rollback",
+    "rollback",
+    metavar="BATCH",
+    help="Undo import BATCH: restore what it updated or deleted, delete what it added.",
+)
+@click.option(
+    "--force", is_flag=True, help="--rollback: even over documents changed since the import."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
@@ -153,6 +172,10 @@ def import_command(
     title_field: str,
     metadata_fields: tuple[str, ...],
     dry_run: bool,
+    sync: bool,
+    list_batches: bool,
+    rollback: str | None,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Import an engram export (PATH), a Chroma directory (--from-chroma) or a JSON Lines
@@ -161,14 +184,22 @@ def import_command(
     An export's collections are imported atomically and never re-embedded; an existing
     collection is refused unless --replace or --merge. Chroma records and JSONL lines go
     through the ingestion pipeline (chunked, embedded unless a vector can be kept).
+
+    Every import is recorded as a batch: --batches lists them, --rollback BATCH undoes one
+    (refused if documents it wrote were changed since, unless --force).
     """
+    if list_batches or rollback is not None:
+        _batches(obj, path, chroma, jsonl, tenants, list_batches, rollback, force, as_json)
+        return
+    if force:
+        raise click.UsageError("--force applies to --rollback")
     sources = [s for s in (path, chroma, jsonl) if s is not None]
     if len(sources) != 1:
         raise click.UsageError("give exactly one of PATH, --from-chroma DIR, --from-jsonl FILE")
     if replace and merge:
         raise click.UsageError("--replace and --merge exclude each other")
-    if dry_run and jsonl is None:
-        raise click.UsageError("--dry-run applies to --from-jsonl")
+    if (dry_run or sync) and jsonl is None:
+        raise click.UsageError("--dry-run and --sync apply to --from-jsonl")
     if (chroma or jsonl) and len(tenants) > 1:
         raise click.UsageError("--from-chroma / --from-jsonl import into one --tenant")
     tenant = tenants[0] if tenants else "default"
@@ -200,6 +231,7 @@ def import_command(
             title_field=title_field,
             metadata_fields=fields or None,
             dry_run=dry_run,
+            sync=sync,
         )
     else:
         from ..transfer.import_ import import_data
@@ -218,6 +250,51 @@ def import_command(
     _print(report, as_json)
     if _all_failed(report):
         raise SystemExit(1)
+
+
+def _batches(
+    obj: Context,
+    path: Path | None,
+    chroma: Path | None,
+    jsonl: Path | None,
+    tenants: tuple[str, ...],
+    list_batches: bool,
+    rollback: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """``--batches`` / ``--rollback BATCH``: they take only --tenant, --force and --json."""
+    if list_batches and rollback is not None:
+        raise click.UsageError("--batches and --rollback exclude each other")
+    if any(s is not None for s in (path, chroma, jsonl)):
+        raise click.UsageError("--batches / --rollback take no PATH, --from-chroma or --from-jsonl")
+    if len(tenants) > 1:
+        raise click.UsageError("--batches / --rollback work on one --tenant")
+    tenant = tenants[0] if tenants else "default"
+    db = obj.db()
+    if rollback is None:
+        found = db.import_batches(tenant=tenant)
+        if as_json:
+            data = [b.to_dict() for b in found]
+            click.echo(json.dumps({"data": data, "count": len(data)}, ensure_ascii=False))
+        for b in [] if as_json else found:
+            counts = ", ".join(f"{n} {k}" for k, n in b.counts.items()) or "nothing"
+            click.echo(
+                f"{b.id}  {b.started_at}  {b.status:<11}  {b.kind:<6}"
+                f"  {','.join(b.collections) or '-'}  {counts}  {b.source}"
+            )
+        if not found and not as_json:
+            click.echo("no imports recorded", err=True)
+        return
+    done = db.rollback_import(rollback, tenant=tenant, force=force)
+    if as_json:
+        click.echo(json.dumps(done.to_dict(), ensure_ascii=False))
+        return
+    counts = ", ".join(f"{n} {k}" for k, n in done.counts.items()) or "nothing to undo"
+    click.echo(f"rolled back {done.batch.id}: {counts}")
+    if done.conflicts:
+        shown = ", ".join(done.conflicts[:10])
+        click.secho(f"  overwrote later changes to: {shown}", fg="yellow", err=True)
 
 
 @cli.command("backup")

@@ -118,11 +118,13 @@ class IngestPipeline:
         sync: bool = False,
         progress: ProgressCallback | None = None,
         persist: bool = True,
+        batch: str | None = None,
     ) -> IngestReport:
         """Ingest ``items``; with ``sync`` delete stored documents the items did not mention.
         ``persist=False`` leaves the derived indexes' files for a later ``store.sync()``
         (small frequent writes, such as messages indexed for recall, would rewrite them each
-        time); the data is committed either way."""
+        time); the data is committed either way. ``batch``: the import batch the writes
+        belong to (the store keeps what they replace, for a rollback)."""
         report = IngestReport()
         # Content hashes of stored documents, to skip unchanged ones: all of them for a sync
         # (which deletes the ones not seen), else only those of the keys being ingested,
@@ -178,7 +180,7 @@ class IngestPipeline:
                 pending.append(entry)
                 pending_chunks += len(entry.chunks)
                 if pending_chunks >= self.batch_chunks:
-                    chunks_done += self._flush(collection, pending, existing, report)
+                    chunks_done += self._flush(collection, pending, existing, report, batch)
                     docs_done += len(pending)
                     pending, pending_chunks = [], 0
                 if progress:
@@ -187,7 +189,7 @@ class IngestPipeline:
             if progress:
                 progress(docs_done, chunks_done)
         if pending:
-            chunks_done += self._flush(collection, pending, existing, report)
+            chunks_done += self._flush(collection, pending, existing, report, batch)
             docs_done += len(pending)
         if progress:
             progress(docs_done, chunks_done)
@@ -205,7 +207,7 @@ class IngestPipeline:
                     )
                 )
             elif gone:
-                report.deleted = self.store.delete_documents(collection, gone)
+                report.deleted = self.store.delete_documents(collection, gone, batch=batch)
         if persist:
             self.store.sync()
         return report
@@ -242,6 +244,7 @@ class IngestPipeline:
         pending: list[_Pending],
         existing: dict[str, str],
         report: IngestReport,
+        batch: str | None,
     ) -> int:
         wanted: dict[str, str] = {}
         for entry in pending:
@@ -268,7 +271,7 @@ class IngestPipeline:
             )
             for e in pending
         ]
-        self.store.write_documents(collection, docs, new)
+        self.store.write_documents(collection, docs, new, batch=batch)
         for e in pending:
             if e.doc.key in existing:
                 report.updated += 1

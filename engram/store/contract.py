@@ -3,7 +3,7 @@ part of the engine depends on the narrowest concern it uses (the ingest pipeline
 :class:`DocumentStore`, the searcher on :class:`RetrievalStore`, the memory service on
 :class:`MemoryStore`, the job queue on :class:`JobStore`, the event recorder on
 :class:`EventStore`, export and import on :class:`TransferStore`, server auth on
-:class:`KeyStore`). The contract tests are grouped the same way (tests/contract), so a new
+:class:`KeyStore`, import batches on :class:`ImportStore`). The contract tests are grouped the same way (tests/contract), so a new
 backend can be brought up one concern at a time.
 
 The store is the source of truth for collections, documents, versions, chunks and their
@@ -28,6 +28,7 @@ from ..state.types import StateItem
 from ..types import Collection, DocumentInfo
 from .analytics_tables import OutboxItem
 from .checkpoint_contract import CheckpointStore
+from .import_contract import ImportStore
 from .memory_contract import MemoryStore
 from .records import (
     ChunkRecord,
@@ -107,6 +108,8 @@ class DocumentStore(CollectionStore):
         collection: Collection,
         documents: Sequence[DocumentWrite],
         embeddings: dict[str, np.ndarray],
+        *,
+        batch: str | None = None,
     ) -> list[tuple[str, int]]:
         """Insert or replace documents in one transaction; returns (key, version) of each.
         Each new version is kept (its text, title, metadata and chunk spans; see
@@ -115,6 +118,8 @@ class DocumentStore(CollectionStore):
 
         ``embeddings`` maps text hashes to new vectors for the collection's model; every
         chunk's ``text_hash`` must be in it or already in the store's embedding cache.
+        ``batch``: the import batch writing them (engram.store.import_contract), which keeps
+        what each write replaces, in the same transaction.
         """
 
     @abstractmethod
@@ -122,9 +127,12 @@ class DocumentStore(CollectionStore):
         """Which of ``hashes`` already have a vector for ``model_id``."""
 
     @abstractmethod
-    def delete_documents(self, collection: Collection, keys: Sequence[str]) -> int:
+    def delete_documents(
+        self, collection: Collection, keys: Sequence[str], *, batch: str | None = None
+    ) -> int:
         """Delete documents completely (every version, its text, chunks, index entries and
-        the cached vectors nothing else uses); returns how many existed."""
+        the cached vectors nothing else uses); returns how many existed. ``batch``: as in
+        write_documents."""
 
     @abstractmethod
     def list_documents(
@@ -537,6 +545,7 @@ class Store(
     JobStore,
     EventStore,
     TransferStore,
+    ImportStore,
 ):
     """Persistent state of one engram data directory or database: every concern above, and
     the lifecycle. The engine holds one; each part of it receives the narrowest concern it uses."""

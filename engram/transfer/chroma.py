@@ -34,6 +34,7 @@ from ..ingest.pipeline import Failure, IngestPipeline, Item
 from ..providers.embedders.base import Embedder, EmbedKind
 from ..providers.models import KNOWN_MODELS
 from ..types import Block, LoadedDocument
+from .batches import Recording, recording
 from .report import TransferReport
 
 if TYPE_CHECKING:
@@ -166,6 +167,26 @@ def import_chroma(
             hint=f"its collections: {', '.join(available) or 'none'}",
         )
     engram_model = db.embedder()
+    with recording(db.store, tenant=tenant, kind="chroma", source=str(root)) as batch:
+        per_collection = _import_all(db, client, names, model, engram_model, batch, report, say)
+    report.extra["batch"] = batch.id
+    report.skipped = +report.skipped  # drop zero counts
+    report.extra["collections"] = per_collection
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _import_all(
+    db: Engram,
+    client: Any,
+    names: list[str],
+    model: str | None,
+    engram_model: Embedder,
+    batch: Recording,
+    report: TransferReport,
+    say: Progress,
+) -> list[dict[str, Any]]:
+    tenant = batch.tenant
     per_collection = []
     for name in names:
         say(f"chroma collection {name}")
@@ -179,10 +200,12 @@ def import_chroma(
         # As in Engram.ingest: a new collection's language is detected from its first texts.
         head = list(itertools.islice(items, 64))
         first = [d for d in head if isinstance(d, LoadedDocument)]
+        batch.collection(name)
         collection = db._collection_for_ingest(name, first, None, tenant)  # noqa: SLF001
         ingest = IngestPipeline(db.store, db.settings, embedder).run(
-            collection, itertools.chain(head, items)
+            collection, itertools.chain(head, items), batch=batch.id
         )
+        batch.counts.update(added=ingest.added, updated=ingest.updated)
         per_collection.append(
             {
                 "collection": name,
@@ -206,10 +229,7 @@ def import_chroma(
                 f" texts were embedded with {engram_model.model_id}"
                 + ("" if source_model else " (name the Chroma model with --model)")
             )
-    report.skipped = +report.skipped  # drop zero counts
-    report.extra["collections"] = per_collection
-    report.seconds = time.perf_counter() - started
-    return report
+    return per_collection
 
 
 def _configuration(col: Any) -> dict[str, Any] | None:

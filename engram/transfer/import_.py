@@ -30,10 +30,12 @@ import numpy as np
 
 from ..errors import CollectionNotFound, Conflict, InvalidInput, ModelMismatch
 from ..store.contract import Store
+from ..store.import_contract import ItemKind
 from ..store.records import ConversationDump, DocumentDump, MemoryDump, OnConflict
 from ..types import Collection
 from . import archive, records
 from . import format as fmt
+from .batches import Recording, recording
 from .report import TransferReport
 
 Mode = Literal["error", "merge", "replace"]
@@ -121,25 +123,47 @@ def import_data(
             for tenant_entry in user:
                 _refuse_if_user_data(store, str(tenant_entry["tenant"]))
 
-        for entry, existing in targets:
-            say(f"collection {entry.tenant}/{entry.name}")
-            if existing is not None and mode == "merge":
-                _merge_collection(store, root, entry, existing, report)
-            else:
-                _import_collection(store, root, entry, mode == "replace", report)
-            report.counts["collections"] += 1
-        on_conflict: OnConflict = _ON_CONFLICT[mode]
-        for tenant_entry in user:
-            tenant, folder = str(tenant_entry["tenant"]), str(tenant_entry["path"])
-            if memories:
-                _import_with_children(
-                    store, root, manifest, tenant, folder, on_conflict, report, _CONVERSATIONS
-                )
-                _import_with_children(
-                    store, root, manifest, tenant, folder, on_conflict, report, _MEMORIES
-                )
-            if events:
-                _import_events(store, root, manifest, tenant, folder, report)
+        with contextlib.ExitStack() as stack:
+            batches: dict[str, Recording] = {}
+
+            def batch_of(tenant: str) -> Recording:  # one batch per tenant written to
+                if tenant not in batches:
+                    batches[tenant] = stack.enter_context(
+                        recording(store, tenant=tenant, kind="export", source=str(source))
+                    )
+                return batches[tenant]
+
+            for entry, existing in targets:
+                say(f"collection {entry.tenant}/{entry.name}")
+                batch = batch_of(entry.tenant)
+                batch.collection(entry.name)
+                if existing is not None and mode == "merge":
+                    _merge_collection(store, root, entry, existing, report, batch)
+                else:
+                    _import_collection(store, root, entry, mode == "replace", report, batch)
+                report.counts["collections"] += 1
+            on_conflict: OnConflict = _ON_CONFLICT[mode]
+            for tenant_entry in user:
+                tenant, folder = str(tenant_entry["tenant"]), str(tenant_entry["path"])
+                if memories:
+                    rec = batch_of(tenant)
+                    _import_with_children(
+                        store,
+                        root,
+                        manifest,
+                        tenant,
+                        folder,
+                        on_conflict,
+                        report,
+                        _CONVERSATIONS,
+                        rec,
+                    )
+                    _import_with_children(
+                        store, root, manifest, tenant, folder, on_conflict, report, _MEMORIES, rec
+                    )
+                if events:
+                    _import_events(store, root, manifest, tenant, folder, report)
+        report.extra["batches"] = [b.id for b in batches.values()]
     report.seconds = time.perf_counter() - started
     report.extra["source_backend"] = manifest.source.get("backend")
     report.extra["format_version"] = manifest.format_version
@@ -311,8 +335,17 @@ def _write_batch(
     store.import_documents(collection, batch, vectors)
 
 
+def _written(batch: list[DocumentDump]) -> list[tuple[str, int, str]]:
+    return [(d.key, d.version, d.content_hash) for d in batch]
+
+
 def _import_collection(
-    store: Store, root: Path, entry: _CollectionEntry, replace: bool, report: TransferReport
+    store: Store,
+    root: Path,
+    entry: _CollectionEntry,
+    replace: bool,
+    report: TransferReport,
+    rec: Recording,
 ) -> None:
     staging_name = fmt.STAGING_PREFIX + entry.name
     with contextlib.suppress(CollectionNotFound):
@@ -328,9 +361,11 @@ def _import_collection(
     )
     try:
         documents = chunks = 0
+        written: list[tuple[str, int, str]] = []
         with _stash(root, entry) as stash, store.bulk_load(staging):
             for batch in _doc_batches(_documents(root, entry)):
                 _write_batch(store, staging, batch, stash)
+                written += _written(batch)
                 documents += len(batch)
                 chunks += sum(len(d.chunks) for d in batch)
         _check_count(entry, "documents", documents, entry.documents)
@@ -342,9 +377,13 @@ def _import_collection(
         with contextlib.suppress(Exception):
             store.delete_collection(staging_name, tenant=entry.tenant)
         raise
+    # The collection keeps its id through the rename: the batch notes its documents by it.
+    store.record_import_documents(rec.id, staging, written)
+    rec.counts["added"] += len(written)
     if displaced is not None:
         store.delete_collection(displaced.name, tenant=entry.tenant)
         report.notes.append(f"replaced collection {entry.tenant}/{entry.name}")
+        rec.irreversible = f"it replaced collection {entry.name!r} (--replace)"
     store.sync()
     report.counts["documents"] += documents
     report.counts["chunks"] += chunks
@@ -357,6 +396,7 @@ def _merge_collection(
     entry: _CollectionEntry,
     target: Collection,
     report: TransferReport,
+    rec: Recording,
 ) -> None:
     present = store.document_hashes(target)
     documents = chunks = same = different = 0
@@ -374,6 +414,8 @@ def _merge_collection(
     with _stash(root, entry) as stash:
         for batch in _doc_batches(fresh()):
             _write_batch(store, target, batch, stash)
+            store.record_import_documents(rec.id, target, _written(batch))
+            rec.counts["added"] += len(batch)
             documents += len(batch)
             chunks += sum(len(d.chunks) for d in batch)
     store.sync()
@@ -402,6 +444,7 @@ class _WithChildren(Generic[D]):
     reads, batches, writes and counts both."""
 
     kind: str  # the name of its count in the report
+    item: ItemKind  # what an import batch calls one
     file: str
     children: str  # the name of the children's count in the report
     children_file: str
@@ -414,6 +457,7 @@ class _WithChildren(Generic[D]):
 
 _CONVERSATIONS: _WithChildren[ConversationDump] = _WithChildren(
     "conversations",
+    "conversation",
     fmt.CONVERSATIONS,
     "messages",
     fmt.MESSAGES,
@@ -427,6 +471,7 @@ _CONVERSATIONS: _WithChildren[ConversationDump] = _WithChildren(
 )
 _MEMORIES: _WithChildren[MemoryDump] = _WithChildren(
     "memories",
+    "memory",
     fmt.MEMORIES,
     "memory_history",
     fmt.HISTORY,
@@ -449,6 +494,7 @@ def _import_with_children(
     on_conflict: OnConflict,
     report: TransferReport,
     family: _WithChildren[D],
+    rec: Recording,
 ) -> None:
     name, children = f"{folder}/{family.file}", f"{folder}/{family.children_file}"
     if name not in manifest.files:
@@ -459,6 +505,10 @@ def _import_with_children(
     for batch in _batched(pairs, _BATCH_ROWS):
         items = [family.read(tenant, line, child_lines) for line, child_lines in batch]
         written = set(family.write(store, tenant, items, on_conflict))
+        if on_conflict == "replace" and written:
+            rec.irreversible = f"it replaced {family.kind} that existed (--replace)"
+        store.record_import_items(rec.id, tenant=tenant, kind=family.item, ids=sorted(written))
+        rec.counts[family.kind] += len(written)
         report.counts[family.kind] += len(written)
         report.counts[family.children] += sum(
             len(family.children_of(i)) for i in items if family.id_of(i) in written

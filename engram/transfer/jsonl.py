@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CollectionNotFound, InvalidInput
+from ..ingest.items import items_from_records
 from ..ingest.loaders.base import LoaderOptions
 from ..ingest.loaders.records import record_document
 from ..ingest.pipeline import content_hash
-from ..types import LoadedDocument
+from ..types import Failure, LoadedDocument
+from .batches import recording
 from .report import TransferReport
 
 if TYPE_CHECKING:
@@ -132,10 +134,15 @@ def import_jsonl(
     title_field: str = "title",
     metadata_fields: Sequence[str] | None = None,
     dry_run: bool = False,
+    sync: bool = False,
     progress: Progress | None = None,
 ) -> TransferReport:
-    """Add or update one document per line of ``path`` in ``collection``; ``dry_run``
-    reports what would be added, changed and left unchanged, and writes nothing."""
+    """Add or update one document per line of ``path`` in ``collection``; with ``sync``,
+    also delete the collection's documents the file does not have (mirror it). ``dry_run``
+    reports what would be added, changed, deleted and left unchanged, and writes nothing.
+
+    The import is recorded as a batch (``report.extra["batch"]``) that
+    :meth:`Engram.rollback_import` undoes."""
     started = time.perf_counter()
     file = Path(path)
     if not file.is_file():
@@ -149,11 +156,27 @@ def import_jsonl(
     report = TransferReport("dry run" if dry_run else "import from jsonl", str(file))
     docs = _documents(file, options, report)
     if dry_run:
-        _dry_run(db, docs, collection, tenant, report)
+        _dry_run(db, docs, collection, tenant, report, sync)
     else:
-        done = db.add(docs, collection=collection, tenant=tenant)
+        with recording(db.store, tenant=tenant, kind="jsonl", source=str(file)) as batch:
+            batch.collection(collection)
+            items: Iterator[LoadedDocument | Failure] = docs
+            if sync:
+                items = _guarded(docs, report, file)
+            done = db._run(  # noqa: SLF001 - Engram.add, with sync and the batch
+                collection,
+                items_from_records(items),
+                sync=sync,
+                language=None,
+                progress=None,
+                tenant=tenant,
+                batch=batch.id,
+            )
+            batch.counts.update(added=done.added, updated=done.updated, deleted=done.deleted)
+        report.extra["batch"] = batch.id
         report.counts["added"] += done.added
         report.counts["updated"] += done.updated
+        report.counts["deleted"] += done.deleted
         report.counts["chunks embedded"] += done.chunks_embedded
         report.counts["chunks reused"] += done.chunks_reused
         report.skipped["unchanged"] += done.unchanged
@@ -165,12 +188,23 @@ def import_jsonl(
     return report
 
 
+def _guarded(
+    docs: Iterator[LoadedDocument], report: TransferReport, file: Path
+) -> Iterator[LoadedDocument | Failure]:
+    """``docs``, then, if a line failed, a failure that stops a sync from deleting: the
+    documents it does not see may be on the lines that failed."""
+    yield from docs
+    if report.skipped["failed"]:
+        yield Failure(str(file), f"{report.skipped['failed']} line(s) failed")
+
+
 def _dry_run(
     db: Engram,
     docs: Iterator[LoadedDocument],
     collection: str,
     tenant: str,
     report: TransferReport,
+    sync: bool,
 ) -> None:
     try:
         existing = db.store.document_hashes(db.store.get_collection(collection, tenant=tenant))
@@ -188,4 +222,8 @@ def _dry_run(
                 changed.append(doc.key)
         else:
             report.counts["unchanged"] += 1
+        existing.pop(doc.key, None)
+    if sync and existing:
+        report.counts["would delete"] += len(existing)
+        report.extra["would_delete_keys"] = sorted(existing)[:_MAX_ERRORS]
     report.extra["would_update_keys"] = changed

@@ -53,7 +53,11 @@ class TransferReport:
         if self.skipped:
             line += "; skipped " + ", ".join(f"{n} {k}" for k, n in sorted(self.skipped.items()))
         line += f" — {_size(self.bytes)}, {self.seconds:.1f}s"
-        return "\n".join([line, *(f"  note: {n}" for n in self.notes)])
+        notes = list(self.notes)
+        if self.extra.get("batch"):
+            batch = self.extra["batch"]
+            notes.append(f"batch {batch}: undo with `engram import --rollback {batch}`")
+        return "\n".join([line, *(f"  note: {n}" for n in notes)])
 
 
 def _ordered(counts: Counter[str]) -> list[str]:

@@ -52,6 +52,7 @@ from .connection import (
     translate,
 )
 from .events import PostgresEventsMixin
+from .imports import PostgresImportsMixin
 from .jobs import PostgresJobsMixin
 from .memory import PostgresMemoryMixin
 from .search import HNSW_MAX_DIMENSION, PostgresSearchMixin
@@ -82,6 +83,7 @@ class PostgresStore(
     PostgresJobsMixin,
     PostgresEventsMixin,
     PostgresTransferMixin,
+    PostgresImportsMixin,
     PostgresWriteMixin,
     PostgresSearchMixin,
     PostgresSuggestMixin,

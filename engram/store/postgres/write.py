@@ -18,6 +18,7 @@ import psycopg
 from ...errors import CollectionNotFound, InvalidInput, StoreError
 from ...types import Collection
 from ..records import DocumentWrite, collection_vector
+from . import capture
 from .bm25 import BLOCK_SHIFT, BlockCounts
 from .connection import one_row, vector_text
 from .sql import dumps
@@ -49,6 +50,8 @@ class PostgresWriteMixin(PostgresVersionsMixin):
         collection: Collection,
         documents: Sequence[DocumentWrite],
         embeddings: dict[str, np.ndarray],
+        *,
+        batch: str | None = None,
     ) -> list[tuple[str, int]]:
         hashes, vectors = vector_rows(collection, embeddings)
         written: list[tuple[str, int]] = [("", 0)] * len(documents)
@@ -66,9 +69,10 @@ class PostgresWriteMixin(PostgresVersionsMixin):
                     )
             chunks = length = 0
             old_hashes: list[str] = []
-            for batch in _key_batches(documents):
-                done, delta = self._write_batch(cur, collection, [documents[i] for i in batch], df)
-                for i, result in zip(batch, done):
+            for positions in _key_batches(documents):
+                group = [documents[i] for i in positions]
+                done, delta = self._write_batch(cur, collection, group, df, batch)
+                for i, result in zip(positions, done):
                     written[i] = result
                 chunks += delta[0]
                 length += delta[1]
@@ -117,12 +121,15 @@ class PostgresWriteMixin(PostgresVersionsMixin):
         collection: Collection,
         docs: list[DocumentWrite],
         df: BlockCounts,
+        batch: str | None = None,
     ) -> tuple[list[tuple[str, int]], tuple[int, int, list[str]]]:
         """Write documents with distinct keys (phases 3 and 4 above); returns their (key,
         version) in order, and the change of (chunk count, total length) plus the text hashes
         of the chunks they replaced. Their document-frequency changes are added to ``df``, for
         :meth:`_bump` to apply at the end of the transaction."""
         cid, tenant = collection.id, collection.tenant
+        if batch is not None:  # an import: keep what it replaces, for its rollback
+            capture.save_before(cur, batch, collection, [d.key for d in docs], "updated")
         # Upserted in key order (a fixed lock order: a concurrent writer of the same keys waits
         # for this transaction at its first common key), with ids drawn in the given order,
         # as SQLite gives them.
@@ -155,6 +162,9 @@ class PostgresWriteMixin(PostgresVersionsMixin):
             },
         )
         ids = {r["key"]: (r["id"], r["version"]) for r in cur.fetchall()}
+        if batch is not None:
+            after = [(d.key, ids[d.key][1], d.content_hash) for d in docs]
+            capture.note_after(cur, batch, collection, after)
         # The chunks of the version replaced, read after the upsert: a writer of the same key
         # that committed meanwhile is seen, and one still running waits for this one.
         replaced = sorted(doc_id for doc_id, version in ids.values() if version > 1)
@@ -391,28 +401,48 @@ class PostgresWriteMixin(PostgresVersionsMixin):
                 (model_id, model_id, sorted(set(hashes))),
             )
 
-    def delete_documents(self, collection: Collection, keys: Sequence[str]) -> int:
+    def delete_documents(
+        self, collection: Collection, keys: Sequence[str], *, batch: str | None = None
+    ) -> int:
         df: BlockCounts = Counter()
         with self._tx(collection.tenant) as cur:
             if not self._hold(cur, collection):
                 return 0
-            # Locked in key order, as writers upsert them; a document a concurrent call
-            # deleted first is not returned (nor counted) once that call commits.
-            cur.execute(
-                "SELECT id FROM documents WHERE collection_id = %s AND key = ANY(%s)"
-                " ORDER BY key FOR UPDATE",
-                (collection.id, list(keys)),
-            )
-            doc_ids = [r["id"] for r in cur.fetchall()]
-            if not doc_ids:
-                return 0
-            kept = self._version_hashes(cur, doc_ids)
-            removed, length, hashes = self._remove_chunks(cur, collection, doc_ids, df)
-            cur.execute("DELETE FROM documents WHERE id = ANY(%s)", (doc_ids,))
-            hashes = [*hashes, *kept]
-            self._drop_orphan_embeddings(cur, collection.model_id, hashes)
-            self._bump(cur, collection, -removed, -length, df)
-        return len(doc_ids)
+            deleted, removed, length = self._delete_held(cur, collection, keys, df, batch)
+            if deleted:
+                self._bump(cur, collection, -removed, -length, df)
+        return deleted
+
+    def _delete_held(
+        self,
+        cur: psycopg.Cursor[dict[str, Any]],
+        collection: Collection,
+        keys: Sequence[str],
+        df: BlockCounts,
+        batch: str | None,
+    ) -> tuple[int, int, int]:
+        """Delete documents of a held collection (phases 3 and 4); returns how many, and the
+        chunks and total length removed, for :meth:`_bump`."""
+        # Locked in key order, as writers upsert them; a document a concurrent call
+        # deleted first is not returned (nor counted) once that call commits.
+        cur.execute(
+            "SELECT id, key FROM documents WHERE collection_id = %s AND key = ANY(%s)"
+            " ORDER BY key FOR UPDATE",
+            (collection.id, list(keys)),
+        )
+        found = cur.fetchall()
+        if not found:
+            return 0, 0, 0
+        if batch is not None:  # an import: keep what it deletes, for its rollback
+            gone = [r["key"] for r in found]
+            capture.save_before(cur, batch, collection, gone, "deleted")
+            capture.note_after(cur, batch, collection, [(k, None, None) for k in gone])
+        doc_ids = [r["id"] for r in found]
+        kept = self._version_hashes(cur, doc_ids)  # the kept versions' vectors may go too
+        removed, length, hashes = self._remove_chunks(cur, collection, doc_ids, df)
+        cur.execute("DELETE FROM documents WHERE id = ANY(%s)", (doc_ids,))
+        self._drop_orphan_embeddings(cur, collection.model_id, [*hashes, *kept])
+        return len(doc_ids), removed, length
 
     _DOC_SQL = (
         "SELECT d.id, d.key, d.title, d.version, d.content_hash, d.metadata, d.source,"

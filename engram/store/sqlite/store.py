@@ -33,6 +33,7 @@ from ..contract import Store
 from ..migrations import check_applied, load_migrations
 from ..records import DocumentWrite, StampedDocument, Where, collection_vector
 from ..state_tables import StateTables
+from . import imports
 from .derived import DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
 from .jobs import SQLiteJobsMixin
@@ -55,6 +56,7 @@ class SQLiteStore(
     SQLiteMemoryMixin,
     SQLiteJobsMixin,
     SQLiteEventsMixin,
+    imports.SQLiteImportsMixin,
     SQLiteTransferMixin,
     StateTables,
     CheckpointTables,
@@ -326,6 +328,8 @@ class SQLiteStore(
         collection: Collection,
         documents: Sequence[DocumentWrite],
         embeddings: dict[str, np.ndarray],
+        *,
+        batch: str | None = None,
     ) -> list[tuple[str, int]]:
         cid, now = collection.id, _now()
         written: list[tuple[str, int]] = []
@@ -337,7 +341,8 @@ class SQLiteStore(
             try:
                 self._put_embeddings(collection, embeddings)
                 for doc in documents:
-                    written.append((doc.key, self._write_one(cid, collection.model_id, doc, now)))
+                    version = self._write_one(cid, collection.model_id, doc, now, batch)
+                    written.append((doc.key, version))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -352,7 +357,9 @@ class SQLiteStore(
             rows.append((collection.model_id, text_hash, vec.tobytes()))
         self._conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)", rows)
 
-    def _write_one(self, cid: int, model_id: str, doc: DocumentWrite, now: str) -> int:
+    def _write_one(
+        self, cid: int, model_id: str, doc: DocumentWrite, now: str, batch: str | None = None
+    ) -> int:
         conn = self._conn
         row = conn.execute(
             "SELECT id, version FROM documents WHERE collection_id = ? AND key = ?", (cid, doc.key)
@@ -360,6 +367,8 @@ class SQLiteStore(
         meta = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
         if row:
             doc_id, version = row[0], row[1] + 1
+            if batch is not None:  # an import: keep what it replaces, for its rollback
+                imports.save_before(conn, batch, cid, model_id, doc_id, doc.key, "updated")
             conn.execute(
                 "UPDATE documents SET title = ?, version = ?, content_hash = ?, metadata = ?,"
                 " source = ?, file_stamp = ?, updated_at = ? WHERE id = ?",
@@ -402,6 +411,8 @@ class SQLiteStore(
                 f"document {doc.key!r} has {len(missing)} chunk(s) without an embedding"
             )
         self._drop_orphan_embeddings(model_id, old_hashes)
+        if batch is not None:
+            imports.note_after(conn, batch, cid, doc.key, (version, doc.content_hash))
         return version
 
     def _present_hashes(self, model_id: str, hashes: set[str]) -> set[str]:
@@ -448,33 +459,42 @@ class SQLiteStore(
                 (model_id, *part),
             )
 
-    def delete_documents(self, collection: Collection, keys: Sequence[str]) -> int:
-        cid = collection.id
+    def delete_documents(
+        self, collection: Collection, keys: Sequence[str], *, batch: str | None = None
+    ) -> int:
         span = tracing.span("store.transaction", **{"db.system": "sqlite", "deletes": len(keys)})
         with span, translate(), self._write_lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                doc_ids: list[int] = []
-                for part in batches(list(keys)):
-                    marks = ",".join("?" * len(part))
-                    doc_ids.extend(
-                        r[0]
-                        for r in self._conn.execute(
-                            f"SELECT id FROM documents WHERE collection_id = ? AND key IN ({marks})",
-                            (cid, *part),
-                        )
-                    )
-                hashes = self._remove_chunks(cid, doc_ids) + self._version_hashes(doc_ids)
-                for part in batches(doc_ids):
-                    self._conn.execute(
-                        f"DELETE FROM documents WHERE id IN ({','.join('?' * len(part))})", part
-                    )
-                self._drop_orphan_embeddings(collection.model_id, hashes)
+                deleted = self._delete_in_tx(collection, keys, batch)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
         self._catch_up(collection)
+        return deleted
+
+    def _delete_in_tx(self, collection: Collection, keys: Sequence[str], batch: str | None) -> int:
+        cid, conn = collection.id, self._conn
+        found: list[tuple[int, str]] = []
+        for part in batches(list(keys)):
+            marks = ",".join("?" * len(part))
+            found.extend(
+                conn.execute(
+                    f"SELECT id, key FROM documents WHERE collection_id = ? AND key IN ({marks})",
+                    (cid, *part),
+                )
+            )
+        if batch is not None:  # an import: keep what it deletes, for its rollback
+            for doc_id, key in found:
+                imports.save_before(conn, batch, cid, collection.model_id, doc_id, key, "deleted")
+                imports.note_after(conn, batch, cid, key, None)
+        doc_ids = [doc_id for doc_id, _ in found]
+        # The kept versions' vectors may go too once their documents are gone.
+        hashes = self._remove_chunks(cid, doc_ids) + self._version_hashes(doc_ids)
+        for part in batches(doc_ids):
+            conn.execute(f"DELETE FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
+        self._drop_orphan_embeddings(collection.model_id, hashes)
         return len(doc_ids)
 
     _DOC_SQL = (
