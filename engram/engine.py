@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from . import tracing
+from .api_keys import KeysMixin
 from .config import Settings
 from .errors import (
     CollectionNotFound,
@@ -21,7 +22,6 @@ from .errors import (
     InvalidInput,
     ModelMismatch,
 )
-from .keys import KeysMixin
 from .memory.types import is_internal
 from .providers import get_embedder, get_reranker, is_remote
 from .providers.embedders.base import Embedder

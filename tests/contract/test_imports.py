@@ -26,9 +26,10 @@ def test_rollback_restores_every_index(store: Store, coll: Collection) -> None:
     put(store, coll, "a", "alpha beta", metadata={"old": 1})
     put(store, coll, "gone", "zeta eta")
     _import(store, coll, "b1")
-    # The cache dropped the replaced and deleted chunks' vectors; the batch kept them.
+    # The replaced version is kept (versions keep every version by default), its vector
+    # with it; the batch holds its own copy either way.
     old = make_doc("a", "alpha beta")[0].chunks[0].text_hash
-    assert store.cached_embeddings(coll.model_id, [old]) == set()
+    assert store.cached_embeddings(coll.model_id, [old]) == {old}
 
     report = store.rollback_import("b1", tenant="default")
     assert dict(report.counts) == {"deleted": 1, "restored": 1, "re-created": 1}
