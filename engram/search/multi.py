@@ -146,9 +146,14 @@ def _search(
     t0 = time.perf_counter()
     if searcher.store.concurrent_reads:  # PostgreSQL: every leg at once, in the database
         pool = searcher.leg_pool()
-        run = contextvars.copy_context().run
-        kw_futures: list[Future[Any]] = [pool.submit(run, keyword, c) for c in collections]
-        vec_futures: list[Future[Any]] = [pool.submit(run, vector, c) for c in collections]
+
+        def submit(leg: Any, collection: Collection) -> Future[Any]:
+            # In a copy of this thread's context (one per leg), so that the legs' spans
+            # have the search as parent.
+            return pool.submit(contextvars.copy_context().run, leg, collection)
+
+        kw_futures = [submit(keyword, c) for c in collections]
+        vec_futures = [submit(vector, c) for c in collections]
         kw_legs = [f.result() for f in kw_futures]
         vec_legs = [f.result() for f in vec_futures]
     else:
