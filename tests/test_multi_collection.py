@@ -171,7 +171,9 @@ def test_groups_cache_and_fusion(db: engram.Engram) -> None:
     # The fusion the collections share, else the settings', else the request's.
     assert first.results[0].explain["fused"]["method"] == db.settings.fusion
     db.create_collection("rrf-one", language="en", fusion="rrf")
-    db.create_collection("rrf-two", language="en", fusion="rrf", fusion_alpha=db.settings.fusion_alpha)
+    db.create_collection(
+        "rrf-two", language="en", fusion="rrf", fusion_alpha=db.settings.fusion_alpha
+    )
     db.add([{"id": "a", "text": "OHADA SARL"}], collection="rrf-one")
     db.add([{"id": "b", "text": "OHADA SARL rules"}], collection="rrf-two")
     assert (

@@ -92,7 +92,10 @@ def search(
     explain: bool,
     as_json: bool,
 ) -> None:
-    """Search a collection, or several (-c kb -c faq, or -c '*') as one ranking."""
+    """Search a collection, or several as one ranking.
+
+    Repeat -c to search several collections (-c kb -c faq), or pass -c '*' for all of them:
+    their results are ranked together, and each one names its collection."""
     filters = parse_where_args(where) if where else None
     several = len(collections) > 1 or "*" in collections
     response = obj.db(existing=True).search(
