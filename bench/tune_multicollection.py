@@ -19,7 +19,8 @@ same candidates (as bench/tune_fusion.py does), with the default fusion (dbsf, a
 - keyword mode: raw BM25 merged, or each collection's scores min-max / dbsf normalised first.
 
 Only the ``all`` collection is embedded with ``--model``; the parts are embedded with the
-hash embedder (their keyword leg does not depend on it) and their vector leg is the ``all``
+hash embedder (their keyword leg does not depend on it; they are chunked in ``--model``'s
+tokens, as ``all`` is) and their vector leg is the ``all``
 collection's, kept to each part's documents: cosine similarity does not depend on the
 collection, so that is exactly what the part would return (ties aside). Prints one JSON line
 per (split, mode, option) with nDCG@10 and Recall@10.
@@ -66,7 +67,11 @@ def main() -> None:
     ap.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     args = ap.parse_args()
     ds = load_beir(args.dataset)
-    records = [{"id": d.key, "title": d.title, "text": d.text} for d in iter_corpus(ds.corpus_path)]
+    records = [  # Cranfield has an empty document
+        {"id": d.key, "title": d.title, "text": d.text}
+        for d in iter_corpus(ds.corpus_path)
+        if d.text.strip()
+    ]
     global DEPTH
     depth = DEPTH = args.depth
     with engram.open(args.data_dir, embedding_model=args.model, cache_size=0) as db:
@@ -88,10 +93,16 @@ def main() -> None:
             cid: (r.document_key, r.start)
             for cid, r in db.store.get_chunks(ref, sorted(ids)).items()
         }
+        chunker = db.embedder()
     for split in args.splits:
         shares = SPLITS[split]
         names = [f"{split}-{i}" for i in range(len(shares))]
         with engram.open(args.data_dir, embedding_model="hash", cache_size=0) as db:
+            # Chunked as the reference is (in its model's tokens), so that a chunk of a part
+            # is a chunk of the reference: same document key, same start.
+            hashed = db.embedder()
+            for name in ("token_offsets", "token_offsets_batch", "count_tokens"):
+                setattr(hashed, name, getattr(chunker, name))
             existing = {c.name: c.document_count for c in db.collections()}
             for i, name in enumerate(names):
                 part = [r for r in records if part_of(r["id"], shares) == i]
