@@ -4,7 +4,8 @@
         --model bge-small-en-v1.5
 
 A BEIR corpus is split into ``--parts`` collections (``random``: equal thirds by a hash of
-the document id; ``skewed``: 70 % / 20 % / 10 %), and also ingested whole into one collection
+the document id; ``skewed``: 70 % / 20 % / 10 %; ``topical``: by subject, k-means over the
+documents' words), and also ingested whole into one collection
 (``all``, the reference: what a search over the union should approach). Each leg runs once
 per query and per collection, then every way of searching the list is scored offline on the
 same candidates (as bench/tune_fusion.py does), with the default fusion (dbsf, alpha 0.85):
@@ -32,8 +33,11 @@ import argparse
 import hashlib
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import engram
 from engram.eval.beir import iter_corpus, load_beir
@@ -44,7 +48,7 @@ from engram.search.fusion import Fused, fuse, normalise
 Leg = list[tuple[int, float]]
 Key = tuple[str, int]  # (document key, chunk start): a chunk, whichever collection holds it
 DEPTH = 150  # --depth
-SPLITS = {"random": (1 / 3, 1 / 3, 1 / 3), "skewed": (0.7, 0.2, 0.1)}
+SPLITS = {"random": (1 / 3, 1 / 3, 1 / 3), "skewed": (0.7, 0.2, 0.1), "topical": (0.0, 0.0, 0.0)}
 
 
 def part_of(key: str, shares: tuple[float, ...]) -> int:
@@ -55,6 +59,24 @@ def part_of(key: str, shares: tuple[float, ...]) -> int:
         if x < total:
             return i
     return len(shares) - 1
+
+
+def topics(records: list[dict], parts: int, rounds: int = 20) -> dict[str, int]:
+    """Each document's cluster among ``parts``, by k-means over its words (hash-embedder
+    vectors: a bag of words): collections by subject, whose vocabularies, hence BM25
+    statistics, differ most."""
+    from engram.providers import get_embedder
+
+    vectors = get_embedder("hash").embed_batch([r["title"] + " " + r["text"] for r in records])
+    rng = np.random.default_rng(0)
+    centres = vectors[rng.choice(len(vectors), parts, replace=False)]
+    for _ in range(rounds):
+        labels = np.argmax(vectors @ centres.T, axis=1)
+        for i in range(parts):
+            if (labels == i).any():
+                centre = vectors[labels == i].mean(axis=0)
+                centres[i] = centre / (np.linalg.norm(centre) or 1.0)
+    return {r["id"]: int(label) for r, label in zip(records, labels)}
 
 
 def main() -> None:
@@ -97,6 +119,11 @@ def main() -> None:
     for split in args.splits:
         shares = SPLITS[split]
         names = [f"{split}-{i}" for i in range(len(shares))]
+        if split == "topical":
+            cluster = topics(records, len(shares))
+            assign = cluster.__getitem__
+        else:
+            assign = partial(part_of, shares=shares)
         with engram.open(args.data_dir, embedding_model="hash", cache_size=0) as db:
             # Chunked as the reference is (in its model's tokens), so that a chunk of a part
             # is a chunk of the reference: same document key, same start.
@@ -105,7 +132,7 @@ def main() -> None:
                 setattr(hashed, name, getattr(chunker, name))
             existing = {c.name: c.document_count for c in db.collections()}
             for i, name in enumerate(names):
-                part = [r for r in records if part_of(r["id"], shares) == i]
+                part = [r for r in records if assign(r["id"]) == i]
                 if existing.get(name) != len(part):  # absent, or cut short by an earlier run
                     db.add(part, collection=name)
             parts = [db.collection(name) for name in names]
@@ -132,7 +159,7 @@ def main() -> None:
             per_part = []
             for i in range(len(shares)):
                 kw = [(keys[c], s) for c, s in legs[qid][i][0]]
-                vec = [(ref_key[c], s) for c, s in vec_ref if part_of(ref_key[c][0], shares) == i]
+                vec = [(ref_key[c], s) for c, s in vec_ref if assign(ref_key[c][0]) == i]
                 per_part.append((kw, vec[:depth]))
             run_legs[qid] = per_part
         ref_runs = {
