@@ -245,6 +245,10 @@ def test_http_search_lists_pages_and_errors(http: TestClient, keys: dict[str, st
     body = SearchResponse.model_validate_json(first.content)
     assert body.model_dump_json().encode() == first.content  # the fast path's body, exactly
     assert body.data[0].collection == "ohada" and body.next_cursor
+    again = http.post("/v1/search", json=query, headers=_auth(keys["acme"]))  # from the cache
+    cached = SearchResponse.model_validate_json(again.content)
+    assert cached.model_dump_json().encode() == again.content and "cache" in cached.timings_ms
+    assert cached.model_dump(exclude={"timings_ms"}) == body.model_dump(exclude={"timings_ms"})
     seen = [(h.collection, h.document) for h in body.data]
     cursor: str | None = body.next_cursor
     while cursor:
