@@ -6,6 +6,7 @@ one collection holding every document, whose vector leg the pooled one equals ex
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -325,6 +326,12 @@ def test_clients_search_and_chat_several_collections(
         }
         answer = client.chat("What is the capital of an OHADA SARL?", collection=["kb", "ohada"])
         assert "ohada" in {c["collection"] for c in answer["citations"]}
+
+        async def asynchronously() -> engram.SearchResponse:
+            async with engram.AsyncClient(url, api_key=keys["acme"]) as remote:
+                return await remote.search("OHADA SARL capital", collection=["kb", "ohada"], k=3)
+
+        assert _keys(asyncio.run(asynchronously())) == _keys(found)
 
 
 def test_cli_repeats_collection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
