@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import MissingDependency, StoreError
 
-_FORMAT = b"engram1:"  # bumped if the pickled shapes change, so old Redis entries are ignored
+_FORMAT = b"engram2:"  # bumped if the pickled shapes change, so old Redis entries are ignored
 
 
 def cache_key(*parts: Any) -> str:

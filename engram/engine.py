@@ -28,6 +28,7 @@ from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
 from .search.analyzer import LANGUAGES, detect_language
 from .search.fusion import FUSION_METHODS
+from .search.multi import resolve, search_collections
 from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .search.suggest import Suggester, Suggestion
 from .store import open_store
@@ -418,7 +419,7 @@ class Engram(VersionsMixin, KeysMixin):
         self,
         query: str,
         *,
-        collection: str = DEFAULT_COLLECTION,
+        collection: str | Sequence[str] = DEFAULT_COLLECTION,
         k: int = 10,
         offset: int = 0,
         mode: SearchMode = "hybrid",
@@ -430,7 +431,10 @@ class Engram(VersionsMixin, KeysMixin):
         group_by: Literal["document"] | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> SearchResponse:
-        """Search a collection; ``response.results`` holds the chunks, best first.
+        """Search a collection; ``response.results`` holds the chunks, best first, each
+        naming its ``collection``. ``collection`` may list several (``["kb", "faq"]``) or be
+        ``"*"`` (every collection of the tenant): one ranking across them, paged as one
+        (engram.search.multi says how their scores are made comparable).
         ``fusion`` (``dbsf``, ``minmax``, ``rrf``) and ``alpha`` (the vector leg's weight, 0
         to 1) override the collection's fusion for this hybrid search. ``group_by="document"``
         returns one result per document, its best chunk, with ``more_chunks`` counting its
@@ -448,8 +452,8 @@ class Engram(VersionsMixin, KeysMixin):
             group_by=group_by,
         )
         self.searcher.validate(request)
-        target = self.store.get_collection(_public(collection), tenant=tenant, counts=False)
-        return self.searcher.search(target, request)
+        targets = resolve(self.store, collection, tenant=tenant)
+        return search_collections(self.searcher, targets, request)
 
     def suggest(
         self,

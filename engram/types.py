@@ -129,6 +129,8 @@ class SearchResult:
     # What an answer's passage is: a document's chunk, a turn of an earlier conversation of
     # the user, or a memory of the user (engram.answers.sources). Search returns documents.
     kind: SourceKind = "document"
+    # The collection the chunk is in: a search over several collections says which one.
+    collection: str = ""
 
     # One vocabulary (issue 16): the JSON names, also readable here. ``document_key``,
     # ``start`` and ``end`` stay as they were for code written against them.
@@ -145,6 +147,7 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "chunk_id": self.chunk_id,
+            "collection": self.collection,
             "document": self.document_key,
             "document_id": self.document_id,
             "version": self.version,

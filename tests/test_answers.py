@@ -207,6 +207,7 @@ def test_answer_cites_what_the_text_cites() -> None:
             "title": "Dogs",
             "page": 3,
             "message_id": None,
+            "collection": None,
         }
     ]
     assert llm.options == {"max_tokens": 100, "temperature": 0.1, "timeout": None}

@@ -20,7 +20,8 @@ class Citation:
     """Passage ``n`` of the prompt, located in its source. ``kind`` says which: a
     ``document`` (key, version, character span), a turn of an earlier ``conversation``
     (``document`` is the conversation id, ``message_id`` the turn), or a ``memory`` of the
-    user (``document`` is the memory id)."""
+    user (``document`` is the memory id). ``collection``: which collection a document is
+    in."""
 
     n: int
     document: str
@@ -31,6 +32,7 @@ class Citation:
     page: int | None = None
     kind: SourceKind = "document"
     message_id: int | None = None
+    collection: str | None = None  # a document's collection (a search may span several)
 
     @classmethod
     def of(cls, n: int, passage: SearchResult) -> Citation:
@@ -45,11 +47,13 @@ class Citation:
             passage.page,
             passage.kind,
             passage.chunk_id if passage.kind == "conversation" else None,
+            (passage.collection or None) if passage.kind == "document" else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """``{n, kind, document, version, span: [start, end], title, page, message_id}``
-        (``message_id``: None but for a conversation turn)."""
+        """``{n, kind, document, version, span: [start, end], title, page, message_id,
+        collection}`` (``message_id``: None but for a conversation turn; ``collection``: a
+        document's collection, else None)."""
         return {
             "n": self.n,
             "kind": self.kind,
@@ -59,6 +63,7 @@ class Citation:
             "title": self.title,
             "page": self.page,
             "message_id": self.message_id,
+            "collection": self.collection,
         }
 
 

@@ -77,7 +77,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "transfer",
         "Restore a backup made by `engram backup` into the configured database.",
     ),
-    "search": ("search", "Search a collection."),
+    "search": ("search", "Search a collection, or several as one ranking."),
     "serve": ("serve", "Serve the HTTP API (reference at /docs, schema at /openapi.json)."),
     "suggest": (
         "search",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -15,10 +15,28 @@ if TYPE_CHECKING:
     from ..types import SearchMode
 
 
+class _Repeatable(click.Option):
+    """A repeatable option whose environment variable is one value, not a list split at
+    spaces: ``ENGRAM_COLLECTION="my notes"`` names one collection, as for other commands."""
+
+    def value_from_envvar(self, ctx: click.Context) -> Any:
+        value = self.resolve_envvar_value(ctx)
+        return None if value is None else (value,)
+
+
 @cli.command()
 @click.argument("query")
 @click.option(
-    "-c", "--collection", default="default", show_default=True, envvar="ENGRAM_COLLECTION"
+    "-c",
+    "--collection",
+    "collections",
+    cls=_Repeatable,
+    multiple=True,
+    default=["default"],
+    show_default=True,
+    envvar="ENGRAM_COLLECTION",
+    help="The collection to search; repeat it to search several as one ranking "
+    "(each result names its collection), or '*' for all of them.",
 )
 @click.option(
     "-k", "--top-k", "k", default=10, show_default=True, type=int, help="Results to return."
@@ -62,7 +80,7 @@ if TYPE_CHECKING:
 def search(
     obj: Context,
     query: str,
-    collection: str,
+    collections: tuple[str, ...],
     k: int,
     offset: int,
     mode: str,
@@ -74,11 +92,15 @@ def search(
     explain: bool,
     as_json: bool,
 ) -> None:
-    """Search a collection."""
+    """Search a collection, or several as one ranking.
+
+    Repeat -c to search several collections (-c kb -c faq), or pass -c '*' for all of them:
+    their results are ranked together, and each one names its collection."""
     filters = parse_where_args(where) if where else None
+    several = len(collections) > 1 or "*" in collections
     response = obj.db(existing=True).search(
         query,
-        collection=collection,
+        collection=list(collections) if several else collections[0],
         k=k,
         offset=offset,
         mode=cast("SearchMode", mode),
@@ -98,8 +120,10 @@ def search(
         where_in = f" p.{r.page}" if r.page else ""
         section = f" § {' > '.join(r.heading_path)}" if r.heading_path else ""
         click.secho(f"{i}. {r.title or r.document_key}", bold=True, nl=False)
+        source = f"{r.collection}: " if several else ""
         click.echo(
-            f"  [{r.document_key} v{r.version}{where_in} chars {r.start}-{r.end}{section}]  score {r.score:.4f}"
+            f"  [{source}{r.document_key} v{r.version}{where_in} chars {r.start}-{r.end}{section}]"
+            f"  score {r.score:.4f}"
         )
         snippet = re.sub(r"\s+", " ", r.highlight or r.text[:240])
         click.echo(

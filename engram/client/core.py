@@ -284,7 +284,7 @@ def delete(keys: str | Sequence[str], *, collection: str = DEFAULT_COLLECTION) -
 def search(
     query: str,
     *,
-    collection: str = DEFAULT_COLLECTION,
+    collection: str | Sequence[str] = DEFAULT_COLLECTION,
     k: int = 10,
     offset: int = 0,
     cursor: str | None = None,
@@ -297,11 +297,12 @@ def search(
     group_by: Literal["document"] | None = None,
 ) -> Flow[RemoteSearchResponse]:
     """Search a collection; ``response.results`` holds the chunks, best first, and
-    ``response.next_cursor`` (as ``cursor=``) fetches the next page. ``fusion``, ``alpha``
-    and ``group_by`` as in :meth:`engram.Engram.search`."""
+    ``response.next_cursor`` (as ``cursor=``) fetches the next page. ``collection`` may list
+    several, or be ``"*"``: one ranking, each result naming its collection. ``fusion``,
+    ``alpha`` and ``group_by`` as in :meth:`engram.Engram.search`."""
     body: dict[str, Any] = {
         "query": query,
-        "collection": collection,
+        "collection": _names(collection),
         "k": k,
         "mode": mode,
         "where": where,
@@ -360,7 +361,7 @@ def embed(
 def chat(
     question: str,
     *,
-    collection: str = DEFAULT_COLLECTION,
+    collection: str | Sequence[str] = DEFAULT_COLLECTION,
     conversation_id: str | None = None,
     user_id: str | None = None,
     k: int = 8,
@@ -369,7 +370,8 @@ def chat(
     rerank: bool = False,
     stream: bool = False,
 ) -> Flow[dict[str, Any]]:
-    """An answer from a collection: ``{"text", "citations", "model", "extractive"}``.
+    """An answer from a collection (or several, as in :meth:`search`): ``{"text",
+    "citations", "model", "extractive"}``; a document's citation names its collection.
 
     With ``conversation_id`` the question and answer are appended to the conversation;
     with ``user_id`` the user's memories inform the answer. ``stream=True`` has the
@@ -405,7 +407,7 @@ def _assemble(question: str, events: list[tuple[str, Any]]) -> dict[str, Any]:
 def chat_stream(
     question: str,
     *,
-    collection: str = DEFAULT_COLLECTION,
+    collection: str | Sequence[str] = DEFAULT_COLLECTION,
     conversation_id: str | None = None,
     user_id: str | None = None,
     k: int = 8,
@@ -425,7 +427,7 @@ def chat_stream(
 
 def _chat_body(
     question: str,
-    collection: str,
+    collection: str | Sequence[str],
     conversation_id: str | None,
     user_id: str | None,
     k: int,
@@ -436,13 +438,18 @@ def _chat_body(
     return {
         "rerank": rerank,
         "question": question,
-        "collection": collection,
+        "collection": _names(collection),
         "conversation_id": conversation_id,
         "user_id": user_id,
         "k": k,
         "mode": mode,
         "where": where,
     }
+
+
+def _names(collection: str | Sequence[str]) -> str | list[str]:
+    """A collection's name, or a list of names (JSON has no tuples)."""
+    return collection if isinstance(collection, str) else list(collection)
 
 
 def _streamed(body: dict[str, Any]) -> Request:

@@ -22,7 +22,7 @@ from ..providers.rerankers.base import Reranker
 from ..store.contract import RetrievalStore
 from ..store.records import ChunkRecord, Where
 from ..types import Collection, SearchMode, SearchResult
-from .analyzer import get_analyzer
+from .analyzer import Analyzer, get_analyzer
 from .filters import normalize_where
 from .fusion import FUSION_METHODS, Fused, fuse
 from .fuzzy import expand, unmatched
@@ -77,6 +77,46 @@ class SearchResponse:
             "expansions": self.expansions,
             "cached": self.cached,
         }
+
+
+class Owners:
+    """The collections a search ranks chunks of, and which one holds each chunk (chunk ids
+    are unique in a store, across collections): fetches records from the right collection
+    and labels results with its name."""
+
+    def __init__(self, store: RetrievalStore, collections: list[Collection]) -> None:
+        self.store = store
+        self.collections = collections
+        self.owner: dict[int, Collection] = {}  # chunk id → collection, with several
+        self._terms: dict[str, set[str]] = {}
+
+    def add(self, collection: Collection, hits: list[tuple[int, float]]) -> None:
+        """Note that ``hits`` are chunks of ``collection``."""
+        for chunk_id, _ in hits:
+            self.owner[chunk_id] = collection
+
+    def of(self, chunk_id: int) -> Collection:
+        return self.owner.get(chunk_id) or self.collections[0]
+
+    def records(self, ids: list[int]) -> dict[int, ChunkRecord]:
+        """The chunks ``ids``, each fetched from its collection."""
+        if len(self.collections) == 1:
+            return self.store.get_chunks(self.collections[0], ids)
+        by_collection: dict[int, list[int]] = {}
+        for chunk_id in ids:
+            by_collection.setdefault(self.of(chunk_id).id, []).append(chunk_id)
+        found: dict[int, ChunkRecord] = {}
+        for collection in self.collections:
+            if collection.id in by_collection:
+                found.update(self.store.get_chunks(collection, by_collection[collection.id]))
+        return found
+
+    def terms(self, query: str, near: set[str], analyzer: Analyzer) -> set[str]:
+        """The terms to highlight in a chunk analysed by ``analyzer``: the query's, and the
+        close spellings searched for its absent words (``near``)."""
+        if analyzer.language not in self._terms:
+            self._terms[analyzer.language] = set(analyzer.terms(query)) | near
+        return self._terms[analyzer.language]
 
 
 class Searcher:
@@ -167,32 +207,53 @@ class Searcher:
 
     def _search(self, collection: Collection, req: SearchRequest, query: str) -> SearchResponse:
         timings: dict[str, float] = {}
+        depth = self.depth(req)
+        terms = get_analyzer(collection.language).terms(query)  # repeats kept: see keyword_leg
+        keyword, vector, expansions = self._run_legs(collection, req, query, terms, depth, timings)
+        method, alpha = self.fusion_of(collection, req)
+        owners = Owners(self.store, [collection])
+        return self.finish(
+            req, query, keyword, vector, (method, alpha), owners, expansions, timings
+        )
+
+    def depth(self, req: SearchRequest) -> int:
+        """Candidates each leg ranks for ``req``: enough for its page, at least
+        ENGRAM_CANDIDATES (ENGRAM_RERANK_CANDIDATES when reranking)."""
         needed = req.offset + req.k
         depth = max(self.settings.candidates, needed)
         if req.group_by:  # a page of documents needs more chunks: some share a document
             depth = max(self.settings.candidates, GROUP_DEPTH * needed)
         if req.rerank:
             depth = max(depth, self.settings.rerank_candidates)
+        return depth
 
+    def _run_legs(
+        self,
+        collection: Collection,
+        req: SearchRequest,
+        query: str,
+        terms: list[str],
+        depth: int,
+        timings: dict[str, float],
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[str, list[str]]]:
+        """The keyword and vector candidates of ``collection`` (each leg of ``req.mode``)."""
         keyword: list[tuple[int, float]] = []
         vector: list[tuple[int, float]] = []
         expansions: dict[str, list[str]] = {}
-        analyzer = get_analyzer(collection.language)
-        terms = analyzer.terms(query)  # repeats kept: the keyword leg weighs a term per use
         pending: Future[tuple[list[tuple[int, float]], dict[str, list[str]], float]] | None = None
         if req.mode in ("hybrid", "keyword") and terms:
             if req.mode == "hybrid" and self.store.concurrent_reads:
                 # In the context of this thread, so the leg's span has the search as parent.
-                pending = self._leg_pool().submit(
+                pending = self.leg_pool().submit(
                     contextvars.copy_context().run,
-                    self._timed_keyword_leg,
+                    self.timed_keyword_leg,
                     collection,
                     terms,
                     depth,
                     req.where,
                 )
             else:
-                keyword, expansions, timings["keyword"] = self._timed_keyword_leg(
+                keyword, expansions, timings["keyword"] = self.timed_keyword_leg(
                     collection, terms, depth, req.where
                 )
         if req.mode in ("hybrid", "vector"):
@@ -208,9 +269,24 @@ class Searcher:
             finally:
                 if pending is not None:  # never leave the keyword leg running unobserved
                     keyword, expansions, timings["keyword"] = pending.result()
+        return keyword, vector, expansions
 
+    def finish(
+        self,
+        req: SearchRequest,
+        query: str,
+        keyword: list[tuple[int, float]],
+        vector: list[tuple[int, float]],
+        fusion: tuple[str, float],
+        owners: Owners,
+        expansions: dict[str, list[str]],
+        timings: dict[str, float],
+    ) -> SearchResponse:
+        """Fuse the legs' candidates, rerank, group and cut ``req``'s page: its results, each
+        labelled with the collection ``owners`` says its chunk is in."""
+        needed = req.offset + req.k
         t0 = time.perf_counter()
-        method, alpha = self.fusion_of(collection, req)
+        method, alpha = fusion
         with tracing.span("fusion", method=method):
             fused = self._fuse(req.mode, keyword, vector, method, alpha)
         timings["fusion"] = _ms(t0)
@@ -219,23 +295,25 @@ class Searcher:
         if req.rerank and fused:
             t0 = time.perf_counter()
             with tracing.span("rerank", candidates=len(fused)):
-                fused, rerank_scores = self._rerank(collection, query, fused)
+                fused, rerank_scores = self._rerank(owners, query, fused)
             timings["rerank"] = _ms(t0)
 
         t0 = time.perf_counter()
         more_chunks: dict[int, int] = {}
         if req.group_by:
-            fused, more_chunks, records = self._by_document(collection, fused)
+            fused, more_chunks, records = self._by_document(owners, fused)
             page = fused[req.offset : needed]
         else:
             page = fused[req.offset : needed]
-            records = self.store.get_chunks(collection, [f.id for f in page])
-        query_terms = set(terms) | {t for near in expansions.values() for t in near}
+            records = owners.records([f.id for f in page])
+        near = {t for words in expansions.values() for t in words}
         results = []
         for f in page:
             rec = records.get(f.id)
             if rec is None:  # deleted since ranking began
                 continue
+            collection = owners.of(f.id)
+            analyzer = get_analyzer(collection.language)
             results.append(
                 SearchResult(
                     chunk_id=rec.id,
@@ -250,9 +328,12 @@ class Searcher:
                     heading_path=rec.heading_path,
                     page=rec.page,
                     metadata=rec.metadata,
-                    highlight=highlight(rec.text, query_terms, analyzer) if req.highlight else "",
+                    highlight=highlight(rec.text, owners.terms(query, near, analyzer), analyzer)
+                    if req.highlight
+                    else "",
                     explain=_explain(f, req.mode, method, alpha, rerank_scores.get(f.id)),
                     more_chunks=more_chunks.get(f.id) if req.group_by else None,
+                    collection=collection.name,
                 )
             )
         timings["fetch"] = _ms(t0)
@@ -260,11 +341,11 @@ class Searcher:
         return SearchResponse(results, req.mode, needed if more else None, timings, expansions)
 
     def _by_document(
-        self, collection: Collection, fused: list[Fused]
+        self, owners: Owners, fused: list[Fused]
     ) -> tuple[list[Fused], dict[int, int], dict[int, ChunkRecord]]:
         """Collapse ranked chunks to one per document, its best (the document ranks where
         its best chunk ranked: MaxP); also how many more of its chunks were ranked."""
-        records = self.store.get_chunks(collection, [f.id for f in fused])
+        records = owners.records([f.id for f in fused])
         best: dict[int, Fused] = {}
         more: dict[int, int] = {}
         for f in fused:
@@ -308,7 +389,7 @@ class Searcher:
             f.score = (f.keyword or f.vector).score  # type: ignore[union-attr]
         return fused
 
-    def _timed_keyword_leg(
+    def timed_keyword_leg(
         self, collection: Collection, terms: list[str], depth: int, where: Where | None
     ) -> tuple[list[tuple[int, float]], dict[str, list[str]], float]:
         t0 = time.perf_counter()
@@ -316,7 +397,7 @@ class Searcher:
             hits, expansions = self.keyword_leg(collection, terms, depth, where)
         return hits, expansions, _ms(t0)
 
-    def _leg_pool(self) -> ThreadPoolExecutor:
+    def leg_pool(self) -> ThreadPoolExecutor:
         with self._legs_lock:
             if self._legs is None:
                 self._legs = ThreadPoolExecutor(max_workers=8, thread_name_prefix="engram-leg")
@@ -342,6 +423,17 @@ class Searcher:
 
     def embed_query(self, collection: Collection, query: str) -> np.ndarray:
         """The query vector, refusing a model other than the collection's."""
+        embedder = self.check_model(collection)
+        key = cache_key(embedder.model_id, query)
+        vector = self.embedding_cache.get(key)
+        if vector is None:
+            vector = embedder.embed_query(query)
+            self.embedding_cache.set(key, vector)
+        return np.asarray(vector)
+
+    def check_model(self, collection: Collection) -> Embedder:
+        """The embedder, once it is known to be the one ``collection``'s vectors come from
+        (else ModelMismatch, saying how to fix it)."""
         embedder = self._embedder()
         if embedder.model_id != collection.model_id:
             raise ModelMismatch(
@@ -350,18 +442,13 @@ class Searcher:
                 hint=f"set ENGRAM_EMBEDDING_MODEL={collection.model_id} (or --model), or"
                 " re-ingest into a new collection with the new model",
             )
-        key = cache_key(embedder.model_id, query)
-        vector = self.embedding_cache.get(key)
-        if vector is None:
-            vector = embedder.embed_query(query)
-            self.embedding_cache.set(key, vector)
-        return np.asarray(vector)
+        return embedder
 
     def _rerank(
-        self, collection: Collection, query: str, fused: list[Fused]
+        self, owners: Owners, query: str, fused: list[Fused]
     ) -> tuple[list[Fused], dict[int, float]]:
         head = fused[: self.settings.rerank_candidates]
-        records = self.store.get_chunks(collection, [f.id for f in head])
+        records = owners.records([f.id for f in head])
         head = [f for f in head if f.id in records]
         passages = [_passage(records[f.id].title, records[f.id].text) for f in head]
         scores = self._reranker().rerank(query, passages)

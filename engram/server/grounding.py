@@ -18,6 +18,7 @@ from ..answers.prompt import DEFAULT_MAX_CONTEXT_CHARS
 from ..answers.sources import conversation_passage, memory_passage, standalone_query, with_sources
 from ..engine import Engram
 from ..providers.llms import LLM, ChatMessage
+from ..search.multi import resolve
 from ..types import SearchResult
 from .observability import record_event
 from .principal import Principal
@@ -40,7 +41,7 @@ def ground(
     question: str,
     history: Sequence[ChatMessage],
     *,
-    collection: str,
+    collection: str | Sequence[str],
     user_id: str | None,
     k: int = 8,
     mode: Literal["hybrid", "keyword", "vector"] = "hybrid",
@@ -51,11 +52,13 @@ def ground(
 ) -> Grounding:
     """Retrieve the passages answering ``question`` (after ``history``) for ``user_id``
     (None: no recall, no memories), and record a ``chat`` event (unless ``record`` is False:
-    the caller records it). Raises CollectionNotFound for a collection the caller's tenant
-    does not have."""
+    the caller records it). ``collection``: one, a list or "*" (as in search; the answer's
+    language is the first one's). Raises CollectionNotFound for a collection the caller's
+    tenant does not have."""
     settings = db.settings
     tenant = principal.tenant
-    language = db.collection(collection, tenant=tenant).language
+    targets = resolve(db.store, collection, tenant=tenant)
+    language = targets[0].language if targets else "en"
     query = standalone_query(
         question, history, settings.chat_rewrite, llm, language, settings.max_query_chars
     )

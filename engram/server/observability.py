@@ -248,11 +248,16 @@ def install_observability(app: FastAPI) -> Observability:
 
 # -- one-line hooks for routes ---------------------------------------------------------------
 def observe_search(
-    principal: Principal, query: str, response: SearchResponse, *, collection: str | None = None
+    principal: Principal,
+    query: str,
+    response: SearchResponse,
+    *,
+    collection: str | list[str] | None = None,
 ) -> None:
     """Metrics of a search's stages, and a ``search`` event (query, result count, latency
     so far in the request, the user the key acts for, the collection searched: past-query
-    suggestions read them, engram.search.past_queries)."""
+    suggestions read them, engram.search.past_queries; a search of several collections
+    records them as ``collections`` and feeds no collection's suggestions)."""
     context = current_request()
     if context is None:
         return
@@ -270,10 +275,18 @@ def observe_search(
             data={
                 "mode": response.mode,
                 "cached": bool(getattr(response, "cached", False)),
-                **({"collection": collection} if collection is not None else {}),
+                **_searched(collection),
             },
         )
     )
+
+
+def _searched(collection: str | list[str] | None) -> dict[str, Any]:
+    if isinstance(collection, list):
+        return (
+            {"collection": collection[0]} if len(collection) == 1 else {"collections": collection}
+        )
+    return {} if collection is None else {"collection": collection}
 
 
 def observe_ingest(

@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..jobs.types import Job, JobStatus
+from ..search.multi import MAX_COLLECTIONS
 from ..search.searcher import MAX_K
 from ..types import IngestReport, SearchResult
 from .schemas_base import RequestModel
@@ -225,9 +226,25 @@ class JobList(BaseModel):
 
 
 # -- search ----------------------------------------------------------------------------------
+# A collection, several (one ranking across them), or "*": every collection of the tenant.
+CollectionNames = (
+    Annotated[str, Field(min_length=1, max_length=200)]
+    | Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]],
+        Field(min_length=1, max_length=MAX_COLLECTIONS),
+    ]
+)
+COLLECTIONS_HELP = (
+    'A collection, a list of them (one ranking across them: each hit names its collection) or "*" '
+    "for every collection of the caller's tenant."
+)
+
+
 class SearchRequest(_Request):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    collection: str = "default"
+    collection: CollectionNames = Field(
+        "default", description=COLLECTIONS_HELP, examples=["kb", ["kb", "faq"], "*"]
+    )
     k: int = Field(10, ge=1, le=MAX_K, description="Results per page.")
     offset: int = Field(0, ge=0, le=MAX_SEARCH_OFFSET, description="Results to skip.")
     cursor: str | None = Field(
@@ -280,6 +297,7 @@ class Explain(BaseModel):
 
 class SearchHit(BaseModel):
     chunk_id: int
+    collection: str = Field(description="The collection the chunk is in.")
     document: str = Field(description="Key of the document the chunk belongs to.")
     document_id: int
     version: int
@@ -372,3 +390,6 @@ class CitationPublic(BaseModel):
     title: str
     page: int | None = None
     message_id: int | None = None
+    collection: str | None = Field(
+        None, description="document: the collection the passage is in (else null)."
+    )

@@ -84,7 +84,8 @@ class ChatCompletionMessage(_OpenAIRequest):
 
 class ChatCompletionRequest(_OpenAIRequest):
     model: str = Field(
-        description="'engram/<collection>' (or the bare collection name): which collection answers."
+        description="'engram/<collection>' (or the bare collection name): which collection "
+        "answers; 'engram/a,b' searches a and b as one, 'engram/*' every collection."
     )
     messages: list[ChatCompletionMessage] = Field(
         min_length=1,

@@ -25,7 +25,7 @@ from ...providers.llms import ChatMessage
 from ..deps import DB, Writer
 from ..grounding import ground
 from ..ownership import acting_user, owns
-from ..schemas import CitationPublic, error_responses
+from ..schemas import COLLECTIONS_HELP, CitationPublic, CollectionNames, error_responses
 from ..schemas_base import RequestModel
 from ..streaming import ClosingStreamingResponse
 
@@ -34,7 +34,7 @@ router = APIRouter(tags=["chat"])
 
 class ChatRequest(RequestModel):
     question: str = Field(min_length=1, max_length=4096)
-    collection: str = "default"
+    collection: CollectionNames = Field("default", description=COLLECTIONS_HELP)
     conversation_id: str | None = None
     user_id: str | None = Field(None, description="Whose long-term memories to use.")
     k: int = Field(8, ge=1, le=50, description="Passages retrieved for the prompt.")

@@ -3,7 +3,8 @@
 ``GET /v1/models`` lists ``engram/<collection>`` for each collection of the caller's tenant;
 ``POST /v1/embeddings`` embeds with engram's embedding model; ``POST /v1/chat/completions``
 answers with engram's chat (:mod:`engram.server.grounding`, then the configured model chain
-or an extractive answer) from the collection its ``model`` names, ``engram/<collection>``.
+or an extractive answer) from the collection its ``model`` names, ``engram/<collection>``
+(or several: ``engram/kb,faq``; every one: ``engram/*``).
 
 Decisions, since OpenAI has no notion of them:
 
@@ -31,7 +32,8 @@ import numpy as np
 from fastapi import APIRouter, Request
 
 from ...answers import AnswerEvent, AnswerOptions, answer, stream_answer
-from ...errors import InvalidInput, NotFound, QueryTooLong
+from ...engine import Engram
+from ...errors import CollectionNotFound, InvalidInput, NotFound, QueryTooLong
 from ...providers.llms import ChatMessage
 from ..deps import DB, Reader
 from ..grounding import ground
@@ -153,11 +155,7 @@ def chat_completions(
     as an OpenAI chat completion, whole or streamed."""
     settings = db.settings
     llm = request.app.state.llm
-    collection = body.model.removeprefix(MODEL_PREFIX)
-    if not collection or "/" in collection:
-        raise NotFound(
-            f"no model {body.model!r} here", hint="name a collection: model='engram/<collection>'"
-        )
+    collection = _collections(db, body.model.removeprefix(MODEL_PREFIX), principal.tenant)
     question, history = _conversation(body.messages, settings.chat_history_messages)
     # A caller bound to one user answers from that user's conversations and memories only.
     user_id = acting_user(principal, body.user) if body.user else principal.user_id
@@ -194,6 +192,23 @@ def chat_completions(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def _collections(db: Engram, name: str, tenant: str) -> str | list[str]:
+    """The collections a model name answers from: ``<collection>``, ``*`` (every collection
+    of the tenant) or ``a,b`` (those two, one ranking), unless a collection is named ``a,b``."""
+    parts = [p.strip() for p in name.split(",")]
+    if not all(parts) or any("/" in p for p in parts):
+        raise NotFound(
+            f"no model {name!r} here",
+            hint="name a collection: model='engram/<collection>' (or 'engram/a,b', 'engram/*')",
+        )
+    if len(parts) == 1:
+        return name
+    try:
+        return db.collection(name, tenant=tenant).name
+    except CollectionNotFound:
+        return parts
 
 
 def _conversation(

@@ -1,4 +1,4 @@
-"""``POST /v1/search``: hybrid, keyword or vector search of one collection.
+"""``POST /v1/search``: hybrid, keyword or vector search of a collection, or of several.
 
 The response body is assembled from JSON pieces rather than validated and serialised through
 a response model on every request: the hits of a result served from the in-process result
@@ -109,8 +109,9 @@ def render(result: EngineResponse, *, reuse: bool = True) -> bytes:
     responses=error_responses(404, 409, 413, 422, 503),
 )
 def search(body: SearchRequest, db: DB, principal: Reader) -> Response:
-    """Search a collection: results best first, each with its document, version, character
-    span, page, heading path, score, highlight and the rank and score in each leg
+    """Search a collection, a list of them or "*" (every collection of the caller's tenant)
+    as one ranking: results best first, each with its collection, document, version,
+    character span, page, heading path, score, highlight and the rank and score in each leg
     (``explain``). Pass ``next_cursor`` back as ``cursor`` for the next page."""
     offset = body.offset
     if body.cursor is not None:
