@@ -73,6 +73,8 @@ def main() -> None:
     rng = random.Random(14)
     docs = [json.loads(line) for line in (DATA / "corpus.jsonl").open()]
     queries = [json.loads(line)["text"] for line in (DATA / "queries.jsonl").open()]
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     with (
         nullcontext(str(args.keep))
         if args.keep

@@ -228,6 +228,13 @@ class RetrievalStore(CollectionStore):
         engram.search.suggest)."""
 
     @abstractmethod
+    def term_texts(
+        self, collection: Collection, terms: Sequence[str], *, samples: int
+    ) -> dict[str, list[str]]:
+        """Each term → the texts of up to ``samples`` live chunks holding it (the same as
+        :meth:`complete_terms` gives); a term no chunk holds maps to an empty list."""
+
+    @abstractmethod
     def document_titles(self, collection: Collection) -> dict[str, int]:
         """Each distinct non-empty document title of the collection → its number of documents."""
 

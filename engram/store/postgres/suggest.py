@@ -31,6 +31,11 @@ _COMPLETE = (
     "  WHERE p.collection_id = %(cid)s AND p.term = b.term LIMIT %(samples)s) AS texts"
     " FROM best b ORDER BY b.df DESC, b.term"
 )
+_TEXTS = (
+    "SELECT t.term, ARRAY(SELECT c.text FROM postings p JOIN chunks c ON c.id = p.chunk_id"
+    "  WHERE p.collection_id = %(cid)s AND p.term = t.term LIMIT %(samples)s) AS texts"
+    " FROM unnest(%(terms)s::text[]) AS t(term)"
+)
 
 
 class PostgresSuggestMixin(PostgresBase):
@@ -60,6 +65,15 @@ class PostgresSuggestMixin(PostgresBase):
                 },
             )
             return [TermCompletion(r["term"], r["df"], list(r["texts"])) for r in cur.fetchall()]
+
+    def term_texts(
+        self, collection: Collection, terms: Sequence[str], *, samples: int
+    ) -> dict[str, list[str]]:
+        if samples <= 0 or not terms:
+            return {term: [] for term in terms}
+        with self._tx(collection.tenant) as cur:
+            cur.execute(_TEXTS, {"terms": list(terms), "cid": collection.id, "samples": samples})
+            return {r["term"]: list(r["texts"]) for r in cur.fetchall()}
 
     def document_titles(self, collection: Collection) -> dict[str, int]:
         with self._tx(collection.tenant) as cur:

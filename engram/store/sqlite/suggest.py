@@ -25,9 +25,17 @@ class SQLiteSuggestMixin(SQLiteRetrievalMixin):
         samples: int,
         exact: Sequence[str] = (),
     ) -> list[TermCompletion]:
+        found = self._catch_up(collection).keywords.completions(prefixes, limit, exact)[:limit]
+        texts = self.term_texts(collection, [t for t, _ in found], samples=samples)
+        return [TermCompletion(term, df, texts.get(term, [])) for term, df in found]
+
+    def term_texts(
+        self, collection: Collection, terms: Sequence[str], *, samples: int
+    ) -> dict[str, list[str]]:
+        if samples <= 0:
+            return {term: [] for term in terms}
         keywords = self._catch_up(collection).keywords
-        found = keywords.completions(prefixes, limit, exact)[:limit]
-        sampled = {term: keywords.sample(term, samples) for term, _ in found} if samples else {}
+        sampled = {term: keywords.sample(term, samples) for term in terms}
         texts: dict[int, str] = {}
         for part in batches(sorted({c for ids in sampled.values() for c in ids})):
             rows = self._read(
@@ -36,10 +44,7 @@ class SQLiteSuggestMixin(SQLiteRetrievalMixin):
                 (collection.id, *part),
             )
             texts.update((int(i), str(t)) for i, t in rows)
-        return [
-            TermCompletion(term, df, [texts[c] for c in sampled.get(term, ()) if c in texts])
-            for term, df in found
-        ]
+        return {term: [texts[c] for c in ids if c in texts] for term, ids in sampled.items()}
 
     def document_titles(self, collection: Collection) -> dict[str, int]:
         rows = self._read(
