@@ -41,7 +41,8 @@ MAX_PREFIX = 200  # characters of a prefix
 MAX_LIMIT = 50
 TYPO_MIN = 4  # a shorter word has too many one-edit neighbours to guess from
 SAMPLES = 3  # chunks read per term for its surface word
-MAX_WORDS = 100_000  # terms whose words a process remembers per collection
+MAX_WORDS = 100_000  # terms whose words a process remembers per collection and revision
+MAX_COMPLETED = 20_000  # prefixes whose completions it remembers
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 Source = Literal["query", "title", "term"]
@@ -91,7 +92,10 @@ class _Cache:
 
     revision: int
     titles: TitleIndex | None = None
-    words: dict[str, Counter[str]] = field(default_factory=dict)
+    words: dict[str, Counter[str]] = field(default_factory=dict)  # never evicted (see known)
+    completed: dict[tuple[tuple[str, ...], tuple[str, ...], int], list[tuple[str, int]]] = field(
+        default_factory=dict
+    )  # the store's completions: (prefixes, exact terms, limit) → (term, chunks)
 
 
 class Suggester:
@@ -158,18 +162,15 @@ class Suggester:
         stem = analyzer.term(typed)
         if not typo and stem and stem != typed:
             exact.append(stem)
-        completions = self.store.complete_terms(
-            collection, lasts, limit=limit, samples=0, exact=exact
-        )
-        self._read_words(cache, collection, analyzer, [c.term for c in completions])
+        completions = self._complete(cache, collection, analyzer, lasts, exact, limit)
         terms: list[Suggestion] = []
         used: list[str] = []  # the variants something starts with: titles and queries try them
-        for completion in completions:
-            starts = [p for p in lasts if completion.term.startswith(p)]
+        for term, df, counts in completions:
+            starts = [p for p in lasts if term.startswith(p)]
             used += [p for p in starts if p not in used]
-            word = _surface(cache.words[completion.term], completion.term, starts or [typed])
+            word = _surface(counts, term, starts or [typed])
             if starts or fold(word).startswith(typed):
-                terms.append(Suggestion(head + word, "term", completion.df))
+                terms.append(Suggestion(head + word, "term", df))
         if typo:
             lasts = used[:5]
         base = " ".join(words[:-1])
@@ -179,21 +180,35 @@ class Suggester:
         queries = [Suggestion(query, "query", n) for _, query, n in past]
         return [queries, titles, terms]
 
-    def _read_words(
-        self, cache: _Cache, collection: Collection, analyzer: Analyzer, terms: list[str]
-    ) -> None:
-        """Count the words of each term not seen at this revision in a few chunks holding it."""
-        missing = [t for t in terms if t not in cache.words]
-        if not missing:
-            return
-        texts = self.store.term_texts(collection, missing, samples=SAMPLES)
-        if len(cache.words) + len(missing) > MAX_WORDS:
-            cache.words.clear()
-        for term in missing:
-            counts: Counter[str] = Counter()
-            for text in texts.get(term, ()):
-                counts.update(_words_of(analyzer, text, term))
-            cache.words[term] = counts
+    def _complete(
+        self,
+        cache: _Cache,
+        collection: Collection,
+        analyzer: Analyzer,
+        lasts: Sequence[str],
+        exact: list[str],
+        limit: int,
+    ) -> list[tuple[str, int, Counter[str]]]:
+        """The store's completions of ``lasts`` (term, chunks, its words), those of a prefix as
+        typed remembered for this revision; a term's words are counted once per revision, in the chunk texts the store
+        reads for the terms not counted yet."""
+        key = (tuple(lasts), tuple(exact), limit)
+        found = cache.completed.get(key)
+        if found is None or any(term not in cache.words for term, _ in found):
+            completions = self.store.complete_terms(
+                collection, lasts, limit=limit, samples=SAMPLES, exact=exact, known=cache.words
+            )
+            for term, _, texts in completions:
+                if term not in cache.words and len(cache.words) < MAX_WORDS:
+                    cache.words[term] = _count_words(analyzer, texts, term)
+            found = [(c.term, c.df) for c in completions]
+            if len(lasts) == 1 and len(cache.completed) < MAX_COMPLETED:  # not a typo's
+                cache.completed[key] = found  # hundreds of variants
+            if any(term not in cache.words for term, _ in found):  # the cache is full
+                return [
+                    (c.term, c.df, _count_words(analyzer, c.texts, c.term)) for c in completions
+                ]
+        return [(term, df, cache.words[term]) for term, df in found]
 
     def _title_matches(
         self, cache: _Cache, collection: Collection, prefixes: list[str], limit: int
@@ -222,6 +237,13 @@ class Suggester:
                     seen.add(key)
                     out.append(suggestion)
         return out
+
+
+def _count_words(analyzer: Analyzer, texts: Sequence[str], term: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(_words_of(analyzer, text, term))
+    return counts
 
 
 def _surface(counts: Counter[str], term: str, prefixes: Sequence[str]) -> str:

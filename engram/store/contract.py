@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -221,18 +221,13 @@ class RetrievalStore(CollectionStore):
         limit: int,
         samples: int,
         exact: Sequence[str] = (),
+        known: Container[str] = (),
     ) -> list[TermCompletion]:
         """The ``limit`` indexed terms of highest document frequency that start with any of
         ``prefixes`` or equal one of ``exact`` (ties in code point order), most frequent
         first, each with the texts of up to ``samples`` chunks holding it (autocompletion:
-        engram.search.suggest)."""
-
-    @abstractmethod
-    def term_texts(
-        self, collection: Collection, terms: Sequence[str], *, samples: int
-    ) -> dict[str, list[str]]:
-        """Each term → the texts of up to ``samples`` live chunks holding it (the same as
-        :meth:`complete_terms` gives); a term no chunk holds maps to an empty list."""
+        engram.search.suggest). The texts of terms in ``known`` (the caller has read them)
+        may be left out: a backend skips them where reading them costs more than sending."""
 
     @abstractmethod
     def document_titles(self, collection: Collection) -> dict[str, int]:

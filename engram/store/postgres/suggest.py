@@ -12,7 +12,7 @@ the few chunk texts each chosen term's surface word is read from come in the sam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from ...search.bm25 import LAST_CHAR
 from ...types import Collection
@@ -31,11 +31,6 @@ _COMPLETE = (
     "  WHERE p.collection_id = %(cid)s AND p.term = b.term LIMIT %(samples)s) AS texts"
     " FROM best b ORDER BY b.df DESC, b.term"
 )
-_TEXTS = (
-    "SELECT t.term, ARRAY(SELECT c.text FROM postings p JOIN chunks c ON c.id = p.chunk_id"
-    "  WHERE p.collection_id = %(cid)s AND p.term = t.term LIMIT %(samples)s) AS texts"
-    " FROM unnest(%(terms)s::text[]) AS t(term)"
-)
 
 
 class PostgresSuggestMixin(PostgresBase):
@@ -49,7 +44,10 @@ class PostgresSuggestMixin(PostgresBase):
         limit: int,
         samples: int,
         exact: Sequence[str] = (),
+        known: Container[str] = (),
     ) -> list[TermCompletion]:
+        # The texts of ``known`` terms are read too: the same statement, and cheaper on the
+        # server than sending it the caller's list of terms.
         if not (prefixes or exact) or limit <= 0:
             return []
         with self._tx(collection.tenant) as cur:
@@ -65,15 +63,6 @@ class PostgresSuggestMixin(PostgresBase):
                 },
             )
             return [TermCompletion(r["term"], r["df"], list(r["texts"])) for r in cur.fetchall()]
-
-    def term_texts(
-        self, collection: Collection, terms: Sequence[str], *, samples: int
-    ) -> dict[str, list[str]]:
-        if samples <= 0 or not terms:
-            return {term: [] for term in terms}
-        with self._tx(collection.tenant) as cur:
-            cur.execute(_TEXTS, {"terms": list(terms), "cid": collection.id, "samples": samples})
-            return {r["term"]: list(r["texts"]) for r in cur.fetchall()}
 
     def document_titles(self, collection: Collection) -> dict[str, int]:
         with self._tx(collection.tenant) as cur:

@@ -1,11 +1,12 @@
 """The embedded store's part of autocompletion (engram.search.suggest): indexed terms by
 prefix, read from the collection's in-memory BM25 index (a bisection of its sorted
 vocabulary, caught up with the chunk log like every search, so terms another process added
-are there), with a few chunk texts per term; and the collection's document titles."""
+are there), with a few chunk texts per term (of the terms the caller has not read: a
+statement saved); and the collection's document titles."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from ...types import Collection
 from ..records import TermCompletion
@@ -24,18 +25,12 @@ class SQLiteSuggestMixin(SQLiteRetrievalMixin):
         limit: int,
         samples: int,
         exact: Sequence[str] = (),
+        known: Container[str] = (),
     ) -> list[TermCompletion]:
-        found = self._catch_up(collection).keywords.completions(prefixes, limit, exact)[:limit]
-        texts = self.term_texts(collection, [t for t, _ in found], samples=samples)
-        return [TermCompletion(term, df, texts.get(term, [])) for term, df in found]
-
-    def term_texts(
-        self, collection: Collection, terms: Sequence[str], *, samples: int
-    ) -> dict[str, list[str]]:
-        if samples <= 0:
-            return {term: [] for term in terms}
         keywords = self._catch_up(collection).keywords
-        sampled = {term: keywords.sample(term, samples) for term in terms}
+        found = keywords.completions(prefixes, limit, exact)[:limit]
+        # One statement for the texts of the terms the caller has not read yet.
+        sampled = {t: keywords.sample(t, samples) for t, _ in found if t not in known}
         texts: dict[int, str] = {}
         for part in batches(sorted({c for ids in sampled.values() for c in ids})):
             rows = self._read(
@@ -44,7 +39,10 @@ class SQLiteSuggestMixin(SQLiteRetrievalMixin):
                 (collection.id, *part),
             )
             texts.update((int(i), str(t)) for i, t in rows)
-        return {term: [texts[c] for c in ids if c in texts] for term, ids in sampled.items()}
+        return [
+            TermCompletion(term, df, [texts[c] for c in sampled.get(term, ()) if c in texts])
+            for term, df in found
+        ]
 
     def document_titles(self, collection: Collection) -> dict[str, int]:
         rows = self._read(
