@@ -19,6 +19,13 @@ the word is itself a prefix, so a typo costs range lookups, not a scan.
 Merging: the three sources' lists, each best first, are interleaved (a past query, a title,
 a term, a past query...); a text already proposed (same folded words) is not repeated; all
 completions of the prefix as typed come before any completion of a corrected one.
+
+Caches, per process and collection, valid for one revision of the collection
+(``Store.revision``, read before the data cached under it): the titles, indexed by word
+start (:mod:`engram.search.titles`); the words each proposed term was read as; the store's
+completions of each prefix as typed. A write to the collection by any process moves the
+revision, and the next suggestion starts them over. The past queries follow the events
+instead (:mod:`engram.search.past_queries`).
 """
 
 from __future__ import annotations
@@ -41,8 +48,8 @@ MAX_PREFIX = 200  # characters of a prefix
 MAX_LIMIT = 50
 TYPO_MIN = 4  # a shorter word has too many one-edit neighbours to guess from
 SAMPLES = 3  # chunks read per term for its surface word
-MAX_WORDS = 100_000  # terms whose words a process remembers per collection and revision
-MAX_COMPLETED = 20_000  # prefixes whose completions it remembers
+MAX_WORDS = 20_000  # terms whose words a process remembers per collection and revision
+MAX_COMPLETED = 10_000  # prefixes whose completions it remembers
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 Source = Literal["query", "title", "term"]
