@@ -4,6 +4,8 @@ accent folding, typo tolerance, ranking, tenants, erasure, two processes; HTTP, 
 from __future__ import annotations
 
 import json
+import random
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from engram.config import Settings
 from engram.errors import CollectionNotFound, InvalidInput
 from engram.search.bm25 import BM25Index
 from engram.search.suggest import Suggestion, normal, one_edit_prefixes
+from engram.search.titles import TitleIndex
 from engram.server import create_app
 from engram.store.records import EventWrite
 
@@ -82,6 +85,51 @@ def test_bm25_completions_and_tombstones() -> None:
     assert index.completions(["tele"], 10) == [("telecopi", 1), ("telephon", 1)]
     assert index.completions(["x"], 10, exact=["sante", "nothing"]) == []
     assert index.completions(["zz"], 10, exact=["telephon"]) == [("telephon", 1)]
+
+
+def test_bm25_completions_match_brute_force_through_changes() -> None:
+    """Long ranges are remembered and short prefixes looked up in a set of term heads: both
+    must follow additions and deletions (oracle: the live terms' frequencies, sorted)."""
+    rng = random.Random(7)
+    words = ["".join(rng.choice("abc") for _ in range(rng.randint(1, 7))) for _ in range(1500)]
+    index, chunks, next_id = BM25Index(), {}, 1
+    for step in range(12):
+        adds = {next_id + i: " ".join(rng.sample(words, 8)) for i in range(40)}
+        next_id += 40
+        removes = rng.sample(sorted(chunks), min(len(chunks), 15))
+        index.apply(adds, removes, step + 1)
+        chunks.update(adds)
+        for chunk_id in removes:
+            del chunks[chunk_id]
+        df = Counter(t for text in chunks.values() for t in set(text.split()))
+        for prefix in ["a", "ab", "b", "cab", "abca", "ccc", "d", "abd"]:
+            for limit in (3, 10, 70):
+                expected = sorted(
+                    ((t, n) for t, n in df.items() if t.startswith(prefix)),
+                    key=lambda item: (-item[1], item[0]),
+                )[:limit]
+                assert index.completions([prefix], limit)[:limit] == expected, (step, prefix)
+
+
+def test_title_index_matches_a_scan() -> None:
+    """TitleIndex (bisection of word starts, long ranges remembered) against the definition:
+    titles with a word starting with the prefix, most documents first, then titles the prefix
+    starts, then title order."""
+    rng = random.Random(3)
+    vocab = ["al", "alpha", "alp", "be", "beta", "b", "gamma", "g", "al be", "ga"]
+    titles = {
+        " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 4))).title() + f" {i % 7}": (
+            rng.randint(1, 3)
+        )
+        for i in range(600)
+    }
+    index = TitleIndex(1, titles, normal)
+    for prefix in ["a", "al", "al b", "alp", "be", "b", "g", "gam", "zz", "1", "alpha be"]:
+        for limit in (1, 5, 50):
+            matching = [t for t in titles if f" {normal(t)}".find(f" {prefix}") >= 0]
+            ranked = sorted((-titles[t], not normal(t).startswith(prefix), t) for t in matching)
+            expected = [(t, titles[t]) for _, _, t in ranked[:limit]]
+            assert index.matching(prefix, limit) == expected, (prefix, limit)
 
 
 # -- both backends -----------------------------------------------------------------------------
@@ -190,6 +238,7 @@ def test_a_term_added_by_another_process_is_suggested(
     db.create_collection("rh", language="fr")
     db.add(FR[:1], collection="rh")
     assert texts(db.suggest("congé", collection="rh")) == []
+    assert texts(db.suggest("con", collection="rh")) == []  # too short for the typo path
     with engram.open(settings=settings) as other:  # its own indexes and caches
         other.add(FR[1:2], collection="rh")
         other.store.record_events(
@@ -201,8 +250,11 @@ def test_a_term_added_by_another_process_is_suggested(
         "congés payés",
         "congés",
     }
+    # this process's caches (titles, words, completions) follow the other's writes
+    assert texts(db.suggest("con", collection="rh")) == ["congés payés", "congés"]
     db.delete(["rh/conges.md"], collection="rh")
     assert texts(db.suggest("congé", collection="rh"), "term") == []
+    assert texts(db.suggest("con", collection="rh")) == ["congés payés"]  # the past query
 
 
 def test_invalid_prefixes(fr: engram.Engram) -> None:

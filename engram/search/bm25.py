@@ -16,6 +16,7 @@ deletions are tombstones, compacted away when they pile up.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import threading
@@ -33,6 +34,9 @@ from .persist import replace_atomically
 K1, B = 1.2, 0.75
 _FORMAT = 1
 LAST_CHAR = chr(0x10FFFF)  # sorts after every character: prefix + LAST_CHAR bounds its range
+_COMPLETED = 64  # completions kept per remembered prefix (a suggestion asks for at most 50)
+_COMPLETED_PREFIXES = 20_000  # prefixes remembered between two changes of the index
+_HEAD = 3  # letters of a prefix looked up in a set before its range is searched
 
 
 class BM25Index:
@@ -63,6 +67,11 @@ class BM25Index:
         self._df: list[int] = []  # term id → document frequency, exact while nothing is dead
         self._sorted: list[str] = []  # the terms in code point order, for prefix lookups
         self._unsorted: list[str] = []  # terms added since _sorted was last brought up to date
+        # Completions of prefixes whose range is long (a short prefix spans thousands of
+        # terms, each range scan a sort of their frequencies): prefix → the best terms of its
+        # range, emptied by any change.
+        self._completed: dict[str, list[tuple[str, int]]] = {}
+        self._heads: set[str] = set()  # the first _HEAD letters of every term (ever indexed)
 
     # -- updates ------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -83,6 +92,7 @@ class BM25Index:
             self._dirty = True
             if adds or removes:
                 self._spelling = None
+                self._completed = {}
             if self._dead > 1000 and self._dead > self._live // 4:
                 self._compact()
 
@@ -189,13 +199,25 @@ class BM25Index:
         frequencies of the terms in its range."""
         with self._lock:
             terms = self._sorted_terms()
+            heads = self._heads
             found = {t: df for t in exact if t in self._term_ids and (df := self._live_df(t))}
             for prefix in prefixes:
-                low = bisect_left(terms, prefix)
-                high = bisect_left(terms, prefix + LAST_CHAR, low)
-                ranged = [(-self._live_df(t), t) for t in terms[low:high]]
-                for negative, term in sorted(r for r in ranged if r[0] < 0)[:limit]:
-                    found[term] = -negative
+                if len(prefix) >= _HEAD and prefix[:_HEAD] not in heads:
+                    continue  # no term starts so (most one-edit variants of a typo)
+                best = self._completed.get(prefix)
+                if best is None or (len(best) < limit and len(best) == _COMPLETED):
+                    low = bisect_left(terms, prefix)
+                    high = bisect_left(terms, prefix + LAST_CHAR, low)
+                    if high - low <= limit:  # all of them (sorted below)
+                        found.update((t, df) for t in terms[low:high] if (df := self._live_df(t)))
+                        continue
+                    ranged = [(-self._live_df(t), t) for t in terms[low:high]]
+                    best = [
+                        (t, -n) for n, t in heapq.nsmallest(max(limit, _COMPLETED), ranged) if n
+                    ]
+                    if high - low > _COMPLETED and len(self._completed) < _COMPLETED_PREFIXES:
+                        self._completed[prefix] = best
+                found.update(best[:limit])
             return sorted(found.items(), key=lambda item: (-item[1], item[0]))
 
     def _sorted_terms(self) -> list[str]:
@@ -205,6 +227,7 @@ class BM25Index:
             else:
                 for term in self._unsorted:
                     self._sorted.insert(bisect_left(self._sorted, term), term)
+            self._heads.update(t[:_HEAD] for t in self._unsorted)
             self._unsorted = []
         return self._sorted
 

@@ -19,15 +19,21 @@ the word is itself a prefix, so a typo costs range lookups, not a scan.
 Merging: the three sources' lists, each best first, are interleaved (a past query, a title,
 a term, a past query...); a text already proposed (same folded words) is not repeated; all
 completions of the prefix as typed come before any completion of a corrected one.
+
+Caches, per process and collection, valid for one revision of the collection
+(``Store.revision``, read before the data cached under it): the titles, indexed by word
+start (:mod:`engram.search.titles`); the words each proposed term was read as; the store's
+completions of each prefix as typed. A write to the collection by any process moves the
+revision, and the next suggestion starts them over. The past queries follow the events
+instead (:mod:`engram.search.past_queries`).
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Literal
 
@@ -36,11 +42,14 @@ from ..store.contract import EventStore, RetrievalStore
 from ..types import Collection
 from .analyzer import _WORD, Analyzer, fold, get_analyzer
 from .past_queries import PastQueries
+from .titles import TitleIndex
 
 MAX_PREFIX = 200  # characters of a prefix
 MAX_LIMIT = 50
 TYPO_MIN = 4  # a shorter word has too many one-edit neighbours to guess from
 SAMPLES = 3  # chunks read per term for its surface word
+MAX_WORDS = 20_000  # terms whose words a process remembers per collection and revision
+MAX_COMPLETED = 10_000  # prefixes whose completions it remembers
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 Source = Literal["query", "title", "term"]
@@ -83,34 +92,17 @@ def one_edit_prefixes(word: str) -> list[str]:
     return [v for v in kept if v != word]
 
 
-class _Titles:
-    """A collection's titles at one revision: their normal forms in one string (each after
-    a newline), searched with ``str.find`` for a word starting with the prefix."""
+@dataclass(slots=True)
+class _Cache:
+    """What one process knows of a collection at one revision: its titles (read at the first
+    suggestion needing them) and the words each term proposed so far stands for."""
 
-    def __init__(self, revision: int, titles: dict[str, int]) -> None:
-        self.revision = revision
-        self.titles = sorted(titles.items(), key=lambda kv: (-kv[1], kv[0]))
-        forms = [normal(title) for title, _ in self.titles]
-        self.starts = [0]  # offset of the newline before each title's form
-        for form in forms:
-            self.starts.append(self.starts[-1] + len(form) + 1)
-        self.joined = "\n" + "\n".join(forms) + "\n"
-
-    def matching(self, prefix: str, limit: int) -> list[tuple[str, int]]:
-        """The ``limit`` best titles with a word starting with ``prefix``: most documents
-        first, then titles ``prefix`` starts, then in title order."""
-        found: dict[int, bool] = {}  # title index → the prefix starts the title
-        for needle in ("\n" + prefix, " " + prefix):
-            at, seen = self.joined.find(needle), 0
-            # Titles are in rank order: the first ``limit`` matches of each kind are the best.
-            while at >= 0 and seen < limit:
-                index = bisect_right(self.starts, at) - 1
-                seen += index not in found
-                found[index] = found.get(index, False) or needle[0] == "\n"
-                at = self.joined.find(needle, at + 1)
-        ranked = sorted(found, key=lambda i: (not found[i], i))  # titles are in rank order
-        ranked.sort(key=lambda i: -self.titles[i][1])
-        return [self.titles[i] for i in ranked[:limit]]
+    revision: int
+    titles: TitleIndex | None = None
+    words: dict[str, Counter[str]] = field(default_factory=dict)  # never evicted (see known)
+    completed: dict[tuple[tuple[str, ...], tuple[str, ...], int], list[tuple[str, int]]] = field(
+        default_factory=dict
+    )  # the store's completions: (prefixes, exact terms, limit) → (term, chunks)
 
 
 class Suggester:
@@ -119,7 +111,7 @@ class Suggester:
     def __init__(self, store: RetrievalStore, events: EventStore) -> None:
         self.store = store
         self.past = PastQueries(events, normal)
-        self._titles: dict[int, _Titles] = {}
+        self._caches: dict[int, _Cache] = {}
         self._lock = threading.Lock()
 
     def suggest(self, collection: Collection, prefix: str, limit: int = 10) -> list[Suggestion]:
@@ -137,15 +129,27 @@ class Suggester:
         last = words[-1]
         head = text[: [m.start() for m in _WORD.finditer(text)][-1]]
         seen: set[str] = set()
-        out = self._merge(self._sources(collection, words, head, [last], limit), limit, seen)
+        cache = self._cache(collection)
+        out = self._merge(self._sources(cache, collection, words, head, [last], limit), limit, seen)
         if len(out) < limit and len(last) >= TYPO_MIN:
             variants = one_edit_prefixes(last)
-            near = self._sources(collection, words, head, variants, limit, typo=True)
+            near = self._sources(cache, collection, words, head, variants, limit, typo=True)
             out += self._merge(near, limit - len(out), seen)
         return out
 
+    def _cache(self, collection: Collection) -> _Cache:
+        """The collection's cache at its current revision. The revision is read before the
+        data cached under it: what is cached is at least as new as its key."""
+        revision = self.store.revision(collection)
+        with self._lock:
+            cache = self._caches.get(collection.id)
+            if cache is None or cache.revision != revision:
+                cache = self._caches[collection.id] = _Cache(revision)
+        return cache
+
     def _sources(
         self,
+        cache: _Cache,
         collection: Collection,
         words: list[str],
         head: str,
@@ -165,38 +169,63 @@ class Suggester:
         stem = analyzer.term(typed)
         if not typo and stem and stem != typed:
             exact.append(stem)
-        completions = self.store.complete_terms(
-            collection, lasts, limit=limit, samples=SAMPLES, exact=exact
-        )
+        completions = self._complete(cache, collection, analyzer, lasts, exact, limit)
         terms: list[Suggestion] = []
         used: list[str] = []  # the variants something starts with: titles and queries try them
-        for completion in completions:
-            starts = [p for p in lasts if completion.term.startswith(p)]
+        for term, df, counts in completions:
+            starts = [p for p in lasts if term.startswith(p)]
             used += [p for p in starts if p not in used]
-            word = _surface(analyzer, completion.texts, completion.term, starts or [typed])
+            word = _surface(counts, term, starts or [typed])
             if starts or fold(word).startswith(typed):
-                terms.append(Suggestion(head + word, "term", completion.df))
+                terms.append(Suggestion(head + word, "term", df))
         if typo:
             lasts = used[:5]
         base = " ".join(words[:-1])
         fulls = [f"{base} {last}".strip() for last in lasts]
-        titles = self._title_matches(collection, fulls, limit)
+        titles = self._title_matches(cache, collection, fulls, limit)
         past = self.past.matching(collection.tenant, collection.name, fulls, limit)
         queries = [Suggestion(query, "query", n) for _, query, n in past]
         return [queries, titles, terms]
 
+    def _complete(
+        self,
+        cache: _Cache,
+        collection: Collection,
+        analyzer: Analyzer,
+        lasts: Sequence[str],
+        exact: list[str],
+        limit: int,
+    ) -> list[tuple[str, int, Counter[str]]]:
+        """The store's completions of ``lasts`` (term, chunks, its words), those of a prefix as
+        typed remembered for this revision; a term's words are counted once per revision, in the chunk texts the store
+        reads for the terms not counted yet."""
+        key = (tuple(lasts), tuple(exact), limit)
+        found = cache.completed.get(key)
+        if found is None or any(term not in cache.words for term, _ in found):
+            completions = self.store.complete_terms(
+                collection, lasts, limit=limit, samples=SAMPLES, exact=exact, known=cache.words
+            )
+            for term, _, texts in completions:
+                if term not in cache.words and len(cache.words) < MAX_WORDS:
+                    cache.words[term] = _count_words(analyzer, texts, term)
+            found = [(c.term, c.df) for c in completions]
+            if len(lasts) == 1 and len(cache.completed) < MAX_COMPLETED:  # not a typo's
+                cache.completed[key] = found  # hundreds of variants
+            if any(term not in cache.words for term, _ in found):  # the cache is full
+                return [
+                    (c.term, c.df, _count_words(analyzer, c.texts, c.term)) for c in completions
+                ]
+        return [(term, df, cache.words[term]) for term, df in found]
+
     def _title_matches(
-        self, collection: Collection, prefixes: list[str], limit: int
+        self, cache: _Cache, collection: Collection, prefixes: list[str], limit: int
     ) -> list[Suggestion]:
         if not prefixes:
             return []
-        revision = self.store.revision(collection)
-        with self._lock:
-            titles = self._titles.get(collection.id)
-        if titles is None or titles.revision != revision:
-            titles = _Titles(revision, self.store.document_titles(collection))
-            with self._lock:
-                self._titles[collection.id] = titles
+        titles = cache.titles
+        if titles is None:
+            titles = TitleIndex(cache.revision, self.store.document_titles(collection), normal)
+            cache.titles = titles
         found: dict[str, int] = {}
         for prefix in prefixes:
             for title, n in titles.matching(prefix, limit):
@@ -217,13 +246,17 @@ class Suggester:
         return out
 
 
-def _surface(analyzer: Analyzer, texts: Sequence[str], term: str, prefixes: Sequence[str]) -> str:
-    """The word ``term`` stands for: the most frequent of its words in ``texts``, lower
-    case, among those starting with one of ``prefixes`` if any does; the term itself when
-    the texts hold none (a word of a title or heading only)."""
+def _count_words(analyzer: Analyzer, texts: Sequence[str], term: str) -> Counter[str]:
     counts: Counter[str] = Counter()
     for text in texts:
         counts.update(_words_of(analyzer, text, term))
+    return counts
+
+
+def _surface(counts: Counter[str], term: str, prefixes: Sequence[str]) -> str:
+    """The word ``term`` stands for: the most frequent of its words (``counts``, in a few
+    chunks holding it), lower case, among those starting with one of ``prefixes`` if any
+    does; the term itself when there are none (a word of a title or heading only)."""
     preferred = {w: n for w, n in counts.items() if fold(w).startswith(tuple(prefixes))}
     pool = preferred or counts
     if not pool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -221,11 +221,13 @@ class RetrievalStore(CollectionStore):
         limit: int,
         samples: int,
         exact: Sequence[str] = (),
+        known: Container[str] = (),
     ) -> list[TermCompletion]:
         """The ``limit`` indexed terms of highest document frequency that start with any of
         ``prefixes`` or equal one of ``exact`` (ties in code point order), most frequent
         first, each with the texts of up to ``samples`` chunks holding it (autocompletion:
-        engram.search.suggest)."""
+        engram.search.suggest). The texts of terms in ``known`` (the caller has read them)
+        may be left out: a backend skips them where reading them costs more than sending."""
 
     @abstractmethod
     def document_titles(self, collection: Collection) -> dict[str, int]:

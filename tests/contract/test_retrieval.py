@@ -202,6 +202,9 @@ def test_complete_terms_by_prefix(store: Store, coll: Collection) -> None:
     ]  # fmt: skip
     assert len(found[0].texts) == 2 and all("telework" in t for t in found[0].texts)
     assert found[1].texts == ["telegram"]
+    again = store.complete_terms(coll, ["tele"], limit=10, samples=2, known={"telework"})
+    assert [(t.term, t.df) for t in again] == [(t.term, t.df) for t in found]
+    assert again[0].texts in ([], found[0].texts) and again[1].texts == ["telegram"]
     assert [t.term for t in store.complete_terms(coll, ["tele"], limit=2, samples=0)] == [
         "telework",
         "telegram",

@@ -12,7 +12,7 @@ the few chunk texts each chosen term's surface word is read from come in the sam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from ...search.bm25 import LAST_CHAR
 from ...types import Collection
@@ -44,7 +44,10 @@ class PostgresSuggestMixin(PostgresBase):
         limit: int,
         samples: int,
         exact: Sequence[str] = (),
+        known: Container[str] = (),
     ) -> list[TermCompletion]:
+        # The texts of ``known`` terms are read too: the same statement, and cheaper on the
+        # server than sending it the caller's list of terms.
         if not (prefixes or exact) or limit <= 0:
             return []
         with self._tx(collection.tenant) as cur:

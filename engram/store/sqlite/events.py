@@ -82,10 +82,13 @@ class SQLiteEventsMixin(SQLiteSessions, EventInsights):
         return int(cur.rowcount)
 
     def suggest_events(self, tenant: str, *, after: int, limit: int) -> list[QueryEvent]:
+        # "+tenant": a range of the primary key from ``after`` (the events since the last
+        # call: a few), not the tenant's index, which read all its events and sorted them
+        # (0.3 ms at 3,000 events, growing with them; 0.01 ms this way).
         rows = self._read(
             "SELECT id, CASE WHEN kind = 'search' THEN json_extract(data, '$.collection') END,"
             " CASE WHEN kind = 'search' THEN query END FROM events"
-            " WHERE id > ? AND tenant = ? AND (kind = 'erasure' OR (kind = 'search'"
+            " WHERE id > ? AND +tenant = ? AND (kind = 'erasure' OR (kind = 'search'"
             " AND result_count > 0 AND query IS NOT NULL"
             " AND json_extract(data, '$.collection') IS NOT NULL)) ORDER BY id LIMIT ?",
             (after, tenant, limit),

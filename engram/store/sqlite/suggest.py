@@ -1,11 +1,12 @@
 """The embedded store's part of autocompletion (engram.search.suggest): indexed terms by
 prefix, read from the collection's in-memory BM25 index (a bisection of its sorted
 vocabulary, caught up with the chunk log like every search, so terms another process added
-are there), with a few chunk texts per term; and the collection's document titles."""
+are there), with a few chunk texts per term (of the terms the caller has not read: a
+statement saved); and the collection's document titles."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from ...types import Collection
 from ..records import TermCompletion
@@ -24,10 +25,12 @@ class SQLiteSuggestMixin(SQLiteRetrievalMixin):
         limit: int,
         samples: int,
         exact: Sequence[str] = (),
+        known: Container[str] = (),
     ) -> list[TermCompletion]:
         keywords = self._catch_up(collection).keywords
         found = keywords.completions(prefixes, limit, exact)[:limit]
-        sampled = {term: keywords.sample(term, samples) for term, _ in found} if samples else {}
+        # One statement for the texts of the terms the caller has not read yet.
+        sampled = {t: keywords.sample(t, samples) for t, _ in found if t not in known}
         texts: dict[int, str] = {}
         for part in batches(sorted({c for ids in sampled.values() for c in ids})):
             rows = self._read(
