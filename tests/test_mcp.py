@@ -108,6 +108,14 @@ async def exercise(client: Client) -> None:
         client, "search", {"query": "nightingale", "collection": "kb", "where": {"team": "hr"}}
     )
     assert none["count"] == 0
+    # Several collections (or "*") as one ranking; each hit names its collection.
+    for searched in (["kb"], "*"):
+        many = await ok(
+            client,
+            "search",
+            {"query": "nightingale", "collection": searched, "group_by": "document"},
+        )
+        assert many["data"][0]["collection"] == "kb" and many["data"][0]["document"] == key
     answer = await ok(
         client, "ask", {"question": "When does Nightingale launch?", "collection": "kb"}
     )

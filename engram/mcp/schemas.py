@@ -21,6 +21,11 @@ MODE: Any = Field(  # Any: the default is one of Mode's values
     description="hybrid: keyword (BM25) and vector results fused, best for most questions;"
     " keyword: exact words, names, codes; vector: meaning, paraphrases.",
 )
+SEARCHED: Any = Field(  # Any: a name or a list of names
+    "default",
+    description="Collection to search (list_collections), a list of them searched as one"
+    ' ranking (each hit names its collection), or "*" for every collection.',
+)
 WHERE = Field(
     None,
     description='Metadata filter on the documents, e.g. {"team": "hr"}, {"year": {"$gte": 2020}},'
@@ -49,18 +54,21 @@ class NoArguments(RequestModel):
 
 class SearchArgs(RequestModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")
-    collection: str = COLLECTION
+    collection: str | list[str] = SEARCHED
     mode: Mode = MODE
     k: int = Field(10, ge=1, le=50, description="Number of passages to return.")
     where: dict[str, Any] | None = WHERE
     rerank: bool = Field(
         False, description="Rescore the top passages with the cross-encoder (slower, sharper)."
     )
+    group_by: Literal["document"] | None = Field(
+        None, description='"document": one passage per document, its best one.'
+    )
 
 
 class AskArgs(RequestModel):
     question: str = Field(min_length=1, max_length=4096, description="The question to answer.")
-    collection: str = COLLECTION
+    collection: str | list[str] = SEARCHED
     mode: Mode = MODE
     k: int = Field(8, ge=1, le=50, description="Passages retrieved to answer from.")
     where: dict[str, Any] | None = WHERE

@@ -88,6 +88,14 @@ def list_collections(caller: Caller, args: s.NoArguments) -> Result:
     return {"data": data, "count": len(data)}
 
 
+def _searched(collection: str | list[str]) -> dict[str, Any]:
+    """The event's record of what was searched: ``collection`` for one (past-query
+    suggestions follow it), ``collections`` for several."""
+    if isinstance(collection, list) and len(collection) != 1:
+        return {"collections": collection}
+    return {"collection": collection[0] if isinstance(collection, list) else collection}
+
+
 def search(caller: Caller, args: s.SearchArgs) -> Result:
     started = time.perf_counter()
     result = caller.db.search(
@@ -97,6 +105,7 @@ def search(caller: Caller, args: s.SearchArgs) -> Result:
         mode=args.mode,
         where=args.where,
         rerank=args.rerank,
+        group_by=args.group_by,
         tenant=caller.principal.tenant,
     )
     data = [SearchHit.of(r).model_dump(mode="json") for r in result.results]
@@ -106,7 +115,7 @@ def search(caller: Caller, args: s.SearchArgs) -> Result:
         query=args.query,
         result_count=len(data),
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        data={"collection": args.collection, "mode": result.mode},
+        data={**_searched(args.collection), "mode": result.mode},
     )
     return {"data": data, "count": len(data), "mode": result.mode}
 
@@ -135,7 +144,7 @@ def ask(caller: Caller, args: s.AskArgs) -> Result:
         user_id=user_id,
         query=args.question,
         result_count=len(grounding.passages),
-        data={"collection": args.collection},
+        data=_searched(args.collection),
     )
     result = answer(args.question, grounding.passages, caller.llm, **grounding.options)
     return {**result.to_dict(), "query": grounding.query}
