@@ -25,6 +25,7 @@ from ..jobs import JobWorker
 from ..keys import VERIFIED_TTL, VerifiedKeys, revision_path
 from ..providers.llms import llm_chain
 from ..providers.llms.observed import ObservedChain
+from .docs_pages import install_docs
 from .errors import UnexpectedErrorMiddleware, api_error, install_error_handlers
 from .jwt_auth import JwtVerifier
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
@@ -104,7 +105,7 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # engram.server.docs_pages serves /docs and /redoc from local assets
         redoc_url=None,
     )
     app.state.settings = settings
@@ -141,6 +142,7 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     # Outermost: request ids, metrics and the access log see every response, errors too.
     install_observability(app)
     app.include_router(api_router)
+    install_docs(app)
     app.state.mcp = _mount_mcp(app, settings)
     return app
 
