@@ -315,3 +315,45 @@ def test_chroma_import_rollback(db: engram.Engram, tmp_path: Path, counting: Cou
     assert state(db, "notes") == before
     with pytest.raises(CollectionNotFound):
         db.collection("other")
+
+
+def test_http_lists_and_rolls_back_batches(tmp_path: Path) -> None:
+    """GET /v1/admin/imports and POST /v1/admin/imports/{id}:rollback (admin scope, the
+    caller's tenant only), as engram import --batches / --rollback."""
+    from fastapi.testclient import TestClient
+
+    from engram.config import Settings
+    from engram.server.app import create_app
+
+    settings = Settings.build(data_dir=tmp_path / "d", embedding_model="hash", chunk_tokens=64)
+    with engram.open(settings=settings) as db:
+        batch = import_jsonl(
+            db, write_jsonl(tmp_path / "v1.jsonl", ORIGINAL), collection="kb", tenant="acme"
+        ).extra["batch"]
+        keys = {
+            name: db.create_key(tenant=tenant, scopes=scopes)[1]
+            for name, tenant, scopes in (
+                ("admin", "acme", ["admin"]),
+                ("reader", "acme", ["read"]),
+                ("other", "globex", ["admin"]),
+            )
+        }
+    with TestClient(create_app(settings)) as client:
+
+        def call(method: str, url: str, who: str) -> Any:
+            return client.request(method, url, headers={"Authorization": f"Bearer {keys[who]}"})
+
+        listed = call("GET", "/v1/admin/imports", "admin").json()
+        assert [b["id"] for b in listed["data"]] == [batch] and listed["count"] == 1
+        assert listed["data"][0]["status"] == "finished"
+        assert call("GET", "/v1/admin/imports", "other").json()["count"] == 0
+        assert call("GET", "/v1/admin/imports", "reader").status_code == 403
+        url = f"/v1/admin/imports/{batch}:rollback"
+        assert call("POST", url, "other").status_code == 404
+        done = call("POST", url, "admin")
+        assert done.status_code == 200, done.text
+        body = done.json()
+        assert body["batch"]["status"] == "rolled_back" and body["counts"] == {"deleted": 3}
+        again = call("POST", url, "admin")
+        assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+        assert call("GET", "/v1/collections/kb", "admin").status_code == 404

@@ -540,6 +540,8 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "eraseUser",
         "recordEvent",
         "getStats",
+        "listImports",
+        "rollbackImport",
         "listJobs",
         "getJob",
         "createCollection",

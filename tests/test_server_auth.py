@@ -179,6 +179,7 @@ EMPTY_LISTS = {
     "/v1/memories/search",
     "/v1/conversations",
     "/v1/jobs",
+    "/v1/admin/imports",
 }
 
 

@@ -159,3 +159,32 @@ class EventKindList(BaseModel):
     data: list[EventKindPublic]
     count: int
     built_in: list[str] = Field(description="Kinds engram records itself or clients post.")
+
+
+# -- import batches --------------------------------------------------------------------------
+class ImportBatchPublic(BaseModel):
+    id: str
+    tenant: str
+    kind: str = Field(description="Where the import came from: jsonl, chroma or export.")
+    source: str
+    collections: list[str]
+    status: str = Field(description="running, finished, failed or rolled_back.")
+    counts: dict[str, int]
+    started_at: str
+    finished_at: str | None
+    rolled_back_at: str | None
+    irreversible: str | None = Field(description="Why it cannot be rolled back (None: it can).")
+
+
+class ImportBatchList(BaseModel):
+    data: list[ImportBatchPublic]
+    count: int
+
+
+class RollbackPublic(BaseModel):
+    batch: ImportBatchPublic
+    counts: dict[str, int] = Field(
+        description="Documents deleted (the import added them), restored (it updated them), "
+        "re-created (it deleted them); conversations and memories removed."
+    )
+    conflicts: list[str] = Field(description="What later writes had changed (with force).")

@@ -1,6 +1,8 @@
 """Administration of the caller's tenant's analytics: ``GET /v1/admin/stats`` (usage,
 retention, cohorts, breakdowns), the registry of custom event kinds
-(``/v1/admin/event-kinds``) and the export of events (``GET /v1/admin/events``)."""
+(``/v1/admin/event-kinds``), the export of events (``GET /v1/admin/events``), and the
+import batches with their rollback (``/v1/admin/imports``, as ``engram import --batches`` /
+``--rollback``)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,14 @@ from ...analytics.export import MEDIA_TYPES
 from ...analytics.kinds import BUILT_IN
 from ..deps import DB, Admin
 from ..schemas import error_responses
-from ..schemas_ops import EventKindCreate, EventKindList, EventKindPublic, StatsPublic
+from ..schemas_ops import (
+    EventKindCreate,
+    EventKindList,
+    EventKindPublic,
+    ImportBatchList,
+    RollbackPublic,
+    StatsPublic,
+)
 
 router = APIRouter(tags=["admin"])
 
@@ -98,3 +107,36 @@ def export_events(
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="events.{format}"'},
     )
+
+
+@router.get("/admin/imports", operation_id="listImports", responses=error_responses(422))
+def list_imports(
+    db: DB,
+    principal: Admin,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most batches to list.")] = 100,
+) -> ImportBatchList:
+    """The tenant's imports (JSONL, Chroma, export archives), newest first, each with what it
+    did and whether it can be rolled back."""
+    batches = db.import_batches(tenant=principal.tenant, limit=limit)
+    data = [b.to_dict() for b in batches]
+    return ImportBatchList.model_validate({"data": data, "count": len(data)})
+
+
+@router.post(
+    "/admin/imports/{batch_id}:rollback",
+    operation_id="rollbackImport",
+    responses=error_responses(404, 409, 422),
+)
+def rollback_import(
+    batch_id: str,
+    db: DB,
+    principal: Admin,
+    force: Annotated[
+        bool, Query(description="Roll back even if later writes changed what it wrote.")
+    ] = False,
+) -> RollbackPublic:
+    """Undo an import: what it added is deleted, what it updated or deleted comes back as it
+    was (no model call). Refused (409) if later writes touched the same records, unless
+    ``force``; a batch is rolled back once."""
+    report = db.rollback_import(batch_id, force=force, tenant=principal.tenant)
+    return RollbackPublic.model_validate(report.to_dict())
