@@ -66,3 +66,37 @@ def test_two_processes_share_one_data_directory(tmp_path: Path) -> None:
     assert keys_of(reader, coll, hits) == ["b"]
     writer.close()
     reader.close()
+
+
+def test_a_racing_collection_create_is_a_conflict_however_the_driver_says_it(
+    tmp_path: Path,
+) -> None:
+    """Two first writes to one new collection: the loser gets Conflict (the engine then uses
+    the winner's collection), also when sqlite3 reports the unique violation as a plain
+    DatabaseError, as it did under concurrent requests."""
+    from engram.errors import Conflict
+
+    store = SQLiteStore(tmp_path / "e.db", index_dir=tmp_path / "idx")
+    args = {"model_id": "m", "dimension": 2, "language": "en", "settings": {}}
+    store.create_collection("c", **args)
+    with pytest.raises(Conflict):
+        store.create_collection("c", **args)
+
+    class Racing:  # the connection as the losing thread saw it
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, *params: object) -> object:
+            if sql.startswith("INSERT INTO collections"):
+                raise sqlite3.DatabaseError(
+                    "UNIQUE constraint failed: collections.tenant, collections.name"
+                )
+            return self.conn.execute(sql, *params)
+
+    real, store._conn = store._conn, Racing(store._conn)  # type: ignore[assignment]
+    try:
+        with pytest.raises(Conflict):
+            store.create_collection("d", **args)
+    finally:
+        store._conn = real
+    store.close()

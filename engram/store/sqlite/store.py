@@ -212,8 +212,12 @@ class SQLiteStore(
                     " settings, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (tenant, name, model_id, dimension, language, json.dumps(settings), _now()),
                 )
-            except sqlite3.IntegrityError as exc:
-                raise Conflict(f"collection {name!r} already exists") from exc
+            except sqlite3.DatabaseError as exc:
+                # Under concurrent first writes the driver has been seen to raise the unique
+                # violation as a plain DatabaseError: the same conflict either way.
+                if isinstance(exc, sqlite3.IntegrityError) or "UNIQUE constraint" in str(exc):
+                    raise Conflict(f"collection {name!r} already exists") from exc
+                raise
         return self.get_collection(name, tenant=tenant)
 
     def get_collection(
