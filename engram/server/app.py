@@ -25,6 +25,8 @@ from ..jobs import JobWorker
 from ..keys import VERIFIED_TTL, VerifiedKeys, revision_path
 from ..providers.llms import llm_chain
 from ..providers.llms.observed import ObservedChain
+from ..web.app import install_web
+from ..web.sessions import WebSessions
 from .docs_pages import install_docs
 from .errors import UnexpectedErrorMiddleware, api_error, install_error_handlers
 from .jwt_auth import JwtVerifier
@@ -57,6 +59,9 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
         # wait for the model and the indexes to load (1.6 s against 11 ms measured).
         await run_in_threadpool(app.state.db.warm_up)
         await run_in_threadpool(build_route_templates, app)  # the OpenAPI schema, once
+        # web app sign-ins (engram.web); expired ones are dropped at each start
+        app.state.web_sessions = WebSessions(app.state.db.store)
+        await run_in_threadpool(app.state.web_sessions.purge)
         app.state.observability.start(app.state.db)  # metrics, analytics events
         # The answer model chain is built once; None means extractive answers.
         app.state.llm = (
@@ -143,6 +148,7 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
     install_observability(app)
     app.include_router(api_router)
     install_docs(app)
+    install_web(app)  # the web app at / (engram.web)
     app.state.mcp = _mount_mcp(app, settings)
     return app
 

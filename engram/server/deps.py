@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engram
 from ..errors import Forbidden, RateLimited, Unauthorized
+from ..web.sessions import CSRF_HEADER, SESSION_COOKIE, check_csrf, principal_of
 from .context import note_principal
 from .principal import Principal
 from .ratelimit import Limiter
@@ -46,7 +47,7 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-async def _limit(limiter: Limiter | None, key: str, what: str) -> None:
+async def enforce_limit(limiter: Limiter | None, key: str, what: str) -> None:
     if limiter is None:
         return
     decision = await limiter.acheck(key)
@@ -60,10 +61,12 @@ async def get_principal(request: Request, db: DB) -> Principal:
     """The caller of the current request; raises Unauthorized (401) or RateLimited (429)."""
     state = request.app.state
     client = request.client.host if request.client else "unknown"
-    await _limit(getattr(state, "ip_limiter", None), f"ip:{client}", "address")
+    await enforce_limit(getattr(state, "ip_limiter", None), f"ip:{client}", "address")
     if state.settings.auth == "none":
         return _noted(Principal(tenant="default", scopes=ALL_SCOPES))
     presented = _presented_key(request)
+    if not presented and SESSION_COOKIE in request.cookies:
+        return await _session_principal(request)
     if not presented:
         raise Unauthorized(
             "this API needs a key",
@@ -72,8 +75,8 @@ async def get_principal(request: Request, db: DB) -> Principal:
     verifier = getattr(state, "jwt", None)
     if verifier is not None and not presented.startswith("egm_"):
         tenant, scopes, subject, user = await run_in_threadpool(verifier.verify, presented)
-        await _limit(getattr(state, "key_limiter", None), f"jwt:{tenant}:{subject}", "token")
-        return _signed_in(state, _noted(_principal(tenant, scopes, f"jwt:{subject}", user)))
+        await enforce_limit(getattr(state, "key_limiter", None), f"jwt:{tenant}:{subject}", "token")
+        return _signed_in(state, _noted(principal_for(tenant, scopes, f"jwt:{subject}", user)))
     # Keys verified in the last seconds need no database lookup; a revocation is seen at
     # once through the stamp (engram.keys.VerifiedKeys).
     verified = state.verified_keys
@@ -82,13 +85,35 @@ async def get_principal(request: Request, db: DB) -> Principal:
     if key is None:
         key = await run_in_threadpool(db.authenticate, presented)
         verified.remember(presented, key, stamp)
-    await _limit(getattr(state, "key_limiter", None), f"key:{key.id}", "API key")
+    await enforce_limit(getattr(state, "key_limiter", None), f"key:{key.id}", "API key")
     return _signed_in(
-        state, _noted(_principal(key.tenant, frozenset(key.scopes), key.id, key.user_id))
+        state, _noted(principal_for(key.tenant, frozenset(key.scopes), key.id, key.user_id))
     )
 
 
-def _principal(tenant: str, scopes: frozenset[str], key_id: str, user_id: str | None) -> Principal:
+async def _session_principal(request: Request) -> Principal:
+    """The caller signed in to the web app, whose pages' scripts call the API with the
+    session cookie and the session's CSRF secret in ``X-CSRF-Token`` (every method: a
+    cookie alone never authorizes an API call)."""
+    session = await run_in_threadpool(
+        request.app.state.web_sessions.find, request.cookies.get(SESSION_COOKIE)
+    )
+    if session is None:
+        raise Unauthorized(
+            "the web session has ended", hint="sign in again, or send an API key instead"
+        )
+    check_csrf(session.csrf, request.headers.get(CSRF_HEADER))
+    await enforce_limit(
+        getattr(request.app.state, "key_limiter", None),
+        f"key:{session.key_id}" if session.key_id else f"jwt:{session.tenant}:{session.subject}",
+        "API key",
+    )
+    return _noted(principal_of(session))
+
+
+def principal_for(
+    tenant: str, scopes: frozenset[str], key_id: str, user_id: str | None
+) -> Principal:
     # A caller bound to one user never administers the tenant (stats, other users): admin
     # narrows to what it implies for the user's own data, read and write.
     if user_id is not None and "admin" in scopes:

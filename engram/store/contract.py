@@ -46,6 +46,7 @@ from .records import (
     Where,
 )
 from .snapshot import StoreSnapshot
+from .web_session_tables import WebSessionStore
 
 
 class CollectionStore(ABC):
@@ -548,6 +549,7 @@ class Store(
     EventStore,
     TransferStore,
     ImportStore,
+    WebSessionStore,
 ):
     """Persistent state of one engram data directory or database: every concern above, and
     the lifecycle. The engine holds one; each part of it receives the narrowest concern it uses."""

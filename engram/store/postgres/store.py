@@ -42,6 +42,7 @@ from ..contract import Store
 from ..migrations import Migration
 from ..records import StampedDocument, Where
 from ..state_tables import StateTables
+from ..web_session_tables import WebSessionTables
 from .bm25 import PostingsCache
 from .connection import (
     DECODING,
@@ -89,6 +90,7 @@ class PostgresStore(
     PostgresSuggestMixin,
     PostgresBase,
     StateTables,
+    WebSessionTables,
     CheckpointTables,
     Store,
 ):

@@ -33,6 +33,7 @@ from ..contract import Store
 from ..migrations import check_applied, load_migrations
 from ..records import DocumentWrite, StampedDocument, Where, collection_vector
 from ..state_tables import StateTables
+from ..web_session_tables import WebSessionTables
 from . import imports
 from .derived import DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
@@ -59,6 +60,7 @@ class SQLiteStore(
     imports.SQLiteImportsMixin,
     SQLiteTransferMixin,
     StateTables,
+    WebSessionTables,
     CheckpointTables,
     Store,
 ):

@@ -1,0 +1,109 @@
+"""Signing in to the web app in a real browser, and the session's rules over HTTP: cookie
+flags, CSRF on every change, revocation, bindings, and no open redirect."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from conftest import WebServer, check_accessibility, open_context, shoot, sign_in
+
+
+def test_sign_in_page_then_a_session(page: Any, web: WebServer) -> None:
+    page.goto(f"{web.url}/search")
+    page.wait_for_url(f"{web.url}/sign-in*")  # not signed in: sent to sign in
+    check_accessibility(page)
+    shoot(page, "sign-in")
+    page.get_by_label("API key").fill("egm_notakey_x")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").filter(has_text="key").count() >= 1
+    sign_in(page, web)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "engram_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{web.url}/sign-in*")
+    page.goto(f"{web.url}/search")
+    page.wait_for_url(f"{web.url}/sign-in*")  # the session ended on the server
+
+
+def test_french_interface_from_the_browser_language(browser: Any, web: WebServer) -> None:
+    context = open_context(browser, web, locale="fr-FR")
+    try:
+        tab = context.new_page()
+        tab.goto(f"{web.url}/sign-in")
+        assert tab.locator("html").get_attribute("lang") == "fr"
+        assert tab.get_by_role("button", name="Se connecter").count() == 1
+    finally:
+        context.close()
+
+
+@contextmanager
+def _session(web: WebServer, key: str) -> Iterator[tuple[httpx.Client, str]]:
+    """A client signed in with ``key`` and its session's CSRF secret."""
+    client = httpx.Client(base_url=web.url, timeout=30)
+    r = client.get("/sign-in")
+    assert r.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', r.text)
+    assert csrf
+    r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
+    assert r.status_code == 303, r.text
+    page = client.get("/sign-in", follow_redirects=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert token, page.text[:300]
+    try:
+        yield client, token.group(1)
+    finally:
+        client.close()
+
+
+def test_sign_in_without_the_csrf_cookie_is_refused(web: WebServer) -> None:
+    with httpx.Client(base_url=web.url) as client:
+        r = client.post("/sign-in", data={"credential": web.admin_key, "csrf": "forged"})
+        assert r.status_code == 403
+        assert "engram_session" not in r.cookies
+
+
+def test_the_api_takes_the_session_only_with_its_csrf_header(web: WebServer) -> None:
+    with _session(web, web.admin_key) as (client, csrf):
+        assert client.get("/v1/collections").status_code == 403  # cookie alone: refused
+        r = client.get("/v1/collections", headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 200, r.text
+        r = client.get("/v1/collections", headers={"X-CSRF-Token": csrf[:-2] + "xx"})
+        assert r.status_code == 403
+
+
+def test_revoking_the_key_ends_its_sessions(web: WebServer) -> None:
+    key = web.key("read")
+    with _session(web, key) as (client, csrf):
+        assert client.get("/v1/collections", headers={"X-CSRF-Token": csrf}).status_code == 200
+        key_id = next(k.id for k in web.db.keys() if key.startswith(f"egm_{k.id}"))
+        web.db.revoke_key(key_id)
+        assert client.get("/v1/collections", headers={"X-CSRF-Token": csrf}).status_code == 401
+        r = client.get("/search")
+        assert r.status_code == 303 and r.headers["location"].startswith("/sign-in")
+
+
+def test_a_read_key_session_cannot_write(web: WebServer) -> None:
+    with _session(web, web.key("read")) as (client, csrf):
+        r = client.post(
+            "/v1/collections/kb/documents",
+            json={"id": "a", "text": "hello"},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert r.status_code == 403
+
+
+def test_sign_in_never_redirects_off_site(web: WebServer) -> None:
+    with httpx.Client(base_url=web.url) as client:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/sign-in").text)
+        assert csrf
+        for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+            r = client.post(
+                "/sign-in",
+                data={"credential": web.admin_key, "csrf": csrf.group(1), "next": target},
+            )
+            assert r.status_code == 303
+            assert r.headers["location"] == "/search", target
