@@ -14,6 +14,7 @@ from .render import STATIC
 PAGES = (
     "signin",
     "search",
+    "sources",
     "chat",
     "knowledge",
     "memory",
