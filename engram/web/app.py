@@ -6,7 +6,7 @@ import importlib
 
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .render import STATIC
 
@@ -28,7 +28,7 @@ class _Static(StaticFiles):
     """Static files, cached by browsers for a year: their URLs carry a content hash."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_cached(message: dict) -> None:  # type: ignore[type-arg]
+        async def send_cached(message: Message) -> None:
             if message["type"] == "http.response.start" and message.get("status") == 200:
                 headers = list(message.get("headers", []))
                 headers.append((b"cache-control", b"public, max-age=31536000, immutable"))
