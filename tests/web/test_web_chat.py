@@ -87,9 +87,9 @@ def test_ask_stream_cite_reopen_continue_and_rate(page: Any, web: WebServer) -> 
     # Feedback: an event of kind "feedback" with rating "up".
     page.get_by_role("button", name="Helpful", exact=True).click()
     page.get_by_role("status").filter(has_text="Thanks for your feedback.").wait_for()
-    assert page.get_by_role("button", name="Helpful", exact=True).get_attribute(
-        "aria-pressed"
-    ) == ("true")
+    assert page.get_by_role("button", name="Helpful", exact=True).get_attribute("aria-pressed") == (
+        "true"
+    )
     (event,) = _events(web, "feedback")
     assert event["properties"]["rating"] == "up" and event["properties"]["collection"] == "kb"
     conversation_id = conversation_url.rsplit("/", 1)[1]
@@ -254,8 +254,11 @@ def test_without_javascript_or_a_model_answers_are_extractive_with_citations(
     with _session(url, admin) as (client, csrf):
         r = client.post(
             "/chat",
-            data={"csrf": csrf, "question": "How often should API keys be rotated?",
-                  "collection": "kb"},
+            data={
+                "csrf": csrf,
+                "question": "How often should API keys be rotated?",
+                "collection": "kb",
+            },
         )
         assert r.status_code == 303, r.text
         location = r.headers["location"]
@@ -264,14 +267,21 @@ def test_without_javascript_or_a_model_answers_are_extractive_with_citations(
         assert r.status_code == 200
         assert "Rotate API keys every 90 days" in r.text
         assert "Quoted from the sources" in r.text
-        assert re.search(r'href="/source/kb/security%2Fkeys.md\?version=1&amp;start=\d+&amp;end=\d+"', r.text)
+        assert re.search(
+            r'href="/source/kb/security%2Fkeys.md\?version=1&amp;start=\d+&amp;end=\d+"', r.text
+        )
         # The no-JavaScript feedback form records the event too and comes back with thanks.
         conversation_id = location.split("/chat/")[1].split("?")[0]
         message_id = int(location.split("#m-")[1])
         r = client.post(
             "/chat/feedback",
-            data={"csrf": csrf, "rating": "down", "conversation_id": conversation_id,
-                  "message_id": str(message_id), "collection": "kb"},
+            data={
+                "csrf": csrf,
+                "rating": "down",
+                "conversation_id": conversation_id,
+                "message_id": str(message_id),
+                "collection": "kb",
+            },
         )
         assert r.status_code == 303
         r = client.get(r.headers["location"])

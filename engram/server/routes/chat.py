@@ -131,9 +131,7 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     )
 
 
-def _remember(
-    db: Engram, body: ChatRequest, reply: str, tenant: str, said: dict[str, Any]
-) -> None:
+def _remember(db: Engram, body: ChatRequest, reply: str, tenant: str, said: dict[str, Any]) -> None:
     """Append the turn to the conversation; the answer's message keeps its citations, model
     and whether it was extractive in its metadata, so a reader of the conversation (the web
     app's chat page) can show where each answer came from."""

@@ -104,7 +104,7 @@ def _view(message: Message, collection: str) -> dict[str, Any]:
     meta = message.metadata or {}
     raw = meta.get("citations") if message.role == "assistant" else None
     citations = [c for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
-    shown = []
+    shown: list[dict[str, Any]] = []
     for c in citations:
         try:
             href = citation_href(c, collection)
@@ -119,7 +119,7 @@ def _view(message: Message, collection: str) -> dict[str, Any]:
                 "page": c.get("page"),
             }
         )
-    links = {c["n"]: c["href"] for c in shown}
+    links: dict[int, str | None] = {c["n"]: c["href"] for c in shown}
     return {
         "id": message.id,
         "role": message.role,
@@ -252,7 +252,9 @@ def ask(
             metadata={"collection": collection},
             tenant=tenant,
         )
-    body = ChatRequest(question=question, collection=collection, conversation_id=conversation.id)
+    body = ChatRequest.model_validate(
+        {"question": question, "collection": collection, "conversation_id": conversation.id}
+    )
     chat_route(body, request, db, caller.principal)
     last = db.memory.messages(conversation.id, last=1, tenant=tenant)
     anchor = f"#m-{last[0].id}" if last else ""

@@ -205,7 +205,7 @@
         }
       }
       status.textContent = ok ? strings.done : "";
-      return ok || Boolean(failure);
+      return ok;
     } catch (error) {
       textBox.setAttribute("aria-busy", "false");
       showError(answer, error.message);
