@@ -126,6 +126,10 @@ def test_answer_from_an_openai_compatible_server(tmp_path: Path, openai_server: 
         assert "Rotate an API key" in system and "prefers short answers" in system
         messages = c.get(f"/v1/conversations/{conv['id']}/messages").json()["data"]
         assert [m["role"] for m in messages] == ["user", "assistant"]
+        # The answer keeps its citations (the web app's chat page shows them again).
+        kept = messages[1]["metadata"]
+        assert kept["citations"] == body["citations"] and kept["model"] == "vllm:test-model"
+        assert kept["extractive"] is False
         # The next turn carries the conversation so far.
         c.post(
             "/v1/chat",

@@ -338,16 +338,22 @@ class MemoryService:
         return written
 
     def append_turn(
-        self, conversation_id: str, question: str, answer: str, *, tenant: str = DEFAULT_TENANT
+        self,
+        conversation_id: str,
+        question: str,
+        answer: str,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[Message, Message]:
         """Append a user question and the assistant's answer together: a reader sees the
-        whole turn or none of it."""
+        whole turn or none of it. ``metadata``: the answer's (its citations, say)."""
+        reply: dict[str, Any] = {"role": "assistant", "content": answer}
+        if metadata is not None:
+            reply["metadata"] = metadata
         user, assistant = self.append_many(
             conversation_id,
-            [
-                {"role": "user", "content": question},
-                {"role": "assistant", "content": answer},
-            ],
+            [{"role": "user", "content": question}, reply],
             tenant=tenant,
         )
         return user, assistant

@@ -99,7 +99,7 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     query, passages, options = grounding.query, grounding.passages, grounding.options
     if not body.stream:
         result = answer(body.question, passages, llm, **options)
-        _remember(db, body, result.text, tenant)
+        _remember(db, body, result.text, tenant, result.to_dict())
         return ChatResponse.model_validate({**result.to_dict(), "query": query})
     # Validation errors raise here, before the first byte, so they still get a 4xx.
     events = stream_answer(body.question, passages, llm, **options)
@@ -107,18 +107,22 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     def frames() -> Generator[bytes, None, None]:
         text: list[str] = []
         ok = False
+        said: dict[str, Any] = {}
         try:
             for event in events:
                 if event.type == "token":
                     text.append(event.data.get("text", ""))
+                elif event.type == "citations":
+                    said.update(event.data)
                 elif event.type == "done":
                     ok = bool(event.data.get("ok"))
+                    said.update(event.data)
                     event = AnswerEvent("done", {**event.data, "query": query})
                 yield sse_format(event)
         finally:
             events.close()
         if ok:
-            _remember(db, body, "".join(text), tenant)
+            _remember(db, body, "".join(text), tenant, said)
 
     return ClosingStreamingResponse(
         frames(),
@@ -127,6 +131,16 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     )
 
 
-def _remember(db: Engram, body: ChatRequest, reply: str, tenant: str) -> None:
+def _remember(db: Engram, body: ChatRequest, reply: str, tenant: str, said: dict[str, Any]) -> None:
+    """Append the turn to the conversation; the answer's message keeps its citations, model
+    and whether it was extractive in its metadata, so a reader of the conversation (the web
+    app's chat page) can show where each answer came from."""
     if body.conversation_id:
-        db.memory.append_turn(body.conversation_id, body.question, reply, tenant=tenant)
+        metadata = {
+            "citations": said.get("citations") or [],
+            "model": said.get("model"),
+            "extractive": bool(said.get("extractive")),
+        }
+        db.memory.append_turn(
+            body.conversation_id, body.question, reply, tenant=tenant, metadata=metadata
+        )
