@@ -380,7 +380,7 @@ class MemoryTables(MessageIndexTables, MemoryStore):
     ) -> list[str]:
         # Each leg walks the (tenant, user_id, …) index from ``after`` and stops at ``limit``
         # distinct users, so a page costs the same however many users the tenant has.
-        cond, params = "tenant = ? AND user_id > ?", [tenant, after]
+        cond, params = "tenant = ? AND user_id > ?", list[Any]([tenant, after])
         if prefix:
             cond += " AND substr(user_id, 1, ?) = ?"
             params += [len(prefix), prefix]

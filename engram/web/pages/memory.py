@@ -51,9 +51,7 @@ def users(
     if bound is not None:
         return RedirectResponse(user_url(bound), status_code=303)
     q = q.strip()
-    found = db.memory.users(
-        prefix=q, after=after, limit=PAGE + 1, tenant=caller.principal.tenant
-    )
+    found = db.memory.users(prefix=q, after=after, limit=PAGE + 1, tenant=caller.principal.tenant)
     more = len(found) > PAGE
     found = found[:PAGE]
     return page(

@@ -65,7 +65,7 @@ def create_key(
 ) -> Response:
     """A new key of the caller's tenant, shown once on the page this answers with."""
     require(caller, "admin")
-    form = {"name": name, "scopes": scopes or [], "user_id": user_id}
+    form: dict[str, object] = {"name": name, "scopes": scopes or [], "user_id": user_id}
     try:
         if not name.strip():
             raise InvalidInput(caller.t("operations.name_required"))
