@@ -357,3 +357,53 @@ def test_http_lists_and_rolls_back_batches(tmp_path: Path) -> None:
         again = call("POST", url, "admin")
         assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
         assert call("GET", "/v1/collections/kb", "admin").status_code == 404
+
+
+def test_a_rollback_racing_writers_of_the_same_documents_and_texts(
+    db: engram.Engram, tmp_path: Path
+) -> None:
+    """Writers rewriting a batch's documents with the very texts the rollback puts back (the
+    same embeddings) while it runs: each side waits for the other, never in a cycle (on
+    PostgreSQL a deadlock would abort one of them), and the rollback's documents end whole."""
+    import threading
+
+    failures: list[BaseException] = []
+    for round_ in range(3):
+        collection = f"race{round_}"
+        import_jsonl(db, write_jsonl(tmp_path / "v1.jsonl", ORIGINAL), collection=collection)
+        batch_id = import_jsonl(
+            db, write_jsonl(tmp_path / "v2.jsonl", MIGRATION), collection=collection, sync=True
+        ).extra["batch"]
+        start = threading.Barrier(3)
+
+        def write(
+            key: str,
+            source: dict[str, Any],
+            collection: str = collection,
+            start: threading.Barrier = start,
+        ) -> None:
+            try:
+                start.wait()
+                for _ in range(5):
+                    db.add([{"id": key, "text": source["text"]}], collection=collection)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        threads = [
+            threading.Thread(target=write, args=("a", ORIGINAL[2])),  # c's text into a
+            threading.Thread(target=write, args=("copy", ORIGINAL[0])),  # a's text, elsewhere
+        ]
+        for t in threads:
+            t.start()
+        start.wait()
+        try:
+            db.rollback_import(batch_id, force=True)
+        finally:
+            for t in threads:
+                t.join(timeout=60)
+        assert not failures, failures
+        coll = db.collection(collection)
+        for info in db.documents(collection, limit=100):
+            chunks = db.store.document_chunks(coll, info.key)
+            assert chunks and all(c.version == info.version for c in chunks), info.key
+        assert db.document("c", collection).title == "Gamma"  # re-created by the rollback

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -481,3 +482,29 @@ def test_messages_appended_through_one_server_are_recalled_through_the_other(
     assert recall(s1, "landlord heating")[0] == "The landlord fixed the heating."
     only = recall(s1, "landlord", conversation_id=conv["id"])
     assert only == ["My landlord Mr Okafor raised the rent."]
+
+
+def test_a_web_session_opened_on_one_server_works_on_the_other(topology: Topology) -> None:
+    """Web sessions live in the shared database: signed in through server1, the browser's
+    cookie works on server2, and signing out through server2 ends it on server1."""
+    _, full = _key(topology, "acme", "read")
+    one = httpx.Client(base_url=topology.urls["server1"], timeout=30)
+    two = httpx.Client(base_url=topology.urls["server2"], timeout=30)
+    topology.clients += [one, two]
+    form = one.get("/sign-in")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text[:300]
+    r = one.post("/sign-in", data={"credential": full, "csrf": csrf.group(1)})
+    assert r.status_code == 303, r.text
+    two.cookies.set("engram_session", one.cookies["engram_session"])
+    page = two.get("/search")
+    assert page.status_code == 200, page.text[:300]
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert token
+    headers = {"X-CSRF-Token": token.group(1)}
+    assert two.get("/v1/collections", headers=headers).status_code == 200
+    assert one.get("/v1/collections", headers=headers).status_code == 200
+    r = two.post("/sign-out", data={"csrf": token.group(1)})
+    assert r.status_code == 303
+    one_page = one.get("/search")
+    assert one_page.status_code == 303 and one_page.headers["location"].startswith("/sign-in")

@@ -45,6 +45,16 @@ MAX_SCHEMA_BYTES = 64 * 1024
 MAX_ERRORS = 5
 
 
+def searched(collection: str | list[str] | None) -> dict[str, Any]:
+    """A ``search`` event's record of what was searched: ``collection`` for one (past-query
+    suggestions follow it), ``collections`` for several, nothing when not said."""
+    if isinstance(collection, list):
+        if len(collection) == 1:
+            return {"collection": collection[0]}
+        return {"collections": collection}
+    return {} if collection is None else {"collection": collection}
+
+
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME.match(name):
         raise InvalidInput(

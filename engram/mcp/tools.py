@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..analytics.kinds import searched
 from ..errors import DocumentNotFound, InvalidInput
 from ..server.ownership import acting_user, check_memory, state_namespace, state_prefix
 from ..server.principal import Principal
@@ -88,14 +89,6 @@ def list_collections(caller: Caller, args: s.NoArguments) -> Result:
     return {"data": data, "count": len(data)}
 
 
-def _searched(collection: str | list[str]) -> dict[str, Any]:
-    """The event's record of what was searched: ``collection`` for one (past-query
-    suggestions follow it), ``collections`` for several."""
-    if isinstance(collection, list) and len(collection) != 1:
-        return {"collections": collection}
-    return {"collection": collection[0] if isinstance(collection, list) else collection}
-
-
 def search(caller: Caller, args: s.SearchArgs) -> Result:
     started = time.perf_counter()
     result = caller.db.search(
@@ -115,7 +108,7 @@ def search(caller: Caller, args: s.SearchArgs) -> Result:
         query=args.query,
         result_count=len(data),
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        data={**_searched(args.collection), "mode": result.mode},
+        data={**searched(args.collection), "mode": result.mode},
     )
     return {"data": data, "count": len(data), "mode": result.mode}
 
@@ -144,7 +137,7 @@ def ask(caller: Caller, args: s.AskArgs) -> Result:
         user_id=user_id,
         query=args.question,
         result_count=len(grounding.passages),
-        data=_searched(args.collection),
+        data=searched(args.collection),
     )
     result = answer(args.question, grounding.passages, caller.llm, **grounding.options)
     return {**result.to_dict(), "query": grounding.query}

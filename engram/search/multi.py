@@ -23,14 +23,12 @@ vector search (ModelMismatch names the first that does not); a keyword search mi
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from .. import tracing
-from ..cache import cache_key
 from ..errors import CollectionNotFound, InvalidInput
 from ..memory.types import is_internal
 from ..store.contract import RetrievalStore
@@ -89,29 +87,11 @@ def search_collections(
     if not collections:  # "*" in a tenant without collections
         return SearchResponse([], req.mode, None, {})
     store = searcher.store
-    key = cache_key(
-        "multi",
-        tuple((c.id, store.revision(c)) for c in collections),
-        query,
-        req.k,
-        req.offset,
-        req.mode,
-        sorted((req.where or {}).items(), key=str),
-        req.rerank,
-        req.highlight,
-        req.fusion,
-        req.alpha,
-        req.group_by,
-    )
-    t0 = time.perf_counter()
-    cached = searcher.result_cache.get(key)
-    if isinstance(cached, SearchResponse):
-        return dataclasses.replace(cached, timings_ms={"cache": _ms(t0)}, cached=True)
+    scope = ("multi", tuple((c.id, store.revision(c)) for c in collections))
     names = ",".join(c.name for c in collections)
-    with tracing.span("search", collection=names, mode=req.mode, k=req.k):
-        response = _search(searcher, collections, req, query)
-    searcher.result_cache.set(key, response)
-    return response
+    return searcher.cached(
+        scope, req, query, names, lambda: _search(searcher, collections, req, query)
+    )
 
 
 def _search(

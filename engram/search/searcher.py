@@ -182,9 +182,23 @@ class Searcher:
         query = self.validate(req)
         # The revision moves whenever the collection's chunks change: older entries are
         # unreachable from then on, so a cached result is never stale.
+        scope = (collection.id, self.store.revision(collection))
+        return self.cached(
+            scope, req, query, collection.name, lambda: self._search(collection, req, query)
+        )
+
+    def cached(
+        self,
+        scope: tuple[Any, ...],
+        req: SearchRequest,
+        query: str,
+        names: str,
+        compute: Callable[[], SearchResponse],
+    ) -> SearchResponse:
+        """The response to ``req`` from the result cache, else ``compute()``'s, cached.
+        ``scope`` names what was searched and its revision (one collection, or several)."""
         key = cache_key(
-            collection.id,
-            self.store.revision(collection),
+            *scope,
             query,
             req.k,
             req.offset,
@@ -200,8 +214,8 @@ class Searcher:
         cached = self.result_cache.get(key)
         if isinstance(cached, SearchResponse):
             return dataclasses.replace(cached, timings_ms={"cache": _ms(t0)}, cached=True)
-        with tracing.span("search", collection=collection.name, mode=req.mode, k=req.k):
-            response = self._search(collection, req, query)
+        with tracing.span("search", collection=names, mode=req.mode, k=req.k):
+            response = compute()
         self.result_cache.set(key, response)
         return response
 
@@ -315,19 +329,8 @@ class Searcher:
             collection = owners.of(f.id)
             analyzer = get_analyzer(collection.language)
             results.append(
-                SearchResult(
-                    chunk_id=rec.id,
-                    document_key=rec.document_key,
-                    document_id=rec.document_id,
-                    version=rec.version,
-                    title=rec.title,
-                    text=rec.text,
-                    start=rec.start,
-                    end=rec.end,
-                    score=rerank_scores.get(f.id, f.score),
-                    heading_path=rec.heading_path,
-                    page=rec.page,
-                    metadata=rec.metadata,
+                rec.result(
+                    rerank_scores.get(f.id, f.score),
                     highlight=highlight(rec.text, owners.terms(query, near, analyzer), analyzer)
                     if req.highlight
                     else "",

@@ -31,6 +31,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import tracing
+from ..analytics.kinds import searched
 from ..store.records import EventWrite
 from ..types import IngestReport
 from .context import RequestContext, current_request, enter_request, leave_request
@@ -275,18 +276,10 @@ def observe_search(
             data={
                 "mode": response.mode,
                 "cached": bool(getattr(response, "cached", False)),
-                **_searched(collection),
+                **searched(collection),
             },
         )
     )
-
-
-def _searched(collection: str | list[str] | None) -> dict[str, Any]:
-    if isinstance(collection, list):
-        return (
-            {"collection": collection[0]} if len(collection) == 1 else {"collections": collection}
-        )
-    return {} if collection is None else {"collection": collection}
 
 
 def observe_ingest(

@@ -47,20 +47,26 @@ class DocumentRollback(Protocol):
     def collection(self, collection_id: int) -> Collection | None:
         """The collection (of the session's tenant), or None when it was deleted."""
 
+    def hold_vectors(
+        self,
+        collection: Collection,
+        documents: Sequence[DocumentWrite],
+        vectors: dict[str, np.ndarray],
+    ) -> None:
+        """Put back the vectors of ``documents``' chunks that the cache dropped (``vectors``
+        holds them) and hold the others until the end of the transaction. Called for every
+        collection before any document is locked: writers take their locks in that order
+        (embeddings, then documents), so a rollback and a writer never wait for each other
+        in a cycle."""
+
     def current(self, collection: Collection, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
         """key → (version, content hash) of those documents that exist, locked until the
         end of the transaction."""
 
     def remove(self, collection: Collection, keys: Sequence[str]) -> None: ...
 
-    def restore(
-        self,
-        collection: Collection,
-        documents: Sequence[DocumentWrite],
-        vectors: dict[str, np.ndarray],
-    ) -> None:
-        """Write ``documents`` as new versions (or new documents); ``vectors`` holds the
-        vectors of their chunks that the cache may have dropped."""
+    def restore(self, collection: Collection, documents: Sequence[DocumentWrite]) -> None:
+        """Write ``documents`` as new versions (or new documents), their vectors held."""
 
     def finish(self) -> None:
         """Before the commit: the index bookkeeping of everything written."""
@@ -228,12 +234,19 @@ class ImportTables(Tables, ImportStore):
             row = self._get(s, batch_id, tenant, lock=True)
             report = RollbackReport(self._batch(row))
             _refuse(report.batch, force)
-            plans: list[tuple[Collection, list[DocumentEntry], dict[str, tuple[int, str]]]] = []
+            found: list[tuple[Collection, list[DocumentEntry]]] = []
             for cid, entries in self._entries(s, batch_id).items():
                 collection = docs.collection(cid)
                 if collection is None:
                     report.conflicts += [f"(a deleted collection)/{e.key}" for e in entries]
                     continue
+                found.append((collection, entries))
+                writes = _writes(entries)
+                if writes:  # embeddings first, then documents: the writers' lock order
+                    vectors = self._vectors(s, batch_id, collection.model_id)
+                    docs.hold_vectors(collection, writes, vectors)
+            plans: list[tuple[Collection, list[DocumentEntry], dict[str, tuple[int, str]]]] = []
+            for collection, entries in found:
                 current = docs.current(collection, [e.key for e in entries])
                 report.conflicts += conflicts_of(entries, current, collection)
                 plans.append((collection, entries, current))
@@ -247,7 +260,7 @@ class ImportTables(Tables, ImportStore):
                     hint="pass --force (force=True) to roll back anyway, overwriting those changes",
                 )
             for collection, entries, current in plans:
-                self._roll_back_documents(s, docs, batch_id, collection, entries, current, report)
+                self._roll_back_documents(docs, collection, entries, current, report)
                 touched.append(collection)
             for table, _, ids in items:
                 for i in range(0, len(ids), shared.ID_BATCH):
@@ -273,9 +286,7 @@ class ImportTables(Tables, ImportStore):
 
     def _roll_back_documents(
         self,
-        s: Session,
         docs: DocumentRollback,
-        batch_id: str,
         collection: Collection,
         entries: list[DocumentEntry],
         current: dict[str, tuple[int, str]],
@@ -287,8 +298,7 @@ class ImportTables(Tables, ImportStore):
             report.counts["deleted"] += len(added)
         kept = [e for e in entries if e.before is not None]
         if kept:
-            writes = [document_write(e.key, e.before) for e in kept if e.before is not None]
-            docs.restore(collection, writes, self._vectors(s, batch_id, collection.model_id))
+            docs.restore(collection, _writes(kept))
             report.counts["restored"] += sum(e.action == "updated" for e in kept)
             report.counts["re-created"] += sum(e.action == "deleted" for e in kept)
 
@@ -374,3 +384,8 @@ def _refuse(batch: ImportBatch, force: bool) -> None:
             f"import batch {batch.id!r} cannot be rolled back: {batch.irreversible}",
             hint="restore a backup taken before the import (engram restore)",
         )
+
+
+def _writes(entries: Sequence[DocumentEntry]) -> list[DocumentWrite]:
+    """The documents to write back: the states the batch replaced or deleted."""
+    return [document_write(e.key, e.before) for e in entries if e.before is not None]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..memory.types import Conversation, MemoryEvent, MemoryRecord, Message
-from ..types import Collection
+from ..types import Collection, SearchResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,24 @@ class ChunkRecord:
     page: int | None
     heading_path: tuple[str, ...]
     metadata: dict[str, Any]
+
+    def result(self, score: float, **extra: Any) -> SearchResult:
+        """This chunk as a search result with ``score`` (and ``explain``, ``highlight``...)."""
+        return SearchResult(
+            chunk_id=self.id,
+            document_key=self.document_key,
+            document_id=self.document_id,
+            version=self.version,
+            title=self.title,
+            text=self.text,
+            start=self.start,
+            end=self.end,
+            score=score,
+            heading_path=self.heading_path,
+            page=self.page,
+            metadata=self.metadata,
+            **extra,
+        )
 
 
 class TermCompletion(NamedTuple):

@@ -53,6 +53,11 @@ class WebSessionStore(ABC):
         """Delete expired sessions; how many."""
 
 
+def _seconds(value: str | None) -> str:
+    """A timestamp as ISO 8601 text to the second, as it was written, on every backend."""
+    return datetime.fromisoformat(required(value)).isoformat(timespec="seconds")
+
+
 class WebSessionTables(Tables, WebSessionStore):
     """Web sessions in a backend's ``web_sessions`` table."""
 
@@ -94,8 +99,8 @@ class WebSessionTables(Tables, WebSessionStore):
             subject=row[3],
             user_id=row[4],
             csrf=row[5],
-            created_at=required(dec.time(row[6], False)),
-            expires_at=required(dec.time(row[7], False)),
+            created_at=_seconds(dec.time(row[6], True)),
+            expires_at=_seconds(dec.time(row[7], True)),
         )
 
     def delete_web_session(self, token_hash: str) -> bool:

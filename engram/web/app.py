@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from .render import STATIC
+from ..errors import EngramError, NotFound
+from .render import STATIC, error_page
 
 # The page modules of engram.web.pages, each with a ``router``; the order is the match order.
 PAGES = (
@@ -28,7 +31,7 @@ class _Static(StaticFiles):
     """Static files, cached by browsers for a year: their URLs carry a content hash."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_cached(message: dict) -> None:  # type: ignore[type-arg]
+        async def send_cached(message: Message) -> None:
             if message["type"] == "http.response.start" and message.get("status") == 200:
                 headers = list(message.get("headers", []))
                 headers.append((b"cache-control", b"public, max-age=31536000, immutable"))
@@ -49,3 +52,23 @@ def install_web(app: FastAPI) -> None:
             continue  # an area not built yet
         app.include_router(module.router)
     app.mount("/static", _Static(directory=STATIC), name="static")
+    _html_not_found(app)
+
+
+def _html_not_found(app: FastAPI) -> None:
+    """A browser asking for a page that does not exist gets a page saying so; API clients
+    (and anything under /v1) keep the JSON error."""
+    api_handler = app.exception_handlers[HTTPException]
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if exc.status_code == 404 and wants_html and not request.url.path.startswith("/v1/"):
+            error: EngramError = NotFound(
+                f"no page at {request.url.path}", hint="the pages are listed at the top"
+            )
+            return error_page(request, error)
+        response = api_handler(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    app.add_exception_handler(HTTPException, handler)

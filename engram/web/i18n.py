@@ -33,7 +33,7 @@ def choose(accept_language: str | None, chosen: str | None = None) -> str:
     """The interface language: the one the person chose (cookie), else the first of the
     browser's languages we have, by quality ("fr-CH, fr;q=0.9, en;q=0.8" → fr)."""
     if chosen in LANGUAGES:
-        return chosen  # type: ignore[return-value]
+        return str(chosen)
     ranked: list[tuple[float, int, str]] = []
     for i, part in enumerate((accept_language or "").split(",")):
         tag, _, params = part.strip().partition(";")

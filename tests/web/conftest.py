@@ -84,11 +84,13 @@ def web(tmp_path: Path) -> Iterator[WebServer]:
         with engram.open(settings=settings) as db:
             _, admin = db.create_key(scopes=["admin"], name="web tests")
         app = create_app(settings)
-        with serve_app(app) as url:
-            with httpx.Client(
+        with (
+            serve_app(app) as url,
+            httpx.Client(
                 base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=30
-            ) as api:
-                yield WebServer(url, admin, api, llm, settings, app)
+            ) as api,
+        ):
+            yield WebServer(url, admin, api, llm, settings, app)
 
 
 @pytest.fixture(scope="session")
@@ -109,9 +111,7 @@ def browser() -> Iterator[Any]:
 def open_context(browser: Any, web: WebServer, *, locale: str = "en-US", **options: Any) -> Any:
     """A browser context whose pages may reach only ``web``: any other host is refused and
     recorded in ``web.foreign``."""
-    context = browser.new_context(
-        locale=locale, viewport={"width": 1280, "height": 800}, **options
-    )
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800}, **options)
     own = urlsplit(web.url).netloc
 
     def guard(route: Any) -> None:
@@ -135,9 +135,11 @@ def page(browser: Any, web: WebServer) -> Iterator[Any]:
     failed: list[str] = []
     tab.on(
         "response",
-        lambda r: failed.append(f"{r.status} {r.url}")
-        if "/static/" in r.url and r.status >= 400
-        else None,
+        lambda r: (
+            failed.append(f"{r.status} {r.url}")
+            if "/static/" in r.url and r.status >= 400
+            else None
+        ),
     )
     yield tab
     context.close()

@@ -79,7 +79,7 @@ def test_revoking_the_key_ends_its_sessions(web: WebServer) -> None:
     key = web.key("read")
     with _session(web, key) as (client, csrf):
         assert client.get("/v1/collections", headers={"X-CSRF-Token": csrf}).status_code == 200
-        key_id = next(k.id for k in web.db.keys() if key.startswith(f"egm_{k.id}"))
+        key_id = next(k.id for k in web.db.keys(tenant="default") if key.startswith(f"egm_{k.id}"))
         web.db.revoke_key(key_id)
         assert client.get("/v1/collections", headers={"X-CSRF-Token": csrf}).status_code == 401
         r = client.get("/search")

@@ -68,19 +68,8 @@ class Target(target.Target):
         hits = db.store.vector_search(collection, query, k=k, where=where)
         records = db.store.get_chunks(collection, [chunk for chunk, _ in hits])
         return [
-            SearchResult(
-                chunk_id=rec.id,
-                document_key=rec.document_key,
-                document_id=rec.document_id,
-                version=rec.version,
-                title=rec.title,
-                text=rec.text,
-                start=rec.start,
-                end=rec.end,
-                score=score,
-                heading_path=rec.heading_path,
-                page=rec.page,
-                metadata=rec.metadata,
+            rec.result(
+                score,
                 explain={"keyword": None, "vector": {"rank": rank, "score": round(score, 6)}},
             )
             for rank, (chunk, score) in enumerate(hits, 1)

@@ -3,7 +3,8 @@ side of a rollback, on one transaction scoped to the tenant, through the write p
 steps (engram.store.postgres.write), so chunks, postings, vocabulary, posting blocks and the
 collection's statistics change with the documents, as in any write.
 
-Locks: the collections FOR KEY SHARE (as writers hold them), then each collection's
+Locks, in the writers' order (engram.store.postgres.write): the collections FOR KEY SHARE,
+the embeddings of every document to write back (inserted or held), then each collection's
 documents FOR UPDATE in key order, checked against what the batch left before anything is
 written; a concurrent writer of one of them waits, and sees the rollback's result.
 """
@@ -81,15 +82,13 @@ class _Documents:
         totals[0] -= removed
         totals[1] -= length
 
-    def restore(
+    def hold_vectors(
         self,
         collection: Collection,
         documents: Sequence[DocumentWrite],
         vectors: dict[str, np.ndarray],
     ) -> None:
-        cur, store = self._cur, self._store
-        _, totals, df = self._changes[collection.id]
-        self._written.add(collection.id)
+        cur = self._cur
         needed = sorted({c.text_hash for d in documents for c in d.chunks})
         cur.execute(
             "SELECT text_hash FROM embeddings WHERE model_id = %s AND text_hash = ANY(%s)",
@@ -101,7 +100,12 @@ class _Documents:
         hashes, texts = vector_rows(
             collection, {h: vectors[h] for h in needed if h not in cached and h in vectors}
         )
-        store._use_embeddings(cur, collection.model_id, needed, hashes, texts)  # noqa: SLF001
+        self._store._use_embeddings(cur, collection.model_id, needed, hashes, texts)  # noqa: SLF001
+
+    def restore(self, collection: Collection, documents: Sequence[DocumentWrite]) -> None:
+        cur, store = self._cur, self._store
+        _, totals, df = self._changes[collection.id]
+        self._written.add(collection.id)
         for positions in _key_batches(documents):
             group = [documents[i] for i in positions]
             _, (chunks, length, old) = store._write_batch(cur, collection, group, df)  # noqa: SLF001

@@ -152,15 +152,18 @@ class _Documents:
     def remove(self, collection: Collection, keys: Sequence[str]) -> None:
         self._store._delete_in_tx(collection, keys, None)  # noqa: SLF001 - same store
 
-    def restore(
+    def hold_vectors(
         self,
         collection: Collection,
         documents: Sequence[DocumentWrite],
         vectors: dict[str, np.ndarray],
     ) -> None:
+        # One writer at a time: putting the vectors back is all there is to it.
         needed = {c.text_hash for d in documents for c in d.chunks}
+        self._store._put_embeddings(collection, {h: v for h, v in vectors.items() if h in needed})  # noqa: SLF001
+
+    def restore(self, collection: Collection, documents: Sequence[DocumentWrite]) -> None:
         store = self._store
-        store._put_embeddings(collection, {h: v for h, v in vectors.items() if h in needed})  # noqa: SLF001
         now = datetime.now(UTC).isoformat(timespec="seconds")
         for doc in documents:
             store._write_one(collection.id, collection.model_id, doc, now)  # noqa: SLF001
