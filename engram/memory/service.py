@@ -428,6 +428,26 @@ class MemoryService:
             logger.warning("indexing messages for recall failed; recall will retry", exc_info=True)
 
     # -- whole users -------------------------------------------------------------------------
+    def users(
+        self,
+        *,
+        prefix: str = "",
+        after: str = "",
+        limit: int = 50,
+        tenant: str = DEFAULT_TENANT,
+    ) -> builtins.list[str]:
+        """The tenant's users that own a conversation or a memory, by id: the first ``limit``
+        after ``after`` (the last id of the previous page) starting with ``prefix``. There is
+        no table of users: a user exists through what is stored for them."""
+        if len(prefix) > 200 or len(after) > 200:
+            raise InvalidInput("a user id has at most 200 characters")
+        return self.store.list_users(
+            tenant=check.ident(tenant, "tenant"),
+            prefix=prefix,
+            after=after,
+            limit=check.bounded(limit, "limit", 1, check.MAX_LIMIT),
+        )
+
     def export_user(self, user_id: str, *, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
         """Everything stored about the user, as a JSON-able dict: conversations with their
         messages, memories (deleted ones too) with their history. Vectors are left out."""

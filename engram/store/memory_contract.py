@@ -202,6 +202,13 @@ class MemoryStore(ABC):
         (analyzed with ``language``), OR semantics: (memory id, score), best first."""
 
     @abstractmethod
+    def list_users(
+        self, *, tenant: str, prefix: str = "", after: str = "", limit: int = 50
+    ) -> list[str]:
+        """Ids of the tenant's users owning a conversation or a memory (live or deleted),
+        in order: the first ``limit`` greater than ``after`` that start with ``prefix``."""
+
+    @abstractmethod
     def erase_user(self, *, tenant: str, user_id: str) -> ErasureReport:
         """Delete every row the user owns (conversations, messages, memories including
         soft-deleted ones, memory history) in one transaction; returns the counts."""

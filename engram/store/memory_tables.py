@@ -375,6 +375,25 @@ class MemoryTables(MessageIndexTables, MemoryStore):
         return rank_texts([(t[0], t[1]) for t in texts], terms, language=language, k=k)
 
     # -- whole users -------------------------------------------------------------------------
+    def list_users(
+        self, *, tenant: str, prefix: str = "", after: str = "", limit: int = 50
+    ) -> list[str]:
+        # Each leg walks the (tenant, user_id, …) index from ``after`` and stops at ``limit``
+        # distinct users, so a page costs the same however many users the tenant has.
+        cond, params = "tenant = ? AND user_id > ?", list[Any]([tenant, after])
+        if prefix:
+            cond += " AND substr(user_id, 1, ?) = ?"
+            params += [len(prefix), prefix]
+        leg = f"SELECT DISTINCT user_id FROM {{}} WHERE {cond} ORDER BY user_id LIMIT ?"
+        with self._session(tenant) as s:
+            found = s.rows(
+                f"SELECT user_id FROM ({leg.format('conversations')}) AS c"
+                f" UNION SELECT user_id FROM ({leg.format('memories')}) AS m"
+                " ORDER BY user_id LIMIT ?",
+                (*params, limit, *params, limit, limit),
+            )
+        return [r[0] for r in found]
+
     def erase_user(self, *, tenant: str, user_id: str) -> ErasureReport:
         owner = (tenant, user_id)
         with self._erasing():

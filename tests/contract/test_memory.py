@@ -145,3 +145,20 @@ def test_store_reads_messages_around_a_hit_for_their_user_only(store: Store) -> 
     assert store.message_ids(tenant="t", user_id="u", conversation_id="c9") == []
     with pytest.raises(ConversationNotFound):
         store.conversation_message_ids("c1", tenant="x")
+
+
+def test_store_lists_users_by_page_and_prefix(store: Store) -> None:
+    vec = np.ones(4)
+    for user in ("bob", "ann", "alex"):
+        store.create_conversation(f"c-{user}", tenant="t", user_id=user)
+        store.create_conversation(f"c2-{user}", tenant="t", user_id=user)
+    store.add_memory("m1", MemoryScope("t", "carl"), _write("only a memory", vec))
+    store.add_memory("m2", MemoryScope("t", "ann"), _write("both", vec))
+    store.create_conversation("other", tenant="t2", user_id="zed")
+    assert store.list_users(tenant="t") == ["alex", "ann", "bob", "carl"]
+    assert store.list_users(tenant="t", limit=2) == ["alex", "ann"]
+    assert store.list_users(tenant="t", after="ann", limit=2) == ["bob", "carl"]
+    assert store.list_users(tenant="t", prefix="a") == ["alex", "ann"]
+    assert store.list_users(tenant="t", prefix="a", after="alex") == ["ann"]
+    assert store.list_users(tenant="t", prefix="x") == []
+    assert store.list_users(tenant="t2") == ["zed"]

@@ -51,12 +51,7 @@ def ready(db: DB) -> Readiness:
     each) and Redis answers; their failure makes the status ``degraded``, not 503.
     On PostgreSQL: also the schema version (pending migrations: 503), pgvector, whether
     row-level security applies to the role (if not: a warning) and the pool's usage."""
-    checks = _postgres_checks(db) if db.settings.database_url else _sqlite_checks(db)
-    checks["embedder"] = _check(db.embedder)
-    failed = [name for name, check in checks.items() if check.status == "error"]
-    checks["reranker"] = _check(lambda: _reranker_path(db.settings.reranker_model))
-    checks["llm"] = _llm_check(db.settings.llm)
-    checks["redis"] = _redis_check(db)
+    checks, failed = readiness_checks(db)
     if failed:
         raise api_error(
             503,
@@ -70,6 +65,19 @@ def ready(db: DB) -> Readiness:
         )
     degraded = any(check.status in ("error", "warning") for check in checks.values())
     return Readiness(status="degraded" if degraded else "ok", checks=checks)
+
+
+def readiness_checks(db: Engram) -> tuple[dict[str, CheckResult], list[str]]:
+    """Every check of ``/v1/ready`` by component, and the names of the failed required ones
+    (store, schema, embedder…: the process is not ready). The web app's Operations page
+    shows the same checks."""
+    checks = _postgres_checks(db) if db.settings.database_url else _sqlite_checks(db)
+    checks["embedder"] = _check(db.embedder)
+    failed = [name for name, check in checks.items() if check.status == "error"]
+    checks["reranker"] = _check(lambda: _reranker_path(db.settings.reranker_model))
+    checks["llm"] = _llm_check(db.settings.llm)
+    checks["redis"] = _redis_check(db)
+    return checks, failed
 
 
 def _sqlite_checks(db: Engram) -> dict[str, CheckResult]:
