@@ -330,8 +330,14 @@ def test_erase_user_removes_every_row_of_that_user_only(
     assert before == {"conversations": 1, "messages": 2, "memories": 3, "memory_history": 5}
     bob, other = owned_counts(db, "default", "bob"), owned_counts(db, "other", "ann")
 
+    db.state.put(("user", "ann", "planner"), "plan", {"step": 1})
+    db.state.put(("user", "ann"), "profile", {"city": "Lyon"})
+    db.state.put(("user", "anna"), "profile", {"city": "Nice"})  # a neighbour, kept
+    db.state.put(("user", "bob"), "profile", {"city": "Paris"})
     report = mem.erase_user("ann")
-    assert report.to_dict() == before
+    assert report.to_dict() == {**before, "state": 2}
+    assert db.state.items(("user", "ann")) == []
+    assert [i.key for i in db.state.items(("user",))] == ["profile", "profile"]  # anna, bob
     assert owned_counts(db, "default", "ann") == dict.fromkeys(USER_TABLES, 0)
     # No orphans anywhere: every remaining row belongs to bob or to the other tenant's ann.
     for table in USER_TABLES:
@@ -362,11 +368,19 @@ def test_erase_user_leaves_no_bytes_behind(tmp_path: Path) -> None:
                 assert b"zanzibarsecret" not in data and b"quokkaconfidential" not in data, f
 
 
-def test_export_user_round_trips_content(mem: MemoryService) -> None:
+def test_export_user_round_trips_content(db: engram.Engram, mem: MemoryService) -> None:
     populate(mem, "ann")
     populate(mem, "bob")
+    db.state.put(("user", "ann", "planner"), "plan", {"step": 1})
+    db.state.put(("user", "bob"), "profile", {"city": "Paris"})
     exported = json.loads(json.dumps(mem.export_user("ann")))
     assert (exported["tenant"], exported["user_id"]) == ("default", "ann")
+    [item] = exported["state"]  # the user's agent state, not bob's
+    assert (item["namespace"], item["key"], item["value"]) == (
+        ["user", "ann", "planner"],
+        "plan",
+        {"step": 1},
+    )
 
     [conv] = exported["conversations"]
     live = mem.conversations("ann")[0]

@@ -197,6 +197,7 @@ class ErasureReport:
     messages: int = 0
     memories: int = 0
     memory_history: int = 0
+    state: int = 0  # agent state items under the user's namespace (user/<id>)
 
     def to_dict(self) -> dict[str, int]:
         """JSON-able form."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import Forbidden, MemoryNotFound
-from ..state.types import Namespace
+from ..state.types import USER_LABEL, Namespace
 from .principal import Principal
 
 if TYPE_CHECKING:
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from ..memory.types import MemoryRecord
 
 # Agent state of a user lives under ("user", <user id>, …); a bound caller is confined to it.
-USER_LABEL = "user"
 
 
 def acting_user(principal: Principal, user_id: str) -> str:

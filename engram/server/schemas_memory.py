@@ -176,3 +176,4 @@ class ErasurePublic(BaseModel):
     messages: int
     memories: int
     memory_history: int
+    state: int = Field(0, description="Agent state items under the user's namespace, user/<id>.")

@@ -12,6 +12,9 @@ from ..errors import InvalidInput, VersionConflict
 # A namespace is a path of labels, e.g. ("user", "42", "agent", "planner"): each label 1–128
 # characters, no "/" (the path separator) and no control characters; at most 16 labels.
 MAX_DEPTH = 16
+# A user's own state lives under ("user", <user id>): what a key bound to the user reaches,
+# and what erasing the user deletes (engram.memory erase_user).
+USER_LABEL = "user"
 MAX_LABEL = 128
 MAX_KEY = 256
 # A value's JSON text, at most (an agent's working state, not a document store).
@@ -20,7 +23,15 @@ _BAD = re.compile(r"[/\x00-\x1f\x7f]")
 
 Namespace = tuple[str, ...]
 
-__all__ = ["Namespace", "StateItem", "VersionConflict", "key_of", "namespace_of", "path_of"]
+__all__ = [
+    "Namespace",
+    "StateItem",
+    "VersionConflict",
+    "key_of",
+    "namespace_of",
+    "path_of",
+    "user_home",
+]
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,11 @@ def key_of(key: str) -> str:
             f"a state key must be 1 to {MAX_KEY} characters without '/' or control characters",
         )
     return key
+
+
+def user_home(user_id: str) -> str:
+    """The namespace path of ``user_id``'s own state: ``user/<id>``."""
+    return f"{USER_LABEL}/{user_id}"
 
 
 def path_of(namespace: Namespace) -> str:

@@ -38,6 +38,7 @@ from ..memory.types import (
     recall_collection,
 )
 from ..search.bm25 import rank_texts
+from ..state.types import user_home
 from . import rows as shared
 from .analytics_tables import erase_outbox
 from .checkpoint_tables import erase_user_checkpoints
@@ -46,6 +47,7 @@ from .message_index import MessageIndexTables
 from .records import ConversationDump, MemoryDump, OnConflict
 from .rows import CONVERSATION_COLS, HISTORY_COLS, MEMORY_COLS, MESSAGE_COLS
 from .session import Session
+from .state_tables import namespace_prefix, user_state
 
 _USER_CONVERSATIONS = "SELECT id FROM conversations WHERE tenant = ? AND user_id = ?"
 _USER_MEMORIES = "SELECT id FROM memories WHERE tenant = ? AND user_id = ?"
@@ -421,7 +423,10 @@ class MemoryTables(MessageIndexTables, MemoryStore):
         erase_outbox(s, *owner)  # and those still waiting to be forwarded
         # So do the user's LangGraph threads (their checkpoints hold the conversation state).
         erase_user_checkpoints(s, *owner)
-        return ErasureReport(conversations, messages, memories, history)
+        # And their agent state: everything under user/<id> (engram.state).
+        cond, params = namespace_prefix(user_home(owner[1]))
+        state = s.run(f"DELETE FROM state WHERE tenant = ? AND {cond}", (owner[0], *params))
+        return ErasureReport(conversations, messages, memories, history, state)
 
     def export_user(self, *, tenant: str, user_id: str) -> dict[str, Any]:
         owner, seq = (tenant, user_id), self.dialect.insertion_order
@@ -446,16 +451,20 @@ class MemoryTables(MessageIndexTables, MemoryStore):
                 f" WHERE memory_id IN ({_USER_MEMORIES}) ORDER BY id",
                 owner,
             )
+            state = user_state(s, self.dialect, tenant, user_id)
         exported_at = self.dialect.time_value(shared.monotonic_now())
-        return shared.user_export(
-            tenant,
-            user_id,
-            shared.required(self.dialect.decoding.time(exported_at, False)),
-            [self._conversation(r) for r in conversations],
-            [self._message(r) for r in messages],
-            [self._memory(r) for r in memories],
-            [self._event(r) for r in history],
-        )
+        return {
+            **shared.user_export(
+                tenant,
+                user_id,
+                shared.required(self.dialect.decoding.time(exported_at, False)),
+                [self._conversation(r) for r in conversations],
+                [self._message(r) for r in messages],
+                [self._memory(r) for r in memories],
+                [self._event(r) for r in history],
+            ),
+            "state": state,
+        }
 
     # -- moving data (engram.transfer) -------------------------------------------------------
     def _keep_existing(

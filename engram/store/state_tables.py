@@ -17,48 +17,64 @@ from typing import Any
 
 import numpy as np
 
-from ..state.types import StateItem, VersionConflict
+from ..state.types import StateItem, VersionConflict, user_home
 from .contract import StateStore
 from .rows import required, required_row
-from .session import ALL_TENANTS, Tables
+from .session import ALL_TENANTS, Dialect, Session, Tables
 
 _COLS = "namespace, key, value, version, created_at, updated_at, expires_at"
 _ITEM = "tenant = ? AND namespace = ? AND key = ?"
+
+
+def namespace_prefix(prefix: str) -> tuple[str, list[Any]]:
+    """SQL selecting ``prefix`` and the namespaces below it. In byte order "/" sorts just
+    before "0", so they all lie in [prefix, prefix + "0"): one range of the primary key's
+    index; the second condition drops the neighbours in that range ("a/b-c", "a/b.c")."""
+    if not prefix:
+        return "TRUE", []
+    return "namespace >= ? AND namespace < ? AND (namespace = ? OR namespace >= ?)", [
+        prefix,
+        prefix + "0",
+        prefix,
+        prefix + "/",
+    ]
+
+
+def user_state(s: Session, dialect: Dialect, tenant: str, user_id: str) -> list[dict[str, Any]]:
+    """The live state items under ``user_id``'s namespace (user/<id>), JSON-able, for the
+    user's export."""
+    cond, params = namespace_prefix(user_home(user_id))
+    rows = s.rows(
+        f"SELECT {_COLS} FROM state WHERE tenant = ? AND {cond}"
+        " AND (expires_at IS NULL OR expires_at > ?) ORDER BY namespace, key",
+        (tenant, *params, dialect.time_value(datetime.now(UTC))),
+    )
+    return [_item(r, dialect).to_dict() for r in rows]
+
+
+def _item(r: tuple[Any, ...] | list[Any], dialect: Dialect) -> StateItem:
+    d = dialect.decoding
+    return StateItem(
+        namespace=tuple(r[0].split("/")),
+        key=r[1],
+        value=d.json(r[2]),
+        version=int(r[3]),
+        created_at=required(d.time(r[4], False)),
+        updated_at=required(d.time(r[5], False)),
+        expires_at=d.time(r[6], False),
+    )
 
 
 class StateTables(Tables, StateStore):
     """Agent state in a backend's ``state`` table."""
 
     def _item(self, r: tuple[Any, ...] | list[Any]) -> StateItem:
-        d = self.dialect.decoding
-        return StateItem(
-            namespace=tuple(r[0].split("/")),
-            key=r[1],
-            value=d.json(r[2]),
-            version=int(r[3]),
-            created_at=required(d.time(r[4], False)),
-            updated_at=required(d.time(r[5], False)),
-            expires_at=d.time(r[6], False),
-        )
+        return _item(r, self.dialect)
 
     def _live(self, alias: str = "") -> str:
         """SQL: the row has not expired at the ``?`` instant that follows."""
         col = f"{alias}expires_at"
         return f"({col} IS NULL OR {col} > ?)"
-
-    @staticmethod
-    def _prefix(prefix: str) -> tuple[str, list[Any]]:
-        """SQL selecting ``prefix`` and the namespaces below it. In byte order "/" sorts just
-        before "0", so they all lie in [prefix, prefix + "0"): one range of the primary key's
-        index; the second condition drops the neighbours in that range ("a/b-c", "a/b.c")."""
-        if not prefix:
-            return "TRUE", []
-        return "namespace >= ? AND namespace < ? AND (namespace = ? OR namespace >= ?)", [
-            prefix,
-            prefix + "0",
-            prefix,
-            prefix + "/",
-        ]
 
     def put_state(
         self,
@@ -179,7 +195,7 @@ class StateTables(Tables, StateStore):
         self, tenant: str, prefix: str, *, model_id: str | None = None
     ) -> list[tuple[StateItem, np.ndarray | None]]:
         d = self.dialect
-        cond, params = self._prefix(prefix)
+        cond, params = namespace_prefix(prefix)
         with self._session(tenant) as s:
             found = s.rows(
                 f"SELECT {_COLS}, embedding, model_id FROM state"
@@ -195,7 +211,7 @@ class StateTables(Tables, StateStore):
         ]
 
     def state_namespaces(self, tenant: str, prefix: str) -> list[str]:
-        cond, params = self._prefix(prefix)
+        cond, params = namespace_prefix(prefix)
         with self._session(tenant) as s:
             found = s.rows(
                 f"SELECT DISTINCT namespace FROM state WHERE tenant = ? AND {self._live()}"

@@ -22,7 +22,8 @@ from fastapi.responses import RedirectResponse
 
 from ...errors import InvalidInput
 from ...server.deps import DB
-from ...server.ownership import USER_LABEL, acting_user, reachable_memory
+from ...server.ownership import acting_user, reachable_memory
+from ...state.types import USER_LABEL
 from ..auth import Caller, require
 from ..render import SECURITY_HEADERS, WebRoute, page
 
