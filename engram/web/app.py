@@ -17,6 +17,7 @@ PAGES = (
     "sources",
     "chat",
     "knowledge",
+    "documents",
     "memory",
     "jobs",
     "dashboard",
