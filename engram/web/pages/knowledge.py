@@ -34,10 +34,6 @@ from ..render import WebRoute, page
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 PAGE_SIZE = 50
-# Documents examined per request when filtering by title or key (the store filters on
-# metadata only): the page says how far it looked, and "next" looks further.
-SCAN_LIMIT = 2000
-_SCAN_BATCH = 250
 
 
 def collection_of(db: Engram, name: str, tenant: str, *, counts: bool = False) -> Collection:
@@ -150,12 +146,10 @@ def _number(raw: str, kind: type[int] | type[float], label: str) -> Any:
 # -- /knowledge/{collection} ---------------------------------------------------------------------
 @dataclass
 class DocumentPage:
-    """One page of a collection's documents: the rows, the offset of the next page (None at
-    the end) and, for a title/key filter, the offset it looked up to."""
+    """One page of a collection's documents and the offset of the next (None at the end)."""
 
     rows: list[DocumentInfo]
     next_start: int | None
-    scanned_to: int | None = None
 
 
 def parse_filter(raw: str) -> Where | None:
@@ -182,27 +176,13 @@ def parse_filter(raw: str) -> Where | None:
 def document_page(
     db: Engram, collection: Collection, *, start: int, where: Where | None, contains: str
 ) -> DocumentPage:
-    """Documents in key order from offset ``start``: a plain page, or with ``contains`` the
-    next matches of the title or key among at most :data:`SCAN_LIMIT` documents."""
-    store = db.store
-    if not contains:
-        rows = store.list_documents(collection, limit=PAGE_SIZE + 1, offset=start, where=where)
-        more = len(rows) > PAGE_SIZE
-        return DocumentPage(rows[:PAGE_SIZE], start + PAGE_SIZE if more else None)
-    needle = contains.casefold()
-    found: list[DocumentInfo] = []
-    position = start
-    while position - start < SCAN_LIMIT:
-        batch = store.list_documents(collection, limit=_SCAN_BATCH, offset=position, where=where)
-        for i, doc in enumerate(batch):
-            if needle in doc.key.casefold() or needle in doc.title.casefold():
-                found.append(doc)
-                if len(found) == PAGE_SIZE:
-                    return DocumentPage(found, position + i + 1)
-        position += len(batch)
-        if len(batch) < _SCAN_BATCH:
-            return DocumentPage(found, None)
-    return DocumentPage(found, position, scanned_to=position)
+    """Documents in key order from offset ``start`` (the store pages by offset), filtered
+    by metadata and by a text the key or title contains."""
+    rows = db.store.list_documents(
+        collection, limit=PAGE_SIZE + 1, offset=start, where=where, contains=contains or None
+    )
+    more = len(rows) > PAGE_SIZE
+    return DocumentPage(rows[:PAGE_SIZE], start + PAGE_SIZE if more else None)
 
 
 @router.get("/knowledge/{collection}")
@@ -228,7 +208,7 @@ def collection_page(
         query = urlencode(params)
         return request.url.path + (f"?{query}" if query else "")
 
-    previous = link(max(0, start - PAGE_SIZE)) if start and not q.strip() else None
+    previous = link(max(0, start - PAGE_SIZE)) if start else None
     return page(
         request,
         caller,
@@ -243,7 +223,6 @@ def collection_page(
         deleted=deleted,
         previous=previous,
         next=link(found.next_start) if found.next_start is not None else None,
-        first=link(0) if start else None,
         **_upload_context(),
     )
 
