@@ -143,7 +143,10 @@ class DocumentStore(CollectionStore):
         limit: int = 100,
         offset: int = 0,
         where: Where | None = None,
-    ) -> list[DocumentInfo]: ...
+        contains: str | None = None,
+    ) -> list[DocumentInfo]:
+        """Documents in key order. ``contains``: only those whose key or title contains
+        this text, ASCII letters' case ignored (as the ``$contains`` filter)."""
 
     @abstractmethod
     def get_document(self, collection: Collection, key: str) -> DocumentInfo:

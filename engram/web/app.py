@@ -20,6 +20,7 @@ PAGES = (
     "sources",
     "chat",
     "knowledge",
+    "documents",
     "memory",
     "jobs",
     "dashboard",

@@ -114,3 +114,20 @@ def test_document_chunks_in_text_order(store: Store, coll: Collection) -> None:
     assert {c.version for c in chunks} == {2} and {c.document_key for c in chunks} == {"d"}
     with pytest.raises(DocumentNotFound):
         store.document_chunks(coll, "missing")
+
+
+def test_list_documents_by_key_or_title_contents(store: Store, coll: Collection) -> None:
+    put(store, coll, "guides/Setup.md", "install it", title="Getting started")
+    put(store, coll, "notes/a.txt", "meeting notes", title="Weekly SETUP review", metadata={"n": 1})
+    put(store, coll, "notes/b.txt", "other words", title="Élan")
+    listed = store.list_documents(coll, contains="setup")
+    assert [d.key for d in listed] == ["guides/Setup.md", "notes/a.txt"]  # key, then title
+    assert [d.key for d in store.list_documents(coll, contains="NOTES/", limit=1)] == [
+        "notes/a.txt"
+    ]
+    assert [d.key for d in store.list_documents(coll, contains="setup", offset=1)] == [
+        "notes/a.txt"
+    ]
+    assert store.list_documents(coll, contains="setup", where={"n": 2}) == []
+    assert [d.key for d in store.list_documents(coll, contains="Élan")] == ["notes/b.txt"]
+    assert store.list_documents(coll, contains="zebra") == []

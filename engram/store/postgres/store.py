@@ -35,6 +35,7 @@ from ...errors import (
 from ...keys import ApiKey
 from ...memory.types import is_internal
 from ...search.ann import HnswParams
+from ...search.filters import ascii_lower
 from ...types import Collection, DocumentInfo
 from .. import rows as shared
 from ..checkpoint_tables import CheckpointTables
@@ -425,8 +426,17 @@ class PostgresStore(
         limit: int = 100,
         offset: int = 0,
         where: Where | None = None,
+        contains: str | None = None,
     ) -> list[DocumentInfo]:
         cond, params = compile_where(where)
+        if contains:
+            # ASCII letters folded only, as SQLite's lower() does.
+            fold = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'"
+            cond += (
+                f" AND (strpos(translate(d.key, {fold}), %s) > 0"
+                f" OR strpos(translate(d.title, {fold}), %s) > 0)"
+            )
+            params = [*params, ascii_lower(contains), ascii_lower(contains)]
         with self._tx(collection.tenant) as cur:
             cur.execute(
                 self._DOC_SQL

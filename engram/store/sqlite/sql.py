@@ -148,6 +148,16 @@ def compile_where(where: Where | None, alias: str = "d") -> tuple[str, list[Any]
     )
 
 
+def compile_listing(where: Where | None, contains: str | None) -> tuple[str, list[Any]]:
+    """The condition of a document listing: the metadata filter and, with ``contains``, a
+    key or title containing that text (ASCII letters' case ignored, as ``$contains``)."""
+    cond, params = compile_where(where)
+    if contains:
+        cond += " AND (instr(lower(d.key), ?) > 0 OR instr(lower(d.title), ?) > 0)"
+        params += [ascii_lower(contains), ascii_lower(contains)]
+    return cond, params
+
+
 def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
     expr = f"json_extract({alias}.metadata, ?)"
     path = _json_path(cond.field)

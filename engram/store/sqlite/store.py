@@ -39,7 +39,7 @@ from .derived import DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
 from .jobs import SQLiteJobsMixin
 from .memory import SQLiteMemoryMixin
-from .sql import DECODING, WriteLock, batches, compile_where, connect, insert_chunks, translate
+from .sql import DECODING, WriteLock, batches, compile_listing, connect, insert_chunks, translate
 from .suggest import SQLiteSuggestMixin
 from .transfer import SQLiteTransferMixin
 from .versions import SQLiteVersionsMixin
@@ -520,8 +520,9 @@ class SQLiteStore(
         limit: int = 100,
         offset: int = 0,
         where: Where | None = None,
+        contains: str | None = None,
     ) -> list[DocumentInfo]:
-        cond, params = compile_where(where)
+        cond, params = compile_listing(where, contains)
         rows = self._read(
             self._DOC_SQL
             + f" WHERE d.collection_id = ? AND {cond} ORDER BY d.key LIMIT ? OFFSET ?",
