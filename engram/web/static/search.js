@@ -1,0 +1,23 @@
+// The search page and the source viewer: the cited span scrolled into view, and errors of a
+// search (a malformed filter, an unknown collection) shown where the results go.
+"use strict";
+(function () {
+  function showCited() {
+    const cited = document.getElementById("cited");
+    if (!cited) return;
+    cited.scrollIntoView({ block: "center" });
+    cited.focus({ preventScroll: true });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showCited);
+  else showCited();
+
+  // htmx swaps only 2xx responses; a search's error page (4xx) is meant for the results region.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    const status = event.detail.xhr.status;
+    if (status >= 400 && status < 500 && source && source.closest && source.closest("[data-swap-errors], #results")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+})();
