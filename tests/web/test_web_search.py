@@ -39,7 +39,9 @@ def _documents() -> list[dict[str, Any]]:
         }
     )
     # A long document whose last passage is far below the fold.
-    paragraphs = [f"Paragraph {n} says nothing in particular about filler topics." for n in range(60)]
+    paragraphs = [
+        f"Paragraph {n} says nothing in particular about filler topics." for n in range(60)
+    ]
     paragraphs.append(f"The {FAR_WORD} hangar opens at dawn for the yearly inspection.")
     docs.append({"id": "guides/long one", "title": "Long guide", "text": "\n\n".join(paragraphs)})
     return docs
@@ -188,6 +190,22 @@ def test_bad_filters_spans_and_versions_are_clear_errors(
         r = client.get("/source/kb/doc-01", params={"version": 1, "start": 0, "end": 8})
         assert r.status_code == 200
         assert '<mark id="cited" tabindex="-1">Vacation</mark>' in r.text
+
+
+def test_pages_in_french_have_every_message(web: WebServer, seeded: dict[str, str]) -> None:
+    with _session(web, web.key("read")) as client:
+        client.headers["Accept-Language"] = "fr-FR,fr;q=0.9"
+        for path, params in (
+            ("/search", {"q": "vacation", "where": "team=hr"}),
+            ("/search", {"q": "vacation", "where": "team=nobody"}),
+            ("/source/kb/doc-01", {"version": 1, "start": 0, "end": 8}),
+        ):
+            r = client.get(path, params=params)
+            assert r.status_code == 200, r.text
+            assert 'lang="fr"' in r.text
+            missing = re.findall(r"\b(?:search|sources|common)\.[a-z_]+\b", r.text)
+            assert not [m for m in missing if m not in ("search.js", "search.css")], missing
+        assert "Pourquoi ce résultat" in client.get("/search", params={"q": "vacation"}).text
 
 
 def test_another_tenant_sees_nothing(web: WebServer, seeded: dict[str, str]) -> None:

@@ -5,7 +5,15 @@
   function showCited() {
     const cited = document.getElementById("cited");
     if (!cited) return;
-    cited.scrollIntoView({ block: "center" });
+    // Scroll the text box to the passage (a third from its top), and the page only as far
+    // as needed to show the box, so the title and metadata stay in sight.
+    const box = cited.closest(".document-text");
+    if (box) {
+      box.scrollTop = Math.max(0, cited.offsetTop - box.clientHeight / 3);
+      if (box.getBoundingClientRect().top > window.innerHeight / 2) box.scrollIntoView({ block: "start" });
+    } else {
+      cited.scrollIntoView({ block: "center" });
+    }
     cited.focus({ preventScroll: true });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showCited);
