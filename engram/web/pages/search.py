@@ -16,6 +16,7 @@ results go, never an empty result list.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,12 @@ SUGGESTIONS = 8
 # What the engine puts around a matched word in a highlight (engram.search.highlight).
 _MARKED = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
 _SEPARATORS = re.compile(r"[;\n]")
+NAMES_TTL = 2.0  # seconds
+NAMES_KEPT = 1000  # tenants
+# (id of the Engram, tenant) → (the Engram, when listed, names); the Engram is held so a
+# reused id is told apart (an `is` check).
+_names: dict[tuple[int, str], tuple[Engram, float, list[str]]] = {}
+_names_lock = threading.Lock()  # page handlers run in the threadpool
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,23 @@ def search_url(**values: Any) -> str:
     return "/search?" + urlencode(pairs)
 
 
+def collection_names(db: Engram, tenant: str) -> list[str]:
+    """The tenant's collection names for the form, remembered for a few seconds: listing
+    collections counts their rows (tens of milliseconds at 100k chunks), and the select
+    shows names only. A collection created meanwhile appears at most NAMES_TTL later."""
+    now = time.monotonic()
+    with _names_lock:
+        entry = _names.get((id(db), tenant))
+    if entry is not None and entry[0] is db and now - entry[1] < NAMES_TTL:
+        return entry[2]
+    names = [c.name for c in db.collections(tenant=tenant)]
+    with _names_lock:
+        if len(_names) >= NAMES_KEPT:
+            _names.clear()
+        _names[(id(db), tenant)] = (db, now, names)
+    return names
+
+
 @router.get("/search")
 def search_page(
     request: Request,
@@ -122,8 +146,13 @@ def search_page(
     """The form, and with a query the results: a full page, or for htmx (not restoring
     history, which needs the whole page) the results region only."""
     require(caller, "read")
+    partial = (
+        request.headers.get("hx-request") == "true"
+        and request.headers.get("hx-history-restore-request") != "true"
+    )
+    # The form's collection list only with the form: htmx swaps the results alone.
     tenant = caller.principal.tenant
-    collections = [c.name for c in db.collections(tenant=tenant)]
+    collections = [] if partial else collection_names(db, tenant)
     query = q.strip()
     raw_where = [w for w in where or [] if w.strip()]
     context: dict[str, Any] = dict(
@@ -153,10 +182,6 @@ def search_page(
         except EngramError as exc:
             context["error"] = exc
             status = exc.status
-    partial = (
-        request.headers.get("hx-request") == "true"
-        and request.headers.get("hx-history-restore-request") != "true"
-    )
     return page(request, caller, "search/search.html", status=status, partial=partial, **context)
 
 

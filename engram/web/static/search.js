@@ -19,11 +19,12 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showCited);
   else showCited();
 
-  // htmx swaps only 2xx responses; a search's error page (4xx) is meant for the results region.
+  // htmx swaps only 2xx responses; a search's error (a 4xx or 5xx page) is meant for the
+  // results region, where the person looks.
   document.addEventListener("htmx:beforeSwap", (event) => {
     const source = event.detail.requestConfig && event.detail.requestConfig.elt;
     const status = event.detail.xhr.status;
-    if (status >= 400 && status < 500 && source && source.closest && source.closest("[data-swap-errors], #results")) {
+    if (status >= 400 && source && source.closest && source.closest("[data-swap-errors], #results")) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }
