@@ -43,7 +43,9 @@ class VersionsMixin:
         store: Store
 
         def embedder(self) -> Embedder: ...
-        def collection(self, name: str = ..., *, tenant: str = ...) -> Collection: ...
+        def collection(
+            self, name: str = ..., *, tenant: str = ..., counts: bool = ...
+        ) -> Collection: ...
 
     def document_version(
         self,
@@ -57,7 +59,7 @@ class VersionsMixin:
         title, metadata and chunks with their spans. DocumentNotFound when the document, or
         that version, is not kept (a version written before engram kept texts lists its hash
         only)."""
-        coll = self.collection(collection, tenant=tenant)
+        coll = self.collection(collection, tenant=tenant, counts=False)
         return self._content(coll, self.store.document_version(coll, key, version))
 
     def document_text(
