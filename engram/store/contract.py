@@ -327,11 +327,19 @@ class JobStore(ABC):
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> bool:
-        """End a running job ('succeeded' or 'failed'), dropping its payload."""
+        """End a running job ('succeeded' or 'failed'). A succeeded job's payload is
+        dropped; a failed job keeps it, so that :meth:`requeue_failed_job` can run it again."""
 
     @abstractmethod
     def requeue_job(self, job_id: str, *, attempt: int) -> bool:
         """Put a running job back in the queue, giving back the attempt (a graceful stop)."""
+
+    @abstractmethod
+    def requeue_failed_job(self, job_id: str, *, tenant: str) -> Job:
+        """Queue a failed job of ``tenant`` again (someone fixed the cause: a retry), with
+        its attempts back to 0 and its error, result and timings cleared; returns it.
+        JobNotFound for a missing job (or another tenant's); Conflict when it has not failed,
+        or failed without its payload (jobs that failed before payloads were kept)."""
 
     @abstractmethod
     def recover_jobs(self, *, stale_before: str, max_attempts: int) -> tuple[int, int]:
