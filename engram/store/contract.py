@@ -372,7 +372,9 @@ class EventStore(ABC):
         timestamps): ``counts`` (by kind), ``queries_per_day`` ([{date, count}], searches),
         ``search_latency_ms`` ({count, p50, p95}, nearest rank), ``zero_result_rate``
         (searches with no result / searches; None without searches), ``top_queries``
-        ([{query, count}], the 10 most frequent normalised queries) and ``active_users``
+        ([{query, count}], the 10 most frequent normalised queries),
+        ``top_zero_result_queries`` (the same, of searches with no result), ``feedback``
+        ({up, down}: ``feedback`` events by their ``rating`` property) and ``active_users``
         ({total, daily: [{date, count}], monthly: [{month, count}]}: distinct user ids)."""
 
     @abstractmethod
