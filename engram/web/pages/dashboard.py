@@ -1,0 +1,145 @@
+"""The Dashboard (``/dashboard``, admin scope): how the tenant's search and chat are used over
+the last 7, 30 or 90 days — active users, searches per day, latency, zero-result searches,
+the most frequent queries (found and not found) and the thumbs up and down on answers.
+
+The numbers are those of ``GET /v1/admin/stats`` and ``engram stats``: the store's
+``event_stats`` (indexed, aggregate-only queries over the tenant's events in the window),
+without the retention and cohort queries the page does not show. Days without searches are
+filled in here, so a chart's x axis is the whole period.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...analytics.service import window
+from ...errors import InvalidInput
+from ...server.deps import DB
+from ..auth import Caller, WebCaller, require
+from ..charts import bar_chart, line_chart
+from ..render import WebRoute, number, page
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+PERIODS = (7, 30, 90)
+
+
+def _days(since: str, until: str) -> list[str]:
+    """Every UTC day from ``since`` to ``until``, as ISO dates."""
+    first = datetime.fromisoformat(since).date()
+    last = datetime.fromisoformat(until).date()
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def _series(rows: list[dict[str, Any]], days: list[str]) -> list[tuple[str, float]]:
+    counts = {r["date"]: r["count"] for r in rows}
+    return [(d, float(counts.get(d, 0))) for d in days]
+
+
+def overview(stats: dict[str, Any], days: int, until: str) -> dict[str, Any]:
+    """The headline numbers of ``stats`` (an ``event_stats`` result)."""
+    users = stats["active_users"]
+    daily = [r["count"] for r in users["daily"]]
+    month = date.fromisoformat(until[:10]).strftime("%Y-%m")
+    monthly = {r["month"]: r["count"] for r in users["monthly"]}
+    searches = sum(r["count"] for r in stats["queries_per_day"])
+    feedback = stats.get("feedback") or {"up": 0, "down": 0}
+    rated = feedback["up"] + feedback["down"]
+    return {
+        "searches": searches,
+        "searches_per_day": searches / days,
+        "dau": sum(daily) / days,
+        "mau": monthly.get(month, 0),
+        "users": users["total"],
+        "p50": stats["search_latency_ms"]["p50"],
+        "p95": stats["search_latency_ms"]["p95"],
+        "zero_rate": stats["zero_result_rate"],
+        "up": feedback["up"],
+        "down": feedback["down"],
+        "satisfaction": feedback["up"] / rated if rated else None,
+        "chats": stats["counts"].get("chat", 0),
+    }
+
+
+def charts(stats: dict[str, Any], caller: WebCaller, since: str, until: str) -> dict[str, Any]:
+    t, lang = caller.t, caller.lang
+    days = _days(since, until)
+
+    def fmt(value: float) -> str:
+        return number(value, lang, 0 if value.is_integer() else 1)
+
+    feedback = stats.get("feedback") or {"up": 0, "down": 0}
+    return {
+        "searches": line_chart(
+            _series(stats["queries_per_day"], days),
+            title=t("dashboard.searches_chart"),
+            head=(t("dashboard.day"), t("dashboard.searches")),
+            empty=t("dashboard.no_data"),
+            fmt=fmt,
+        ),
+        "users": line_chart(
+            _series(stats["active_users"]["daily"], days),
+            title=t("dashboard.users_chart"),
+            head=(t("dashboard.day"), t("dashboard.users")),
+            empty=t("dashboard.no_data"),
+            fmt=fmt,
+        ),
+        "top": bar_chart(
+            [(q["query"], float(q["count"])) for q in stats["top_queries"]],
+            title=t("dashboard.top_queries"),
+            head=(t("dashboard.query"), t("dashboard.searches")),
+            empty=t("dashboard.no_queries"),
+            fmt=fmt,
+        ),
+        "zero": bar_chart(
+            [(q["query"], float(q["count"])) for q in stats.get("top_zero_result_queries", [])],
+            title=t("dashboard.top_zero"),
+            head=(t("dashboard.query"), t("dashboard.searches")),
+            empty=t("dashboard.no_zero"),
+            fmt=fmt,
+        ),
+        "feedback": bar_chart(
+            [(t("dashboard.up"), float(feedback["up"])), (t("dashboard.down"), float(feedback["down"]))]
+            if feedback["up"] or feedback["down"]
+            else [],
+            title=t("dashboard.feedback_chart"),
+            head=(t("dashboard.rating"), t("dashboard.answers")),
+            empty=t("dashboard.no_feedback"),
+            fmt=fmt,
+        ),
+    }
+
+
+@router.get("/dashboard")
+async def dashboard(
+    request: Request,
+    caller: Caller,
+    db: DB,
+    days: Annotated[int, Query()] = 30,
+) -> Response:
+    require(caller, "admin")
+    if days not in PERIODS:
+        raise InvalidInput(
+            f"the period is 7, 30 or 90 days, not {days}", hint="choose one of the links above"
+        )
+    observability = getattr(request.app.state, "observability", None)
+    if observability is not None:  # include events of requests just answered, as the API
+        await run_in_threadpool(observability.flush)
+    since, until = window(days)
+    stats = await run_in_threadpool(db.store.event_stats, caller.principal.tenant, since, until)
+    return page(
+        request,
+        caller,
+        "dashboard/dashboard.html",
+        title=caller.t("dashboard.title"),
+        days=days,
+        periods=PERIODS,
+        since=since,
+        until=until,
+        o=overview(stats, days, until),
+        charts=charts(stats, caller, since, until),
+    )
