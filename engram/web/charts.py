@@ -58,7 +58,8 @@ def _open(kind: str, title: str, desc: str, height: int) -> tuple[str, str]:
     uid = f"chart{next(_ids)}"
     return (
         f'<figure class="chart chart-{kind}" id="{uid}">'
-        f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="{uid}-t {uid}-d"'
+        f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="{uid}-t"'
+        f' aria-describedby="{uid}-d"'
         ' xmlns="http://www.w3.org/2000/svg" font-size="12" fill="currentColor">'
         f'<title id="{uid}-t">{escape(title)}</title><desc id="{uid}-d">{escape(desc)}</desc>'
     ), uid
@@ -135,12 +136,12 @@ def line_chart(
                 anchor = "middle"
             parts.append(
                 f'<text x="{xy[i][0]:.1f}" y="{height - 8}" text-anchor="{anchor}"'
-                f'>{escape(points[i][0])}</text>'
+                f">{escape(points[i][0])}</text>"
             )
     else:
         parts.append(
             f'<text x="{WIDTH / 2}" y="{(top + bottom) / 2}" text-anchor="middle"'
-            f'>{escape(empty)}</text>'
+            f">{escape(empty)}</text>"
         )
     parts.append("</svg>")
     parts.append(_table(title, head, [(label, fmt(v)) for label, v in points]))
@@ -160,9 +161,7 @@ def bar_chart(
     with its name (shortened, the full one in a tooltip) and its value."""
     bar, gap, top = 18, 8, 4
     height = max(top * 2 + len(rows) * (bar + gap), 40)
-    desc = (
-        "; ".join(f"{label}: {fmt(value)}" for label, value in rows[:10]) if rows else empty
-    )
+    desc = "; ".join(f"{label}: {fmt(value)}" for label, value in rows[:10]) if rows else empty
     svg, _ = _open("bars", title, desc, height)
     parts = [svg]
     left, right = 220, 70
@@ -181,7 +180,7 @@ def bar_chart(
     if not rows:
         parts.append(
             f'<text x="{WIDTH / 2}" y="{height / 2 + 4}" text-anchor="middle"'
-            f'>{escape(empty)}</text>'
+            f">{escape(empty)}</text>"
         )
     parts.append("</svg>")
     parts.append(_table(title, head, [(label, fmt(v)) for label, v in rows]))

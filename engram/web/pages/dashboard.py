@@ -103,7 +103,10 @@ def charts(stats: dict[str, Any], caller: WebCaller, since: str, until: str) -> 
             fmt=fmt,
         ),
         "feedback": bar_chart(
-            [(t("dashboard.up"), float(feedback["up"])), (t("dashboard.down"), float(feedback["down"]))]
+            [
+                (t("dashboard.up"), float(feedback["up"])),
+                (t("dashboard.down"), float(feedback["down"])),
+            ]
             if feedback["up"] or feedback["down"]
             else [],
             title=t("dashboard.feedback_chart"),
