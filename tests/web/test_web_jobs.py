@@ -93,9 +93,16 @@ def test_retry_needs_write_and_csrf_and_a_failed_job(web: WebServer) -> None:
         while web.api.get(f"/v1/jobs/{job_id}").json()["status"] in ("queued", "running"):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        # Still of the other model: failed again; a second retry is allowed, a succeeded
-        # job's is not (409 page).
+        # The cause was not fixed: it failed again.
         assert web.api.get(f"/v1/jobs/{job_id}").json()["status"] == "failed"
+        # A failed job without its work (failed before payloads were kept) cannot run again.
+        web.db.store.create_job("job_empty", tenant="default", kind="x", payload={})
+        deadline = time.monotonic() + 20
+        while web.api.get("/v1/jobs/job_empty").json()["status"] != "failed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r = client.post("/jobs/job_empty/retry", data={"csrf": csrf})
+        assert r.status_code == 409 and "submit the batch again" in r.text
 
 
 def test_the_lists_poll_only_while_jobs_are_active(web: WebServer) -> None:
