@@ -72,3 +72,14 @@ def test_sigkills_during_ingest_leave_a_consistent_store(backend: str) -> None:
     )
     assert result["kills"] >= 5 and result["problem_count"] == 0
     assert result["documents_equal_clean"] and result["top10_differing"] == 0
+
+
+def test_web_bench_at_a_tiny_size() -> None:
+    """bench_web.py end to end at a tiny size: it builds, serves, signs in, times every page
+    (the ones not built yet answer 404 and are named) and weighs the first load."""
+    result = _run("bench_web.py", "--chunks", "200", "--events", "300", "--requests", "2")
+    measured = {p["page"]: p for p in result["pages"] if not p["skipped"]}
+    assert measured["jobs"]["status"] == 200 and measured["jobs"]["p95_ms"] > 0
+    assert measured["dashboard (30 days)"]["status"] == 200
+    assert result["first_load"]["raw"] > result["first_load"]["gzip"] > 0
+    assert set(result["skipped"]) | set(measured) == {p["page"] for p in result["pages"]}

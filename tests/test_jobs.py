@@ -238,7 +238,7 @@ def test_a_job_failing_every_time_fails_with_its_error(
     assert done is not None and done.status == "failed" and done.attempts == 3
     assert done.error == "RuntimeError: embedding model crashed" and done.result is None
     assert len(calls) == 3 and done.finished_at
-    assert payload_of(db, job.id) == "{}"  # the documents are not kept
+    assert payload_of(db, job.id) != "{}"  # the documents are kept, for a retry
     assert JobWorker(db).run_once() is None  # nothing left to do
 
 
@@ -250,6 +250,27 @@ def test_an_error_retrying_cannot_fix_fails_at_once(db: engram.Engram) -> None:
     done = JobWorker(db, retry_delay=10.0).run_once()
     assert done is not None and done.status == "failed" and done.attempts == 1
     assert done.error is not None and "another-model" in done.error
+
+
+def test_a_failed_job_is_retried_over_http_once_its_cause_is_fixed(
+    client: TestClient,
+) -> None:
+    db = client.app.state.db  # type: ignore[attr-defined]
+    db.store.create_collection(
+        "kb", model_id="another-model", dimension=8, language="en", settings={}
+    )
+    r = client.post("/v1/collections/kb/documents:batch?async=true", json={"documents": docs(2)})
+    job = poll(client, r.json()["job_id"])
+    assert job["status"] == "failed" and "another-model" in job["error"]
+    url = f"/v1/jobs/{job['job_id']}:retry"
+    assert client.post("/v1/jobs/job_missing:retry").status_code == 404
+    db.delete_collection("kb")  # the cause, fixed
+    r = client.post(url)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "queued" and r.json()["error"] is None
+    done = poll(client, job["job_id"])
+    assert done["status"] == "succeeded" and done["result"]["added"] == 2, done
+    assert client.post(url).status_code == 409  # succeeded: nothing to retry
 
 
 def orphan(db: engram.Engram, *, attempts: int, age: str = "2000-01-01T00:00:00+00:00") -> Job:

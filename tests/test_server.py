@@ -544,6 +544,7 @@ def test_openapi_operation_ids_and_error_shape(client: TestClient) -> None:
         "rollbackImport",
         "listJobs",
         "getJob",
+        "retryJob",
         "createCollection",
         "putState",
         "getState",

@@ -16,8 +16,9 @@ class Job:
     ``attempts`` counts the runs that started (the current one included); a run cut short by
     a graceful stop is given back. ``payload`` (the work itself, e.g. the documents of a
     batch) is only read by the worker that claims the job, and is dropped when the job
-    finishes: by then the documents are in their collection, and a document deleted later
-    must leave no copy behind here.
+    succeeds: by then the documents are in their collection, and a document deleted later
+    must leave no copy behind here. A failed job keeps it, so that it can be retried
+    (``JobStore.requeue_failed_job``, ``POST /v1/jobs/{id}:retry``) once its cause is fixed.
     """
 
     id: str

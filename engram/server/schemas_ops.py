@@ -70,6 +70,11 @@ class LatencyStats(BaseModel):
     p95: float | None
 
 
+class FeedbackCounts(BaseModel):
+    up: int = Field(description="Answers rated helpful (feedback events, rating up).")
+    down: int = Field(description="Answers rated unhelpful (rating down).")
+
+
 class ActiveUsers(BaseModel):
     total: int = Field(description="Distinct user ids with an event in the window.")
     daily: list[DayCount]
@@ -123,6 +128,10 @@ class StatsPublic(BaseModel):
         description="Share of searches that found nothing; null without searches."
     )
     top_queries: list[QueryCount] = Field(description="The 10 most frequent search queries.")
+    top_zero_result_queries: list[QueryCount] = Field(
+        description="The 10 most frequent search queries that found nothing."
+    )
+    feedback: FeedbackCounts = Field(description="Thumbs up and down on answers.")
     active_users: ActiveUsers = Field(
         description="Users (the user_id of chats, messages, memories, clicks and ratings)."
     )

@@ -330,11 +330,19 @@ class JobStore(ABC):
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> bool:
-        """End a running job ('succeeded' or 'failed'), dropping its payload."""
+        """End a running job ('succeeded' or 'failed'). A succeeded job's payload is
+        dropped; a failed job keeps it, so that :meth:`requeue_failed_job` can run it again."""
 
     @abstractmethod
     def requeue_job(self, job_id: str, *, attempt: int) -> bool:
         """Put a running job back in the queue, giving back the attempt (a graceful stop)."""
+
+    @abstractmethod
+    def requeue_failed_job(self, job_id: str, *, tenant: str) -> Job:
+        """Queue a failed job of ``tenant`` again (someone fixed the cause: a retry), with
+        its attempts back to 0 and its error, result and timings cleared; returns it.
+        JobNotFound for a missing job (or another tenant's); Conflict when it has not failed,
+        or failed without its payload (jobs that failed before payloads were kept)."""
 
     @abstractmethod
     def recover_jobs(self, *, stale_before: str, max_attempts: int) -> tuple[int, int]:
@@ -367,7 +375,9 @@ class EventStore(ABC):
         timestamps): ``counts`` (by kind), ``queries_per_day`` ([{date, count}], searches),
         ``search_latency_ms`` ({count, p50, p95}, nearest rank), ``zero_result_rate``
         (searches with no result / searches; None without searches), ``top_queries``
-        ([{query, count}], the 10 most frequent normalised queries) and ``active_users``
+        ([{query, count}], the 10 most frequent normalised queries),
+        ``top_zero_result_queries`` (the same, of searches with no result), ``feedback``
+        ({up, down}: ``feedback`` events by their ``rating`` property) and ``active_users``
         ({total, daily: [{date, count}], monthly: [{month, count}]}: distinct user ids)."""
 
     @abstractmethod

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from ..errors import JobNotFound
+from ..errors import Conflict, JobNotFound
 from ..jobs.types import Job, JobStatus
 from . import rows as shared
 from .contract import JobStore
@@ -161,9 +161,12 @@ class JobTables(Tables, JobStore):
         if status not in ("succeeded", "failed"):
             raise ValueError(f"a job finishes as succeeded or failed, not {status!r}")
         now = self._job_time()
+        # A succeeded job's work is done: its payload goes. A failed one keeps it, for
+        # requeue_failed_job (its documents are not, or not all, in their collection).
+        payload = "'{}'" if status == "succeeded" else "payload"
         return self._job_update(
             f"UPDATE jobs SET status = ?, result = {self.json_text_mark}, error = ?,"
-            f" payload = '{{}}', finished_at = ?, updated_at = ? {_FENCE}",
+            f" payload = {payload}, finished_at = ?, updated_at = ? {_FENCE}",
             (
                 status,
                 shared.job_json(result) if result is not None else None,
@@ -181,6 +184,33 @@ class JobTables(Tables, JobStore):
             (self._job_time(), job_id, attempt),
         )
 
+    def requeue_failed_job(self, job_id: str, *, tenant: str) -> Job:
+        now = self._job_time()
+        with self._session(tenant, write=True) as s:
+            # A fresh start: attempts from 0 (the worker's full allowance), no error, no
+            # timings. Progress stays: it holds what the job's kind needs to resume (an
+            # ingestion's document total, an extraction's plan).
+            row = s.row(
+                "UPDATE jobs SET status = 'queued', attempts = 0, error = NULL, result = NULL,"
+                " started_at = NULL, finished_at = NULL, updated_at = ?"
+                " WHERE id = ? AND tenant = ? AND status = 'failed'"
+                " AND CAST(payload AS TEXT) <> '{}'"
+                f" RETURNING {JOB_COLS}",
+                (now, job_id, tenant),
+            )
+        if row is not None:
+            return self._job(row)
+        job = self.get_job(job_id, tenant=tenant)  # JobNotFound
+        if job.status != "failed":
+            raise Conflict(
+                f"job {job_id!r} is {job.status}: only a failed job can be retried",
+                hint="a queued or running job is retried by the worker on its own",
+            )
+        raise Conflict(
+            f"job {job_id!r} no longer holds its work (it failed before retries were kept)",
+            hint="submit the batch again",
+        )
+
     def _stale_cutoff(self, stale_before: str) -> Any:
         """``stale_before`` as the backend compares it with ``updated_at``."""
         return stale_before
@@ -192,7 +222,7 @@ class JobTables(Tables, JobStore):
             # (PostgreSQL's READ COMMITTED): a job finished or recovered meanwhile is left
             # alone.
             failed = s.run(
-                "UPDATE jobs SET status = 'failed', payload = '{}', finished_at = ?,"
+                "UPDATE jobs SET status = 'failed', finished_at = ?,"
                 " updated_at = ?, error = 'interrupted: the process running it stopped during"
                 " its last attempt (' || attempts || ' of ' || CAST(? AS INTEGER) || ')'"
                 " WHERE status = 'running' AND updated_at < ? AND attempts >= ?",

@@ -317,3 +317,13 @@ def user_export(
             for m in memories
         ],
     }
+
+
+def feedback_counts(ratings: Sequence[tuple[Any, Any]]) -> dict[str, int]:
+    """{"up", "down"} from (rating property, count) rows of ``feedback`` events (thumbs on
+    answers); other ratings are not counted."""
+    counts = {"up": 0, "down": 0}
+    for rating, n in ratings:
+        if rating in counts:
+            counts[rating] += int(n)
+    return counts

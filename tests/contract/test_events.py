@@ -46,6 +46,11 @@ def test_event_stats_in_the_store(store: Store) -> None:
         EventWrite("acme", "message", user_id="u2", created_at=at("2024-03-01")),
         EventWrite("acme", "message", user_id="u1", created_at=at("2024-03-02")),
         EventWrite("acme", "rating", user_id="u3", data={"rating": 5}, created_at=at("2024-04-01")),
+        # Thumbs on answers (the web chat's feedback).
+        *[
+            EventWrite("acme", "feedback", data={"rating": r}, created_at=at("2024-03-02"))
+            for r in ("up", "up", "down", "meh")
+        ],
         # Outside the window, and another tenant's: never counted.
         EventWrite("acme", "search", query="old", result_count=0, created_at=at("2024-02-28")),
         EventWrite("acme", "search", query="late", created_at=at("2024-04-03")),
@@ -58,7 +63,14 @@ def test_event_stats_in_the_store(store: Store) -> None:
     )
 
     stats = store.event_stats("acme", "2024-03-01", "2024-04-02")
-    assert stats["counts"] == {"search": 10, "chat": 1, "message": 2, "rating": 1, "click": 1}
+    assert stats["counts"] == {
+        "search": 10,
+        "chat": 1,
+        "message": 2,
+        "rating": 1,
+        "click": 1,
+        "feedback": 4,
+    }
     assert stats["queries_per_day"] == [
         {"date": "2024-03-01", "count": 6},
         {"date": "2024-03-02", "count": 4},
@@ -71,6 +83,8 @@ def test_event_stats_in_the_store(store: Store) -> None:
         {"query": "nothing here", "count": 2},
         {"query": "laptops", "count": 1},
     ]
+    assert stats["top_zero_result_queries"] == [{"query": "nothing here", "count": 2}]
+    assert stats["feedback"] == {"up": 2, "down": 1}
     assert stats["active_users"] == {
         "total": 3,
         "daily": [
@@ -83,6 +97,7 @@ def test_event_stats_in_the_store(store: Store) -> None:
     empty = store.event_stats("initech", "2024-03-01", "2024-04-02")
     assert empty["counts"] == {} and empty["zero_result_rate"] is None
     assert empty["search_latency_ms"] == {"count": 0, "p50": None, "p95": None}
+    assert empty["top_zero_result_queries"] == [] and empty["feedback"] == {"up": 0, "down": 0}
 
     assert store.delete_user_events(tenant="acme", user_id="u1") == 3
     assert store.event_stats("acme", "2024-03-01", "2024-04-02")["active_users"]["total"] == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engram.errors import JobNotFound
+from engram.errors import Conflict, JobNotFound
 from engram.store.contract import Store
 
 
@@ -38,3 +38,36 @@ def test_store_job_lifecycle(store: Store) -> None:
     assert store.recover_jobs(stale_before="2000-01-01", max_attempts=3) == (0, 0)
     assert store.recover_jobs(stale_before="9999-01-01", max_attempts=3) == (1, 0)
     assert store.get_job("j2", tenant="globex").status == "queued"
+
+
+def test_store_requeues_a_failed_job_with_its_payload(store: Store) -> None:
+    store.create_job("j1", tenant="acme", kind="k", payload={"n": 1}, collection="kb")
+    store.create_job("j2", tenant="acme", kind="k", payload={"n": 2})
+    with pytest.raises(Conflict):  # queued: nothing to retry
+        store.requeue_failed_job("j1", tenant="acme")
+    assert store.claim_job() is not None and store.claim_job() is not None
+    assert store.finish_job("j1", attempt=1, status="failed", error="model mismatch")
+    assert store.finish_job("j2", attempt=1, status="succeeded", result={"added": 1})
+    with pytest.raises(JobNotFound):  # another tenant's job looks missing
+        store.requeue_failed_job("j1", tenant="globex")
+    with pytest.raises(Conflict):  # succeeded: not retried
+        store.requeue_failed_job("j2", tenant="acme")
+
+    again = store.requeue_failed_job("j1", tenant="acme")
+    assert again.status == "queued" and again.attempts == 0 and again.error is None
+    assert again.finished_at is None and again.started_at is None and again.result is None
+    assert again.collection == "kb"
+    claimed = store.claim_job()  # the failed run's work, intact
+    assert claimed is not None and claimed.id == "j1" and claimed.payload == {"n": 1}
+    assert claimed.attempts == 1
+    assert store.finish_job("j1", attempt=1, status="succeeded", result={"added": 1})
+    with pytest.raises(Conflict):
+        store.requeue_failed_job("j1", tenant="acme")
+
+    # A job recovered as failed (its process died on its last attempt) keeps its work too.
+    store.create_job("j3", tenant="acme", kind="k", payload={"n": 3})
+    assert store.claim_job() is not None
+    assert store.recover_jobs(stale_before="9999-01-01", max_attempts=1) == (0, 1)
+    assert store.requeue_failed_job("j3", tenant="acme").status == "queued"
+    claimed = store.claim_job()
+    assert claimed is not None and claimed.payload == {"n": 3}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from ...jobs import JobStatus
-from ..deps import DB, Reader
+from ..deps import DB, Reader, Writer
 from ..pagination import fetch_page
 from ..schemas import JobList, JobPublic, error_responses
 
@@ -37,3 +37,17 @@ def list_jobs(
 def get_job(job_id: str, db: DB, principal: Reader) -> JobPublic:
     """A job's status, progress, attempts and, once it has finished, its result or error."""
     return JobPublic.of(db.store.get_job(job_id, tenant=principal.tenant))
+
+
+@router.post(
+    "/jobs/{job_id}:retry", operation_id="retryJob", responses=error_responses(404, 409, 422)
+)
+def retry_job(job_id: str, db: DB, principal: Writer, request: Request) -> JobPublic:
+    """Queue a failed job again, once its cause is fixed (e.g. the collection of another
+    embedding model deleted): its attempts start over and its error is cleared. 409 when the
+    job has not failed."""
+    job = db.store.requeue_failed_job(job_id, tenant=principal.tenant)
+    worker = getattr(request.app.state, "jobs", None)
+    if worker is not None:
+        worker.wake()
+    return JobPublic.of(job)

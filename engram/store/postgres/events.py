@@ -154,6 +154,19 @@ class PostgresEventsMixin(PostgresBase, EventInsights):
             )
             top = [{"query": r["query"], "count": r["n"]} for r in cur.fetchall()]
             cur.execute(
+                f"SELECT query, count(*) AS n FROM events WHERE {searches} AND result_count = 0"
+                ' AND query IS NOT NULL GROUP BY query ORDER BY n DESC, query COLLATE "C"'
+                " LIMIT %s",
+                (*window, TOP_QUERIES),
+            )
+            zero_top = [{"query": r["query"], "count": r["n"]} for r in cur.fetchall()]
+            cur.execute(
+                "SELECT data->>'rating' AS rating, count(*) AS n FROM events"
+                f" WHERE {_WINDOW} AND kind = 'feedback' GROUP BY 1",
+                window,
+            )
+            ratings = [(r["rating"], r["n"]) for r in cur.fetchall()]
+            cur.execute(
                 f"SELECT {_DAY} AS day, count(DISTINCT user_id) AS n FROM events"
                 f" WHERE {users} GROUP BY 1 ORDER BY 1",
                 window,
@@ -175,6 +188,8 @@ class PostgresEventsMixin(PostgresBase, EventInsights):
             "search_latency_ms": {"count": agg["timed"], "p50": agg["p50"], "p95": agg["p95"]},
             "zero_result_rate": zero / with_count if with_count else None,
             "top_queries": top,
+            "top_zero_result_queries": zero_top,
+            "feedback": shared.feedback_counts(ratings),
             "active_users": {
                 "total": total_users["n"],
                 "daily": daily,

@@ -116,6 +116,16 @@ class SQLiteEventsMixin(SQLiteSessions, EventInsights):
             " GROUP BY query ORDER BY n DESC, query LIMIT ?",
             (*window, TOP_QUERIES),
         )
+        zero_top = self._read(
+            f"SELECT query, count(*) AS n FROM events WHERE {searches} AND result_count = 0"
+            " AND query IS NOT NULL GROUP BY query ORDER BY n DESC, query LIMIT ?",
+            (*window, TOP_QUERIES),
+        )
+        ratings = self._read(
+            "SELECT json_extract(data, '$.rating'), count(*) FROM events"
+            f" WHERE {_WINDOW} AND kind = 'feedback' GROUP BY 1",
+            window,
+        )
         users = f"{_WINDOW} AND user_id IS NOT NULL"
         daily = self._read(
             "SELECT substr(created_at, 1, 10), count(DISTINCT user_id) FROM events"
@@ -136,6 +146,8 @@ class SQLiteEventsMixin(SQLiteSessions, EventInsights):
             "search_latency_ms": self._latency_percentiles(searches, window),
             "zero_result_rate": zero / with_count if with_count else None,
             "top_queries": [{"query": q, "count": n} for q, n in top],
+            "top_zero_result_queries": [{"query": q, "count": n} for q, n in zero_top],
+            "feedback": shared.feedback_counts(ratings),
             "active_users": {
                 "total": total_users,
                 "daily": [{"date": d, "count": n} for d, n in daily],
