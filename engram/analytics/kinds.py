@@ -25,7 +25,8 @@ from .schema import check_schema, errors
 
 # Recorded by engram itself: searches (zero-result ones have result_count 0), answers,
 # conversation messages, memory operations, ingestion, sign-ins (a key or token's first use
-# of the day in a process), API keys created and revoked, and other MCP tool calls.
+# of the day in a process), API keys created and revoked, other MCP tool calls, and the
+# web app's 👍/👎 on an answer (``feedback``: rating "up" or "down", checked by the page).
 SERVER_KINDS = (
     "search",
     "chat",
@@ -36,6 +37,7 @@ SERVER_KINDS = (
     "key_created",
     "key_revoked",
     "tool_call",
+    "feedback",
 )
 FEEDBACK_KINDS = ("click", "rating")
 BUILT_IN = frozenset(SERVER_KINDS + FEEDBACK_KINDS)

@@ -7,8 +7,9 @@ import inspect
 
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import EngramError, NotFound
 from .render import STATIC, error_page
@@ -54,6 +55,27 @@ def install_web(app: FastAPI) -> None:
         app.include_router(module.router)
     app.mount("/static", _Static(directory=STATIC), name="static")
     _html_not_found(app)
+    app.add_middleware(_PageGZip)
+
+
+# Paths whose responses are never compressed: the API (its clients and the fast search path
+# pay no compression CPU; SSE streams must flow), MCP and the Prometheus scrape.
+_UNCOMPRESSED = ("/v1/", "/mcp", "/metrics")
+
+
+class _PageGZip:
+    """gzip for pages and their assets (a first page load is about a third of its size),
+    not for the API."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=1024)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(_UNCOMPRESSED):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _html_not_found(app: FastAPI) -> None:

@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import EngramError
-from ..server.deps import ALL_SCOPES, check_scope
+from ..server.deps import ALL_SCOPES, check_scope, enforce_limit
 from ..server.principal import Principal
 from .i18n import LANG_COOKIE, Translator, choose
 from .sessions import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, check_csrf, new_secret
@@ -76,6 +76,16 @@ async def web_caller(request: Request) -> WebCaller:
         )
         if session is None:
             raise SignInRequired("sign in to continue")
+        # The API's rate limits: a page costs the key (or token) what a request to /v1 does.
+        client = request.client.host if request.client else "unknown"
+        await enforce_limit(getattr(state, "ip_limiter", None), f"ip:{client}", "address")
+        await enforce_limit(
+            getattr(state, "key_limiter", None),
+            f"key:{session.key_id}"
+            if session.key_id
+            else f"jwt:{session.tenant}:{session.subject}",
+            "API key",
+        )
         caller = WebCaller(session_principal(session), session.csrf, lang, True, Translator(lang))
     if request.method not in SAFE_METHODS:
         await check_request_csrf(request, caller.csrf)

@@ -98,6 +98,15 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def is_htmx(request: Request) -> bool:
+    """A request from htmx that wants a fragment: not a history restore (after Back), which
+    needs the whole page."""
+    headers = request.headers
+    return (
+        headers.get("hx-request") == "true" and headers.get("hx-history-restore-request") != "true"
+    )
+
+
 def render_text(template: str, **context: Any) -> str:
     return environment().get_template(template).render(**context)
 
@@ -123,7 +132,7 @@ def page(
         caller=caller,
         csrf=caller.csrf,
         path=request.url.path,
-        htmx=request.headers.get("hx-request") == "true",
+        htmx=is_htmx(request),
         num=lambda value, digits=0: number(value, caller.lang, digits),
         **context,
     )
@@ -162,11 +171,11 @@ def error_page(request: Request, exc: EngramError) -> Response:
         caller=caller,
         csrf=caller.csrf if caller else "",
         path=request.url.path,
-        htmx=request.headers.get("hx-request") == "true",
+        htmx=is_htmx(request),
         error=exc,
     )
     headers = dict(SECURITY_HEADERS)
-    if request.headers.get("hx-request") == "true":
+    if is_htmx(request):
         # htmx swaps only 2xx responses by default: show the error where the result goes.
         headers["HX-Retarget"] = "#flash"
         headers["HX-Reswap"] = "innerHTML"

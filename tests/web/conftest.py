@@ -93,8 +93,10 @@ def web(tmp_path: Path) -> Iterator[WebServer]:
             yield WebServer(url, admin, api, llm, settings, app)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium, once per test module: Playwright's synchronous API runs an event loop of
+    its own while it is open, which asyncio tests of other modules must not find running."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         if REQUIRE:

@@ -35,7 +35,7 @@ from ...server.observability import observe_search
 from ...server.schemas import MAX_QUERY_CHARS, MAX_SEARCH_OFFSET
 from ...types import SearchResult
 from ..auth import Caller, WebCaller, require
-from ..render import WebRoute, page
+from ..render import WebRoute, is_htmx, page
 from .sources import source_link
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -146,10 +146,7 @@ def search_page(
     """The form, and with a query the results: a full page, or for htmx (not restoring
     history, which needs the whole page) the results region only."""
     require(caller, "read")
-    partial = (
-        request.headers.get("hx-request") == "true"
-        and request.headers.get("hx-history-restore-request") != "true"
-    )
+    partial = is_htmx(request)
     # The form's collection list only with the form: htmx swaps the results alone.
     tenant = caller.principal.tenant
     collections = [] if partial else collection_names(db, tenant)

@@ -40,5 +40,14 @@
     if (box) { event.preventDefault(); box.focus(); box.select && box.select(); }
   });
 
+  // htmx swaps only 2xx responses by default: an error page (4xx/5xx) is shown too, where
+  // the server points it (HX-Retarget: the page's #flash) or where the result would go.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.xhr.status >= 400) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   window.engram = { api, csrf };
 })();

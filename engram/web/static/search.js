@@ -1,5 +1,5 @@
-// The search page and the source viewer: the cited span scrolled into view, and errors of a
-// search (a malformed filter, an unknown collection) shown where the results go.
+// The source viewer: the cited span scrolled into view. (A search's errors are swapped into
+// the results region by app.js, as every htmx error is.)
 "use strict";
 (function () {
   function showCited() {
@@ -18,15 +18,4 @@
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showCited);
   else showCited();
-
-  // htmx swaps only 2xx responses; a search's error (a 4xx or 5xx page) is meant for the
-  // results region, where the person looks.
-  document.addEventListener("htmx:beforeSwap", (event) => {
-    const source = event.detail.requestConfig && event.detail.requestConfig.elt;
-    const status = event.detail.xhr.status;
-    if (status >= 400 && source && source.closest && source.closest("[data-swap-errors], #results")) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
-    }
-  });
 })();
