@@ -46,13 +46,7 @@ class _Static(StaticFiles):
 
 def install_web(app: FastAPI) -> None:
     for name in PAGES:
-        try:
-            module = importlib.import_module(f"{__package__}.pages.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.pages.{name}":
-                raise
-            continue  # an area not built yet
-        app.include_router(module.router)
+        app.include_router(importlib.import_module(f"{__package__}.pages.{name}").router)
     app.mount("/static", _Static(directory=STATIC), name="static")
     _html_not_found(app)
     app.add_middleware(_PageGZip)
