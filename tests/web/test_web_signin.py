@@ -107,3 +107,32 @@ def test_sign_in_never_redirects_off_site(web: WebServer) -> None:
             )
             assert r.status_code == 303
             assert r.headers["location"] == "/search", target
+
+
+def test_dev_mode_opens_the_pages_without_sign_in(tmp_path: Any) -> None:
+    """``engram serve --dev`` (authentication off, loopback only): every page opens for the
+    default tenant, forms still carry a CSRF secret (a cookie's), and the API is unchanged."""
+    from fastapi.testclient import TestClient
+
+    from engram.config import Settings
+    from engram.server.app import create_app
+
+    settings = Settings.build(data_dir=tmp_path / "data", embedding_model="hash", auth="none")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/sign-in", follow_redirects=False).status_code == 303
+        page = client.get("/knowledge")
+        assert page.status_code == 200 and "Development mode" in page.text
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert csrf and client.cookies.get("engram_csrf") == csrf.group(1)
+        for path in ("/search", "/chat", "/memory", "/jobs", "/dashboard", "/operations"):
+            assert client.get(path).status_code == 200, path
+        # A change without the secret is refused, with it accepted.
+        r = client.post("/knowledge", data={"name": "kb", "language": "en"})
+        assert r.status_code == 403
+        r = client.post(
+            "/knowledge",
+            data={"name": "kb", "language": "en", "csrf": csrf.group(1)},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text
+        assert [c["name"] for c in client.get("/v1/collections").json()["data"]] == ["kb"]
