@@ -136,3 +136,33 @@ def test_dev_mode_opens_the_pages_without_sign_in(tmp_path: Any) -> None:
         )
         assert r.status_code == 303, r.text
         assert [c["name"] for c in client.get("/v1/collections").json()["data"]] == ["kb"]
+
+
+def test_two_servers_on_one_data_directory_share_sessions(tmp_path: Any) -> None:
+    """Sessions live in the store: a sign-in through one server (its own Engram on the
+    embedded data directory, as another process would have) works on the other, and a
+    sign-out through the other ends it for both. (tests/test_multiprocess.py does the same
+    with server processes on PostgreSQL.)"""
+    from fastapi.testclient import TestClient
+
+    import engram
+    from engram.config import Settings
+    from engram.server.app import create_app
+
+    settings = Settings.build(data_dir=tmp_path / "data", embedding_model="hash")
+    with engram.open(settings=settings) as db:
+        _, key = db.create_key(scopes=["read"])
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        form = re.search(r'name="csrf" value="([^"]+)"', one.get("/sign-in").text)
+        assert form
+        r = one.post("/sign-in", data={"credential": key, "csrf": form.group(1)})
+        assert r.status_code == 200  # followed to /search
+        two.cookies.set("engram_session", one.cookies["engram_session"])
+        page = two.get("/search", follow_redirects=False)
+        assert page.status_code == 200
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert token
+        r = two.post("/sign-out", data={"csrf": token.group(1)}, follow_redirects=False)
+        assert r.status_code == 303
+        after = one.get("/search", follow_redirects=False)
+        assert after.status_code == 303 and after.headers["location"].startswith("/sign-in")
