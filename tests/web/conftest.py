@@ -12,8 +12,10 @@ serious or critical violations; :func:`shoot` saves a small screenshot to ``docs
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +149,23 @@ def page(browser: Any, web: WebServer) -> Iterator[Any]:
     context.close()
     assert not web.foreign, f"pages requested other hosts: {web.foreign}"
     assert not failed, f"static assets failed: {failed}"
+
+
+@contextmanager
+def signed_in(url: str, key: str) -> Iterator[tuple[httpx.Client, str]]:
+    """An HTTP client signed in to the server at ``url`` with ``key``, and its session's
+    CSRF secret (read from a page, as the pages' scripts read it)."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        form = client.get("/sign-in")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf, form.text[:300]
+        r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
+        assert r.status_code == 303, r.text
+        page = client.get("/search")
+        assert page.status_code == 200, page.text[:300]
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert token
+        yield client, token.group(1)
 
 
 def sign_in(page: Any, web: WebServer, key: str | None = None, then: str = "/search") -> None:

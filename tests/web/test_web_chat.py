@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import WebServer, check_accessibility, server_settings, shoot, sign_in
+from conftest import WebServer, check_accessibility, server_settings, shoot, sign_in, signed_in
 from live import serve_app
 from test_llms import completion, sse
 
@@ -148,30 +147,11 @@ def sign_in_fr(tab: Any, web: WebServer) -> None:
     tab.wait_for_url(f"{web.url}/chat*")
 
 
-@contextmanager
-def _session(url: str, key: str) -> Iterator[tuple[httpx.Client, str]]:
-    """A client signed in with ``key`` and its session's CSRF secret."""
-    client = httpx.Client(base_url=url, timeout=30)
-    r = client.get("/sign-in")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', r.text)
-    assert csrf, r.text[:300]
-    r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
-    assert r.status_code == 303, r.text
-    r = client.get("/chat")
-    assert r.status_code == 200, r.text
-    token = re.search(r'name="csrf-token" content="([^"]+)"', r.text)
-    assert token
-    try:
-        yield client, token.group(1)
-    finally:
-        client.close()
-
-
 def test_a_user_bound_key_sees_only_its_own_conversations(web: WebServer) -> None:
     mine = web.db.memory.create_conversation("alice", title="Alice's question", tenant="default")
     theirs = web.db.memory.create_conversation("bob", title="Bob's secret", tenant="default")
     web.db.memory.append_turn(theirs.id, "what is bob's salary?", "secret", tenant="default")
-    with _session(web.url, web.key("read", "write", user="alice")) as (client, csrf):
+    with signed_in(web.url, web.key("read", "write", user="alice")) as (client, csrf):
         listing = client.get("/chat")
         assert "Alice&#39;s question" in listing.text and "Bob" not in listing.text
         assert client.get(f"/chat/{mine.id}").status_code == 200
@@ -195,14 +175,14 @@ def test_a_user_bound_key_sees_only_its_own_conversations(web: WebServer) -> Non
 
 def test_tenant_wide_callers_list_their_web_conversations(web: WebServer) -> None:
     web.db.memory.create_conversation("bob", title="Bob's chat", tenant="default")
-    with _session(web.url, web.admin_key) as (client, _):
+    with signed_in(web.url, web.admin_key) as (client, _):
         r = client.get("/chat")
         assert r.status_code == 200 and "Bob&#39;s chat" not in r.text
         assert 'data-user="web:' in r.text
 
 
 def test_read_only_keys_read_but_cannot_ask(web: WebServer) -> None:
-    with _session(web.url, web.key("read")) as (client, csrf):
+    with signed_in(web.url, web.key("read")) as (client, csrf):
         r = client.get("/chat")
         assert r.status_code == 200 and 'id="ask"' not in r.text
         r = client.post("/chat", data={"csrf": csrf, "question": "hello?"})
@@ -210,7 +190,7 @@ def test_read_only_keys_read_but_cannot_ask(web: WebServer) -> None:
 
 
 def test_bad_input_gets_clear_errors(web: WebServer) -> None:
-    with _session(web.url, web.admin_key) as (client, csrf):
+    with signed_in(web.url, web.admin_key) as (client, csrf):
         assert client.get("/chat/nope").status_code == 404
         r = client.post("/chat", data={"csrf": csrf, "question": "  "})
         assert r.status_code == 422 and "question" in r.text
@@ -251,7 +231,7 @@ def test_without_javascript_or_a_model_answers_are_extractive_with_citations(
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as api:
         r = api.post("/v1/collections/kb/documents:batch", json={"documents": DOCS})
         assert r.status_code in (200, 201), r.text
-    with _session(url, admin) as (client, csrf):
+    with signed_in(url, admin) as (client, csrf):
         r = client.post(
             "/chat",
             data={

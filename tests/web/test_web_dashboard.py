@@ -4,12 +4,10 @@ charts and non-zero numbers; over HTTP, it is an admin page and takes 7, 30 or 9
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from conftest import WebServer, check_accessibility, shoot, sign_in
+from conftest import WebServer, check_accessibility, shoot, sign_in, signed_in
 from playwright.sync_api import expect
 
 from engram.store.records import EventWrite
@@ -63,23 +61,12 @@ def test_dashboard_shows_usage_quality_and_feedback(page: Any, web: WebServer) -
     assert stat(page, "searches") == "6"
 
 
-@contextmanager
-def session(web: WebServer, key: str) -> Iterator[httpx.Client]:
-    """A client signed in with ``key``."""
-    with httpx.Client(base_url=web.url, timeout=30) as client:
-        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/sign-in").text)
-        assert csrf
-        r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
-        assert r.status_code == 303, r.text
-        yield client
-
-
 def test_dashboard_is_for_admins_and_takes_known_periods(web: WebServer) -> None:
-    with session(web, web.key("read", "write")) as client:
+    with signed_in(web.url, web.key("read", "write")) as (client, _):
         r = client.get("/dashboard")
         assert r.status_code == 403 and "<html" in r.text
         assert 'href="/dashboard"' not in client.get("/jobs").text  # not in the navigation
-    with session(web, web.admin_key) as client:
+    with signed_in(web.url, web.admin_key) as (client, _):
         assert client.get("/dashboard").status_code == 200
         for days in ("90", "7"):
             assert client.get(f"/dashboard?days={days}").status_code == 200

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import httpx
-from conftest import WebServer, check_accessibility, shoot, sign_in
+from conftest import WebServer, check_accessibility, shoot, sign_in, signed_in
 from playwright.sync_api import expect
 
 
@@ -58,28 +55,15 @@ def test_a_failed_job_shows_its_reason_and_retry_runs_it(page: Any, web: WebServ
     expect(page.locator(".chart svg[role=img]")).to_have_count(2)
 
 
-@contextmanager
-def session(web: WebServer, key: str) -> Iterator[tuple[httpx.Client, str]]:
-    """A client signed in with ``key`` and its session's CSRF secret."""
-    with httpx.Client(base_url=web.url, timeout=30) as client:
-        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/sign-in").text)
-        assert csrf
-        r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
-        assert r.status_code == 303, r.text
-        token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/jobs").text)
-        assert token
-        yield client, token.group(1)
-
-
 def test_retry_needs_write_and_csrf_and_a_failed_job(web: WebServer) -> None:
     job_id = failed_job(web)
-    with session(web, web.key("read")) as (client, csrf):
+    with signed_in(web.url, web.key("read")) as (client, csrf):
         r = client.get("/jobs")
         assert r.status_code == 200 and job_id[:12] in r.text and "another-model" in r.text
         assert "/retry" not in r.text  # no Retry button without write
         r = client.post(f"/jobs/{job_id}/retry", data={"csrf": csrf})
         assert r.status_code == 403
-    with session(web, web.key("write")) as (client, csrf):
+    with signed_in(web.url, web.key("write")) as (client, csrf):
         assert client.post(f"/jobs/{job_id}/retry", data={}).status_code == 403  # no CSRF
         assert web.api.get(f"/v1/jobs/{job_id}").json()["status"] == "failed"
         r = client.post("/jobs/job_nope/retry", data={"csrf": csrf})
@@ -106,7 +90,7 @@ def test_retry_needs_write_and_csrf_and_a_failed_job(web: WebServer) -> None:
 
 
 def test_the_lists_poll_only_while_jobs_are_active(web: WebServer) -> None:
-    with session(web, web.admin_key) as (client, _):
+    with signed_in(web.url, web.admin_key) as (client, _):
         r = client.get("/jobs")
         assert 'hx-trigger="every 2s"' not in r.text  # nothing queued: no polling
         live = client.get("/jobs/live", headers={"HX-Request": "true"})

@@ -4,15 +4,11 @@ and their rules over HTTP: scopes, tenants, bad input."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import WebServer, check_accessibility, shoot, sign_in
+from conftest import WebServer, check_accessibility, shoot, sign_in, signed_in
 
 DONE = "li.upload-item[data-state=done]"
 FAILED = "li.upload-item[data-state=failed]"
@@ -157,20 +153,6 @@ def test_french_knowledge_page(page: Any, web: WebServer) -> None:
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
-@contextmanager
-def _session(web: WebServer, key: str) -> Iterator[tuple[httpx.Client, str]]:
-    """A client signed in with ``key`` and its session's CSRF secret."""
-    client = httpx.Client(base_url=web.url, timeout=30)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/sign-in").text)
-    assert csrf
-    r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
-    assert r.status_code == 303, r.text
-    token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/knowledge").text)
-    assert token
-    try:
-        yield client, token.group(1)
-    finally:
-        client.close()
 
 
 @pytest.fixture
@@ -184,7 +166,7 @@ def kb(web: WebServer) -> WebServer:
 
 
 def test_a_read_only_session_sees_but_cannot_change(kb: WebServer) -> None:
-    with _session(kb, kb.key("read")) as (client, csrf):
+    with signed_in(kb.url, kb.key("read")) as (client, csrf):
         page = client.get("/knowledge/kb")
         assert page.status_code == 200 and "guide/setup.md" in page.text
         assert "Delete" not in page.text and "Upload files" not in page.text
@@ -202,14 +184,14 @@ def test_a_read_only_session_sees_but_cannot_change(kb: WebServer) -> None:
 
 
 def test_changes_need_the_csrf_secret(kb: WebServer) -> None:
-    with _session(kb, kb.admin_key) as (client, _):
+    with signed_in(kb.url, kb.admin_key) as (client, _):
         r = client.post("/knowledge/kb/delete", data={"key": "guide/setup.md"})
         assert r.status_code == 403
     assert kb.db.document("guide/setup.md", "kb").version == 1
 
 
 def test_another_tenants_collection_is_not_found(kb: WebServer) -> None:
-    with _session(kb, kb.key("write")) as (client, csrf):
+    with signed_in(kb.url, kb.key("write")) as (client, csrf):
         assert "theirs" not in client.get("/knowledge").text
         assert client.get("/knowledge/theirs").status_code == 404
         assert client.get("/knowledge/theirs/documents/secret").status_code == 404
@@ -219,7 +201,7 @@ def test_another_tenants_collection_is_not_found(kb: WebServer) -> None:
 
 
 def test_create_collection_and_bad_input(kb: WebServer) -> None:
-    with _session(kb, kb.key("write")) as (client, csrf):
+    with signed_in(kb.url, kb.key("write")) as (client, csrf):
         r = client.post(
             "/knowledge",
             data={
@@ -254,7 +236,7 @@ def test_documents_filters_and_pages(kb: WebServer) -> None:
         [{"id": f"doc-{i:03d}", "text": f"text {i}", "metadata": {"n": i}} for i in range(120)],
         collection="kb",
     )
-    with _session(kb, kb.key("read")) as (client, _):
+    with signed_in(kb.url, kb.key("read")) as (client, _):
         first = client.get("/knowledge/kb").text
         assert first.count('class="mono">doc-') == 50
         assert "start=50" in first

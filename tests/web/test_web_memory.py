@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-from conftest import WebServer, check_accessibility, shoot, sign_in
+from conftest import WebServer, check_accessibility, shoot, sign_in, signed_in
 
 
 def _seed(web: WebServer) -> dict[str, str]:
@@ -116,28 +113,9 @@ def test_memory_pages_history_forget_export_and_erase(
     assert page.locator("ul.users").get_by_role("link", name="alice").count() == 0
 
 
-@contextmanager
-def _session(web: WebServer, key: str) -> Iterator[tuple[httpx.Client, str]]:
-    """A client signed in with ``key`` and its session's CSRF secret."""
-    client = httpx.Client(base_url=web.url, timeout=30)
-    form = client.get("/sign-in")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf
-    r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
-    assert r.status_code == 303, r.text
-    token = re.search(
-        r'name="csrf-token" content="([^"]+)"', client.get("/memory", follow_redirects=True).text
-    )
-    assert token
-    try:
-        yield client, token.group(1)
-    finally:
-        client.close()
-
-
 def test_a_read_session_cannot_export_erase_or_forget(web: WebServer) -> None:
     ids = _seed(web)
-    with _session(web, web.key("read")) as (client, csrf):
+    with signed_in(web.url, web.key("read")) as (client, csrf):
         assert client.get("/memory").status_code == 200
         page = client.get("/memory/users/alice")
         assert page.status_code == 200 and "Prefers aisle seats" in page.text
@@ -153,7 +131,7 @@ def test_a_read_session_cannot_export_erase_or_forget(web: WebServer) -> None:
 
 def test_a_user_bound_session_sees_only_its_user(web: WebServer) -> None:
     ids = _seed(web)
-    with _session(web, web.key("read", "write", user="alice")) as (client, csrf):
+    with signed_in(web.url, web.key("read", "write", user="alice")) as (client, csrf):
         r = client.get("/memory")
         assert r.status_code == 303 and r.headers["location"] == "/memory/users/alice"
         assert client.get("/memory/users/alice").status_code == 200
@@ -175,7 +153,7 @@ def test_a_user_bound_session_sees_only_its_user(web: WebServer) -> None:
 def test_users_are_paged_and_bad_input_is_a_clear_error(web: WebServer) -> None:
     for i in range(53):
         web.db.memory.create_conversation(f"user-{i:02d}")
-    with _session(web, web.admin_key) as (client, _):
+    with signed_in(web.url, web.admin_key) as (client, _):
         first = client.get("/memory")
         assert first.status_code == 200
         assert "user-49" in first.text and "user-50" not in first.text

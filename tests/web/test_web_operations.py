@@ -5,12 +5,10 @@ admin key bound to a user."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from conftest import WebServer, check_accessibility, shoot, sign_in
+from conftest import WebServer, check_accessibility, shoot, sign_in, signed_in
 
 
 def test_health_then_a_key_created_shown_once_used_and_revoked(page: Any, web: WebServer) -> None:
@@ -68,36 +66,17 @@ def test_an_admin_key_bound_to_a_user_is_refused_on_the_form(page: Any, web: Web
     check_accessibility(page)
 
 
-@contextmanager
-def _session(web: WebServer, key: str) -> Iterator[tuple[httpx.Client, str]]:
-    """A client signed in with ``key`` and its session's CSRF secret."""
-    client = httpx.Client(base_url=web.url, timeout=30)
-    form = client.get("/sign-in")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf
-    r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
-    assert r.status_code == 303, r.text
-    token = re.search(
-        r'name="csrf-token" content="([^"]+)"', client.get("/memory", follow_redirects=True).text
-    )
-    assert token
-    try:
-        yield client, token.group(1)
-    finally:
-        client.close()
-
-
 def test_operations_is_for_admins_of_their_own_tenant(web: WebServer) -> None:
     other_key, _ = web.db.create_key(tenant="other", scopes=["read"], name="theirs")
     for scopes, user in ((("read",), None), (("write",), None), (("read", "write"), "alice")):
-        with _session(web, web.key(*scopes, user=user)) as (client, csrf):
+        with signed_in(web.url, web.key(*scopes, user=user)) as (client, csrf):
             assert client.get("/operations").status_code == 403
             assert client.get("/operations/health").status_code == 403
             r = client.post(
                 "/operations/keys", data={"csrf": csrf, "name": "x", "scopes": ["admin"]}
             )
             assert r.status_code == 403
-    with _session(web, web.admin_key) as (client, csrf):
+    with signed_in(web.url, web.admin_key) as (client, csrf):
         page = client.get("/operations")
         assert page.status_code == 200
         assert "theirs" not in page.text and other_key.id not in page.text

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import pytest
-from conftest import WebServer, check_accessibility, shoot, sign_in
+from conftest import WebServer, check_accessibility, shoot, sign_in, signed_in
 
 TEAMS = ("hr", "it", "it", "sales", "it")  # doc-i has TEAMS[i % 5]: 5 of 25 are hr
 FAR_WORD = "zeppelin"
@@ -147,7 +145,7 @@ def test_search_highlights_explain_paging_filters_and_citation(
 def test_search_works_without_javascript_and_is_recorded(
     web: WebServer, seeded: dict[str, str]
 ) -> None:
-    with _session(web, web.key("read")) as client:
+    with signed_in(web.url, web.key("read")) as (client, _):
         r = client.get("/search", params={"q": "vacation", "collection": "kb", "mode": "keyword"})
         assert r.status_code == 200, r.text
         assert r.text.count('class="hit"') == 10
@@ -175,7 +173,7 @@ def test_search_works_without_javascript_and_is_recorded(
 def test_bad_filters_spans_and_versions_are_clear_errors(
     web: WebServer, seeded: dict[str, str]
 ) -> None:
-    with _session(web, web.key("read")) as client:
+    with signed_in(web.url, web.key("read")) as (client, _):
         r = client.get("/search", params={"q": "vacation", "where": "year=>2020"})
         assert r.status_code == 422 and "cannot parse filter" in r.text
         assert 'id="q"' in r.text  # the form is still there to fix it
@@ -193,7 +191,7 @@ def test_bad_filters_spans_and_versions_are_clear_errors(
 
 
 def test_pages_in_french_have_every_message(web: WebServer, seeded: dict[str, str]) -> None:
-    with _session(web, web.key("read")) as client:
+    with signed_in(web.url, web.key("read")) as (client, _):
         client.headers["Accept-Language"] = "fr-FR,fr;q=0.9"
         for path, params in (
             ("/search", {"q": "vacation", "where": "team=hr"}),
@@ -210,7 +208,7 @@ def test_pages_in_french_have_every_message(web: WebServer, seeded: dict[str, st
 
 def test_another_tenant_sees_nothing(web: WebServer, seeded: dict[str, str]) -> None:
     other = web.key("read", tenant="other")
-    with _session(web, other) as client:
+    with signed_in(web.url, other) as (client, _):
         r = client.get("/search", params={"q": "vacation", "collection": "kb"})
         assert r.status_code == 404
         assert "Vacation policy" not in r.text and "doc-0" not in r.text
@@ -226,17 +224,3 @@ def test_signed_out_is_sent_to_sign_in(web: WebServer) -> None:
         for path in ("/search?q=x", "/source/kb/doc-01?start=0&end=4"):
             r = client.get(path)
             assert r.status_code == 303 and r.headers["location"].startswith("/sign-in?next=")
-
-
-@contextmanager
-def _session(web: WebServer, key: str) -> Iterator[httpx.Client]:
-    """An HTTP client signed in with ``key``."""
-    client = httpx.Client(base_url=web.url, timeout=30)
-    try:
-        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/sign-in").text)
-        assert csrf
-        r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
-        assert r.status_code == 303, r.text
-        yield client
-    finally:
-        client.close()

@@ -4,12 +4,10 @@ flags, CSRF on every change, revocation, bindings, and no open redirect."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from conftest import WebServer, check_accessibility, open_context, shoot, sign_in
+from conftest import WebServer, check_accessibility, open_context, shoot, sign_in, signed_in
 
 
 def test_sign_in_page_then_a_session(page: Any, web: WebServer) -> None:
@@ -40,25 +38,6 @@ def test_french_interface_from_the_browser_language(browser: Any, web: WebServer
         context.close()
 
 
-@contextmanager
-def _session(web: WebServer, key: str) -> Iterator[tuple[httpx.Client, str]]:
-    """A client signed in with ``key`` and its session's CSRF secret."""
-    client = httpx.Client(base_url=web.url, timeout=30)
-    r = client.get("/sign-in")
-    assert r.status_code == 200
-    csrf = re.search(r'name="csrf" value="([^"]+)"', r.text)
-    assert csrf
-    r = client.post("/sign-in", data={"credential": key, "csrf": csrf.group(1)})
-    assert r.status_code == 303, r.text
-    page = client.get("/sign-in", follow_redirects=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
-    assert token, page.text[:300]
-    try:
-        yield client, token.group(1)
-    finally:
-        client.close()
-
-
 def test_sign_in_without_the_csrf_cookie_is_refused(web: WebServer) -> None:
     with httpx.Client(base_url=web.url) as client:
         r = client.post("/sign-in", data={"credential": web.admin_key, "csrf": "forged"})
@@ -67,7 +46,7 @@ def test_sign_in_without_the_csrf_cookie_is_refused(web: WebServer) -> None:
 
 
 def test_the_api_takes_the_session_only_with_its_csrf_header(web: WebServer) -> None:
-    with _session(web, web.admin_key) as (client, csrf):
+    with signed_in(web.url, web.admin_key) as (client, csrf):
         assert client.get("/v1/collections").status_code == 403  # cookie alone: refused
         r = client.get("/v1/collections", headers={"X-CSRF-Token": csrf})
         assert r.status_code == 200, r.text
@@ -77,7 +56,7 @@ def test_the_api_takes_the_session_only_with_its_csrf_header(web: WebServer) -> 
 
 def test_revoking_the_key_ends_its_sessions(web: WebServer) -> None:
     key = web.key("read")
-    with _session(web, key) as (client, csrf):
+    with signed_in(web.url, key) as (client, csrf):
         assert client.get("/v1/collections", headers={"X-CSRF-Token": csrf}).status_code == 200
         key_id = next(k.id for k in web.db.keys(tenant="default") if key.startswith(f"egm_{k.id}"))
         web.db.revoke_key(key_id)
@@ -87,7 +66,7 @@ def test_revoking_the_key_ends_its_sessions(web: WebServer) -> None:
 
 
 def test_a_read_key_session_cannot_write(web: WebServer) -> None:
-    with _session(web, web.key("read")) as (client, csrf):
+    with signed_in(web.url, web.key("read")) as (client, csrf):
         r = client.post(
             "/v1/collections/kb/documents",
             json={"id": "a", "text": "hello"},
