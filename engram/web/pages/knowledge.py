@@ -10,7 +10,6 @@ the tenant's (no per-user binding, as in the documents API).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -26,6 +25,7 @@ from ...search.analyzer import LANGUAGES
 from ...search.filters import parse_where_args
 from ...search.fusion import FUSION_METHODS
 from ...server.deps import DB
+from ...server.routes.documents import parse_where
 from ...store.records import Where
 from ...types import Collection, DocumentInfo
 from ..auth import Caller, WebCaller, require
@@ -160,16 +160,7 @@ def parse_filter(raw: str) -> Where | None:
     if not raw:
         return None
     if raw.startswith("{"):
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(
-                f"the filter is not valid JSON: {exc.msg} at position {exc.pos}",
-                hint='e.g. {"year": {"$gte": 2020}}',
-            ) from exc
-        if not isinstance(value, dict):
-            raise InvalidInput("a JSON filter is an object", hint='e.g. {"team": "hr"}')
-        return value
+        return parse_where(raw)  # as the API's ?where=
     return parse_where_args([p.strip() for p in raw.split(";") if p.strip()])
 
 
