@@ -5,7 +5,10 @@ failing its job with the parser's message and its retry, and the queue shared by
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +19,6 @@ from fastapi.testclient import TestClient
 
 import engram
 from engram.config import Settings
-from engram.jobs import JobWorker
 from engram.server.app import create_app
 
 TIMEOUT = 20.0
@@ -169,15 +171,26 @@ def test_the_upload_is_checked_before_queueing(client: TestClient) -> None:
 
 
 def test_a_file_queued_by_one_app_is_run_by_another_process(settings: Settings) -> None:
-    """The queue lives in the store: any worker on the same database (PostgreSQL) or data
-    directory (SQLite) runs an upload queued by another server."""
+    """The queue lives in the store: an ``engram worker`` process on the same database
+    (PostgreSQL) or data directory (SQLite) runs an upload queued by a server."""
     with TestClient(create_app(settings)) as client:
         client.app.state.jobs.stop()  # type: ignore[attr-defined]  # this one runs nothing
         job_id = upload(client, "notes.md", b"# Notes\n\n## Otters\n\nOtters hold hands.\n")
         job_id = job_id.json()["job_id"]
-        with engram.open(settings=settings) as other:
-            done = JobWorker(other).run_once()
-        assert done is not None and done.id == job_id and done.status == "succeeded"
+        env = {**os.environ, "ENGRAM_DATA_DIR": str(settings.data_dir)}
+        env["ENGRAM_EMBEDDING_MODEL"] = "hash"
+        if settings.database_url:
+            env["ENGRAM_DATABASE_URL"] = str(settings.database_url)
+        cli = "import sys; from engram.cli import main; sys.argv[0] = 'engram'; main()"
+        run = subprocess.run(
+            [sys.executable, "-c", cli, "worker", "--burst"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        assert f"job {job_id} (default) succeeded" in run.stderr
         job = client.get(f"/v1/jobs/{job_id}").json()
         assert job["status"] == "succeeded" and job["result"]["added"] == 1
         hits = client.post(
