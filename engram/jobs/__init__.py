@@ -1,4 +1,5 @@
-"""Background jobs: work too large for one HTTP request (big ingestion batches).
+"""Background jobs: work too large for one HTTP request (big ingestion batches, uploaded
+files parsed and indexed after the upload answered).
 
 A job is a row of the store's ``jobs`` table: queued by the API
 (:func:`~engram.jobs.queue.enqueue_batch`), run by a :class:`~engram.jobs.worker.JobWorker`
@@ -26,17 +27,28 @@ from typing import TYPE_CHECKING
 from ..lazy import exports
 
 if TYPE_CHECKING:
-    from .queue import INGEST_BATCH, enqueue_batch
+    from .queue import INGEST_BATCH, INGEST_FILE, enqueue_batch, enqueue_file
     from .types import JOB_STATUSES, Job, JobStatus
     from .worker import JobWorker
 
-__all__ = ["INGEST_BATCH", "JOB_STATUSES", "Job", "JobStatus", "JobWorker", "enqueue_batch"]
+__all__ = [
+    "INGEST_BATCH",
+    "INGEST_FILE",
+    "JOB_STATUSES",
+    "Job",
+    "JobStatus",
+    "JobWorker",
+    "enqueue_batch",
+    "enqueue_file",
+]
 
 # Imported on first use: the store imports the record types (engram.jobs.types), and must
 # not pull the queue and the worker in with them (a one-shot search runs neither).
 _SOURCES = {
     "INGEST_BATCH": ".queue",
+    "INGEST_FILE": ".queue",
     "enqueue_batch": ".queue",
+    "enqueue_file": ".queue",
     "JOB_STATUSES": ".types",
     "Job": ".types",
     "JobStatus": ".types",

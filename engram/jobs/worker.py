@@ -5,8 +5,9 @@ The worker claims the oldest queued job, runs it, records progress (at most ever
 exponential backoff (``retry_delay`` × 1, 2, 4 …) until ``max_attempts`` runs have failed,
 then the job fails with the last error; errors that retrying cannot fix (an
 :class:`~engram.errors.EngramError` with a 4xx status, e.g. a collection built with another
-embedding model) fail it at once. Documents that fail to parse are not job failures: they are
-in the result's ``errors``, like a synchronous batch.
+embedding model, or an uploaded file that cannot be parsed) fail it at once. Documents that
+fail to parse are not job failures: they are in the result's ``errors``, like a synchronous
+batch.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EngramError
 from ..memory import extract
-from .queue import EXTRACT_MEMORIES, INGEST_BATCH
+from .files import run_file
+from .queue import EXTRACT_MEMORIES, INGEST_BATCH, INGEST_FILE
 from .types import Job
 
 if TYPE_CHECKING:  # engram.engine imports the store, which imports engram.jobs.types
     from ..engine import Engram
     from ..providers.llms.base import LLM
     from ..store.contract import JobStore
+    from ..types import IngestReport
 
 logger = logging.getLogger("engram.jobs")
 
@@ -60,6 +63,7 @@ class JobWorker:
         lease_seconds: float = 60.0,
         progress_interval: float = 0.5,
         on_finish: Callable[[str], None] | None = None,
+        on_ingest: Callable[[Job, IngestReport], None] | None = None,
         llm: LLM | None = None,
     ) -> None:
         self.db = db
@@ -69,6 +73,8 @@ class JobWorker:
         self._model_lock = threading.Lock()
         # Told "succeeded", "failed" or "retried" as attempts end (the server's metrics).
         self._on_finish = on_finish
+        # Told the report of each uploaded file ingested (the server's ingest metrics/events).
+        self._on_ingest = on_ingest
         self.store: JobStore = db.store
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
@@ -219,6 +225,14 @@ class JobWorker:
     def _run(self, job: Job, progress: _Progress) -> dict[str, Any]:
         if job.kind == EXTRACT_MEMORIES:
             return extract.run(self.db.memory, self._model(), job, progress.save)
+        if job.kind == INGEST_FILE:
+            report = run_file(self.db, job, progress)
+            if self._on_ingest is not None:
+                try:
+                    self._on_ingest(job, report)
+                except Exception:  # a metrics hook must never fail a job
+                    logger.exception("the job ingest hook failed")
+            return report.to_dict()
         if job.kind != INGEST_BATCH:
             raise _PermanentFailure(f"unknown job kind {job.kind!r}")
         documents = (job.payload or {}).get("documents", [])
@@ -247,6 +261,11 @@ class _Progress:
         self.documents, self.chunks = documents, chunks
         if time.monotonic() - self.written >= self.worker.progress_interval:
             self.flush()
+
+    def expect(self, total: int) -> None:
+        """The documents total, known once the job's file is parsed: recorded now."""
+        self.total = total
+        self.flush()
 
     def save(self, progress: dict[str, Any]) -> None:
         """Record a job's own progress (an extraction's plan and how far it got) now."""

@@ -31,7 +31,7 @@ from .docs_pages import install_docs
 from .errors import UnexpectedErrorMiddleware, api_error, install_error_handlers
 from .jwt_auth import JwtVerifier
 from .limits import MAX_REQUEST_BYTES, RequestSizeLimitMiddleware
-from .observability import build_route_templates, install_observability
+from .observability import build_route_templates, install_observability, observe_job_ingest
 from .ratelimit_setup import make_limiter
 from .routes import api_router
 
@@ -77,9 +77,14 @@ def create_app(settings: Settings, *, db: Engram | None = None) -> FastAPI:
             if settings.llm
             else None
         )
-        # background jobs (engram.jobs), their outcomes counted in engram_jobs_finished_total
+        # background jobs (engram.jobs), their outcomes counted in engram_jobs_finished_total,
+        # uploaded files' ingestion in the ingest metrics and events as a synchronous upload
+        observability = app.state.observability
         app.state.jobs = JobWorker(
-            app.state.db, on_finish=app.state.metrics.job_finished, llm=app.state.llm
+            app.state.db,
+            on_finish=app.state.metrics.job_finished,
+            on_ingest=lambda job, report: observe_job_ingest(observability, job, report),
+            llm=app.state.llm,
         )
         app.state.jobs.start()
         # forwarding to an external analytics endpoint and the retention purge, if configured

@@ -40,6 +40,7 @@ from .recorder import EventRecorder
 
 if TYPE_CHECKING:
     from ..engine import Engram
+    from ..jobs.types import Job
     from ..search.searcher import SearchResponse
     from .principal import Principal
 
@@ -293,19 +294,46 @@ def observe_ingest(
     context.observability.metrics.observe_ingest(report)
     if tenant is not None:
         principal = context.principal
-        counts = report.to_dict()
-        counts.pop("errors", None)
-        if collection is not None:
-            counts["collection"] = collection
         context.observability.record(
-            EventWrite(
-                tenant,
-                "ingest",
+            ingest_event(
+                report,
+                tenant=tenant,
+                collection=collection,
                 key_id=principal.key_id if principal else None,
-                latency_ms=round(report.seconds * 1000, 3),
-                data=counts,
             )
         )
+
+
+def ingest_event(
+    report: IngestReport, *, tenant: str, collection: str | None, key_id: str | None
+) -> EventWrite:
+    """The ``ingest`` event of a report: its counts (and the collection)."""
+    counts = report.to_dict()
+    counts.pop("errors", None)
+    if collection is not None:
+        counts["collection"] = collection
+    return EventWrite(
+        tenant,
+        "ingest",
+        key_id=key_id,
+        latency_ms=round(report.seconds * 1000, 3),
+        data=counts,
+    )
+
+
+def observe_job_ingest(observability: Observability, job: Job, report: IngestReport) -> None:
+    """What :func:`observe_ingest` records for a synchronous upload, for an uploaded file
+    ingested by this process's job worker (no request: the job names the uploader's key)."""
+    observability.metrics.observe_ingest(report)
+    key_id = (job.payload or {}).get("key_id")
+    observability.record(
+        ingest_event(
+            report,
+            tenant=job.tenant,
+            collection=job.collection,
+            key_id=key_id if isinstance(key_id, str) else None,
+        )
+    )
 
 
 def record_event(

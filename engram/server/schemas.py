@@ -175,11 +175,14 @@ class JobProgress(BaseModel):
 
 
 class JobPublic(BaseModel):
-    """A background job: a large batch being ingested. Poll it until its status is
+    """A background job: a large batch or an uploaded file being ingested. Poll it until its status is
     ``succeeded`` (``result`` holds the ingestion report) or ``failed`` (see ``error``)."""
 
     job_id: str
-    kind: str = Field(description="What the job does: ingest.batch.")
+    kind: str = Field(
+        description="What the job does: ingest.batch, ingest.file (an uploaded file parsed"
+        " and ingested), memory.extract."
+    )
     collection: str | None
     status: JobStatus
     progress: JobProgress

@@ -1,6 +1,6 @@
-"""The knowledge pages in a real browser (uploads of files with live progress, the document
-list, versions and their diff, deleting with confirmation, a failing file and its Retry),
-and their rules over HTTP: scopes, tenants, bad input."""
+"""The knowledge pages in a real browser (uploads of files with live progress and their
+background jobs, the document list, versions and their diff, deleting with confirmation, a
+failing file and its Retry), and their rules over HTTP: scopes, tenants, bad input."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from conftest import WebServer, check_accessibility, shoot, sign_in, signed_in
 
 DONE = "li.upload-item[data-state=done]"
 FAILED = "li.upload-item[data-state=failed]"
+QUEUED = "li.upload-item[data-state=queued]"
+INDEXING = "li.upload-item[data-state=indexing]"
 
 
 def _pdf(path: Path, text: str) -> Path:
@@ -38,12 +40,35 @@ def test_upload_list_versions_diff_and_delete(page: Any, web: WebServer, tmp_pat
     assert page.get_by_text("No collections yet").count() == 1
     check_accessibility(page)
 
-    # A PDF into a new collection, from the knowledge page: live state, then done.
+    # A PDF into a new collection, from the knowledge page: uploaded, then its background
+    # job is followed. The server's worker is paused, so the job waits in the queue.
+    worker = web.app.state.jobs
+    worker.stop()
     page.get_by_label("Collection", exact=True).fill("handbooks")
     page.get_by_label("Choose files").set_input_files(str(pdf))
+    queued = page.locator(QUEUED).filter(has_text="handbook.pdf")
+    queued.wait_for()
+    assert "Queued" in queued.inner_text()
+    link = queued.get_by_role("link", name="Indexing page (the job of handbook.pdf)")
+    assert link.get_attribute("href") == "/jobs"
+    [job] = web.db.store.list_jobs(tenant="default")
+    assert job.kind == "ingest.file" and job.status == "queued"
+    # A worker takes it and reports progress: the row shows it.
+    claimed = web.db.store.claim_job()
+    assert claimed is not None and claimed.id == job.id
+    progress = {"documents_done": 0, "documents_total": 1, "chunks_done": 0}
+    web.db.store.set_job_progress(job.id, attempt=claimed.attempts, progress=progress)
+    indexing = page.locator(INDEXING).filter(has_text="handbook.pdf")
+    indexing.filter(has_text="0/1 document(s)").wait_for()
+    assert "Indexing" in indexing.inner_text()
+    check_accessibility(page)
+    # Back in the queue, and the server's worker running again: the job ends, the row too.
+    web.db.store.requeue_job(job.id, attempt=claimed.attempts)
+    worker.start()
     item = page.locator(DONE).filter(has_text="handbook.pdf")
     item.wait_for()
     assert "Done" in item.inner_text() and "added" in item.inner_text()
+    assert web.db.store.get_job(job.id, tenant="default").status == "succeeded"
     assert page.locator("[data-upload-summary]").inner_text().startswith("1 of 1 file(s) done")
     # The collections table reloads with the new collection and its size.
     row = page.locator("#collections tbody tr").filter(has_text="handbooks")
@@ -127,19 +152,34 @@ def test_a_failing_file_shows_its_error_and_a_retry(
     sign_in(page, web, then="/knowledge/kb")
     page.get_by_label("Choose files").set_input_files([str(broken), str(unknown), str(good)])
     page.locator(DONE).filter(has_text="fine.md").wait_for()
+    # The PDF was uploaded, then its job failed with the parser's reason.
     bad_pdf = page.locator(FAILED).filter(has_text="broken.pdf")
     bad_pdf.wait_for()
     assert "not a readable PDF" in bad_pdf.locator(".notice.error").inner_text()
+    assert bad_pdf.get_by_role("link", name="Indexing page (the job of broken.pdf)").count() == 1
+    # The unknown type was refused by the upload itself: no job.
     bad_ext = page.locator(FAILED).filter(has_text="picture.xyz")
     assert "cannot tell the format" in bad_ext.locator(".notice.error").inner_text()
+    assert bad_ext.get_by_role("link").count() == 0
     summary = page.locator("[data-upload-summary]")
     summary.filter(has_text="1 of 3 file(s) done, 2 failed").wait_for()
     check_accessibility(page)
-    # Retry sends the file again (it fails again, with its message).
+    jobs = {j.kind: j for j in web.db.store.list_jobs(tenant="default", status="failed")}
+    assert "not a readable PDF" in (jobs["ingest.file"].error or "")
+    # Retry queues the failed job again (it kept the file); it fails again, with its message.
     retry = bad_pdf.get_by_role("button", name="Retry broken.pdf")
-    retry.click()
+    with page.expect_response(lambda r: r.url.endswith(":retry")) as requeued:
+        retry.click()
+    assert requeued.value.status == 200
+    assert jobs["ingest.file"].id in requeued.value.url
     page.locator(FAILED).filter(has_text="broken.pdf").locator("button").wait_for()
     assert "not a readable PDF" in bad_pdf.inner_text()
+    assert len(web.db.store.list_jobs(tenant="default")) == 2  # no new upload: fine.md, broken
+    # Retry of a refused upload sends the file again.
+    with page.expect_request(lambda r: "/files" in r.url) as resent:
+        bad_ext.get_by_role("button", name="Retry picture.xyz").click()
+    assert resent.value.method == "POST"
+    page.locator(FAILED).filter(has_text="picture.xyz").locator("button").wait_for()
     assert page.locator("#documents tbody tr").filter(has_text="fine.md").count() == 1
 
 

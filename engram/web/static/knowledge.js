@@ -1,9 +1,13 @@
 // engram web app: uploads on the knowledge pages. Files and folders (picked, or dropped:
 // folders are walked with webkitGetAsEntry) are sent one at a time per slot to the API,
-// POST /v1/collections/{name}/files, with the session's CSRF header. Each file shows its
-// upload progress, then "indexing" until the API answers with its report; an answer that is
-// a background job (202) is polled at /v1/jobs/{id}. A failed file shows the API's message
-// and a Retry button. When the queue is empty, the page's list is reloaded in place.
+// POST /v1/collections/{name}/files?async=true, with the session's CSRF header: the API
+// checks the file and answers 202 with a background job (ingest.file) that a worker parses
+// and indexes. Each file shows its upload progress, then its job, polled at /v1/jobs/{id}:
+// "Queued", "Indexing n/m" (documents of the file), then "Done" with what happened, or
+// "Failed" with the reason. Retry queues a failed job again (POST /v1/jobs/{id}:retry: the
+// job kept the file), or sends the file again when the upload itself failed. Each row with
+// a job links to the Indexing page (/jobs). When the queue is empty, the page's list is
+// reloaded in place.
 "use strict";
 (function () {
   const SLOTS = 2; // files uploaded at once
@@ -80,6 +84,20 @@
       list.append(li);
     }
 
+    // The row's link to the Indexing page, once the file has a job.
+    function linkJob(item) {
+      if (item.jobLink) return;
+      item.jobLink = document.createElement("a");
+      item.jobLink.href = "/jobs";
+      item.jobLink.className = "small job-link";
+      item.jobLink.textContent = messages.job_link;
+      const who = document.createElement("span");
+      who.className = "sr-only";
+      who.textContent = " " + format(messages.job_of, { name: item.path });
+      item.jobLink.append(who);
+      item.li.querySelector(".upload-head").append(" ", item.jobLink);
+    }
+
     function show(item, state, percent, detail) {
       item.status = state;
       item.li.dataset.state = state;
@@ -87,7 +105,8 @@
       item.state.className = "badge" + (state === "done" ? " ok" : state === "failed" ? " bad" : "");
       if (percent === null) item.bar.removeAttribute("value"); // indeterminate
       else item.bar.value = percent;
-      item.detail.textContent = detail || (percent !== null && state !== "done" ? percent + "%" : "");
+      const percentText = percent !== null && state === "uploading" ? percent + "%" : "";
+      item.detail.textContent = detail || percentText;
     }
 
     function fail(item, message) {
@@ -103,13 +122,13 @@
         form.append("file", item.file, item.file.name);
         form.append("key", item.path);
         const xhr = new XMLHttpRequest();
-        xhr.open("POST", "/v1/collections/" + encodeURIComponent(name) + "/files");
+        xhr.open("POST", "/v1/collections/" + encodeURIComponent(name) + "/files?async=true");
         xhr.setRequestHeader("X-CSRF-Token", window.engram.csrf());
         xhr.responseType = "text";
         xhr.upload.addEventListener("progress", (event) => {
           if (event.lengthComputable) show(item, "uploading", Math.round((99 * event.loaded) / event.total));
         });
-        xhr.upload.addEventListener("load", () => show(item, "indexing", null));
+        xhr.upload.addEventListener("load", () => show(item, "queued", null));
         xhr.addEventListener("load", () => {
           if (xhr.status >= 200 && xhr.status < 300) {
             try {
@@ -124,24 +143,54 @@
       });
     }
 
-    // A background job (202): poll it until it ends; its report, or an Error.
+    // The file's job: shown as it goes (queued, then indexing n of m documents) until it
+    // ends; its report, or an Error with the job's reason. A failed job stays the item's
+    // (Retry queues it again); a finished one is let go (Retry sends the file again).
     async function follow(item, job) {
-      while (job.status === "queued" || job.status === "running") {
+      item.job = job.job_id;
+      linkJob(item);
+      for (;;) {
         const p = job.progress || {};
-        const percent = p.documents_total ? Math.round((100 * p.documents_done) / p.documents_total) : null;
-        show(item, "indexing", percent);
+        if (job.status === "queued") show(item, "queued", null);
+        else if (job.status === "running" && p.documents_total) {
+          const counts = { done: p.documents_done || 0, total: p.documents_total };
+          const percent = Math.round((100 * counts.done) / counts.total);
+          show(item, "indexing", percent, format(messages.indexing_of, counts));
+        } else if (job.status === "running") show(item, "indexing", null, messages.parsing);
+        else break;
         await sleep(POLL_MS);
         job = await window.engram.api("/v1/jobs/" + encodeURIComponent(job.job_id));
       }
       if (job.status !== "succeeded") throw new Error(job.error || job.status);
+      item.job = null;
       return job.result;
+    }
+
+    // Retry of a file whose job did not end well: queue the job again if it failed (it
+    // kept the file), or go on following it (a poll that failed); the job, or an Error.
+    async function resume(item) {
+      const path = "/v1/jobs/" + encodeURIComponent(item.job);
+      try {
+        const job = await window.engram.api(path);
+        if (job.status !== "failed") return job;
+        return await window.engram.api(path + ":retry", { method: "POST" });
+      } catch (error) {
+        item.job = null; // the next Retry sends the file again
+        throw error;
+      }
     }
 
     async function run(item) {
       const name = collection();
       if (!name) throw new Error(messages.no_collection);
-      show(item, "uploading", 0);
-      let report = await send(item, name);
+      let report;
+      if (item.job) {
+        show(item, "queued", null);
+        report = await resume(item);
+      } else {
+        show(item, "uploading", 0);
+        report = await send(item, name);
+      }
       if (report.job_id) report = await follow(item, report);
       if (report.failed) {
         throw new Error((report.errors || []).map((e) => e.reason).join("; ") || messages.failed);
@@ -173,7 +222,7 @@
     }
 
     function enqueue(item) {
-      show(item, "queued", 0);
+      show(item, "waiting", 0);
       queue.push(item);
       pump();
     }
