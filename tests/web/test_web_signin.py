@@ -4,6 +4,7 @@ flags, CSRF on every change, revocation, bindings, and no open redirect."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -145,3 +146,48 @@ def test_two_servers_on_one_data_directory_share_sessions(tmp_path: Any) -> None
         assert r.status_code == 303
         after = one.get("/search", follow_redirects=False)
         assert after.status_code == 303 and after.headers["location"].startswith("/sign-in")
+
+
+def test_sign_in_with_an_identity_providers_token(tmp_path: Any) -> None:
+    """With a JWT identity provider configured, the sign-in form takes one of its tokens:
+    the session has the token's tenant, scopes and user, and ends when the token expires."""
+    import time
+
+    import jwt
+    from fastapi.testclient import TestClient
+
+    from engram.config import Settings
+    from engram.server.app import create_app
+
+    secret = "s" * 32
+    settings = Settings.build(
+        data_dir=tmp_path / "data",
+        embedding_model="hash",
+        jwt_secret=secret,
+        jwt_user_claim="uid",
+    )
+    now = int(time.time())
+    claims = {"sub": "alice@idp", "tenant": "acme", "scope": "read write", "uid": "alice"}
+    token = jwt.encode({**claims, "exp": now + 3600}, secret, algorithm="HS256")
+    with TestClient(create_app(settings)) as client:
+        form = client.get("/sign-in")
+        assert "API key or token" in form.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf
+        bad = jwt.encode({**claims, "exp": now + 3600}, "x" * 32, algorithm="HS256")
+        r = client.post("/sign-in", data={"credential": bad, "csrf": csrf.group(1)})
+        assert r.status_code == 401 and "invalid token" in r.text
+        r = client.post(
+            "/sign-in", data={"credential": token, "csrf": csrf.group(1)}, follow_redirects=False
+        )
+        assert r.status_code == 303, r.text
+        page = client.get("/memory", follow_redirects=False)
+        # bound to user alice: the memory page opens hers, in tenant acme
+        assert page.status_code == 303 and page.headers["location"] == "/memory/users/alice"
+        session = client.app.state.web_sessions.find(client.cookies["engram_session"])
+        assert (session.tenant, session.user_id, session.scopes) == (
+            "acme",
+            "alice",
+            frozenset({"read", "write"}),
+        )
+        assert session.expires_at <= datetime.fromtimestamp(now + 3600, UTC).isoformat()
