@@ -181,9 +181,7 @@ def resolve_model(
     elif known.converted:
         from engram.providers.convert import multilingual_e5_small
 
-        return ResolvedModel(
-            name=known.name, path=multilingual_e5_small(cache), source="converted"
-        )
+        return ResolvedModel(name=known.name, path=multilingual_e5_small(cache), source="converted")
     elif known.package and known.package_dir:
         found = _try_package(known, tried)
         if found is not None:
