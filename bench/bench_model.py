@@ -6,6 +6,7 @@ line (for tracking over time). Run from the repository root::
 
     python bench/bench_model.py                    # ../shared/datasets, N=1000
     python bench/bench_model.py /data/beir -n 300 --pairs 100
+    python bench/bench_model.py -n 200 --model multilingual-e5-small --batch-sizes 1,16 --pairs 0
 
 The machine's load average is recorded: on a shared box other work skews the numbers.
 """
@@ -61,14 +62,15 @@ def bench_embedder(
     batch_sizes: list[int],
     threads: int | None,
     repeat: int = 1,
+    model: str = DEFAULT_EMBEDDER,
 ) -> list[dict[str, float | int]]:
     """Passages per second for each (max_length, batch_size); tokenisation included."""
     rows: list[dict[str, float | int]] = []
     for max_length in max_lengths:
-        embedder = OnnxEmbedder(DEFAULT_EMBEDDER, max_length=max_length, threads=threads)
+        embedder = OnnxEmbedder(model, max_length=max_length, threads=threads)
         embedder.embed_batch(passages[:8])  # load the session and warm up outside the timing
         start = time.perf_counter()
-        lengths = [len(e.ids) for e in embedder._tokenizer.encode_batch(passages)]
+        lengths = [len(e.ids) for e in embedder._encode(passages)]
         tokenize_s = time.perf_counter() - start
         for batch_size in batch_sizes:
             embedder.batch_size = batch_size
@@ -142,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO_ROOT / ".." / "shared" / "datasets",
         help="folder holding scifact/ (default: ../shared/datasets from the repo root)",
     )
+    parser.add_argument("--model", default=DEFAULT_EMBEDDER, help="embedding model to time")
     parser.add_argument("-n", type=int, default=1000, help="passages to embed (default 1000)")
     parser.add_argument("--max-tokens", type=_ints, default=[256, 512], help="e.g. 256,512")
     parser.add_argument("--batch-sizes", type=_ints, default=[16, 32, 64], help="e.g. 16,32,64")
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     print(f"{'model':<7}{'max':>6}{'batch':>7}{'n':>7}{'seconds':>10}{'per_s':>10}")
     embed_rows = bench_embedder(
-        passages, args.max_tokens, args.batch_sizes, args.threads, args.repeat
+        passages, args.max_tokens, args.batch_sizes, args.threads, args.repeat, args.model
     )
     rerank_rows = (
         bench_reranker(
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     result = {
         "bench": "model",
-        "embedder": DEFAULT_EMBEDDER,
+        "embedder": args.model,
         "reranker": DEFAULT_RERANKER,
         "cpus": os.cpu_count(),
         "threads": args.threads or os.cpu_count(),

@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     )
     embedding_model: str = Field(
         "bge-small-en-v1.5",
-        description="Embedding model: a known name, a local directory with model.onnx + "
-        "tokenizer.json, 'hash' (a deterministic test embedder, no model), or a remote model "
+        description="Embedding model: a known name (bge-small-en-v1.5; multilingual-e5-small "
+        "for French and mixed collections, with the `multilingual` extra), a local directory "
+        "with model.onnx + tokenizer.json, 'hash' (a deterministic test embedder, no model), or a remote model "
         "as PROVIDER:MODEL[@BASE_URL][#KEY_ENV] like the LLM specs "
         "(openai:text-embedding-3-small, ollama:nomic-embed-text@http://127.0.0.1:11434).",
     )
@@ -60,7 +61,8 @@ class Settings(BaseSettings):
         description="Where optimized copies of the ONNX models' graphs are kept: a model "
         "session then loads without optimizing its graph again (a third faster, the same "
         "results). Empty: $XDG_CACHE_HOME/engram/onnx, else ~/.cache/engram/onnx; 'off': "
-        "optimize at every load and write nothing.",
+        "optimize at every load and write nothing. multilingual-e5-small is built here too, "
+        "once (with 'off', in the default place).",
     )
     rerank_candidates: int = Field(
         20, ge=1, le=1000, description="How many fused results the cross-encoder rescores."

