@@ -287,6 +287,21 @@ class Settings(BaseSettings):
         (a collection keeps chunking as it was created)."""
         return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
 
+    def embedder_options(self, name: str) -> dict[str, Any]:
+        """The options :func:`engram.providers.get_embedder` builds the model ``name`` with."""
+        from .providers import is_remote
+
+        if is_remote(name):
+            return {"batch_size": self.embed_request_size}
+        if name.startswith("hash"):
+            return {}
+        return {
+            "batch_size": self.embed_batch_size,
+            "query_threads": self.query_threads or None,
+            "query_batch": self.query_batch,
+            "model_cache": self.model_cache_dir,
+        }
+
     @classmethod
     def build(cls, **overrides: Any) -> Settings:
         """Build settings, turning validation errors into a ConfigError that names the key,

@@ -23,7 +23,7 @@ from .errors import (
     ModelMismatch,
 )
 from .memory.types import is_internal
-from .providers import get_embedder, get_reranker, is_remote
+from .providers import get_embedder, get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
 from .search.analyzer import LANGUAGES, detect_language
@@ -111,17 +111,7 @@ class Engram(VersionsMixin, KeysMixin):
         with self._lock:
             if self._embedder is None:
                 name = self.settings.embedding_model
-                opts: dict[str, object] = {}
-                if is_remote(name):
-                    opts = {"batch_size": self.settings.embed_request_size}
-                elif not name.startswith("hash"):
-                    opts = {
-                        "batch_size": self.settings.embed_batch_size,
-                        "query_threads": self.settings.query_threads or None,
-                        "query_batch": self.settings.query_batch,
-                        "model_cache": self.settings.model_cache_dir,
-                    }
-                self._embedder = get_embedder(name, **opts)
+                self._embedder = get_embedder(name, **self.settings.embedder_options(name))
             return self._embedder
 
     def reranker(self) -> Reranker:

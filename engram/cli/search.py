@@ -98,6 +98,8 @@ def search(
     their results are ranked together, and each one names its collection."""
     filters = parse_where_args(where) if where else None
     several = len(collections) > 1 or "*" in collections
+    if mode != "keyword":
+        obj.prefetch_model()
     response = obj.db(existing=True).search(
         query,
         collection=list(collections) if several else collections[0],
