@@ -154,7 +154,9 @@ def rule_families() -> dict[str, dict[str, Callable[[dict[str, float]], float]]]
     fam: dict[str, dict[str, Callable[[dict[str, float]], float]]] = {}
     fam["constant"] = {f"{a}": (lambda s, a=a: a) for a in ALPHAS if 0.3 <= a <= 1.0}
     fam["terms"] = {  # fewer query terms → more weight on the vector leg
-        f"{hi}@3 -{slope}/ln": (lambda s, hi=hi, sl=slope: hi - sl * math.log(max(s["terms"], 1) / 3))
+        f"{hi}@3 -{slope}/ln": (
+            lambda s, hi=hi, sl=slope: hi - sl * math.log(max(s["terms"], 1) / 3)
+        )
         for hi in (0.8, 0.85, 0.9, 0.95, 1.0)
         for slope in (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
     }
