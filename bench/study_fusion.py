@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engram.eval.metrics import ndcg_at_k
-from engram.search.fusion import fuse
+from engram.search.fusion import auto_alpha, fuse
 
 Query = dict[str, Any]
 Chooser = Callable[[Query], float]  # a query's legs → the vector weight alpha
@@ -118,7 +118,7 @@ class Table:
     once, so that a rule scores as fast as it can be looked up."""
 
     def __init__(self, ds: Dataset, method: str = "dbsf") -> None:
-        self.ds = ds
+        self.name = ds.name
         self.keyword = ds.per_query("keyword")
         self.vector = ds.per_query("vector")
         self.grid = {a: ds.per_query(lambda q, a=a: a, method) for a in ALPHAS}
@@ -140,12 +140,13 @@ def cached_table(path: Path) -> Table:
     """The Table of the legs cached at ``path``, itself cached beside it (``.table.pickle``)."""
     target = path.with_suffix(".table.pickle")
     if target.exists() and target.stat().st_mtime > path.stat().st_mtime:
+        table = Table.__new__(Table)
         with target.open("rb") as f:
-            table: Table = pickle.load(f)
+            table.__dict__.update(pickle.load(f))  # plain data: readable from any script
         return table
     table = Table(Dataset(path))
     with target.open("wb") as f:
-        pickle.dump(table, f)
+        pickle.dump(table.__dict__, f)
     return table
 
 
@@ -159,6 +160,17 @@ def rule_families() -> dict[str, dict[str, Callable[[dict[str, float]], float]]]
         )
         for hi in (0.8, 0.85, 0.9, 0.95, 1.0)
         for slope in (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+    }
+    fam["terms, bounded"] = {  # hi up to `pivot` words, less `slope` per e-fold, floor lo
+        f"{hi} to {p} words -{slope}/ln, floor {lo}": (
+            lambda s, hi=hi, p=p, sl=slope, lo=lo: max(
+                lo, min(hi, hi - sl * math.log(max(s["terms"], 1) / p))
+            )
+        )
+        for hi in (0.85, 0.9, 0.95)
+        for p in (3, 4, 5)
+        for slope in (0.2, 0.3, 0.4, 0.5, 0.6)
+        for lo in (0.5, 0.55, 0.6)
     }
     fam["overlap"] = {  # legs agreeing on the top 10 → weight (a0 at no overlap, a1 at full)
         f"{a0}->{a1}": (lambda s, a0=a0, a1=a1: a0 + (a1 - a0) * s["overlap10"])
@@ -192,20 +204,26 @@ def main() -> None:
     ap.add_argument("caches", type=Path, nargs="+")
     args = ap.parse_args()
     tables = [cached_table(p) for p in args.caches]
-    names = [t.ds.name for t in tables]
+    names = [t.name for t in tables]
     print("datasets:", names)
     print("better leg:", [round(t.better_leg, 4) for t in tables])
+    print("engram's auto_alpha (no grid):")
+    for path in args.caches:
+        ds = Dataset(path)
+        auto = ds.score(lambda q: auto_alpha(len(q["terms"])))
+        today = ds.score(lambda q: 0.85)
+        print(f"  {ds.name}: auto {auto:.4f}, alpha 0.85 {today:.4f}")
     for family, rules in rule_families().items():
         best = pick(tables, rules)
         print(family, "fit on all:", best, [round(t.score(rules[best]), 4) for t in tables])
         held = []
         for group in dict.fromkeys(n.split("/")[0] for n in names):
             # The same queries over another model's vectors are not held out from each other.
-            train = [t for t in tables if t.ds.name.split("/")[0] != group]
+            train = [t for t in tables if t.name.split("/")[0] != group]
             label = pick(train, rules)
             for t in tables:
-                if t.ds.name.split("/")[0] == group:
-                    held.append((t.ds.name, label, round(t.score(rules[label]) - t.better_leg, 4)))
+                if t.name.split("/")[0] == group:
+                    held.append((t.name, label, round(t.score(rules[label]) - t.better_leg, 4)))
         print("  leave-one-out:", held)
 
 

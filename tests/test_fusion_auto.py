@@ -39,10 +39,11 @@ def test_resolve_and_check() -> None:
 
 def test_on_constructed_legs_the_short_query_follows_the_vector_leg() -> None:
     # The legs disagree on the best candidate (the keyword leg: 1, the vector leg: 2), and
-    # the vector leg's choice wins for alpha above 0.5 or so.
-    keyword = [(1, 5.0), (2, 3.0), (3, 2.0), (4, 1.8), (5, 1.5)]
+    # the vector leg's choice wins from alpha 0.65 on.
+    keyword = [(1, 9.0), (2, 3.0), (3, 2.0), (4, 1.8), (5, 1.5)]
     vector = [(2, 0.9), (1, 0.7), (3, 0.55), (4, 0.5), (5, 0.45)]
-    assert fuse(keyword, vector, alpha=0.5)[0].id == 1
+    assert fuse(keyword, vector, alpha=0.6)[0].id == 1
+    assert fuse(keyword, vector, alpha=0.65)[0].id == 2
     short = fuse(keyword, vector, alpha=resolve_alpha("auto", 2)[0])
     long = fuse(keyword, vector, alpha=resolve_alpha("auto", 30)[0])
     assert short[0].id == 2 and long[0].id == 1

@@ -13,7 +13,7 @@ Three methods; the default was chosen by measurement on four datasets (docs/benc
 The vector weight ``alpha`` is by default ``"auto"``: chosen per query from the number of
 words the keyword leg searches for (:func:`auto_alpha`). Dense retrieval is strongest on short
 queries and BM25 gains with every specific word a longer query adds, so a query of 3 words
-weighs the vector leg 0.9 and one of 12 words weighs the legs about equally. No single
+or fewer weighs the vector leg 0.9, one of 5 words 0.75, one of 9 words or more 0.6. No single
 constant kept hybrid at or above its better leg on every dataset measured while reaching the
 equal-weight scores of the lexical ones (docs/benchmarks.md, "Choosing the fusion").
 """
@@ -63,8 +63,8 @@ AUTO: Literal["auto"] = "auto"
 # (bench/study_fusion.py).
 AUTO_AT_PIVOT = 0.9
 AUTO_PIVOT = 3
-AUTO_SLOPE = 0.25
-AUTO_BOUNDS = (0.5, 0.9)
+AUTO_SLOPE = 0.3
+AUTO_BOUNDS = (0.6, 0.9)
 
 
 def auto_alpha(terms: int) -> float:
