@@ -8,7 +8,7 @@ Values come from (highest first) explicit arguments, ``ENGRAM_*`` environment va
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -127,12 +127,11 @@ class Settings(BaseSettings):
         "normalised by mean ± 3 std), 'minmax' (weighted sum of min-max-normalised scores) "
         "or 'rrf' (weighted reciprocal rank fusion).",
     )
-    fusion_alpha: float = Field(
-        0.85,
-        ge=0.0,
-        le=1.0,
-        description="Weight of the vector leg in hybrid fusion (0..1); the keyword leg gets "
-        "the rest. 0.85 with dbsf keeps hybrid above both legs on every dataset measured.",
+    fusion_alpha: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
+        "auto",
+        description="Weight of the vector leg in hybrid fusion (0..1; the keyword leg gets "
+        "the rest), or 'auto': chosen per query from its number of words, 0.9 for 3 words "
+        "or fewer down to 0.6 from 9 words on (docs/benchmarks.md, 'Choosing the fusion').",
     )
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     candidates: int = Field(

@@ -27,7 +27,7 @@ from .providers import get_embedder, get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
 from .search.analyzer import LANGUAGES, detect_language
-from .search.fusion import FUSION_METHODS
+from .search.fusion import FUSION_METHODS, Alpha, check_alpha
 from .search.multi import resolve, search_collections
 from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .search.suggest import Suggester, Suggestion
@@ -143,7 +143,7 @@ class Engram(VersionsMixin, KeysMixin):
         language: str | None = None,
         model: str | None = None,
         fusion: str | None = None,
-        fusion_alpha: float | None = None,
+        fusion_alpha: Alpha | None = None,
         keep_versions: int | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> Collection:
@@ -176,9 +176,12 @@ class Engram(VersionsMixin, KeysMixin):
                 raise InvalidInput(f"fusion must be one of {', '.join(FUSION_METHODS)}")
             own["fusion"] = fusion
         if fusion_alpha is not None:
-            if not 0.0 <= fusion_alpha <= 1.0:
-                raise InvalidInput("fusion_alpha is the vector leg's weight, between 0 and 1")
-            own["fusion_alpha"] = float(fusion_alpha)
+            try:
+                own["fusion_alpha"] = check_alpha(fusion_alpha)
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"fusion_alpha: {exc}", hint="the vector leg's weight, 0 to 1, or 'auto'"
+                ) from exc
         if keep_versions is not None:
             if (
                 isinstance(keep_versions, bool)
@@ -419,7 +422,7 @@ class Engram(VersionsMixin, KeysMixin):
         rerank: bool = False,
         highlight: bool = True,
         fusion: str | None = None,
-        alpha: float | None = None,
+        alpha: Alpha | None = None,
         group_by: Literal["document"] | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> SearchResponse:
@@ -428,7 +431,8 @@ class Engram(VersionsMixin, KeysMixin):
         ``"*"`` (every collection of the tenant): one ranking across them, paged as one
         (engram.search.multi says how their scores are made comparable).
         ``fusion`` (``dbsf``, ``minmax``, ``rrf``) and ``alpha`` (the vector leg's weight, 0
-        to 1) override the collection's fusion for this hybrid search. ``group_by="document"``
+        to 1, or ``"auto"``: by the query's length) override the collection's fusion for
+        this hybrid search. ``group_by="document"``
         returns one result per document, its best chunk, with ``more_chunks`` counting its
         other ranked chunks; ``k`` and ``offset`` then count documents."""
         request = SearchRequest(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from ..search.filters import parse_where_args
+from ..search.fusion import Alpha, check_alpha
 from .main import Context, cli
 
 if TYPE_CHECKING:
@@ -64,9 +65,9 @@ class _Repeatable(click.Option):
 )
 @click.option(
     "--alpha",
-    type=click.FloatRange(0.0, 1.0),
-    help="The vector leg's weight in the fusion: 0 keyword only, 1 vector only "
-    "(default: the collection's).",
+    callback=lambda _ctx, _param, value: _alpha(value),
+    help="The vector leg's weight in the fusion: 0 keyword only, 1 vector only, or 'auto' "
+    "(by the query's length; default: the collection's).",
 )
 @click.option(
     "--group-by",
@@ -87,7 +88,7 @@ def search(
     rerank: bool,
     where: tuple[str, ...],
     fusion: str | None,
-    alpha: float | None,
+    alpha: Alpha | None,
     group_by: str | None,
     explain: bool,
     as_json: bool,
@@ -173,3 +174,13 @@ def suggest(obj: Context, prefix: str, collection: str, limit: int, as_json: boo
     for s in found:
         click.echo(f"{s.text}  ", nl=False)
         click.secho(f"[{s.source} ×{s.count}]", dim=True)
+
+
+def _alpha(value: str | None) -> Alpha | None:
+    """``--alpha``: a number in [0, 1] or "auto"."""
+    if value is None:
+        return None
+    try:
+        return check_alpha(value if value == "auto" else float(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number between 0 and 1, nor 'auto'") from None

@@ -24,7 +24,7 @@ from ..store.records import ChunkRecord, Where
 from ..types import Collection, SearchMode, SearchResult
 from .analyzer import Analyzer, get_analyzer
 from .filters import normalize_where
-from .fusion import FUSION_METHODS, Fused, fuse
+from .fusion import AUTO, FUSION_METHODS, Alpha, Fused, check_alpha, fuse, resolve_alpha
 from .fuzzy import expand, unmatched
 from .highlight import highlight
 
@@ -45,7 +45,9 @@ class SearchRequest:
     highlight: bool = True
     fusion: str | None = None  # this query's fusion method; None: the collection's
     group_by: Literal["document"] | None = None  # one result per document: its best chunk
-    alpha: float | None = None  # this query's vector weight in [0, 1]; None: the collection's
+    alpha: Alpha | None = (
+        None  # this query's vector weight in [0, 1] or "auto"; None: the collection's
+    )
 
 
 @dataclass(slots=True)
@@ -170,11 +172,15 @@ class Searcher:
             raise InvalidInput(
                 f"unknown group_by {req.group_by!r}", hint='use "document", or leave it out'
             )
-        if req.alpha is not None and not 0.0 <= req.alpha <= 1.0:
-            raise InvalidInput(
-                f"alpha must be between 0 and 1, not {req.alpha}",
-                hint="alpha is the vector leg's weight: 0 keyword only, 1 vector only",
-            )
+        if req.alpha is not None:
+            try:
+                check_alpha(req.alpha)
+            except ValueError as exc:
+                raise InvalidInput(
+                    str(exc),
+                    hint="alpha is the vector leg's weight: 0 keyword only, 1 vector only, "
+                    f"{AUTO!r} chosen by the query's length",
+                ) from exc
         normalize_where(req.where)
         return query
 
@@ -227,7 +233,7 @@ class Searcher:
         method, alpha = self.fusion_of(collection, req)
         owners = Owners(self.store, [collection])
         return self.finish(
-            req, query, keyword, vector, (method, alpha), owners, expansions, timings
+            req, query, keyword, vector, (method, alpha, len(terms)), owners, expansions, timings
         )
 
     def depth(self, req: SearchRequest) -> int:
@@ -291,17 +297,19 @@ class Searcher:
         query: str,
         keyword: list[tuple[int, float]],
         vector: list[tuple[int, float]],
-        fusion: tuple[str, float],
+        fusion: tuple[str, Alpha, int],
         owners: Owners,
         expansions: dict[str, list[str]],
         timings: dict[str, float],
     ) -> SearchResponse:
         """Fuse the legs' candidates, rerank, group and cut ``req``'s page: its results, each
-        labelled with the collection ``owners`` says its chunk is in."""
+        labelled with the collection ``owners`` says its chunk is in. ``fusion`` is the
+        method, the vector weight (or "auto") and the number of analyzed query words."""
         needed = req.offset + req.k
         t0 = time.perf_counter()
-        method, alpha = fusion
-        with tracing.span("fusion", method=method):
+        method, alpha_setting, words = fusion
+        alpha, why = resolve_alpha(alpha_setting, words)
+        with tracing.span("fusion", method=method, alpha=alpha):
             fused = self._fuse(req.mode, keyword, vector, method, alpha)
         timings["fusion"] = _ms(t0)
 
@@ -334,7 +342,7 @@ class Searcher:
                     highlight=highlight(rec.text, owners.terms(query, near, analyzer), analyzer)
                     if req.highlight
                     else "",
-                    explain=_explain(f, req.mode, method, alpha, rerank_scores.get(f.id)),
+                    explain=_explain(f, req.mode, (method, alpha, why), rerank_scores.get(f.id)),
                     more_chunks=more_chunks.get(f.id) if req.group_by else None,
                     collection=collection.name,
                 )
@@ -361,13 +369,13 @@ class Searcher:
 
     def fusion_of(
         self, collection: Collection, req: SearchRequest | None = None
-    ) -> tuple[str, float]:
+    ) -> tuple[str, Alpha]:
         """The fusion method and vector weight of a search: the request's when it names them,
         else the collection's own when it was created with them (POST /v1/collections), else
         the settings' (ENGRAM_FUSION, ENGRAM_FUSION_ALPHA)."""
         own = collection.settings
         method = str(own.get("fusion", self.settings.fusion))
-        alpha = float(own.get("fusion_alpha", self.settings.fusion_alpha))
+        alpha = check_alpha(own.get("fusion_alpha", self.settings.fusion_alpha))
         if req is not None:
             method = req.fusion if req.fusion is not None else method
             alpha = req.alpha if req.alpha is not None else alpha
@@ -465,7 +473,7 @@ def _passage(title: str, text: str) -> str:
 
 
 def _explain(
-    f: Fused, mode: str, method: str, alpha: float, rerank: float | None
+    f: Fused, mode: str, fusion: tuple[str, float, str], rerank: float | None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "keyword": {"rank": f.keyword.rank, "score": round(f.keyword.score, 6)}
@@ -474,7 +482,13 @@ def _explain(
         "vector": {"rank": f.vector.rank, "score": round(f.vector.score, 6)} if f.vector else None,
     }
     if mode == "hybrid":
-        out["fused"] = {"method": method, "alpha": alpha, "score": round(f.score, 6)}
+        method, alpha, why = fusion
+        out["fused"] = {
+            "method": method,
+            "alpha": alpha,
+            "alpha_from": why,
+            "score": round(f.score, 6),
+        }
     if rerank is not None:
         out["rerank"] = round(rerank, 6)
     return out

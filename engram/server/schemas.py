@@ -20,6 +20,7 @@ from .schemas_base import RequestModel
 MAX_BATCH = 1000
 MAX_QUERY_CHARS = 4096
 MAX_SEARCH_OFFSET = 10_000  # deeper pages cost a search this many candidates deep
+Weight = Annotated[float, Field(ge=0.0, le=1.0)]  # a leg weight
 
 
 _Request = RequestModel  # refuses unknown fields and text that is not valid Unicode
@@ -73,8 +74,10 @@ class CollectionCreate(RequestModel):
     fusion: Literal["dbsf", "minmax", "rrf"] | None = Field(
         None, description="Hybrid fusion of this collection; default ENGRAM_FUSION."
     )
-    fusion_alpha: float | None = Field(
-        None, ge=0, le=1, description="Vector leg weight of this collection's hybrid fusion."
+    fusion_alpha: Weight | Literal["auto"] | None = Field(
+        None,
+        description="Vector leg weight of this collection's hybrid fusion (0 to 1), or "
+        "'auto' (by each query's length); default ENGRAM_FUSION_ALPHA.",
     )
     keep_versions: int | None = Field(
         None,
@@ -266,12 +269,11 @@ class SearchRequest(_Request):
         description="How the keyword and vector legs are fused for this (hybrid) search; "
         "default: the collection's (ENGRAM_FUSION unless the collection was created with one).",
     )
-    alpha: float | None = Field(
+    alpha: Weight | Literal["auto"] | None = Field(
         None,
-        ge=0.0,
-        le=1.0,
         description="The vector leg's weight in the fusion, 0 (keyword only) to 1 (vector "
-        "only); default: the collection's (ENGRAM_FUSION_ALPHA unless set at creation).",
+        "only), or 'auto' (chosen by the query's length); default: the collection's "
+        "(ENGRAM_FUSION_ALPHA unless set at creation).",
     )
     group_by: Literal["document"] | None = Field(
         None,
@@ -288,6 +290,9 @@ class LegScore(BaseModel):
 class FusedScore(BaseModel):
     method: str
     alpha: float = Field(description="The vector leg's weight (0: keyword only, 1: vector only).")
+    alpha_from: str = Field(
+        "fixed", description="'fixed' (set), or 'auto: N query words' (chosen by the rule)."
+    )
     score: float
 
 
