@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(
         20, ge=1, le=1000, description="How many fused results the cross-encoder rescores."
     )
+    rerank_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="The cross-encoder's share of the reranked order: candidates are ranked by "
+        "w/(5 + model rank) + (1 - w)/(5 + fused rank). 1.0 orders by the model alone, which "
+        "lowered nDCG@10 of hybrid and vector search on SciFact; 0.5 lowered it on no dataset "
+        "measured (docs/benchmarks.md).",
+    )
     chunk_tokens: int = Field(
         256, ge=16, le=8192, description="Maximum chunk size, in tokens of the embedding model."
     )

@@ -27,6 +27,7 @@ from .filters import normalize_where
 from .fusion import FUSION_METHODS, Fused, fuse
 from .fuzzy import expand, unmatched
 from .highlight import highlight
+from .rerank import Reranked, blend
 
 MAX_K = 1000
 # group_by="document": chunks ranked per document asked for (at least ENGRAM_CANDIDATES),
@@ -46,6 +47,7 @@ class SearchRequest:
     fusion: str | None = None  # this query's fusion method; None: the collection's
     group_by: Literal["document"] | None = None  # one result per document: its best chunk
     alpha: float | None = None  # this query's vector weight in [0, 1]; None: the collection's
+    rerank_weight: float | None = None  # the model's share of the rerank blend; None: settings'
 
 
 @dataclass(slots=True)
@@ -175,6 +177,11 @@ class Searcher:
                 f"alpha must be between 0 and 1, not {req.alpha}",
                 hint="alpha is the vector leg's weight: 0 keyword only, 1 vector only",
             )
+        if req.rerank_weight is not None and not 0.0 <= req.rerank_weight <= 1.0:
+            raise InvalidInput(
+                f"rerank_weight must be between 0 and 1, not {req.rerank_weight}",
+                hint="the cross-encoder's share of the reranked order: 0 fused order, 1 model only",
+            )
         normalize_where(req.where)
         return query
 
@@ -209,6 +216,7 @@ class Searcher:
             req.fusion,
             req.alpha,
             req.group_by,
+            req.rerank_weight,
         )
         t0 = time.perf_counter()
         cached = self.result_cache.get(key)
@@ -305,11 +313,11 @@ class Searcher:
             fused = self._fuse(req.mode, keyword, vector, method, alpha)
         timings["fusion"] = _ms(t0)
 
-        rerank_scores: dict[int, float] = {}
+        reranked: dict[int, Reranked] = {}
         if req.rerank and fused:
             t0 = time.perf_counter()
             with tracing.span("rerank", candidates=len(fused)):
-                fused, rerank_scores = self._rerank(owners, query, fused)
+                fused, reranked = self._rerank(owners, query, fused, req.rerank_weight)
             timings["rerank"] = _ms(t0)
 
         t0 = time.perf_counter()
@@ -328,13 +336,14 @@ class Searcher:
                 continue
             collection = owners.of(f.id)
             analyzer = get_analyzer(collection.language)
+            moved = reranked.get(f.id)
             results.append(
                 rec.result(
-                    rerank_scores.get(f.id, f.score),
+                    moved.score if moved else f.score,
                     highlight=highlight(rec.text, owners.terms(query, near, analyzer), analyzer)
                     if req.highlight
                     else "",
-                    explain=_explain(f, req.mode, method, alpha, rerank_scores.get(f.id)),
+                    explain=_explain(f, req.mode, method, alpha, moved),
                     more_chunks=more_chunks.get(f.id) if req.group_by else None,
                     collection=collection.name,
                 )
@@ -448,16 +457,20 @@ class Searcher:
         return embedder
 
     def _rerank(
-        self, owners: Owners, query: str, fused: list[Fused]
-    ) -> tuple[list[Fused], dict[int, float]]:
-        head = fused[: self.settings.rerank_candidates]
+        self, owners: Owners, query: str, fused: list[Fused], weight: float | None
+    ) -> tuple[list[Fused], dict[int, Reranked]]:
+        """The cross-encoder's scores of the top candidates, blended with their fused ranks
+        (engram.search.rerank); the rest keep their order, after them."""
+        depth = self.settings.rerank_candidates
+        head = fused[:depth]
         records = owners.records([f.id for f in head])
         head = [f for f in head if f.id in records]
         passages = [_passage(records[f.id].title, records[f.id].text) for f in head]
         scores = self._reranker().rerank(query, passages)
-        by_id = {f.id: s for f, s in zip(head, scores)}
-        head.sort(key=lambda f: -by_id[f.id])
-        return head + fused[self.settings.rerank_candidates :], by_id
+        w = self.settings.rerank_weight if weight is None else weight
+        moved = dict(blend([f.id for f in head], scores, w))
+        by_id = {f.id: f for f in head}
+        return [by_id[i] for i in moved] + fused[depth:], moved
 
 
 def _passage(title: str, text: str) -> str:
@@ -465,7 +478,7 @@ def _passage(title: str, text: str) -> str:
 
 
 def _explain(
-    f: Fused, mode: str, method: str, alpha: float, rerank: float | None
+    f: Fused, mode: str, method: str, alpha: float, rerank: Reranked | None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "keyword": {"rank": f.keyword.rank, "score": round(f.keyword.score, 6)}
@@ -476,7 +489,7 @@ def _explain(
     if mode == "hybrid":
         out["fused"] = {"method": method, "alpha": alpha, "score": round(f.score, 6)}
     if rerank is not None:
-        out["rerank"] = round(rerank, 6)
+        out["rerank"] = rerank.to_dict()
     return out
 
 
