@@ -179,6 +179,14 @@ def test_http_search_takes_rerank_weight_and_explains(settings: Settings) -> Non
 def test_cli_rerank_weight_is_checked(settings: Settings) -> None:
     result = CliRunner().invoke(
         cli,
-        ["--data-dir", str(settings.data_dir), "search", "solar", "--rerank", "--rerank-weight", "3"],
+        [
+            "--data-dir",
+            str(settings.data_dir),
+            "search",
+            "solar",
+            "--rerank",
+            "--rerank-weight",
+            "3",
+        ],
     )
     assert result.exit_code != 0 and "--rerank-weight" in result.output
