@@ -14,7 +14,8 @@ goes: a run that stops resumes where it was.
 
 ``variants`` (seconds) scores, per dataset and mode, nDCG@10 without rerank and with each
 variant: the model alone, rank blends ``w/(k + model rank) + (1 - w)/(k + fused rank)``,
-score interpolation (min-max normalised model and fused scores), and gating by leg
+score interpolation (min-max normalised model and fused scores: what engram does, by its own
+``engram.search.rerank.blend``), and gating by leg
 disagreement (hybrid only: a single-leg search has no second leg to disagree with), each at
 depth 10, 20, 30. Documents are ranked by their best chunk, as ``engram eval`` does.
 """
@@ -34,6 +35,7 @@ from engram.eval.beir import load_beir
 from engram.eval.metrics import evaluate_per_query
 from engram.eval.runner import EVAL_DEPTH, collection_name
 from engram.search.analyzer import get_analyzer
+from engram.search.rerank import blend
 from engram.search.searcher import _passage
 
 MODES = ("hybrid", "keyword", "vector")
@@ -116,11 +118,6 @@ def _fuse(mode: str, kw: Leg, vec: Leg, method: str, alpha: float) -> list[tuple
     return list(kw if mode == "keyword" else vec)
 
 
-def _minmax(xs: list[float]) -> list[float]:
-    lo, hi = min(xs), max(xs)
-    return [1.0 if hi - lo < 1e-12 else (x - lo) / (hi - lo) for x in xs]
-
-
 def rerank_variant(
     fused: list[tuple[int, float]], model: dict[int, float], v: dict[str, Any]
 ) -> list[int]:
@@ -134,13 +131,11 @@ def rerank_variant(
         by_model = sorted(ids, key=lambda i: -model[i])
         mrank = {i: r for r, i in enumerate(by_model, 1)}
         w, k = v["w"], v["k"]
-        blend = {i: w / (k + mrank[i]) + (1 - w) / (k + r) for r, i in enumerate(ids, 1)}
-        order = sorted(ids, key=lambda i: -blend[i])  # stable: ties keep the fused order
-    elif v["kind"] == "score":
-        m = _minmax([model[i] for i in ids])
-        f = _minmax([s for _, s in head])
-        blend = {i: v["w"] * a + (1 - v["w"]) * b for i, a, b in zip(ids, m, f)}
-        order = sorted(ids, key=lambda i: -blend[i])
+        rrf = {i: w / (k + mrank[i]) + (1 - w) / (k + r) for r, i in enumerate(ids, 1)}
+        order = sorted(ids, key=lambda i: -rrf[i])  # stable: ties keep the fused order
+    elif v["kind"] == "score":  # what engram does (engram.search.rerank.blend)
+        positions, _, _ = blend([s for _, s in head], [model[i] for i in ids], v["w"])
+        order = [ids[p] for p in positions]
     else:
         raise ValueError(v["kind"])
     return order + tail
@@ -168,21 +163,27 @@ def variants_main(args: argparse.Namespace) -> None:
         for gate in ("top1", "j3", "j5"):
             variants.append({"kind": "model", "depth": d, "gate": gate})
             variants.append({"kind": "rank", "depth": d, "w": 0.5, "k": 5, "gate": gate})
+            variants.append({"kind": "score", "depth": d, "w": 0.5, "gate": gate})
     results: dict[str, dict[str, Any]] = {}
     for path in args.caches:
         rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line]
         ds_name = Path(path).stem
         ds = load_beir(Path(args.datasets) / ds_name)
         qrels = {r["qid"]: ds.qrels[r["qid"]] for r in rows}
+        for r in rows:
+            r["kw"] = [(int(i), float(s)) for i, s in r["kw"]]
+            r["vec"] = [(int(i), float(s)) for i, s in r["vec"]]
+            r["model"] = {int(i): s for i, s in r["model"].items()}
         for mode in MODES:
             per_variant: dict[str, dict[str, float]] = {}
+            fused_of = {
+                r["qid"]: _fuse(mode, r["kw"], r["vec"], *r["fusion"])[:EVAL_DEPTH] for r in rows
+            }
             for v in variants:
                 run = {}
                 for r in rows:
-                    kw = [(int(i), float(s)) for i, s in r["kw"]]
-                    vec = [(int(i), float(s)) for i, s in r["vec"]]
-                    fused = _fuse(mode, kw, vec, *r["fusion"])[:EVAL_DEPTH]
-                    model = {int(i): s for i, s in r["model"].items()}
+                    kw, vec, model = r["kw"], r["vec"], r["model"]
+                    fused = fused_of[r["qid"]]
                     gated = "gate" in v and mode == "hybrid" and not _disagree(kw, vec, v["gate"])
                     if v["kind"] == "none" or gated:
                         ranked = [i for i, _ in fused]

@@ -17,7 +17,7 @@ from engram.cli import cli
 from engram.config import Settings
 from engram.errors import InvalidInput
 from engram.providers.rerankers.base import Reranker
-from engram.search.rerank import BLEND_K, blend
+from engram.search.rerank import blend
 from engram.server import create_app
 
 DOCS = [
@@ -41,56 +41,70 @@ class ScriptedReranker(Reranker):
         return [next((s for t, s in self.scores.items() if t in p), 0.0) for p in passages]
 
 
-def reference(fused: list[int], model: list[float], w: float, k: int = BLEND_K) -> list[int]:
-    """The blend written out: rank by model score (ties: fused order), then by
-    w/(k + model rank) + (1-w)/(k + fused rank) (ties: fused order)."""
-    model_rank = {}
-    for r, (_, i) in enumerate(sorted(zip(model, range(len(fused))), key=lambda t: -t[0]), 1):
-        model_rank[i] = r  # sorted() is stable: equal scores stay in fused order
-    score = {i: w / (k + model_rank[i]) + (1 - w) / (k + i + 1) for i in range(len(fused))}
-    return [fused[i] for i in sorted(range(len(fused)), key=lambda i: (-score[i], i))]
+def reference(fused: list[float], model: list[float], w: float) -> tuple[list[int], list[float]]:
+    """The blend written out: positions of the head (the first len(model) entries) best
+    first by w * minmax(model) + (1 - w) * minmax(fused) over the head, ties in fused order;
+    and every entry's score, the tail's with the model part at the head's minimum."""
+    n = len(model)
+
+    def norm(xs: list[float], x: float) -> float:
+        lo, hi = min(xs), max(xs)
+        return 1.0 + x - lo if hi - lo < 1e-12 else (x - lo) / (hi - lo)
+
+    m_floor = 1.0 if max(model) - min(model) < 1e-12 else 0.0
+    score = [
+        w * (norm(model, model[p]) if p < n else m_floor) + (1 - w) * norm(fused[:n], fused[p])
+        for p in range(len(fused))
+    ]
+    return sorted(range(n), key=lambda p: (-score[p], p)), score
 
 
 # -- the blend itself ----------------------------------------------------------------------
 def test_blend_matches_the_formula_on_random_cases() -> None:
     rng = random.Random(7)
     for _ in range(300):
-        n = rng.randint(1, 30)
-        ids = rng.sample(range(1000), n)
+        total = rng.randint(1, 40)
+        n = rng.randint(1, total)
+        fused = sorted((rng.choice([rng.random(), 0.5, 0.25]) for _ in range(total)), reverse=True)
         model = [float(rng.randint(-5, 5)) for _ in range(n)]  # many ties on purpose
         w = rng.choice([0.0, 0.2, 0.5, 0.7, 1.0, rng.random()])
-        got = blend(ids, model, w)
-        assert [i for i, _ in got] == reference(ids, model, w)
-        for chunk_id, r in got:
-            p = ids.index(chunk_id)
+        order, head, tail = blend(fused, model, w)
+        want_order, want_scores = reference(fused, model, w)
+        assert order == want_order
+        assert [r.score for r in head] + tail == pytest.approx(want_scores)
+        for p, r in enumerate(head):
             assert (r.fused_rank, r.model_score, r.weight) == (p + 1, model[p], w)
-            assert r.score == pytest.approx(w / (5 + r.model_rank) + (1 - w) / (5 + p + 1))
-        assert sorted(r.model_rank for _, r in got) == list(range(1, n + 1))
-        scores = [r.score for _, r in got]
-        assert scores == sorted(scores, reverse=True)
+            assert r.model_rank == 1 + sum(
+                m > model[p] or (m == model[p] and q < p) for q, m in enumerate(model)
+            )
+        # Scores decrease down the reranked list, the tail included.
+        scores = [head[p].score for p in order] + tail
+        assert all(a >= b - 1e-12 for a, b in zip(scores, scores[1:]))
 
 
 def test_weight_one_is_the_model_order_and_zero_the_fused_order() -> None:
-    ids = [10, 11, 12, 13, 14]
+    fused = [0.9, 0.8, 0.7, 0.6, 0.5, 0.1]
     model = [0.1, 3.0, -2.0, 3.5, 0.2]
-    assert [i for i, _ in blend(ids, model, 1.0)] == [13, 11, 14, 10, 12]
-    assert [i for i, _ in blend(ids, model, 0.0)] == ids
+    assert blend(fused, model, 1.0)[0] == [3, 1, 4, 0, 2]
+    assert blend(fused, model, 0.0)[0] == [0, 1, 2, 3, 4]
 
 
 def test_the_blend_keeps_a_fused_top_hit_the_model_alone_would_demote() -> None:
-    ids = [1, 2, 3, 4]  # fused order
-    model = [5.0, 1.0, 9.0, 0.0]  # the model prefers 3, then puts the fused top hit second
-    assert [i for i, _ in blend(ids, model, 1.0)][0] == 3
-    assert [i for i, _ in blend(ids, model, 0.5)] == [1, 3, 2, 4]
-    # A strong enough model weight lets the model's favourite through.
-    assert [i for i, _ in blend(ids, model, 0.9)][0] == 3
+    fused = [1.0, 0.5, 0.45, 0.4]  # a clear fused winner
+    model = [4.0, 1.0, 5.0, 0.0]  # the model prefers the third, by a little
+    assert blend(fused, model, 1.0)[0][0] == 2
+    assert blend(fused, model, 0.5)[0] == [0, 2, 1, 3]
+    # When the model is sure and the fusion is not, the model's favourite goes first.
+    assert blend([1.0, 0.98, 0.97, 0.0], [0.0, 1.0, 9.0, -5.0], 0.5)[0][0] == 2
 
 
 def test_blend_refuses_mismatched_input() -> None:
-    with pytest.raises(ValueError, match="2 candidates but 1"):
-        blend([1, 2], [0.5], 0.5)
+    with pytest.raises(ValueError, match="2 model scores for 1 candidates"):
+        blend([0.5], [0.5, 0.1], 0.5)
+    with pytest.raises(ValueError, match="0 model scores"):
+        blend([0.5], [], 0.5)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        blend([1], [0.5], 1.5)
+        blend([0.5], [0.5], 1.5)
 
 
 # -- in the searcher, every mode, both backends ----------------------------------------------
@@ -102,29 +116,34 @@ def test_search_orders_the_head_by_the_blend(db: engram.Engram, mode: str) -> No
     db._reranker = fake = ScriptedReranker(per_doc)
     plain = db.search("solar report", k=13, mode=mode)
     fused = [r.chunk_id for r in plain.results]
+    fused_scores = [r.score for r in plain.results]
     model = [per_doc[r.text] for r in plain.results]
     assert len(fake.seen) == 0 and len(fused) >= 5
     for w in (0.5, 1.0, 0.3):
         got = db.search("solar report", k=13, mode=mode, rerank=True, rerank_weight=w)
         assert len(fake.seen) == len(fused)  # the whole head was rescored
-        assert [r.chunk_id for r in got.results] == reference(fused, model, w)
+        order, scores = reference(fused_scores, model, w)
+        assert [r.chunk_id for r in got.results] == [fused[p] for p in order]
         for r in got.results:
             m = r.explain["rerank"]
-            assert m["fused_rank"] == fused.index(r.chunk_id) + 1
+            p = fused.index(r.chunk_id)
+            assert m["fused_rank"] == p + 1
             assert m["model_score"] == per_doc[r.text] and m["weight"] == w
-            assert r.score == pytest.approx(m["score"], abs=1e-6)
+            assert r.score == pytest.approx(scores[p]) == pytest.approx(m["score"], abs=1e-6)
         assert "rerank" in got.timings_ms
 
 
 def test_only_the_rerank_candidates_move(settings: Settings) -> None:
     with engram.open(settings=settings, rerank_candidates=4) as db:
         db.add(DOCS)
-        plain = [r.chunk_id for r in db.search("solar report", k=13, mode="keyword").results]
+        plain = db.search("solar report", k=13, mode="keyword").results
         db._reranker = ScriptedReranker({d["text"]: float(i) for i, d in enumerate(DOCS)})
-        got = db.search("solar report", k=13, mode="keyword", rerank=True)
-        ids = [r.chunk_id for r in got.results]
-        assert sorted(ids[:4]) == sorted(plain[:4]) and ids[4:] == plain[4:]
-        assert all("rerank" not in r.explain for r in got.results[4:])
+        got = db.search("solar report", k=13, mode="keyword", rerank=True).results
+        ids, before = [r.chunk_id for r in got], [r.chunk_id for r in plain]
+        assert sorted(ids[:4]) == sorted(before[:4]) and ids[4:] == before[4:]
+        assert all("rerank" not in r.explain for r in got[4:])
+        scores = [r.score for r in got]
+        assert scores == sorted(scores, reverse=True)  # the tail is scored on the same scale
 
 
 def test_the_weight_setting_and_its_per_query_override(settings: Settings) -> None:
@@ -170,7 +189,7 @@ def test_http_search_takes_rerank_weight_and_explains(settings: Settings) -> Non
             "model_rank": 1,
             "fused_rank": top["explain"]["rerank"]["fused_rank"],
             "weight": 1.0,
-            "score": pytest.approx(1 / (BLEND_K + 1), abs=1e-6),
+            "score": pytest.approx(1.0),  # the model's best, alone
         }
         res = client.post("/v1/search", json={**body, "rerank": True, "rerank_weight": -0.1})
         assert res.status_code == 422 and "rerank_weight" in res.text

@@ -1,19 +1,21 @@
 """Cross-encoder reranking, blended with the ranking it rescores.
 
-The cross-encoder scores the top ``rerank_candidates`` fused candidates; the final order is a
-rank blend of its ranking and the fused one::
+The cross-encoder scores the top ``rerank_candidates`` candidates (the head); each is then
+ranked by an interpolation of the two scores, each min-max normalised over the head::
 
-    score = w / (k + model rank) + (1 - w) / (k + fused rank)      k = BLEND_K = 5
+    score = w * norm(model score) + (1 - w) * norm(fused score)
 
-with ``w`` = ``ENGRAM_RERANK_WEIGHT`` (default 0.5). Measured on four datasets
-(docs/benchmarks.md, ``bench/tune_rerank.py``): ordering by the model alone (``w`` = 1) lifts
-the keyword leg everywhere but lowers hybrid and vector search where the dense model is
-stronger than the English MS MARCO cross-encoder (SciFact: −0.024 nDCG@10); the blend keeps
-the fused ranking's evidence, so a hit both rankings put near the top stays there, and
-``--rerank`` lowered nDCG@10 on none of the datasets and modes measured. Ranks, not scores:
-the model's logits and the fused scores have unrelated scales that vary per query, and
-normalising them per query was no better there. Candidates beyond the rescored head keep
-their fused order and score, after it.
+with ``w`` = ``ENGRAM_RERANK_WEIGHT`` (default 0.5). Why (docs/benchmarks.md, measured with
+``bench/tune_rerank.py`` on four datasets × three modes): ordering the head by the model alone
+(``w`` = 1) lifts keyword search everywhere but lowers hybrid and vector search wherever the
+dense model beats this English MS MARCO cross-encoder (SciFact hybrid −0.024 nDCG@10). The
+interpolation keeps the fused evidence, and at 0.5 it lowered nDCG@10 on none of the twelve
+dataset/mode pairs; rank blends (``w/(k + model rank) + ...``) and gating by leg
+disagreement still lost on SciFact. Min-max over the head because the model's logits and the
+fused scores have unrelated scales that vary per query.
+
+Candidates after the head keep their order, scored by the same formula with the model's
+part at its head minimum (0): scores then decrease down the whole list.
 """
 
 from __future__ import annotations
@@ -21,9 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-# The k of the rank blend: small, so the first ranks weigh clearly more than the tenth.
-BLEND_K = 5
 
 
 @dataclass(slots=True)
@@ -46,23 +45,46 @@ class Reranked:
         }
 
 
+class _MinMax:
+    """x ↦ (x - lo) / (hi - lo) for the bounds of ``head`` (all 1.0 when they are equal),
+    extended linearly to values outside them."""
+
+    def __init__(self, head: Sequence[float]) -> None:
+        self.lo, hi = min(head), max(head)
+        self.span = hi - self.lo
+        self.flat = self.span < 1e-12
+
+    def __call__(self, x: float) -> float:
+        return 1.0 + (x - self.lo) if self.flat else (x - self.lo) / self.span
+
+
 def blend(
-    ids: Sequence[int], model_scores: Sequence[float], weight: float, k: int = BLEND_K
-) -> list[tuple[int, Reranked]]:
-    """Rerank ``ids`` (in fused order, best first) given the model's score of each: best
-    first by the rank blend. Ties keep the fused order; ``weight`` 1.0 is the model's order,
-    0.0 the fused order unchanged."""
-    if len(ids) != len(model_scores):
-        raise ValueError(f"{len(ids)} candidates but {len(model_scores)} model scores")
+    fused_scores: Sequence[float], model_scores: Sequence[float], weight: float
+) -> tuple[list[int], list[Reranked], list[float]]:
+    """Rerank a fused list (best first) whose first ``len(model_scores)`` entries the model
+    scored. Returns the new order of the head (positions into it), the :class:`Reranked` of
+    each head entry (by position) and the scores of the entries after the head.
+
+    Ties keep the fused order; ``weight`` 1.0 is the model's order, 0.0 the fused order."""
+    n = len(model_scores)
+    if not 0 < n <= len(fused_scores):
+        raise ValueError(f"{n} model scores for {len(fused_scores)} candidates")
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"the rerank weight must be between 0 and 1, not {weight}")
-    # Model ranks: best score first; equal scores ranked in fused order.
-    by_model = sorted(range(len(ids)), key=lambda p: (-model_scores[p], p))
+    by_model = sorted(range(n), key=lambda p: (-model_scores[p], p))
     model_rank = {p: r for r, p in enumerate(by_model, 1)}
-    out = []
-    for p, chunk_id in enumerate(ids):
-        fused_rank, mrank = p + 1, model_rank[p]
-        score = weight / (k + mrank) + (1 - weight) / (k + fused_rank)
-        out.append((chunk_id, Reranked(model_scores[p], mrank, fused_rank, weight, score)))
-    out.sort(key=lambda item: (-item[1].score, item[1].fused_rank))
-    return out
+    m_norm, f_norm = _MinMax(model_scores), _MinMax(fused_scores[:n])
+    head = [
+        Reranked(
+            model_scores[p],
+            model_rank[p],
+            p + 1,
+            weight,
+            weight * m_norm(model_scores[p]) + (1 - weight) * f_norm(fused_scores[p]),
+        )
+        for p in range(n)
+    ]
+    order = sorted(range(n), key=lambda p: (-head[p].score, p))
+    floor = weight * (0.0 if not m_norm.flat else 1.0)  # the model's part of its lowest
+    tail = [floor + (1 - weight) * f_norm(s) for s in fused_scores[n:]]
+    return order, head, tail

@@ -314,10 +314,11 @@ class Searcher:
         timings["fusion"] = _ms(t0)
 
         reranked: dict[int, Reranked] = {}
+        scores: dict[int, float] = {}  # with rerank: each candidate's blended score
         if req.rerank and fused:
             t0 = time.perf_counter()
             with tracing.span("rerank", candidates=len(fused)):
-                fused, reranked = self._rerank(owners, query, fused, req.rerank_weight)
+                fused, reranked, scores = self._rerank(owners, query, fused, req.rerank_weight)
             timings["rerank"] = _ms(t0)
 
         t0 = time.perf_counter()
@@ -339,7 +340,7 @@ class Searcher:
             moved = reranked.get(f.id)
             results.append(
                 rec.result(
-                    moved.score if moved else f.score,
+                    scores.get(f.id, f.score),
                     highlight=highlight(rec.text, owners.terms(query, near, analyzer), analyzer)
                     if req.highlight
                     else "",
@@ -458,19 +459,24 @@ class Searcher:
 
     def _rerank(
         self, owners: Owners, query: str, fused: list[Fused], weight: float | None
-    ) -> tuple[list[Fused], dict[int, Reranked]]:
-        """The cross-encoder's scores of the top candidates, blended with their fused ranks
-        (engram.search.rerank); the rest keep their order, after them."""
+    ) -> tuple[list[Fused], dict[int, Reranked], dict[int, float]]:
+        """The top candidates reordered by their cross-encoder scores blended with their
+        fused scores (engram.search.rerank), then the rest in their order; how each of the
+        top ones moved, and every candidate's blended score."""
         depth = self.settings.rerank_candidates
-        head = fused[:depth]
-        records = owners.records([f.id for f in head])
-        head = [f for f in head if f.id in records]
+        records = owners.records([f.id for f in fused[:depth]])
+        head = [f for f in fused[:depth] if f.id in records]  # others were deleted meanwhile
+        if not head:
+            return fused, {}, {}
+        rest = fused[depth:]
         passages = [_passage(records[f.id].title, records[f.id].text) for f in head]
-        scores = self._reranker().rerank(query, passages)
+        model = self._reranker().rerank(query, passages)
         w = self.settings.rerank_weight if weight is None else weight
-        moved = dict(blend([f.id for f in head], scores, w))
-        by_id = {f.id: f for f in head}
-        return [by_id[i] for i in moved] + fused[depth:], moved
+        order, moved, tail = blend([f.score for f in head + rest], model, w)
+        reranked = {f.id: m for f, m in zip(head, moved)}
+        scores = {f.id: m.score for f, m in zip(head, moved)}
+        scores.update((f.id, s) for f, s in zip(rest, tail))
+        return [head[p] for p in order] + rest, reranked, scores
 
 
 def _passage(title: str, text: str) -> str:
