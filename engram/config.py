@@ -71,10 +71,10 @@ class Settings(BaseSettings):
         0.5,
         ge=0.0,
         le=1.0,
-        description="The cross-encoder's share of the reranked order: candidates are ranked by "
-        "w/(5 + model rank) + (1 - w)/(5 + fused rank). 1.0 orders by the model alone, which "
-        "lowered nDCG@10 of hybrid and vector search on SciFact; 0.5 lowered it on no dataset "
-        "measured (docs/benchmarks.md).",
+        description="The cross-encoder's share of the reranked order: the rescored candidates "
+        "are ranked by w × model score + (1 - w) × fused score, each min-max normalised over "
+        "them. 1.0 orders by the model alone, which lowered nDCG@10 of hybrid search on SciFact "
+        "and Cranfield; 0.5 lowered it on no dataset and mode measured (docs/benchmarks.md).",
     )
     chunk_tokens: int = Field(
         256, ge=16, le=8192, description="Maximum chunk size, in tokens of the embedding model."

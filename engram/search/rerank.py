@@ -8,7 +8,7 @@ ranked by an interpolation of the two scores, each min-max normalised over the h
 with ``w`` = ``ENGRAM_RERANK_WEIGHT`` (default 0.5). Why (docs/benchmarks.md, measured with
 ``bench/tune_rerank.py`` on four datasets × three modes): ordering the head by the model alone
 (``w`` = 1) lifts keyword search everywhere but lowers hybrid and vector search wherever the
-dense model beats this English MS MARCO cross-encoder (SciFact hybrid −0.024 nDCG@10). The
+dense model beats this English MS MARCO cross-encoder (SciFact hybrid −0.020 nDCG@10). The
 interpolation keeps the fused evidence, and at 0.5 it lowered nDCG@10 on none of the twelve
 dataset/mode pairs; rank blends (``w/(k + model rank) + ...``) and gating by leg
 disagreement still lost on SciFact. Min-max over the head because the model's logits and the

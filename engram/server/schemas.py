@@ -303,7 +303,10 @@ class RerankScore(BaseModel):
     model_rank: int = Field(description="1-based rank among the rescored candidates, by the model.")
     fused_rank: int = Field(description="1-based rank before reranking.")
     weight: float = Field(description="The model's share w of the blend.")
-    score: float = Field(description="w/(5 + model_rank) + (1 - w)/(5 + fused_rank): the order.")
+    score: float = Field(
+        description="w × model score + (1 - w) × fused score, each min-max normalised over the "
+        "rescored candidates: the order, and the hit's score."
+    )
 
 
 class Explain(BaseModel):
