@@ -425,6 +425,7 @@ class Engram(VersionsMixin, KeysMixin):
         alpha: Alpha | None = None,
         group_by: Literal["document"] | None = None,
         tenant: str = DEFAULT_TENANT,
+        rerank_weight: float | None = None,
     ) -> SearchResponse:
         """Search a collection; ``response.results`` holds the chunks, best first, each
         naming its ``collection``. ``collection`` may list several (``["kb", "faq"]``) or be
@@ -446,6 +447,7 @@ class Engram(VersionsMixin, KeysMixin):
             fusion=fusion,
             alpha=alpha,
             group_by=group_by,
+            rerank_weight=rerank_weight,
         )
         self.searcher.validate(request)
         targets = resolve(self.store, collection, tenant=tenant)

@@ -53,6 +53,13 @@ class _Repeatable(click.Option):
     "--rerank", is_flag=True, help="Rescore the top candidates with the local cross-encoder."
 )
 @click.option(
+    "--rerank-weight",
+    "rerank_weight",
+    type=click.FloatRange(0.0, 1.0),
+    help="With --rerank: the cross-encoder's share of the order, 0 fused order to 1 the "
+    "model alone (default: ENGRAM_RERANK_WEIGHT).",
+)
+@click.option(
     "--where",
     multiple=True,
     help="Metadata filter: key=value, key!=v, 'year>=2020', 'lang in en,fr', 'author exists',"
@@ -86,6 +93,7 @@ def search(
     offset: int,
     mode: str,
     rerank: bool,
+    rerank_weight: float | None,
     where: tuple[str, ...],
     fusion: str | None,
     alpha: Alpha | None,
@@ -109,6 +117,7 @@ def search(
         mode=cast("SearchMode", mode),
         where=filters,
         rerank=rerank,
+        rerank_weight=rerank_weight,
         fusion=fusion,
         alpha=alpha,
         group_by="document" if group_by else None,

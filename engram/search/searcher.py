@@ -27,6 +27,7 @@ from .filters import normalize_where
 from .fusion import AUTO, FUSION_METHODS, Alpha, Fused, check_alpha, fuse, resolve_alpha
 from .fuzzy import expand, unmatched
 from .highlight import highlight
+from .rerank import Reranked, blend
 
 MAX_K = 1000
 # group_by="document": chunks ranked per document asked for (at least ENGRAM_CANDIDATES),
@@ -48,6 +49,7 @@ class SearchRequest:
     alpha: Alpha | None = (
         None  # this query's vector weight in [0, 1] or "auto"; None: the collection's
     )
+    rerank_weight: float | None = None  # the model's share of the rerank blend; None: settings'
 
 
 @dataclass(slots=True)
@@ -181,6 +183,11 @@ class Searcher:
                     hint="alpha is the vector leg's weight: 0 keyword only, 1 vector only, "
                     f"{AUTO!r} chosen by the query's length",
                 ) from exc
+        if req.rerank_weight is not None and not 0.0 <= req.rerank_weight <= 1.0:
+            raise InvalidInput(
+                f"rerank_weight must be between 0 and 1, not {req.rerank_weight}",
+                hint="the cross-encoder's share of the reranked order: 0 fused order, 1 model only",
+            )
         normalize_where(req.where)
         return query
 
@@ -215,6 +222,7 @@ class Searcher:
             req.fusion,
             req.alpha,
             req.group_by,
+            req.rerank_weight,
         )
         t0 = time.perf_counter()
         cached = self.result_cache.get(key)
@@ -313,11 +321,12 @@ class Searcher:
             fused = self._fuse(req.mode, keyword, vector, method, alpha)
         timings["fusion"] = _ms(t0)
 
-        rerank_scores: dict[int, float] = {}
+        reranked: dict[int, Reranked] = {}
+        scores: dict[int, float] = {}  # with rerank: each candidate's blended score
         if req.rerank and fused:
             t0 = time.perf_counter()
             with tracing.span("rerank", candidates=len(fused)):
-                fused, rerank_scores = self._rerank(owners, query, fused)
+                fused, reranked, scores = self._rerank(owners, query, fused, req.rerank_weight)
             timings["rerank"] = _ms(t0)
 
         t0 = time.perf_counter()
@@ -336,13 +345,14 @@ class Searcher:
                 continue
             collection = owners.of(f.id)
             analyzer = get_analyzer(collection.language)
+            moved = reranked.get(f.id)
             results.append(
                 rec.result(
-                    rerank_scores.get(f.id, f.score),
+                    scores.get(f.id, f.score),
                     highlight=highlight(rec.text, owners.terms(query, near, analyzer), analyzer)
                     if req.highlight
                     else "",
-                    explain=_explain(f, req.mode, (method, alpha, why), rerank_scores.get(f.id)),
+                    explain=_explain(f, req.mode, (method, alpha, why), moved),
                     more_chunks=more_chunks.get(f.id) if req.group_by else None,
                     collection=collection.name,
                 )
@@ -456,16 +466,25 @@ class Searcher:
         return embedder
 
     def _rerank(
-        self, owners: Owners, query: str, fused: list[Fused]
-    ) -> tuple[list[Fused], dict[int, float]]:
-        head = fused[: self.settings.rerank_candidates]
-        records = owners.records([f.id for f in head])
-        head = [f for f in head if f.id in records]
+        self, owners: Owners, query: str, fused: list[Fused], weight: float | None
+    ) -> tuple[list[Fused], dict[int, Reranked], dict[int, float]]:
+        """The top candidates reordered by their cross-encoder scores blended with their
+        fused scores (engram.search.rerank), then the rest in their order; how each of the
+        top ones moved, and every candidate's blended score."""
+        depth = self.settings.rerank_candidates
+        records = owners.records([f.id for f in fused[:depth]])
+        head = [f for f in fused[:depth] if f.id in records]  # others were deleted meanwhile
+        if not head:
+            return fused, {}, {}
+        rest = fused[depth:]
         passages = [_passage(records[f.id].title, records[f.id].text) for f in head]
-        scores = self._reranker().rerank(query, passages)
-        by_id = {f.id: s for f, s in zip(head, scores)}
-        head.sort(key=lambda f: -by_id[f.id])
-        return head + fused[self.settings.rerank_candidates :], by_id
+        model = self._reranker().rerank(query, passages)
+        w = self.settings.rerank_weight if weight is None else weight
+        order, moved, tail = blend([f.score for f in head + rest], model, w)
+        reranked = {f.id: m for f, m in zip(head, moved)}
+        scores = {f.id: m.score for f, m in zip(head, moved)}
+        scores.update((f.id, s) for f, s in zip(rest, tail))
+        return [head[p] for p in order] + rest, reranked, scores
 
 
 def _passage(title: str, text: str) -> str:
@@ -473,7 +492,7 @@ def _passage(title: str, text: str) -> str:
 
 
 def _explain(
-    f: Fused, mode: str, fusion: tuple[str, float, str], rerank: float | None
+    f: Fused, mode: str, fusion: tuple[str, float, str], rerank: Reranked | None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "keyword": {"rank": f.keyword.rank, "score": round(f.keyword.score, 6)}
@@ -490,7 +509,7 @@ def _explain(
             "score": round(f.score, 6),
         }
     if rerank is not None:
-        out["rerank"] = round(rerank, 6)
+        out["rerank"] = rerank.to_dict()
     return out
 
 

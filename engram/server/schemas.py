@@ -263,6 +263,13 @@ class SearchRequest(_Request):
         examples=[{"team": "hr"}],
     )
     rerank: bool = Field(False, description="Rescore the top results with the cross-encoder.")
+    rerank_weight: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="With rerank: the cross-encoder's share of the order, 0 (fused order) to 1 "
+        "(the model alone); default ENGRAM_RERANK_WEIGHT.",
+    )
     highlight: bool = Field(True, description="Mark query terms in each result's highlight.")
     fusion: Literal["dbsf", "minmax", "rrf"] | None = Field(
         None,
@@ -296,11 +303,22 @@ class FusedScore(BaseModel):
     score: float
 
 
+class RerankScore(BaseModel):
+    model_score: float = Field(description="The cross-encoder's raw score (higher: more relevant).")
+    model_rank: int = Field(description="1-based rank among the rescored candidates, by the model.")
+    fused_rank: int = Field(description="1-based rank before reranking.")
+    weight: float = Field(description="The model's share w of the blend.")
+    score: float = Field(
+        description="w × model score + (1 - w) × fused score, each min-max normalised over the "
+        "rescored candidates: the order, and the hit's score."
+    )
+
+
 class Explain(BaseModel):
     keyword: LegScore | None = None
     vector: LegScore | None = None
     fused: FusedScore | None = None
-    rerank: float | None = None
+    rerank: RerankScore | None = None
 
 
 class SearchHit(BaseModel):
