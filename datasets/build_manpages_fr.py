@@ -17,6 +17,11 @@ Dropped: symbolic links and ``.so`` stubs (aliases), mdoc pages (no ``.TH``), pa
 fewer than ``--min-body-words`` words, near-duplicate pages (word 5-gram Jaccard >=
 ``--near-dup``; the first in sorted order stays), and queries that are shorter than
 ``--min-query-words`` or shared by several pages (those pages stay as distractors).
+``--english DIR`` (the ``manpages`` and ``manpages-dev`` packages extracted the same way)
+writes a cross-lingual variant instead: the same corpus, the English originals' NAME lines
+as queries. Name its output directory ``manpages-fr`` too (in another parent directory):
+``engram eval`` names collections ``eval-<directory name>-<model>``, so it reuses the
+French variant's ingest.
 
 The output is deterministic: files are read in sorted order and any sampling down to
 ``--max-docs`` uses ``--seed``. A ``provenance.json`` next to the BEIR files records the
