@@ -55,37 +55,44 @@ class Analyzer:
             )
         self.language = language
         self.stopwords = BY_LANGUAGE[language]
-        stemmer = Stemmer.Stemmer(_STEMMER_NAMES[language]) if language != "none" else None
-        self._stem = lru_cache(maxsize=500_000)(stemmer.stemWord) if stemmer else (lambda w: w)
+        self._stemmer = Stemmer.Stemmer(_STEMMER_NAMES[language]) if language != "none" else None
         self._known: dict[str, str] = {}  # word as written → its term ("": none)
 
     def term(self, word: str) -> str | None:
         """The index term of one word, or None for stopwords and over-long tokens."""
         found = self._known.get(word)
         if found is None:
-            found = self._learn(word)
+            found = self._analyse([word])[0]
+            self._remember([word], [found])
         return found or None
-
-    def _learn(self, word: str) -> str:
-        folded = fold(word)
-        found = (
-            "" if folded in self.stopwords or len(folded) > _MAX_WORD else self._stem(folded)
-        )
-        known = self._known
-        if len(known) >= _REMEMBERED:
-            known.clear()
-        known[word] = found
-        return found
 
     def terms(self, text: str) -> list[str]:
         """All index terms of ``text`` in order (duplicates kept: BM25 needs frequencies)."""
-        # Loops in C (findall, map, filter) over remembered words; a word seen for the first
-        # time is analysed once.
+        # Loops in C (split, map, filter) over remembered words; the words seen for the first
+        # time are analysed together, once.
         words = text.translate(_ASCII_NON_WORD).split() if text.isascii() else _WORD.findall(text)
-        found: list[str | None] = list(map(self._known.get, words))
+        known = self._known
+        found: list[str | None] = list(map(known.get, words))
         if None in found:
-            found = [self._learn(w) if t is None else t for w, t in zip(words, found)]
+            new = list(set(words).difference(known))
+            self._remember(new, self._analyse(new))
+            found = list(map(known.get, words))
+            if None in found:  # the memory started over, without some of the known words
+                found = list(self._analyse(words))
         return list(filter(None, found))
+
+    def _analyse(self, words: list[str]) -> list[str]:
+        """The term of each word ("" for stopwords and over-long tokens)."""
+        folded = [fold(w) for w in words]
+        stems = self._stemmer.stemWords(folded) if self._stemmer else folded
+        stop = self.stopwords
+        return ["" if f in stop or len(f) > _MAX_WORD else t for f, t in zip(folded, stems)]
+
+    def _remember(self, words: list[str], terms: list[str]) -> None:
+        known = self._known
+        if len(known) + len(words) > _REMEMBERED:
+            known.clear()
+        known.update(zip(words, terms))
 
     def terms_with_spans(self, text: str) -> Iterator[tuple[str, int, int]]:
         """(term, start, end) for every indexed word; used to highlight matches."""

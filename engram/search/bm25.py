@@ -127,8 +127,11 @@ class BM25Index:
             return
         term_ids = self._term_ids
         found = list(map(term_ids.get, words))
-        if None in found:
-            found = [self._new_term(w) if t is None else t for w, t in zip(words, found)]
+        if None in found:  # new terms get the next ids, in order of first appearance
+            for term in dict.fromkeys(words):
+                if term not in term_ids:
+                    self._new_term(term)
+            found = list(map(term_ids.get, words))
         # One key per (term, slot) occurrence; unique keys sort by term, then slot.
         keys = np.asarray(found, dtype=np.int64) * end + np.repeat(
             np.arange(first, end, dtype=np.int64), lengths
@@ -140,13 +143,11 @@ class BM25Index:
         self._df[tids[starts]] += np.diff(np.append(starts, len(tids)))
 
     def _new_term(self, term: str) -> int:
-        tid = self._term_ids.get(term)  # a word seen twice in one batch is new only once
-        if tid is None:
-            tid = self._term_ids[term] = len(self._terms)
-            self._terms.append(term)
-            self._unsorted.append(term)
-            if tid == len(self._df):
-                self._df = np.concatenate([self._df, np.zeros(tid, dtype=np.int64)])
+        tid = self._term_ids[term] = len(self._terms)
+        self._terms.append(term)
+        self._unsorted.append(term)
+        if tid == len(self._df):
+            self._df = np.concatenate([self._df, np.zeros(tid, dtype=np.int64)])
         return tid
 
     def _remove(self, chunk_id: int) -> None:
