@@ -16,7 +16,8 @@ own (no torch: ``pip install --dry-run`` shows none of them pulls it)::
 Documents are the first ``--docs`` of a BEIR corpus (``all``: every one), each one text
 ``title\\ntext`` and one vector: the vectors are embedded once with engram's bundled model
 (bge-small-en-v1.5) and cached in ``/tmp/engram-bench-vectors/`` by dataset and count, so
-the model costs nothing in any timing and every system indexes the same vectors. engram
+the model costs nothing in any timing and every system indexes the same vectors
+(``--vectors random``: seeded random unit vectors instead, for sizes not embedded yet). engram
 gets them through an embedder that looks each text's vector up; its "tokenizer" (the model's
 part of chunking) counts a document as one token, so each document is one chunk, as the peers
 hold one row per document.
@@ -227,7 +228,9 @@ class BM25S:
         import bm25s
 
         def run() -> None:
-            tokens = bm25s.tokenize(self.texts, stopwords="en", stemmer=self.stemmer, show_progress=False)
+            tokens = bm25s.tokenize(
+                self.texts, stopwords="en", stemmer=self.stemmer, show_progress=False
+            )
             self.retriever = bm25s.BM25()
             self.retriever.index(tokens, show_progress=False)
 
@@ -267,12 +270,25 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="builds and query rounds")
     ap.add_argument("--systems", nargs="*", default=list(SYSTEMS))
     ap.add_argument("--embed-only", action="store_true", help="cache the vectors and stop")
+    ap.add_argument(
+        "--vectors",
+        choices=("model", "random"),
+        default="model",
+        help="model: bge-small's (cached); random: seeded unit vectors, no model run at all",
+    )
     args = ap.parse_args()
     n = None if args.docs == "all" else int(args.docs)
     ids, texts, queries = load(args.dataset, n, args.queries)
     name = args.dataset.name
-    vectors = cached_vectors(name, texts, "passage")
-    qvectors = cached_vectors(name, queries, "query")
+    if args.vectors == "random":
+        rng = np.random.default_rng(0)
+        vectors, qvectors = (
+            (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+            for v in (rng.normal(size=(len(texts), 384)), rng.normal(size=(len(queries), 384)))
+        )
+    else:
+        vectors = cached_vectors(name, texts, "passage")
+        qvectors = cached_vectors(name, queries, "query")
     if args.embed_only:
         print(json.dumps({"docs": len(texts), "queries": len(queries), "cached": str(CACHE)}))
         return
@@ -284,9 +300,10 @@ def main() -> None:
     build: dict[str, list[tuple[float, float]]] = {s.name: [] for s in systems}
     keyword: dict[str, dict[int, list[float]]] = {}
     hybrid: dict[str, list[float]] = {}
-    for round_ in range(args.repeat):
+    for r in range(args.repeat):
         roots = {}
-        for system in systems:  # builds: one after the other, then keep them for the queries
+        # Builds one after the other (first one turn by turn), kept for the queries.
+        for system in systems[r % len(systems) :] + systems[: r % len(systems)]:
             roots[system.name] = Path(tempfile.mkdtemp(prefix=f"peers-{system.name}-"))
             run = system.build(roots[system.name])
             wall, cpu, _ = timed(run)
@@ -299,24 +316,29 @@ def main() -> None:
                     system.keyword(q, 150)
                 if hasattr(system, "hybrid"):
                     system.hybrid(q, 10)
-        for q in queries:  # side by side, query by query
-            for system in systems:
-                for k in (10, 150):
-                    if hasattr(system, "keyword"):
-                        t0 = time.perf_counter()
-                        system.keyword(q, k)
-                        keyword.setdefault(system.name, {}).setdefault(k, []).append(
-                            time.perf_counter() - t0
-                        )
-                if hasattr(system, "hybrid"):
-                    t0 = time.perf_counter()
+        calls = [
+            (system, what)
+            for system in systems
+            for what in ("k=10", "k=150", "hybrid")
+            if hasattr(system, "hybrid" if what == "hybrid" else "keyword")
+        ]
+        for i, q in enumerate(queries):  # side by side, query by query, in turns
+            for system, what in calls[i % len(calls) :] + calls[: i % len(calls)]:
+                t0 = time.perf_counter()
+                if what == "hybrid":
                     system.hybrid(q, 10)
                     hybrid.setdefault(system.name, []).append(time.perf_counter() - t0)
+                else:
+                    system.keyword(q, int(what[2:]))
+                    keyword.setdefault(system.name, {}).setdefault(int(what[2:]), []).append(
+                        time.perf_counter() - t0
+                    )
         for system in systems:
             system.close()
             shutil.rmtree(roots[system.name], ignore_errors=True)
     out: dict[str, Any] = {
         "dataset": name,
+        "vectors": args.vectors,
         "docs": len(texts),
         "queries": len(queries),
         "repeat": args.repeat,

@@ -64,6 +64,7 @@ class BM25Index:
         self._total_length = 0.0
         self._dead = 0
         self._dirty = True
+        self._norm: np.ndarray | None = None  # K1 * (1 - B + B * |D| / avgdl) per slot
         self._spelling: Vocabulary | None = None
         # term id → document frequency, exact while nothing is dead (capacity grows)
         self._df = np.zeros(1024, dtype=np.int64)
@@ -92,6 +93,7 @@ class BM25Index:
             self.seq = max(self.seq, seq)
             self._dirty = True
             if adds or removes:
+                self._norm = None
                 self._spelling = None
                 self._completed = {}
             if self._dead > 1000 and self._dead > self._live // 4:
@@ -164,6 +166,7 @@ class BM25Index:
 
     def _compact(self) -> None:
         """Drop tombstoned slots: renumber live slots densely and filter every posting list."""
+        self._norm = None
         live = np.flatnonzero(self._alive[: self._slots])
         remap = np.full(self._slots, -1, dtype=np.int64)
         remap[live] = np.arange(len(live))
@@ -274,7 +277,9 @@ class BM25Index:
             n, avgdl = self._live, self._total_length / self._live
             scores = np.zeros(self._slots, dtype=np.float32)
             alive = self._alive[: self._slots]
-            norm = K1 * (1 - B + B * self._lengths[: self._slots] / avgdl)
+            if self._norm is None:  # the length normalisation, until the next change
+                self._norm = K1 * (1 - B + B * self._lengths[: self._slots] / avgdl)
+            norm = self._norm
             touched = False
             for term, qtf in Counter(terms).items():
                 tid = self._term_ids.get(term)
@@ -303,10 +308,9 @@ class BM25Index:
                 kth = found[np.argpartition(-found, k - 1)[k - 1]]
                 candidates = candidates[found >= kth]
             # Best first; ties by chunk id so rankings are deterministic.
-            order = sorted(
-                candidates.tolist(), key=lambda s: (-float(scores[s]), int(self._chunk_ids[s]))
-            )[:k]
-            return [(int(self._chunk_ids[s]), float(scores[s])) for s in order]
+            found, ids = scores[candidates], self._chunk_ids[candidates]
+            order = np.lexsort((ids, -found))[:k]
+            return list(zip(ids[order].tolist(), found[order].tolist()))
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: Path | None = None) -> None:
