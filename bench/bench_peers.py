@@ -44,6 +44,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -58,6 +59,9 @@ import engram
 from engram.providers import get_embedder
 from engram.providers.embedders.base import Embedder, EmbedKind
 from engram.search.analyzer import get_analyzer
+
+# LanceDB logs a deprecation warning per query otherwise: that stderr traffic is not its cost.
+os.environ.setdefault("LANCE_LOG", "error")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
 CACHE = Path("/tmp/engram-bench-vectors")

@@ -128,14 +128,15 @@ class BM25Index:
         if not words:
             return
         term_ids = self._term_ids
-        found = list(map(term_ids.get, words))
-        if None in found:  # new terms get the next ids, in order of first appearance
+        try:
+            found = np.fromiter(map(term_ids.__getitem__, words), np.int64, len(words))
+        except KeyError:  # new terms get the next ids, in order of first appearance
             for term in dict.fromkeys(words):
                 if term not in term_ids:
                     self._new_term(term)
-            found = list(map(term_ids.get, words))
+            found = np.fromiter(map(term_ids.__getitem__, words), np.int64, len(words))
         # One key per (term, slot) occurrence; unique keys sort by term, then slot.
-        keys = np.asarray(found, dtype=np.int64) * end + np.repeat(
+        keys = found * end + np.repeat(
             np.arange(first, end, dtype=np.int64), lengths
         )
         pairs, counts = np.unique(keys, return_counts=True)

@@ -44,7 +44,12 @@ class SQLiteWritesMixin(SQLiteSessions):
 
         def _catch_up(self, collection: Collection) -> DerivedIndexes: ...
         def _record_version(
-            self, doc_id: int, version: int, doc: DocumentWrite, now: str
+            self,
+            doc_id: int,
+            version: int,
+            doc: DocumentWrite,
+            now: str,
+            metadata: str | None = None,
         ) -> list[str]: ...
         def _version_hashes(self, doc_ids: Sequence[int]) -> list[str]: ...
 
@@ -177,7 +182,7 @@ class SQLiteWritesMixin(SQLiteSessions):
             ).lastrowid
         if stored is not None:
             stored[doc.key] = (doc_id, version)
-        old_hashes.extend(self._record_version(doc_id, version, doc, now))
+        old_hashes.extend(self._record_version(doc_id, version, doc, now, meta))
         insert_chunks(conn, cid, doc_id, version, doc.chunks, log=log)
         if stored is None:
             self._check_vectors(model_id, [doc])
