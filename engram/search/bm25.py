@@ -136,9 +136,7 @@ class BM25Index:
                     self._new_term(term)
             found = np.fromiter(map(term_ids.__getitem__, words), np.int64, len(words))
         # One key per (term, slot) occurrence; unique keys sort by term, then slot.
-        keys = found * end + np.repeat(
-            np.arange(first, end, dtype=np.int64), lengths
-        )
+        keys = found * end + np.repeat(np.arange(first, end, dtype=np.int64), lengths)
         pairs, counts = np.unique(keys, return_counts=True)
         tids, slots = np.divmod(pairs, end)
         self._postings.add(tids, slots.astype(np.int32), counts.astype(np.float32))
