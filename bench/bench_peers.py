@@ -22,7 +22,8 @@ gets them through an embedder that looks each text's vector up; its "tokenizer" 
 part of chunking) counts a document as one token, so each document is one chunk, as the peers
 hold one row per document.
 
-Measured in one process, the systems in turn, ``--repeat`` times (medians reported):
+Measured in one process, the systems in turn, builds ``--repeat`` times, queries after the
+last ``--query-rounds`` builds (medians reported):
 
 * build: wall and CPU seconds from the documents and vectors in memory to a searchable,
   persisted index: engram ``db.add`` (analysis, SQLite writes, BM25 postings, HNSW, index
@@ -61,7 +62,7 @@ from engram.providers.embedders.base import Embedder, EmbedKind
 from engram.search.analyzer import get_analyzer
 
 # LanceDB logs a deprecation warning per query otherwise: that stderr traffic is not its cost.
-os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
 CACHE = Path("/tmp/engram-bench-vectors")
@@ -271,7 +272,8 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, default=DATA)
     ap.add_argument("--docs", default="1920", help="how many documents, or 'all'")
     ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--repeat", type=int, default=3, help="builds and query rounds")
+    ap.add_argument("--repeat", type=int, default=5, help="builds of each system")
+    ap.add_argument("--query-rounds", type=int, default=1, help="of them followed by queries")
     ap.add_argument("--systems", nargs="*", default=list(SYSTEMS))
     ap.add_argument("--embed-only", action="store_true", help="cache the vectors and stop")
     ap.add_argument(
@@ -314,6 +316,11 @@ def main() -> None:
             build[system.name].append((wall, cpu))
             if hasattr(system, "ready"):
                 system.ready()
+        if r < args.repeat - args.query_rounds:
+            for system in systems:
+                system.close()
+                shutil.rmtree(roots[system.name], ignore_errors=True)
+            continue
         for system in systems:  # warm-up
             for q in queries[:20]:
                 if hasattr(system, "keyword"):
@@ -346,6 +353,7 @@ def main() -> None:
         "docs": len(texts),
         "queries": len(queries),
         "repeat": args.repeat,
+        "query_rounds": args.query_rounds,
         "build_s": {
             s: {
                 "wall": round(statistics.median(w for w, _ in runs), 3),

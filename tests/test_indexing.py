@@ -17,6 +17,7 @@ import pytest
 import Stemmer
 
 import engram
+from engram.ingest.pipeline import IngestPipeline
 from engram.search import analyzer as analysis
 from engram.search.ann import HnswParams, VectorIndex
 from engram.search.bm25 import BM25Index
@@ -225,3 +226,28 @@ def test_processes_on_one_data_directory_see_each_others_writes(tmp_path: Path) 
         assert "parent-3" not in {r.document_key for r in vector}
         db.delete(["parent-4"])
     assert child("search") == "18 18"
+
+
+def test_cheap_chunks_are_written_in_few_transactions(tmp_path: Path) -> None:
+    """Transactions hold about half a second of work: the minimum batch when chunks are
+    slow to embed, growing (up to a cap) when they are cheap, as with the hash embedder."""
+    with engram.open(tmp_path, embedding_model="hash", cache_size=0) as db:
+        pipeline = IngestPipeline(db.store, db.settings, db.embedder())
+        minimum = pipeline.batch_chunks
+        assert pipeline.next_batch(minimum, 3.0) == minimum  # a model's pace: unchanged
+        assert pipeline.next_batch(minimum, 0.5) == minimum
+        assert pipeline.next_batch(minimum, 0.25) == minimum * 2
+        assert pipeline.next_batch(minimum, 0.0) == 2048  # the cap
+        calls = []
+        write = db.store.write_documents
+
+        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(len(args[1]))
+            return write(*args, **kwargs)
+
+        db.store.write_documents = counted  # type: ignore[method-assign]
+        docs = [{"id": f"d{i}", "text": f"note {i} about otters"} for i in range(2000)]
+        report = db.add(docs)
+        assert report.added == 2000 and sum(calls) == 2000
+        assert calls[0] == minimum and len(calls) < 2000 / minimum / 2
+        assert len(db.search("otters", mode="keyword", k=1000).results) == 1000
