@@ -83,7 +83,7 @@ class Analyzer:
 
     def _analyse(self, words: list[str]) -> list[str]:
         """The term of each word ("" for stopwords and over-long tokens)."""
-        folded = [fold(w) for w in words]
+        folded = [w.lower() if w.isascii() else fold(w) for w in words]
         stems = self._stemmer.stemWords(folded) if self._stemmer else folded
         stop = self.stopwords
         return ["" if f in stop or len(f) > _MAX_WORD else t for f, t in zip(folded, stems)]

@@ -53,7 +53,7 @@ def chunk_rows(chunks: Sequence[ChunkWrite]) -> list[tuple[int, int, int, int | 
             c.start,
             c.end,
             c.page,
-            json.dumps(list(c.heading_path), ensure_ascii=False),
+            json.dumps(list(c.heading_path), ensure_ascii=False) if c.heading_path else "[]",
             c.text_hash,
         )
         for c in chunks

@@ -143,7 +143,9 @@ class SQLiteWritesMixin(SQLiteSessions):
             ).fetchone()
         else:
             row = stored.get(doc.key)
-        meta = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
+        meta = (
+            json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True) if doc.metadata else "{}"
+        )
         if row:
             doc_id, version = row[0], row[1] + 1
             if batch is not None:  # an import: keep what it replaces, for its rollback
