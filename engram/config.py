@@ -150,7 +150,8 @@ class Settings(BaseSettings):
         5000,
         ge=0,
         description="Collections with fewer vectors are searched exactly (numpy) instead of "
-        "by HNSW; exact costs about 1 ms per 5,000 vectors of 384 dimensions.",
+        "by HNSW; exact costs about 1 ms per 5,000 vectors of 384 dimensions. On the embedded "
+        "backend they have no HNSW graph at all (it is built when they reach this size).",
     )
     hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph connectivity (M).")
     hnsw_ef_construction: int = Field(

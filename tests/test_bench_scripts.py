@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,31 @@ def test_web_bench_at_a_tiny_size() -> None:
     assert measured["dashboard (30 days)"]["status"] == 200
     assert result["first_load"]["raw"] > result["first_load"]["gzip"] > 0
     assert set(result["skipped"]) | set(measured) == {p["page"] for p in result["pages"]}
+
+
+def test_peers_bench_at_a_tiny_size(tmp_path: Path) -> None:
+    """bench_peers.py end to end on a tiny BEIR directory with random vectors (no model
+    run): engram's build, keyword leg and hybrid search are timed; peers that are not
+    installed (they are bench-only dependencies) are left out."""
+    rng = random.Random(0)
+    words = [f"word{i}" for i in range(300)]
+    with (tmp_path / "corpus.jsonl").open("w") as fh:
+        for i in range(60):
+            text = " ".join(rng.choices(words, k=40))
+            fh.write(json.dumps({"_id": str(i), "title": f"t{i}", "text": text}) + "\n")
+    with (tmp_path / "queries.jsonl").open("w") as fh:
+        for i in range(8):
+            fh.write(json.dumps({"_id": f"q{i}", "text": " ".join(rng.choices(words, k=3))}) + "\n")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_peers.py"), "--dataset", str(tmp_path)]
+        + ["--docs", "all", "--vectors", "random", "--repeat", "2", "--systems", "engram"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["docs"] == 60 and result["queries"] == 8
+    assert len(result["build_s"]["engram"]["runs_wall"]) == 2
+    assert result["keyword_ms"]["engram"]["k=150"]["p50"] > 0
+    assert result["hybrid_ms"]["engram"]["p50"] > 0

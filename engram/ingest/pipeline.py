@@ -31,6 +31,12 @@ from ..types import Collection, Failure, IngestReport, LoadedDocument, Skipped
 from ..unicode import describe, lone_surrogate
 from .chunking import chunk_document
 
+# A transaction holds about this much work: with a model, the minimum batch (a crash loses
+# little, progress moves often); when chunks cost little (vectors cached, a fast embedder),
+# batches grow so that commits — each rewriting the index pages it touched — stay few.
+_BATCH_SECONDS = 0.5
+_MAX_BATCH_CHUNKS = 2048
+
 # Bumped whenever the way chunks are built or embedded changes, so stored documents are
 # re-processed instead of being judged unchanged.
 PIPELINE_VERSION = 1
@@ -107,7 +113,8 @@ class IngestPipeline:
         self.store = store
         self.settings = settings
         self.embedder = embedder
-        # Enough chunks per transaction to amortise commits and keep the model batches full.
+        # Enough chunks per transaction to amortise commits and keep the model batches full;
+        # more when they are quick to write (next_batch).
         self.batch_chunks = max(settings.embed_batch_size * 8, 64)
 
     def run(
@@ -136,6 +143,7 @@ class IngestPipeline:
         pending: list[_Pending] = []
         pending_chunks = docs_done = chunks_done = 0
         analyzer = get_analyzer(collection.language)
+        limit = self.batch_chunks
 
         for group in _groups(items, 256):
             if not sync:
@@ -179,9 +187,11 @@ class IngestPipeline:
                     continue
                 pending.append(entry)
                 pending_chunks += len(entry.chunks)
-                if pending_chunks >= self.batch_chunks:
+                if pending_chunks >= limit:
+                    t0 = time.perf_counter()
                     chunks_done += self._flush(collection, pending, existing, report, batch)
                     docs_done += len(pending)
+                    limit = self.next_batch(pending_chunks, time.perf_counter() - t0)
                     pending, pending_chunks = [], 0
                 if progress:
                     progress(docs_done, chunks_done)
@@ -211,6 +221,12 @@ class IngestPipeline:
         if persist:
             self.store.sync()
         return report
+
+    def next_batch(self, chunks: int, seconds: float) -> int:
+        """Chunks for the next transaction, after one of ``chunks`` took ``seconds``: about
+        _BATCH_SECONDS of work, between the minimum batch and _MAX_BATCH_CHUNKS."""
+        wanted = chunks * _BATCH_SECONDS / max(seconds, 1e-6)
+        return int(min(max(wanted, self.batch_chunks), _MAX_BATCH_CHUNKS))
 
     def _prepare(self, doc: LoadedDocument, digest: str, analyzer: Analyzer) -> _Pending:
         entry = _Pending(doc, digest)

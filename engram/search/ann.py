@@ -3,7 +3,10 @@
 The index is never the source of truth: it records the sequence number of the last change it
 contains, and its owner replays newer changes (or rebuilds it) when it is missing or behind.
 Indexes smaller than ``exact_below`` vectors, and filtered searches over few rows, are
-answered exactly with numpy.
+answered exactly with numpy. Below that size no graph is built at all (inserting into HNSW
+is most of the cost of indexing a small collection, and its searches would not use it): the
+vectors are kept as they are, saved as a plain array, and the graph is built from them, in
+one call, when the index grows to ``exact_below``.
 
 hnswlib (Chroma's maintained build, ``chroma-hnswlib``) was chosen over usearch and faiss by
 measurement (bench/bench_ann.py, docs/benchmarks.md): 3x faster to build and to query at
@@ -43,7 +46,8 @@ class VectorIndex:
         self.params = params
         self.seq = 0
         self._lock = threading.RLock()
-        self._index = self._new_index(1024)
+        self._index: hnswlib.Index | None = None  # no graph while smaller than exact_below
+        self._flat: dict[int, np.ndarray] = {}  # key → vector, while there is no graph
         self._live: set[int] = set()
         self._deleted: set[int] = set()  # marked deleted in hnswlib, still occupying a slot
         self._exact: tuple[np.ndarray, np.ndarray] | None = None  # (keys, unit vectors)
@@ -68,6 +72,8 @@ class VectorIndex:
             meta = json.loads(path.with_suffix(".json").read_text())
             if meta.get("dimension") != self.dimension or not path.exists():
                 return False
+            if meta.get("kind") == "flat":
+                return self._load_flat(path, int(meta["seq"]))
             index = hnswlib.Index(space="cosine", dim=self.dimension)
             index.load_index(str(path), max_elements=int(meta["capacity"]))
             index.set_ef(self.params.expansion_search)
@@ -77,8 +83,22 @@ class VectorIndex:
         except Exception:  # missing, truncated or damaged, whatever the parser says
             return False
         with self._lock:
-            self._index, self._live, self._deleted = index, live, deleted
+            self._index, self._flat, self._live, self._deleted = index, {}, live, deleted
             self.seq, self._exact, self._dirty = seq, None, False
+        return True
+
+    def _load_flat(self, path: Path, seq: int) -> bool:
+        with open(path, "rb") as fh, np.load(fh) as data:
+            keys, vectors = data["keys"], data["vectors"]
+        if keys.ndim != 1 or vectors.shape != (len(keys), self.dimension):
+            return False
+        with self._lock:
+            self._index, self._deleted = None, set()
+            self._flat = dict(zip(keys.tolist(), vectors))
+            self._live = set(self._flat)
+            self.seq, self._exact, self._dirty = seq, None, False
+            if len(self._live) >= self.params.exact_below:
+                self._build_graph()
         return True
 
     def save(self, path: Path | None = None) -> None:
@@ -90,13 +110,22 @@ class VectorIndex:
             path = path or self.path
             if own and not self._dirty:
                 return
-            replace_atomically(path, lambda tmp: self._index.save_index(str(tmp)))
-            meta = {
-                "seq": self.seq,
-                "dimension": self.dimension,
-                "capacity": self._index.get_max_elements(),
-                "deleted": sorted(self._deleted),
-            }
+            index = self._index
+            meta: dict[str, object] = {"seq": self.seq, "dimension": self.dimension}
+            if index is None:
+                keys = np.fromiter(self._flat, dtype=np.int64, count=len(self._flat))
+                vectors = self._matrix(keys)
+
+                def write(tmp: Path) -> None:
+                    with open(tmp, "wb") as fh:
+                        np.savez(fh, keys=keys, vectors=vectors)
+
+                replace_atomically(path, write)
+                meta["kind"] = "flat"
+            else:
+                replace_atomically(path, lambda tmp: index.save_index(str(tmp)))
+                meta["capacity"] = index.get_max_elements()
+                meta["deleted"] = sorted(self._deleted)
             replace_atomically(
                 path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta))
             )
@@ -104,7 +133,7 @@ class VectorIndex:
 
     def reset(self) -> None:
         with self._lock:
-            self._index = self._new_index(1024)
+            self._index, self._flat = None, {}
             self._live, self._deleted, self._exact = set(), set(), None
             self.seq = 0
             self._dirty = True
@@ -116,19 +145,31 @@ class VectorIndex:
         """Apply a batch of changes that brings the index up to ``seq``."""
         with self._lock:
             for key in removes:
-                if key in self._live:
+                if key not in self._live:
+                    continue
+                self._live.discard(key)
+                if self._index is None:
+                    del self._flat[key]
+                else:
                     self._index.mark_deleted(int(key))
-                    self._live.discard(key)
                     self._deleted.add(int(key))
             fresh = {
                 k: v for k, v in adds.items() if k not in self._live and k not in self._deleted
             }
-            if fresh:
-                needed = self._index.get_current_count() + len(fresh)
-                if needed > self._index.get_max_elements():
-                    self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+            index = self._index
+            if fresh and index is None:
+                self._flat.update(
+                    (int(k), np.asarray(v, dtype=np.float32)) for k, v in fresh.items()
+                )
+                self._live.update(int(k) for k in fresh)
+                if len(self._live) >= self.params.exact_below:
+                    self._build_graph()
+            elif fresh and index is not None:
+                needed = index.get_current_count() + len(fresh)
+                if needed > index.get_max_elements():
+                    index.resize_index(max(needed, 2 * index.get_max_elements()))
                 keys = np.fromiter(fresh.keys(), dtype=np.int64, count=len(fresh))
-                self._index.add_items(np.stack(list(fresh.values())).astype(np.float32), keys)
+                index.add_items(np.stack(list(fresh.values())).astype(np.float32), keys)
                 self._live.update(int(k) for k in keys)
             self.seq = max(self.seq, seq)
             self._exact = None
@@ -136,16 +177,33 @@ class VectorIndex:
             if len(self._deleted) > 1000 and len(self._deleted) > len(self._live) // 4:
                 self._compact()
 
+    def _build_graph(self) -> None:
+        """Move the vectors kept flat into a new HNSW graph (one batch insert)."""
+        keys = np.fromiter(self._flat, dtype=np.int64, count=len(self._flat))
+        index = self._new_index(max(1024, 2 * len(keys)))
+        if len(keys):
+            index.add_items(self._matrix(keys), keys)
+        self._index, self._flat, self._exact = index, {}, None
+
     def _compact(self) -> None:
         """Rebuild from the live vectors, dropping deleted slots."""
+        assert self._index is not None  # only a graph keeps deleted slots
         keys = np.asarray(sorted(self._live), dtype=np.int64)
         index = self._new_index(max(1024, 2 * len(keys)))
         if len(keys):
             index.add_items(np.asarray(self._index.get_items(keys), dtype=np.float32), keys)
         self._index, self._deleted = index, set()
 
+    def _matrix(self, keys: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The stored vectors of ``keys``, one row each (as given, or as the graph holds them)."""
+        if self._index is None:
+            if not len(keys):
+                return np.zeros((0, self.dimension), dtype=np.float32)
+            return np.stack([self._flat[int(k)] for k in keys])
+        return np.asarray(self._index.get_items(list(keys)), dtype=np.float32)
+
     def _vectors(self, keys: Sequence[int] | np.ndarray) -> np.ndarray:
-        matrix = np.asarray(self._index.get_items(list(keys)), dtype=np.float32)
+        matrix = self._matrix(keys)
         return matrix / (np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12)
 
     def search(
@@ -162,11 +220,12 @@ class VectorIndex:
                 allowed = allowed & self._live
                 if not allowed:
                     return []
-                if exact or len(allowed) <= max(self.params.exact_below, 1000):
+                small = len(allowed) <= max(self.params.exact_below, 1000)
+                if exact or small or self._index is None:
                     keys = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
                     return _top(keys, self._vectors(keys) @ query, k)
                 return self._ann(query, min(k, len(allowed)), lambda key: key in allowed)
-            if exact or size < self.params.exact_below:
+            if exact or size < self.params.exact_below or self._index is None:
                 if self._exact is None:
                     keys = np.asarray(sorted(self._live), dtype=np.int64)
                     self._exact = (keys, self._vectors(keys))
@@ -177,6 +236,7 @@ class VectorIndex:
     def _ann(
         self, query: np.ndarray, k: int, keep: Callable[[int], bool] | None
     ) -> list[tuple[int, float]]:
+        assert self._index is not None  # searched exactly while there is no graph
         # ef must be at least k for hnswlib to return k results.
         self._index.set_ef(max(self.params.expansion_search, k))
         labels, distances = self._index.knn_query(query, k=k, filter=keep)

@@ -10,13 +10,15 @@ Scores are exact Okapi BM25 (Robertson & Zaragoza 2009), the formula FTS5 docume
 ``idf(t) = max(ln((N - df + 0.5) / (df + 0.5)), 1e-6)``; N, df and avgdl count live chunks
 only, so deletions change statistics immediately, exactly as a rebuilt index would.
 
-Updates append postings to per-term buffers that are merged on the next read of that term;
-deletions are tombstones, compacted away when they pile up.
+Postings live in numpy arrays by term (engram.search.postings): a batch of new chunks is
+counted and appended with a few whole-array operations; deletions are tombstones, compacted
+away when they pile up.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
 import threading
@@ -30,6 +32,7 @@ import numpy as np
 from .analyzer import get_analyzer
 from .fuzzy import Vocabulary
 from .persist import replace_atomically
+from .postings import Postings
 
 K1, B = 1.2, 0.75
 _FORMAT = 1
@@ -51,9 +54,7 @@ class BM25Index:
     def _reset(self) -> None:
         self._term_ids: dict[str, int] = {}
         self._terms: list[str] = []
-        self._postings: list[np.ndarray] = []  # term id → slot array (int32)
-        self._tfs: list[np.ndarray] = []  # term id → term frequencies (float32)
-        self._pending: dict[int, tuple[list[int], list[int]]] = {}
+        self._postings = Postings()
         self._chunk_ids = np.zeros(1024, dtype=np.int64)
         self._lengths = np.zeros(1024, dtype=np.float32)
         self._alive = np.zeros(1024, dtype=bool)
@@ -63,8 +64,10 @@ class BM25Index:
         self._total_length = 0.0
         self._dead = 0
         self._dirty = True
+        self._norm: np.ndarray | None = None  # K1 * (1 - B + B * |D| / avgdl) per slot
         self._spelling: Vocabulary | None = None
-        self._df: list[int] = []  # term id → document frequency, exact while nothing is dead
+        # term id → document frequency, exact while nothing is dead (capacity grows)
+        self._df = np.zeros(1024, dtype=np.int64)
         self._sorted: list[str] = []  # the terms in code point order, for prefix lookups
         self._unsorted: list[str] = []  # terms added since _sorted was last brought up to date
         # Completions of prefixes whose range is long (a short prefix spans thousands of
@@ -84,13 +87,13 @@ class BM25Index:
         with self._lock:
             for chunk_id in removes:
                 self._remove(chunk_id)
-            for chunk_id, terms in adds.items():
-                if chunk_id in self._slot_of:
-                    continue
-                self._add(chunk_id, terms.split())
+            fresh = [(c, terms) for c, terms in adds.items() if c not in self._slot_of]
+            if fresh:
+                self._add(fresh)
             self.seq = max(self.seq, seq)
             self._dirty = True
             if adds or removes:
+                self._norm = None
                 self._spelling = None
                 self._completed = {}
             if self._dead > 1000 and self._dead > self._live // 4:
@@ -104,30 +107,49 @@ class BM25Index:
             new[: len(old)] = old
             setattr(self, name, new)
 
-    def _add(self, chunk_id: int, terms: list[str]) -> None:
-        if self._slots == len(self._chunk_ids):
+    def _add(self, chunks: list[tuple[int, str]]) -> None:
+        """Give each new chunk (id, space-separated terms) a slot and its postings: the
+        batch's (term, slot) pairs are counted with one numpy sort and handed to the
+        postings as one run; Python touches each word once, to find its term id."""
+        docs = [terms.split() for _, terms in chunks]
+        n = len(docs)
+        while self._slots + n > len(self._chunk_ids):
             self._grow()
-        slot = self._slots
-        self._slots += 1
-        self._slot_of[chunk_id] = slot
-        self._chunk_ids[slot] = chunk_id
-        self._lengths[slot] = len(terms)
-        self._alive[slot] = True
-        self._live += 1
-        self._total_length += len(terms)
-        for term, tf in Counter(terms).items():
-            tid = self._term_ids.get(term)
-            if tid is None:
-                tid = self._term_ids[term] = len(self._terms)
-                self._terms.append(term)
-                self._df.append(0)
-                self._unsorted.append(term)
-                self._postings.append(np.zeros(0, dtype=np.int32))
-                self._tfs.append(np.zeros(0, dtype=np.float32))
-            slots, tfs = self._pending.setdefault(tid, ([], []))
-            slots.append(slot)
-            tfs.append(tf)
-            self._df[tid] += 1
+        first, end = self._slots, self._slots + n
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=n)
+        ids = [c for c, _ in chunks]
+        self._chunk_ids[first:end] = ids
+        self._lengths[first:end] = lengths
+        self._alive[first:end] = True
+        self._slot_of.update(zip(ids, range(first, end)))
+        self._slots, self._live = end, self._live + n
+        self._total_length += float(lengths.sum())
+        words = list(itertools.chain.from_iterable(docs))
+        if not words:
+            return
+        term_ids = self._term_ids
+        try:
+            found = np.fromiter(map(term_ids.__getitem__, words), np.int64, len(words))
+        except KeyError:  # new terms get the next ids, in order of first appearance
+            for term in dict.fromkeys(words):
+                if term not in term_ids:
+                    self._new_term(term)
+            found = np.fromiter(map(term_ids.__getitem__, words), np.int64, len(words))
+        # One key per (term, slot) occurrence; unique keys sort by term, then slot.
+        keys = found * end + np.repeat(np.arange(first, end, dtype=np.int64), lengths)
+        pairs, counts = np.unique(keys, return_counts=True)
+        tids, slots = np.divmod(pairs, end)
+        self._postings.add(tids, slots.astype(np.int32), counts.astype(np.float32))
+        starts = np.flatnonzero(np.concatenate(([True], tids[1:] != tids[:-1])))
+        self._df[tids[starts]] += np.diff(np.append(starts, len(tids)))
+
+    def _new_term(self, term: str) -> int:
+        tid = self._term_ids[term] = len(self._terms)
+        self._terms.append(term)
+        self._unsorted.append(term)
+        if tid == len(self._df):
+            self._df = np.concatenate([self._df, np.zeros(tid, dtype=np.int64)])
+        return tid
 
     def _remove(self, chunk_id: int) -> None:
         slot = self._slot_of.pop(chunk_id, None)
@@ -139,28 +161,17 @@ class BM25Index:
         self._dead += 1
 
     def _merged(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
-        pending = self._pending.pop(tid, None)
-        if pending:
-            self._postings[tid] = np.concatenate(
-                [self._postings[tid], np.asarray(pending[0], dtype=np.int32)]
-            )
-            self._tfs[tid] = np.concatenate(
-                [self._tfs[tid], np.asarray(pending[1], dtype=np.float32)]
-            )
-        return self._postings[tid], self._tfs[tid]
+        return self._postings.get(tid)
 
     def _compact(self) -> None:
         """Drop tombstoned slots: renumber live slots densely and filter every posting list."""
-        for tid in list(self._pending):
-            self._merged(tid)
+        self._norm = None
         live = np.flatnonzero(self._alive[: self._slots])
         remap = np.full(self._slots, -1, dtype=np.int64)
         remap[live] = np.arange(len(live))
-        for tid in range(len(self._terms)):
-            keep = self._alive[self._postings[tid]]
-            self._postings[tid] = remap[self._postings[tid][keep]].astype(np.int32)
-            self._tfs[tid] = self._tfs[tid][keep]
-            self._df[tid] = len(self._postings[tid])
+        counts = self._postings.keep(self._alive, remap)
+        self._df[:] = 0
+        self._df[: len(counts)] = counts
         size = max(1024, len(live) * 2)
         ids, lengths = self._chunk_ids[live], self._lengths[live]
         self._chunk_ids = np.zeros(size, dtype=np.int64)
@@ -232,7 +243,7 @@ class BM25Index:
         return self._sorted
 
     def _live_df(self, term: str) -> int:
-        return self.doc_freq(term) if self._dead else self._df[self._term_ids[term]]
+        return self.doc_freq(term) if self._dead else int(self._df[self._term_ids[term]])
 
     def sample(self, term: str, n: int) -> list[int]:
         """Up to ``n`` ids of live chunks holding ``term`` (the first indexed)."""
@@ -265,7 +276,9 @@ class BM25Index:
             n, avgdl = self._live, self._total_length / self._live
             scores = np.zeros(self._slots, dtype=np.float32)
             alive = self._alive[: self._slots]
-            norm = K1 * (1 - B + B * self._lengths[: self._slots] / avgdl)
+            if self._norm is None:  # the length normalisation, until the next change
+                self._norm = K1 * (1 - B + B * self._lengths[: self._slots] / avgdl)
+            norm = self._norm
             touched = False
             for term, qtf in Counter(terms).items():
                 tid = self._term_ids.get(term)
@@ -294,10 +307,9 @@ class BM25Index:
                 kth = found[np.argpartition(-found, k - 1)[k - 1]]
                 candidates = candidates[found >= kth]
             # Best first; ties by chunk id so rankings are deterministic.
-            order = sorted(
-                candidates.tolist(), key=lambda s: (-float(scores[s]), int(self._chunk_ids[s]))
-            )[:k]
-            return [(int(self._chunk_ids[s]), float(scores[s])) for s in order]
+            found, ids = scores[candidates], self._chunk_ids[candidates]
+            order = np.lexsort((ids, -found))[:k]
+            return list(zip(ids[order].tolist(), found[order].tolist()))
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: Path | None = None) -> None:
@@ -310,21 +322,17 @@ class BM25Index:
         with self._lock:
             if own and not self._dirty:
                 return
-            for tid in list(self._pending):
-                self._merged(tid)
             if self._dead:
                 self._compact()
-            lengths = np.array([len(p) for p in self._postings], dtype=np.int64)
+            offsets, postings, tfs = self._postings.arrays(len(self._terms))
             meta = {"format": _FORMAT, "seq": self.seq, "terms": self._terms}
             arrays: dict[str, np.ndarray] = {
                 "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
                 "chunk_ids": self._chunk_ids[: self._slots],
                 "lengths": self._lengths[: self._slots],
-                "offsets": np.concatenate([[0], np.cumsum(lengths)]),
-                "postings": np.concatenate(self._postings)
-                if self._postings
-                else np.zeros(0, np.int32),
-                "tfs": np.concatenate(self._tfs) if self._tfs else np.zeros(0, np.float32),
+                "offsets": offsets,
+                "postings": postings,
+                "tfs": tfs,
             }
 
             def write(tmp: Path) -> None:
@@ -360,12 +368,12 @@ class BM25Index:
             self._reset()
             self._terms = terms
             self._term_ids = {t: i for i, t in enumerate(self._terms)}
-            self._df = np.diff(offsets).tolist()
+            self._df = np.zeros(max(1024, 2 * len(terms)), dtype=np.int64)
+            self._df[: len(terms)] = np.diff(offsets)
             self._unsorted = list(terms)
-            self._postings = [
-                postings[offsets[i] : offsets[i + 1]] for i in range(len(self._terms))
-            ]
-            self._tfs = [tfs[offsets[i] : offsets[i + 1]] for i in range(len(self._terms))]
+            self._postings = Postings(
+                offsets.astype(np.int64), postings.astype(np.int32), tfs.astype(np.float32)
+            )
             n = len(chunk_ids)
             size = max(1024, n * 2)
             self._chunk_ids = np.zeros(size, dtype=np.int64)

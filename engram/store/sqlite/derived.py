@@ -8,7 +8,8 @@ On disk, several processes share them (``engram serve --workers N``, a CLI inges
 server), so a save is a *generation*: both files are written under names of their own
 (``<id>.<generation>.hnsw`` with its ``.json``, ``<id>.<generation>.bm25.npz``), then the
 manifest ``<id>.manifest.json`` is replaced to name them — the one atomic step that makes
-the pair current. Saves hold an exclusive lock on ``<id>.lock`` and never replace a
+the pair current. (Below ``exact_search_below`` vectors, the ``.hnsw`` file holds the
+vectors as a plain array: such a collection has no graph.) Saves hold an exclusive lock on ``<id>.lock`` and never replace a
 manifest naming a newer generation than theirs; loads hold it shared, so the files they
 read are not removed under them. Files no manifest names (a save killed halfway, an older
 layout) are removed by the next save. Anything unreadable is rebuilt from the tables.

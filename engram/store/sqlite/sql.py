@@ -204,8 +204,13 @@ def insert_chunks(
     doc_id: int,
     version: int,
     chunks: Sequence[ChunkWrite],
+    *,
+    log: list[tuple[int, int]] | None = None,
 ) -> None:
-    """Insert one version's chunks and log each for the derived indexes to replay."""
+    """Insert one version's chunks and log each for the derived indexes to replay: here, or
+    by the caller, who collects the change-log rows of a whole batch in ``log`` (chunk ids
+    are never reused, so only each id's own entries need to be in order)."""
+    rows = log if log is not None else []
     for chunk in chunks:
         chunk_id = conn.execute(
             "INSERT INTO chunks (collection_id, document_id, version, ordinal, text, start_char,"
@@ -219,15 +224,21 @@ def insert_chunks(
                 chunk.start,
                 chunk.end,
                 chunk.page,
-                json.dumps(list(chunk.heading_path), ensure_ascii=False),
+                _heading_json(chunk.heading_path),
                 chunk.text_hash,
                 chunk.terms,
             ),
         ).lastrowid
-        conn.execute(
-            "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)",
-            (cid, chunk_id),
+        assert chunk_id is not None  # lastrowid of the INSERT above
+        rows.append((cid, chunk_id))
+    if log is None:
+        conn.executemany(
+            "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)", rows
         )
+
+
+def _heading_json(path: Sequence[str]) -> str:
+    return json.dumps(list(path), ensure_ascii=False) if path else "[]"
 
 
 # Parameters per IN (...) list, well below SQLite's limit.

@@ -20,10 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ... import tracing
-from ...errors import CollectionNotFound, Conflict, DocumentNotFound, InvalidInput
+from ...errors import CollectionNotFound, Conflict, DocumentNotFound
 from ...keys import ApiKey
 from ...search.ann import HnswParams
 from ...types import Collection, DocumentInfo
@@ -31,7 +28,7 @@ from .. import rows as shared
 from ..checkpoint_tables import CheckpointTables
 from ..contract import Store
 from ..migrations import check_applied, load_migrations
-from ..records import DocumentWrite, StampedDocument, Where, collection_vector
+from ..records import StampedDocument, Where
 from ..state_tables import StateTables
 from ..web_session_tables import WebSessionTables
 from . import imports
@@ -39,10 +36,11 @@ from .derived import DerivedIndexes, remove_index_files
 from .events import SQLiteEventsMixin
 from .jobs import SQLiteJobsMixin
 from .memory import SQLiteMemoryMixin
-from .sql import DECODING, WriteLock, batches, compile_listing, connect, insert_chunks, translate
+from .sql import DECODING, WriteLock, compile_listing, connect, translate
 from .suggest import SQLiteSuggestMixin
 from .transfer import SQLiteTransferMixin
 from .versions import SQLiteVersionsMixin
+from .writes import SQLiteWritesMixin
 
 logger = logging.getLogger("engram.store")
 
@@ -52,6 +50,7 @@ def _now() -> str:
 
 
 class SQLiteStore(
+    SQLiteWritesMixin,
     SQLiteVersionsMixin,
     SQLiteSuggestMixin,
     SQLiteMemoryMixin,
@@ -328,180 +327,6 @@ class SQLiteStore(
     def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:
         with translate():
             return self._present_hashes(model_id, set(hashes))
-
-    def write_documents(
-        self,
-        collection: Collection,
-        documents: Sequence[DocumentWrite],
-        embeddings: dict[str, np.ndarray],
-        *,
-        batch: str | None = None,
-    ) -> list[tuple[str, int]]:
-        cid, now = collection.id, _now()
-        written: list[tuple[str, int]] = []
-        span = tracing.span(
-            "store.transaction", **{"db.system": "sqlite", "documents": len(documents)}
-        )
-        with span, translate(), self._write_lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._put_embeddings(collection, embeddings)
-                for doc in documents:
-                    version = self._write_one(cid, collection.model_id, doc, now, batch)
-                    written.append((doc.key, version))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        self._catch_up(collection)
-        return written
-
-    def _put_embeddings(self, collection: Collection, embeddings: dict[str, np.ndarray]) -> None:
-        rows = []
-        for text_hash, vector in embeddings.items():
-            vec = collection_vector(collection, vector)
-            rows.append((collection.model_id, text_hash, vec.tobytes()))
-        self._conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)", rows)
-
-    def _write_one(
-        self, cid: int, model_id: str, doc: DocumentWrite, now: str, batch: str | None = None
-    ) -> int:
-        conn = self._conn
-        row = conn.execute(
-            "SELECT id, version FROM documents WHERE collection_id = ? AND key = ?", (cid, doc.key)
-        ).fetchone()
-        meta = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
-        if row:
-            doc_id, version = row[0], row[1] + 1
-            if batch is not None:  # an import: keep what it replaces, for its rollback
-                imports.save_before(conn, batch, cid, model_id, doc_id, doc.key, "updated")
-            conn.execute(
-                "UPDATE documents SET title = ?, version = ?, content_hash = ?, metadata = ?,"
-                " source = ?, file_stamp = ?, updated_at = ? WHERE id = ?",
-                (
-                    doc.title,
-                    version,
-                    doc.content_hash,
-                    meta,
-                    doc.source,
-                    doc.file_stamp,
-                    now,
-                    doc_id,
-                ),
-            )
-            old_hashes = self._remove_chunks(cid, [doc_id])
-        else:
-            version, old_hashes = 1, []
-            doc_id = conn.execute(
-                "INSERT INTO documents (collection_id, key, title, version, content_hash, metadata,"
-                " source, file_stamp, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
-                (
-                    cid,
-                    doc.key,
-                    doc.title,
-                    doc.content_hash,
-                    meta,
-                    doc.source,
-                    doc.file_stamp,
-                    now,
-                    now,
-                ),
-            ).lastrowid
-        old_hashes.extend(self._record_version(doc_id, version, doc, now))
-        insert_chunks(conn, cid, doc_id, version, doc.chunks)
-        missing = {c.text_hash for c in doc.chunks} - self._present_hashes(
-            model_id, {c.text_hash for c in doc.chunks}
-        )
-        if missing:
-            raise InvalidInput(
-                f"document {doc.key!r} has {len(missing)} chunk(s) without an embedding"
-            )
-        self._drop_orphan_embeddings(model_id, old_hashes)
-        if batch is not None:
-            imports.note_after(conn, batch, cid, doc.key, (version, doc.content_hash))
-        return version
-
-    def _present_hashes(self, model_id: str, hashes: set[str]) -> set[str]:
-        found: set[str] = set()
-        for part in batches(list(hashes)):
-            found.update(
-                h
-                for (h,) in self._conn.execute(
-                    f"SELECT text_hash FROM embeddings WHERE model_id = ? AND text_hash IN ({','.join('?' * len(part))})",
-                    (model_id, *part),
-                )
-            )
-        return found
-
-    def _remove_chunks(self, cid: int, doc_ids: Sequence[int]) -> list[str]:
-        """Delete the chunks of documents from every index; returns their text hashes."""
-        hashes: list[str] = []
-        for part in batches(list(doc_ids)):
-            marks = ",".join("?" * len(part))
-            rows = self._conn.execute(
-                f"SELECT id, text_hash FROM chunks WHERE document_id IN ({marks})", part
-            ).fetchall()
-            ids = [r[0] for r in rows]
-            hashes.extend(r[1] for r in rows)
-            for ids_part in batches(ids):
-                m = ",".join("?" * len(ids_part))
-                self._conn.execute(f"DELETE FROM chunks WHERE id IN ({m})", ids_part)
-            self._conn.executemany(
-                "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 0)",
-                [(cid, i) for i in ids],
-            )
-        return hashes
-
-    def _drop_orphan_embeddings(self, model_id: str, hashes: Sequence[str]) -> None:
-        """Remove cached vectors no chunk and no kept version uses any more (so deleted text
-        leaves no trace, and a kept version is restored without a model call)."""
-        for part in batches(list(set(hashes))):
-            marks = ",".join("?" * len(part))
-            self._conn.execute(
-                f"DELETE FROM embeddings WHERE model_id = ? AND text_hash IN ({marks})"
-                " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_hash = embeddings.text_hash)"
-                " AND NOT EXISTS (SELECT 1 FROM version_chunks v"
-                " WHERE v.text_hash = embeddings.text_hash)",
-                (model_id, *part),
-            )
-
-    def delete_documents(
-        self, collection: Collection, keys: Sequence[str], *, batch: str | None = None
-    ) -> int:
-        span = tracing.span("store.transaction", **{"db.system": "sqlite", "deletes": len(keys)})
-        with span, translate(), self._write_lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                deleted = self._delete_in_tx(collection, keys, batch)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        self._catch_up(collection)
-        return deleted
-
-    def _delete_in_tx(self, collection: Collection, keys: Sequence[str], batch: str | None) -> int:
-        cid, conn = collection.id, self._conn
-        found: list[tuple[int, str]] = []
-        for part in batches(list(keys)):
-            marks = ",".join("?" * len(part))
-            found.extend(
-                conn.execute(
-                    f"SELECT id, key FROM documents WHERE collection_id = ? AND key IN ({marks})",
-                    (cid, *part),
-                )
-            )
-        if batch is not None:  # an import: keep what it deletes, for its rollback
-            for doc_id, key in found:
-                imports.save_before(conn, batch, cid, collection.model_id, doc_id, key, "deleted")
-                imports.note_after(conn, batch, cid, key, None)
-        doc_ids = [doc_id for doc_id, _ in found]
-        # The kept versions' vectors may go too once their documents are gone.
-        hashes = self._remove_chunks(cid, doc_ids) + self._version_hashes(doc_ids)
-        for part in batches(doc_ids):
-            conn.execute(f"DELETE FROM documents WHERE id IN ({','.join('?' * len(part))})", part)
-        self._drop_orphan_embeddings(collection.model_id, hashes)
-        return len(doc_ids)
 
     _DOC_SQL = (
         "SELECT d.id, d.key, d.title, d.version, d.content_hash, d.metadata, d.source,"

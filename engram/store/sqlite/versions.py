@@ -28,10 +28,13 @@ class SQLiteVersionsMixin(SQLiteSessions):
         def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
         def _drop_orphan_embeddings(self, model_id: str, hashes: Sequence[str]) -> None: ...
 
-    def _record_version(self, doc_id: int, version: int, doc: DocumentWrite, now: str) -> list[str]:
+    def _record_version(
+        self, doc_id: int, version: int, doc: DocumentWrite, now: str, metadata: str | None = None
+    ) -> list[str]:
         """Keep version ``version`` of a document (inside the caller's write transaction),
         then drop the versions beyond ``doc.keep_versions``; returns the text hashes of the
-        dropped versions' chunks (for the caller's orphan clean-up)."""
+        dropped versions' chunks (for the caller's orphan clean-up). ``metadata``: the
+        document's metadata as JSON, when the caller has it already."""
         conn = self._conn
         conn.execute(
             "INSERT INTO document_versions (document_id, version, content_hash, chunk_count,"
@@ -44,7 +47,7 @@ class SQLiteVersionsMixin(SQLiteSessions):
                 len(doc.chunks),
                 now,
                 doc.title,
-                json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True),
+                metadata or json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True),
                 doc.source,
                 pack_text(doc.text),
                 doc.restored_from,
