@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     multilingual_model: str = Field(
         "auto",
         description="Embedding model of new French and mixed collections (language fr, or "
-        "detected at their first ingest as French, or as English with at least a fifth of "
-        "French). 'auto': multilingual-e5-small (the `multilingual` extra; without it, "
+        "detected at their first ingest as French, or as English with 30% or more of its "
+        "stopwords French). 'auto': multilingual-e5-small (the `multilingual` extra; without it, "
         "embedding_model) while embedding_model is the default bge-small-en-v1.5, else "
         "embedding_model itself. Takes the names embedding_model takes.",
     )

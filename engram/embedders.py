@@ -49,7 +49,10 @@ from .types import Collection
 logger = logging.getLogger("engram")
 
 MULTILINGUAL_EMBEDDER = "multilingual-e5-small"  # multilingual_model "auto"'s, by default
-MIXED_SHARE = 0.2  # share of French stopwords that makes an English sample mixed
+# The share of French among the stopwords of an English sample that makes it mixed: 30%, so
+# that one French document among English ones (samples/: 20%) stays on the English model,
+# which is better on English (SciFact 0.879 against 0.829).
+MIXED_SHARE = 0.3
 AUTO = "auto"
 _HASH = re.compile(r"hash(?:-(\d+))?")
 _HASH_DIMENSION = 64  # HashEmbedder's default

@@ -37,12 +37,14 @@ ENGLISH = [
     {"id": "tea", "text": "Green tea is brewed with water that is not quite boiling."},
     {"id": "keys", "text": "Rotate leaked API keys at once and revoke the old ones."},
 ]
-# English with a French part: a fifth or more of its stopwords are French.
+# English with a French part: 30% or more of its stopwords are French.
 MIXED = [
     *ENGLISH,
     {"id": "fr1", "text": "Le salarié a droit à des congés et il peut les prendre en été."},
+    {"id": "fr2", "text": "Les RTT sont en plus."},
 ]
 RTT = "Les jours de RTT s'ajoutent aux congés."
+REPO = Path(__file__).resolve().parent.parent
 ENGINE_BIN = Path(sys.executable).with_name("engram")
 
 
@@ -86,6 +88,9 @@ def test_the_language_picks_the_model(db: engram.Engram) -> None:
 def test_mixed_is_a_share_of_french_stopwords() -> None:
     english = [d["text"] for d in ENGLISH]
     assert french_share(english) < MIXED_SHARE
+    # One French document among English ones (the README's samples/) is not mixed.
+    samples = [p.read_text() for p in sorted((REPO / "samples").iterdir()) if p.is_file()]
+    assert 0.1 < french_share(samples) < MIXED_SHARE
     assert french_share([d["text"] for d in MIXED]) >= MIXED_SHARE
     assert french_share([d["text"] for d in FRENCH]) > 0.5
     assert french_share(["1 2 3", ""]) == 0.0
