@@ -152,18 +152,12 @@ def test_an_existing_collection_keeps_its_model(tmp_path: Path) -> None:
         assert _model(db, "faq") == ("hash-24", 24)
         assert _model(db, "kb") == ("hash-16", 16)
         assert _model(db, "kb2") == _model(db, "faq2") == ("hash-48", 48)
-        assert (
-            db.search(RTT, collection="faq", mode="vector").results[0].document_key
-            == "rtt"
-        )
+        assert db.search(RTT, collection="faq", mode="vector").results[0].document_key == "rtt"
         assert db.search("purr", collection="kb", mode="vector").results[0].document_key == "cats"
         # A version restored is embedded again by the collection's own model.
         db.add([{"id": "rtt", "text": "Les RTT sont supprimées."}], collection="faq")
         db.restore_version("rtt", 1, collection="faq")
-        assert (
-            db.search(RTT, collection="faq", mode="vector").results[0].document_key
-            == "rtt"
-        )
+        assert db.search(RTT, collection="faq", mode="vector").results[0].document_key == "rtt"
 
 
 # -- several models in one search ------------------------------------------------------------
