@@ -8,7 +8,7 @@ Values come from (highest first) explicit arguments, ``ENGRAM_*`` environment va
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(
         20, ge=1, le=1000, description="How many fused results the cross-encoder rescores."
     )
+    rerank_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="The cross-encoder's share of the reranked order: the rescored candidates "
+        "are ranked by w × model score + (1 - w) × fused score, each min-max normalised over "
+        "them. 1.0 orders by the model alone, which lowered nDCG@10 of hybrid search on SciFact "
+        "and Cranfield; 0.5 lowered it on no dataset and mode measured (docs/benchmarks.md).",
+    )
     chunk_tokens: int = Field(
         256, ge=16, le=8192, description="Maximum chunk size, in tokens of the embedding model."
     )
@@ -138,12 +147,11 @@ class Settings(BaseSettings):
         "normalised by mean ± 3 std), 'minmax' (weighted sum of min-max-normalised scores) "
         "or 'rrf' (weighted reciprocal rank fusion).",
     )
-    fusion_alpha: float = Field(
-        0.85,
-        ge=0.0,
-        le=1.0,
-        description="Weight of the vector leg in hybrid fusion (0..1); the keyword leg gets "
-        "the rest. 0.85 with dbsf keeps hybrid above both legs on every dataset measured.",
+    fusion_alpha: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
+        "auto",
+        description="Weight of the vector leg in hybrid fusion (0..1; the keyword leg gets "
+        "the rest), or 'auto': chosen per query from its number of words, 0.9 for 3 words "
+        "or fewer down to 0.6 from 9 words on (docs/benchmarks.md, 'Choosing the fusion').",
     )
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     candidates: int = Field(
@@ -297,6 +305,21 @@ class Settings(BaseSettings):
         """What a new collection records of these settings: how its documents are chunked
         (a collection keeps chunking as it was created)."""
         return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+
+    def embedder_options(self, name: str) -> dict[str, Any]:
+        """The options :func:`engram.providers.get_embedder` builds the model ``name`` with."""
+        from .providers import is_remote
+
+        if is_remote(name):
+            return {"batch_size": self.embed_request_size}
+        if name.startswith("hash"):
+            return {}
+        return {
+            "batch_size": self.embed_batch_size,
+            "query_threads": self.query_threads or None,
+            "query_batch": self.query_batch,
+            "model_cache": self.model_cache_dir,
+        }
 
     @classmethod
     def build(cls, **overrides: Any) -> Settings:

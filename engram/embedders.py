@@ -86,7 +86,7 @@ class Embedders:
             with self._lock:
                 if key in self._loaded:
                     return self._loaded[key]
-            embedder = get_embedder(key, **self._options(key))
+            embedder = get_embedder(key, **self.settings.embedder_options(key))
             with self._lock:
                 same = next(
                     (e for e in self._loaded.values() if e.model_id == embedder.model_id), None
@@ -96,18 +96,6 @@ class Embedders:
                     embedder = same
                 self._loaded[key] = embedder
             return embedder
-
-    def _options(self, name: str) -> dict[str, object]:
-        if is_remote(name):
-            return {"batch_size": self.settings.embed_request_size}
-        if _HASH.fullmatch(name.lower()):
-            return {}
-        return {
-            "batch_size": self.settings.embed_batch_size,
-            "query_threads": self.settings.query_threads or None,
-            "query_batch": self.settings.query_batch,
-            "model_cache": self.settings.model_cache_dir,
-        }
 
     def default(self) -> Embedder:
         """The ``embedding_model`` setting's model (new English collections, memories,

@@ -23,6 +23,7 @@ from .providers import get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
 from .search.analyzer import LANGUAGES
+from .search.fusion import Alpha
 from .search.multi import resolve, search_collections
 from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .search.suggest import Suggester, Suggestion
@@ -136,7 +137,7 @@ class Engram(VersionsMixin, KeysMixin):
         language: str | None = None,
         model: str | None = None,
         fusion: str | None = None,
-        fusion_alpha: float | None = None,
+        fusion_alpha: Alpha | None = None,
         keep_versions: int | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> Collection:
@@ -372,16 +373,18 @@ class Engram(VersionsMixin, KeysMixin):
         rerank: bool = False,
         highlight: bool = True,
         fusion: str | None = None,
-        alpha: float | None = None,
+        alpha: Alpha | None = None,
         group_by: Literal["document"] | None = None,
         tenant: str = DEFAULT_TENANT,
+        rerank_weight: float | None = None,
     ) -> SearchResponse:
         """Search a collection; ``response.results`` holds the chunks, best first, each
         naming its ``collection``. ``collection`` may list several (``["kb", "faq"]``) or be
         ``"*"`` (every collection of the tenant): one ranking across them, paged as one
         (engram.search.multi says how their scores are made comparable).
         ``fusion`` (``dbsf``, ``minmax``, ``rrf``) and ``alpha`` (the vector leg's weight, 0
-        to 1) override the collection's fusion for this hybrid search. ``group_by="document"``
+        to 1, or ``"auto"``: by the query's length) override the collection's fusion for
+        this hybrid search. ``group_by="document"``
         returns one result per document, its best chunk, with ``more_chunks`` counting its
         other ranked chunks; ``k`` and ``offset`` then count documents."""
         request = SearchRequest(
@@ -395,6 +398,7 @@ class Engram(VersionsMixin, KeysMixin):
             fusion=fusion,
             alpha=alpha,
             group_by=group_by,
+            rerank_weight=rerank_weight,
         )
         self.searcher.validate(request)
         targets = resolve(self.store, collection, tenant=tenant)

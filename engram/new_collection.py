@@ -11,7 +11,7 @@ from .errors import CollectionNotFound, Conflict, InvalidInput, ModelMismatch
 from .memory.types import is_internal
 from .providers.embedders.base import Embedder
 from .search.analyzer import LANGUAGES, detect_language
-from .search.fusion import FUSION_METHODS
+from .search.fusion import FUSION_METHODS, Alpha, check_alpha
 from .store.contract import Store
 from .types import Collection, LoadedDocument
 
@@ -24,7 +24,7 @@ def check_name(name: str) -> None:
 def own_settings(
     settings: Settings,
     fusion: str | None = None,
-    fusion_alpha: float | None = None,
+    fusion_alpha: Alpha | None = None,
     keep_versions: int | None = None,
 ) -> dict[str, Any]:
     """The settings a new collection keeps: chunking, and the overrides given."""
@@ -34,9 +34,12 @@ def own_settings(
             raise InvalidInput(f"fusion must be one of {', '.join(FUSION_METHODS)}")
         own["fusion"] = fusion
     if fusion_alpha is not None:
-        if not 0.0 <= fusion_alpha <= 1.0:
-            raise InvalidInput("fusion_alpha is the vector leg's weight, between 0 and 1")
-        own["fusion_alpha"] = float(fusion_alpha)
+        try:
+            own["fusion_alpha"] = check_alpha(fusion_alpha)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"fusion_alpha: {exc}", hint="the vector leg's weight, 0 to 1, or 'auto'"
+            ) from exc
     if keep_versions is not None:
         if (
             isinstance(keep_versions, bool)

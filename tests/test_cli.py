@@ -47,7 +47,11 @@ def test_ingest_search_collections_docs_delete(run, corpus: Path) -> None:
     res = run("search", "parrots speech", "--json", "--fusion", "rrf", "--alpha", "0.25")
     assert json.loads(res.output)["data"][0]["explain"]["fused"]["method"] == "rrf"
     res = run("search", "parrots speech", "--alpha", "2")
-    assert res.exit_code == 2 and "0<=x<=1" in res.output
+    assert res.exit_code == 2 and "not a number between 0 and 1, nor 'auto'" in res.output
+    res = run("search", "parrots speech", "--json", "--alpha", "auto")
+    assert json.loads(res.output)["data"][0]["explain"]["fused"]["alpha_from"] == (
+        "auto: 2 query words"
+    )
 
     res = run("search", "qubits", "--where", "field=physics", "--mode", "keyword")
     assert res.exit_code == 0 and "Quantum computing" in res.output

@@ -27,11 +27,14 @@ def test_rerank_reorders_the_head_and_explains(db: engram.Engram, corpus: Path) 
     db.ingest(corpus)
     db._reranker = ReverseReranker()
     plain = db.search("cats dogs parrots qubits plants", k=5, mode="keyword")
-    reranked = db.search("cats dogs parrots qubits plants", k=5, mode="keyword", rerank=True)
+    reranked = db.search(
+        "cats dogs parrots qubits plants", k=5, mode="keyword", rerank=True, rerank_weight=1.0
+    )
     assert {r.chunk_id for r in plain.results} == {r.chunk_id for r in reranked.results}
-    scores = [r.explain["rerank"] for r in reranked.results]
+    scores = [r.explain["rerank"]["model_score"] for r in reranked.results]
     assert scores == sorted(scores, reverse=True)  # ordered by the reranker, not by BM25
-    assert [r.score for r in reranked.results] == scores
+    blended = [r.explain["rerank"]["score"] for r in reranked.results]
+    assert [round(r.score, 6) for r in reranked.results] == blended
     assert [r.chunk_id for r in plain.results] != [r.chunk_id for r in reranked.results]
     assert "rerank" in reranked.timings_ms
 

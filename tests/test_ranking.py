@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rank_bm25 import BM25Okapi
 
 from engram.search.ann import HnswParams, VectorIndex
-from engram.search.fusion import fuse
+from engram.search.fusion import auto_alpha, fuse
 from engram.store.records import ChunkWrite, DocumentWrite
 from engram.store.sqlite import SQLiteStore
 
@@ -271,10 +271,16 @@ def test_a_search_may_choose_its_own_fusion(tmp_path: Path) -> None:
             assert got[0].explain["fused"] == {
                 "method": "minmax",
                 "alpha": alpha,
+                "alpha_from": "fixed",
                 "score": pytest.approx(got[0].score, abs=1e-6),
             }
         default = db.search(query).data[0].explain["fused"]
-        assert (default["method"], default["alpha"]) == ("dbsf", db.settings.fusion_alpha)
+        assert db.settings.fusion_alpha == "auto"
+        assert (default["method"], default["alpha"], default["alpha_from"]) == (
+            "dbsf",
+            auto_alpha(3),
+            "auto: 3 query words",
+        )
         with pytest.raises(InvalidInput, match="alpha"):
             db.search(query, alpha=2.0)
         with pytest.raises(InvalidInput, match="unknown fusion") as err:

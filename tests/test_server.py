@@ -20,6 +20,7 @@ import engram
 from engram.cli import cli
 from engram.config import Settings
 from engram.errors import ModelUnavailable
+from engram.search.fusion import auto_alpha
 from engram.server import create_app
 from engram.server.deps import get_db
 from engram.server.limits import MAX_REQUEST_BYTES
@@ -735,7 +736,12 @@ def test_create_a_collection_with_its_language_and_fusion(client: TestClient) ->
     own = client.post("/v1/search", json={**body, "fusion": "dbsf", "alpha": 0.3}).json()
     fused = own["data"][0]["explain"]["fused"]
     assert own["data"][0]["score"] > 0.05 and (fused["method"], fused["alpha"]) == ("dbsf", 0.3)
-    for bad in ({"fusion": "max"}, {"alpha": 1.5}):
+    assert fused["alpha_from"] == "fixed"
+    auto = client.post("/v1/search", json={**body, "alpha": "auto"}).json()  # the rule's α
+    fused = auto["data"][0]["explain"]["fused"]
+    assert (fused["method"], fused["alpha_from"]) == ("rrf", "auto: 2 query words")
+    assert fused["alpha"] == auto_alpha(2)
+    for bad in ({"fusion": "max"}, {"alpha": 1.5}, {"alpha": "high"}):
         assert_error(client.post("/v1/search", json={**body, **bad}), 422, "invalid_request")
 
 

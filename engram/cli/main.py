@@ -112,6 +112,15 @@ class Context:
 
         return Settings.build(**{**self.overrides, **extra})
 
+    def prefetch_model(self) -> None:
+        """Start loading the configured embedding model in the background (a search that
+        embeds its query calls it before :meth:`db`, whose start-up then overlaps it)."""
+        from ..providers import prefetch_embedder
+
+        settings = self.settings()
+        name = settings.embedding_model
+        prefetch_embedder(name, **settings.embedder_options(name))
+
     def db(self, *, existing: bool = False, **extra: Any) -> Engram:
         """The database, opened once. ``existing``: a command that only reads refuses a data
         directory that holds no database, instead of creating one there."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from ..search.filters import parse_where_args
+from ..search.fusion import Alpha, check_alpha
 from .main import Context, cli
 
 if TYPE_CHECKING:
@@ -52,6 +53,13 @@ class _Repeatable(click.Option):
     "--rerank", is_flag=True, help="Rescore the top candidates with the local cross-encoder."
 )
 @click.option(
+    "--rerank-weight",
+    "rerank_weight",
+    type=click.FloatRange(0.0, 1.0),
+    help="With --rerank: the cross-encoder's share of the order, 0 fused order to 1 the "
+    "model alone (default: ENGRAM_RERANK_WEIGHT).",
+)
+@click.option(
     "--where",
     multiple=True,
     help="Metadata filter: key=value, key!=v, 'year>=2020', 'lang in en,fr', 'author exists',"
@@ -64,9 +72,9 @@ class _Repeatable(click.Option):
 )
 @click.option(
     "--alpha",
-    type=click.FloatRange(0.0, 1.0),
-    help="The vector leg's weight in the fusion: 0 keyword only, 1 vector only "
-    "(default: the collection's).",
+    callback=lambda _ctx, _param, value: _alpha(value),
+    help="The vector leg's weight in the fusion: 0 keyword only, 1 vector only, or 'auto' "
+    "(by the query's length; default: the collection's).",
 )
 @click.option(
     "--group-by",
@@ -85,9 +93,10 @@ def search(
     offset: int,
     mode: str,
     rerank: bool,
+    rerank_weight: float | None,
     where: tuple[str, ...],
     fusion: str | None,
-    alpha: float | None,
+    alpha: Alpha | None,
     group_by: str | None,
     explain: bool,
     as_json: bool,
@@ -98,6 +107,8 @@ def search(
     their results are ranked together, and each one names its collection."""
     filters = parse_where_args(where) if where else None
     several = len(collections) > 1 or "*" in collections
+    if mode != "keyword":
+        obj.prefetch_model()
     response = obj.db(existing=True).search(
         query,
         collection=list(collections) if several else collections[0],
@@ -106,6 +117,7 @@ def search(
         mode=cast("SearchMode", mode),
         where=filters,
         rerank=rerank,
+        rerank_weight=rerank_weight,
         fusion=fusion,
         alpha=alpha,
         group_by="document" if group_by else None,
@@ -171,3 +183,13 @@ def suggest(obj: Context, prefix: str, collection: str, limit: int, as_json: boo
     for s in found:
         click.echo(f"{s.text}  ", nl=False)
         click.secho(f"[{s.source} ×{s.count}]", dim=True)
+
+
+def _alpha(value: str | None) -> Alpha | None:
+    """``--alpha``: a number in [0, 1] or "auto"."""
+    if value is None:
+        return None
+    try:
+        return check_alpha(value if value == "auto" else float(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number between 0 and 1, nor 'auto'") from None

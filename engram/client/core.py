@@ -295,11 +295,12 @@ def search(
     fusion: str | None = None,
     alpha: float | None = None,
     group_by: Literal["document"] | None = None,
+    rerank_weight: float | None = None,
 ) -> Flow[RemoteSearchResponse]:
     """Search a collection; ``response.results`` holds the chunks, best first, and
     ``response.next_cursor`` (as ``cursor=``) fetches the next page. ``collection`` may list
     several, or be ``"*"``: one ranking, each result naming its collection. ``fusion``,
-    ``alpha`` and ``group_by`` as in :meth:`engram.Engram.search`."""
+    ``alpha``, ``group_by`` and ``rerank_weight`` as in :meth:`engram.Engram.search`."""
     body: dict[str, Any] = {
         "query": query,
         "collection": _names(collection),
@@ -309,7 +310,12 @@ def search(
         "rerank": rerank,
         "highlight": highlight,
     }
-    options = {"fusion": fusion, "alpha": alpha, "group_by": group_by}
+    options = {
+        "fusion": fusion,
+        "alpha": alpha,
+        "group_by": group_by,
+        "rerank_weight": rerank_weight,
+    }
     body.update({name: value for name, value in options.items() if value is not None})
     if cursor is not None:
         body["cursor"] = cursor

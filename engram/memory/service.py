@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput
 from ..search.analyzer import detect_language, get_analyzer
-from ..search.fusion import Fused, fuse
+from ..search.fusion import Fused, fuse, resolve_alpha
 from . import validation as check
 from .types import (
     Conversation,
@@ -235,7 +235,7 @@ class MemoryService:
             [(number[m], s) for m, s in keyword],
             [(number[m], s) for m, s in vector],
             method=self.settings.fusion,
-            alpha=self.settings.fusion_alpha,
+            alpha=resolve_alpha(self.settings.fusion_alpha, len(terms))[0],
             rrf_k=self.settings.rrf_k,
         )[:k]
         records = self.store.get_memories([ids[f.id] for f in fused], tenant=scope.tenant)

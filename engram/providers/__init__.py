@@ -31,6 +31,7 @@ __all__ = [
     "get_reranker",
     "is_remote",
     "known_names",
+    "prefetch_embedder",
     "resolve_model",
 ]
 
@@ -67,6 +68,22 @@ def get_embedder(name: str | os.PathLike[str] = DEFAULT_EMBEDDER, **opts: Any) -
     from engram.providers.embedders.onnx import OnnxEmbedder
 
     return OnnxEmbedder(name, **opts)
+
+
+def prefetch_embedder(name: str | os.PathLike[str] = DEFAULT_EMBEDDER, **opts: Any) -> None:
+    """Start loading, in a background thread, what the first query of the embedder
+    ``get_embedder(name, **opts)`` needs: the local model's onnxruntime session, which an
+    embedder of that model created later in this process takes over. A one-shot search calls
+    it before opening the database, whose start-up then overlaps the model's. Remote and
+    hash models load nothing; a model that cannot load is reported by its real first use."""
+    if is_remote(name) or _HASH.fullmatch(os.fspath(name).strip().lower()):
+        return
+    from engram.providers.embedders.onnx import prefetch_query_session
+
+    try:
+        prefetch_query_session(name, **opts)
+    except Exception:  # an unknown or missing model: the embedder's own error says which
+        return
 
 
 def get_reranker(name: str | os.PathLike[str] = DEFAULT_RERANKER, **opts: Any) -> Reranker:

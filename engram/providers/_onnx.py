@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +21,53 @@ if TYPE_CHECKING:  # imported lazily at run time: opening a database must not lo
 
 logger = logging.getLogger("engram")
 
+_SessionKey = tuple[str, int | None, bool, str]
+_prefetched: dict[_SessionKey, Future[onnxruntime.InferenceSession]] = {}
+_prefetch_lock = threading.Lock()
+
+
+def prefetch_session(
+    model_path: Path, *, threads: int | None = None, spin: bool = True, cache: str = ""
+) -> None:
+    """Start creating the session :func:`create_session` would make with these arguments,
+    in a background thread; the next :func:`create_session` call with the same arguments
+    takes it (waiting for it if it is not ready) instead of loading the model again.
+
+    Loading releases the GIL, so a one-shot command overlaps it with its own start-up
+    (importing engram, opening the database). A failed prefetch is forgotten: the real
+    call loads the model itself and raises its error."""
+    key = (str(model_path), threads, spin, cache)
+    future: Future[onnxruntime.InferenceSession] = Future()
+    with _prefetch_lock:
+        if key in _prefetched:
+            return
+        _prefetched[key] = future
+
+    def load() -> None:
+        try:
+            future.set_result(_create_session(model_path, threads=threads, spin=spin, cache=cache))
+        except BaseException as exc:  # handed to the waiting caller, who starts over
+            future.set_exception(exc)
+
+    threading.Thread(target=load, name="engram-model-prefetch", daemon=True).start()
+
 
 def create_session(
+    model_path: Path, *, threads: int | None = None, spin: bool = True, cache: str = ""
+) -> onnxruntime.InferenceSession:
+    """An onnxruntime session for ``model_path`` (see :func:`_create_session`), taken from
+    a :func:`prefetch_session` of the same arguments if one was started."""
+    with _prefetch_lock:
+        future = _prefetched.pop((str(model_path), threads, spin, cache), None)
+    if future is not None:
+        try:
+            return future.result()
+        except Exception:  # loaded again below, which raises the error itself
+            pass
+    return _create_session(model_path, threads=threads, spin=spin, cache=cache)
+
+
+def _create_session(
     model_path: Path, *, threads: int | None = None, spin: bool = True, cache: str = ""
 ) -> onnxruntime.InferenceSession:
     """An onnxruntime CPU session tuned for one caller at a time on all cores (``threads``:

@@ -9,12 +9,21 @@ Three methods; the default was chosen by measurement on four datasets (docs/benc
 * ``minmax``: the same convex combination over min-max normalised scores.
 * ``rrf``: weighted reciprocal rank fusion, ``alpha / (k + rank_v) + (1 - alpha) / (k + rank_k)``;
   ignores score magnitudes, which loses to the others when one leg is much stronger.
+
+The vector weight ``alpha`` is by default ``"auto"``: chosen per query from the number of
+words the keyword leg searches for (:func:`auto_alpha`). Dense retrieval is strongest on short
+queries and BM25 gains with every specific word a longer query adds, so a query of 3 words
+or fewer weighs the vector leg 0.9, one of 5 words 0.75, one of 9 words or more 0.6. No single
+constant kept hybrid at or above its better leg on every dataset measured while reaching the
+equal-weight scores of the lexical ones (docs/benchmarks.md, "Choosing the fusion").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ..types import LegHit
 
@@ -43,6 +52,44 @@ def normalise(leg: Leg, method: str) -> dict[int, float]:
     if hi - lo < 1e-12:
         return {i: 1.0 for i, _ in leg}
     return {i: (s - lo) / (hi - lo) for i, s in leg}
+
+
+# A vector weight: a number in [0, 1], or "auto" (auto_alpha of the query's length).
+Alpha = float | Literal["auto"]
+AUTO: Literal["auto"] = "auto"
+
+# auto_alpha: the weight of a query of AUTO_PIVOT words, less AUTO_SLOPE per e-fold more
+# words, within AUTO_BOUNDS. Fitted on 5 datasets and checked leaving each out in turn
+# (bench/study_fusion.py).
+AUTO_AT_PIVOT = 0.9
+AUTO_PIVOT = 3
+AUTO_SLOPE = 0.3
+AUTO_BOUNDS = (0.6, 0.9)
+
+
+def auto_alpha(terms: int) -> float:
+    """The vector weight of a query of ``terms`` analyzed words (stopwords out, repeats in):
+    the legs' relative strength follows the query's length."""
+    lo, hi = AUTO_BOUNDS
+    alpha = AUTO_AT_PIVOT - AUTO_SLOPE * math.log(max(terms, 1) / AUTO_PIVOT)
+    return round(min(max(alpha, lo), hi), 3)
+
+
+def resolve_alpha(alpha: Alpha, terms: int) -> tuple[float, str]:
+    """The number ``alpha`` stands for with a query of ``terms`` words, and why (for explain):
+    ``"auto: N query words"`` or ``"fixed"``."""
+    if alpha == AUTO:
+        return auto_alpha(terms), f"auto: {terms} query word{'' if terms == 1 else 's'}"
+    return float(alpha), "fixed"
+
+
+def check_alpha(alpha: object) -> Alpha:
+    """``alpha`` if it is a vector weight (a number in [0, 1] or "auto"), else ValueError."""
+    if alpha == AUTO:
+        return AUTO
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number between 0 and 1 or 'auto', not {alpha!r}")
+    return float(alpha)
 
 
 # The fusion methods fuse() knows (ENGRAM_FUSION, or a collection's own "fusion").

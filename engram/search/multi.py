@@ -42,6 +42,7 @@ from ..memory.types import is_internal
 from ..store.contract import RetrievalStore
 from ..types import Collection
 from .analyzer import get_analyzer
+from .fusion import Alpha, check_alpha
 from .searcher import Owners, Searcher, SearchRequest, SearchResponse, _ms
 
 ALL = "*"
@@ -167,8 +168,12 @@ def _search(
         pooled_vec = _pooled_models(collections, [hits for hits, _ in vec_legs], depth)
     else:
         pooled_vec = _pooled([hits for hits, _ in vec_legs], depth)
-    fusion = fusion_of(searcher, collections, req)
-    return searcher.finish(req, query, pooled_kw, pooled_vec, fusion, owners, expansions, timings)
+    method, alpha = fusion_of(searcher, collections, req)
+    # The automatic weight counts the query's words as the first collection analyzes them.
+    words = len(get_analyzer(collections[0].language).terms(query))
+    return searcher.finish(
+        req, query, pooled_kw, pooled_vec, (method, alpha, words), owners, expansions, timings
+    )
 
 
 def _pooled(legs: list[Leg], depth: int) -> Leg:
@@ -199,13 +204,15 @@ def _pooled_models(collections: list[Collection], legs: list[Leg], depth: int) -
 
 def fusion_of(
     searcher: Searcher, collections: list[Collection], req: SearchRequest
-) -> tuple[str, float]:
+) -> tuple[str, Alpha]:
     """The fusion of a search over ``collections``: the request's method and alpha when it
     names them; else the one every collection has (its own, or the settings'); else, when
     the collections differ, the settings' (ENGRAM_FUSION, ENGRAM_FUSION_ALPHA)."""
     own = {searcher.fusion_of(c) for c in collections}
     method, alpha = (
-        own.pop() if len(own) == 1 else (searcher.settings.fusion, searcher.settings.fusion_alpha)
+        own.pop()
+        if len(own) == 1
+        else (searcher.settings.fusion, check_alpha(searcher.settings.fusion_alpha))
     )
     return (
         req.fusion if req.fusion is not None else method,

@@ -24,9 +24,10 @@ from ..store.records import ChunkRecord, Where
 from ..types import Collection, SearchMode, SearchResult
 from .analyzer import Analyzer, get_analyzer
 from .filters import normalize_where
-from .fusion import FUSION_METHODS, Fused, fuse
+from .fusion import AUTO, FUSION_METHODS, Alpha, Fused, check_alpha, fuse, resolve_alpha
 from .fuzzy import expand, unmatched
 from .highlight import highlight
+from .rerank import Reranked, blend
 
 MAX_K = 1000
 # group_by="document": chunks ranked per document asked for (at least ENGRAM_CANDIDATES),
@@ -45,7 +46,10 @@ class SearchRequest:
     highlight: bool = True
     fusion: str | None = None  # this query's fusion method; None: the collection's
     group_by: Literal["document"] | None = None  # one result per document: its best chunk
-    alpha: float | None = None  # this query's vector weight in [0, 1]; None: the collection's
+    alpha: Alpha | None = (
+        None  # this query's vector weight in [0, 1] or "auto"; None: the collection's
+    )
+    rerank_weight: float | None = None  # the model's share of the rerank blend; None: settings'
 
 
 @dataclass(slots=True)
@@ -171,10 +175,19 @@ class Searcher:
             raise InvalidInput(
                 f"unknown group_by {req.group_by!r}", hint='use "document", or leave it out'
             )
-        if req.alpha is not None and not 0.0 <= req.alpha <= 1.0:
+        if req.alpha is not None:
+            try:
+                check_alpha(req.alpha)
+            except ValueError as exc:
+                raise InvalidInput(
+                    str(exc),
+                    hint="alpha is the vector leg's weight: 0 keyword only, 1 vector only, "
+                    f"{AUTO!r} chosen by the query's length",
+                ) from exc
+        if req.rerank_weight is not None and not 0.0 <= req.rerank_weight <= 1.0:
             raise InvalidInput(
-                f"alpha must be between 0 and 1, not {req.alpha}",
-                hint="alpha is the vector leg's weight: 0 keyword only, 1 vector only",
+                f"rerank_weight must be between 0 and 1, not {req.rerank_weight}",
+                hint="the cross-encoder's share of the reranked order: 0 fused order, 1 model only",
             )
         normalize_where(req.where)
         return query
@@ -210,6 +223,7 @@ class Searcher:
             req.fusion,
             req.alpha,
             req.group_by,
+            req.rerank_weight,
         )
         t0 = time.perf_counter()
         cached = self.result_cache.get(key)
@@ -228,7 +242,7 @@ class Searcher:
         method, alpha = self.fusion_of(collection, req)
         owners = Owners(self.store, [collection])
         return self.finish(
-            req, query, keyword, vector, (method, alpha), owners, expansions, timings
+            req, query, keyword, vector, (method, alpha, len(terms)), owners, expansions, timings
         )
 
     def depth(self, req: SearchRequest) -> int:
@@ -292,25 +306,28 @@ class Searcher:
         query: str,
         keyword: list[tuple[int, float]],
         vector: list[tuple[int, float]],
-        fusion: tuple[str, float],
+        fusion: tuple[str, Alpha, int],
         owners: Owners,
         expansions: dict[str, list[str]],
         timings: dict[str, float],
     ) -> SearchResponse:
         """Fuse the legs' candidates, rerank, group and cut ``req``'s page: its results, each
-        labelled with the collection ``owners`` says its chunk is in."""
+        labelled with the collection ``owners`` says its chunk is in. ``fusion`` is the
+        method, the vector weight (or "auto") and the number of analyzed query words."""
         needed = req.offset + req.k
         t0 = time.perf_counter()
-        method, alpha = fusion
-        with tracing.span("fusion", method=method):
+        method, alpha_setting, words = fusion
+        alpha, why = resolve_alpha(alpha_setting, words)
+        with tracing.span("fusion", method=method, alpha=alpha):
             fused = self._fuse(req.mode, keyword, vector, method, alpha)
         timings["fusion"] = _ms(t0)
 
-        rerank_scores: dict[int, float] = {}
+        reranked: dict[int, Reranked] = {}
+        scores: dict[int, float] = {}  # with rerank: each candidate's blended score
         if req.rerank and fused:
             t0 = time.perf_counter()
             with tracing.span("rerank", candidates=len(fused)):
-                fused, rerank_scores = self._rerank(owners, query, fused)
+                fused, reranked, scores = self._rerank(owners, query, fused, req.rerank_weight)
             timings["rerank"] = _ms(t0)
 
         t0 = time.perf_counter()
@@ -329,13 +346,14 @@ class Searcher:
                 continue
             collection = owners.of(f.id)
             analyzer = get_analyzer(collection.language)
+            moved = reranked.get(f.id)
             results.append(
                 rec.result(
-                    rerank_scores.get(f.id, f.score),
+                    scores.get(f.id, f.score),
                     highlight=highlight(rec.text, owners.terms(query, near, analyzer), analyzer)
                     if req.highlight
                     else "",
-                    explain=_explain(f, req.mode, method, alpha, rerank_scores.get(f.id)),
+                    explain=_explain(f, req.mode, (method, alpha, why), moved),
                     more_chunks=more_chunks.get(f.id) if req.group_by else None,
                     collection=collection.name,
                 )
@@ -362,13 +380,13 @@ class Searcher:
 
     def fusion_of(
         self, collection: Collection, req: SearchRequest | None = None
-    ) -> tuple[str, float]:
+    ) -> tuple[str, Alpha]:
         """The fusion method and vector weight of a search: the request's when it names them,
         else the collection's own when it was created with them (POST /v1/collections), else
         the settings' (ENGRAM_FUSION, ENGRAM_FUSION_ALPHA)."""
         own = collection.settings
         method = str(own.get("fusion", self.settings.fusion))
-        alpha = float(own.get("fusion_alpha", self.settings.fusion_alpha))
+        alpha = check_alpha(own.get("fusion_alpha", self.settings.fusion_alpha))
         if req is not None:
             method = req.fusion if req.fusion is not None else method
             alpha = req.alpha if req.alpha is not None else alpha
@@ -441,16 +459,25 @@ class Searcher:
         return self._embedder(collection)
 
     def _rerank(
-        self, owners: Owners, query: str, fused: list[Fused]
-    ) -> tuple[list[Fused], dict[int, float]]:
-        head = fused[: self.settings.rerank_candidates]
-        records = owners.records([f.id for f in head])
-        head = [f for f in head if f.id in records]
+        self, owners: Owners, query: str, fused: list[Fused], weight: float | None
+    ) -> tuple[list[Fused], dict[int, Reranked], dict[int, float]]:
+        """The top candidates reordered by their cross-encoder scores blended with their
+        fused scores (engram.search.rerank), then the rest in their order; how each of the
+        top ones moved, and every candidate's blended score."""
+        depth = self.settings.rerank_candidates
+        records = owners.records([f.id for f in fused[:depth]])
+        head = [f for f in fused[:depth] if f.id in records]  # others were deleted meanwhile
+        if not head:
+            return fused, {}, {}
+        rest = fused[depth:]
         passages = [_passage(records[f.id].title, records[f.id].text) for f in head]
-        scores = self._reranker().rerank(query, passages)
-        by_id = {f.id: s for f, s in zip(head, scores)}
-        head.sort(key=lambda f: -by_id[f.id])
-        return head + fused[self.settings.rerank_candidates :], by_id
+        model = self._reranker().rerank(query, passages)
+        w = self.settings.rerank_weight if weight is None else weight
+        order, moved, tail = blend([f.score for f in head + rest], model, w)
+        reranked = {f.id: m for f, m in zip(head, moved)}
+        scores = {f.id: m.score for f, m in zip(head, moved)}
+        scores.update((f.id, s) for f, s in zip(rest, tail))
+        return [head[p] for p in order] + rest, reranked, scores
 
 
 def _passage(title: str, text: str) -> str:
@@ -458,7 +485,7 @@ def _passage(title: str, text: str) -> str:
 
 
 def _explain(
-    f: Fused, mode: str, method: str, alpha: float, rerank: float | None
+    f: Fused, mode: str, fusion: tuple[str, float, str], rerank: Reranked | None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "keyword": {"rank": f.keyword.rank, "score": round(f.keyword.score, 6)}
@@ -467,9 +494,15 @@ def _explain(
         "vector": {"rank": f.vector.rank, "score": round(f.vector.score, 6)} if f.vector else None,
     }
     if mode == "hybrid":
-        out["fused"] = {"method": method, "alpha": alpha, "score": round(f.score, 6)}
+        method, alpha, why = fusion
+        out["fused"] = {
+            "method": method,
+            "alpha": alpha,
+            "alpha_from": why,
+            "score": round(f.score, 6),
+        }
     if rerank is not None:
-        out["rerank"] = round(rerank, 6)
+        out["rerank"] = rerank.to_dict()
     return out
 
 

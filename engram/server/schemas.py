@@ -20,6 +20,7 @@ from .schemas_base import RequestModel
 MAX_BATCH = 1000
 MAX_QUERY_CHARS = 4096
 MAX_SEARCH_OFFSET = 10_000  # deeper pages cost a search this many candidates deep
+Weight = Annotated[float, Field(ge=0.0, le=1.0)]  # a leg weight
 
 
 _Request = RequestModel  # refuses unknown fields and text that is not valid Unicode
@@ -77,8 +78,10 @@ class CollectionCreate(RequestModel):
     fusion: Literal["dbsf", "minmax", "rrf"] | None = Field(
         None, description="Hybrid fusion of this collection; default ENGRAM_FUSION."
     )
-    fusion_alpha: float | None = Field(
-        None, ge=0, le=1, description="Vector leg weight of this collection's hybrid fusion."
+    fusion_alpha: Weight | Literal["auto"] | None = Field(
+        None,
+        description="Vector leg weight of this collection's hybrid fusion (0 to 1), or "
+        "'auto' (by each query's length); default ENGRAM_FUSION_ALPHA.",
     )
     keep_versions: int | None = Field(
         None,
@@ -264,18 +267,24 @@ class SearchRequest(_Request):
         examples=[{"team": "hr"}],
     )
     rerank: bool = Field(False, description="Rescore the top results with the cross-encoder.")
+    rerank_weight: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="With rerank: the cross-encoder's share of the order, 0 (fused order) to 1 "
+        "(the model alone); default ENGRAM_RERANK_WEIGHT.",
+    )
     highlight: bool = Field(True, description="Mark query terms in each result's highlight.")
     fusion: Literal["dbsf", "minmax", "rrf"] | None = Field(
         None,
         description="How the keyword and vector legs are fused for this (hybrid) search; "
         "default: the collection's (ENGRAM_FUSION unless the collection was created with one).",
     )
-    alpha: float | None = Field(
+    alpha: Weight | Literal["auto"] | None = Field(
         None,
-        ge=0.0,
-        le=1.0,
         description="The vector leg's weight in the fusion, 0 (keyword only) to 1 (vector "
-        "only); default: the collection's (ENGRAM_FUSION_ALPHA unless set at creation).",
+        "only), or 'auto' (chosen by the query's length); default: the collection's "
+        "(ENGRAM_FUSION_ALPHA unless set at creation).",
     )
     group_by: Literal["document"] | None = Field(
         None,
@@ -292,14 +301,28 @@ class LegScore(BaseModel):
 class FusedScore(BaseModel):
     method: str
     alpha: float = Field(description="The vector leg's weight (0: keyword only, 1: vector only).")
+    alpha_from: str = Field(
+        "fixed", description="'fixed' (set), or 'auto: N query words' (chosen by the rule)."
+    )
     score: float
+
+
+class RerankScore(BaseModel):
+    model_score: float = Field(description="The cross-encoder's raw score (higher: more relevant).")
+    model_rank: int = Field(description="1-based rank among the rescored candidates, by the model.")
+    fused_rank: int = Field(description="1-based rank before reranking.")
+    weight: float = Field(description="The model's share w of the blend.")
+    score: float = Field(
+        description="w × model score + (1 - w) × fused score, each min-max normalised over the "
+        "rescored candidates: the order, and the hit's score."
+    )
 
 
 class Explain(BaseModel):
     keyword: LegScore | None = None
     vector: LegScore | None = None
     fused: FusedScore | None = None
-    rerank: float | None = None
+    rerank: RerankScore | None = None
 
 
 class SearchHit(BaseModel):

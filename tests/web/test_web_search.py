@@ -224,3 +224,21 @@ def test_signed_out_is_sent_to_sign_in(web: WebServer) -> None:
         for path in ("/search?q=x", "/source/kb/doc-01?start=0&end=4"):
             r = client.get(path)
             assert r.status_code == 303 and r.headers["location"].startswith("/sign-in?next=")
+
+
+def test_search_explains_a_rerank(web: WebServer, seeded: dict[str, str]) -> None:
+    from engram.providers.rerankers.base import Reranker
+
+    class Shortest(Reranker):
+        model_id = "shortest"
+
+        def rerank(self, query: str, passages: Any) -> list[float]:
+            return [-float(len(p)) for p in passages]
+
+    web.db._reranker = Shortest()
+    with signed_in(web.url, web.key("read")) as (client, _):
+        params = {"q": "vacation", "collection": "kb", "mode": "keyword", "rerank": "true"}
+        r = client.get("/search", params=params)
+        assert r.status_code == 200, r.text
+        assert "Cross-encoder rerank" in r.text
+        assert "Blended with the fused score (model weight 0.5)" in r.text

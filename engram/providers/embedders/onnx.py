@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -82,6 +82,31 @@ def config_for(resolved: ResolvedModel) -> EmbedderConfig:
             hint="add a config.json with hidden_size, or pass config=EmbedderConfig(...)",
         ) from exc
     return EmbedderConfig(model_id=resolved.name, dimension=dimension, pooling="mean")
+
+
+def _query_session_args(query_threads: int) -> dict[str, Any]:
+    """How :class:`OnnxEmbedder` creates the session of single queries (``cache`` apart)."""
+    return {"threads": query_threads, "spin": False}
+
+
+def prefetch_query_session(
+    model: str | os.PathLike[str] = DEFAULT_EMBEDDER,
+    *,
+    threads: int | None = None,
+    query_threads: int | None = 1,
+    model_cache: str = "",
+    **_: object,
+) -> None:
+    """Start loading, in a background thread, the session an :class:`OnnxEmbedder` built
+    with these arguments runs its first :meth:`~OnnxEmbedder.embed_query` on (other
+    constructor options are accepted and ignored), so that a one-shot search overlaps it with
+    opening the database. The embedder created afterwards takes that session."""
+    resolved = resolve_model(model, kind="embedder", cache=model_cache)
+    if query_threads is None:
+        _onnx.prefetch_session(resolved.model_path, threads=threads, cache=model_cache)
+    else:
+        args = _query_session_args(query_threads)
+        _onnx.prefetch_session(resolved.model_path, cache=model_cache, **args)
 
 
 class OnnxEmbedder(Embedder):
@@ -156,9 +181,8 @@ class OnnxEmbedder(Embedder):
             LazySession(
                 self.resolved.model_path,
                 output,
-                threads=query_threads,
-                spin=False,
                 cache=model_cache,
+                **_query_session_args(query_threads),
             )
             if query_threads is not None
             else None

@@ -133,6 +133,7 @@ def search(body: SearchRequest, db: DB, principal: Reader) -> Response:
         alpha=body.alpha,
         group_by=body.group_by,
         tenant=principal.tenant,
+        rerank_weight=body.rerank_weight,
     )
     # metrics, and the analytics event that past-query suggestions are read from
     observe_search(principal, body.query, result, collection=body.collection)

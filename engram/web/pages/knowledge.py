@@ -124,7 +124,9 @@ def create_collection(
             name.strip(),
             language=language or None,
             fusion=fusion or None,
-            fusion_alpha=_number(fusion_alpha, float, caller.t("knowledge.fusion_alpha")),
+            fusion_alpha="auto"
+            if fusion_alpha.strip() == "auto"
+            else _number(fusion_alpha, float, caller.t("knowledge.fusion_alpha")),
             keep_versions=_number(keep_versions, int, caller.t("knowledge.keep_versions")),
             tenant=caller.principal.tenant,
         )

