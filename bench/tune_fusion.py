@@ -18,7 +18,7 @@ from pathlib import Path
 from engram import open as open_db
 from engram.eval.beir import load_beir
 from engram.eval.metrics import evaluate
-from engram.eval.runner import collection_name
+from engram.eval.runner import collection_name, model_of
 from engram.search.analyzer import get_analyzer
 from engram.search.fusion import fuse
 
@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     ds = load_beir(args.dataset)
     with open_db(args.data_dir) as db:
-        coll = db.store.get_collection(collection_name(ds, db.embedder().model_id))
+        coll = db.store.get_collection(collection_name(ds, model_of(db, ds)))
         analyzer = get_analyzer(coll.language)
         legs = {}
         for qid, text in ds.queries.items():

@@ -46,11 +46,22 @@ class Settings(BaseSettings):
     )
     embedding_model: str = Field(
         "bge-small-en-v1.5",
-        description="Embedding model: a known name (bge-small-en-v1.5; multilingual-e5-small "
-        "for French and mixed collections, with the `multilingual` extra), a local directory "
-        "with model.onnx + tokenizer.json, 'hash' (a deterministic test embedder, no model), or a remote model "
-        "as PROVIDER:MODEL[@BASE_URL][#KEY_ENV] like the LLM specs "
-        "(openai:text-embedding-3-small, ollama:nomic-embed-text@http://127.0.0.1:11434).",
+        description="Embedding model of new English collections (and of language 'none'; of "
+        "every new collection when set to another model than the default and "
+        "multilingual_model is left 'auto'): a known name (bge-small-en-v1.5, "
+        "multilingual-e5-small), a local directory with model.onnx + tokenizer.json, 'hash' "
+        "(a deterministic test embedder, no model), or a remote model as "
+        "PROVIDER:MODEL[@BASE_URL][#KEY_ENV] like the LLM specs "
+        "(openai:text-embedding-3-small, ollama:nomic-embed-text@http://127.0.0.1:11434). "
+        "A collection keeps the model it was created with; memories and agent state use this one.",
+    )
+    multilingual_model: str = Field(
+        "auto",
+        description="Embedding model of new French and mixed collections (language fr, or "
+        "detected at their first ingest as French, or as English with 30% or more of its "
+        "stopwords French). 'auto': multilingual-e5-small (the `multilingual` extra; without it, "
+        "embedding_model) while embedding_model is the default bge-small-en-v1.5, else "
+        "embedding_model itself. Takes the names embedding_model takes.",
     )
     reranker_model: str = Field(
         "ms-marco-minilm-l12-v2",

@@ -15,19 +15,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 from . import tracing
 from .api_keys import KeysMixin
 from .config import Settings
-from .errors import (
-    CollectionNotFound,
-    Conflict,
-    EngramError,
-    InvalidInput,
-    ModelMismatch,
-)
+from .embedders import Embedders
+from .errors import CollectionNotFound, EngramError, InvalidInput
 from .memory.types import is_internal
-from .providers import get_embedder, get_reranker
+from .new_collection import create, for_ingest, own_settings
+from .providers import get_reranker
 from .providers.embedders.base import Embedder
 from .providers.rerankers.base import Reranker
-from .search.analyzer import LANGUAGES, detect_language
-from .search.fusion import FUSION_METHODS, Alpha, check_alpha
+from .search.analyzer import LANGUAGES
+from .search.fusion import Alpha
 from .search.multi import resolve, search_collections
 from .search.searcher import Searcher, SearchRequest, SearchResponse
 from .search.suggest import Suggester, Suggestion
@@ -97,22 +93,20 @@ class Engram(VersionsMixin, KeysMixin):
     def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
         self.settings = settings
         self.store: Store = store or open_store(settings)
-        self._embedder: Embedder | None = None
+        self.embedders = Embedders(settings)  # one per model, loaded on first use
         self._reranker: Reranker | None = None
         self._memory: MemoryService | None = None
         self._state: StateService | None = None
         self._analytics: Analytics | None = None
         self._lock = threading.Lock()
-        self.searcher = Searcher(self.store, settings, self.embedder, self.reranker)
+        self.searcher = Searcher(self.store, settings, self.embedders.for_collection, self.reranker)
         self.suggester = Suggester(self.store, self.store)
 
     # -- models (loaded on first use) ---------------------------------------------------------
     def embedder(self) -> Embedder:
-        with self._lock:
-            if self._embedder is None:
-                name = self.settings.embedding_model
-                self._embedder = get_embedder(name, **self.settings.embedder_options(name))
-            return self._embedder
+        """The ``embedding_model`` setting's model: memories', agent state's, new English
+        collections'. A collection embeds with its own (``db.embedders.for_collection``)."""
+        return self.embedders.default()
 
     def reranker(self) -> Reranker:
         with self._lock:
@@ -149,54 +143,15 @@ class Engram(VersionsMixin, KeysMixin):
     ) -> Collection:
         """Create an empty collection (a first ingest creates one too, with the defaults).
         ``language`` fixes its keyword analysis (en, fr, none; the settings' default unless
-        that is "auto", which needs documents to detect from); ``model`` must be the
-        configured embedding model (one process embeds with one model); ``fusion`` and
-        ``fusion_alpha`` override the settings' hybrid fusion for this collection;
-        ``keep_versions`` the settings' number of versions kept per document (0: all).
-        Conflict (409) when it exists."""
-        if not isinstance(name, str) or not name.strip() or len(name) > 200 or "/" in name:
-            raise InvalidInput("a collection name is 1 to 200 characters, without '/'")
+        that is "auto", which needs documents to detect from); ``model`` its embedding model
+        (else the language's: ENGRAM_MULTILINGUAL_MODEL for fr, ENGRAM_EMBEDDING_MODEL for en
+        and none; see engram.embedders); ``fusion`` and ``fusion_alpha`` override the
+        settings' hybrid fusion for this collection; ``keep_versions`` the settings' number
+        of versions kept per document (0: all). Conflict (409) when it exists."""
+        own = own_settings(self.settings, fusion, fusion_alpha, keep_versions)
         lang = language or self.settings.language
-        if lang not in LANGUAGES:
-            raise InvalidInput(
-                f"a new collection needs a language: one of {', '.join(LANGUAGES)}, not {lang!r}",
-                hint="'auto' detects the language from a first ingest; name it to create"
-                " an empty collection",
-            )
-        embedder = self.embedder()
-        if model is not None and model not in (embedder.model_id, self.settings.embedding_model):
-            raise ModelMismatch(
-                f"this engram embeds with {embedder.model_id!r}, not {model!r}",
-                hint="run engram with ENGRAM_EMBEDDING_MODEL set to that model to create"
-                " collections of its vectors",
-            )
-        own: dict[str, Any] = self.settings.chunking()
-        if fusion is not None:
-            if fusion not in FUSION_METHODS:
-                raise InvalidInput(f"fusion must be one of {', '.join(FUSION_METHODS)}")
-            own["fusion"] = fusion
-        if fusion_alpha is not None:
-            try:
-                own["fusion_alpha"] = check_alpha(fusion_alpha)
-            except ValueError as exc:
-                raise InvalidInput(
-                    f"fusion_alpha: {exc}", hint="the vector leg's weight, 0 to 1, or 'auto'"
-                ) from exc
-        if keep_versions is not None:
-            if (
-                isinstance(keep_versions, bool)
-                or not isinstance(keep_versions, int)
-                or keep_versions < 0
-            ):
-                raise InvalidInput("keep_versions is a number of versions, 0 (all) or more")
-            own["keep_versions"] = keep_versions
-        return self.store.create_collection(
-            name,
-            model_id=embedder.model_id,
-            dimension=embedder.dimension,
-            language=lang,
-            settings=own,
-            tenant=tenant,
+        return create(
+            self.store, self.embedders, name, language=lang, model=model, own=own, tenant=tenant
         )
 
     def delete_collection(self, name: str, *, tenant: str = DEFAULT_TENANT) -> None:
@@ -208,43 +163,6 @@ class Engram(VersionsMixin, KeysMixin):
         except CollectionNotFound:
             return False
         return True
-
-    def _collection_for_ingest(
-        self, name: str, first_docs: list[LoadedDocument], language: str | None, tenant: str
-    ) -> Collection:
-        embedder = self.embedder()
-        if is_internal(name):
-            raise InvalidInput(
-                f"{name!r} is not a collection name: a collection name has no '/'",
-                hint="names with '/' are engram's own (users' conversation recall)",
-            )
-        try:
-            collection = self.store.get_collection(name, tenant=tenant)
-        except CollectionNotFound:
-            lang = language or self.settings.language
-            if lang == "auto":
-                lang = detect_language(d.title + "\n" + d.text for d in first_docs)
-            try:
-                return self.store.create_collection(
-                    name,
-                    model_id=embedder.model_id,
-                    dimension=embedder.dimension,
-                    language=lang,
-                    settings=self.settings.chunking(),
-                    tenant=tenant,
-                )
-            except Conflict:
-                # Created meanwhile by another process (e.g. concurrent job workers each
-                # ingesting a part of one batch): use that one, after the same model check.
-                collection = self.store.get_collection(name, tenant=tenant)
-        if collection.model_id != embedder.model_id or collection.dimension != embedder.dimension:
-            raise ModelMismatch(
-                f"collection {name!r} holds {collection.model_id!r} vectors ({collection.dimension}-d);"
-                f" the configured embedding model is {embedder.model_id!r} ({embedder.dimension}-d)",
-                hint=f"use --model {collection.model_id} (ENGRAM_EMBEDDING_MODEL), or ingest into"
-                " another collection (-c NAME) to use the new model",
-            )
-        return collection
 
     # -- ingestion -----------------------------------------------------------------------------
     def ingest(
@@ -263,6 +181,7 @@ class Engram(VersionsMixin, KeysMixin):
         progress: ProgressCallback | None = None,
         tenant: str = DEFAULT_TENANT,
         reparse: bool = False,
+        model: str | None = None,
     ) -> IngestReport:
         """Ingest files and folders (``"-"`` for stdin, keyed ``stdin_key``, by default
         from its content's hash). With ``sync``, documents of the collection that are not
@@ -270,7 +189,8 @@ class Engram(VersionsMixin, KeysMixin):
 
         A file whose size and modification time, or else whose bytes, are those its
         documents were stamped with, under the same settings, is skipped without being
-        parsed (engram.ingest.stamps); ``reparse`` parses every file."""
+        parsed (engram.ingest.stamps); ``reparse`` parses every file. ``model`` names the
+        embedding model of a collection this ingest creates (else its language's)."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         if not paths:
@@ -285,9 +205,8 @@ class Engram(VersionsMixin, KeysMixin):
         except CollectionNotFound:
             target = None  # nothing stamped yet
         lookup = partial(self.store.file_stamps, target) if target is not None else None
-        stamps = FileStamps(
-            self.settings, self.embedder().model_id, loader_options, lookup, reparse=reparse
-        )
+        model_id = self._stamp_model(target, language, model)
+        stamps = FileStamps(self.settings, model_id, loader_options, lookup, reparse=reparse)
         items = items_from_paths(
             paths,
             include=include,
@@ -299,8 +218,27 @@ class Engram(VersionsMixin, KeysMixin):
             stamps=stamps,
         )
         return self._run(
-            collection, items, sync=sync, language=language, progress=progress, tenant=tenant
+            collection,
+            items,
+            sync=sync,
+            language=language,
+            progress=progress,
+            tenant=tenant,
+            model=model,
         )
+
+    def _stamp_model(
+        self, target: Collection | None, language: str | None, model: str | None
+    ) -> str:
+        """The model id file stamps record: the collection's; for one this ingest creates,
+        its model as far as it is known before its documents are (language "auto" may yet
+        pick another: the next ingest then parses its files once more)."""
+        if target is not None:
+            return target.model_id
+        lang = language or self.settings.language
+        if model is None and lang not in LANGUAGES:
+            return self.embedders.default().model_id
+        return self.embedders.for_new(lang, model=model).model_id
 
     def add(
         self,
@@ -310,8 +248,10 @@ class Engram(VersionsMixin, KeysMixin):
         language: str | None = None,
         progress: ProgressCallback | None = None,
         tenant: str = DEFAULT_TENANT,
+        model: str | None = None,
     ) -> IngestReport:
-        """Ingest documents given as ``{"id", "text", "title"?, "metadata"?}`` dicts."""
+        """Ingest documents given as ``{"id", "text", "title"?, "metadata"?}`` dicts
+        (``model``: as for :meth:`ingest`)."""
         from .ingest.items import items_from_records
 
         return self._run(
@@ -321,6 +261,7 @@ class Engram(VersionsMixin, KeysMixin):
             language=language,
             progress=progress,
             tenant=tenant,
+            model=model,
         )
 
     def _run(
@@ -333,6 +274,7 @@ class Engram(VersionsMixin, KeysMixin):
         progress: ProgressCallback | None,
         tenant: str,
         batch: str | None = None,
+        model: str | None = None,
     ) -> IngestReport:
         started = time.perf_counter()
         iterator = iter(items)
@@ -351,12 +293,21 @@ class Engram(VersionsMixin, KeysMixin):
                     report.note(item)
             report.seconds = time.perf_counter() - started
             return report
-        collection = self._collection_for_ingest(
-            name, [d for d in head if isinstance(d, LoadedDocument)], language, tenant
+        first = [d for d in head if isinstance(d, LoadedDocument)]
+        collection = for_ingest(
+            self.store,
+            self.embedders,
+            self.settings,
+            name,
+            first,
+            language=language,
+            model=model,
+            tenant=tenant,
         )
         from .ingest.pipeline import IngestPipeline
 
-        pipeline = IngestPipeline(self.store, self.settings, self.embedder())
+        embedder = self.embedders.for_collection(collection)
+        pipeline = IngestPipeline(self.store, self.settings, embedder)
         with tracing.span("ingest", collection=name, sync=sync):
             report = pipeline.run(
                 collection,
@@ -489,7 +440,7 @@ class Engram(VersionsMixin, KeysMixin):
                 from .memory import MemoryService
                 from .memory.recall import Recall
 
-                recall = Recall(self.store, self.settings, self.embedder, self.searcher)
+                recall = Recall(self.store, self.settings, self.embedders, self.searcher)
                 self._memory = MemoryService(
                     self.store,
                     self.settings,
@@ -530,17 +481,17 @@ class Engram(VersionsMixin, KeysMixin):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def warm_up(self) -> None:
-        """Load the embedding model and every collection's indexes now, so that the first
-        search does not pay for them (``engram serve`` calls this before it accepts requests).
-        A model that cannot load is logged here and reported by readiness, not raised."""
-        try:
-            self.embedder().embed_query("warm-up")
-        except EngramError as exc:
-            logger.warning("warm-up: the embedding model did not load: %s", exc)
-            return
+        """Load the embedding models (the default and every collection's; on PostgreSQL the
+        default tenant's collections') and every collection's indexes now, so that the first search does not pay for them (``engram
+        serve`` calls this before it accepts requests). A model that cannot load is logged
+        here and reported by readiness, not raised."""
+        collections = self.store.warm_up()
+        # PostgreSQL loads no index here: the default tenant's collections name the models.
+        known = collections or self.store.list_collections(tenant=DEFAULT_TENANT)
+        self.embedders.warm_up(c.model_id for c in known)
         # One search per collection (the first few) runs what indexes alone do not: the
         # analyzer, the typo-tolerance vocabulary, the keyword leg's thread.
-        for collection in self.store.warm_up()[:WARM_UP_SEARCHES]:
+        for collection in collections[:WARM_UP_SEARCHES]:
             try:
                 self.search("warm up", collection=collection.name, tenant=collection.tenant)
             except EngramError as exc:
@@ -551,9 +502,9 @@ class Engram(VersionsMixin, KeysMixin):
         self.store.close()
         self.searcher.embedding_cache.close()
         self.searcher.result_cache.close()
-        for model in (self._embedder, self._reranker):
-            if model is not None:
-                model.close()
+        self.embedders.close()
+        if self._reranker is not None:
+            self._reranker.close()
 
     def __enter__(self) -> Engram:
         return self

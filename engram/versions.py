@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import DocumentNotFound, InvalidInput, ModelMismatch
+from .errors import DocumentNotFound, InvalidInput
 from .search.analyzer import get_analyzer
 from .store.records import ChunkRecord, ChunkWrite, DocumentWrite, StoredVersion
 from .types import (
@@ -28,7 +28,7 @@ from .types import (
 
 if TYPE_CHECKING:
     from .config import Settings
-    from .providers.embedders.base import Embedder
+    from .embedders import Embedders
     from .store.contract import Store
 
 DEFAULT_COLLECTION = "default"
@@ -41,8 +41,8 @@ class VersionsMixin:
     if TYPE_CHECKING:
         settings: Settings
         store: Store
+        embedders: Embedders
 
-        def embedder(self) -> Embedder: ...
         def collection(
             self, name: str = ..., *, tenant: str = ..., counts: bool = ...
         ) -> Collection: ...
@@ -181,13 +181,7 @@ class VersionsMixin:
     def _embed_missing(self, coll: Collection, texts: list[str]) -> list[Any]:
         if not texts:
             return []
-        embedder = self.embedder()
-        if embedder.model_id != coll.model_id:
-            raise ModelMismatch(
-                f"restoring needs {len(texts)} chunk(s) embedded with {coll.model_id!r};"
-                f" the configured embedding model is {embedder.model_id!r}",
-                hint=f"use --model {coll.model_id} (ENGRAM_EMBEDDING_MODEL)",
-            )
+        embedder = self.embedders.for_collection(coll)  # the collection's own model
         return list(embedder.embed_batch(texts, kind="passage"))
 
     def purge_versions(

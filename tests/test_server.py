@@ -335,19 +335,27 @@ def test_model_mismatch_is_a_conflict(tmp_path: Path) -> None:
         create_app(Settings.build(data_dir=tmp_path, embedding_model="hash", auth="none"))
     ) as c:
         add_all(c)
+    with engram.open(tmp_path, embedding_model="hash") as db:  # a model found by no name
+        db.store.create_collection("old", model_id="gone", dimension=8, language="en", settings={})
     other = Settings.build(data_dir=tmp_path, embedding_model="hash-32", auth="none")
     with TestClient(create_app(other)) as c:
+        # Another model configured: the collection is still embedded by its own.
+        found = c.post("/v1/search", json={"query": "vacation", "collection": "kb"})
+        assert found.status_code == 200 and found.json()["data"]
         err = assert_error(
-            c.post("/v1/search", json={"query": "vacation", "collection": "kb"}),
+            c.post("/v1/search", json={"query": "vacation", "collection": "old"}),
             409,
             "model_mismatch",
         )
-        assert "hash" in err["hint"]
+        assert "ENGRAM_EMBEDDING_MODEL" in err["hint"]
         assert_error(
-            c.post("/v1/collections/kb/documents", json={"id": "x", "text": "more words"}),
+            c.post("/v1/collections/old/documents", json={"id": "x", "text": "more words"}),
             409,
             "model_mismatch",
         )
+        ready = c.get("/v1/ready").json()  # its searches fail, not the server's
+        assert ready["status"] == "degraded"
+        assert ready["checks"]["collection_models"]["status"] == "error"
 
 
 # -- the one error shape ---------------------------------------------------------------------
@@ -435,11 +443,12 @@ def test_health_and_ready(client: TestClient) -> None:
     assert res.status_code == 200
     assert res.json()["status"] == "ok"
     checks = res.json()["checks"]
-    assert set(checks) == {"store", "embedder", "reranker", "llm", "redis"}
+    assert set(checks) == {"store", "embedder", "collection_models", "reranker", "llm", "redis"}
     assert all(c["latency_ms"] >= 0 for c in checks.values())
     assert {name: c["status"] for name, c in checks.items()} == {
         "store": "ok",
         "embedder": "ok",
+        "collection_models": "ok",
         "reranker": "ok",
         "llm": "not_configured",
         "redis": "not_configured",
@@ -709,10 +718,10 @@ def test_create_a_collection_with_its_language_and_fusion(client: TestClient) ->
     assert_error(
         client.post("/v1/collections", json={"name": "x", "language": "de"}), 422, "invalid_request"
     )
-    mismatch = client.post(
+    unknown = client.post(
         "/v1/collections", json={"name": "x", "language": "en", "model": "bge-m3"}
     )
-    assert_error(mismatch, 409, "model_mismatch")
+    assert_error(unknown, 422, "invalid_input")
     assert client.get("/v1/collections/x").status_code == 404  # nothing half-made
     # Writes go into it, and its search fuses as it was created to (RRF scores are tiny).
     docs = [{"id": "a", "text": "Les congés payés sont de cinq semaines."}]

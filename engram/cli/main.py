@@ -238,11 +238,19 @@ class EngramGroup(click.Group):
     envvar="ENGRAM_DATA_DIR",
     help="Data directory (default ./.engram).",
 )
-@click.option("--model", envvar="ENGRAM_EMBEDDING_MODEL", help="Embedding model name or directory.")
+@click.option(
+    "--model",
+    envvar="ENGRAM_EMBEDDING_MODEL",
+    help="Embedding model (name or directory) of the collections created, whatever their"
+    " language; existing ones keep theirs. From ENGRAM_EMBEDDING_MODEL: English ones only.",
+)
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, model: str | None) -> None:
     """engram: ingest documents, then search them with hybrid BM25 + vector retrieval."""
-    ctx.obj = Context(data_dir=data_dir, embedding_model=model)
+    overrides: dict[str, Any] = {"data_dir": data_dir, "embedding_model": model}
+    if model and ctx.get_parameter_source("model") is click.core.ParameterSource.COMMANDLINE:
+        overrides["multilingual_model"] = model  # named here: for every language
+    ctx.obj = Context(**overrides)
 
 
 def main() -> None:

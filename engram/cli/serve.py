@@ -90,6 +90,7 @@ def serve(obj: Context, host: str, port: int, workers: int, dev: bool) -> None:
     # the environment: hand them the options given on the command line.
     os.environ["ENGRAM_DATA_DIR"] = str(Path(settings.data_dir).resolve())
     os.environ["ENGRAM_EMBEDDING_MODEL"] = settings.embedding_model
+    os.environ["ENGRAM_MULTILINGUAL_MODEL"] = settings.multilingual_model
     os.environ["ENGRAM_AUTH"] = settings.auth
     uvicorn.run(
         "engram.server.app:create_app_from_env",

@@ -345,16 +345,20 @@ def suggest(
 
 
 def embed(
-    texts: Sequence[str], *, kind: Literal["passage", "query"] = "passage"
+    texts: Sequence[str],
+    *,
+    kind: Literal["passage", "query"] = "passage",
+    model: str = "engram",
 ) -> Flow[list[list[float]]]:
     """Vectors of ``texts`` by the server's embedding model, in order (``POST
     /v1/embeddings``, sent 1,000 texts at a time): ``kind="query"`` embeds as a search
-    query is embedded, ``"passage"`` as a document's chunks are."""
+    query is embedded, ``"passage"`` as a document's chunks are. ``model``: ``"engram"``
+    (the server's), ``"engram/<collection>"`` (that collection's) or a model name."""
     out: list[list[float]] = []
     texts = list(texts)
     for start in range(0, len(texts), EMBED_BATCH):
         part = texts[start : start + EMBED_BATCH]
-        body = {"model": "engram", "input": part, "input_type": kind}
+        body = {"model": model, "input": part, "input_type": kind}
         found = yield Request("POST", path("embeddings"), json=body)
         rows = sorted(found["data"], key=lambda row: row["index"])
         if len(rows) != len(part):

@@ -178,7 +178,7 @@ def run_recall_eval(
     out = []
     for representation in representations:
         recall = Recall(
-            db.store, db.settings, db.embedder, db.searcher, representation=representation
+            db.store, db.settings, db.embedders, db.searcher, representation=representation
         )
         try:
             ids, index_seconds = load_into(db, dataset, recall)

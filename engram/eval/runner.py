@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Engram
+from ..new_collection import language_and_model
 from ..types import IngestReport, SearchMode
 from .beir import BeirDataset, load_beir
 from .metrics import evaluate, latency_percentiles
@@ -16,6 +18,7 @@ from .metrics import evaluate, latency_percentiles
 # Chunks fetched per query: documents are scored by their best chunk, and Recall@100 needs
 # about 100 distinct documents after chunks of the same document are merged.
 EVAL_DEPTH = 150
+FIRST_DOCS = 64  # documents a first ingest detects a new collection's language from
 
 
 @dataclass(slots=True)
@@ -46,13 +49,25 @@ def collection_name(dataset: BeirDataset, model_id: str) -> str:
     return f"eval-{dataset.name}-{model_id}"
 
 
+def model_of(db: Engram, dataset: BeirDataset) -> str:
+    """The model the dataset's collection gets from ``engram ingest corpus.jsonl`` (its
+    language's, engram.embedders), from the same first documents."""
+    head = itertools.islice(dataset.iter_corpus(), FIRST_DOCS)
+    texts = [d.title + "\n" + d.text for d in head]
+    return language_and_model(db.embedders, db.settings, texts, None)[1].model_id
+
+
 def prepare(
-    db: Engram, dataset: BeirDataset, progress: Callable[[int, int], None] | None = None
+    db: Engram,
+    dataset: BeirDataset,
+    progress: Callable[[int, int], None] | None = None,
+    model: str | None = None,
 ) -> IngestReport:
     """Ingest (or verify, at hash-check speed) the dataset's corpus into its collection, the
     way ``engram ingest corpus.jsonl`` would: the evaluation measures the product's path."""
-    name = collection_name(dataset, db.embedder().model_id)
-    return db.ingest(dataset.corpus_path, collection=name, progress=progress)
+    model = model or model_of(db, dataset)
+    name = collection_name(dataset, model)
+    return db.ingest(dataset.corpus_path, collection=name, progress=progress, model=model)
 
 
 def run_eval(
@@ -66,8 +81,9 @@ def run_eval(
 ) -> list[EvalResult]:
     """Evaluate each mode on ``dataset_dir`` (BEIR layout); ``limit`` caps the query count."""
     dataset = load_beir(dataset_dir)
-    report = prepare(db, dataset, progress)
-    name = collection_name(dataset, db.embedder().model_id)
+    model = model_of(db, dataset)
+    report = prepare(db, dataset, progress, model)
+    name = collection_name(dataset, model)
     queries = list(dataset.queries.items())[:limit] if limit else list(dataset.queries.items())
     qrels = {qid: dataset.qrels[qid] for qid, _ in queries}
     results = []

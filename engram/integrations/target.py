@@ -44,6 +44,7 @@ class Target:
         self.tenant = tenant or "default"
         # The library's collection-scoped calls take the tenant; the client's do not.
         self.scope: dict[str, Any] = {} if isinstance(db, Client) else {"tenant": self.tenant}
+        self._found = False  # the collection exists (a client's: see _exists)
 
     @property
     def library(self) -> Engram | None:
@@ -129,17 +130,33 @@ class Target:
             return
 
     def embed(self, texts: Sequence[str], *, kind: str) -> list[list[float]]:
-        """``texts`` embedded with engram's model as engram embeds passages (``kind=
-        "passage"``) or search queries (``"query"``)."""
+        """``texts`` embedded as engram embeds the collection's passages (``kind=
+        "passage"``) or search queries (``"query"``): by the collection's model (for a
+        collection still to be created, the embedding model's)."""
         if not texts:
             return []
         which: EmbedKind = "query" if kind == "query" else "passage"
         db = self.library
         if db is None:
-            return self._client.embed(texts, kind=which)
-        return [
-            [float(x) for x in row] for row in db.embedder().embed_batch(list(texts), kind=which)
-        ]
+            model = "engram/" + self.collection if self._exists() else "engram"
+            return self._client.embed(texts, kind=which, model=model)
+        try:
+            coll = db.collection(self.collection, tenant=self.tenant, counts=False)
+            embedder = db.embedders.for_collection(coll)
+        except CollectionNotFound:
+            embedder = db.embedder()
+        return [[float(x) for x in row] for row in embedder.embed_batch(list(texts), kind=which)]
+
+    def _exists(self) -> bool:
+        """Whether the collection exists (a client: asked once it does, since a
+        collection's model never changes)."""
+        if not self._found:
+            try:
+                self._client.collection(self.collection)
+            except CollectionNotFound:
+                return False
+            self._found = True
+        return True
 
     def dimension(self) -> int:
         """The dimension of engram's vectors here: the collection's, or for a collection
@@ -155,10 +172,15 @@ class Target:
             return len(self.embed(["dimension"], kind="passage")[0])
 
     def model_name(self) -> str:
-        """The embedding model's name as configured (the library), or "engram" (a client:
-        the server's model, whichever it is)."""
+        """The embedding model of the collection (the library; for a collection still to be
+        created, the configured one), or "engram" (a client: the server's, whichever)."""
         db = self.library
-        return db.settings.embedding_model if db is not None else "engram"
+        if db is None:
+            return "engram"
+        try:
+            return db.collection(self.collection, tenant=self.tenant, counts=False).model_id
+        except CollectionNotFound:
+            return db.settings.embedding_model
 
     @property
     def _client(self) -> Client:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,7 +39,7 @@ from .types import ROLES, Message, RecallHit, recall_collection
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..providers.embedders.base import Embedder
+    from ..embedders import Embedders
     from ..search.searcher import Searcher
     from ..store.contract import Store
 
@@ -86,7 +86,7 @@ class Recall:
         self,
         store: Store,
         settings: Settings,
-        embedder: Callable[[], Embedder],
+        embedders: Embedders,
         searcher: Searcher,
         *,
         representation: Representation = DEFAULT_REPRESENTATION,
@@ -94,7 +94,7 @@ class Recall:
     ) -> None:
         self.store = store
         self.settings = settings
-        self._embedder = embedder
+        self._embedders = embedders
         self.searcher = searcher
         self.representation = representation
         self.recency = recency
@@ -116,7 +116,8 @@ class Recall:
             if collection is None:
                 collection = self._create(tenant, user_id, [m.content for m, _ in pending])
             docs = [self._document(m, previous, collection.language) for m, previous in pending]
-            pipeline = IngestPipeline(self.store, self.settings, self._embedder())
+            embedder = self._embedders.for_collection(collection)
+            pipeline = IngestPipeline(self.store, self.settings, embedder)
             report = pipeline.run(collection, docs, persist=False)
             if report.failed:
                 first = report.errors[0][1] if report.errors else "unknown error"
@@ -130,21 +131,23 @@ class Recall:
         return collection
 
     def _current(self, tenant: str, user_id: str) -> Collection | None:
-        """The user's index, if it exists and holds the configured model's vectors; one of
-        another model is dropped (its messages marked for indexing again)."""
+        """The user's index, if it exists and holds the vectors of the model configured for
+        its language (engram.embedders); one of another model is dropped (its messages
+        marked for indexing again)."""
         try:
             collection = self.store.get_collection(
                 recall_collection(user_id), tenant=tenant, counts=False
             )
         except CollectionNotFound:
             return None
-        if collection.model_id == self._embedder().model_id:
+        wanted = self._embedders.for_new(collection.language).model_id
+        if collection.model_id == wanted:
             return collection
         logger.info(
             "recall index of %s was built with %s: rebuilding it with %s",
             user_id,
             collection.model_id,
-            self._embedder().model_id,
+            wanted,
         )
         self.store.mark_messages_unindexed(tenant=tenant, user_id=user_id)
         with contextlib.suppress(CollectionNotFound):  # another process got there first
@@ -179,10 +182,10 @@ class Recall:
 
     def _create(self, tenant: str, user_id: str, sample: list[str]) -> Collection:
         name = recall_collection(user_id)
-        embedder = self._embedder()
         language: str = self.settings.language
         if language not in LANGUAGES:  # "auto": from the user's first messages
             language = detect_language(sample)
+        embedder = self._embedders.for_new(language)  # derived data: follows the settings
         try:
             return self.store.create_collection(
                 name,

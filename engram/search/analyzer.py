@@ -131,6 +131,20 @@ def detect_language(texts: Iterable[str], *, sample_chars: int = 200_000) -> str
     Stopwords are the most reliable cheap signal for telling two languages apart; ties and
     texts with neither (code, tables of numbers) default to English.
     """
+    en, fr = _stopword_evidence(texts, sample_chars)
+    return "fr" if fr > en else "en"
+
+
+def french_share(texts: Iterable[str], *, sample_chars: int = 200_000) -> float:
+    """The share of French among the stopwords of :func:`detect_language`'s sample (0 to 1;
+    0 for texts with no stopword of either language): how French a mixed sample is."""
+    en, fr = _stopword_evidence(texts, sample_chars)
+    return fr / (en + fr) if en + fr else 0.0
+
+
+def _stopword_evidence(texts: Iterable[str], sample_chars: int) -> tuple[int, int]:
+    """Occurrences of English-only and of French-only stopwords in the first
+    ``sample_chars`` characters of ``texts``."""
     en = fr = seen = 0
     en_only = BY_LANGUAGE["en"] - BY_LANGUAGE["fr"]
     fr_only = BY_LANGUAGE["fr"] - BY_LANGUAGE["en"]
@@ -142,4 +156,4 @@ def detect_language(texts: Iterable[str], *, sample_chars: int = 200_000) -> str
         seen += len(text)
         if seen >= sample_chars:
             break
-    return "fr" if fr > en else "en"
+    return en, fr

@@ -16,8 +16,14 @@ Fusing each collection on its own and merging the fused scores (or their ranks) 
 and loses: a normalised score says how a chunk compares with the other candidates of its own
 collection, not with the other collections' (docs/benchmarks.md, "Multi-collection search").
 
-All the collections must hold vectors of the configured embedding model for a hybrid or
-vector search (ModelMismatch names the first that does not); a keyword search mixes models.
+Collections embedded by different models (engram.embedders: each collection keeps its own)
+are searched together too: the query is embedded once per model, each collection's vector leg
+uses its model's query vector, and since cosine similarities of two models are not on one
+scale, each model's pooled candidates are standardised (mean 0, standard deviation 1 over
+that model's ``depth`` best) before the models' candidates are pooled. Collections of one
+model pool their raw cosines, as above. A collection whose model cannot be loaded is refused
+(ModelMismatch) before any work, for a hybrid or vector search; a keyword search needs no
+model.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
+
+import numpy as np
 
 from .. import tracing
 from ..errors import CollectionNotFound, InvalidInput
@@ -101,13 +109,15 @@ def _search(
     timings: dict[str, float] = {}
     depth = searcher.depth(req)
     owners = Owners(searcher.store, collections)
-    qvec = None
+    qvecs: dict[str, np.ndarray] = {}  # by model id
     if req.mode in ("hybrid", "vector"):
+        firsts: dict[str, Collection] = {}
         for collection in collections:  # refuse before any work
             searcher.check_model(collection)
+            firsts.setdefault(collection.model_id, collection)
         t0 = time.perf_counter()
-        with tracing.span("embed", kind="query"):
-            qvec = searcher.embed_query(collections[0], query)
+        with tracing.span("embed", kind="query", models=len(firsts)):
+            qvecs = {m: searcher.embed_query(c, query) for m, c in firsts.items()}
         timings["embed"] = _ms(t0)
 
     def keyword(collection: Collection) -> tuple[Leg, dict[str, list[str]], float]:
@@ -117,6 +127,7 @@ def _search(
         return searcher.timed_keyword_leg(collection, terms, depth, req.where)
 
     def vector(collection: Collection) -> tuple[Leg, float]:
+        qvec = qvecs.get(collection.model_id)
         if qvec is None:
             return [], 0.0
         t0 = time.perf_counter()
@@ -153,7 +164,10 @@ def _search(
         timings["vector"] = round(sum(ms for _, ms in vec_legs), 3)
     timings["legs"] = _ms(t0)  # wall time of all legs (they may run side by side)
     pooled_kw = _pooled([hits for hits, _, _ in kw_legs], depth)
-    pooled_vec = _pooled([hits for hits, _ in vec_legs], depth)
+    if len(qvecs) > 1:
+        pooled_vec = _pooled_models(collections, [hits for hits, _ in vec_legs], depth)
+    else:
+        pooled_vec = _pooled([hits for hits, _ in vec_legs], depth)
     method, alpha = fusion_of(searcher, collections, req)
     # The automatic weight counts the query's words as the first collection analyzes them.
     words = len(get_analyzer(collections[0].language).terms(query))
@@ -168,6 +182,24 @@ def _pooled(legs: list[Leg], depth: int) -> Leg:
     pooled = [hit for leg in legs for hit in leg]
     pooled.sort(key=lambda hit: (-hit[1], hit[0]))
     return pooled[:depth]
+
+
+def _pooled_models(collections: list[Collection], legs: list[Leg], depth: int) -> Leg:
+    """The vector candidates of collections of several models: each model's pooled as
+    :func:`_pooled` does, its scores standardised, then all pooled."""
+    by_model: dict[str, list[Leg]] = {}
+    for collection, leg in zip(collections, legs):
+        by_model.setdefault(collection.model_id, []).append(leg)
+    standard: list[Leg] = []
+    for model_legs in by_model.values():
+        pooled = _pooled(model_legs, depth)
+        if not pooled:
+            continue
+        scores = np.array([score for _, score in pooled], dtype=np.float64)
+        spread = float(scores.std()) or 1.0
+        mean = float(scores.mean())
+        standard.append([(cid, (score - mean) / spread) for cid, score in pooled])
+    return _pooled(standard, depth)
 
 
 def fusion_of(

@@ -16,7 +16,7 @@ import numpy as np
 from .. import tracing
 from ..cache import cache_key, make_cache
 from ..config import Settings
-from ..errors import InvalidInput, ModelMismatch, QueryTooLong
+from ..errors import InvalidInput, QueryTooLong
 from ..providers.embedders.base import Embedder
 from ..providers.rerankers.base import Reranker
 from ..store.contract import RetrievalStore
@@ -124,13 +124,14 @@ class Owners:
 
 
 class Searcher:
-    """Runs searches against one store; the embedder and reranker load on first use."""
+    """Runs searches against one store; ``embedder`` gives the model of a collection's
+    vectors (engram.embedders), and the models load on first use."""
 
     def __init__(
         self,
         store: RetrievalStore,
         settings: Settings,
-        embedder: Callable[[], Embedder],
+        embedder: Callable[[Collection], Embedder],
         reranker: Callable[[], Reranker],
     ) -> None:
         self.store = store
@@ -453,17 +454,9 @@ class Searcher:
         return np.asarray(vector)
 
     def check_model(self, collection: Collection) -> Embedder:
-        """The embedder, once it is known to be the one ``collection``'s vectors come from
-        (else ModelMismatch, saying how to fix it)."""
-        embedder = self._embedder()
-        if embedder.model_id != collection.model_id:
-            raise ModelMismatch(
-                f"collection {collection.name!r} was embedded with {collection.model_id!r},"
-                f" but the configured model is {embedder.model_id!r}",
-                hint=f"set ENGRAM_EMBEDDING_MODEL={collection.model_id} (or --model), or"
-                " re-ingest into a new collection with the new model",
-            )
-        return embedder
+        """The model ``collection``'s vectors come from (ModelMismatch, saying how to fix
+        it, when this engram cannot load it)."""
+        return self._embedder(collection)
 
     def _rerank(
         self, owners: Owners, query: str, fused: list[Fused], weight: float | None

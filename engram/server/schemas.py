@@ -69,7 +69,11 @@ class CollectionCreate(RequestModel):
         None, description="Keyword analysis; default ENGRAM_LANGUAGE (needed when that is auto)."
     )
     model: str | None = Field(
-        None, max_length=200, description="Must be the server's embedding model (checked)."
+        None,
+        max_length=200,
+        description="Embedding model of its vectors: a known model (bge-small-en-v1.5, "
+        "multilingual-e5-small) or one the server is configured with; default the language's "
+        "(ENGRAM_MULTILINGUAL_MODEL for fr, ENGRAM_EMBEDDING_MODEL for en and none).",
     )
     fusion: Literal["dbsf", "minmax", "rrf"] | None = Field(
         None, description="Hybrid fusion of this collection; default ENGRAM_FUSION."

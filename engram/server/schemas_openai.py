@@ -28,7 +28,9 @@ class _OpenAIRequest(RequestModel):
 # -- embeddings ------------------------------------------------------------------------------
 class EmbeddingRequest(_OpenAIRequest):
     model: str = Field(
-        description="'engram' or the server's embedding model id (GET /v1/ready names it)."
+        description="'engram' (the server's embedding model, GET /v1/ready names it), "
+        "'engram/<collection>' (the model of that collection's vectors) or a model name "
+        "(bge-small-en-v1.5, multilingual-e5-small, a collection's model_id)."
     )
     input: str | list[str] = Field(
         description=f"A text or a list of up to {MAX_BATCH:,} texts of up to "

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import InvalidInput, MissingDependency
 from ..ingest.loaders.base import paragraph_spans
 from ..ingest.pipeline import Failure, IngestPipeline, Item
+from ..new_collection import for_ingest
 from ..providers.embedders.base import Embedder, EmbedKind
 from ..providers.models import KNOWN_MODELS
 from ..types import Block, LoadedDocument
@@ -166,9 +167,8 @@ def import_chroma(
             f"the Chroma directory has no collection {unknown[0]!r}",
             hint=f"its collections: {', '.join(available) or 'none'}",
         )
-    engram_model = db.embedder()
     with recording(db.store, tenant=tenant, kind="chroma", source=str(root)) as batch:
-        per_collection = _import_all(db, client, names, model, engram_model, batch, report, say)
+        per_collection = _import_all(db, client, names, model, batch, report, say)
     report.extra["batch"] = batch.id
     report.skipped = +report.skipped  # drop zero counts
     report.extra["collections"] = per_collection
@@ -181,7 +181,6 @@ def _import_all(
     client: Any,
     names: list[str],
     model: str | None,
-    engram_model: Embedder,
     batch: Recording,
     report: TransferReport,
     say: Progress,
@@ -192,18 +191,29 @@ def _import_all(
         say(f"chroma collection {name}")
         col = client.get_collection(name)
         source_model = model or chroma_model(col.metadata, _configuration(col))
+        # As in Engram.ingest: a new collection's language, and so its model, is detected
+        # from its first texts (read once more below, with their vectors if they are kept).
+        head = list(itertools.islice(_items(col, name, None), 64))
+        first = [d for d in head if isinstance(d, LoadedDocument)]
+        batch.collection(name)
+        collection = for_ingest(
+            db.store,
+            db.embedders,
+            db.settings,
+            name,
+            first,
+            language=None,
+            model=None,
+            tenant=tenant,
+        )
+        engram_model = db.embedders.for_collection(collection)
         keep = source_model is not None and canonical_model(source_model) == canonical_model(
             engram_model.model_id
         )
         embedder = _ChromaVectors(engram_model)
         items = _items(col, name, embedder if keep else None)
-        # As in Engram.ingest: a new collection's language is detected from its first texts.
-        head = list(itertools.islice(items, 64))
-        first = [d for d in head if isinstance(d, LoadedDocument)]
-        batch.collection(name)
-        collection = db._collection_for_ingest(name, first, None, tenant)  # noqa: SLF001
         ingest = IngestPipeline(db.store, db.settings, embedder).run(
-            collection, itertools.chain(head, items), batch=batch.id
+            collection, items, batch=batch.id
         )
         batch.counts.update(added=ingest.added, updated=ingest.updated)
         per_collection.append(

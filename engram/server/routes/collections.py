@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from ...errors import InvalidInput
 from ..deps import DB, Admin, Reader, Writer
 from ..schemas import CollectionCreate, CollectionList, CollectionPublic, error_responses
 
@@ -18,7 +19,15 @@ router = APIRouter(tags=["collections"])
     responses=error_responses(409, 422),
 )
 def create_collection(body: CollectionCreate, db: DB, principal: Writer) -> CollectionPublic:
-    """Create an empty collection with its language and fusion (409 if it exists)."""
+    """Create an empty collection with its language, embedding model and fusion (409 if it
+    exists)."""
+    if body.model is not None and not db.embedders.offered(body.model):
+        # Not any directory of the server, nor a remote endpoint it would send its keys to.
+        raise InvalidInput(
+            f"no embedding model {body.model!r} here",
+            hint=f"leave model out for the language's, or use one of"
+            f" {', '.join(db.embedders.offered_names())}",
+        )
     created = db.create_collection(
         body.name,
         language=body.language,

@@ -47,7 +47,8 @@ async def health() -> Health:
 def ready(db: DB) -> Readiness:
     """Readiness: the database answers a query and the embedding model is loaded (loading
     it on the first call). 503, with every check in ``details.checks``, if one fails.
-    Also reports whether the reranker's files resolve, the LLM endpoints answer (2 s
+    Also reports whether the models of the collections load (engram.embedders: each
+    collection keeps its own), whether the reranker's files resolve, the LLM endpoints answer (2 s
     each) and Redis answers; their failure makes the status ``degraded``, not 503.
     On PostgreSQL: also the schema version (pending migrations: 503), pgvector, whether
     row-level security applies to the role (if not: a warning) and the pool's usage."""
@@ -74,6 +75,9 @@ def readiness_checks(db: Engram) -> tuple[dict[str, CheckResult], list[str]]:
     checks = _postgres_checks(db) if db.settings.database_url else _sqlite_checks(db)
     checks["embedder"] = _check(db.embedder)
     failed = [name for name, check in checks.items() if check.status == "error"]
+    # The models of the collections (each keeps its own): one that cannot load fails the
+    # searches of its collections only, so the server is degraded, not unready.
+    checks["collection_models"] = _check(db.embedders.check)
     checks["reranker"] = _check(lambda: _reranker_path(db.settings.reranker_model))
     checks["llm"] = _llm_check(db.settings.llm)
     checks["redis"] = _redis_check(db)

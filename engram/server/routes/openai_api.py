@@ -1,8 +1,8 @@
 """OpenAI-compatible routes, so that OpenAI clients and tools use engram unchanged.
 
 ``GET /v1/models`` lists ``engram/<collection>`` for each collection of the caller's tenant;
-``POST /v1/embeddings`` embeds with engram's embedding model; ``POST /v1/chat/completions``
-answers with engram's chat (:mod:`engram.server.grounding`, then the configured model chain
+``POST /v1/embeddings`` embeds with engram's embedding model, or a collection's
+(``engram/<collection>``); ``POST /v1/chat/completions`` answers with engram's chat (:mod:`engram.server.grounding`, then the configured model chain
 or an extractive answer) from the collection its ``model`` names, ``engram/<collection>``
 (or several: ``engram/kb,faq``; every one: ``engram/*``).
 
@@ -34,6 +34,7 @@ from fastapi import APIRouter, Request
 from ...answers import AnswerEvent, AnswerOptions, answer, stream_answer
 from ...engine import Engram
 from ...errors import CollectionNotFound, InvalidInput, NotFound, QueryTooLong
+from ...providers.embedders.base import Embedder
 from ...providers.llms import ChatMessage
 from ..deps import DB, Reader
 from ..grounding import ground
@@ -84,13 +85,11 @@ def _epoch(iso: str) -> int:
     responses=error_responses(404, 413, 422, 503),
 )
 def embeddings(body: EmbeddingRequest, db: DB, principal: Reader) -> dict[str, Any]:
-    """Embed texts with the server's embedding model (OpenAI's embeddings shape)."""
-    embedder = db.embedder()
-    if body.model not in ("engram", embedder.model_id, db.settings.embedding_model):
-        raise NotFound(
-            f"no embedding model {body.model!r} here",
-            hint=f"use model 'engram' or {embedder.model_id!r}",
-        )
+    """Embed texts (OpenAI's embeddings shape) with the model ``model`` names: ``engram``
+    the server's embedding model (ENGRAM_EMBEDDING_MODEL); ``engram/<collection>`` that
+    collection's model, as its documents and queries are embedded; or a model by name
+    (bge-small-en-v1.5, multilingual-e5-small, a collection's model id)."""
+    embedder = _embedder(db, body.model, principal.tenant)
     if body.dimensions is not None and body.dimensions != embedder.dimension:
         raise InvalidInput(
             f"dimensions must be {embedder.dimension}, the model's, not {body.dimensions}",
@@ -110,6 +109,25 @@ def embeddings(body: EmbeddingRequest, db: DB, principal: Reader) -> dict[str, A
         "model": embedder.model_id,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
+
+
+def _embedder(db: Engram, model: str, tenant: str) -> Embedder:
+    """The model ``/v1/embeddings``' ``model`` names (NotFound if none)."""
+    if model == "engram":
+        return db.embedder()
+    if model.startswith(MODEL_PREFIX):
+        name = model.removeprefix(MODEL_PREFIX)  # engram's own collections are not found
+        return db.embedders.for_collection(db.collection(name, tenant=tenant, counts=False))
+    if db.embedders.offered(model):
+        return db.embedders.get(model)
+    for collection in db.collections(tenant=tenant):
+        if collection.model_id == model:
+            return db.embedders.for_collection(collection)
+    raise NotFound(
+        f"no embedding model {model!r} here",
+        hint="use model 'engram' (the server's), 'engram/<collection>' (a collection's),"
+        f" or one of {', '.join(db.embedders.offered_names())}",
+    )
 
 
 def _check_texts(texts: list[str], max_chars: int) -> None:
