@@ -9,7 +9,8 @@ and the next run picks up from there.
 
 The model runs in the background: while one batch's chunks are embedded, the calling thread
 chunks and analyzes the next documents and writes the batch before (:class:`_Writer`), so
-the cores are not idle during engram's own work (docs/benchmarks.md, "French ingest").
+the cores are not idle during engram's own work (docs/benchmarks.md, "French ingest
+(issue 15)").
 """
 
 from __future__ import annotations

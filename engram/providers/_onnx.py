@@ -22,7 +22,7 @@ logger = logging.getLogger("engram")
 # Graph fusions left out. onnxruntime's CPU SkipLayerNormalization kernel (1.32) takes 8x the
 # time of the Add + LayerNormalization it replaces (345 µs against 45 µs on a [1, 180, 384]
 # input, one thread): in multilingual-e5-small, whose graph the fusion matches, it took a
-# quarter of the run (docs/benchmarks.md, "French ingest").
+# quarter of the run (docs/benchmarks.md, "French ingest (issue 15)").
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 

@@ -95,10 +95,9 @@ class OnnxEmbedder(Embedder):
     passage prefix). Longer inputs are truncated, not rejected.
 
     Passages run one model run per core at once (``threads`` runs, default one per core),
-    each run on one thread (:class:`~engram.providers.onnx_session.RunPool`): on 2 cores this
-    embeds French FAQ passages 1.2x as fast as one run at a time on both cores when the
-    machine is idle, and twice as fast when other processes keep it busy
-    (docs/benchmarks.md, "French ingest").
+    each run on one thread (:class:`~engram.providers.onnx_session.RunPool`): measured on 2
+    busy cores, this embeds French FAQ passages twice as fast, for half the CPU, as one run
+    at a time on both cores (docs/benchmarks.md, "French ingest (issue 15)").
 
     Single queries (:meth:`embed_query`, the search path) run alone on one thread too
     (``query_threads``, default 1, on the same session as passages), one query run at a
