@@ -73,12 +73,12 @@ class RunPool:
 
     On a small machine, one text per run and one run per core embeds more per second than
     one run at a time on every core: a run on two threads meets at a barrier after each of
-    its ~100 graph nodes, where one thread waits for the other (and, with onnxruntime's
-    spinning, burns CPU doing so, the most when other processes hold the cores). The runs
-    come from any number of callers and share one queue, so one pool never runs more than
-    ``workers`` at once (a lone text too goes through the pool, which costs ~0.1 ms). The
-    longest texts go first (:func:`~engram.providers._onnx.length_batches`),
-    so the last runs of a call are the short ones and the threads finish together.
+    its graph nodes, where one thread waits for the other (and, with onnxruntime's spinning,
+    burns CPU doing so, the most when other processes hold the cores). The runs come from
+    any number of callers and share one queue, so one pool never runs more than ``workers``
+    at once (a lone text goes through the pool too). The longest texts go first
+    (:func:`~engram.providers._onnx.length_batches`), so the last runs of a call are the
+    short ones and the threads finish together.
     """
 
     def __init__(self, workers: int | None = None) -> None:

@@ -96,7 +96,7 @@ class OnnxEmbedder(Embedder):
 
     Passages run one model run per core at once (``threads`` runs, default one per core),
     each run on one thread (:class:`~engram.providers.onnx_session.RunPool`): measured on 2
-    busy cores, this embeds French FAQ passages twice as fast, for half the CPU, as one run
+    busy cores, this embeds French FAQ passages 2.2x as fast, for 0.4 of the CPU, as one run
     at a time on both cores (docs/benchmarks.md, "French ingest (issue 15)").
 
     Single queries (:meth:`embed_query`, the search path) run alone on one thread too
@@ -179,8 +179,9 @@ class OnnxEmbedder(Embedder):
     def embed_batch(self, texts: Sequence[str], *, kind: EmbedKind = "passage") -> np.ndarray:
         """Embed ``texts`` (see :meth:`Embedder.embed_batch`), ``batch_size`` texts per model
         run, grouped by length so little compute goes to padding, one run per core at once;
-        the result keeps the input order. With ``batch_size`` 1 (the default) a text's vector does not depend on the
-        other texts: the int8 graph quantises activations over the whole run
+        the result keeps the input order. With ``batch_size`` 1 (the default) a text's vector
+        does not depend on the other texts: the int8 graph quantises activations over the
+        whole run
         (DynamicQuantizeLinear), so batch-mates — and their padding — nudge each other's
         vectors, enough to change 47 of 50 top-10s between batch sizes 4 and 32."""
         if isinstance(texts, str):
