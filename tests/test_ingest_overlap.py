@@ -231,3 +231,32 @@ def test_an_embedding_error_stops_the_run_after_the_batches_before(db: engram.En
     stored = {d.key for d in db.documents(collection="c")}
     assert {"d0", "d1"} <= stored and "d3" not in stored
     assert not [t for t in threading.enumerate() if t.name.startswith("engram-ingest")]
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_stop_between_documents_writes_the_batch_being_embedded(db: engram.Engram) -> None:
+    """As when the model ran in the calling thread: a job worker's stop, raised from the
+    progress callback while the first batch is embedded, leaves that batch written."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(Recording):
+        def embed_batch(self, texts: Sequence[str], *, kind: EmbedKind = "passage") -> np.ndarray:
+            entered.set()
+            assert release.wait(30)
+            return super().embed_batch(texts, kind=kind)
+
+    def progress(documents: int, chunks: int) -> None:  # first called once d0 is started
+        assert entered.wait(30)
+        release.set()
+        raise Stop
+
+    db.create_collection("c", language="en")
+    pipeline = IngestPipeline(db.store, db.settings, Slow())
+    pipeline.batch_chunks = 1
+    records = [{"id": f"d{i}", "text": f"Document number {i}."} for i in range(5)]
+    with pytest.raises(Stop):
+        pipeline.run(db.collection("c"), items_from_records(records), progress=progress)
+    assert [d.key for d in db.documents(collection="c")] == ["d0"]

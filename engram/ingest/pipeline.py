@@ -19,6 +19,7 @@ import contextvars
 import hashlib
 import itertools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +38,8 @@ from ..store.records import ChunkWrite, DocumentWrite, StampedDocument
 from ..types import Collection, Failure, IngestReport, LoadedDocument, Skipped
 from ..unicode import describe, lone_surrogate
 from .chunking import chunk_document
+
+logger = logging.getLogger("engram")
 
 # Bumped whenever the way chunks are built or embedded changes, so stored documents are
 # re-processed instead of being judged unchanged.
@@ -198,6 +201,12 @@ class IngestPipeline:
                     progress(docs_done, chunks_done)
             docs, chunks = writer.finish(pending)
             docs_done, chunks_done = docs_done + docs, chunks_done + chunks
+        except Exception:
+            # A stop asked between documents (a job worker's, from ``progress``) still
+            # writes the batch whose vectors are being computed, as when it was embedded
+            # in this thread.
+            writer.settle()
+            raise
         finally:
             writer.close()
         if progress:
@@ -325,31 +334,49 @@ class _Writer:
         self.report, self.batch = report, batch
         self._executor: ThreadPoolExecutor | None = None
         self._job: _Job | None = None
+        self._failed = False
 
     def push(self, pending: list[_Pending]) -> tuple[int, int]:
         """Start embedding ``pending`` in the background, then write the batch before it;
         (documents, chunks) written."""
         job = self._start(pending, background=True)
-        done = self._complete(self._job) if self._job is not None else (0, 0)
-        self._job = job
-        return done
+        previous, self._job = self._job, job
+        return self._completed(previous)
 
     def finish(self, pending: list[_Pending]) -> tuple[int, int]:
         """Write the batch in flight and then ``pending``, embedded here (a single small
         batch, as when indexing one message, starts no thread)."""
         job = self._start(pending, background=False) if pending else None
-        docs, chunks = self._complete(self._job) if self._job is not None else (0, 0)
-        self._job = None
-        if job is not None:
-            more = self._complete(job)
-            docs, chunks = docs + more[0], chunks + more[1]
-        return docs, chunks
+        previous, self._job = self._job, None
+        docs, chunks = self._completed(previous)
+        more = self._completed(job)
+        return docs + more[0], chunks + more[1]
+
+    def settle(self) -> None:
+        """After an error outside the writer: write the batch in flight, unless a batch
+        already failed (its error is the one raised; this one's is only logged)."""
+        job, self._job = self._job, None
+        if job is None or self._failed:
+            return
+        try:
+            self._complete(job)
+        except Exception as exc:
+            logger.warning("ingest stopped; the batch in flight was not written: %s", exc)
 
     def close(self) -> None:
-        """Wait for the background thread (after an error: its batch is not written)."""
+        """Wait for the background thread (a batch still in flight is not written)."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+    def _completed(self, job: _Job | None) -> tuple[int, int]:
+        if job is None:
+            return 0, 0
+        try:
+            return self._complete(job)
+        except BaseException:
+            self._failed = True
+            raise
 
     def _start(self, pending: list[_Pending], *, background: bool) -> _Job:
         wanted: dict[str, str] = {}
