@@ -122,8 +122,8 @@ class Settings(BaseSettings):
         ge=0,
         le=256,
         description="CPU threads of one query embedding (the search path); each process runs "
-        "one at a time. 1 suits a server with one worker per core; 0 shares the all-core "
-        "session of passage embedding.",
+        "one at a time. 1 suits a server with one worker per core (queries then share the "
+        "passages' one-thread session); 0 sends them through the passage runs.",
     )
     query_batch: int = Field(
         1,

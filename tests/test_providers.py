@@ -424,7 +424,7 @@ def test_unreadable_cached_graph_falls_back_to_the_model(
     import onnxruntime
 
     model = resolve_model(DEFAULT_EMBEDDER).model_path
-    cached = onnx_cache.cached_path(model, onnxruntime.__version__, str(tmp_path))
+    cached = _onnx.cached_graph(model, onnxruntime.__version__, str(tmp_path))
     assert cached is not None
     cached.write_bytes(b"\x08\x07 not an onnx graph")  # as a disk error would leave it
     session = _onnx.create_session(model, threads=1, cache=str(tmp_path))

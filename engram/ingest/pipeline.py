@@ -4,17 +4,25 @@ For each document: hash its content; skip it if the stored version has the same 
 embedding work at all); otherwise chunk it, look every chunk up in the embedding cache (model +
 text hash), embed only the misses, and write the new version — chunks, keyword terms and
 vectors — in one transaction that also removes the old version's chunks. Documents are
-written in batches, one transaction per batch, so a crash loses at most the batch in flight
+written in batches, one transaction per batch, so a crash loses at most the batches in flight
 and the next run picks up from there.
+
+The model runs in the background: while one batch's chunks are embedded, the calling thread
+chunks and analyzes the next documents and writes the batch before (:class:`_Writer`), so
+the cores are not idle during engram's own work (docs/benchmarks.md, "French ingest
+(issue 15)").
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import itertools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +44,8 @@ from .chunking import chunk_document
 # batches grow so that commits — each rewriting the index pages it touched — stay few.
 _BATCH_SECONDS = 0.5
 _MAX_BATCH_CHUNKS = 2048
+
+logger = logging.getLogger("engram")
 
 # Bumped whenever the way chunks are built or embedded changes, so stored documents are
 # re-processed instead of being judged unchanged.
@@ -143,64 +153,76 @@ class IngestPipeline:
         pending: list[_Pending] = []
         pending_chunks = docs_done = chunks_done = 0
         analyzer = get_analyzer(collection.language)
+        writer = _Writer(self, collection, existing, report, batch)
         limit = self.batch_chunks
-
-        for group in _groups(items, 256):
-            if not sync:
-                keys = [i.key for i in group if isinstance(i, LoadedDocument)]
-                existing.update(self.store.document_hashes(collection, keys=keys))
-            restamp: list[StampedDocument] = []
-            for item in group:
-                if isinstance(item, (Skipped, Failure)):
-                    report.note(item)
-                    if isinstance(item, Failure):
-                        failures.append(item)
-                        seen.update(item.keys)
-                    continue
-                if isinstance(item, UnchangedFile):
-                    kept = {k for k in item.keys if _first(k, item.source, seen, report)}
-                    report.unchanged += len(kept)
-                    docs_done += len(kept)
-                    restamp.extend(s for s in item.restamp if s.key in kept)
-                    continue
-                doc = item
-                if not _first(doc.key, doc.source, seen, report):
-                    continue
-                fields = {"key": doc.key, "title": doc.title, "text": doc.text}
-                bad = lone_surrogate({**fields, "metadata": doc.metadata})
-                if bad is not None:  # would fail at hashing, far from its cause
-                    report.failed += 1
-                    report.errors.append((doc.source or doc.key, describe(bad)))
-                    continue
-                digest = content_hash(doc, self.settings)
-                if existing.get(doc.key) == digest:
-                    report.unchanged += 1
-                    docs_done += 1
-                    if doc.file_stamp is not None:  # parsed again: give it its file's stamp
-                        restamp.append(StampedDocument(doc.key, digest, doc.file_stamp))
-                    continue
-                try:
-                    entry = self._prepare(doc, digest, analyzer)
-                except EngramError as exc:
-                    report.failed += 1
-                    report.errors.append((doc.source or doc.key, exc.message))
-                    continue
-                pending.append(entry)
-                pending_chunks += len(entry.chunks)
-                if pending_chunks >= limit:
-                    t0 = time.perf_counter()
-                    chunks_done += self._flush(collection, pending, existing, report, batch)
-                    docs_done += len(pending)
-                    limit = self.next_batch(pending_chunks, time.perf_counter() - t0)
-                    pending, pending_chunks = [], 0
+        started = time.perf_counter()  # when the batch being gathered began
+        try:
+            for group in _groups(items, 256):
+                if not sync:
+                    keys = [i.key for i in group if isinstance(i, LoadedDocument)]
+                    existing.update(self.store.document_hashes(collection, keys=keys))
+                restamp: list[StampedDocument] = []
+                for item in group:
+                    if isinstance(item, (Skipped, Failure)):
+                        report.note(item)
+                        if isinstance(item, Failure):
+                            failures.append(item)
+                            seen.update(item.keys)
+                        continue
+                    if isinstance(item, UnchangedFile):
+                        kept = {k for k in item.keys if _first(k, item.source, seen, report)}
+                        report.unchanged += len(kept)
+                        docs_done += len(kept)
+                        restamp.extend(s for s in item.restamp if s.key in kept)
+                        continue
+                    doc = item
+                    if not _first(doc.key, doc.source, seen, report):
+                        continue
+                    fields = {"key": doc.key, "title": doc.title, "text": doc.text}
+                    bad = lone_surrogate({**fields, "metadata": doc.metadata})
+                    if bad is not None:  # would fail at hashing, far from its cause
+                        report.failed += 1
+                        report.errors.append((doc.source or doc.key, describe(bad)))
+                        continue
+                    digest = content_hash(doc, self.settings)
+                    if existing.get(doc.key) == digest:
+                        report.unchanged += 1
+                        docs_done += 1
+                        if doc.file_stamp is not None:  # parsed again: give it its file's stamp
+                            restamp.append(StampedDocument(doc.key, digest, doc.file_stamp))
+                        continue
+                    try:
+                        entry = self._prepare(doc, digest, analyzer)
+                    except EngramError as exc:
+                        report.failed += 1
+                        report.errors.append((doc.source or doc.key, exc.message))
+                        continue
+                    pending.append(entry)
+                    pending_chunks += len(entry.chunks)
+                    if pending_chunks >= limit:
+                        docs, chunks = writer.push(pending)
+                        docs_done, chunks_done = docs_done + docs, chunks_done + chunks
+                        # Between two pushes: gathering this batch, then writing the one
+                        # before (waiting for its vectors) — the pipeline's time per batch.
+                        now = time.perf_counter()
+                        limit = self.next_batch(pending_chunks, now - started)
+                        started = now
+                        pending, pending_chunks = [], 0
+                    if progress:
+                        progress(docs_done, chunks_done)
+                self.store.set_file_stamps(collection, restamp)
                 if progress:
                     progress(docs_done, chunks_done)
-            self.store.set_file_stamps(collection, restamp)
-            if progress:
-                progress(docs_done, chunks_done)
-        if pending:
-            chunks_done += self._flush(collection, pending, existing, report, batch)
-            docs_done += len(pending)
+            docs, chunks = writer.finish(pending)
+            docs_done, chunks_done = docs_done + docs, chunks_done + chunks
+        except Exception:
+            # A stop asked between documents (a job worker's, from ``progress``) still
+            # writes the batch whose vectors are being computed, as when it was embedded
+            # in this thread.
+            writer.settle()
+            raise
+        finally:
+            writer.close()
         if progress:
             progress(docs_done, chunks_done)
 
@@ -254,23 +276,17 @@ class IngestPipeline:
             )
         return entry
 
-    def _flush(
+    def _write(
         self,
         collection: Collection,
         pending: list[_Pending],
+        new: dict[str, np.ndarray],
         existing: dict[str, str],
         report: IngestReport,
         batch: str | None,
-    ) -> int:
-        wanted: dict[str, str] = {}
-        for entry in pending:
-            wanted.update(entry.embed_texts)
-        cached = self.store.cached_embeddings(collection.model_id, wanted)
-        missing = [h for h in wanted if h not in cached]
-        t0 = time.perf_counter()
-        vectors = list(self._embed([wanted[h] for h in missing]))
-        report.model_seconds += time.perf_counter() - t0
-        new = dict(zip(missing, vectors))
+    ) -> None:
+        """One transaction: the documents of ``pending`` with their chunks, and the vectors
+        ``new`` of the chunk texts the store did not have."""
         keep = keep_versions(collection, self.settings)
         internal = is_internal(collection.name)
         docs = [
@@ -294,9 +310,6 @@ class IngestPipeline:
             else:
                 report.added += 1
             existing[e.doc.key] = e.content_hash
-        report.chunks_embedded += len(missing)
-        report.chunks_reused += len(wanted) - len(missing)
-        return sum(len(e.chunks) for e in pending)
 
     def _embed(self, texts: list[str]) -> Iterator[np.ndarray]:
         # The embedder sorts by length within a call; calls of at least 32 texts keep its
@@ -306,6 +319,126 @@ class IngestPipeline:
             with tracing.span("embed", kind="passage", texts=len(texts[i : i + size])):
                 vectors = self.embedder.embed_batch(texts[i : i + size], kind="passage")
             yield from vectors
+
+
+@dataclass(slots=True)
+class _Job:
+    """One batch of documents whose missing chunk vectors are being computed."""
+
+    pending: list[_Pending]
+    wanted: dict[str, str]  # text hash → text, every chunk of the batch
+    missing: list[str]  # the hashes being embedded
+    vectors: Future[tuple[list[np.ndarray], float]]  # and the model's seconds
+
+
+class _Writer:
+    """Writes batches of prepared documents, embedding each batch's new chunk texts in a
+    background thread meanwhile: :meth:`push` starts a batch and writes the one before.
+
+    A chunk text already in the store, or being embedded for the batch before, is not
+    embedded again. The store is looked up when a batch starts, but another write may drop
+    a vector it had (replacing the last document that used it) before the batch is written:
+    :meth:`_complete` looks again and embeds such texts then. Only the calling thread
+    touches the store; the background thread only runs the embedder.
+    """
+
+    def __init__(
+        self,
+        pipeline: IngestPipeline,
+        collection: Collection,
+        existing: dict[str, str],
+        report: IngestReport,
+        batch: str | None,
+    ) -> None:
+        self.pipeline, self.collection, self.existing = pipeline, collection, existing
+        self.report, self.batch = report, batch
+        self._executor: ThreadPoolExecutor | None = None
+        self._job: _Job | None = None
+        self._failed = False
+
+    def push(self, pending: list[_Pending]) -> tuple[int, int]:
+        """Start embedding ``pending`` in the background, then write the batch before it;
+        (documents, chunks) written."""
+        job = self._start(pending, background=True)
+        previous, self._job = self._job, job
+        return self._completed(previous)
+
+    def finish(self, pending: list[_Pending]) -> tuple[int, int]:
+        """Write the batch in flight and then ``pending``, embedded here (a single small
+        batch, as when indexing one message, starts no thread)."""
+        job = self._start(pending, background=False) if pending else None
+        previous, self._job = self._job, None
+        docs, chunks = self._completed(previous)
+        more = self._completed(job)
+        return docs + more[0], chunks + more[1]
+
+    def settle(self) -> None:
+        """After an error outside the writer: write the batch in flight, unless a batch
+        already failed (its error is the one raised; this one's is only logged)."""
+        job, self._job = self._job, None
+        if job is None or self._failed:
+            return
+        try:
+            self._complete(job)
+        except Exception as exc:
+            logger.warning("ingest stopped; the batch in flight was not written: %s", exc)
+
+    def close(self) -> None:
+        """Wait for the background thread (a batch still in flight is not written)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def _completed(self, job: _Job | None) -> tuple[int, int]:
+        if job is None:
+            return 0, 0
+        try:
+            return self._complete(job)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _start(self, pending: list[_Pending], *, background: bool) -> _Job:
+        wanted: dict[str, str] = {}
+        for entry in pending:
+            wanted.update(entry.embed_texts)
+        in_flight = set(self._job.missing) if self._job is not None else set()
+        fresh = [h for h in wanted if h not in in_flight]
+        cached = self.pipeline.store.cached_embeddings(self.collection.model_id, fresh)
+        missing = [h for h in fresh if h not in cached]
+        texts = [wanted[h] for h in missing]
+        if background:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="engram-ingest")
+            context = contextvars.copy_context()  # the caller's tracing span
+            vectors = self._executor.submit(context.run, self._vectors, texts)
+        else:
+            vectors = Future()
+            vectors.set_result(self._vectors(texts))
+        return _Job(pending, wanted, missing, vectors)
+
+    def _vectors(self, texts: list[str]) -> tuple[list[np.ndarray], float]:
+        t0 = time.perf_counter()
+        vectors = list(self.pipeline._embed(texts))
+        return vectors, time.perf_counter() - t0
+
+    def _complete(self, job: _Job) -> tuple[int, int]:
+        vectors, seconds = job.vectors.result()
+        new = dict(zip(job.missing, vectors, strict=True))
+        reused = [h for h in job.wanted if h not in new]
+        present = self.pipeline.store.cached_embeddings(self.collection.model_id, reused)
+        late = [h for h in reused if h not in present]
+        if late:
+            t0 = time.perf_counter()
+            new.update(zip(late, self.pipeline._embed([job.wanted[h] for h in late])))
+            seconds += time.perf_counter() - t0
+        self.report.model_seconds += seconds
+        self.pipeline._write(
+            self.collection, job.pending, new, self.existing, self.report, self.batch
+        )
+        self.report.chunks_embedded += len(new)
+        self.report.chunks_reused += len(job.wanted) - len(new)
+        return len(job.pending), sum(len(e.chunks) for e in job.pending)
 
 
 def _first(key: str, source: str, seen: set[str], report: IngestReport) -> bool:

@@ -21,6 +21,20 @@ if TYPE_CHECKING:  # imported lazily at run time: opening a database must not lo
 
 logger = logging.getLogger("engram")
 
+# Graph fusions left out. onnxruntime's CPU SkipLayerNormalization kernel (1.32) takes 8x the
+# time of the Add + LayerNormalization it replaces (345 µs against 45 µs on a [1, 180, 384]
+# input, one thread): in multilingual-e5-small, whose graph the fusion matches, it took a
+# quarter of the run (docs/benchmarks.md, "French ingest (issue 15)").
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
+
+
+def cached_graph(model_path: Path, runtime_version: str, cache: str) -> Path | None:
+    """Where :func:`create_session` keeps the optimized copy of ``model_path``: keyed by the
+    onnxruntime version and the fusions left out, which both change the graph."""
+    version = f"{runtime_version} -{','.join(DISABLED_OPTIMIZERS)}"
+    return onnx_cache.cached_path(model_path, version, cache)
+
+
 _SessionKey = tuple[str, int | None, bool, str]
 _prefetched: dict[_SessionKey, Future[onnxruntime.InferenceSession]] = {}
 _prefetch_lock = threading.Lock()
@@ -103,10 +117,13 @@ def _create_session(
 
     def session(path: Path, options: onnxruntime.SessionOptions) -> onnxruntime.InferenceSession:
         return ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            str(path),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(DISABLED_OPTIMIZERS),
         )
 
-    cached = onnx_cache.cached_path(model_path, ort.__version__, cache)
+    cached = cached_graph(model_path, ort.__version__, cache)
     if cached is not None and cached.is_file():
         try:
             return session(cached, options(optimize=False))

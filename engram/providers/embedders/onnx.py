@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +19,7 @@ from engram.providers import _onnx
 from engram.providers.embedders.base import Embedder, EmbedKind
 from engram.providers.embedders.batching import MicroBatcher
 from engram.providers.models import DEFAULT_EMBEDDER, ResolvedModel, resolve_model
-from engram.providers.onnx_session import LazySession
+from engram.providers.onnx_session import LazySession, RunPool
 
 if TYPE_CHECKING:
     import tokenizers
@@ -84,15 +83,21 @@ def config_for(resolved: ResolvedModel) -> EmbedderConfig:
     return EmbedderConfig(model_id=resolved.name, dimension=dimension, pooling="mean")
 
 
-def _query_session_args(query_threads: int) -> dict[str, Any]:
-    """How :class:`OnnxEmbedder` creates the session of single queries (``cache`` apart)."""
+# How OnnxEmbedder creates its sessions (``cache`` apart): one-thread runs for passages (and
+# for queries with query_threads 1, or None), ``query_threads`` threads for queries otherwise.
+_PASSAGE_SESSION: dict[str, Any] = {"threads": 1, "spin": False}
+
+
+def _query_session_args(query_threads: int | None) -> dict[str, Any]:
+    """The arguments of the session :meth:`OnnxEmbedder.embed_query` runs on."""
+    if query_threads is None or query_threads == 1:
+        return _PASSAGE_SESSION
     return {"threads": query_threads, "spin": False}
 
 
 def prefetch_query_session(
     model: str | os.PathLike[str] = DEFAULT_EMBEDDER,
     *,
-    threads: int | None = None,
     query_threads: int | None = 1,
     model_cache: str = "",
     **_: object,
@@ -102,11 +107,8 @@ def prefetch_query_session(
     constructor options are accepted and ignored), so that a one-shot search overlaps it with
     opening the database. The embedder created afterwards takes that session."""
     resolved = resolve_model(model, kind="embedder", cache=model_cache)
-    if query_threads is None:
-        _onnx.prefetch_session(resolved.model_path, threads=threads, cache=model_cache)
-    else:
-        args = _query_session_args(query_threads)
-        _onnx.prefetch_session(resolved.model_path, cache=model_cache, **args)
+    args = _query_session_args(query_threads)
+    _onnx.prefetch_session(resolved.model_path, cache=model_cache, **args)
 
 
 class OnnxEmbedder(Embedder):
@@ -120,16 +122,22 @@ class OnnxEmbedder(Embedder):
     a passage may have before the model truncates it (the window minus special tokens and the
     passage prefix). Longer inputs are truncated, not rejected.
 
-    Single queries (:meth:`embed_query`, the search path) run on a session of their own with
-    ``query_threads`` intra-op threads (default 1, no spinning), one run at a time per
-    embedder; ``query_batch`` > 1 micro-batches concurrent callers' queries (see
+    Passages run one model run per core at once (``threads`` runs, default one per core),
+    each run on one thread (:class:`~engram.providers.onnx_session.RunPool`): measured on 2
+    busy cores, this embeds French FAQ passages 2.2x as fast, for 0.4 of the CPU, as one run
+    at a time on both cores (docs/benchmarks.md, "French ingest (issue 15)").
+
+    Single queries (:meth:`embed_query`, the search path) run alone on one thread too
+    (``query_threads``, default 1, on the same session as passages), one query run at a
+    time per embedder; ``query_batch`` > 1 micro-batches concurrent callers' queries (see
     :mod:`~engram.providers.embedders.batching`; off by default because the int8 model's
     vector of a query then depends slightly on its batch-mates). On a server many requests
     embed at once: one thread per run and one run per process use the cores without
     oversubscribing them.
     Measured on 2 cores, a SciFact query (≈ 30 tokens) costs ≈ 4.7 ms of CPU on one thread,
-    ≈ 10 ms on two threads with onnxruntime's spinning (docs/benchmarks.md). Passages keep
-    the all-core session. ``query_threads=None`` sends queries through that one instead.
+    ≈ 10 ms on two threads with onnxruntime's spinning (docs/benchmarks.md).
+    ``query_threads`` > 1 gives queries a session of their own with that many threads;
+    ``query_threads=None`` sends them through the passage runs instead.
 
     ``model_cache`` is where the optimized graph is kept (the ``model_cache_dir`` setting:
     "" the user's cache directory, "off" none; :mod:`engram.providers.onnx_cache`).
@@ -171,29 +179,36 @@ class OnnxEmbedder(Embedder):
         overhead = len(self._encode([self.config.passage_prefix])[0].ids)
         self.max_tokens = self.max_length - overhead
         output = self._pick_output
+        if threads is not None and threads < 1:
+            raise InvalidInput(f"threads must be >= 1 or None, got {threads}")
+        # One one-thread session serves the passage runs (in parallel, see RunPool) and,
+        # with query_threads 1, the queries: one copy of the weights in memory.
         self._session = LazySession(
-            self.resolved.model_path, output, threads=threads, cache=model_cache
+            self.resolved.model_path, output, cache=model_cache, **_PASSAGE_SESSION
         )
-        self._run_lock = threading.Lock()  # one run at a time (OnnxSession.batches)
+        self._runs = RunPool(threads)
         if query_threads is not None and query_threads < 1:
             raise InvalidInput(f"query_threads must be >= 1 or None, got {query_threads}")
         self._query_session = (
-            LazySession(
+            None
+            if query_threads is None
+            else self._session
+            if query_threads == 1
+            else LazySession(
                 self.resolved.model_path,
                 output,
                 cache=model_cache,
                 **_query_session_args(query_threads),
             )
-            if query_threads is not None
-            else None
         )
         self._queries = MicroBatcher(self._embed_queries, max_batch=query_batch)
 
     def embed_batch(self, texts: Sequence[str], *, kind: EmbedKind = "passage") -> np.ndarray:
         """Embed ``texts`` (see :meth:`Embedder.embed_batch`), ``batch_size`` texts per model
-        run, grouped by length so little compute goes to padding; the result keeps the input
-        order. With ``batch_size`` 1 (the default) a text's vector does not depend on the
-        other texts: the int8 graph quantises activations over the whole run
+        run, grouped by length so little compute goes to padding, one run per core at once;
+        the result keeps the input order. With ``batch_size`` 1 (the default) a text's vector
+        does not depend on the other texts: the int8 graph quantises activations over the
+        whole run
         (DynamicQuantizeLinear), so batch-mates — and their padding — nudge each other's
         vectors, enough to change 47 of 50 top-10s between batch sizes 4 and 32."""
         if isinstance(texts, str):
@@ -206,8 +221,8 @@ class OnnxEmbedder(Embedder):
         prefix = self.config.query_prefix if kind == "query" else self.config.passage_prefix
         encodings = self._encode([prefix + t for t in texts])
         session = self._session.get()
-        batches = session.batches(
-            encodings, self.batch_size, pad_id=self._pad_id, lock=self._run_lock
+        batches = session.parallel_batches(
+            encodings, self.batch_size, pad_id=self._pad_id, runs=self._runs
         )
         for idx, inputs, states in batches:
             out[idx] = self._pool(states, inputs["attention_mask"])
@@ -259,11 +274,12 @@ class OnnxEmbedder(Embedder):
         return self._session.loaded or query_loaded
 
     def close(self) -> None:
-        """Drop the sessions; the next embedding call loads them again."""
-        with self._run_lock:
-            self._session.close()
-            if self._query_session is not None:
-                self._query_session.close()
+        """Stop the runs' threads and drop the sessions; the next embedding call loads them
+        again."""
+        self._runs.close()
+        self._session.close()
+        if self._query_session is not None:
+            self._query_session.close()
 
     def _pick_output(self, names: list[str]) -> str:
         """The graph's output of token states (or of pooled vectors)."""
