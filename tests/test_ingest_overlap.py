@@ -189,7 +189,8 @@ def run(
     if not db.store.list_collections():
         db.create_collection("c", language="en", keep_versions=keep)
     pipeline = IngestPipeline(db.store, db.settings, embedder)
-    pipeline.batch_chunks = 1  # one document per batch: many batches in flight
+    # one document per batch, however quick (no adaptive growth): many batches in flight
+    pipeline.batch_chunks = pipeline.max_batch_chunks = 1
     return pipeline.run(db.collection("c"), items_from_records(records))
 
 
@@ -255,7 +256,7 @@ def test_a_stop_between_documents_writes_the_batch_being_embedded(db: engram.Eng
 
     db.create_collection("c", language="en")
     pipeline = IngestPipeline(db.store, db.settings, Slow())
-    pipeline.batch_chunks = 1
+    pipeline.batch_chunks = pipeline.max_batch_chunks = 1
     records = [{"id": f"d{i}", "text": f"Document number {i}."} for i in range(5)]
     with pytest.raises(Stop):
         pipeline.run(db.collection("c"), items_from_records(records), progress=progress)

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 import engram
 from engram.config import Settings
 from engram.errors import CollectionNotFound, JobNotFound
+from engram.ingest import pipeline as pipeline_module
 from engram.jobs import Job, JobWorker, enqueue_batch
 from engram.providers.embedders.fake import HashEmbedder
 from engram.server.app import create_app
@@ -313,8 +314,12 @@ def test_a_live_lease_is_left_alone(db: engram.Engram) -> None:
 
 
 @pytest.fixture
-def small_batches_db(settings: Settings) -> Iterator[engram.Engram]:
-    """Small model batches: the pipeline writes a transaction every 64 chunks."""
+def small_batches_db(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[engram.Engram]:
+    """Small model batches: the pipeline writes a transaction every 64 chunks, even when
+    chunks are quick to embed (transactions otherwise grow to about half a second)."""
+    monkeypatch.setattr(pipeline_module, "_MAX_BATCH_CHUNKS", 64)
     with engram.open(settings=settings, embed_batch_size=1) as database:
         yield database
 

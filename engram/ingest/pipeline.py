@@ -126,6 +126,7 @@ class IngestPipeline:
         # Enough chunks per transaction to amortise commits and keep the model batches full;
         # more when they are quick to write (next_batch).
         self.batch_chunks = max(settings.embed_batch_size * 8, 64)
+        self.max_batch_chunks = _MAX_BATCH_CHUNKS
 
     def run(
         self,
@@ -202,10 +203,12 @@ class IngestPipeline:
                     if pending_chunks >= limit:
                         docs, chunks = writer.push(pending)
                         docs_done, chunks_done = docs_done + docs, chunks_done + chunks
-                        # Between two pushes: gathering this batch, then writing the one
-                        # before (waiting for its vectors) — the pipeline's time per batch.
+                        # Between two pushes that wrote a batch: gathering this batch, then
+                        # writing the one before (waiting for its vectors) — the pipeline's
+                        # time per batch. The first push wrote nothing: its time says little.
                         now = time.perf_counter()
-                        limit = self.next_batch(pending_chunks, now - started)
+                        if docs:
+                            limit = self.next_batch(pending_chunks, now - started)
                         started = now
                         pending, pending_chunks = [], 0
                     if progress:
@@ -246,9 +249,9 @@ class IngestPipeline:
 
     def next_batch(self, chunks: int, seconds: float) -> int:
         """Chunks for the next transaction, after one of ``chunks`` took ``seconds``: about
-        _BATCH_SECONDS of work, between the minimum batch and _MAX_BATCH_CHUNKS."""
+        _BATCH_SECONDS of work, between ``batch_chunks`` and ``max_batch_chunks``."""
         wanted = chunks * _BATCH_SECONDS / max(seconds, 1e-6)
-        return int(min(max(wanted, self.batch_chunks), _MAX_BATCH_CHUNKS))
+        return int(min(max(wanted, self.batch_chunks), self.max_batch_chunks))
 
     def _prepare(self, doc: LoadedDocument, digest: str, analyzer: Analyzer) -> _Pending:
         entry = _Pending(doc, digest)
