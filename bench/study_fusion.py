@@ -5,9 +5,11 @@
 
 Each variant ranks every query's candidates (``engram.search.fusion.fuse`` with the weight the
 variant picks), documents by their best chunk, scored by nDCG@10. Prints, per dataset, the
-better leg and each variant, then a leave-one-dataset-out estimate for the variants with a
-free parameter: the parameter is chosen on the other datasets (largest worst margin over
-the better leg, then largest mean), and scored on the one left out.
+better leg and each variant, then a leave-one-corpus-out estimate for the variants with a
+free parameter: the parameter is chosen on the other corpora (largest worst margin over
+the better leg, then largest mean), and scored on the one left out. Query sets over one
+corpus (another model's vectors, queries in another language: a cache's "corpus") leave
+together.
 """
 
 from __future__ import annotations
