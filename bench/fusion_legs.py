@@ -40,6 +40,7 @@ def legs_of(
         "terms": terms,
         "df": [freqs.get(t, 0) for t in terms],
         "n": coll.chunk_count,
+        "language": coll.language,  # the collection's
         "kw": [[i, round(s, 6)] for i, s in kw],
         "vec": [[i, round(s, 6)] for i, s in vec],
     }
@@ -93,6 +94,7 @@ def main() -> None:
     ap.add_argument("dataset", type=Path, help="a BEIR directory or a conversation .json")
     ap.add_argument("--data-dir", type=Path, required=True)
     ap.add_argument("--model", default=None, help="embedding model (default: the settings')")
+    ap.add_argument("--name", default=None, help="the set's name (default: the dataset's)")
     ap.add_argument("--depth", type=int, default=150, help="candidates per leg")
     ap.add_argument("-o", "--out", type=Path, default=Path("/tmp/fusion-legs"))
     args = ap.parse_args()
@@ -103,6 +105,10 @@ def main() -> None:
         else:
             cache = beir_legs(db, args.dataset, args.depth)
         model = db.embedder().model_id
+    # Query sets over one corpus (e.g. its queries in another language) share its name here.
+    cache["corpus"] = cache["name"]
+    if args.name:
+        cache["name"] = args.name
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"{cache['name']}-{model}.json"
     cache["model"] = model

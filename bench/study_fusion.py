@@ -5,9 +5,11 @@
 
 Each variant ranks every query's candidates (``engram.search.fusion.fuse`` with the weight the
 variant picks), documents by their best chunk, scored by nDCG@10. Prints, per dataset, the
-better leg and each variant, then a leave-one-dataset-out estimate for the variants with a
-free parameter: the parameter is chosen on the other datasets (largest worst margin over
-the better leg, then largest mean), and scored on the one left out.
+better leg and each variant, then a leave-one-corpus-out estimate for the variants with a
+free parameter: the parameter is chosen on the other corpora (largest worst margin over
+the better leg, then largest mean), and scored on the one left out. Query sets over one
+corpus (another model's vectors, queries in another language: a cache's "corpus") leave
+together.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Dataset:
     def __init__(self, path: Path) -> None:
         raw = json.loads(path.read_text(encoding="utf-8"))
         self.name = f"{raw['name']}/{raw['model'].split('-')[0]}"
+        # Query sets over one corpus (other models, other query languages) leave together.
+        self.corpus = raw.get("corpus", raw["name"])
         self.unit = {int(c): u for c, u in raw["unit"].items()}
         self.qrels = raw["qrels"]
         self.queries: dict[str, Query] = {}
@@ -93,7 +97,11 @@ def idf(df: int, n: int) -> float:
 def signals(q: Query) -> dict[str, float]:
     n = max([q["n"], 2 * max(q["df"], default=1)])  # a stale count must not go below df
     idfs = [idf(d, n) for d in q["df"]]
+    top = q["kw"][0][1] if q["kw"] else 0.0
     return {
+        # The keyword leg's best score over the query's summed IDF: about 1 when one chunk
+        # holds every query word once, low when it matches only a few of them.
+        "kw_cover": top / sum(idfs) if idfs else 0.0,
         "terms": float(len(q["terms"])),
         "uterms": float(len(set(q["terms"]))),
         "oov": sum(1 for d in q["df"] if d == 0) / max(len(q["df"]), 1),
@@ -119,6 +127,7 @@ class Table:
 
     def __init__(self, ds: Dataset, method: str = "dbsf") -> None:
         self.name = ds.name
+        self.corpus = ds.corpus
         self.keyword = ds.per_query("keyword")
         self.vector = ds.per_query("vector")
         self.grid = {a: ds.per_query(lambda q, a=a: a, method) for a in ALPHAS}
@@ -177,6 +186,20 @@ def rule_families() -> dict[str, dict[str, Callable[[dict[str, float]], float]]]
         for a0 in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
         for a1 in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     }
+    fam["terms, then keyword cover"] = {  # the default's rule, more vector weight when the
+        # keyword leg's best match covers little of the query (the query's words are not the
+        # collection's: another language, another vocabulary)
+        f"auto + {k}*({c0}-cover)": (
+            lambda s, k=k, c0=c0: auto_alpha(int(s["terms"])) + k * max(c0 - s["kw_cover"], 0.0)
+        )
+        for k in (0.0, 0.1, 0.2, 0.3, 0.5)
+        for c0 in (0.6, 0.8, 1.0)
+    }
+    fam["keyword cover"] = {  # full cover → a1, no cover → a1 + k
+        f"{a1}+{k}*(1-cover)": (lambda s, a1=a1, k=k: a1 + k * max(1.0 - s["kw_cover"], 0.0))
+        for a1 in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+        for k in (0.0, 0.2, 0.4, 0.6, 0.8)
+    }
     fam["confidence"] = {  # the leg whose best candidate stands out more gets more weight
         f"{c}+{k}*(vz-kz)": (lambda s, c=c, k=k: c + k * (s["vec_z"] - s["kw_z"]))
         for c in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9)
@@ -213,16 +236,31 @@ def main() -> None:
         auto = ds.score(lambda q: auto_alpha(len(q["terms"])))
         today = ds.score(lambda q: 0.85)
         print(f"  {ds.name}: auto {auto:.4f}, alpha 0.85 {today:.4f}")
+    for t in tables:
+        best = max(ALPHAS, key=lambda a: statistics.fmean(t.grid[a].values()))
+        safe = [a for a in ALPHAS if statistics.fmean(t.grid[a].values()) >= t.better_leg]
+        runs: list[list[float]] = []  # runs of consecutive grid alphas
+        for a in safe:
+            if runs and ALPHAS.index(a) == ALPHAS.index(runs[-1][-1]) + 1:
+                runs[-1].append(a)
+            else:
+                runs.append([a])
+        span = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs) or "none"
+        print(
+            f"  {t.name}: best fixed alpha {best} {statistics.fmean(t.grid[best].values()):.4f},"
+            f" alphas at or above the better leg: {span}"
+        )
     for family, rules in rule_families().items():
         best = pick(tables, rules)
         print(family, "fit on all:", best, [round(t.score(rules[best]), 4) for t in tables])
         held = []
-        for group in dict.fromkeys(n.split("/")[0] for n in names):
-            # The same queries over another model's vectors are not held out from each other.
-            train = [t for t in tables if t.name.split("/")[0] != group]
+        for group in dict.fromkeys(t.corpus for t in tables):
+            # Query sets over one corpus (the same queries over another model's vectors,
+            # or other queries over the same documents) are not held out from each other.
+            train = [t for t in tables if t.corpus != group]
             label = pick(train, rules)
             for t in tables:
-                if t.name.split("/")[0] == group:
+                if t.corpus == group:
                     held.append((t.name, label, round(t.score(rules[label]) - t.better_leg, 4)))
         print("  leave-one-out:", held)
 

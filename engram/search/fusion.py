@@ -16,6 +16,9 @@ queries and BM25 gains with every specific word a longer query adds, so a query 
 or fewer weighs the vector leg 0.9, one of 5 words 0.75, one of 9 words or more 0.6. No single
 constant kept hybrid at or above its better leg on every dataset measured while reaching the
 equal-weight scores of the lexical ones (docs/benchmarks.md, "Choosing the fusion").
+Nor does this rule everywhere: on French man pages searched in French with the English-only
+bge-small, hybrid stays well below the keyword leg (a weight of 0.3 or less is needed there);
+such a collection should fix its own weight.
 """
 
 from __future__ import annotations
