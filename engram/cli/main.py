@@ -112,13 +112,22 @@ class Context:
 
         return Settings.build(**{**self.overrides, **extra})
 
-    def prefetch_model(self) -> None:
-        """Start loading the configured embedding model in the background (a search that
-        embeds its query calls it before :meth:`db`, whose start-up then overlaps it)."""
+    def prefetch_model(self, collection: str | None = None) -> None:
+        """Start loading an embedding model in the background (a search that embeds its
+        query calls it before :meth:`db`, whose start-up then overlaps it): the one
+        ``collection`` was created with when the embedded database says so and it is a known
+        model, else the configured one."""
         from ..providers import prefetch_embedder
+        from ..providers.models import known_model
 
         settings = self.settings()
         name = settings.embedding_model
+        if collection is not None and not settings.database_url:
+            from ..store.peek import collection_model
+
+            recorded = collection_model(settings.db_path, collection)
+            if recorded is not None and known_model(recorded) is not None:
+                name = recorded
         prefetch_embedder(name, **settings.embedder_options(name))
 
     def db(self, *, existing: bool = False, **extra: Any) -> Engram:

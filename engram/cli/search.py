@@ -108,7 +108,7 @@ def search(
     filters = parse_where_args(where) if where else None
     several = len(collections) > 1 or "*" in collections
     if mode != "keyword":
-        obj.prefetch_model()
+        obj.prefetch_model(None if several else collections[0])
     response = obj.db(existing=True).search(
         query,
         collection=list(collections) if several else collections[0],
