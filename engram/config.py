@@ -309,11 +309,11 @@ class Settings(BaseSettings):
 
     def embedder_options(self, name: str) -> dict[str, Any]:
         """The options :func:`engram.providers.get_embedder` builds the model ``name`` with."""
-        from .providers import is_remote
+        from .providers import hash_model_id, is_remote
 
         if is_remote(name):
             return {"batch_size": self.embed_request_size}
-        if name.startswith("hash"):
+        if hash_model_id(name) is not None:
             return {}
         return {
             "batch_size": self.embed_batch_size,

@@ -35,13 +35,12 @@ collection's name for it does not say where it is): ModelMismatch says so.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable
 
 from .config import Settings
 from .errors import EngramError, InvalidInput, MissingDependency, ModelMismatch, ModelUnavailable
-from .providers import get_embedder, is_remote
+from .providers import get_embedder, hash_model_id, is_remote
 from .providers.embedders.base import Embedder
 from .providers.models import DEFAULT_EMBEDDER, canonical_name, known_model
 from .types import Collection
@@ -54,8 +53,6 @@ MULTILINGUAL_EMBEDDER = "multilingual-e5-small"  # multilingual_model "auto"'s, 
 # which is better on English (SciFact 0.879 against 0.829).
 MIXED_SHARE = 0.3
 AUTO = "auto"
-_HASH = re.compile(r"hash(?:-(\d+))?")
-_HASH_DIMENSION = 64  # HashEmbedder's default
 
 
 class Embedders:
@@ -218,9 +215,9 @@ class Embedders:
         """The model id ``name`` loads, when it can be told without loading it."""
         if is_remote(name):
             return None
-        match = _HASH.fullmatch(name.strip().lower())
-        if match:
-            return f"hash-{match.group(1) or _HASH_DIMENSION}"
+        hashed = hash_model_id(name)
+        if hashed is not None:
+            return hashed
         known = known_model(name)
         if known is not None and not _is_directory(name):
             return known.name
@@ -231,7 +228,7 @@ class Embedders:
         """Known names and hash embedders load from their id alone."""
         if is_remote(model_id) or _is_directory(model_id):
             return False
-        if _HASH.fullmatch(model_id.lower()):
+        if hash_model_id(model_id) is not None:
             return True
         known = known_model(model_id)
         return known is not None and known.kind == "embedder"

@@ -29,6 +29,7 @@ __all__ = [
     "ResolvedModel",
     "get_embedder",
     "get_reranker",
+    "hash_model_id",
     "is_remote",
     "known_names",
     "prefetch_embedder",
@@ -36,6 +37,16 @@ __all__ = [
 ]
 
 _HASH = re.compile(r"hash(?:-(\d+))?")
+_HASH_DIMENSION = 64  # HashEmbedder's default
+
+
+def hash_model_id(name: str | os.PathLike[str]) -> str | None:
+    """The model id of a hash embedder spec (``"hash"`` → ``"hash-64"``, ``"hash-8"``), or
+    None when ``name`` names another model."""
+    match = _HASH.fullmatch(os.fspath(name).strip().lower())
+    if match is None:
+        return None
+    return f"hash-{match.group(1) or _HASH_DIMENSION}"
 
 
 def is_remote(name: str | os.PathLike[str]) -> bool:
@@ -58,12 +69,11 @@ def get_embedder(name: str | os.PathLike[str] = DEFAULT_EMBEDDER, **opts: Any) -
         from engram.providers.embedders.remote import remote_embedder
 
         return remote_embedder(os.fspath(name), **opts)
-    match = _HASH.fullmatch(os.fspath(name).strip().lower())
-    if match:
+    hashed = hash_model_id(name)
+    if hashed is not None:
         from engram.providers.embedders.fake import HashEmbedder
 
-        if match.group(1):
-            opts.setdefault("dimension", int(match.group(1)))
+        opts.setdefault("dimension", int(hashed.removeprefix("hash-")))
         return HashEmbedder(**opts)
     from engram.providers.embedders.onnx import OnnxEmbedder
 
@@ -76,7 +86,7 @@ def prefetch_embedder(name: str | os.PathLike[str] = DEFAULT_EMBEDDER, **opts: A
     embedder of that model created later in this process takes over. A one-shot search calls
     it before opening the database, whose start-up then overlaps the model's. Remote and
     hash models load nothing; a model that cannot load is reported by its real first use."""
-    if is_remote(name) or _HASH.fullmatch(os.fspath(name).strip().lower()):
+    if is_remote(name) or hash_model_id(name) is not None:
         return
     from engram.providers.embedders.onnx import prefetch_query_session
 
