@@ -94,6 +94,17 @@ class Embedders:
                 self._loaded[key] = embedder
             return embedder
 
+    def install(self, embedder: Embedder, name: str | None = None) -> None:
+        """Use ``embedder`` for ``name`` (default: the ``embedding_model`` setting) and for
+        its ``model_id`` from now on: a wrapper or a stand-in (tests, benchmarks) in place
+        of the model that name loads."""
+        key = (name or self.settings.embedding_model).strip()
+        with self._lock:
+            # A loaded model of the same id would be found first by by_id: drop it.
+            for other in [k for k, e in self._loaded.items() if e.model_id == embedder.model_id]:
+                del self._loaded[other]
+            self._loaded[key] = embedder
+
     def default(self) -> Embedder:
         """The ``embedding_model`` setting's model (new English collections, memories,
         agent state)."""

@@ -160,6 +160,31 @@ def test_an_existing_collection_keeps_its_model(tmp_path: Path) -> None:
         assert db.search(RTT, collection="faq", mode="vector").results[0].document_key == "rtt"
 
 
+def test_an_installed_embedder_stands_in_for_its_model(tmp_path: Path) -> None:
+    """``Embedders.install``: a wrapper (tests, benchmarks) embeds for the default model's
+    new collections and for existing collections of its model id."""
+    seen: list[str] = []
+
+    class Recording:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+        def embed_batch(self, texts: list[str], kind: str = "passage") -> object:
+            seen.extend(texts)
+            return self.inner.embed_batch(texts, kind=kind)  # type: ignore[attr-defined]
+
+    with engram.open(tmp_path, embedding_model="hash-16") as db:
+        db.add(ENGLISH[:1], collection="kb")
+        db.embedders.install(Recording(db.embedder()))  # type: ignore[arg-type]
+        db.add(ENGLISH[1:], collection="kb")
+        db.add([{"id": "x", "text": "Quarterly reports are due in April."}], collection="new")
+        assert any("Green tea" in t for t in seen) and any("Quarterly" in t for t in seen)
+        assert not any("Cats" in t for t in seen)  # embedded before the install
+
+
 # -- several models in one search ------------------------------------------------------------
 def test_collections_of_two_models_search_as_one(db: engram.Engram) -> None:
     db.add(FRENCH, collection="faq")

@@ -64,7 +64,7 @@ class Counting:
 @pytest.fixture
 def counted(db: engram.Engram) -> Iterator[Counting]:
     counter = Counting(db.embedder())
-    db._embedder = counter  # type: ignore[assignment]
+    db.embedders.install(counter)  # type: ignore[arg-type]
     yield counter
 
 
@@ -115,6 +115,7 @@ def test_diff_shows_text_and_metadata_changes(db: engram.Engram) -> None:
 
 def test_restore_reuses_cached_embeddings(db: engram.Engram, counted: Counting) -> None:
     three_versions(db)
+    assert counted.passages  # the counter sees what the collection embeds
     counted.passages.clear()
     restored = db.restore_version("policy", 1)
     assert counted.passages == []  # every chunk's vector came from the cache
@@ -182,7 +183,7 @@ def test_export_and_import_carry_kept_versions(
         assert target.versions("policy") == db.versions("policy")
         assert target.document_version("policy", 2) == db.document_version("policy", 2)
         counter = Counting(target.embedder())
-        target._embedder = counter  # type: ignore[assignment]
+        target.embedders.install(counter)  # type: ignore[arg-type]
         assert target.restore_version("policy", 2).version == 5
         assert counter.passages == []  # the past versions' vectors came with the export
         assert target.document_text("policy") == V2

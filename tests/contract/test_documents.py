@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from contract.kit import EMB, keys_of, make_doc, put
+from contract.kit import AN, EMB, keys_of, make_doc, put
 from engram.errors import (
     DocumentNotFound,
     InvalidInput,
@@ -27,6 +27,47 @@ def test_new_version_replaces_chunks_everywhere(store: Store, coll: Collection) 
     assert texts == ["gamma delta"]
     assert [v.version for v in store.document_versions(coll, "d")] == [1, 2]
     assert store.get_document(coll, "d").version == 2
+
+
+def test_one_batch_of_new_documents_and_updates(store: Store, coll: Collection) -> None:
+    """A batch mixing new keys, a key given twice and a stored key: each ends at its last
+    text, versions numbered in order, the indexes holding exactly the current chunks."""
+    put(store, coll, "old", "stored apple text")
+    made = [
+        make_doc("a", "first banana words", "second banana words"),
+        make_doc("twice", "early cherry text"),
+        make_doc("old", "fresh apple text"),
+        make_doc("twice", "late cherry text"),
+        make_doc("b", "plain date text"),
+    ]
+    docs = [d for d, _ in made]
+    vectors = {h: v for _, vecs in made for h, v in vecs.items()}
+    written = store.write_documents(coll, docs, vectors)
+    assert written == [("a", 1), ("twice", 1), ("old", 2), ("twice", 2), ("b", 1)]
+    assert keys_of(store, coll, store.keyword_search(coll, AN.terms("cherry"), k=10)) == ["twice"]
+    [(cid, _)] = store.keyword_search(coll, AN.terms("cherry"), k=10)
+    assert store.get_chunks(coll, [cid])[cid].text == "late cherry text"
+    assert store.keyword_search(coll, ["stored"], k=10) == []
+    assert keys_of(store, coll, store.keyword_search(coll, AN.terms("banana"), k=10)) == ["a", "a"]
+    assert [v.version for v in store.document_versions(coll, "twice")] == [1, 2]
+    assert store.get_document(coll, "old").version == 2
+    hits = store.vector_search(coll, EMB.embed_query("early cherry text"), k=10)
+    texts = {r.text for r in store.get_chunks(coll, [i for i, _ in hits]).values()}
+    assert "early cherry text" not in texts and "late cherry text" in texts
+
+
+def test_chunk_ids_are_never_reused(store: Store, coll: Collection) -> None:
+    """A chunk id names one chunk forever (the derived indexes replay the log by id),
+    even after the newest chunks and documents are deleted."""
+    put(store, coll, "a", "one text")
+    put(store, coll, "b", "two text", "three text")
+    before = {i for i, _ in store.keyword_search(coll, ["text"], k=10)}
+    store.delete_documents(coll, ["b"])
+    put(store, coll, "c", "four text")
+    after = {i for i, _ in store.keyword_search(coll, ["text"], k=10)}
+    new = after - before
+    assert len(new) == 1 and min(new) > max(before)
+    assert keys_of(store, coll, store.keyword_search(coll, ["four"], k=10)) == ["c"]
 
 
 def test_delete_removes_every_trace(store: Store, coll: Collection) -> None:

@@ -198,6 +198,30 @@ def _condition_sql(cond: Condition, alias: str) -> tuple[str, list[Any]]:
     return f"{numeric} {sym} ?", [path] * 6 + [cond.value]
 
 
+# A chunk row: its id (NULL: the next one), then chunk_values()'s.
+INSERT_CHUNK = (
+    "INSERT INTO chunks (id, collection_id, document_id, version, ordinal, text, start_char,"
+    " end_char, page, heading_path, text_hash, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def chunk_values(cid: int, doc_id: int, version: int, chunk: ChunkWrite) -> tuple[Any, ...]:
+    """The columns of a chunk's row after its id (see INSERT_CHUNK)."""
+    return (
+        cid,
+        doc_id,
+        version,
+        chunk.ordinal,
+        chunk.text,
+        chunk.start,
+        chunk.end,
+        chunk.page,
+        _heading_json(chunk.heading_path),
+        chunk.text_hash,
+        chunk.terms,
+    )
+
+
 def insert_chunks(
     conn: sqlite3.Connection,
     cid: int,
@@ -213,21 +237,7 @@ def insert_chunks(
     rows = log if log is not None else []
     for chunk in chunks:
         chunk_id = conn.execute(
-            "INSERT INTO chunks (collection_id, document_id, version, ordinal, text, start_char,"
-            " end_char, page, heading_path, text_hash, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                cid,
-                doc_id,
-                version,
-                chunk.ordinal,
-                chunk.text,
-                chunk.start,
-                chunk.end,
-                chunk.page,
-                _heading_json(chunk.heading_path),
-                chunk.text_hash,
-                chunk.terms,
-            ),
+            INSERT_CHUNK, (None, *chunk_values(cid, doc_id, version, chunk))
         ).lastrowid
         assert chunk_id is not None  # lastrowid of the INSERT above
         rows.append((cid, chunk_id))
@@ -235,6 +245,16 @@ def insert_chunks(
         conn.executemany(
             "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)", rows
         )
+
+
+def next_chunk_id(conn: sqlite3.Connection) -> int:
+    """The id the next chunk inserted gets (chunks' AUTOINCREMENT: above every id ever used),
+    for a writer holding the write lock that numbers a batch of chunks itself."""
+    row = conn.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM chunks), 0),"
+        " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'chunks'), 0))"
+    ).fetchone()
+    return int(row[0]) + 1
 
 
 def _heading_json(path: Sequence[str]) -> str:

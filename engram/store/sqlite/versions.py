@@ -17,6 +17,31 @@ from ..versions import chunk_rows, dropped_versions, pack_text, unpack_text, ver
 from .session import SQLiteSessions
 from .sql import batches
 
+INSERT_VERSION = (
+    "INSERT INTO document_versions (document_id, version, content_hash, chunk_count,"
+    " created_at, title, metadata, source, body, restored_from)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_VERSION_CHUNK = "INSERT INTO version_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def version_values(
+    doc_id: int, version: int, doc: DocumentWrite, now: str, metadata: str | None = None
+) -> tuple[Any, ...]:
+    """A kept version's row (INSERT_VERSION); ``metadata``: the document's as JSON, if known."""
+    return (
+        doc_id,
+        version,
+        doc.content_hash,
+        len(doc.chunks),
+        now,
+        doc.title,
+        metadata or json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True),
+        doc.source,
+        pack_text(doc.text),
+        doc.restored_from,
+    )
+
 
 class SQLiteVersionsMixin(SQLiteSessions):
     """Kept versions in the store's SQLite file."""
@@ -36,26 +61,9 @@ class SQLiteVersionsMixin(SQLiteSessions):
         dropped versions' chunks (for the caller's orphan clean-up). ``metadata``: the
         document's metadata as JSON, when the caller has it already."""
         conn = self._conn
-        conn.execute(
-            "INSERT INTO document_versions (document_id, version, content_hash, chunk_count,"
-            " created_at, title, metadata, source, body, restored_from)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                doc_id,
-                version,
-                doc.content_hash,
-                len(doc.chunks),
-                now,
-                doc.title,
-                metadata or json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True),
-                doc.source,
-                pack_text(doc.text),
-                doc.restored_from,
-            ),
-        )
+        conn.execute(INSERT_VERSION, version_values(doc_id, version, doc, now, metadata))
         conn.executemany(
-            "INSERT INTO version_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(doc_id, version, *row) for row in chunk_rows(doc.chunks)],
+            INSERT_VERSION_CHUNK, [(doc_id, version, *row) for row in chunk_rows(doc.chunks)]
         )
         if doc.keep_versions <= 0:
             return []

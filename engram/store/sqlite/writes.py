@@ -1,9 +1,10 @@
 """The embedded store's document writes: a batch of new versions in one transaction
 (documents, kept versions, chunks, change-log rows, vectors), and deletions.
 
-A batch costs a few statements per document (its row, its version, its chunks) plus a few
-per batch: which of its keys exist, the change-log rows of all its chunks, the check that
-every chunk's vector is stored. The derived indexes then catch up with the log.
+A batch costs a statement per table for all of its new documents (their rows, versions,
+chunks and change-log rows, numbered here under the write lock) plus a few: which of its keys
+exist, the check that every chunk's vector is stored; an update costs a few statements of its
+own. The derived indexes then catch up with the log.
 """
 
 from __future__ import annotations
@@ -21,10 +22,20 @@ from ... import tracing
 from ...errors import InvalidInput
 from ...types import Collection
 from ..records import DocumentWrite, collection_vector
+from ..versions import chunk_rows
 from . import imports
 from .derived import DerivedIndexes
 from .session import SQLiteSessions
-from .sql import WriteLock, batches, insert_chunks, translate
+from .sql import (
+    INSERT_CHUNK,
+    WriteLock,
+    batches,
+    chunk_values,
+    insert_chunks,
+    next_chunk_id,
+    translate,
+)
+from .versions import INSERT_VERSION, INSERT_VERSION_CHUNK, version_values
 
 
 def _now() -> str:
@@ -70,18 +81,25 @@ class SQLiteWritesMixin(SQLiteSessions):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._put_embeddings(collection, embeddings)
-                # Statements per batch, not per document: which keys exist, the chunks'
-                # change-log rows, the check that every chunk has its vector.
+                # Statements per batch, not per document: which keys exist, the new
+                # documents (a key not stored yet, its first time in the batch) with their
+                # versions, chunks and change-log rows, the check that every chunk has its
+                # vector. Updates go one at a time, after the new documents.
                 stored = self._stored_documents(cid, [d.key for d in documents])
-                log: list[tuple[int, int]] = []
+                fresh: dict[str, DocumentWrite] = {}
                 for doc in documents:
+                    if doc.key not in stored:
+                        fresh.setdefault(doc.key, doc)
+                self._insert_new(cid, list(fresh.values()), now, batch, stored)
+                added = {id(d) for d in fresh.values()}
+                for doc in documents:
+                    if id(doc) in added:
+                        written.append((doc.key, 1))
+                        continue
                     version = self._write_one(
-                        cid, collection.model_id, doc, now, batch, stored=stored, log=log
+                        cid, collection.model_id, doc, now, batch, stored=stored
                     )
                     written.append((doc.key, version))
-                self._conn.executemany(
-                    "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)", log
-                )
                 self._check_vectors(collection.model_id, documents)
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -89,6 +107,61 @@ class SQLiteWritesMixin(SQLiteSessions):
                 raise
         self._catch_up(collection)
         return written
+
+    def _insert_new(
+        self,
+        cid: int,
+        documents: Sequence[DocumentWrite],
+        now: str,
+        batch: str | None,
+        stored: dict[str, tuple[int, int]],
+    ) -> None:
+        """Insert documents whose keys the collection does not hold (each once), version 1
+        with its chunks, a statement per table for all of them: the ids are numbered here,
+        as SQLite would number them, since the write lock is held. Adds them to ``stored``."""
+        if not documents:
+            return
+        conn = self._conn
+        doc_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM documents").fetchone()[0])
+        chunk_id = next_chunk_id(conn)
+        doc_rows: list[tuple[object, ...]] = []
+        version_rows: list[tuple[object, ...]] = []
+        version_chunks: list[tuple[object, ...]] = []
+        chunk_rows_: list[tuple[object, ...]] = []
+        log: list[tuple[int, int]] = []
+        for doc in documents:
+            doc_id += 1
+            meta = (
+                json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
+                if doc.metadata
+                else "{}"
+            )
+            doc_rows.append(
+                (doc_id, cid, doc.key, doc.title, doc.content_hash, meta)
+                + (doc.source, doc.file_stamp, now, now)
+            )
+            version_rows.append(version_values(doc_id, 1, doc, now, meta))
+            version_chunks.extend((doc_id, 1, *row) for row in chunk_rows(doc.chunks))
+            for chunk in doc.chunks:
+                chunk_rows_.append((chunk_id, *chunk_values(cid, doc_id, 1, chunk)))
+                log.append((cid, chunk_id))
+                chunk_id += 1
+            stored[doc.key] = (doc_id, 1)
+        conn.executemany(
+            "INSERT INTO documents (id, collection_id, key, title, version, content_hash,"
+            " metadata, source, file_stamp, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            doc_rows,
+        )
+        conn.executemany(INSERT_VERSION, version_rows)
+        conn.executemany(INSERT_VERSION_CHUNK, version_chunks)
+        conn.executemany(INSERT_CHUNK, chunk_rows_)
+        conn.executemany(
+            "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)", log
+        )
+        if batch is not None:  # an import: what it added, for its rollback
+            for doc in documents:
+                imports.note_after(conn, batch, cid, doc.key, (1, doc.content_hash))
 
     def _stored_documents(self, cid: int, keys: Sequence[str]) -> dict[str, tuple[int, int]]:
         """key → (id, version) of the stored documents among ``keys``."""
