@@ -7,6 +7,7 @@ Values come from (highest first) explicit arguments, ``ENGRAM_*`` environment va
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -304,8 +305,20 @@ class Settings(BaseSettings):
 
     def chunking(self) -> dict[str, Any]:
         """What a new collection records of these settings: how its documents are chunked
-        (a collection keeps chunking as it was created)."""
+        (a collection keeps chunking as it was created: :meth:`for_collection`)."""
         return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+
+    def for_collection(self, own: Mapping[str, Any]) -> Settings:
+        """These settings with the chunking a collection recorded at its creation (``own``:
+        its settings), so that changing ENGRAM_CHUNK_TOKENS later chunks new collections
+        differently but leaves an existing one's documents, and their content hashes, as
+        they were."""
+        update = {
+            k: own[k]
+            for k in ("chunk_tokens", "chunk_overlap")
+            if isinstance(own.get(k), int) and own[k] != getattr(self, k)
+        }
+        return self.model_copy(update=update) if update else self
 
     def embedder_options(self, name: str) -> dict[str, Any]:
         """The options :func:`engram.providers.get_embedder` builds the model ``name`` with."""

@@ -206,7 +206,8 @@ class Engram(VersionsMixin, KeysMixin):
             target = None  # nothing stamped yet
         lookup = partial(self.store.file_stamps, target) if target is not None else None
         model_id = self._stamp_model(target, language, model)
-        stamps = FileStamps(self.settings, model_id, loader_options, lookup, reparse=reparse)
+        settings = self.settings.for_collection(target.settings) if target else self.settings
+        stamps = FileStamps(settings, model_id, loader_options, lookup, reparse=reparse)
         items = items_from_paths(
             paths,
             include=include,

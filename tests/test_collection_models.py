@@ -160,6 +160,23 @@ def test_an_existing_collection_keeps_its_model(tmp_path: Path) -> None:
         assert db.search(RTT, collection="faq", mode="vector").results[0].document_key == "rtt"
 
 
+def test_an_existing_collection_keeps_its_chunking(tmp_path: Path) -> None:
+    """Chunking is recorded at creation and kept: changing ENGRAM_CHUNK_TOKENS later chunks
+    new collections differently, and re-ingesting an existing one finds it unchanged."""
+    long_text = " ".join(f"word{i}" for i in range(400))
+    doc = [{"id": "long", "text": long_text}]
+    with engram.open(tmp_path, embedding_model="hash-16", chunk_tokens=64, chunk_overlap=0) as db:
+        db.add(doc, collection="kb")
+        before = len(db.document_version("long", collection="kb").chunks)
+    with engram.open(tmp_path, embedding_model="hash-16", chunk_tokens=32, chunk_overlap=0) as db:
+        assert db.add(doc, collection="kb").unchanged == 1
+        db.add([{"id": "long2", "text": long_text + " more"}], collection="kb")
+        assert len(db.document_version("long2", collection="kb").chunks) == before
+        db.add(doc, collection="new")
+        assert len(db.document_version("long", collection="new").chunks) > before
+        assert db.collection("new").settings["chunk_tokens"] == 32
+
+
 def test_an_installed_embedder_stands_in_for_its_model(tmp_path: Path) -> None:
     """``Embedders.install``: a wrapper (tests, benchmarks) embeds for the default model's
     new collections and for existing collections of its model id."""

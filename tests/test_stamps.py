@@ -147,21 +147,17 @@ def test_same_size_rewrite_within_the_clock_tick_is_not_missed(
 @pytest.mark.parametrize(
     "change",
     [
-        {"chunk_tokens": 48},
         {"loader": LoaderOptions(title_field="name")},
         {"reparse": True},
     ],
-    ids=["chunk-settings", "loader-options", "reparse"],
+    ids=["loader-options", "reparse"],
 )
 def test_settings_that_decide_documents_parse_again(
     db: engram.Engram, folder: Path, spy: Spy, change: dict[str, Any]
 ) -> None:
     db.ingest(folder, collection="kb")
     spy.reset()
-    settings = db.settings
-    if "chunk_tokens" in change:
-        settings = settings.model_copy(update={"chunk_tokens": change["chunk_tokens"]})
-    with engram.open(settings=settings) as other:
+    with engram.open(settings=db.settings) as other:
         other.ingest(
             folder,
             collection="kb",
@@ -170,9 +166,23 @@ def test_settings_that_decide_documents_parse_again(
         )
     assert sum(spy.parsed.values()) == 3
     spy.reset()
-    with engram.open(settings=settings) as other:  # and the new stamps hold
+    with engram.open(settings=db.settings) as other:  # and the new stamps hold
         other.ingest(folder, collection="kb", loader_options=change.get("loader"))
     assert spy.parsed == {}
+
+
+def test_chunk_settings_changed_later_apply_to_new_collections_only(
+    db: engram.Engram, folder: Path, spy: Spy
+) -> None:
+    db.ingest(folder, collection="kb")
+    spy.reset()
+    settings = db.settings.model_copy(update={"chunk_tokens": 48})
+    with engram.open(settings=settings) as other:
+        other.ingest(folder, collection="kb")  # keeps the chunking it was created with
+        assert spy.parsed == {}
+        other.ingest(folder, collection="kb2")
+        assert sum(spy.parsed.values()) == 3
+        assert other.collection("kb2").settings["chunk_tokens"] == 48
 
 
 def test_a_file_is_skipped_only_while_all_its_documents_carry_its_stamp(

@@ -144,6 +144,7 @@ class IngestPipeline:
         time); the data is committed either way. ``batch``: the import batch the writes
         belong to (the store keeps what they replace, for a rollback)."""
         report = IngestReport()
+        settings = self.settings.for_collection(collection.settings)  # its own chunking
         # Content hashes of stored documents, to skip unchanged ones: all of them for a sync
         # (which deletes the ones not seen), else only those of the keys being ingested,
         # looked up a group at a time (adding one document to a large collection must not
@@ -185,7 +186,7 @@ class IngestPipeline:
                         report.failed += 1
                         report.errors.append((doc.source or doc.key, describe(bad)))
                         continue
-                    digest = content_hash(doc, self.settings)
+                    digest = content_hash(doc, settings)
                     if existing.get(doc.key) == digest:
                         report.unchanged += 1
                         docs_done += 1
@@ -193,7 +194,7 @@ class IngestPipeline:
                             restamp.append(StampedDocument(doc.key, digest, doc.file_stamp))
                         continue
                     try:
-                        entry = self._prepare(doc, digest, analyzer)
+                        entry = self._prepare(doc, digest, analyzer, settings)
                     except EngramError as exc:
                         report.failed += 1
                         report.errors.append((doc.source or doc.key, exc.message))
@@ -253,13 +254,15 @@ class IngestPipeline:
         wanted = chunks * _BATCH_SECONDS / max(seconds, 1e-6)
         return int(min(max(wanted, self.batch_chunks), self.max_batch_chunks))
 
-    def _prepare(self, doc: LoadedDocument, digest: str, analyzer: Analyzer) -> _Pending:
+    def _prepare(
+        self, doc: LoadedDocument, digest: str, analyzer: Analyzer, settings: Settings
+    ) -> _Pending:
         entry = _Pending(doc, digest)
         spans = chunk_document(
             doc,
             self.embedder.token_offsets,
-            max_tokens=self.settings.chunk_tokens,
-            overlap_tokens=self.settings.chunk_overlap,
+            max_tokens=settings.chunk_tokens,
+            overlap_tokens=settings.chunk_overlap,
         )
         for ordinal, span in enumerate(spans):
             full = embedding_text(doc.title, span.heading_path, span.text)

@@ -206,8 +206,11 @@ def _dry_run(
     report: TransferReport,
     sync: bool,
 ) -> None:
+    settings = db.settings
     try:
-        existing = db.store.document_hashes(db.store.get_collection(collection, tenant=tenant))
+        target = db.store.get_collection(collection, tenant=tenant)
+        existing = db.store.document_hashes(target)
+        settings = settings.for_collection(target.settings)
     except CollectionNotFound:
         existing = {}
         report.notes.append(f"collection {collection!r} does not exist yet: it would be created")
@@ -216,7 +219,7 @@ def _dry_run(
         stored = existing.get(doc.key)
         if stored is None:
             report.counts["would add"] += 1
-        elif stored != content_hash(doc, db.settings):
+        elif stored != content_hash(doc, settings):
             report.counts["would update"] += 1
             if len(changed) < _MAX_ERRORS:
                 changed.append(doc.key)
