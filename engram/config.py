@@ -89,7 +89,13 @@ class Settings(BaseSettings):
         "and Cranfield; 0.5 lowered it on no dataset and mode measured (docs/benchmarks.md).",
     )
     chunk_tokens: int = Field(
-        256, ge=16, le=8192, description="Maximum chunk size, in tokens of the embedding model."
+        256,
+        ge=16,
+        le=8192,
+        description="Maximum chunk size of new collections, in tokens of their embedding model."
+        " Unset: 256, or the model's own size where it retrieves better with another"
+        " (multilingual-e5-small: 128; docs/benchmarks.md, 'Chunk size per model'). A"
+        " collection keeps the chunking it was created with.",
     )
     chunk_overlap: int = Field(
         32, ge=0, le=1024, description="Tokens shared by consecutive pieces of a long block."
@@ -303,10 +309,19 @@ class Settings(BaseSettings):
         "events; off by default, as queries may hold personal data.",
     )
 
-    def chunking(self) -> dict[str, Any]:
-        """What a new collection records of these settings: how its documents are chunked
-        (a collection keeps chunking as it was created: :meth:`for_collection`)."""
-        return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+    def chunking(self, model_id: str | None = None) -> dict[str, Any]:
+        """What a new collection of the model ``model_id`` records of these settings: how
+        its documents are chunked (a collection keeps chunking as it was created:
+        :meth:`for_collection`). Unless chunk_tokens was set, a known model's own chunk
+        size wins over the default."""
+        tokens = self.chunk_tokens
+        if model_id is not None and "chunk_tokens" not in self.model_fields_set:
+            from .providers.models import known_model
+
+            known = known_model(model_id)
+            if known is not None and known.chunk_tokens is not None:
+                tokens = known.chunk_tokens
+        return {"chunk_tokens": tokens, "chunk_overlap": self.chunk_overlap}
 
     def for_collection(self, own: Mapping[str, Any]) -> Settings:
         """These settings with the chunking a collection recorded at its creation (``own``:

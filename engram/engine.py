@@ -206,7 +206,9 @@ class Engram(VersionsMixin, KeysMixin):
             target = None  # nothing stamped yet
         lookup = partial(self.store.file_stamps, target) if target is not None else None
         model_id = self._stamp_model(target, language, model)
-        settings = self.settings.for_collection(target.settings) if target else self.settings
+        # The chunking the file stamps record: the collection's, or the one it will get.
+        own = target.settings if target else self.settings.chunking(model_id)
+        settings = self.settings.for_collection(own)
         stamps = FileStamps(settings, model_id, loader_options, lookup, reparse=reparse)
         items = items_from_paths(
             paths,

@@ -27,8 +27,9 @@ def own_settings(
     fusion_alpha: Alpha | None = None,
     keep_versions: int | None = None,
 ) -> dict[str, Any]:
-    """The settings a new collection keeps: chunking, and the overrides given."""
-    own: dict[str, Any] = settings.chunking()
+    """The overrides given for a new collection (its chunking is added by :func:`create`,
+    once its model is known)."""
+    own: dict[str, Any] = {}
     if fusion is not None:
         if fusion not in FUSION_METHODS:
             raise InvalidInput(f"fusion must be one of {', '.join(FUSION_METHODS)}")
@@ -76,7 +77,7 @@ def create(
         model_id=embedder.model_id,
         dimension=embedder.dimension,
         language=language,
-        settings=own,
+        settings={**embedders.settings.chunking(embedder.model_id), **own},
         tenant=tenant,
     )
 
@@ -129,7 +130,7 @@ def for_ingest(
                 model_id=embedder.model_id,
                 dimension=embedder.dimension,
                 language=lang,
-                settings=settings.chunking(),
+                settings=settings.chunking(embedder.model_id),
                 tenant=tenant,
             )
         except Conflict:

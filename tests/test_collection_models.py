@@ -177,6 +177,37 @@ def test_an_existing_collection_keeps_its_chunking(tmp_path: Path) -> None:
         assert db.collection("new").settings["chunk_tokens"] == 32
 
 
+def test_a_known_model_brings_its_chunk_size_unless_one_is_set() -> None:
+    """A new collection of multilingual-e5-small gets 128-token chunks (docs/benchmarks.md,
+    "Chunk size per model"); one of another model, or with ENGRAM_CHUNK_TOKENS set, the
+    setting's."""
+    default = Settings.build()
+    assert default.chunking("multilingual-e5-small") == {"chunk_tokens": 128, "chunk_overlap": 32}
+    assert default.chunking("bge-small-en-v1.5")["chunk_tokens"] == 256
+    assert default.chunking("hash-16")["chunk_tokens"] == 256
+    assert default.chunking()["chunk_tokens"] == 256
+    chosen = Settings.build(chunk_tokens=300)
+    assert chosen.chunking("multilingual-e5-small")["chunk_tokens"] == 300
+
+
+def test_a_new_collection_records_its_models_chunking(
+    db: engram.Engram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk size recorded is the one of the collection's model, on every path that
+    creates a collection (an ingest, create_collection, a user's recall index)."""
+    from engram.providers import models
+
+    hashed = models.KnownModel("hash-24", "embedder", chunk_tokens=48)
+    monkeypatch.setitem(models._ALIASES, "hash-24", "hash-24")
+    monkeypatch.setitem(models.KNOWN_MODELS, "hash-24", hashed)
+    db.add(FRENCH, collection="faq")  # French: multilingual_model, hash-24 here
+    db.add(ENGLISH, collection="kb")
+    db.create_collection("lois", language="fr")
+    assert db.collection("faq").settings["chunk_tokens"] == 48
+    assert db.collection("lois").settings["chunk_tokens"] == 48
+    assert db.collection("kb").settings["chunk_tokens"] == db.settings.chunk_tokens
+
+
 def test_an_installed_embedder_stands_in_for_its_model(tmp_path: Path) -> None:
     """``Embedders.install``: a wrapper (tests, benchmarks) embeds for the default model's
     new collections and for existing collections of its model id."""

@@ -192,7 +192,7 @@ class Recall:
                 model_id=embedder.model_id,
                 dimension=embedder.dimension,
                 language=language,
-                settings=self.settings.chunking(),
+                settings=self.settings.chunking(embedder.model_id),
                 tenant=tenant,
             )
         except Conflict:  # created meanwhile by another process

