@@ -118,6 +118,24 @@ def embedding_text(title: str, heading_path: tuple[str, ...], body: str) -> str:
     return f"{context}\n{body}" if context else body
 
 
+@dataclass
+class _Run:
+    """What one ingest run keeps between its items."""
+
+    settings: Settings  # with the collection's own chunking
+    analyzer: Analyzer
+    existing: dict[str, str]  # key → content hash of the stored documents looked up
+    report: IngestReport = field(default_factory=IngestReport)
+    seen: set[str] = field(default_factory=set)  # keys met in this run
+    failures: list[Failure] = field(default_factory=list)
+    docs_done: int = 0
+    chunks_done: int = 0
+
+    def done(self, docs: int, chunks: int) -> None:
+        self.docs_done += docs
+        self.chunks_done += chunks
+
+
 class IngestPipeline:
     def __init__(self, store: DocumentStore, settings: Settings, embedder: Embedder) -> None:
         self.store = store
@@ -143,67 +161,36 @@ class IngestPipeline:
         (small frequent writes, such as messages indexed for recall, would rewrite them each
         time); the data is committed either way. ``batch``: the import batch the writes
         belong to (the store keeps what they replace, for a rollback)."""
-        report = IngestReport()
-        settings = self.settings.for_collection(collection.settings)  # its own chunking
         # Content hashes of stored documents, to skip unchanged ones: all of them for a sync
         # (which deletes the ones not seen), else only those of the keys being ingested,
         # looked up a group at a time (adding one document to a large collection must not
         # read every key).
-        existing = self.store.document_hashes(collection) if sync else {}
-        seen: set[str] = set()
-        failures: list[Failure] = []
+        state = _Run(
+            settings=self.settings.for_collection(collection.settings),  # its own chunking
+            analyzer=get_analyzer(collection.language),
+            existing=self.store.document_hashes(collection) if sync else {},
+        )
+        report = state.report
         pending: list[_Pending] = []
-        pending_chunks = docs_done = chunks_done = 0
-        analyzer = get_analyzer(collection.language)
-        writer = _Writer(self, collection, existing, report, batch)
+        pending_chunks = 0
+        writer = _Writer(self, collection, state.existing, report, batch)
         limit = self.batch_chunks
         started = time.perf_counter()  # when the batch being gathered began
         try:
             for group in _groups(items, 256):
                 if not sync:
                     keys = [i.key for i in group if isinstance(i, LoadedDocument)]
-                    existing.update(self.store.document_hashes(collection, keys=keys))
+                    state.existing.update(self.store.document_hashes(collection, keys=keys))
                 restamp: list[StampedDocument] = []
                 for item in group:
-                    if isinstance(item, (Skipped, Failure)):
-                        report.note(item)
-                        if isinstance(item, Failure):
-                            failures.append(item)
-                            seen.update(item.keys)
-                        continue
-                    if isinstance(item, UnchangedFile):
-                        kept = {k for k in item.keys if _first(k, item.source, seen, report)}
-                        report.unchanged += len(kept)
-                        docs_done += len(kept)
-                        restamp.extend(s for s in item.restamp if s.key in kept)
-                        continue
-                    doc = item
-                    if not _first(doc.key, doc.source, seen, report):
-                        continue
-                    fields = {"key": doc.key, "title": doc.title, "text": doc.text}
-                    bad = lone_surrogate({**fields, "metadata": doc.metadata})
-                    if bad is not None:  # would fail at hashing, far from its cause
-                        report.failed += 1
-                        report.errors.append((doc.source or doc.key, describe(bad)))
-                        continue
-                    digest = content_hash(doc, settings)
-                    if existing.get(doc.key) == digest:
-                        report.unchanged += 1
-                        docs_done += 1
-                        if doc.file_stamp is not None:  # parsed again: give it its file's stamp
-                            restamp.append(StampedDocument(doc.key, digest, doc.file_stamp))
-                        continue
-                    try:
-                        entry = self._prepare(doc, digest, analyzer, settings)
-                    except EngramError as exc:
-                        report.failed += 1
-                        report.errors.append((doc.source or doc.key, exc.message))
+                    entry = self._admit(state, item, restamp)
+                    if entry is None:
                         continue
                     pending.append(entry)
                     pending_chunks += len(entry.chunks)
                     if pending_chunks >= limit:
                         docs, chunks = writer.push(pending)
-                        docs_done, chunks_done = docs_done + docs, chunks_done + chunks
+                        state.done(docs, chunks)
                         # Between two pushes that wrote a batch: gathering this batch, then
                         # writing the one before (waiting for its vectors) — the pipeline's
                         # time per batch. The first push wrote nothing: its time says little.
@@ -213,12 +200,11 @@ class IngestPipeline:
                         started = now
                         pending, pending_chunks = [], 0
                     if progress:
-                        progress(docs_done, chunks_done)
+                        progress(state.docs_done, state.chunks_done)
                 self.store.set_file_stamps(collection, restamp)
                 if progress:
-                    progress(docs_done, chunks_done)
-            docs, chunks = writer.finish(pending)
-            docs_done, chunks_done = docs_done + docs, chunks_done + chunks
+                    progress(state.docs_done, state.chunks_done)
+            state.done(*writer.finish(pending))
         except Exception:
             # A stop asked between documents (a job worker's, from ``progress``) still
             # writes the batch whose vectors are being computed, as when it was embedded
@@ -228,25 +214,68 @@ class IngestPipeline:
         finally:
             writer.close()
         if progress:
-            progress(docs_done, chunks_done)
-
+            progress(state.docs_done, state.chunks_done)
         if sync:
-            gone = sorted(set(existing) - seen)
-            unknown = [f for f in failures if not f.keys]
-            if gone and unknown:
-                # A source that failed to load may hold any of the "missing" documents:
-                # deleting them would lose data because of a parse error.
-                report.errors.append(
-                    (
-                        unknown[0].source,
-                        f"sync: {len(gone)} deletion(s) skipped because this source failed",
-                    )
-                )
-            elif gone:
-                report.deleted = self.store.delete_documents(collection, gone, batch=batch)
+            self._delete_unseen(collection, state, batch)
         if persist:
             self.store.sync()
         return report
+
+    def _admit(self, state: _Run, item: Item, restamp: list[StampedDocument]) -> _Pending | None:
+        """``item`` chunked and analysed, ready to embed and write; or None, noted in the
+        report: a source skipped or failed, a key already seen in this run, an unchanged
+        file or document (counted done; ``restamp`` gets the file stamps to renew)."""
+        report = state.report
+        if isinstance(item, (Skipped, Failure)):
+            report.note(item)
+            if isinstance(item, Failure):
+                state.failures.append(item)
+                state.seen.update(item.keys)
+            return None
+        if isinstance(item, UnchangedFile):
+            kept = {k for k in item.keys if _first(k, item.source, state.seen, report)}
+            report.unchanged += len(kept)
+            state.docs_done += len(kept)
+            restamp.extend(s for s in item.restamp if s.key in kept)
+            return None
+        doc = item
+        if not _first(doc.key, doc.source, state.seen, report):
+            return None
+        fields = {"key": doc.key, "title": doc.title, "text": doc.text}
+        bad = lone_surrogate({**fields, "metadata": doc.metadata})
+        if bad is not None:  # would fail at hashing, far from its cause
+            report.failed += 1
+            report.errors.append((doc.source or doc.key, describe(bad)))
+            return None
+        digest = content_hash(doc, state.settings)
+        if state.existing.get(doc.key) == digest:
+            report.unchanged += 1
+            state.docs_done += 1
+            if doc.file_stamp is not None:  # parsed again: give it its file's stamp
+                restamp.append(StampedDocument(doc.key, digest, doc.file_stamp))
+            return None
+        try:
+            return self._prepare(doc, digest, state.analyzer, state.settings)
+        except EngramError as exc:
+            report.failed += 1
+            report.errors.append((doc.source or doc.key, exc.message))
+            return None
+
+    def _delete_unseen(self, collection: Collection, state: _Run, batch: str | None) -> None:
+        """A sync's deletions: the stored documents this run did not see, unless a source
+        that failed to load may hold any of them."""
+        gone = sorted(set(state.existing) - state.seen)
+        unknown = [f for f in state.failures if not f.keys]
+        if gone and unknown:
+            # Deleting them would lose data because of a parse error.
+            state.report.errors.append(
+                (
+                    unknown[0].source,
+                    f"sync: {len(gone)} deletion(s) skipped because this source failed",
+                )
+            )
+        elif gone:
+            state.report.deleted = self.store.delete_documents(collection, gone, batch=batch)
 
     def next_batch(self, chunks: int, seconds: float) -> int:
         """Chunks for the next transaction, after one of ``chunks`` took ``seconds``: about
