@@ -296,3 +296,38 @@ def test_chat_rewrites_a_follow_up_with_the_model(
         # The model answered from the passages the standalone question found.
         system = openai_server.requests[-1].body["messages"][0]["content"]
         assert "25 days of paid vacation" in system and "works part-time" in system
+
+
+def test_a_collection_of_smaller_chunks_gets_more_passages_by_default(
+    tmp_path: Path, openai_server: FakeServer
+) -> None:
+    """By default a prompt holds about 8 chunks of 256 tokens' text: 16 of a collection of
+    128-token chunks (multilingual-e5-small's), 8 of a default one; ``k`` says otherwise."""
+    import re
+
+    from engram.server.grounding import default_passages
+    from engram.types import Collection
+
+    def coll(tokens: int | None) -> Collection:
+        own = {} if tokens is None else {"chunk_tokens": tokens}
+        return Collection(1, "c", "hash-64", 64, "fr", own, "")
+
+    assert default_passages([coll(256)]) == default_passages([coll(None)]) == 8
+    assert default_passages([coll(128)]) == 16 and default_passages([coll(512)]) == 8
+    assert default_passages([coll(256), coll(64)]) == 32 and default_passages([coll(16)]) == 50
+
+    spec = f"vllm:test-model@{openai_server.base_url}"
+    settings = settings_for(tmp_path, spec)
+    settings.chunk_tokens = 128  # as a multilingual-e5-small collection gets
+    docs = [{"id": f"d{i}", "text": f"Key rotation note {i}: rotate keys."} for i in range(30)]
+
+    def passages_sent(client: TestClient, **extra: Any) -> int:
+        r = client.post("/v1/chat", json={"question": "rotate keys", "collection": "kb", **extra})
+        assert r.status_code == 200, r.text
+        system = openai_server.requests[-1].body["messages"][0]["content"]
+        return len(re.findall(r"^\[\d+\] ", system, flags=re.M))
+
+    with TestClient(create_app(settings)) as c:
+        assert c.post("/v1/collections/kb/documents:batch", json={"documents": docs}).is_success
+        assert passages_sent(c) == 16
+        assert passages_sent(c, k=5) == 5

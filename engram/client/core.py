@@ -374,7 +374,7 @@ def chat(
     collection: str | Sequence[str] = DEFAULT_COLLECTION,
     conversation_id: str | None = None,
     user_id: str | None = None,
-    k: int = 8,
+    k: int | None = None,
     mode: SearchMode = "hybrid",
     where: Where | None = None,
     rerank: bool = False,
@@ -384,7 +384,8 @@ def chat(
     "citations", "model", "extractive"}``; a document's citation names its collection.
 
     With ``conversation_id`` the question and answer are appended to the conversation;
-    with ``user_id`` the user's memories inform the answer. ``stream=True`` has the
+    with ``user_id`` the user's memories inform the answer. ``k``: passages retrieved (by
+    default 8 of 256-token chunks, 16 of a French collection's 128). ``stream=True`` has the
     server stream the answer (no idle connection while a model writes) and assembles it;
     an error in the stream is raised as its exception class.
     """
@@ -420,7 +421,7 @@ def chat_stream(
     collection: str | Sequence[str] = DEFAULT_COLLECTION,
     conversation_id: str | None = None,
     user_id: str | None = None,
-    k: int = 8,
+    k: int | None = None,
     mode: SearchMode = "hybrid",
     where: Where | None = None,
     rerank: bool = False,
@@ -440,7 +441,7 @@ def _chat_body(
     collection: str | Sequence[str],
     conversation_id: str | None,
     user_id: str | None,
-    k: int,
+    k: int | None,
     mode: SearchMode,
     where: Where | None,
     rerank: bool,

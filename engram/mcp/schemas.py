@@ -70,7 +70,13 @@ class AskArgs(RequestModel):
     question: str = Field(min_length=1, max_length=4096, description="The question to answer.")
     collection: str | list[str] = SEARCHED
     mode: Mode = MODE
-    k: int = Field(8, ge=1, le=50, description="Passages retrieved to answer from.")
+    k: int | None = Field(
+        None,
+        ge=1,
+        le=50,
+        description="Passages retrieved to answer from. Default: 8 of 256-token chunks, or as"
+        " many of a collection's smaller chunks as hold as much text (16 of 128).",
+    )
     where: dict[str, Any] | None = WHERE
     user_id: str | None = Field(
         None,

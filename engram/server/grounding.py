@@ -19,9 +19,26 @@ from ..answers.sources import conversation_passage, memory_passage, standalone_q
 from ..engine import Engram
 from ..providers.llms import LLM, ChatMessage
 from ..search.multi import resolve
-from ..types import SearchResult
+from ..types import Collection, SearchResult
 from .observability import record_event
 from .principal import Principal
+
+# A prompt's passages when the caller does not say: 8 chunks of 256 tokens, or as many of a
+# collection's smaller chunks as hold about as much text (multilingual-e5-small's 128-token
+# chunks: 16), so that a French collection's prompt is not half as long. The prompt's
+# character budget (DEFAULT_MAX_CONTEXT_CHARS) bounds it either way.
+PROMPT_PASSAGES = 8
+PROMPT_CHUNK_TOKENS = 256
+MAX_PASSAGES = 50
+
+
+def default_passages(targets: Sequence[Collection]) -> int:
+    """How many passages a prompt from ``targets`` gets by default (see PROMPT_PASSAGES)."""
+    sizes = [c.settings.get("chunk_tokens") for c in targets]
+    smallest = min((t for t in sizes if isinstance(t, int) and t > 0), default=None)
+    if smallest is None or smallest >= PROMPT_CHUNK_TOKENS:
+        return PROMPT_PASSAGES
+    return min(MAX_PASSAGES, round(PROMPT_PASSAGES * PROMPT_CHUNK_TOKENS / smallest))
 
 
 @dataclass(slots=True)
@@ -43,7 +60,7 @@ def ground(
     *,
     collection: str | Sequence[str],
     user_id: str | None,
-    k: int = 8,
+    k: int | None = None,
     mode: Literal["hybrid", "keyword", "vector"] = "hybrid",
     where: dict[str, Any] | None = None,
     rerank: bool = False,
@@ -54,7 +71,7 @@ def ground(
     (None: no recall, no memories), and record a ``chat`` event (unless ``record`` is False:
     the caller records it). ``collection``: one, a list or "*" (as in search; the answer's
     language is the first one's). Raises CollectionNotFound for a collection the caller's
-    tenant does not have."""
+    tenant does not have. ``k``: the passages searched for (default: default_passages)."""
     settings = db.settings
     tenant = principal.tenant
     targets = resolve(db.store, collection, tenant=tenant)
@@ -65,7 +82,7 @@ def ground(
     passages = db.search(
         query,
         collection=collection,
-        k=k,
+        k=k or default_passages(targets),
         mode=mode,
         where=where,
         rerank=rerank,

@@ -37,7 +37,13 @@ class ChatRequest(RequestModel):
     collection: CollectionNames = Field("default", description=COLLECTIONS_HELP)
     conversation_id: str | None = None
     user_id: str | None = Field(None, description="Whose long-term memories to use.")
-    k: int = Field(8, ge=1, le=50, description="Passages retrieved for the prompt.")
+    k: int | None = Field(
+        None,
+        ge=1,
+        le=50,
+        description="Passages retrieved for the prompt. Default: 8 of 256-token chunks, or as"
+        " many of a collection's smaller chunks as hold as much text (16 of 128).",
+    )
     mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
     where: dict[str, Any] | None = None
     rerank: bool = False
