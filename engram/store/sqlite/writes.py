@@ -42,6 +42,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _metadata_json(doc: DocumentWrite) -> str:
+    return json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True) if doc.metadata else "{}"
+
+
 class SQLiteWritesMixin(SQLiteSessions):
     """Writing and deleting documents (a mixin of SQLiteStore)."""
 
@@ -131,11 +135,7 @@ class SQLiteWritesMixin(SQLiteSessions):
         log: list[tuple[int, int]] = []
         for doc in documents:
             doc_id += 1
-            meta = (
-                json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
-                if doc.metadata
-                else "{}"
-            )
+            meta = _metadata_json(doc)
             doc_rows.append(
                 (doc_id, cid, doc.key, doc.title, doc.content_hash, meta)
                 + (doc.source, doc.file_stamp, now, now)
@@ -216,9 +216,7 @@ class SQLiteWritesMixin(SQLiteSessions):
             ).fetchone()
         else:
             row = stored.get(doc.key)
-        meta = (
-            json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True) if doc.metadata else "{}"
-        )
+        meta = _metadata_json(doc)
         if row:
             doc_id, version = row[0], row[1] + 1
             if batch is not None:  # an import: keep what it replaces, for its rollback
