@@ -160,21 +160,22 @@ def test_an_existing_collection_keeps_its_model(tmp_path: Path) -> None:
         assert db.search(RTT, collection="faq", mode="vector").results[0].document_key == "rtt"
 
 
-def test_an_existing_collection_keeps_its_chunking(tmp_path: Path) -> None:
-    """Chunking is recorded at creation and kept: changing ENGRAM_CHUNK_TOKENS later chunks
-    new collections differently, and re-ingesting an existing one finds it unchanged."""
+def test_an_existing_collection_keeps_its_chunking(db: engram.Engram) -> None:
+    """Chunking is recorded at creation and kept: an engine started later with another
+    ENGRAM_CHUNK_TOKENS (another process, say) chunks new collections differently, and
+    finds the existing one's documents unchanged."""
     long_text = " ".join(f"word{i}" for i in range(400))
     doc = [{"id": "long", "text": long_text}]
-    with engram.open(tmp_path, embedding_model="hash-16", chunk_tokens=64, chunk_overlap=0) as db:
-        db.add(doc, collection="kb")
-        before = len(db.document_version("long", collection="kb").chunks)
-    with engram.open(tmp_path, embedding_model="hash-16", chunk_tokens=32, chunk_overlap=0) as db:
-        assert db.add(doc, collection="kb").unchanged == 1
-        db.add([{"id": "long2", "text": long_text + " more"}], collection="kb")
-        assert len(db.document_version("long2", collection="kb").chunks) == before
-        db.add(doc, collection="new")
-        assert len(db.document_version("long", collection="new").chunks) > before
-        assert db.collection("new").settings["chunk_tokens"] == 32
+    db.add(doc, collection="kb")
+    before = len(db.document_version("long", collection="kb").chunks)
+    other = db.settings.model_copy(update={"chunk_tokens": 32, "chunk_overlap": 0})
+    with engram.open(settings=other) as later:
+        assert later.add(doc, collection="kb").unchanged == 1
+        later.add([{"id": "long2", "text": long_text + " more"}], collection="kb")
+        assert len(later.document_version("long2", collection="kb").chunks) == before
+        later.add(doc, collection="new", model="hash-16")
+        assert len(later.document_version("long", collection="new").chunks) > before
+        assert later.collection("new").settings["chunk_tokens"] == 32
 
 
 def test_a_known_model_brings_its_chunk_size_unless_one_is_set() -> None:

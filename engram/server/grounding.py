@@ -16,6 +16,7 @@ from typing import Any, Literal
 from ..answers import AnswerOptions
 from ..answers.prompt import DEFAULT_MAX_CONTEXT_CHARS
 from ..answers.sources import conversation_passage, memory_passage, standalone_query, with_sources
+from ..config import Settings
 from ..engine import Engram
 from ..providers.llms import LLM, ChatMessage
 from ..search.multi import resolve
@@ -28,7 +29,7 @@ from .principal import Principal
 # chunks: 16), so that a French collection's prompt is not half as long. The prompt's
 # character budget (DEFAULT_MAX_CONTEXT_CHARS) bounds it either way.
 PROMPT_PASSAGES = 8
-PROMPT_CHUNK_TOKENS = 256
+PROMPT_CHUNK_TOKENS: int = Settings.model_fields["chunk_tokens"].default  # the default size
 MAX_PASSAGES = 50
 
 

@@ -228,23 +228,15 @@ def insert_chunks(
     doc_id: int,
     version: int,
     chunks: Sequence[ChunkWrite],
-    *,
-    log: list[tuple[int, int]] | None = None,
 ) -> None:
-    """Insert one version's chunks and log each for the derived indexes to replay: here, or
-    by the caller, who collects the change-log rows of a whole batch in ``log`` (chunk ids
-    are never reused, so only each id's own entries need to be in order)."""
-    rows = log if log is not None else []
+    """Insert one version's chunks and log each for the derived indexes to replay."""
+    rows = []
     for chunk in chunks:
-        chunk_id = conn.execute(
-            INSERT_CHUNK, (None, *chunk_values(cid, doc_id, version, chunk))
-        ).lastrowid
+        values = (None, *chunk_values(cid, doc_id, version, chunk))
+        chunk_id = conn.execute(INSERT_CHUNK, values).lastrowid
         assert chunk_id is not None  # lastrowid of the INSERT above
         rows.append((cid, chunk_id))
-    if log is None:
-        conn.executemany(
-            "INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)", rows
-        )
+    conn.executemany("INSERT INTO chunk_log (collection_id, chunk_id, op) VALUES (?, ?, 1)", rows)
 
 
 def next_chunk_id(conn: sqlite3.Connection) -> int:

@@ -203,11 +203,10 @@ class SQLiteWritesMixin(SQLiteSessions):
         batch: str | None = None,
         *,
         stored: dict[str, tuple[int, int]] | None = None,
-        log: list[tuple[int, int]] | None = None,
     ) -> int:
         """Write one document's new version. Within a batch (``write_documents``), the
-        caller passes the ``stored`` documents (kept up to date here), collects the chunks'
-        change-log rows in ``log`` and checks the vectors; alone, all of it happens here."""
+        caller passes the ``stored`` documents (kept up to date here) and checks the
+        vectors; alone, both happen here."""
         conn = self._conn
         if stored is None:
             row = conn.execute(
@@ -256,7 +255,7 @@ class SQLiteWritesMixin(SQLiteSessions):
         if stored is not None:
             stored[doc.key] = (doc_id, version)
         old_hashes.extend(self._record_version(doc_id, version, doc, now, meta))
-        insert_chunks(conn, cid, doc_id, version, doc.chunks, log=log)
+        insert_chunks(conn, cid, doc_id, version, doc.chunks)
         if stored is None:
             self._check_vectors(model_id, [doc])
         self._drop_orphan_embeddings(model_id, old_hashes)
