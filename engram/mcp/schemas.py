@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..server.schemas import MAX_QUERY_CHARS
+from ..server.schemas import MAX_PASSAGES, MAX_QUERY_CHARS, PASSAGES_HELP
 from ..server.schemas_base import RequestModel
 
 Mode = Literal["hybrid", "keyword", "vector"]
@@ -70,13 +70,7 @@ class AskArgs(RequestModel):
     question: str = Field(min_length=1, max_length=4096, description="The question to answer.")
     collection: str | list[str] = SEARCHED
     mode: Mode = MODE
-    k: int | None = Field(
-        None,
-        ge=1,
-        le=50,
-        description="Passages retrieved to answer from. Default: 8 of 256-token chunks, or as"
-        " many of a collection's smaller chunks as hold as much text (16 of 128).",
-    )
+    k: int | None = Field(None, ge=1, le=MAX_PASSAGES, description=PASSAGES_HELP)
     where: dict[str, Any] | None = WHERE
     user_id: str | None = Field(
         None,

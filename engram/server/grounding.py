@@ -23,6 +23,7 @@ from ..search.multi import resolve
 from ..types import Collection, SearchResult
 from .observability import record_event
 from .principal import Principal
+from .schemas import MAX_PASSAGES
 
 # A prompt's passages when the caller does not say: 8 chunks of 256 tokens, or as many of a
 # collection's smaller chunks as hold about as much text (multilingual-e5-small's 128-token
@@ -30,7 +31,6 @@ from .principal import Principal
 # character budget (DEFAULT_MAX_CONTEXT_CHARS) bounds it either way.
 PROMPT_PASSAGES = 8
 PROMPT_CHUNK_TOKENS: int = Settings.model_fields["chunk_tokens"].default  # the default size
-MAX_PASSAGES = 50
 
 
 def default_passages(targets: Sequence[Collection]) -> int:

@@ -44,6 +44,11 @@ def unpack_text(blob: bytes | memoryview | None) -> str | None:
     return body.decode("utf-8", "surrogatepass")
 
 
+def heading_json(path: Sequence[str]) -> str:
+    """A chunk's heading path as stored: a JSON list, ``"[]"`` for none."""
+    return json.dumps(list(path), ensure_ascii=False) if path else "[]"
+
+
 def chunk_rows(chunks: Sequence[ChunkWrite]) -> list[tuple[int, int, int, int | None, str, str]]:
     """(ordinal, start, end, page, heading path as JSON, text hash) of a version's chunks:
     the rows of ``version_chunks``."""
@@ -53,7 +58,7 @@ def chunk_rows(chunks: Sequence[ChunkWrite]) -> list[tuple[int, int, int, int | 
             c.start,
             c.end,
             c.page,
-            json.dumps(list(c.heading_path), ensure_ascii=False) if c.heading_path else "[]",
+            heading_json(c.heading_path),
             c.text_hash,
         )
         for c in chunks
@@ -70,7 +75,7 @@ def layout_rows(
             c.start,
             c.end,
             c.page,
-            json.dumps(list(c.heading_path), ensure_ascii=False),
+            heading_json(c.heading_path),
             c.text_hash,
         )
         for c in chunks

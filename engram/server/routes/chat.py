@@ -25,7 +25,14 @@ from ...providers.llms import ChatMessage
 from ..deps import DB, Writer
 from ..grounding import ground
 from ..ownership import acting_user, owns
-from ..schemas import COLLECTIONS_HELP, CitationPublic, CollectionNames, error_responses
+from ..schemas import (
+    COLLECTIONS_HELP,
+    MAX_PASSAGES,
+    PASSAGES_HELP,
+    CitationPublic,
+    CollectionNames,
+    error_responses,
+)
 from ..schemas_base import RequestModel
 from ..streaming import ClosingStreamingResponse
 
@@ -37,13 +44,7 @@ class ChatRequest(RequestModel):
     collection: CollectionNames = Field("default", description=COLLECTIONS_HELP)
     conversation_id: str | None = None
     user_id: str | None = Field(None, description="Whose long-term memories to use.")
-    k: int | None = Field(
-        None,
-        ge=1,
-        le=50,
-        description="Passages retrieved for the prompt. Default: 8 of 256-token chunks, or as"
-        " many of a collection's smaller chunks as hold as much text (16 of 128).",
-    )
+    k: int | None = Field(None, ge=1, le=MAX_PASSAGES, description=PASSAGES_HELP)
     mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
     where: dict[str, Any] | None = None
     rerank: bool = False

@@ -16,6 +16,7 @@ from ...search.filters import Condition, ascii_lower, equal_forms
 from ..records import ChunkWrite, Where
 from ..rows import Decoding
 from ..translation import translating
+from ..versions import heading_json
 from ..where import compile_conditions
 
 # SQLite hands over JSON columns as text and timestamps as the ISO text engram wrote.
@@ -216,7 +217,7 @@ def chunk_values(cid: int, doc_id: int, version: int, chunk: ChunkWrite) -> tupl
         chunk.start,
         chunk.end,
         chunk.page,
-        _heading_json(chunk.heading_path),
+        heading_json(chunk.heading_path),
         chunk.text_hash,
         chunk.terms,
     )
@@ -247,10 +248,6 @@ def next_chunk_id(conn: sqlite3.Connection) -> int:
         " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'chunks'), 0))"
     ).fetchone()
     return int(row[0]) + 1
-
-
-def _heading_json(path: Sequence[str]) -> str:
-    return json.dumps(list(path), ensure_ascii=False) if path else "[]"
 
 
 # Parameters per IN (...) list, well below SQLite's limit.
