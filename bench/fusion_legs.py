@@ -63,7 +63,7 @@ def conversation_legs(db: Engram, path: Path, depth: int) -> dict[str, Any]:
     ds = load_dataset(path)
     users = {c["id"]: f"{c['id']}:{c.get('user_id', c['id'])}" for c in ds.conversations}
     languages = {c["id"]: c.get("language", "en") for c in ds.conversations}
-    recall = Recall(db.store, db.settings, db.embedder, db.searcher)
+    recall = Recall(db.store, db.settings, db.embedders, db.searcher)
     ids, _ = load_into(db, ds, recall)
     queries, qrels, unit = {}, {}, {}
     try:
