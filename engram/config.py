@@ -282,6 +282,14 @@ class Settings(BaseSettings):
     )
     cache_ttl: int = Field(600, ge=1, description="Seconds a Redis cache entry lives.")
 
+    job_retention_days: int = Field(
+        30,
+        ge=0,
+        le=36500,
+        description="Finished background jobs (succeeded, or failed with the work kept for a"
+        " retry) are deleted this many days after they finished, by `engram serve` and"
+        " `engram worker`, hourly. 0: kept.",
+    )
     analytics_retention_days: int = Field(
         0,
         ge=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from engram.jobs import Job, JobWorker, enqueue_batch
 from engram.providers.embedders.fake import HashEmbedder
 from engram.server.app import create_app
 from engram.server.routes.documents import ASYNC_THRESHOLD
+from engram.store.job_tables import PURGE_BATCH
 
 TIMEOUT = 20.0
 
@@ -489,3 +492,77 @@ def test_a_run_that_lost_its_job_stops_at_its_next_progress_write(
     after = db.store.get_job(job.id, tenant="default")
     assert after.status == "running" and after.attempts == claimed.attempts + 1
     assert 0 < len(versions(db)) < 200
+
+
+# -- retention of finished jobs ---------------------------------------------------------------
+LONG_AGO = "2000-01-01T00:00:00+00:00"
+
+
+def finished_long_ago(db: engram.Engram, status: str, n: int = 1) -> list[str]:
+    """``n`` jobs finished (``status``) long ago, written behind the store's back."""
+    ids = [enqueue_batch(db.store, docs(1), collection="kb", tenant="default").id for _ in range(n)]
+    execute(
+        db,
+        f"UPDATE jobs SET status = ?, created_at = ?, finished_at = ?, updated_at = ?"
+        f" WHERE id IN ({', '.join('?' * len(ids))})",
+        (status, LONG_AGO, LONG_AGO, LONG_AGO, *ids),
+    )
+    return ids
+
+
+def job_ids(db: engram.Engram) -> set[str]:
+    return {j.id for j in db.store.list_jobs(tenant="default", limit=10_000)}
+
+
+def test_the_worker_purges_finished_jobs_past_the_retention(db: engram.Engram) -> None:
+    old = finished_long_ago(db, "succeeded") + finished_long_ago(db, "failed")
+    recent = enqueue_batch(db.store, docs(2), collection="kb", tenant="default")
+    assert JobWorker(db).run_once() is not None  # finished just now
+    queued = enqueue_batch(db.store, docs(1), collection="kb", tenant="default")
+    set_row(db, queued.id, created_at=LONG_AGO)  # waiting a long time, still to do
+
+    assert JobWorker(db, retention_days=0).purge() == 0  # 0 keeps everything
+    assert job_ids(db) == {*old, recent.id, queued.id}
+    worker = JobWorker(db)  # the setting's 30 days
+    assert worker.retention_days == 30
+    worker.maintain()  # a worker's first round purges
+    assert job_ids(db) == {recent.id, queued.id}
+    for job_id in old:
+        with pytest.raises(JobNotFound):
+            db.store.get_job(job_id, tenant="default")
+    # 31 days on, the job finished today is past the retention too; the queued one never is.
+    future = datetime.now(UTC) + timedelta(days=31)
+    assert worker.purge(now=future) == 1
+    assert job_ids(db) == {queued.id}
+
+
+def test_worker_processes_purge_and_claim_side_by_side(db: engram.Engram) -> None:
+    """Two ``engram worker --burst`` processes on one data directory or database purge
+    old finished jobs (more than one batch) while they claim and run the queued ones."""
+    old = finished_long_ago(db, "succeeded", n=PURGE_BATCH + 300)
+    queued = [
+        enqueue_batch(db.store, docs(5, start=5 * i), collection="kb", tenant="default")
+        for i in range(4)
+    ]
+    env = {**os.environ, "ENGRAM_DATA_DIR": str(db.settings.data_dir)}
+    env |= {"ENGRAM_EMBEDDING_MODEL": "hash", "ENGRAM_JOB_RETENTION_DAYS": "30"}
+    if db.settings.database_url:
+        env["ENGRAM_DATABASE_URL"] = str(db.settings.database_url)
+    cli = "import sys; from engram.cli import main; sys.argv[0] = 'engram'; main()"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", cli, "worker", "--burst"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    logs = [proc.communicate(timeout=120)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], logs
+    assert job_ids(db) == {j.id for j in queued}  # the old ones gone, once each
+    purged = [int(n) for log in logs for n in re.findall(r"purged (\d+) finished job", log)]
+    assert sum(purged) == len(old), logs
+    for job in queued:
+        assert db.store.get_job(job.id, tenant="default").status == "succeeded"
+    assert versions(db) == {f"doc-{i}": 1 for i in range(20)}

@@ -106,12 +106,10 @@ def worker(
 def _run(jobs: JobWorker, stop: threading.Event, *, burst: bool) -> int:
     """The worker loop in the calling thread (signals are delivered to the main thread);
     returns how many jobs it ran."""
-    done, next_recovery = 0, 0.0
+    done = 0
     while not stop.is_set():
         try:
-            if time.monotonic() >= next_recovery:
-                jobs.recover()
-                next_recovery = time.monotonic() + jobs.lease_seconds / 2
+            jobs.maintain()
             started = time.monotonic()
             job = jobs.run_once()
         except Exception:  # the worker outlives any one failure (e.g. a database restart)

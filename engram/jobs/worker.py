@@ -7,7 +7,8 @@ then the job fails with the last error; errors that retrying cannot fix (an
 :class:`~engram.errors.EngramError` with a 4xx status, e.g. a collection built with another
 embedding model, or an uploaded file that cannot be parsed) fail it at once. Documents that
 fail to parse are not job failures: they are in the result's ``errors``, like a synchronous
-batch.
+batch. Between jobs, when due, a worker recovers jobs whose process died (every half lease)
+and deletes finished jobs older than ``job_retention_days`` (hourly).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ if TYPE_CHECKING:  # engram.engine imports the store, which imports engram.jobs.
     from ..types import IngestReport
 
 logger = logging.getLogger("engram.jobs")
+
+PURGE_INTERVAL = 3600.0  # seconds between two purges of old finished jobs by one worker
 
 
 class _Stopped(Exception):
@@ -65,6 +68,8 @@ class JobWorker:
         on_finish: Callable[[str], None] | None = None,
         on_ingest: Callable[[Job, IngestReport], None] | None = None,
         llm: LLM | None = None,
+        retention_days: int | None = None,
+        purge_interval: float = PURGE_INTERVAL,
     ) -> None:
         self.db = db
         # The model of memory extraction jobs (the server's chain; else built on first use).
@@ -81,6 +86,13 @@ class JobWorker:
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
         self.progress_interval = progress_interval
+        # Finished jobs older than this many days are deleted (0: kept); default: the setting.
+        self.retention_days = (
+            db.settings.job_retention_days if retention_days is None else retention_days
+        )
+        self.purge_interval = purge_interval
+        self._next_recovery = 0.0
+        self._next_purge = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -123,13 +135,31 @@ class JobWorker:
             logger.warning("recovered interrupted jobs: %d requeued, %d failed", requeued, failed)
         return requeued, failed
 
+    def purge(self, now: datetime | None = None) -> int:
+        """Delete finished jobs older than ``retention_days`` (a failed one with the work it
+        kept for a retry); returns how many. Nothing when retention is 0."""
+        if not self.retention_days:
+            return 0
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=self.retention_days)
+        gone = self.store.purge_jobs(finished_before=cutoff.isoformat(timespec="microseconds"))
+        if gone:
+            logger.info("purged %d finished job(s) older than %d days", gone, self.retention_days)
+        return gone
+
+    def maintain(self) -> None:
+        """What a worker loop does between jobs when it is due: recover interrupted jobs
+        (every half lease) and purge old finished ones (every ``purge_interval``)."""
+        if time.monotonic() >= self._next_recovery:
+            self.recover()
+            self._next_recovery = time.monotonic() + self.lease_seconds / 2
+        if self.retention_days and time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + self.purge_interval
+            self.purge()
+
     def _loop(self) -> None:
-        next_recovery = 0.0
         while not self._stop.is_set():
             try:
-                if time.monotonic() >= next_recovery:
-                    self.recover()
-                    next_recovery = time.monotonic() + self.lease_seconds / 2
+                self.maintain()
                 if self.run_once() is not None:
                     continue
             except Exception:  # the worker outlives any one failure (e.g. a locked database)

@@ -351,6 +351,12 @@ class JobStore(ABC):
         Returns (requeued, failed)."""
 
     @abstractmethod
+    def purge_jobs(self, *, finished_before: str) -> int:
+        """Delete every tenant's finished jobs (succeeded, or failed with the work they
+        keep for a retry) that finished before ``finished_before`` (an ISO timestamp);
+        returns how many. Queued and running jobs stay."""
+
+    @abstractmethod
     def pending_jobs(self) -> dict[str, int]:
         """How many jobs of every tenant are ``queued`` and ``running``."""
 

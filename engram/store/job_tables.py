@@ -27,6 +27,8 @@ from .contract import JobStore
 from .rows import JOB_COLS, Decoding
 from .session import ALL_TENANTS, Tables
 
+# Finished jobs deleted per transaction while purging (short write locks).
+PURGE_BATCH = 1000
 # A running job whose attempt is still the one the worker holds.
 _FENCE = "WHERE id = ? AND status = 'running' AND attempts = ?"
 
@@ -211,12 +213,13 @@ class JobTables(Tables, JobStore):
             hint="submit the batch again",
         )
 
-    def _stale_cutoff(self, stale_before: str) -> Any:
-        """``stale_before`` as the backend compares it with ``updated_at``."""
-        return stale_before
+    def _cutoff(self, value: str, name: str) -> Any:
+        """``value`` (an ISO timestamp, the parameter ``name``) as the backend compares it
+        with the jobs' times."""
+        return value
 
     def recover_jobs(self, *, stale_before: str, max_attempts: int) -> tuple[int, int]:
-        cutoff, now = self._stale_cutoff(stale_before), self._job_time()
+        cutoff, now = self._cutoff(stale_before, "stale_before"), self._job_time()
         with self._session(ALL_TENANTS, write=True) as s:
             # Both UPDATEs re-check their WHERE on rows a concurrent transaction changed
             # (PostgreSQL's READ COMMITTED): a job finished or recovered meanwhile is left
@@ -234,6 +237,23 @@ class JobTables(Tables, JobStore):
                 (now, cutoff),
             )
         return requeued, failed
+
+    def purge_jobs(self, *, finished_before: str) -> int:
+        cutoff, total = self._cutoff(finished_before, "finished_before"), 0
+        while True:  # a batch per transaction: short write locks
+            with self._session(ALL_TENANTS, write=True) as s:
+                # created_at narrows by the (status, created_at) index (a job is created
+                # before it finishes). Concurrent purgers (every worker purges) lock
+                # different rows on PostgreSQL rather than wait on each other's.
+                gone = s.run(
+                    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
+                    " WHERE status IN ('succeeded', 'failed') AND created_at < ?"
+                    f" AND finished_at < ? ORDER BY created_at LIMIT ?{self.claim_lock})",
+                    (cutoff, cutoff, PURGE_BATCH),
+                )
+            total += gone
+            if gone < PURGE_BATCH:
+                return total
 
     def pending_jobs(self) -> dict[str, int]:
         with self._session(ALL_TENANTS) as s:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import pytest
 
 from engram.errors import Conflict, JobNotFound
@@ -71,3 +74,31 @@ def test_store_requeues_a_failed_job_with_its_payload(store: Store) -> None:
     assert store.requeue_failed_job("j3", tenant="acme").status == "queued"
     claimed = store.claim_job()
     assert claimed is not None and claimed.payload == {"n": 3}
+
+
+def test_store_purges_finished_jobs_only(store: Store) -> None:
+    def finished(job_id: str, tenant: str, status: str) -> None:
+        store.create_job(job_id, tenant=tenant, kind="k", payload={"doc": job_id})
+        claimed = store.claim_job()
+        assert claimed is not None and claimed.id == job_id
+        assert store.finish_job(job_id, attempt=1, status=status, error="x")  # type: ignore[arg-type]
+
+    finished("old-ok", "acme", "succeeded")
+    finished("old-failed", "globex", "failed")  # keeps its payload for a retry until purged
+    store.create_job("running", tenant="acme", kind="k", payload={})
+    assert store.claim_job() is not None
+    time.sleep(0.002)
+    cutoff = datetime.now(UTC).isoformat(timespec="microseconds")
+    time.sleep(0.002)
+    finished("new-ok", "acme", "succeeded")
+    store.create_job("queued", tenant="acme", kind="k", payload={})
+
+    assert store.purge_jobs(finished_before="2000-01-01T00:00:00+00:00") == 0
+    assert store.purge_jobs(finished_before=cutoff) == 2  # every tenant's
+    for job_id, tenant in (("old-ok", "acme"), ("old-failed", "globex")):
+        with pytest.raises(JobNotFound):
+            store.get_job(job_id, tenant=tenant)
+    assert {j.id for j in store.list_jobs(tenant="acme")} == {"running", "queued", "new-ok"}
+    assert store.purge_jobs(finished_before="9999-01-01T00:00:00+00:00") == 1
+    assert {j.id for j in store.list_jobs(tenant="acme")} == {"running", "queued"}
+    assert store.pending_jobs() == {"queued": 1, "running": 1}

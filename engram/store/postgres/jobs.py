@@ -46,5 +46,5 @@ class PostgresJobsMixin(PostgresBase, JobTables):
     json_text_mark = "?::json"
     claim_lock = " FOR UPDATE SKIP LOCKED"
 
-    def _stale_cutoff(self, stale_before: str) -> Any:
-        return _timestamp(stale_before, "stale_before")
+    def _cutoff(self, value: str, name: str) -> Any:
+        return _timestamp(value, name)
