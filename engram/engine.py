@@ -484,14 +484,12 @@ class Engram(VersionsMixin, KeysMixin):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def warm_up(self) -> None:
-        """Load the embedding models (the default and every collection's; on PostgreSQL the
-        default tenant's collections') and every collection's indexes now, so that the first search does not pay for them (``engram
-        serve`` calls this before it accepts requests). A model that cannot load is logged
-        here and reported by readiness, not raised."""
-        collections = self.store.warm_up()
-        # PostgreSQL loads no index here: the default tenant's collections name the models.
-        known = collections or self.store.list_collections(tenant=DEFAULT_TENANT)
-        self.embedders.warm_up(c.model_id for c in known)
+        """Load the embedding models (the default and every tenant's collections') and
+        every collection's indexes (embedded store) now, so that the first search does not
+        pay for them (``engram serve`` calls this before it accepts requests). A model that
+        cannot load is logged here and reported by readiness, not raised."""
+        collections = self.store.warm_up()  # PostgreSQL: none, it keeps no index in memory
+        self.embedders.warm_up(self.store.embedding_models())
         # One search per collection (the first few) runs what indexes alone do not: the
         # analyzer, the typo-tolerance vocabulary, the keyword leg's thread.
         for collection in collections[:WARM_UP_SEARCHES]:

@@ -320,8 +320,9 @@ def test_recall_of_a_french_user_uses_the_french_model(db: engram.Engram) -> Non
 
 
 def test_warm_up_loads_every_collections_model(db: engram.Engram) -> None:
-    db.add(FRENCH, collection="faq")
+    db.add(FRENCH, collection="faq", tenant="acme")  # every tenant's, not the default's only
     db.add(ENGLISH, collection="kb")
+    assert db.store.embedding_models() == ["hash-16", "hash-24"]
     with engram.open(settings=db.settings) as again:
         again.warm_up()
         assert {e.model_id for e in again.embedders.loaded()} == {"hash-16", "hash-24"}

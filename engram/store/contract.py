@@ -580,4 +580,9 @@ class Store(
         return []
 
     @abstractmethod
+    def embedding_models(self) -> list[str]:
+        """The embedding models of every tenant's collections (ids, sorted): what a server
+        loads before its first request."""
+
+    @abstractmethod
     def close(self) -> None: ...

@@ -35,6 +35,9 @@ MEMORY_COLS = (
     " created_at, updated_at, deleted_at"
 )
 HISTORY_COLS = "id, memory_id, event, old_content, new_content, created_at, source"
+# Every tenant's embedding models (Store.embedding_models; PostgreSQL: as the system tenant).
+EMBEDDING_MODELS_SQL = "SELECT DISTINCT model_id FROM collections ORDER BY model_id"
+
 JOB_COLS = (
     "id, tenant, kind, collection, status, progress, result, error, attempts,"
     " created_at, updated_at, started_at, finished_at"

@@ -404,6 +404,11 @@ class PostgresStore(
             )
             return cur.rowcount
 
+    def embedding_models(self) -> list[str]:
+        with self._tx(SYSTEM) as cur:  # every tenant's: the server serves them all
+            cur.execute(shared.EMBEDDING_MODELS_SQL)
+            return [r["model_id"] for r in cur.fetchall()]
+
     def cached_embeddings(self, model_id: str, hashes: Iterable[str]) -> set[str]:
         wanted = list(set(hashes))
         if not wanted:

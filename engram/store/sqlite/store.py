@@ -171,6 +171,9 @@ class SQLiteStore(
                     return conn.execute(sql, params).fetchall()
             return conn.execute(sql, params).fetchall()
 
+    def embedding_models(self) -> list[str]:
+        return [r[0] for r in self._read(shared.EMBEDDING_MODELS_SQL)]
+
     def close(self) -> None:
         self.sync()
         with self._readers_lock:
