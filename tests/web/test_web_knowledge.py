@@ -289,3 +289,41 @@ def test_documents_filters_and_pages(kb: WebServer) -> None:
         assert "guide/setup.md" in r and "doc-001" not in r
         r = client.get("/knowledge/kb", params={"q": "SETUP"}).text
         assert "guide/setup.md" in r and "doc-0" not in r
+
+
+def test_a_folder_and_dropped_files_are_uploaded(page: Any, web: WebServer, tmp_path: Path) -> None:
+    """The folder picker sends every supported file with its path inside the folder and
+    counts the rest; files dropped on the zone are sent like picked ones."""
+    root = tmp_path / "policies"
+    _text(root, "travel.md", "# Travel\n\nTrains are booked through the company portal.\n")
+    _text(root / "hr", "leave.txt", "Annual leave is twenty-five days a year.\n")
+    _text(root, ".draft.md", "A hidden draft is not sent.\n")
+    (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    sign_in(page, web, then="/knowledge")
+    page.get_by_label("Collection", exact=True).fill("policies")
+    page.get_by_label("Choose a folder").set_input_files(str(root))
+    for name in ("policies/travel.md", "policies/hr/leave.txt"):
+        page.locator(DONE).filter(has_text=name).wait_for()
+    summary = page.locator("[data-upload-summary]").inner_text()
+    assert summary.startswith("2 of 2 file(s) done"), summary
+    assert "2 file(s) of unsupported types skipped" in summary, summary
+    keys = {d.key for d in web.db.documents("policies")}
+    assert keys == {"policies/travel.md", "policies/hr/leave.txt"}, keys
+    hits = web.db.search("annual leave days", collection="policies", k=1).data
+    assert hits[0].document == "policies/hr/leave.txt"
+
+    # Dropped on the zone (a DataTransfer of files, as the browser hands a drop over).
+    page.evaluate(
+        """() => {
+          const transfer = new DataTransfer();
+          transfer.items.add(new File(["Otters hold hands while they sleep."], "otters.md"));
+          const zone = document.querySelector("[data-dropzone]");
+          for (const type of ["dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true,
+                                                    cancelable: true}));
+          }
+        }"""
+    )
+    page.locator(DONE).filter(has_text="otters.md").wait_for()
+    assert "otters.md" in {d.key for d in web.db.documents("policies")}
+    check_accessibility(page)
