@@ -147,3 +147,36 @@ def test_peeking_at_a_collection_model_never_fails(tmp_path: Path) -> None:
     assert recorded.startswith("hash") and collection_model(path, "kb") == recorded
     assert collection_model(path, "other") is None
     assert collection_model(path, "kb", tenant="acme") is None
+
+
+@needs_model
+def test_a_command_failing_while_the_model_loads_exits_cleanly(tmp_path: Path) -> None:
+    """A mistyped collection fails before the search uses the prefetched model: the process
+    exits with the error (status 1), not aborted by onnxruntime at interpreter shutdown
+    (status 134, "terminate called without an active exception")."""
+    import os
+    import subprocess
+    import sys
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tea.md").write_text("# Tea\n\nGreen tea is steeped at 80 degrees.\n")
+    env = {**os.environ, "ENGRAM_DATA_DIR": str(tmp_path / "data")}
+    env.pop("ENGRAM_EMBEDDING_MODEL", None)
+    cli_main = "import sys; from engram.cli import main; sys.argv[0] = 'engram'; main()"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", cli_main, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert run("ingest", str(docs)).returncode == 0
+    for command in ("search",):
+        failed = run(command, "green tea", "-c", "teas")
+        assert failed.returncode == 1, (failed.returncode, failed.stderr)
+        assert "no collection named 'teas'" in failed.stderr
+        assert "terminate called" not in failed.stderr

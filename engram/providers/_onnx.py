@@ -63,7 +63,11 @@ def prefetch_session(
         except BaseException as exc:  # handed to the waiting caller, who starts over
             future.set_exception(exc)
 
-    threading.Thread(target=load, name="engram-model-prefetch", daemon=True).start()
+    # Not a daemon: a command that fails before it uses the model (a mistyped collection)
+    # exits only once the load is done. Interpreter shutdown stopping a daemon thread inside
+    # onnxruntime's session constructor aborts the process ("terminate called without an
+    # active exception", exit status 134).
+    threading.Thread(target=load, name="engram-model-prefetch", daemon=False).start()
 
 
 def create_session(
