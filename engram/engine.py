@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from . import tracing
 from .api_keys import KeysMixin
+from .asking import AskMixin
 from .config import Settings
 from .embedders import Embedders
 from .errors import CollectionNotFound, EngramError, InvalidInput
@@ -86,7 +87,7 @@ def _public(name: str) -> str:
     return name
 
 
-class Engram(VersionsMixin, KeysMixin):
+class Engram(VersionsMixin, KeysMixin, AskMixin):
     """An engram database: collections of documents, ingested, indexed and searchable.
     Documents keep their versions, to read, compare and restore (:mod:`engram.versions`)."""
 
@@ -506,6 +507,7 @@ class Engram(VersionsMixin, KeysMixin):
         self.embedders.close()
         if self._reranker is not None:
             self._reranker.close()
+        self._close_llm()
 
     def __enter__(self) -> Engram:
         return self

@@ -305,7 +305,7 @@ def test_a_collection_of_smaller_chunks_gets_more_passages_by_default(
     128-token chunks (multilingual-e5-small's), 8 of a default one; ``k`` says otherwise."""
     import re
 
-    from engram.server.grounding import default_passages
+    from engram.answers.grounding import default_passages
     from engram.types import Collection
 
     def coll(tokens: int | None) -> Collection:

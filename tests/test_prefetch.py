@@ -175,7 +175,7 @@ def test_a_command_failing_while_the_model_loads_exits_cleanly(tmp_path: Path) -
         )
 
     assert run("ingest", str(docs)).returncode == 0
-    for command in ("search",):
+    for command in ("search", "ask"):
         failed = run(command, "green tea", "-c", "teas")
         assert failed.returncode == 1, (failed.returncode, failed.stderr)
         assert "no collection named 'teas'" in failed.stderr

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # its help, shown by `engram --help` without importing that module (a test checks each
 # matches the command's own help).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "ask": ("ask", "Answer a question from a collection, with citations."),
     "backup": (
         "transfer",
         "Back the whole database up into the new folder PATH (consistent while engram runs).",

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..server.schemas import MAX_PASSAGES, MAX_QUERY_CHARS, PASSAGES_HELP
+from ..answers.grounding import MAX_PASSAGES, PASSAGES_HELP
+from ..server.schemas import MAX_QUERY_CHARS
 from ..server.schemas_base import RequestModel
 
 Mode = Literal["hybrid", "keyword", "vector"]

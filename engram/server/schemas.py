@@ -20,11 +20,6 @@ from .schemas_base import RequestModel
 MAX_BATCH = 1000
 MAX_QUERY_CHARS = 4096
 MAX_SEARCH_OFFSET = 10_000  # deeper pages cost a search this many candidates deep
-MAX_PASSAGES = 50  # passages an answer may be grounded in (chat, MCP ask)
-PASSAGES_HELP = (
-    "Passages retrieved to answer from. Default: 8 of 256-token chunks, or as many of a"
-    " collection's smaller chunks as hold as much text (16 of 128)."
-)
 Weight = Annotated[float, Field(ge=0.0, le=1.0)]  # a leg weight
 
 

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from ...answers import AnswerEvent, answer, sse_format, stream_answer
+from ...answers.grounding import MAX_PASSAGES, PASSAGES_HELP
 from ...engine import Engram
 from ...errors import ConversationNotFound
 from ...providers.llms import ChatMessage
@@ -27,8 +28,6 @@ from ..grounding import ground
 from ..ownership import acting_user, owns
 from ..schemas import (
     COLLECTIONS_HELP,
-    MAX_PASSAGES,
-    PASSAGES_HELP,
     CitationPublic,
     CollectionNames,
     error_responses,
