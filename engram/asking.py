@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .config import Settings
 
 if TYPE_CHECKING:
     from .answers import Answer, AnswerEvent
     from .answers.grounding import Grounding
-    from .engine import Engram
     from .providers.llms import LLM, ChatMessage
     from .types import SearchMode
 
@@ -110,11 +109,10 @@ class AskMixin:
         user_id: str | None,
         tenant: str,
     ) -> Grounding:
-        from .answers.grounding import ground
+        from .answers.grounding import Library, ground
 
-        db: Engram = self  # type: ignore[assignment]  # the mixin of Engram
         return ground(
-            db,
+            cast(Library, self),  # the mixin of engram.Engram
             llm,
             question,
             history,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..config import Settings
 from ..search.multi import resolve
@@ -22,9 +22,38 @@ from .generate import AnswerOptions
 from .prompt import DEFAULT_MAX_CONTEXT_CHARS
 from .sources import conversation_passage, memory_passage, standalone_query, with_sources
 
-if TYPE_CHECKING:  # the engine imports the store, which does not need answers
-    from ..engine import Engram
+if TYPE_CHECKING:
+    from ..memory import MemoryService
     from ..providers.llms import LLM, ChatMessage
+    from ..search.searcher import SearchResponse
+    from ..store.contract import RetrievalStore
+
+
+class Library(Protocol):
+    """What grounding uses of :class:`engram.Engram` (named here, not imported: the engine
+    imports its answering part, :mod:`engram.asking`, which imports this module)."""
+
+    settings: Settings
+
+    @property
+    def store(self) -> RetrievalStore: ...
+
+    @property
+    def memory(self) -> MemoryService: ...
+
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str | Sequence[str] = ...,
+        k: int = ...,
+        mode: Literal["hybrid", "keyword", "vector"] = ...,
+        where: dict[str, Any] | None = ...,
+        rerank: bool = ...,
+        highlight: bool = ...,
+        tenant: str = ...,
+    ) -> SearchResponse: ...
+
 
 # A prompt's passages when the caller does not say: 8 chunks of 256 tokens, or as many of a
 # collection's smaller chunks as hold about as much text (multilingual-e5-small's 128-token
@@ -59,7 +88,7 @@ class Grounding:
 
 
 def ground(
-    db: Engram,
+    db: Library,
     llm: LLM | None,
     question: str,
     history: Sequence[ChatMessage] = (),
