@@ -391,6 +391,16 @@ def test_chat_whole_and_streamed(client: engram.Client) -> None:
         client.chat("VPN?", collection="kb", conversation_id="nope", stream=True)
 
 
+def test_ask_returns_the_library_answer(client: engram.Client, library: engram.Engram) -> None:
+    client.add(DOCS, collection="kb")
+    remote = client.ask("How many vacation days?", collection="kb")
+    local = library.ask("How many vacation days?", collection="kb", tenant="acme")
+    assert remote == local  # text, Citation objects (document, version, span), model
+    assert remote.extractive and remote.citations[0].document == "hr/leave.md"
+    with pytest.raises(CollectionNotFound):
+        client.ask("VPN?", collection="missing")
+
+
 # -- network failures and the mapping --------------------------------------------------------
 def test_server_down_is_server_unavailable_quickly(connect: Connect) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there

@@ -50,6 +50,23 @@ class Citation:
             (passage.collection or None) if passage.kind == "document" else None,
         )
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Citation:
+        """The citation :meth:`to_dict` wrote (what the HTTP API sends)."""
+        start, end = data["span"]
+        return cls(
+            int(data["n"]),
+            str(data["document"]),
+            int(data["version"]),
+            int(start),
+            int(end),
+            data.get("title") or "",
+            data.get("page"),
+            data.get("kind", "document"),
+            data.get("message_id"),
+            data.get("collection"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """``{n, kind, document, version, span: [start, end], title, page, message_id,
         collection}`` (``message_id``: None but for a conversation turn; ``collection``: a

@@ -30,6 +30,16 @@ class Answer:
     model: str | None = None
     extractive: bool = False
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        """The answer :meth:`to_dict` wrote (``POST /v1/chat``'s body)."""
+        return cls(
+            str(data["text"]),
+            [Citation.from_dict(c) for c in data.get("citations", [])],
+            data.get("model"),
+            bool(data.get("extractive")),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """``{text, citations: [...], model, extractive}``."""
         return {

@@ -91,6 +91,7 @@ class _ClientMethods:
     search = call(core.search)
     suggest = call(core.suggest)
     embed = call(core.embed)
+    ask = call(core.ask)
     chat = call(core.chat)
     chat_stream = streamed(core.chat_stream)
 

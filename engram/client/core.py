@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..answers.generate import Answer
 from ..errors import ERRORS_BY_CODE, DocumentNotFound, EngramError, InvalidInput, LoaderError
 from ..ingest.items import items_from_records
 from ..ingest.sources import iter_files
@@ -394,6 +395,24 @@ def chat(
         answer: dict[str, Any] = yield Request("POST", path("chat"), json=body)
         return answer
     return _assemble(question, (yield Events(_streamed(body))))
+
+
+def ask(
+    question: str,
+    *,
+    collection: str | Sequence[str] = DEFAULT_COLLECTION,
+    k: int | None = None,
+    mode: SearchMode = "hybrid",
+    where: Where | None = None,
+    rerank: bool = False,
+    user_id: str | None = None,
+) -> Flow[Answer]:
+    """:meth:`engram.Engram.ask` over HTTP: an answer from a collection (or several), as the
+    library's :class:`~engram.answers.Answer` with its citations. :meth:`chat` is the same
+    call with the server's JSON, and a conversation to append the turn to."""
+    body = _chat_body(question, collection, None, user_id, k, mode, where, rerank)
+    found: dict[str, Any] = yield Request("POST", path("chat"), json=body)
+    return Answer.from_dict(found)
 
 
 def _assemble(question: str, events: list[tuple[str, Any]]) -> dict[str, Any]:
