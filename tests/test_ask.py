@@ -16,7 +16,8 @@ from test_llms import TOKENS, FakeServer, closed_port_url
 
 import engram
 from engram.config import Settings
-from engram.errors import CollectionNotFound
+from engram.errors import CollectionNotFound, ConversationNotFound, InvalidInput
+from engram.providers.llms import ChatMessage
 from engram.providers.llms.errors import LLMUnavailable
 
 DOCS = [
@@ -76,6 +77,44 @@ def test_a_model_writes_the_answer_and_streams_it(
         assert [e.data["text"] for e in events if e.type == "token"] == TOKENS
         assert [e.type for e in events[-2:]] == ["citations", "done"]
         assert events[-1].data["ok"] is True
+
+
+def test_an_answer_in_a_conversation_follows_it_and_is_appended(
+    settings: Settings, openai_server: FakeServer
+) -> None:
+    with seeded(settings, llm=f"vllm:test-model@{openai_server.base_url}") as db:
+        conv = db.memory.create_conversation("u1")
+        db.memory.add("The user prefers short answers.", user_id="u1")
+        first = db.ask("rotate api key?", collection="kb", conversation_id=conv.id)
+        sent = openai_server.requests[-1].body["messages"]
+        assert "prefers short answers" in sent[0]["content"]  # the conversation's user
+        events = list(db.ask_stream("and then?", collection="kb", conversation_id=conv.id))
+        assert events[-1].type == "done" and events[-1].data["ok"]
+        roles = [m["role"] for m in openai_server.requests[-1].body["messages"]]
+        assert roles == ["system", "user", "assistant", "user"]  # the first turn, then this
+        kept = db.memory.messages(conv.id)
+        assert [(m.role, m.content) for m in kept] == [
+            ("user", "rotate api key?"),
+            ("assistant", first.text),
+            ("user", "and then?"),
+            ("assistant", "".join(TOKENS)),
+        ]
+        assert kept[1].metadata["citations"][0]["document"] == "keys"
+        assert kept[3].metadata["model"] == "vllm:test-model"
+
+        # A stream closed early, or a bad call, appends nothing.
+        stream = db.ask_stream("VPN?", collection="kb", conversation_id=conv.id)
+        assert next(stream).type == "token"
+        stream.close()
+        with pytest.raises(ConversationNotFound):
+            db.ask("VPN?", collection="kb", conversation_id="nope")
+        with pytest.raises(InvalidInput):
+            db.ask("VPN?", collection="kb", conversation_id=conv.id, history=[first_turn()])
+        assert len(db.memory.messages(conv.id)) == 4
+
+
+def first_turn() -> ChatMessage:
+    return ChatMessage("user", "hello")
 
 
 def test_an_unreachable_model_raises_or_ends_the_stream_with_an_error(settings: Settings) -> None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from ...answers import AnswerEvent, answer, sse_format, stream_answer
 from ...answers.grounding import MAX_PASSAGES, PASSAGES_HELP
+from ...answers.turns import history_of, remember
 from ...engine import Engram
 from ...errors import ConversationNotFound
 from ...providers.llms import ChatMessage
@@ -82,12 +83,10 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
             raise ConversationNotFound(f"no conversation {body.conversation_id!r}")
         user_id = user_id or conversation.user_id
     history: list[ChatMessage] = []
-    if body.conversation_id and settings.chat_history_messages:
-        for m in db.memory.messages(
-            body.conversation_id, last=settings.chat_history_messages, tenant=tenant
-        ):
-            if m.role in ("user", "assistant"):
-                history.append(ChatMessage(m.role, m.content))
+    if body.conversation_id:
+        history = history_of(
+            db.memory, body.conversation_id, last=settings.chat_history_messages, tenant=tenant
+        )
     grounding = ground(
         db,
         llm,
@@ -138,15 +137,6 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
 
 
 def _remember(db: Engram, body: ChatRequest, reply: str, tenant: str, said: dict[str, Any]) -> None:
-    """Append the turn to the conversation; the answer's message keeps its citations, model
-    and whether it was extractive in its metadata, so a reader of the conversation (the web
-    app's chat page) can show where each answer came from."""
+    """Append the turn to the conversation, if the request names one."""
     if body.conversation_id:
-        metadata = {
-            "citations": said.get("citations") or [],
-            "model": said.get("model"),
-            "extractive": bool(said.get("extractive")),
-        }
-        db.memory.append_turn(
-            body.conversation_id, body.question, reply, tenant=tenant, metadata=metadata
-        )
+        remember(db.memory, body.conversation_id, body.question, reply, said, tenant=tenant)
