@@ -320,8 +320,9 @@ class Settings(BaseSettings):
     def chunking(self, model_id: str | None = None) -> dict[str, Any]:
         """What a new collection of the model ``model_id`` records of these settings: how
         its documents are chunked (a collection keeps chunking as it was created:
-        :meth:`for_collection`). Unless chunk_tokens was set, a known model's own chunk
-        size wins over the default."""
+        :meth:`for_collection`) and analyzed for keywords (``analysis``: the analyzer's
+        version, kept for good as well). Unless chunk_tokens was set, a known model's own
+        chunk size wins over the default."""
         tokens = self.chunk_tokens
         if model_id is not None and "chunk_tokens" not in self.model_fields_set:
             from .providers.models import known_model
@@ -329,7 +330,13 @@ class Settings(BaseSettings):
             known = known_model(model_id)
             if known is not None and known.chunk_tokens is not None:
                 tokens = known.chunk_tokens
-        return {"chunk_tokens": tokens, "chunk_overlap": self.chunk_overlap}
+        from .search.analyzer import ANALYSIS_VERSION
+
+        return {
+            "chunk_tokens": tokens,
+            "chunk_overlap": self.chunk_overlap,
+            "analysis": ANALYSIS_VERSION,
+        }
 
     def for_collection(self, own: Mapping[str, Any]) -> Settings:
         """These settings with the chunking a collection recorded at its creation (``own``:

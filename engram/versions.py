@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import DocumentNotFound, InvalidInput
-from .search.analyzer import get_analyzer
+from .search.analyzer import analyzer_for
 from .store.records import ChunkRecord, ChunkWrite, DocumentWrite, StoredVersion
 from .types import (
     Collection,
@@ -216,7 +216,7 @@ def restore_write(
     keyword index as an ingest would."""
     from .ingest.pipeline import embedding_text, keep_versions, text_hash
 
-    analyzer = get_analyzer(coll.language)
+    analyzer = analyzer_for(coll)
     chunks: list[ChunkWrite] = []
     texts: dict[str, str] = {}
     for c in content.chunks:

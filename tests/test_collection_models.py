@@ -183,7 +183,11 @@ def test_a_known_model_brings_its_chunk_size_unless_one_is_set() -> None:
     "Chunk size per model"); one of another model, or with ENGRAM_CHUNK_TOKENS set, the
     setting's."""
     default = Settings.build()
-    assert default.chunking("multilingual-e5-small") == {"chunk_tokens": 128, "chunk_overlap": 32}
+    assert default.chunking("multilingual-e5-small") == {
+        "chunk_tokens": 128,
+        "chunk_overlap": 32,
+        "analysis": 2,  # and how it is analyzed for keywords (tests/test_identifiers.py)
+    }
     assert default.chunking("bge-small-en-v1.5")["chunk_tokens"] == 256
     assert default.chunking("hash-16")["chunk_tokens"] == 256
     assert default.chunking()["chunk_tokens"] == 256

@@ -32,7 +32,7 @@ from ..config import Settings
 from ..errors import EngramError
 from ..memory.types import is_internal
 from ..providers.embedders.base import Embedder
-from ..search.analyzer import Analyzer, get_analyzer
+from ..search.analyzer import Analyzer, analyzer_for
 from ..store.contract import DocumentStore
 from ..store.records import ChunkWrite, DocumentWrite, StampedDocument
 from ..types import Collection, Failure, IngestReport, LoadedDocument, Skipped
@@ -167,7 +167,7 @@ class IngestPipeline:
         # read every key).
         state = _Run(
             settings=self.settings.for_collection(collection.settings),  # its own chunking
-            analyzer=get_analyzer(collection.language),
+            analyzer=analyzer_for(collection),
             existing=self.store.document_hashes(collection) if sync else {},
         )
         report = state.report

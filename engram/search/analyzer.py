@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
+from typing import Any, Protocol
 
 import Stemmer  # PyStemmer: Snowball's C stemmers
 
@@ -28,6 +29,23 @@ _ASCII_NON_WORD = {
     i: " " for i in range(128) if not (chr(i).isascii() and (chr(i).isalnum() or chr(i) == "_"))
 }
 _MAX_WORD = 40  # longer "words" are hashes, base64 or garbage: not useful terms
+# Analysis versions. A collection records the version it was created with ("analysis" in its
+# settings; none recorded: 1) and is analyzed with it for good, at ingest and at query time,
+# so that its stored terms and its queries' terms always agree.
+#   1: words only.
+#   2: also identifiers written with separators, each as one more term: an article of a
+#      French code "L. 123-22" / "L123-22" / "L 123-22" (→ "l123-22"; the "L" alone is a
+#      stopword and "123", "22" match any article), a section "3.2.1", a range "2019-2020".
+ANALYSIS_VERSION = 2
+# Digits joined by "-" or "." (non-breaking and en dashes too): "123-22", "3.2.1".
+_JOINED = re.compile(r"[0-9]+(?:[-.\u2011\u2013][0-9]+)+")
+# Any run of digits, joined or not: in French, where an article number may follow its code's
+# letter (the letter is looked for before each run: a scan that starts on a digit is fast).
+_RUN = re.compile(r"[0-9]+(?:[-.\u2011\u2013][0-9]+)*")
+_DASHES = str.maketrans({"\u2011": "-", "\u2013": "-"})
+# A French code's parts: législative, réglementaire, décret, arrêté.
+_CODE_LETTERS = frozenset("LRDAlrda")
+_SPACES = frozenset(" \u00a0")
 # Words remembered with their term, per analyzer: a corpus repeats a few thousand words most
 # of the time, and one dict lookup per word is several times cheaper than fold + stem calls.
 # The memory is bounded: past this many words it starts over.
@@ -45,9 +63,10 @@ def fold(word: str) -> str:
 
 
 class Analyzer:
-    """Turns text into index terms for one language ("en", "fr" or "none": no stemming)."""
+    """Turns text into index terms for one language ("en", "fr" or "none": no stemming), as
+    analysis ``version`` says (see ANALYSIS_VERSION)."""
 
-    def __init__(self, language: str) -> None:
+    def __init__(self, language: str, version: int = 1) -> None:
         if language not in LANGUAGES:
             raise ConfigError(
                 f"unknown analysis language {language!r}",
@@ -57,6 +76,9 @@ class Analyzer:
         self.stopwords = BY_LANGUAGE[language]
         self._stemmer = Stemmer.Stemmer(_STEMMER_NAMES[language]) if language != "none" else None
         self._known: dict[str, str] = {}  # word as written → its term ("": none)
+        self.version = version
+        # The letter before a code's article number is French usage only.
+        self._prefixed = language == "fr"
 
     def term(self, word: str) -> str | None:
         """The index term of one word, or None for stopwords and over-long tokens."""
@@ -79,7 +101,32 @@ class Analyzer:
             found = list(map(known.get, words))
             if None in found:  # the memory started over, without some of the known words
                 found = list(self._analyse(words))
-        return list(filter(None, found))
+        terms = list(filter(None, found))
+        if self.version >= 2:
+            terms += self.identifiers(text)
+        return terms
+
+    def identifiers(self, text: str) -> list[str]:
+        """The identifiers of ``text`` indexed whole (analysis version 2): digits joined by
+        separators ("123-22", "3.2.1"), and in French an article number with its code's
+        letter ("L. 123-22", "L 123-22", "L123-22" → "l123-22" and "123-22"; "R. 441-6" →
+        "r441-6" and "441-6"; "il a 3 ans" is no article). Plain numbers and digits inside
+        words ("IL-6", "v2.4") are words already."""
+        found: list[str] = []
+        for match in (_RUN if self._prefixed else _JOINED).finditer(text):
+            start, end = match.span()
+            if _continues(text, end):
+                continue  # "123abc", "12-b"
+            number = match.group().translate(_DASHES)
+            joined = not number.isdigit()
+            letter = _code_letter(text, start, joined) if self._prefixed else None
+            if letter:
+                found.append(letter + number)
+                if joined:
+                    found.append(number)  # "article 123-22" finds it too
+            elif joined and not _continues(text, start - 1, before=True):
+                found.append(number)
+        return found
 
     def _analyse(self, words: list[str]) -> list[str]:
         """The term of each word ("" for stopwords and over-long tokens)."""
@@ -120,9 +167,55 @@ class Analyzer:
         return list(dict.fromkeys(self.terms(text)))
 
 
-@lru_cache(maxsize=8)
-def get_analyzer(language: str) -> Analyzer:
-    return Analyzer(language)
+def _continues(text: str, at: int, *, before: bool = False) -> bool:
+    """Whether the character at ``at`` (a match's end; ``before``: the one before a match)
+    belongs to the same token: a letter, a digit, "_", a dash, or before a match a dot."""
+    if not 0 <= at < len(text):
+        return False
+    c = text[at]
+    return c.isalnum() or c in "_-\u2011\u2013" or (before and c == ".")
+
+
+def _code_letter(text: str, start: int, joined: bool) -> str | None:
+    """The code letter written before the digits at ``start``, lower-cased: "L." or "L. "
+    (any case), "L " (a capital only), or "L" glued to a joined number ("L123-22", whose
+    words "l123" and "22" would also match "L123-21"); else None."""
+    at = start - 1
+    if at >= 0 and text[at] in _SPACES:
+        at -= 1
+        dotted = at >= 0 and text[at] == "."
+        at -= dotted
+        if at < 0 or text[at] not in _CODE_LETTERS or not (dotted or text[at].isupper()):
+            return None
+    elif at >= 0 and text[at] == ".":
+        at -= 1
+        if at < 0 or text[at] not in _CODE_LETTERS:
+            return None
+    elif not (joined and at >= 0 and text[at] in _CODE_LETTERS):
+        return None
+    if _continues(text, at - 1, before=True) and text[at - 1] != ".":
+        return None  # the end of a word: "total. 12", "val 3"
+    return text[at].lower()
+
+
+@lru_cache(maxsize=16)
+def get_analyzer(language: str, version: int = 1) -> Analyzer:
+    return Analyzer(language, version)
+
+
+class _Analyzed(Protocol):  # a Collection
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def settings(self) -> Mapping[str, Any]: ...
+
+
+def analyzer_for(collection: _Analyzed) -> Analyzer:
+    """The analyzer of a collection: its language, and the analysis version it recorded at
+    creation (1 when it recorded none)."""
+    version = collection.settings.get("analysis", 1)
+    return get_analyzer(collection.language, version if isinstance(version, int) else 1)
 
 
 def detect_language(texts: Iterable[str], *, sample_chars: int = 200_000) -> str:

@@ -7,10 +7,12 @@ over analyzed terms (stems), at most 1 for short words and 2 for long ones.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 MIN_LENGTH = 4  # shorter words have too many neighbours to guess from
+_DIGIT = re.compile(r"[0-9]")
 MAX_EXPANSIONS = 3
 
 
@@ -77,8 +79,14 @@ class Vocabulary:
 
 
 def unmatched(terms: Iterable[str], doc_freqs: Mapping[str, int]) -> list[str]:
-    """The terms to expand: found nowhere and long enough to guess from."""
-    return [t for t in dict.fromkeys(terms) if doc_freqs.get(t, 0) == 0 and len(t) >= MIN_LENGTH]
+    """The terms to expand: found nowhere, long enough to guess from, and words: a number
+    or an identifier with a digit ("1240", "l123-22") is not a misspelling of its
+    neighbours ("1241", "l123-21")."""
+    return [
+        t
+        for t in dict.fromkeys(terms)
+        if doc_freqs.get(t, 0) == 0 and len(t) >= MIN_LENGTH and not _DIGIT.search(t)
+    ]
 
 
 def expand(

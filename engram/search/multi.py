@@ -41,7 +41,7 @@ from ..errors import CollectionNotFound, InvalidInput
 from ..memory.types import is_internal
 from ..store.contract import RetrievalStore
 from ..types import Collection
-from .analyzer import get_analyzer
+from .analyzer import analyzer_for
 from .fusion import Alpha, check_alpha
 from .searcher import Owners, Searcher, SearchRequest, SearchResponse, _ms
 
@@ -121,7 +121,7 @@ def _search(
         timings["embed"] = _ms(t0)
 
     def keyword(collection: Collection) -> tuple[Leg, dict[str, list[str]], float]:
-        terms = get_analyzer(collection.language).terms(query)
+        terms = analyzer_for(collection).terms(query)
         if req.mode == "vector" or not terms:
             return [], {}, 0.0
         return searcher.timed_keyword_leg(collection, terms, depth, req.where)
@@ -170,7 +170,7 @@ def _search(
         pooled_vec = _pooled([hits for hits, _ in vec_legs], depth)
     method, alpha = fusion_of(searcher, collections, req)
     # The automatic weight counts the query's words as the first collection analyzes them.
-    words = len(get_analyzer(collections[0].language).terms(query))
+    words = len(analyzer_for(collections[0]).terms(query))
     return searcher.finish(
         req, query, pooled_kw, pooled_vec, (method, alpha, words), owners, expansions, timings
     )

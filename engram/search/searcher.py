@@ -22,7 +22,7 @@ from ..providers.rerankers.base import Reranker
 from ..store.contract import RetrievalStore
 from ..store.records import ChunkRecord, Where
 from ..types import Collection, SearchMode, SearchResult
-from .analyzer import Analyzer, get_analyzer
+from .analyzer import Analyzer, analyzer_for
 from .filters import normalize_where
 from .fusion import AUTO, FUSION_METHODS, Alpha, Fused, check_alpha, fuse, resolve_alpha
 from .fuzzy import expand, unmatched
@@ -237,7 +237,7 @@ class Searcher:
     def _search(self, collection: Collection, req: SearchRequest, query: str) -> SearchResponse:
         timings: dict[str, float] = {}
         depth = self.depth(req)
-        terms = get_analyzer(collection.language).terms(query)  # repeats kept: see keyword_leg
+        terms = analyzer_for(collection).terms(query)  # repeats kept: see keyword_leg
         keyword, vector, expansions = self._run_legs(collection, req, query, terms, depth, timings)
         method, alpha = self.fusion_of(collection, req)
         owners = Owners(self.store, [collection])
@@ -345,7 +345,7 @@ class Searcher:
             if rec is None:  # deleted since ranking began
                 continue
             collection = owners.of(f.id)
-            analyzer = get_analyzer(collection.language)
+            analyzer = analyzer_for(collection)
             moved = reranked.get(f.id)
             results.append(
                 rec.result(

@@ -40,7 +40,7 @@ from typing import Literal
 from ..errors import InvalidInput
 from ..store.contract import EventStore, RetrievalStore
 from ..types import Collection
-from .analyzer import _WORD, Analyzer, fold, get_analyzer
+from .analyzer import _WORD, Analyzer, analyzer_for, fold
 from .past_queries import PastQueries
 from .titles import TitleIndex
 
@@ -160,7 +160,7 @@ class Suggester:
     ) -> list[list[Suggestion]]:
         """Each source's completions, best first, of the words with the last one replaced
         by each of ``lasts`` (the word as typed, or its one-edit variants)."""
-        analyzer = get_analyzer(collection.language)
+        analyzer = analyzer_for(collection)
         # Typed past the stem ("reglem", "teletravailleu"): the stem of a word the typed one
         # starts is one of its prefixes, or its own stem; such a term is kept when one of its
         # words starts with what was typed.
