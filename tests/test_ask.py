@@ -158,3 +158,34 @@ def test_engram_ask(settings: Settings, openai_server: FakeServer) -> None:
     assert gone.returncode == 1 and "Error:" in gone.stderr
     missing = run_cli(settings, "ask", "rotate?", "-c", "nope")
     assert missing.returncode != 0 and "nope" in missing.stderr
+
+
+def test_engram_chat_keeps_the_conversation(settings: Settings, openai_server: FakeServer) -> None:
+    seeded(settings).close()
+    model = f"vllm:test-model@{openai_server.base_url}"
+    cli = "import sys; from engram.cli import main; sys.argv[0] = 'engram'; main()"
+    environ = {**os.environ, "ENGRAM_DATA_DIR": str(settings.data_dir), "ENGRAM_LLM": model}
+    environ |= {"ENGRAM_EMBEDDING_MODEL": "hash", "ENGRAM_LLM_RETRIES": "0"}
+    if settings.database_url:
+        environ["ENGRAM_DATABASE_URL"] = str(settings.database_url)
+    run = subprocess.run(
+        [sys.executable, "-c", cli, "chat", "-c", "kb", "--user", "ana"],
+        input="rotate api key?\nand after that?\n\n",
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("".join(TOKENS)) == 2 and "[1] API keys — keys v1" in run.stdout
+    conversation_id = run.stderr.split("conversation ")[1].split()[0]
+    # The second question was sent after the first turn, which the conversation kept.
+    roles = [m["role"] for m in openai_server.requests[-1].body["messages"]]
+    assert roles[-3:] == ["user", "assistant", "user"]
+    with engram.open(settings=settings) as db:
+        kept = db.memory.messages(conversation_id)
+        assert [m.content for m in kept if m.role == "user"] == [
+            "rotate api key?",
+            "and after that?",
+        ]
+        assert db.memory.conversation(conversation_id).user_id == "ana"

@@ -12,6 +12,9 @@ from .main import Context, cli
 from .search import _Repeatable
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..answers import AnswerEvent
     from ..types import SearchMode
 
 
@@ -80,8 +83,81 @@ def ask(
     if as_json:
         click.echo(json.dumps(db.ask(question, **options).to_dict(), ensure_ascii=False))
         return
-    failed = False
-    for event in db.ask_stream(question, **options):
+    if not _show(db.ask_stream(question, **options), several):
+        raise SystemExit(1)
+
+
+@cli.command("chat")
+@click.option(
+    "-c",
+    "--collection",
+    "collections",
+    cls=_Repeatable,
+    multiple=True,
+    default=["default"],
+    show_default=True,
+    envvar="ENGRAM_COLLECTION",
+    help="The collection to answer from; repeat it for several, or '*' for all of them.",
+)
+@click.option(
+    "--user",
+    "user_id",
+    default="cli",
+    show_default=True,
+    help="Whose conversation it is (their memories and past conversations are drawn on).",
+)
+@click.option("--conversation", "conversation_id", help="Continue this conversation.")
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "keyword", "vector"]),
+    default="hybrid",
+    show_default=True,
+)
+@click.option("--tenant", default="default", show_default=True)
+@click.pass_obj
+def chat(
+    obj: Context,
+    collections: tuple[str, ...],
+    user_id: str,
+    conversation_id: str | None,
+    mode: str,
+    tenant: str,
+) -> None:
+    """Chat with a collection: questions read line by line, answers with citations.
+
+    Each question and answer is kept in a conversation of --user (printed at the start;
+    --conversation continues one), so a follow-up ("and for part-time staff?") is understood
+    in context. An empty line or Ctrl-D ends it."""
+    several = len(collections) > 1 or "*" in collections
+    if mode != "keyword":
+        obj.prefetch_model(None if several else collections[0])
+    db = obj.db(existing=True)
+    if conversation_id is None:
+        conversation_id = db.memory.create_conversation(user_id, tenant=tenant).id
+    else:
+        db.memory.conversation(conversation_id, tenant=tenant)  # or ConversationNotFound
+    click.secho(f"conversation {conversation_id}", dim=True, err=True)
+    options: dict[str, Any] = {
+        "collection": list(collections) if several else collections[0],
+        "conversation_id": conversation_id,
+        "mode": cast("SearchMode", mode),
+        "tenant": tenant,
+    }
+    while True:
+        try:
+            question = click.prompt("", prompt_suffix="> ", default="", show_default=False)
+        except (EOFError, click.Abort):
+            break
+        if not question.strip():
+            break
+        _show(db.ask_stream(question, **options), several)
+        click.echo()
+
+
+def _show(events: Iterable[AnswerEvent], several: bool) -> bool:
+    """Print a streamed answer and then its sources; False when it ended in an error."""
+    ok = True
+    for event in events:
         if event.type == "token":
             click.echo(event.data["text"], nl=False)
         elif event.type == "citations":
@@ -91,9 +167,8 @@ def ask(
             click.echo()
             hint = f" ({event.data['hint']})" if event.data.get("hint") else ""
             click.secho(f"Error: {event.data['message']}{hint}", fg="red", err=True)
-            failed = True
-    if failed:
-        raise SystemExit(1)
+            ok = False
+    return ok
 
 
 def _sources(citations: list[dict[str, Any]], several: bool) -> None:

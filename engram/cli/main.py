@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "transfer",
         "Back the whole database up into the new folder PATH (consistent while engram runs).",
     ),
+    "chat": ("ask", "Chat with a collection: questions read line by line, answers with citations."),
     "collections": ("manage", "List collections with their model, language and size."),
     "delete": (
         "manage",
