@@ -59,7 +59,7 @@ import numpy as np
 import engram
 from engram.providers import get_embedder
 from engram.providers.embedders.base import Embedder, EmbedKind
-from engram.search.analyzer import get_analyzer
+from engram.search.analyzer import analyzer_for
 
 # LanceDB logs a deprecation warning per query otherwise: that stderr traffic is not its cost.
 os.environ.setdefault("LANCEDB_LOG", "error")
@@ -129,7 +129,6 @@ class Engram:
         table = dict(zip(texts, vectors)) | dict(zip(queries, qvectors))
         self.embedder = Precomputed("bench-" + MODEL, table, vectors.shape[1])
         self.records = [{"id": i, "text": t} for i, t in zip(ids, texts)]
-        self.analyzer = get_analyzer("en")
 
     def build(self, root: Path) -> Callable[[], Any]:
         self.db = engram.open(root, chunk_tokens=8192, chunk_overlap=0, cache_size=0)
@@ -138,6 +137,7 @@ class Engram:
 
     def ready(self) -> None:
         self.collection = self.db.store.get_collection("bench")
+        self.analyzer = analyzer_for(self.collection)  # as the searcher analyzes its queries
 
     def keyword(self, query: str, k: int) -> list[Any]:
         terms = self.analyzer.terms(query)

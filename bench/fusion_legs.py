@@ -23,7 +23,7 @@ from engram import open as open_db
 from engram.engine import Engram
 from engram.eval.beir import load_beir
 from engram.eval.runner import collection_name
-from engram.search.analyzer import get_analyzer
+from engram.search.analyzer import analyzer_for
 from engram.types import Collection
 
 
@@ -31,7 +31,7 @@ def legs_of(
     db: Engram, coll: Collection, text: str, depth: int, where: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The keyword and vector candidates of one query, as the searcher computes them."""
-    terms = get_analyzer(coll.language).terms(text)
+    terms = analyzer_for(coll).terms(text)
     kw = db.searcher.keyword_leg(coll, terms, depth, where)[0] if terms else []
     vec = db.store.vector_search(coll, db.searcher.embed_query(coll, text), k=depth, where=where)
     freqs = db.store.term_frequencies(coll, terms) if terms else {}

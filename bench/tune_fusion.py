@@ -19,7 +19,7 @@ from engram import open as open_db
 from engram.eval.beir import load_beir
 from engram.eval.metrics import evaluate
 from engram.eval.runner import collection_name, model_of
-from engram.search.analyzer import get_analyzer
+from engram.search.analyzer import analyzer_for
 from engram.search.fusion import fuse
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     ds = load_beir(args.dataset)
     with open_db(args.data_dir) as db:
         coll = db.store.get_collection(collection_name(ds, model_of(db, ds)))
-        analyzer = get_analyzer(coll.language)
+        analyzer = analyzer_for(coll)
         legs = {}
         for qid, text in ds.queries.items():
             terms = analyzer.query_terms(text)

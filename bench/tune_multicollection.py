@@ -42,7 +42,7 @@ import numpy as np
 import engram
 from engram.eval.beir import iter_corpus, load_beir
 from engram.eval.metrics import evaluate
-from engram.search.analyzer import get_analyzer
+from engram.search.analyzer import analyzer_for
 from engram.search.fusion import Fused, fuse, normalise
 
 Leg = list[tuple[int, float]]
@@ -100,7 +100,7 @@ def main() -> None:
         if not any(c.name == "all" and c.document_count == len(records) for c in db.collections()):
             db.add(records, collection="all")
         ref = db.collection("all")
-        analyzer = get_analyzer(ref.language)
+        analyzer = analyzer_for(ref)
         queries = {qid: ds.queries[qid] for qid in ds.qrels if qid in ds.queries}
         qvecs = {qid: db.searcher.embed_query(ref, text) for qid, text in queries.items()}
         ref_legs: dict[str, tuple[Leg, Leg]] = {}

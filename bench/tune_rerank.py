@@ -34,7 +34,7 @@ from engram import open as open_db
 from engram.eval.beir import load_beir
 from engram.eval.metrics import evaluate_per_query
 from engram.eval.runner import EVAL_DEPTH, collection_name
-from engram.search.analyzer import get_analyzer
+from engram.search.analyzer import analyzer_for
 from engram.search.rerank import blend
 from engram.search.searcher import _passage
 
@@ -52,7 +52,7 @@ def score_main(args: argparse.Namespace) -> None:
     queries = [(q, t) for q, t in ds.queries.items() if q in ds.qrels][: args.limit]
     with open_db(args.data_dir) as db, out.open("a") as fh:
         coll = db.store.get_collection(collection_name(ds, db.embedder().model_id))
-        analyzer = get_analyzer(coll.language)
+        analyzer = analyzer_for(coll)
         method, alpha = db.searcher.fusion_of(coll)
         depth = max(db.settings.candidates, EVAL_DEPTH)
         reranker = db.reranker()
