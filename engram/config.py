@@ -158,7 +158,8 @@ class Settings(BaseSettings):
         "auto",
         description="Weight of the vector leg in hybrid fusion (0..1; the keyword leg gets "
         "the rest), or 'auto': chosen per query from its number of words, 0.9 for 3 words "
-        "or fewer down to 0.6 from 9 words on (docs/benchmarks.md, 'Choosing the fusion').",
+        "or fewer down to 0.6 from 9 words on, and 0.9 for an English query on a French "
+        "collection's French text (docs/benchmarks.md, 'Choosing the fusion').",
     )
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     candidates: int = Field(

@@ -387,7 +387,7 @@ class Engram(VersionsMixin, KeysMixin, AskMixin):
         ``"*"`` (every collection of the tenant): one ranking across them, paged as one
         (engram.search.multi says how their scores are made comparable).
         ``fusion`` (``dbsf``, ``minmax``, ``rrf``) and ``alpha`` (the vector leg's weight, 0
-        to 1, or ``"auto"``: by the query's length) override the collection's fusion for
+        to 1, or ``"auto"``: by the query's length and language) override the collection's fusion for
         this hybrid search. ``group_by="document"``
         returns one result per document, its best chunk, with ``more_chunks`` counting its
         other ranked chunks; ``k`` and ``offset`` then count documents."""

@@ -8,10 +8,12 @@ import pytest
 import engram
 from engram.config import Settings
 from engram.errors import InvalidInput
+from engram.search.analyzer import english_markers
 from engram.search.fusion import (
     AUTO_AT_PIVOT,
     AUTO_BOUNDS,
     AUTO_PIVOT,
+    FOREIGN_ALPHA,
     auto_alpha,
     check_alpha,
     fuse,
@@ -31,6 +33,8 @@ def test_resolve_and_check() -> None:
     assert resolve_alpha("auto", 4) == (auto_alpha(4), "auto: 4 query words")
     assert resolve_alpha("auto", 1) == (auto_alpha(1), "auto: 1 query word")
     assert resolve_alpha(0.3, 40) == (0.3, "fixed")
+    assert resolve_alpha("auto", 4, foreign=True) == (0.9, "auto: an English query on French text")
+    assert resolve_alpha(0.3, 4, foreign=True) == (0.3, "fixed")
     assert check_alpha("auto") == "auto" and check_alpha(1) == 1.0
     for bad in (1.5, -0.1, "0.5", "high", True, None):
         with pytest.raises(ValueError, match="alpha"):
@@ -108,3 +112,44 @@ def test_both_backends_choose_the_same_weight(db: engram.Engram) -> None:
     assert (fused["alpha"], fused["alpha_from"]) == (auto_alpha(4), "auto: 4 query words")
     memory = db.memory.add("I drink green tea", user_id="u")
     assert memory and db.memory.search("green tea", user_id="u")  # memories fuse with it too
+
+
+FRENCH_PAGES = [
+    {"id": f"p{i}", "text": f"Copier des fichiers et des répertoires, version {i}. " * 3}
+    for i in range(20)
+]
+ENGLISH_PAGES = [
+    {"id": f"e{i}", "text": f"Copy the files of one directory to another one, version {i}."}
+    for i in range(20)
+]
+
+
+def test_english_markers() -> None:
+    assert english_markers("copy the files of a directory", "fr") == ["of", "the"]
+    assert english_markers("copier les fichiers d'un répertoire", "fr") == []
+    assert english_markers("copy the fichiers des répertoires", "fr") == []  # "des": French
+    assert english_markers("copy files", "fr") == []  # nothing to tell
+    assert english_markers("copy the files", "en") == []  # only French collections
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_english_query_on_french_text_leans_on_the_vector_leg(
+    tmp_path, backend: str, request: pytest.FixtureRequest
+) -> None:  # type: ignore[no-untyped-def]
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    settings = Settings.build(data_dir=tmp_path, embedding_model="hash", database_url=url)
+    with engram.open(settings=settings) as db:
+        db.create_collection("pages", language="fr")
+        db.add(FRENCH_PAGES, collection="pages")
+        english = _fused(db, "copy the files of a directory", collection="pages")
+        assert (english["alpha"], english["alpha_from"]) == (
+            FOREIGN_ALPHA,
+            "auto: an English query on French text",
+        )
+        french = _fused(db, "copier les fichiers d'un répertoire", collection="pages")
+        assert str(french["alpha_from"]).endswith("query words")
+        assert _fused(db, "copy the files", collection="pages", alpha=0.3)["alpha"] == 0.3
+        # A French collection that holds English text too: its words may match.
+        db.add(ENGLISH_PAGES, collection="pages")
+        mixed = _fused(db, "copy the files of a directory", collection="pages")
+        assert str(mixed["alpha_from"]).endswith("query words")

@@ -74,7 +74,7 @@ class _Repeatable(click.Option):
     "--alpha",
     callback=lambda _ctx, _param, value: _alpha(value),
     help="The vector leg's weight in the fusion: 0 keyword only, 1 vector only, or 'auto' "
-    "(by the query's length; default: the collection's).",
+    "(by the query's length and language; default: the collection's).",
 )
 @click.option(
     "--group-by",

@@ -218,6 +218,24 @@ def analyzer_for(collection: _Analyzed) -> Analyzer:
     return get_analyzer(collection.language, version if isinstance(version, int) else 1)
 
 
+_EN_ONLY = BY_LANGUAGE["en"] - BY_LANGUAGE["fr"]
+_FR_ONLY = BY_LANGUAGE["fr"] - BY_LANGUAGE["en"]
+
+
+def english_markers(query: str, language: str) -> list[str]:
+    """For a query on a French collection (``language``): the terms, as the collection
+    analyzes them, of the query's English-only stopwords ("the", "of", "with"), when it has
+    some and no French-only one ("le", "des", "avec"): the sign of an English query. Else
+    (another language, a French or undecided query) none."""
+    if language != "fr":
+        return []
+    words = {fold(w) for w in _WORD.findall(query)}
+    if words & _FR_ONLY:
+        return []
+    analyzer = get_analyzer("fr")
+    return sorted({t for w in words & _EN_ONLY if (t := analyzer.term(w))})
+
+
 def detect_language(texts: Iterable[str], *, sample_chars: int = 200_000) -> str:
     """Guess "en" or "fr" from stopword frequencies in a sample of ``texts``.
 

@@ -78,10 +78,22 @@ def auto_alpha(terms: int) -> float:
     return round(min(max(alpha, lo), hi), 3)
 
 
-def resolve_alpha(alpha: Alpha, terms: int) -> tuple[float, str]:
+# An English query on a collection of French text: its words cannot match the collection's,
+# so the keyword leg ranks noise (a multilingual model reads both languages), and "auto"
+# gives the vector leg the top of its range. "French text": the query's English stopwords
+# occur in fewer than FOREIGN_SHARE of the collection's chunks (a French collection holding
+# English documents as well keeps the usual weight). docs/benchmarks.md, "Choosing the fusion".
+FOREIGN_ALPHA = AUTO_BOUNDS[1]
+FOREIGN_SHARE = 0.05
+
+
+def resolve_alpha(alpha: Alpha, terms: int, *, foreign: bool = False) -> tuple[float, str]:
     """The number ``alpha`` stands for with a query of ``terms`` words, and why (for explain):
-    ``"auto: N query words"`` or ``"fixed"``."""
+    ``"auto: N query words"``, ``"auto: an English query on French text"`` (``foreign``: its
+    words cannot match the collection's, see FOREIGN_ALPHA) or ``"fixed"``."""
     if alpha == AUTO:
+        if foreign:
+            return FOREIGN_ALPHA, "auto: an English query on French text"
         return auto_alpha(terms), f"auto: {terms} query word{'' if terms == 1 else 's'}"
     return float(alpha), "fixed"
 

@@ -22,9 +22,18 @@ from ..providers.rerankers.base import Reranker
 from ..store.contract import RetrievalStore
 from ..store.records import ChunkRecord, Where
 from ..types import Collection, SearchMode, SearchResult
-from .analyzer import Analyzer, analyzer_for
+from .analyzer import Analyzer, analyzer_for, english_markers
 from .filters import normalize_where
-from .fusion import AUTO, FUSION_METHODS, Alpha, Fused, check_alpha, fuse, resolve_alpha
+from .fusion import (
+    AUTO,
+    FOREIGN_SHARE,
+    FUSION_METHODS,
+    Alpha,
+    Fused,
+    check_alpha,
+    fuse,
+    resolve_alpha,
+)
 from .fuzzy import expand, unmatched
 from .highlight import highlight
 from .rerank import Reranked, blend
@@ -241,9 +250,22 @@ class Searcher:
         keyword, vector, expansions = self._run_legs(collection, req, query, terms, depth, timings)
         method, alpha = self.fusion_of(collection, req)
         owners = Owners(self.store, [collection])
-        return self.finish(
-            req, query, keyword, vector, (method, alpha, len(terms)), owners, expansions, timings
-        )
+        foreign = alpha == AUTO and req.mode == "hybrid" and self.foreign_query(collection, query)
+        shape = (method, alpha, len(terms), foreign)
+        return self.finish(req, query, keyword, vector, shape, owners, expansions, timings)
+
+    def foreign_query(self, collection: Collection, query: str) -> bool:
+        """Whether ``query`` is English and ``collection`` holds French text its words cannot
+        match: its English stopwords occur in fewer than FOREIGN_SHARE of the chunks (see
+        engram.search.fusion.FOREIGN_ALPHA). Costs a lookup only for such queries."""
+        markers = english_markers(query, collection.language)
+        if not markers:
+            return False
+        chunks = self.store.get_collection(
+            collection.name, tenant=collection.tenant, counts=True
+        ).chunk_count
+        freqs = self.store.term_frequencies(collection, markers)
+        return max(freqs.get(t, 0) for t in markers) < FOREIGN_SHARE * chunks
 
     def depth(self, req: SearchRequest) -> int:
         """Candidates each leg ranks for ``req``: enough for its page, at least
@@ -306,18 +328,19 @@ class Searcher:
         query: str,
         keyword: list[tuple[int, float]],
         vector: list[tuple[int, float]],
-        fusion: tuple[str, Alpha, int],
+        fusion: tuple[str, Alpha, int, bool],
         owners: Owners,
         expansions: dict[str, list[str]],
         timings: dict[str, float],
     ) -> SearchResponse:
         """Fuse the legs' candidates, rerank, group and cut ``req``'s page: its results, each
         labelled with the collection ``owners`` says its chunk is in. ``fusion`` is the
-        method, the vector weight (or "auto") and the number of analyzed query words."""
+        method, the vector weight (or "auto"), the number of analyzed query words and whether
+        the query is in a language the collection's words are not (foreign_query)."""
         needed = req.offset + req.k
         t0 = time.perf_counter()
-        method, alpha_setting, words = fusion
-        alpha, why = resolve_alpha(alpha_setting, words)
+        method, alpha_setting, words, foreign = fusion
+        alpha, why = resolve_alpha(alpha_setting, words, foreign=foreign)
         with tracing.span("fusion", method=method, alpha=alpha):
             fused = self._fuse(req.mode, keyword, vector, method, alpha)
         timings["fusion"] = _ms(t0)

@@ -81,7 +81,7 @@ class CollectionCreate(RequestModel):
     fusion_alpha: Weight | Literal["auto"] | None = Field(
         None,
         description="Vector leg weight of this collection's hybrid fusion (0 to 1), or "
-        "'auto' (by each query's length); default ENGRAM_FUSION_ALPHA.",
+        "'auto' (by each query's length and language); default ENGRAM_FUSION_ALPHA.",
     )
     keep_versions: int | None = Field(
         None,
@@ -283,7 +283,7 @@ class SearchRequest(_Request):
     alpha: Weight | Literal["auto"] | None = Field(
         None,
         description="The vector leg's weight in the fusion, 0 (keyword only) to 1 (vector "
-        "only), or 'auto' (chosen by the query's length); default: the collection's "
+        "only), or 'auto' (chosen by the query's length and language); default: the collection's "
         "(ENGRAM_FUSION_ALPHA unless set at creation).",
     )
     group_by: Literal["document"] | None = Field(
