@@ -261,10 +261,8 @@ class Searcher:
         markers = english_markers(query, collection.language)
         if not markers:
             return False
-        chunks = self.store.get_collection(
-            collection.name, tenant=collection.tenant, counts=True
-        ).chunk_count
         freqs = self.store.term_frequencies(collection, markers)
+        chunks = self.store.keyword_chunks(collection)
         return max(freqs.get(t, 0) for t in markers) < FOREIGN_SHARE * chunks
 
     def depth(self, req: SearchRequest) -> int:

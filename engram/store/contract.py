@@ -201,6 +201,10 @@ class RetrievalStore(CollectionStore):
         """Number of chunks containing each term (absent terms map to 0)."""
 
     @abstractmethod
+    def keyword_chunks(self, collection: Collection) -> int:
+        """Number of chunks the collection's keyword index holds (BM25's N)."""
+
+    @abstractmethod
     def revision(self, collection: Collection) -> int:
         """A number that changes whenever the collection's content changes (cache key)."""
 

@@ -24,6 +24,10 @@ def test_write_search_and_fetch(store: Store, coll: Collection) -> None:
     doc = store.get_document(coll, "cats")
     assert (doc.version, doc.chunk_count) == (1, 2)
     assert store.get_collection("c").chunk_count == 3
+    assert store.keyword_chunks(coll) == 3  # BM25's N
+    assert store.term_frequencies(coll, ["cat", "bark", "owl"]) == {"cat": 2, "bark": 1, "owl": 0}
+    put(store, coll, "dogs", "dogs bark")  # a new version replaces the chunk
+    assert store.keyword_chunks(coll) == 3
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,12 @@ class PostgresSearchMixin(PostgresBase):
                 found = {r["term"]: int(r["df"]) for r in cur.fetchall()}
         return {t: found.get(t, 0) for t in terms}
 
+    def keyword_chunks(self, collection: Collection) -> int:
+        with self._tx(collection.tenant) as cur:
+            cur.execute("SELECT chunk_count FROM collections WHERE id = %s", (collection.id,))
+            row = cur.fetchone()
+        return int(row["chunk_count"]) if row else 0
+
     def revision(self, collection: Collection) -> int:
         with self._tx(collection.tenant) as cur:
             cur.execute("SELECT revision FROM collections WHERE id = %s", (collection.id,))

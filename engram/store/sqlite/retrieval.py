@@ -166,6 +166,9 @@ class SQLiteRetrievalMixin(SQLiteSessions):
         keywords = self._catch_up(collection).keywords
         return {t: keywords.doc_freq(t) for t in terms}
 
+    def keyword_chunks(self, collection: Collection) -> int:
+        return len(self._catch_up(collection).keywords)
+
     def revision(self, collection: Collection) -> int:
         # chunk_log's AUTOINCREMENT counter moves on every chunk added or removed anywhere.
         rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'chunk_log'")
