@@ -9,7 +9,7 @@ import click
 
 from ..search.filters import parse_where_args
 from .main import Context, cli
-from .search import _Repeatable
+from .options import collections_option, mode_option
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -18,19 +18,12 @@ if TYPE_CHECKING:
     from ..types import SearchMode
 
 
+ANSWERED_FROM = "The collection to answer from; repeat it for several, or '*' for all of them."
+
+
 @cli.command("ask")
 @click.argument("question")
-@click.option(
-    "-c",
-    "--collection",
-    "collections",
-    cls=_Repeatable,
-    multiple=True,
-    default=["default"],
-    show_default=True,
-    envvar="ENGRAM_COLLECTION",
-    help="The collection to answer from; repeat it for several, or '*' for all of them.",
-)
+@collections_option(ANSWERED_FROM)
 @click.option(
     "-k",
     "k",
@@ -38,12 +31,7 @@ if TYPE_CHECKING:
     help="Passages to answer from (default: 8 of 256-token chunks, or as much text in smaller"
     " ones).",
 )
-@click.option(
-    "--mode",
-    type=click.Choice(["hybrid", "keyword", "vector"]),
-    default="hybrid",
-    show_default=True,
-)
+@mode_option
 @click.option("--where", multiple=True, help="Metadata filter, as for `engram search`.")
 @click.option("--rerank", is_flag=True, help="Rescore the passages with the cross-encoder.")
 @click.option("--user", "user_id", help="Also draw on this user's conversations and memories.")
@@ -88,17 +76,7 @@ def ask(
 
 
 @cli.command("chat")
-@click.option(
-    "-c",
-    "--collection",
-    "collections",
-    cls=_Repeatable,
-    multiple=True,
-    default=["default"],
-    show_default=True,
-    envvar="ENGRAM_COLLECTION",
-    help="The collection to answer from; repeat it for several, or '*' for all of them.",
-)
+@collections_option(ANSWERED_FROM)
 @click.option(
     "--user",
     "user_id",
@@ -107,12 +85,7 @@ def ask(
     help="Whose conversation it is (their memories and past conversations are drawn on).",
 )
 @click.option("--conversation", "conversation_id", help="Continue this conversation.")
-@click.option(
-    "--mode",
-    type=click.Choice(["hybrid", "keyword", "vector"]),
-    default="hybrid",
-    show_default=True,
-)
+@mode_option
 @click.option("--tenant", default="default", show_default=True)
 @click.pass_obj
 def chat(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from .main import Context, cli
+from .options import mode_option
 
 if TYPE_CHECKING:
     from ..types import SearchMode
@@ -31,12 +32,7 @@ if TYPE_CHECKING:
     type=click.IntRange(0, 20),
     help="Turns shown before and after each hit.",
 )
-@click.option(
-    "--mode",
-    type=click.Choice(["hybrid", "keyword", "vector"]),
-    default="hybrid",
-    show_default=True,
-)
+@mode_option
 @click.option("--tenant", default="default", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.pass_obj

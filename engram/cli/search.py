@@ -4,51 +4,30 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from ..search.filters import parse_where_args
 from ..search.fusion import Alpha, check_alpha
 from .main import Context, cli
+from .options import collections_option, mode_option
 
 if TYPE_CHECKING:
     from ..types import SearchMode
 
 
-class _Repeatable(click.Option):
-    """A repeatable option whose environment variable is one value, not a list split at
-    spaces: ``ENGRAM_COLLECTION="my notes"`` names one collection, as for other commands."""
-
-    def value_from_envvar(self, ctx: click.Context) -> Any:
-        value = self.resolve_envvar_value(ctx)
-        return None if value is None else (value,)
-
-
 @cli.command()
 @click.argument("query")
-@click.option(
-    "-c",
-    "--collection",
-    "collections",
-    cls=_Repeatable,
-    multiple=True,
-    default=["default"],
-    show_default=True,
-    envvar="ENGRAM_COLLECTION",
-    help="The collection to search; repeat it to search several as one ranking "
-    "(each result names its collection), or '*' for all of them.",
+@collections_option(
+    "The collection to search; repeat it to search several as one ranking "
+    "(each result names its collection), or '*' for all of them."
 )
 @click.option(
     "-k", "--top-k", "k", default=10, show_default=True, type=int, help="Results to return."
 )
 @click.option("--offset", default=0, type=int, help="Skip this many results (paging).")
-@click.option(
-    "--mode",
-    type=click.Choice(["hybrid", "keyword", "vector"]),
-    default="hybrid",
-    show_default=True,
-)
+@mode_option
 @click.option(
     "--rerank", is_flag=True, help="Rescore the top candidates with the local cross-encoder."
 )
