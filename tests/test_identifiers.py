@@ -40,22 +40,22 @@ ARTICLES = [
     {
         "id": "L123-22",
         "title": "Code de commerce, article L. 123-22",
-        "text": "Les documents comptables sont établis en euros et en langue française.",
+        "text": "Article L. 123-22. Les documents comptables sont établis en euros et en français.",
     },
     {
         "id": "L123-21",
         "title": "Code de commerce, article L. 123-21",
-        "text": "La comptabilité est tenue en euros; les documents sont conservés dix ans.",
+        "text": "Article L. 123-21. La comptabilité est tenue en euros; pièces gardées dix ans.",
     },
     {
         "id": "R123-22",
         "title": "Code de commerce, article R. 123-22",
-        "text": "Les documents comptables sont tenus sans blanc ni altération.",
+        "text": "Article R. 123-22. Les documents comptables sont tenus sans blanc ni altération.",
     },
     {
         "id": "L22-123",
         "title": "Code de commerce, article L. 22-123",
-        "text": "Les documents sociaux sont déposés au greffe dans le mois.",
+        "text": "Article L. 22-123. Les documents sociaux sont déposés au greffe dans le mois.",
     },
 ]
 
@@ -80,6 +80,7 @@ def test_an_article_is_found_by_its_number(settings: Settings, query: str) -> No
         db.add(ARTICLES, collection="code")
         hits = db.search(query, collection="code", mode="keyword", k=4).results
         assert hits[0].document_key == "L123-22", [h.document_key for h in hits]
+        assert "<mark>L. 123-22</mark>" in (hits[0].highlight or "")  # marked whole
         # an absent article is not "corrected" into its neighbours (L. 123-22, L. 123-21)
         assert db.search("L123-29", collection="code", mode="keyword").results == []
 

@@ -112,21 +112,25 @@ class Analyzer:
         letter ("L. 123-22", "L 123-22", "L123-22" → "l123-22" and "123-22"; "R. 441-6" →
         "r441-6" and "441-6"; "il a 3 ans" is no article). Plain numbers and digits inside
         words ("IL-6", "v2.4") are words already."""
-        found: list[str] = []
+        return [term for term, _, _ in self.identifier_spans(text)]
+
+    def identifier_spans(self, text: str) -> Iterator[tuple[str, int, int]]:
+        """(term, start, end) of each of :meth:`identifiers`, its span covering the code's
+        letter when there is one ("L. 123-22": all of it)."""
         for match in (_RUN if self._prefixed else _JOINED).finditer(text):
             start, end = match.span()
             if _continues(text, end):
                 continue  # "123abc", "12-b"
             number = match.group().translate(_DASHES)
             joined = not number.isdigit()
-            letter = _code_letter(text, start, joined) if self._prefixed else None
-            if letter:
-                found.append(letter + number)
+            coded = _code_letter(text, start, joined) if self._prefixed else None
+            if coded:
+                letter, at = coded
+                yield letter + number, at, end
                 if joined:
-                    found.append(number)  # "article 123-22" finds it too
+                    yield number, start, end  # "article 123-22" finds it too
             elif joined and not _continues(text, start - 1, before=True):
-                found.append(number)
-        return found
+                yield number, start, end
 
     def _analyse(self, words: list[str]) -> list[str]:
         """The term of each word ("" for stopwords and over-long tokens)."""
@@ -160,6 +164,12 @@ class Analyzer:
                 continue
             if self.term(word) in terms:
                 spans.append((match.start(), match.end()))
+        if self.version >= 2 and any(c.isdigit() for t in terms for c in t):
+            whole = [(a, b) for t, a, b in self.identifier_spans(text) if t in terms]
+            if whole:  # an identifier marked whole, not word by word ("L. 123-22")
+                inside = [(a, b) for a, b in spans if not any(x <= a and b <= y for x, y in whole)]
+                spans = sorted(set(whole) | set(inside))
+                spans = [s for i, s in enumerate(spans) if not i or s[0] >= spans[i - 1][1]]
         return spans
 
     def query_terms(self, text: str) -> list[str]:
@@ -176,10 +186,10 @@ def _continues(text: str, at: int, *, before: bool = False) -> bool:
     return c.isalnum() or c in "_-\u2011\u2013" or (before and c == ".")
 
 
-def _code_letter(text: str, start: int, joined: bool) -> str | None:
-    """The code letter written before the digits at ``start``, lower-cased: "L." or "L. "
-    (any case), "L " (a capital only), or "L" glued to a joined number ("L123-22", whose
-    words "l123" and "22" would also match "L123-21"); else None."""
+def _code_letter(text: str, start: int, joined: bool) -> tuple[str, int] | None:
+    """The code letter written before the digits at ``start``, lower-cased, and where it
+    is: "L." or "L. " (any case), "L " (a capital only), or "L" glued to a joined number
+    ("L123-22", whose words "l123" and "22" would also match "L123-21"); else None."""
     at = start - 1
     if at >= 0 and text[at] in _SPACES:
         at -= 1
@@ -195,7 +205,7 @@ def _code_letter(text: str, start: int, joined: bool) -> str | None:
         return None
     if _continues(text, at - 1, before=True) and text[at - 1] != ".":
         return None  # the end of a word: "total. 12", "val 3"
-    return text[at].lower()
+    return text[at].lower(), at
 
 
 @lru_cache(maxsize=16)
