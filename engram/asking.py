@@ -141,32 +141,9 @@ class AskMixin:
         events = stream_answer(question, found.passages, llm, **found.options)
         if not conversation_id:
             return events
-        return self._remembering(events, conversation_id, question, tenant)
+        from .answers.turns import remembering
 
-    def _remembering(
-        self,
-        events: Generator[AnswerEvent, None, None],
-        conversation_id: str,
-        question: str,
-        tenant: str,
-    ) -> Generator[AnswerEvent, None, None]:
-        from .answers.turns import remember
-
-        text: list[str] = []
-        said: dict[str, Any] = {}
-        ok = False
-        try:
-            for event in events:
-                if event.type == "token":
-                    text.append(event.data.get("text", ""))
-                elif event.type in ("citations", "done"):
-                    said.update(event.data)
-                    ok = ok or (event.type == "done" and bool(event.data.get("ok")))
-                yield event
-        finally:
-            events.close()
-        if ok:
-            remember(self.memory, conversation_id, question, "".join(text), said, tenant=tenant)
+        return remembering(events, self.memory, conversation_id, question, tenant=tenant)
 
     def _ground(
         self,

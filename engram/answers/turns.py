@@ -4,12 +4,14 @@ dialogue), and the question and answer appended as one turn once the answer is c
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from ..providers.llms.base import ChatMessage
 
 if TYPE_CHECKING:
     from ..memory import MemoryService
+    from .generate import AnswerEvent
 
 
 def history_of(
@@ -45,3 +47,31 @@ def remember(
         "extractive": bool(said.get("extractive")),
     }
     memory.append_turn(conversation_id, question, reply, tenant=tenant, metadata=metadata)
+
+
+def remembering(
+    events: Generator[AnswerEvent, None, None],
+    memory: MemoryService,
+    conversation_id: str,
+    question: str,
+    *,
+    tenant: str,
+) -> Generator[AnswerEvent, None, None]:
+    """``events`` (a streamed answer) passed through, and the turn :func:`remember`-ed once
+    they end with a successful ``done``: not when the stream ends in an error, nor when the
+    reader closes it early (a client that went away)."""
+    text: list[str] = []
+    said: dict[str, Any] = {}
+    ok = False
+    try:
+        for event in events:
+            if event.type == "token":
+                text.append(event.data.get("text", ""))
+            elif event.type in ("citations", "done"):
+                said.update(event.data)
+                ok = event.type == "done" and bool(event.data.get("ok"))
+            yield event
+    finally:
+        events.close()
+    if ok:
+        remember(memory, conversation_id, question, "".join(text), said, tenant=tenant)

@@ -203,7 +203,7 @@ def _code_letter(text: str, start: int, joined: bool) -> tuple[str, int] | None:
             return None
     elif not (joined and at >= 0 and text[at] in _CODE_LETTERS):
         return None
-    if _continues(text, at - 1, before=True) and text[at - 1] != ".":
+    if _continues(text, at - 1):
         return None  # the end of a word: "total. 12", "val 3"
     return text[at].lower(), at
 

@@ -42,7 +42,7 @@ from ..memory.types import is_internal
 from ..store.contract import RetrievalStore
 from ..types import Collection
 from .analyzer import analyzer_for
-from .fusion import AUTO, Alpha, check_alpha
+from .fusion import Alpha, check_alpha
 from .searcher import Owners, Searcher, SearchRequest, SearchResponse, _ms
 
 ALL = "*"
@@ -169,15 +169,9 @@ def _search(
     else:
         pooled_vec = _pooled([hits for hits, _ in vec_legs], depth)
     method, alpha = fusion_of(searcher, collections, req)
-    # The automatic weight counts the query's words as the first collection analyzes them,
-    # and takes a query as foreign when it is so to every collection searched.
+    # The automatic weight counts the query's words as the first collection analyzes them.
     words = len(analyzer_for(collections[0]).terms(query))
-    foreign = (
-        alpha == AUTO
-        and req.mode == "hybrid"
-        and all(searcher.foreign_query(c, query) for c in collections)
-    )
-    shape = (method, alpha, words, foreign)
+    shape = (method, alpha, words, searcher.foreign(req, alpha, query, collections))
     return searcher.finish(req, query, pooled_kw, pooled_vec, shape, owners, expansions, timings)
 
 

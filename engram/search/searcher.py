@@ -6,7 +6,7 @@ import contextvars
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -250,14 +250,24 @@ class Searcher:
         keyword, vector, expansions = self._run_legs(collection, req, query, terms, depth, timings)
         method, alpha = self.fusion_of(collection, req)
         owners = Owners(self.store, [collection])
-        foreign = alpha == AUTO and req.mode == "hybrid" and self.foreign_query(collection, query)
-        shape = (method, alpha, len(terms), foreign)
+        shape = (method, alpha, len(terms), self.foreign(req, alpha, query, [collection]))
         return self.finish(req, query, keyword, vector, shape, owners, expansions, timings)
 
-    def foreign_query(self, collection: Collection, query: str) -> bool:
+    def foreign(
+        self, req: SearchRequest, alpha: Alpha, query: str, collections: Sequence[Collection]
+    ) -> bool:
+        """Whether "auto" should weigh ``query`` as foreign to every one of ``collections``
+        (a hybrid search only; see engram.search.fusion.FOREIGN_ALPHA)."""
+        return (
+            alpha == AUTO
+            and req.mode == "hybrid"
+            and all(self._foreign_to(c, query) for c in collections)
+        )
+
+    def _foreign_to(self, collection: Collection, query: str) -> bool:
         """Whether ``query`` is English and ``collection`` holds French text its words cannot
-        match: its English stopwords occur in fewer than FOREIGN_SHARE of the chunks (see
-        engram.search.fusion.FOREIGN_ALPHA). Costs a lookup only for such queries."""
+        match: its English stopwords occur in fewer than FOREIGN_SHARE of the chunks. Costs a
+        lookup only for such queries."""
         markers = english_markers(query, collection.language)
         if not markers:
             return False

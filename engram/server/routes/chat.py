@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from ...answers import AnswerEvent, answer, sse_format, stream_answer
 from ...answers.grounding import MAX_PASSAGES, PASSAGES_HELP
-from ...answers.turns import history_of, remember
+from ...answers.turns import history_of, remember, remembering
 from ...engine import Engram
 from ...errors import ConversationNotFound
 from ...providers.llms import ChatMessage
@@ -109,25 +109,17 @@ def chat(body: ChatRequest, request: Request, db: DB, principal: Writer) -> Any:
     # Validation errors raise here, before the first byte, so they still get a 4xx.
     events = stream_answer(body.question, passages, llm, **options)
 
+    if body.conversation_id:  # the turn is kept once its answer is fully sent
+        events = remembering(events, db.memory, body.conversation_id, body.question, tenant=tenant)
+
     def frames() -> Generator[bytes, None, None]:
-        text: list[str] = []
-        ok = False
-        said: dict[str, Any] = {}
         try:
             for event in events:
-                if event.type == "token":
-                    text.append(event.data.get("text", ""))
-                elif event.type == "citations":
-                    said.update(event.data)
-                elif event.type == "done":
-                    ok = bool(event.data.get("ok"))
-                    said.update(event.data)
+                if event.type == "done":
                     event = AnswerEvent("done", {**event.data, "query": query})
                 yield sse_format(event)
         finally:
             events.close()
-        if ok:
-            _remember(db, body, "".join(text), tenant, said)
 
     return ClosingStreamingResponse(
         frames(),
